@@ -1,0 +1,136 @@
+"""Courts process: proven offences come to conviction after their court lag, and sentencing follows.
+
+A conviction adds to the person's record. Sentencing picks custody, a community (or suspended-sentence) order or
+another disposal (fine, discharge, caution) by a logistic model of previous convictions, the offence, age and
+whether the person was already under supervision; a conviction on licence may also bring a recall.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import justice
+from .people import CUSTODY, FREE, LICENCE, PROBATION
+
+
+class PendingCases:
+    """Court cases waiting for their conviction month: row, offence month, due month, offence type."""
+
+    def __init__(self):
+        self.row = np.zeros(0, np.int64)
+        self.offence_month = np.zeros(0, np.int32)
+        self.due_month = np.zeros(0, np.int32)
+        self.offence_type = np.zeros(0, np.int8)
+
+    def add(self, rows, offence_month, due_month, offence_type) -> None:
+        if len(rows) == 0:
+            return
+        self.row = np.concatenate([self.row, rows])
+        self.offence_month = np.concatenate([self.offence_month, np.full(len(rows), offence_month, np.int32)])
+        self.due_month = np.concatenate([self.due_month, np.asarray(due_month, np.int32)])
+        self.offence_type = np.concatenate([self.offence_type, np.asarray(offence_type, np.int8)])
+
+    def pop_due(self, month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Remove and return the cases due by ``month`` (rows, offence months, offence types)."""
+        due = self.due_month <= month
+        out = self.row[due], self.offence_month[due], self.offence_type[due]
+        keep = ~due
+        self.row, self.offence_month = self.row[keep], self.offence_month[keep]
+        self.due_month, self.offence_type = self.due_month[keep], self.offence_type[keep]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+def logistic(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def p_custody(prev_convictions, offence_log_odds, under_supervision, is_youth, j) -> np.ndarray:
+    """Probability a conviction ends in custody (``j`` is the justice parameters)."""
+    x = (
+        j.custody_log_odds_intercept
+        + j.custody_log_odds_per_log_prev * np.log1p(prev_convictions)
+        + offence_log_odds
+        + j.custody_log_odds_under_supervision * under_supervision
+        + j.youth_custody_log_odds * is_youth
+    )
+    return logistic(x)
+
+
+def p_order(prev_convictions, j) -> np.ndarray:
+    """Probability of a community or suspended-sentence order, given the sentence is not custody."""
+    return logistic(j.order_log_odds_intercept + j.order_log_odds_per_log_prev * np.log1p(prev_convictions))
+
+
+def spell_months(z: np.ndarray, median: float, sigma: float) -> np.ndarray:
+    """Lognormal spell length in whole months (at least 1) from standard normal draws."""
+    return np.maximum(1, np.rint(median * np.exp(sigma * z))).astype(np.int64)
+
+
+def step(model) -> None:
+    p, month, draws = model.people, model.month, model.draws
+    j, o = model.params.justice, model.params.offending
+    rows, offence_month, kind = model.cases.pop_due(month)
+    keep = p.present[rows]  # cases of people who died or left lapse
+    rows, offence_month, kind = rows[keep], offence_month[keep], kind[keep]
+    if len(rows) == 0:
+        return
+    model.events.add("conviction", rows, month, offence_month=offence_month, offence_type=kind)
+    # one sentencing decision per person per month, for their most serious case
+    people_conv = np.unique(rows)
+    type_log_odds = np.asarray(o.offence_type_custody_log_odds)[kind]
+    worst = np.full(p.n, -np.inf)
+    np.maximum.at(worst, rows, type_log_odds)
+    w = p.weight[people_conv]
+    prev = p.prev_convictions[people_conv].copy()
+    age = model.ages[people_conv]
+    youth = age < model.params.family.age_adult
+    model.tally.add("convictions", p.weight[rows].sum())
+    model.tally.add("first_time_entrants", w[prev == 0].sum())
+    model.tally.add("children_convicted", w[youth].sum())
+    np.add.at(p.prev_convictions, rows, 1)
+
+    ids = p.person_id[people_conv]
+    status = p.status[people_conv]
+    pc = p_custody(prev, worst[people_conv], status != FREE, youth, j)
+    u = draws.uniform("sentencing", month, ids)
+    to_custody = u < pc
+    to_order = ~to_custody & (draws.uniform("sentencing", month, ids, 1) < p_order(prev, j))
+    sentence_custody(model, people_conv[to_custody], draws.normal("sentence_length", month, ids[to_custody]))
+    start_order(model, people_conv[to_order & (status != CUSTODY)], draws.normal("order_length", month, ids[to_order & (status != CUSTODY)]))
+    on_licence = people_conv[~to_custody & (status == LICENCE)]
+    lic_ids = p.person_id[on_licence]
+    justice.recall(model, on_licence[draws.uniform("recall_on_conviction", month, lic_ids) < j.p_recall_on_conviction])
+
+
+def sentence_custody(model, rows: np.ndarray, z: np.ndarray) -> None:
+    """Custodial sentences: the custodial part (release_fraction, at least a month) then licence if long enough.
+    Someone already in custody serves the new sentence concurrently."""
+    p, j = model.people, model.params.justice
+    s = spell_months(z, j.sentence_median_months, j.sentence_sigma)
+    custody_part = np.maximum(1, np.ceil(s * j.release_fraction)).astype(np.int64)
+    licence_part = np.where(s >= j.licence_min_sentence_months, s - custody_part, 0)
+    already = p.status[rows] == CUSTODY
+    model.events.add("order_end", rows[p.status[rows] == PROBATION], model.month)
+    p.custody_months_left[rows] = np.where(already, np.maximum(p.custody_months_left[rows], custody_part), custody_part)
+    p.licence_months_left[rows] = np.where(already, np.maximum(p.licence_months_left[rows], licence_part), licence_part)
+    p.order_months_left[rows] = 0
+    p.status[rows] = CUSTODY
+    model.events.add("custody_start", rows[~already], model.month)
+    model.tally.add("custody_starts", p.weight[rows[~already]].sum())
+
+
+def start_order(model, rows: np.ndarray, z: np.ndarray) -> None:
+    """Community or suspended-sentence orders (replacing any current order; licence is left to run on)."""
+    p, j = model.people, model.params.justice
+    on_licence = p.status[rows] == LICENCE
+    rows = rows[~on_licence]
+    z = z[~on_licence]
+    model.events.add("order_end", rows[p.status[rows] == PROBATION], model.month)
+    p.status[rows] = PROBATION
+    p.order_months_left[rows] = spell_months(z, j.order_median_months, j.order_sigma)
+    p.months_since_order_start[rows] = 0
+    model.events.add("order_start", rows, model.month)
+    model.tally.add("order_starts", p.weight[rows].sum())

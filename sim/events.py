@@ -1,0 +1,58 @@
+"""The event log: what happened to whom and when, as columnar chunks appended each month."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+EVENT_NAMES = (
+    "offence",  # every offence committed, detected or not
+    "conviction",  # offence_month says when the convicted offence was committed
+    "custody_start",
+    "release",  # from custody (after a sentence or a recall)
+    "licence_end",
+    "recall",
+    "order_start",  # community or suspended-sentence order
+    "order_end",
+    "birth",
+    "death",
+    "exit",  # moved out of the area
+)
+EVENT_CODE = {name: code for code, name in enumerate(EVENT_NAMES)}
+
+
+class EventLog:
+    """Collects events as (row, month, code, offence_month, offence_type) chunks; cheap to append."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._chunks: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, event: str, rows: np.ndarray, month: int, offence_month=None, offence_type=None) -> None:
+        if not self.enabled or len(rows) == 0:
+            return
+        n = len(rows)
+        om = np.full(n, -1, np.int32) if offence_month is None else np.asarray(offence_month, np.int32)
+        ot = np.full(n, -1, np.int8) if offence_type is None else np.asarray(offence_type, np.int8)
+        self._chunks.append((np.asarray(rows, np.int64), np.full(n, month, np.int32), np.full(n, EVENT_CODE[event], np.int8), om, ot))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        if not self._chunks:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.int32), np.zeros(0, np.int8))
+        return tuple(np.concatenate(cols) for cols in zip(*self._chunks))
+
+    def to_frame(self, person_id: np.ndarray, offence_types: tuple[str, ...]) -> pd.DataFrame:
+        """events.parquet schema: person_id, month, event, offence_month (nullable), offence_type (nullable)."""
+        rows, month, code, om, ot = self.arrays()
+        order = np.lexsort((code, rows, month))  # by month, then person, then event order
+        rows, month, code, om, ot = rows[order], month[order], code[order], om[order], ot[order]
+        types = pd.Categorical.from_codes(ot.astype(np.int16), categories=list(offence_types))
+        return pd.DataFrame(
+            {
+                "person_id": person_id[rows],
+                "month": month,
+                "event": pd.Categorical.from_codes(code, categories=list(EVENT_NAMES)),
+                "offence_month": pd.arrays.IntegerArray(om, mask=om < 0),
+                "offence_type": types,
+            }
+        )

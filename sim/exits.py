@@ -1,0 +1,63 @@
+"""Exits process: deaths (Gompertz mortality, higher for people with convictions) and moves out of the area.
+
+People under CJS supervision do not move away; a child moves with the parent they live with (mother if present).
+Exits keep their row (``present = False``) so family links and the event log stay valid.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .family import monthly
+from .people import FREE, NO_ONE
+
+
+def death_probability(age_years: np.ndarray, convicted: np.ndarray, d) -> np.ndarray:
+    """Monthly death probability from the Gompertz annual curve q = a exp(b age), capped at 1."""
+    annual = np.minimum(1.0, d.mortality_gompertz_a * np.exp(d.mortality_gompertz_b * age_years))
+    annual = np.minimum(1.0, annual * np.where(convicted, d.mortality_multiplier_offenders, 1.0))
+    return monthly(annual)
+
+
+@lru_cache(maxsize=16)
+def death_table(d, max_years: int = 120) -> np.ndarray:
+    """``death_probability`` by (ever convicted, age in whole months), for fast lookup."""
+    age = np.arange(max_years * 12 + 1) / 12.0
+    return np.stack([death_probability(age, np.zeros_like(age, bool), d), death_probability(age, np.ones_like(age, bool), d)])
+
+
+def children_moving_with(p, children: np.ndarray, movers: np.ndarray) -> np.ndarray:
+    """The children (at liberty) whose home parent, the mother if known else the father, is among ``movers``."""
+    if len(movers) == 0:
+        return movers
+    home = np.where(p.mother[children] >= 0, p.mother[children], p.father[children])
+    return children[np.isin(home, movers) & (p.status[children] == FREE)]
+
+
+def step(model) -> None:
+    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
+    n = p.n
+    present = np.flatnonzero(p.present[:n])
+    ids = p.person_id[present]
+    age_m = np.minimum(model.age_months[present], 120 * 12)
+    age = age_m / 12.0
+    # one draw a person: death below p_death, a move away in the next p_move above it
+    u = draws.uniform("exits", month, ids)
+    p_death = death_table(d)[(p.prev_convictions[present] > 0).astype(int), age_m]
+    dies = u < p_death
+    die = present[dies]
+    adult = age >= model.params.family.age_adult
+    movers = present[~dies & adult & (p.status[present] == FREE) & (u < p_death + monthly(d.p_emigrate_per_year))]
+    leave = np.concatenate([movers, children_moving_with(p, present[~adult & ~dies], movers)])
+    for rows, event in ((die, "death"), (leave, "exit")):
+        p.present[rows] = False
+        model.events.add(event, rows, month)
+    gone = np.concatenate([die, leave])
+    partners = p.partner[gone]
+    p.partner[partners[partners >= 0]] = NO_ONE
+    p.partner[gone] = NO_ONE
+    model.tally.add("deaths", p.weight[die].sum())
+    model.tally.add("exits", p.weight[leave].sum())
+    model.remove_agents(gone)

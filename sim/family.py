@@ -1,0 +1,120 @@
+"""Family process: partnerships form and end, children are born, and parents shape their children's risk.
+
+Children age by the calendar (age is derived from birth month); from the age of criminal responsibility they
+offend through the same hazard as adults, raised by a convicted father or mother (differently for sons and
+daughters), a parent in custody and a parent's family-relationships need; at ``age_adult`` they are adults.
+A newborn inherits part of its parents' propensity and gets an id derived from its mother's id and birth order,
+so the same child has the same id (and random draws) in every scenario.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .people import CHILD_START, CUSTODY, NO_ONE
+from .population import inherited_log_propensity
+from .rng import hash_ids
+
+
+def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray) -> np.ndarray:
+    """Relative offending hazard from their family for the given rows (1 for adults)."""
+    p, f = model.people, model.params.family
+    mult = np.ones(len(rows))
+    child = age_years < f.age_adult
+    rows = rows[child]
+    if len(rows) == 0:
+        return mult
+    son = p.sex_male[rows]
+    fa, mo = p.father[rows], p.mother[rows]
+    has_fa, has_mo = fa >= 0, mo >= 0
+    fa_c, mo_c = np.where(has_fa, fa, 0), np.where(has_mo, mo, 0)
+    father_convicted = has_fa & (p.prev_convictions[fa_c] > 0)
+    mother_convicted = has_mo & (p.prev_convictions[mo_c] > 0)
+    parent_in_custody = (has_fa & p.present[fa_c] & (p.status[fa_c] == CUSTODY)) | (
+        has_mo & p.present[mo_c] & (p.status[mo_c] == CUSTODY)
+    )
+    j = model.family_need_index
+    parent_need = (has_fa & p.present[fa_c] & p.has_need(fa_c, j)) | (has_mo & p.present[mo_c] & p.has_need(mo_c, j))
+    m = np.where(father_convicted, np.where(son, f.rr_father_convicted_son, f.rr_father_convicted_daughter), 1.0)
+    m *= np.where(mother_convicted, np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
+    m *= np.where(parent_in_custody, f.rr_parent_in_custody, 1.0)
+    m *= np.where(parent_need, f.rr_parent_family_need, 1.0)
+    mult[child] = m
+    return mult
+
+
+def pair_by_age(men: np.ndarray, women: np.ndarray, men_age: np.ndarray, women_age: np.ndarray):
+    """Pair the k = min(#men, #women) candidates: both sides sorted by age, the youngest with the youngest.
+    Returns (men, women) of equal length; the oldest on the larger side wait for a later month."""
+    k = min(len(men), len(women))
+    return men[np.argsort(men_age, kind="stable")][:k], women[np.argsort(women_age, kind="stable")][:k]
+
+
+def partnering(model) -> None:
+    """Unpartnered adults form couples (within their own stratum, i.e. agent weight) and couples separate."""
+    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
+    n = p.n
+    age = model.ages
+    present = p.present[:n]
+    partner = p.partner[:n]
+    couples = np.flatnonzero(present & (partner > np.arange(n)))  # each couple once, from its lower row
+    split = couples[draws.uniform("separation", month, p.person_id[couples]) < monthly(d.p_separate_per_year)]
+    partner[partner[split]] = NO_ONE
+    partner[split] = NO_ONE
+    single = present & (partner == NO_ONE) & (age >= model.params.family.age_adult) & (age < d.partnering_age_max)
+    cand = np.flatnonzero(single)
+    cand = cand[draws.uniform("partnering", month, p.person_id[cand]) < monthly(d.p_partner_per_year)]
+    weights = p.weight[cand]
+    for w in np.unique(weights):
+        c = cand[weights == w]
+        men, women = c[p.sex_male[c]], c[~p.sex_male[c]]
+        men, women = pair_by_age(men, women, age[men], age[women])
+        partner[men] = women
+        partner[women] = men
+
+
+def monthly(annual_probability: float | np.ndarray) -> float | np.ndarray:
+    """Monthly probability equivalent to an annual one (constant hazard)."""
+    return 1.0 - (1.0 - annual_probability) ** (1.0 / 12.0)
+
+
+def births(model) -> np.ndarray:
+    """Women of fertile age give birth; returns the newborns' rows."""
+    p, month, draws, d, prm = model.people, model.month, model.draws, model.params.demography, model.params
+    n = p.n
+    age = model.ages
+    women = np.flatnonzero(p.present[:n] & ~p.sex_male[:n] & (age >= d.fertile_age_min) & (age < d.fertile_age_max))
+    partnered = p.partner[women] >= 0
+    prob = np.where(partnered, monthly(d.fertility_partnered_per_year), monthly(d.fertility_single_per_year))
+    mothers = women[draws.uniform("birth", month, p.person_id[women]) < prob]
+    k = len(mothers)
+    if k == 0:
+        return mothers
+    fathers = p.partner[mothers]
+    new_ids = hash_ids(p.person_id[mothers], p.children_born[mothers])
+    p.children_born[mothers] += 1
+    median = prm.population.propensity_median_general
+    log_dev = np.log(p.propensity[mothers] / median)
+    has_fa = fathers >= 0
+    log_dev[has_fa] = 0.5 * (log_dev[has_fa] + np.log(p.propensity[fathers[has_fa]] / median))
+    z = draws.normal("newborn_propensity", month, new_ids)
+    propensity = median * np.exp(inherited_log_propensity(log_dev, prm.family.propensity_heritability, prm.population.propensity_sigma, z))
+    rows = p.add(
+        k,
+        person_id=new_ids,
+        sex_male=draws.uniform("newborn_sex", month, new_ids) < 0.5,
+        birth_month=month,
+        father=fathers,
+        mother=mothers,
+        weight=p.weight[mothers],
+        propensity=propensity,
+        status_at_start=CHILD_START,
+    )
+    model.events.add("birth", rows, month)
+    model.tally.add("births", p.weight[rows].sum())
+    return rows
+
+
+def step(model) -> None:
+    partnering(model)
+    model.add_agents(births(model))

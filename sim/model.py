@@ -1,0 +1,94 @@
+"""``ReoffendingModel``: a Mesa model of reoffending and the intergenerational risk of offending, one step a month."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import mesa
+import numpy as np
+
+from . import courts, exits, family, justice, needs, offending, population
+from .agents import Person
+from .courts import PendingCases
+from .events import EventLog
+from .metrics import MONTHLY_SERIES, monthly_record
+from .params import Params
+from .people import People
+from .rng import CounterRNG
+
+
+class Tally(defaultdict):
+    """This month's flows (offences, convictions, ...), summed over people, weighted to real counts."""
+
+    def __init__(self):
+        super().__init__(float)
+
+    def add(self, name: str, amount: float) -> None:
+        self[name] += float(amount)
+
+
+class ReoffendingModel(mesa.Model):
+    """Build the Essex population from ``params`` and advance it one month per ``step()``.
+
+    Every person is a ``Person`` agent registered with the model; their state lives in ``self.people`` (arrays),
+    and each monthly process acts on whole arrays. ``seed`` fixes the population and every random draw.
+    """
+
+    def __init__(self, params: Params, seed: int | None = None, record_events: bool = True):
+        seed = params.run.seed if seed is None else int(seed)
+        super().__init__(rng=seed)
+        self.params = params
+        self.seed = seed
+        self.month = 0  # the month being simulated (0 = first)
+        self.draws = CounterRNG(seed)
+        self.people = People()
+        self.events = EventLog(enabled=record_events)
+        self.cases = PendingCases()
+        self.family_need_index = list(params.needs.names).index("family_relationships")
+        self.tally = Tally()
+        self._agents_by_row: list[Person | None] = []
+        population.synthesize(params, np.random.default_rng(seed), self.people)
+        self.add_agents(np.arange(self.people.n))
+        self.datacollector = mesa.DataCollector(
+            model_reporters={name: (lambda m, name=name: m.record[name]) for name in MONTHLY_SERIES}
+        )
+        self.record: dict[str, float] = {}
+
+    def step(self) -> None:
+        """One month, processes in this order:"""
+        self.tally.clear()
+        self.age_months = self.people.age_months(self.month)  # every row, this month
+        self.ages = self.age_months / 12.0  # years
+        justice.step(self)  # custody countdown, releases, licence and recall, orders ending
+        needs.step(self)  # criminogenic needs arise and resolve
+        offending.step(self)  # offences, detection, court cases opened
+        courts.step(self)  # convictions due, sentencing
+        exits.step(self)  # deaths, moves away
+        family.step(self)  # partnerships, births
+        self.record = monthly_record(self)
+        self.datacollector.collect(self)
+        self.month += 1
+
+    def run(self, months: int | None = None) -> "ReoffendingModel":
+        """Step ``months`` times (default: the scenario's length)."""
+        for _ in range(self.params.months if months is None else months):
+            self.step()
+        return self
+
+    # --- agents as handles onto rows -------------------------------------------------------------------------
+    def add_agents(self, rows: np.ndarray) -> None:
+        """Register a ``Person`` agent for each new row (rows are appended in order)."""
+        for row in rows:
+            self._agents_by_row.append(Person(self, int(row)))
+
+    def remove_agents(self, rows: np.ndarray) -> None:
+        """Deregister the agents of people who died or left (their rows keep their history)."""
+        for row in rows:
+            agent = self._agents_by_row[row]
+            if agent is not None:
+                agent.remove()
+                self._agents_by_row[row] = None
+
+    def agent_at(self, row: int) -> Person | None:
+        """The live agent at a row, or None if that person has died or left."""
+        return self._agents_by_row[row]

@@ -1,0 +1,97 @@
+"""Offending process: a monthly hazard per person, offences, and detection that opens a court case.
+
+The hazard (expected offences a month) multiplies a person's static propensity by the age-crime curve, sex,
+the excess just after release or an order start, their criminogenic needs and, for children, their family.
+Most offences are never proven; a proven one is queued for conviction after a court lag (see courts).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from functools import lru_cache
+
+from . import family
+from .people import CUSTODY, FREE
+
+
+def age_multiplier(age_years: np.ndarray, ages: tuple, multipliers: tuple, age_min: float) -> np.ndarray:
+    """Age-crime curve: linear interpolation of the table, zero below the age of criminal responsibility."""
+    m = np.interp(age_years, ages, multipliers)
+    return np.where(age_years >= age_min, m, 0.0)
+
+
+def supervision_multiplier(months_since: np.ndarray, initial_excess: float, decay_months: float) -> np.ndarray:
+    """1 + excess x exp(-t / decay): offending is highest in the first months after release or an order start."""
+    out = np.ones(len(months_since))
+    recent = months_since < 12 * decay_months  # beyond that the excess is negligible (< 1e-5)
+    out[recent] += initial_excess * np.exp(-months_since[recent] / decay_months)
+    return out
+
+
+def needs_multiplier(needs_mask: np.ndarray, relative_risks: tuple) -> np.ndarray:
+    """Product of the relative risks of the needs each person has (``needs_mask``: bit j = need j)."""
+    return needs_rr_table(tuple(relative_risks))[needs_mask]
+
+
+@lru_cache(maxsize=16)
+def needs_rr_table(relative_risks: tuple) -> np.ndarray:
+    """Relative risk for every combination of needs, indexed by bit mask."""
+    masks = np.arange(1 << len(relative_risks))
+    bits = (masks[:, None] >> np.arange(len(relative_risks))) & 1
+    return np.prod(np.where(bits == 1, np.asarray(relative_risks, float), 1.0), axis=1)
+
+
+@lru_cache(maxsize=16)
+def age_multiplier_table(ages: tuple, multipliers: tuple, age_min: float, max_years: int = 120) -> np.ndarray:
+    """The age-crime curve by whole months of age (index = age in months), for fast lookup."""
+    return age_multiplier(np.arange(max_years * 12 + 1) / 12.0, ages, multipliers, age_min)
+
+
+def hazard(model) -> tuple[np.ndarray, np.ndarray]:
+    """Rows who can offend this month (present, at liberty, over the age limit) and their expected offences."""
+    p, prm, month = model.people, model.params, model.month
+    o = prm.offending
+    n = p.n
+    age_min = prm.family.age_criminal_responsibility
+    rows = np.flatnonzero(p.present[:n] & (p.status[:n] != CUSTODY) & (model.ages >= age_min))
+    age = model.ages[rows]
+    curve = age_multiplier_table(o.age_curve_ages, o.age_curve_multiplier, age_min)
+    lam = o.offences_per_month_base * p.propensity[rows]
+    lam *= curve[np.minimum(model.age_months[rows], len(curve) - 1)]
+    lam *= np.where(p.sex_male[rows], 1.0, o.female_multiplier)
+    lam *= supervision_multiplier(p.months_since_release[rows], o.release_multiplier_initial, o.supervision_decay_months)
+    lam *= supervision_multiplier(p.months_since_order_start[rows], o.order_start_multiplier_initial, o.supervision_decay_months)
+    lam *= needs_multiplier(p.needs[rows], prm.needs.offending_rr)
+    lam *= family.child_risk_multiplier(model, rows, age)
+    return rows, lam
+
+
+def geometric_lag(u: np.ndarray, mean_months: float) -> np.ndarray:
+    """Whole months from offence to conviction, geometric on 0, 1, 2, ... with the given mean (inverse CDF)."""
+    if mean_months <= 0:
+        return np.zeros(len(u), dtype=np.int64)
+    q = mean_months / (1.0 + mean_months)  # P(lag >= k+1 | lag >= k)
+    return np.floor(np.log1p(-u) / np.log(q)).astype(np.int64)
+
+
+def step(model) -> None:
+    p, month, draws, o = model.people, model.month, model.draws, model.params.offending
+    active, lam = hazard(model)
+    counts = draws.poisson("offending", month, p.person_id[active], lam)
+    offenders = active[counts > 0]
+    counts = counts[counts > 0]
+    rows = np.repeat(offenders, counts)  # one entry per offence
+    nth = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, ... within a person
+    ids = p.person_id[rows]
+    cdf = np.cumsum(o.offence_type_share) / np.sum(o.offence_type_share)
+    kind = np.minimum(np.searchsorted(cdf, draws.uniform("offence_type", month, ids, nth), side="right"), len(cdf) - 1)
+    proven = draws.uniform("detection", month, ids, nth) < np.asarray(o.offence_type_p_proven)[kind]
+    lag = geometric_lag(draws.uniform("court_lag", month, ids, nth), o.court_lag_mean_months)
+    model.events.add("offence", rows, month, offence_month=np.full(len(rows), month), offence_type=kind)
+    model.cases.add(rows[proven], month, month + lag[proven], kind[proven])
+    w = p.weight[rows]
+    model.tally.add("offences", w.sum())
+    model.tally.add("offences_by_previously_convicted", w[p.prev_convictions[rows] > 0].sum())
+    model.tally.add("offences_by_supervised", w[p.status[rows] != FREE].sum())
+    model.tally.add("offences_proven", w[proven].sum())

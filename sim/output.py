@@ -1,0 +1,162 @@
+"""Run artefacts: the microdata tables, the summary, the manifest, written atomically into a run folder.
+
+A run folder is first written in full beside its destination (``.<name>.tmp-<pid>``) and then renamed into
+place, so a reader only ever sees the previous complete folder or the new complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .people import START_STATUS
+
+
+def people_frame(model) -> pd.DataFrame:
+    """people.parquet: one row per person who was ever in the run."""
+    p = model.people
+    n = p.n
+    ids = p.person_id[:n]
+
+    def parent_id(col):
+        rows = getattr(p, col)[:n]
+        return pd.arrays.IntegerArray(np.where(rows >= 0, p.person_id[np.maximum(rows, 0)], 0), mask=rows < 0)
+
+    return pd.DataFrame(
+        {
+            "person_id": ids,
+            "sex": pd.Categorical(np.where(p.sex_male[:n], "M", "F"), categories=["F", "M"]),
+            "birth_month": p.birth_month[:n],
+            "father_id": parent_id("father"),
+            "mother_id": parent_id("mother"),
+            "convicted_before_start": p.convicted_before_start[:n],
+            "status_at_start": pd.Categorical.from_codes(p.status_at_start[:n], categories=list(START_STATUS)),
+            "weight": p.weight[:n],
+        }
+    )
+
+
+def events_frame(model) -> pd.DataFrame:
+    return model.events.to_frame(model.people.person_id[: model.people.n], model.params.offending.offence_types)
+
+
+def timeseries_frame(model) -> pd.DataFrame:
+    df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    df["month"] = df["month"].astype("int32")
+    return df
+
+
+def summarise(model, people: pd.DataFrame | None = None, events: pd.DataFrame | None = None) -> dict[str, float]:
+    """Headline figures of one run: annual flows, end stocks and the cohort metrics by their definitions."""
+    ts = timeseries_frame(model)
+    years = len(ts) / 12.0
+    out: dict[str, float] = {"months": float(len(ts))}
+    for name in ("offences", "offences_proven", "convictions", "first_time_entrants", "children_convicted", "custody_starts", "releases", "recalls", "order_starts"):
+        out[f"{name}_per_year"] = float(ts[name].sum() / years) if years else float("nan")
+    for name in ("population", "custody", "licence", "probation"):
+        out[f"{name}_start"] = float(ts[name].iloc[0]) if len(ts) else float("nan")
+        out[f"{name}_end"] = float(ts[name].iloc[-1]) if len(ts) else float("nan")
+    total = ts["offences"].sum()
+    out["share_offences_by_supervised"] = float(ts["offences_by_supervised"].sum() / total) if total else float("nan")
+    out["share_offences_by_previously_convicted"] = float(ts["offences_by_previously_convicted"].sum() / total) if total else float("nan")
+    if events is None and model.events.enabled:
+        people, events = people_frame(model), events_frame(model)
+    if events is not None:
+        run = model.params.run
+        window = run.cohort_follow_up_months + run.cohort_waiting_months
+        last_start = len(ts) - window  # cohorts need their whole follow-up inside the run
+        for label, event in (("prison", "release"), ("probation", "order_start")):
+            if last_start > 0:
+                r = metrics.proven_reoffending(
+                    people, events, event, 0, min(12, last_start), run.cohort_follow_up_months, run.cohort_waiting_months,
+                    adult_age_years=model.params.family.age_adult,
+                )
+                out[f"proven_reoffending_rate_{label}"] = r["rate"]
+                out[f"reoffences_per_reoffender_{label}"] = r["reoffences_per_reoffender"]
+                out[f"cohort_size_{label}"] = r["cohort_size"]
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("reoffsim", "mesa", "numpy", "pandas", "pyarrow", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def manifest(params, seed: int, extra: dict | None = None) -> dict:
+    return {
+        "scenario": params.run.name,
+        "scenario_file": params.source_file,
+        "seed": seed,
+        "months": params.months,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "parameters": params.to_dict(),
+        **(extra or {}),
+    }
+
+
+@contextmanager
+def atomic_dir(final: Path):
+    """Yield a temporary folder next to ``final``; on success it replaces ``final`` in one rename."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_run(model, out_dir: Path, with_events: bool) -> dict[str, float]:
+    """Write a finished model's artefacts into ``out_dir`` atomically; returns the summary."""
+    people = events = None
+    if model.events.enabled:
+        people, events = people_frame(model), events_frame(model)
+    summary = summarise(model, people, events)
+    with atomic_dir(out_dir) as tmp:
+        timeseries_frame(model).to_parquet(tmp / "timeseries.parquet", index=False)
+        pd.DataFrame([summary]).to_csv(tmp / "summary.csv", index=False)
+        files = ["timeseries.parquet", "summary.csv"]
+        if with_events:
+            people.to_parquet(tmp / "people.parquet", index=False)
+            events.to_parquet(tmp / "events.parquet", index=False)
+            files += ["people.parquet", "events.parquet"]
+        info = manifest(model.params, model.seed, {"files": files + ["manifest.json"], "summary": summary})
+        (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
+    return summary

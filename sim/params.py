@@ -1,0 +1,171 @@
+"""Typed, frozen parameters: one dataclass per scenario section.
+
+Each field's ``metadata["check"]`` says what values are allowed; ``sim.scenario`` validates TOML against these
+classes, so the schema lives in one place. Units and sources of the default values are in scenarios/baseline.toml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PROB = "probability in [0, 1]"
+NONNEG = "number >= 0"
+POS = "number > 0"
+COUNT = "whole number >= 0"
+POSINT = "whole number >= 1"
+ANY = "number"
+
+
+def _f(check: str, doc: str):
+    return field(metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True)
+class RunParams:
+    name: str = _f("text", "scenario name, used for the default output folder")
+    years: float = _f(POS, "length of a run in years (months = 12 x years)")
+    seed: int = _f(COUNT, "default replicate seed when none is given on the command line")
+    cohort_follow_up_months: int = _f(POSINT, "MoJ proven reoffending: follow-up for offences to be committed")
+    cohort_waiting_months: int = _f(COUNT, "MoJ proven reoffending: further wait for the offence to be proven")
+
+
+@dataclass(frozen=True)
+class PopulationParams:
+    scale_cjs_families: float = _f(POS, "real people one agent stands for, offenders known to the CJS and their families")
+    scale_general: float = _f(POS, "real people one agent stands for, general population")
+    custody_count: float = _f(NONNEG, "adults in custody at the start")
+    licence_count: float = _f(NONNEG, "adults released on licence at the start")
+    probation_count: float = _f(NONNEG, "adults on community or suspended-sentence orders at the start")
+    community_count: float = _f(NONNEG, "adults with recent convictions, not under supervision at the start")
+    male_share_custody: float = _f(PROB, "share of men among people in custody and on licence")
+    male_share_probation: float = _f(PROB, "share of men on probation")
+    male_share_community: float = _f(PROB, "share of men among unsupervised recent offenders")
+    offender_age_mean_years: float = _f(POS, "mean age of adult offenders (gamma above 18)")
+    offender_age_sd_years: float = _f(POS, "sd of age of adult offenders")
+    prev_convictions_mean_custody: float = _f(NONNEG, "mean previous convictions, custody and licence")
+    prev_convictions_mean_probation: float = _f(NONNEG, "mean previous convictions, probation")
+    prev_convictions_mean_community: float = _f(NONNEG, "mean previous convictions, unsupervised recent offenders")
+    propensity_median_custody: float = _f(POS, "median offending propensity (relative hazard), custody and licence")
+    propensity_median_probation: float = _f(POS, "median offending propensity, probation")
+    propensity_median_community: float = _f(POS, "median offending propensity, unsupervised recent offenders")
+    propensity_median_general: float = _f(POS, "median offending propensity, general population")
+    propensity_sigma: float = _f(NONNEG, "sd of log propensity (heterogeneity between people)")
+    share_offenders_parents: float = _f(PROB, "share of adult offenders with dependent children")
+    share_offenders_partnered: float = _f(PROB, "share of adult offenders with a partner in the household")
+    children_per_parent_mean: float = _f(POS, "mean dependent children per parent (>= 1)")
+    general_households: float = _f(NONNEG, "households with dependent children, not known to the CJS")
+    general_two_parent_share: float = _f(PROB, "share of those households with two parents")
+    general_young_adults: float = _f(NONNEG, "adults aged 18-24 not in those households")
+    general_share_convicted_before_male: float = _f(PROB, "general-population men with an old conviction")
+    general_share_convicted_before_female: float = _f(PROB, "general-population women with an old conviction")
+    parent_age_at_first_child_mean_years: float = _f(POS, "mean age of a parent at the birth of the eldest child")
+
+
+@dataclass(frozen=True)
+class JusticeParams:
+    release_fraction: float = _f(PROB, "share of a custodial sentence served before automatic release")
+    licence_min_sentence_months: float = _f(NONNEG, "sentences at least this long are followed by licence")
+    sentence_median_months: float = _f(POS, "median custodial sentence length")
+    sentence_sigma: float = _f(NONNEG, "sd of log sentence length")
+    order_median_months: float = _f(POS, "median community or suspended-sentence order length")
+    order_sigma: float = _f(NONNEG, "sd of log order length")
+    p_recall_per_month: float = _f(PROB, "monthly probability of recall for breach of licence conditions")
+    p_recall_on_conviction: float = _f(PROB, "probability that a conviction on licence leads to recall")
+    recall_custody_months: int = _f(POSINT, "months in custody after a recall")
+    custody_log_odds_intercept: float = _f(ANY, "sentencing: log-odds of custody for a first offender")
+    custody_log_odds_per_log_prev: float = _f(ANY, "sentencing: log-odds of custody per log(1 + previous convictions)")
+    custody_log_odds_under_supervision: float = _f(ANY, "sentencing: extra log-odds of custody when convicted on an order or licence")
+    order_log_odds_intercept: float = _f(ANY, "sentencing: log-odds of a community order (if not custody) for a first offender")
+    order_log_odds_per_log_prev: float = _f(ANY, "sentencing: log-odds of an order per log(1 + previous convictions)")
+    youth_custody_log_odds: float = _f(ANY, "sentencing: extra log-odds of custody for under-18s (youth justice diverts)")
+
+
+@dataclass(frozen=True)
+class OffendingParams:
+    offences_per_month_base: float = _f(NONNEG, "offences a month for propensity 1, a man at the peak age")
+    female_multiplier: float = _f(NONNEG, "hazard multiplier for women")
+    age_curve_ages: tuple = _f("list of ages", "ages (years) at which the age-crime curve is given")
+    age_curve_multiplier: tuple = _f("list of numbers >= 0", "relative hazard at those ages (1 = peak)")
+    release_multiplier_initial: float = _f(NONNEG, "extra relative hazard just after release from custody")
+    order_start_multiplier_initial: float = _f(NONNEG, "extra relative hazard just after an order starts")
+    supervision_decay_months: float = _f(POS, "months over which the post-release/order-start excess decays (e-folding)")
+    offence_types: tuple = _f("list of names", "offence categories")
+    offence_type_share: tuple = _f("list of numbers >= 0", "share of offences in each category")
+    offence_type_p_proven: tuple = _f("list of probabilities", "probability an offence is detected and proven (conviction or caution)")
+    offence_type_custody_log_odds: tuple = _f("list of numbers", "sentencing: extra log-odds of custody by category")
+    court_lag_mean_months: float = _f(NONNEG, "mean months from offence to conviction (geometric)")
+
+
+@dataclass(frozen=True)
+class NeedsParams:
+    names: tuple = _f("list of names", "criminogenic needs, in this order everywhere")
+    prevalence_offenders: tuple = _f("list of probabilities", "share of known offenders with each need at the start")
+    prevalence_general: tuple = _f("list of probabilities", "share of general-population adults with each need at the start")
+    offending_rr: tuple = _f("list of numbers >= 0", "relative offending hazard with the need")
+    monthly_resolution: tuple = _f("list of probabilities", "monthly probability a need resolves by itself")
+    p_accommodation_on_release: float = _f(PROB, "probability of an accommodation need on release from custody")
+    p_employment_on_release: float = _f(PROB, "probability of an employment need on release from custody")
+
+
+@dataclass(frozen=True)
+class FamilyParams:
+    age_criminal_responsibility: float = _f(NONNEG, "youngest age (years) at which a child can offend")
+    age_adult: float = _f(POS, "age (years) at which a child becomes an adult")
+    propensity_heritability: float = _f(PROB, "weight of the parents' mean log propensity in a newborn's")
+    rr_father_convicted_son: float = _f(NONNEG, "child's hazard multiplier: father ever convicted, sons")
+    rr_father_convicted_daughter: float = _f(NONNEG, "child's hazard multiplier: father ever convicted, daughters")
+    rr_mother_convicted_son: float = _f(NONNEG, "child's hazard multiplier: mother ever convicted, sons")
+    rr_mother_convicted_daughter: float = _f(NONNEG, "child's hazard multiplier: mother ever convicted, daughters")
+    rr_parent_in_custody: float = _f(NONNEG, "child's hazard multiplier while a parent is in custody")
+    rr_parent_family_need: float = _f(NONNEG, "child's hazard multiplier while a parent has a family-relationships need")
+
+
+@dataclass(frozen=True)
+class DemographyParams:
+    mortality_gompertz_a: float = _f(NONNEG, "annual death probability at age 0 of the Gompertz curve q = a exp(b age)")
+    mortality_gompertz_b: float = _f(NONNEG, "Gompertz slope per year of age")
+    mortality_multiplier_offenders: float = _f(NONNEG, "mortality multiplier for people with a conviction")
+    p_emigrate_per_year: float = _f(PROB, "annual probability of moving out of the area")
+    fertility_partnered_per_year: float = _f(PROB, "annual birth probability, partnered women of fertile age")
+    fertility_single_per_year: float = _f(PROB, "annual birth probability, unpartnered women of fertile age")
+    fertile_age_min: float = _f(NONNEG, "youngest age of a mother (years)")
+    fertile_age_max: float = _f(POS, "oldest age of a mother (years)")
+    p_partner_per_year: float = _f(PROB, "annual probability that an unpartnered adult forms a partnership")
+    p_separate_per_year: float = _f(PROB, "annual probability that a partnership ends")
+    partnering_age_max: float = _f(POS, "oldest age (years) at which new partnerships form")
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunParams,
+    "population": PopulationParams,
+    "justice": JusticeParams,
+    "offending": OffendingParams,
+    "needs": NeedsParams,
+    "family": FamilyParams,
+    "demography": DemographyParams,
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    """A resolved scenario: every section validated. ``source_file`` is where it was loaded from."""
+
+    run: RunParams
+    population: PopulationParams
+    justice: JusticeParams
+    offending: OffendingParams
+    needs: NeedsParams
+    family: FamilyParams
+    demography: DemographyParams
+    source_file: str = ""
+
+    @property
+    def months(self) -> int:
+        return int(round(self.run.years * 12))
+
+    def to_dict(self) -> dict:
+        """Plain nested dict of values (for the manifest)."""
+        from dataclasses import asdict
+
+        out = {name: asdict(getattr(self, name)) for name in SECTIONS}
+        return {s: {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()} for s, d in out.items()}

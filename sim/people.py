@@ -1,0 +1,90 @@
+"""People as a structure of arrays: one row per person who has ever lived in the run.
+
+Rows are never reused (a person who dies or moves away keeps their row with ``present = False``), so row
+indices stay valid in the event log, family links and pending court cases. ``person_id`` is the stable,
+scenario-independent identity used for random draws and exports; the row is only where the data sits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# status codes: where a person stands with the criminal justice system this month
+FREE, CUSTODY, LICENCE, PROBATION = 0, 1, 2, 3
+STATUS_NAMES = {FREE: "free", CUSTODY: "custody", LICENCE: "licence", PROBATION: "probation"}
+# status at the start of the run, as exported in people.parquet
+START_STATUS = ("custody", "licence", "probation", "community", "child")
+CUSTODY_START, LICENCE_START, PROBATION_START, COMMUNITY_START, CHILD_START = range(5)
+NO_ONE = -1  # missing row / id / month
+
+#: field name -> (dtype, fill value for new rows)
+FIELDS = {
+    "person_id": (np.int64, NO_ONE),
+    "present": (np.bool_, False),  # alive and living in the area
+    "sex_male": (np.bool_, False),
+    "birth_month": (np.int32, 0),  # months relative to the simulation start
+    "father": (np.int64, NO_ONE),  # row of the father, NO_ONE if unknown or absent
+    "mother": (np.int64, NO_ONE),
+    "partner": (np.int64, NO_ONE),
+    "weight": (np.float64, 1.0),  # real people this agent stands for
+    "propensity": (np.float64, 1.0),  # static offending propensity (relative hazard)
+    "prev_convictions": (np.int32, 0),
+    "convicted_before_start": (np.bool_, False),
+    "status_at_start": (np.int8, 0),  # index into START_STATUS
+    "status": (np.int8, FREE),
+    "custody_months_left": (np.int32, 0),  # months until release
+    "licence_months_left": (np.int32, 0),  # months of licence after release (or left, when on licence)
+    "order_months_left": (np.int32, 0),
+    "months_since_release": (np.int32, 10_000),
+    "months_since_order_start": (np.int32, 10_000),
+    "children_born": (np.int32, 0),  # births so far, to derive a newborn's id
+    "needs": (np.uint8, 0),  # criminogenic needs as a bit mask: bit j set = has need j (params.needs.names)
+}
+
+
+class People:
+    """Growable arrays of person state, one array per field of ``FIELDS``."""
+
+    def __init__(self, capacity: int = 1024):
+        self.n = 0
+        self._cap = capacity
+        for name, (dtype, fill) in FIELDS.items():
+            setattr(self, name, np.full(capacity, fill, dtype=dtype))
+
+    def _grow(self, need: int) -> None:
+        cap = self._cap
+        while cap < need:
+            cap *= 2
+        if cap == self._cap:
+            return
+        for name, (dtype, fill) in FIELDS.items():
+            new = np.full(cap, fill, dtype=dtype)
+            new[: self.n] = getattr(self, name)[: self.n]
+            setattr(self, name, new)
+        self._cap = cap
+
+    def add(self, count: int, **values) -> np.ndarray:
+        """Append ``count`` people with the given field values (arrays or scalars); returns their rows."""
+        self._grow(self.n + count)
+        rows = np.arange(self.n, self.n + count)
+        for name, value in values.items():
+            getattr(self, name)[rows] = value
+        self.present[rows] = values.get("present", True)
+        self.n += count
+        return rows
+
+    def view(self, name: str) -> np.ndarray:
+        """The live part of a field (rows 0..n-1)."""
+        return getattr(self, name)[: self.n]
+
+    def age_months(self, month: int) -> np.ndarray:
+        return month - self.birth_month[: self.n]
+
+    def age_years(self, month: int, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        return (month - self.birth_month[: self.n][rows]) / 12.0
+
+    def has_need(self, rows: np.ndarray, j: int) -> np.ndarray:
+        return (self.needs[rows] >> j) & 1 == 1
+
+    def ever_convicted(self) -> np.ndarray:
+        return self.prev_convictions[: self.n] > 0

@@ -1,0 +1,250 @@
+"""Build the starting population of Essex: offenders known to the CJS with their families, and a scaled general
+population of households with children and young adults.
+
+Counts are real people (scenario TOML); each agent stands for ``scale_*`` of them (its ``weight``), so totals
+are scaled back by summing weights. All draws come from one numpy Generator seeded by the replicate seed, and
+depend on the population parameters only, so every scenario of a comparison starts from the same people.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import people as P
+from .params import Params
+
+
+def inherited_log_propensity(parent_log_dev: np.ndarray, heritability: float, sigma: float, z: np.ndarray) -> np.ndarray:
+    """A child's log propensity relative to the general median: h x parents' mean deviation + fresh variation.
+
+    The fresh part has sd ``sigma * sqrt(1 - h^2)`` so propensity keeps the same spread across generations.
+    """
+    return heritability * parent_log_dev + np.sqrt(max(0.0, 1 - heritability**2)) * sigma * z
+
+
+def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarray:
+    """Independent needs with the given prevalences, packed as bit masks (bit j = need j)."""
+    has = rng.random((n, len(prevalence))) < np.asarray(prevalence)
+    return (has * (1 << np.arange(len(prevalence)))).sum(axis=1).astype(np.uint8)
+
+
+def _length_biased(rng: np.random.Generator, n: int, median: float, sigma: float, weight_fn, minimum=1, cond=None):
+    """Spell lengths (months) as seen in a point-in-time stock: lognormal draws resampled in proportion to the
+    time spent in the stock (longer spells are more likely to be in progress)."""
+    pool = np.maximum(minimum, np.rint(median * np.exp(sigma * rng.standard_normal(max(4 * n, 1000)))))
+    if cond is not None:
+        pool = pool[cond(pool)]
+    w = weight_fn(pool).astype(float)
+    return rng.choice(pool, size=n, p=w / w.sum()).astype(np.int64)
+
+
+def _sample_count(rng: np.random.Generator, real_count: float, scale: float) -> int:
+    """Agents needed for a real count: integer part plus a Bernoulli remainder (unbiased)."""
+    x = real_count / scale
+    return int(x) + int(rng.random() < x - int(x))
+
+
+def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> None:
+    """Fill ``people`` with the starting population (rows get person_id = row + 1)."""
+    pop, jus = params.population, params.justice
+    sigma = pop.propensity_sigma
+    groups = (
+        (P.CUSTODY_START, pop.custody_count, pop.male_share_custody, pop.prev_convictions_mean_custody, pop.propensity_median_custody),
+        (P.LICENCE_START, pop.licence_count, pop.male_share_custody, pop.prev_convictions_mean_custody, pop.propensity_median_custody),
+        (P.PROBATION_START, pop.probation_count, pop.male_share_probation, pop.prev_convictions_mean_probation, pop.propensity_median_probation),
+        (P.COMMUNITY_START, pop.community_count, pop.male_share_community, pop.prev_convictions_mean_community, pop.propensity_median_community),
+    )
+    w_cjs = pop.scale_cjs_families
+    offender_rows = []
+    for start_status, count, male_share, prev_mean, prop_median in groups:
+        n = _sample_count(rng, count, w_cjs)
+        shape = ((pop.offender_age_mean_years - 18) / pop.offender_age_sd_years) ** 2
+        age = 18 + rng.gamma(shape, (pop.offender_age_mean_years - 18) / shape, n)
+        rows = people.add(
+            n,
+            sex_male=rng.random(n) < male_share,
+            birth_month=-np.rint(age * 12).astype(np.int32),
+            weight=w_cjs,
+            propensity=prop_median * np.exp(sigma * rng.standard_normal(n)),
+            prev_convictions=rng.geometric(1.0 / max(prev_mean, 1.0), n),
+            convicted_before_start=True,
+            status_at_start=start_status,
+        )
+        people.needs[rows] = draw_needs(rng, n, params.needs.prevalence_offenders)
+        _set_sentence_state(rng, people, rows, start_status, jus)
+        offender_rows.append(rows)
+    offenders = np.concatenate(offender_rows)
+    _add_offender_families(params, rng, people, offenders)
+    _add_general_population(params, rng, people)
+    people.person_id[: people.n] = np.arange(1, people.n + 1)
+
+
+def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: int, jus) -> None:
+    """Where each offender stands in their sentence at the start (point-in-time stocks are length-biased)."""
+    n = len(rows)
+    if n == 0:
+        return
+    rf, lic_min = jus.release_fraction, jus.licence_min_sentence_months
+
+    def custody_part(s):
+        return np.maximum(1, np.ceil(s * rf))
+
+    if start_status == P.CUSTODY_START:
+        s = _length_biased(rng, n, jus.sentence_median_months, jus.sentence_sigma, custody_part)
+        c = custody_part(s).astype(np.int64)
+        served = np.floor(rng.random(n) * c).astype(np.int64)
+        people.status[rows] = P.CUSTODY
+        people.custody_months_left[rows] = c - served
+        people.licence_months_left[rows] = np.where(s >= lic_min, s - c, 0)
+    elif start_status == P.LICENCE_START:
+        s = _length_biased(rng, n, jus.sentence_median_months, jus.sentence_sigma, lambda s: s - custody_part(s), cond=lambda s: (s >= lic_min) & (s - custody_part(s) >= 1))
+        lic = (s - custody_part(s)).astype(np.int64)
+        left = 1 + np.floor(rng.random(n) * lic).astype(np.int64)
+        people.status[rows] = P.LICENCE
+        people.licence_months_left[rows] = left
+        people.months_since_release[rows] = lic - left
+    elif start_status == P.PROBATION_START:
+        o = _length_biased(rng, n, jus.order_median_months, jus.order_sigma, lambda o: o)
+        left = 1 + np.floor(rng.random(n) * o).astype(np.int64)
+        people.status[rows] = P.PROBATION
+        people.order_months_left[rows] = left
+        people.months_since_order_start[rows] = o - left
+
+
+def _ages_of_children(rng, n_children: np.ndarray, parent_age: np.ndarray) -> np.ndarray:
+    """Children's ages (years, 0-17), each no older than the parent's age minus 16."""
+    eldest_max = np.clip(np.repeat(parent_age, n_children) - 16, 0.1, 17.99)
+    return rng.random(n_children.sum()) * eldest_max
+
+
+def _add_children(params: Params, rng, people: P.People, father, mother, n_children, parent_age, weight) -> None:
+    """Children of the given parent pairs (row or NO_ONE), with inherited propensity."""
+    total = int(n_children.sum())
+    if total == 0:
+        return
+    fam = params.family
+    father_r, mother_r = np.repeat(father, n_children), np.repeat(mother, n_children)
+    ages = _ages_of_children(rng, n_children, parent_age)
+    log_dev = _parents_log_dev(people, father_r, mother_r, params.population.propensity_median_general)
+    z = rng.standard_normal(total)
+    prop = params.population.propensity_median_general * np.exp(
+        inherited_log_propensity(log_dev, fam.propensity_heritability, params.population.propensity_sigma, z)
+    )
+    rows = people.add(
+        total,
+        sex_male=rng.random(total) < 0.5,
+        birth_month=-np.rint(ages * 12).astype(np.int32),
+        father=father_r,
+        mother=mother_r,
+        weight=weight,
+        propensity=prop,
+        status_at_start=P.CHILD_START,
+    )
+    # record the births so a later newborn's id (mother id, birth order) cannot clash
+    np.add.at(people.children_born, mother_r[mother_r >= 0], 1)
+    return rows
+
+
+def _parents_log_dev(people: P.People, father_r: np.ndarray, mother_r: np.ndarray, median_general: float) -> np.ndarray:
+    """Mean of the known parents' log propensity relative to the general median (0 where neither is known)."""
+    dev = np.zeros(len(father_r))
+    count = np.zeros(len(father_r))
+    for parent in (father_r, mother_r):
+        known = parent >= 0
+        dev[known] += np.log(people.propensity[parent[known]] / median_general)
+        count[known] += 1
+    return np.divide(dev, count, out=np.zeros_like(dev), where=count > 0)
+
+
+def _add_offender_families(params: Params, rng, people: P.People, offenders: np.ndarray) -> None:
+    pop = params.population
+    n = len(offenders)
+    w = pop.scale_cjs_families
+    has_partner = rng.random(n) < pop.share_offenders_partnered
+    is_parent = rng.random(n) < pop.share_offenders_parents
+    partnered = offenders[has_partner]
+    k = len(partnered)
+    off_age = -people.birth_month[partnered] / 12
+    partner_age = np.maximum(18, off_age + rng.normal(-2, 4, k))
+    prows = people.add(
+        k,
+        sex_male=~people.sex_male[partnered],
+        birth_month=-np.rint(partner_age * 12).astype(np.int32),
+        weight=w,
+        propensity=pop.propensity_median_general * np.exp(pop.propensity_sigma * rng.standard_normal(k)),
+        partner=partnered,
+        status_at_start=P.COMMUNITY_START,
+    )
+    people.needs[prows] = draw_needs(rng, k, params.needs.prevalence_general)
+    people.partner[partnered] = prows
+    parents = offenders[is_parent]
+    other = people.partner[parents]
+    male = people.sex_male[parents]
+    father = np.where(male, parents, other)
+    mother = np.where(male, other, parents)
+    n_children = 1 + rng.poisson(pop.children_per_parent_mean - 1, len(parents))
+    _add_children(params, rng, people, father, mother, n_children, -people.birth_month[parents] / 12, w)
+
+
+def _add_general_population(params: Params, rng, people: P.People) -> None:
+    pop = params.population
+    w = pop.scale_general
+    h = _sample_count(rng, pop.general_households, w)
+    two_parent = rng.random(h) < pop.general_two_parent_share
+    lone_is_mother = rng.random(h) < 0.9  # lone parents are mostly mothers
+    n_children = 1 + rng.poisson(pop.children_per_parent_mean - 1, h)
+    eldest = rng.random(h) * 18
+    mother_age = np.maximum(18, eldest + rng.normal(pop.parent_age_at_first_child_mean_years, 5, h))
+    father_age = np.maximum(18, mother_age + rng.normal(2, 3, h))
+    has_mother = two_parent | lone_is_mother
+    has_father = two_parent | ~lone_is_mother
+    median, sigma = pop.propensity_median_general, pop.propensity_sigma
+
+    def adults(mask, age, male):
+        k = int(mask.sum())
+        return people.add(
+            k,
+            sex_male=male,
+            birth_month=-np.rint(age[mask] * 12).astype(np.int32),
+            weight=w,
+            propensity=median * np.exp(sigma * rng.standard_normal(k)),
+            status_at_start=P.COMMUNITY_START,
+        )
+
+    mothers = np.full(h, P.NO_ONE)
+    fathers = np.full(h, P.NO_ONE)
+    mothers[has_mother] = adults(has_mother, mother_age, False)
+    fathers[has_father] = adults(has_father, father_age, True)
+    both = two_parent
+    people.partner[mothers[both]] = fathers[both]
+    people.partner[fathers[both]] = mothers[both]
+    k = _sample_count(rng, pop.general_young_adults, w)
+    young_age = 18 + rng.random(k) * 7
+    young = people.add(
+        k,
+        sex_male=rng.random(k) < 0.5,
+        birth_month=-np.rint(young_age * 12).astype(np.int32),
+        weight=w,
+        propensity=median * np.exp(sigma * rng.standard_normal(k)),
+        status_at_start=P.COMMUNITY_START,
+    )
+    adult_rows = np.concatenate([mothers[has_mother], fathers[has_father], young])
+    people.needs[adult_rows] = draw_needs(rng, len(adult_rows), params.needs.prevalence_general)
+    _mark_old_convictions(params, rng, people, adult_rows)
+    parent_age = np.where(has_mother, mother_age, father_age)
+    _add_children(params, rng, people, fathers, mothers, n_children, parent_age, w)
+
+
+def _mark_old_convictions(params: Params, rng, people: P.People, rows: np.ndarray) -> None:
+    """Some general-population adults have an old conviction; who has one is drawn in proportion to propensity
+    (people more prone to offend are more likely to have been convicted)."""
+    pop = params.population
+    for male, share in ((True, pop.general_share_convicted_before_male), (False, pop.general_share_convicted_before_female)):
+        group = rows[people.sex_male[rows] == male]
+        k = int(round(share * len(group)))
+        if k == 0:
+            continue
+        prop = people.propensity[group]
+        chosen = rng.choice(group, size=k, replace=False, p=prop / prop.sum())
+        people.prev_convictions[chosen] = rng.geometric(0.5, k)
+        people.convicted_before_start[chosen] = True

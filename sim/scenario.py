@@ -1,0 +1,204 @@
+"""Load, merge and validate scenario TOML files into frozen ``Params``.
+
+A scenario file has one table per section (``[run]``, ``[population]``, ...). A value is either plain
+(``p_recall_per_month = 0.02``) or documented (``{ value = 0.02, unit = "per month", source = "..." }``).
+``extends = "baseline.toml"`` (relative to the file) inherits every key and overrides some; ``--set
+section.key=value`` overrides after that. Any problem raises ``ScenarioError`` with one line naming the file,
+the key, the value and what is allowed, before any work is done.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Iterable
+
+from .params import COUNT, NONNEG, POS, POSINT, PROB, SECTIONS, Params
+
+#: keys that document a value and are not part of it
+DOC_KEYS = {"unit", "source", "price_year", "note", "verified", "definition"}
+
+
+class ScenarioError(ValueError):
+    """A user error in a scenario file or override: the message is one line meant for the user."""
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.is_file():
+        raise ScenarioError(f"{path}: scenario file not found")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a UTF-8 text file") from None
+
+
+def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = ()) -> dict[tuple[str, str], tuple[Any, str]]:
+    """{(section, key): (raw value, file it came from)}, following ``extends`` first so the file itself wins."""
+    merged: dict[tuple[str, str], tuple[Any, str]] = {}
+    parent = data.get("extends")
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ScenarioError(f"{path}: extends = {parent!r}: must be a file name (text)")
+        parent_path = (path.parent / parent).resolve()
+        if parent_path in seen:
+            raise ScenarioError(f"{path}: extends = {parent!r}: circular extends")
+        merged.update(_flatten(parent_path, _read_toml(parent_path), seen + (parent_path,)))
+    for section, table in data.items():
+        if section == "extends":
+            continue
+        if section not in SECTIONS:
+            allowed = ", ".join(["extends", *SECTIONS])
+            raise ScenarioError(f"{path}: [{section}]: unknown section (allowed: {allowed})")
+        if not isinstance(table, dict):
+            raise ScenarioError(f"{path}: {section} = {table!r}: must be a table [{section}]")
+        for key, value in table.items():
+            merged[(section, key)] = (value, str(path))
+    return merged
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"justice.p_recall_per_month=0.03"`` -> ("justice", "p_recall_per_month", 0.03). Values are TOML."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ScenarioError(f"--set {text}: expected section.key=value, e.g. justice.p_recall_per_month=0.03")
+    lhs, rhs = text.split("=", 1)
+    section, key = lhs.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {rhs.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = rhs.strip()  # bare text such as a name
+    return section, key, value
+
+
+def _unwrap(value: Any, where: str, section: str, key: str) -> Any:
+    if isinstance(value, dict):
+        extra = set(value) - DOC_KEYS - {"value"}
+        if "dist" in value:
+            raise ScenarioError(f"{where}: {section}.{key} = {value!r}: distributions are not supported yet; give a number")
+        if "value" not in value or extra:
+            raise ScenarioError(
+                f"{where}: {section}.{key} = {value!r}: a table value needs 'value' and only {sorted(DOC_KEYS)}"
+            )
+        return value["value"]
+    return value
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_scalar(check: str, v: Any) -> bool:
+    if check == "text":
+        return isinstance(v, str)
+    if check in (COUNT, POSINT):
+        ok = isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer())
+        return ok and v >= (1 if check == POSINT else 0)
+    if not _is_number(v):
+        return False
+    if check == PROB:
+        return 0.0 <= v <= 1.0
+    if check == NONNEG:
+        return v >= 0
+    if check == POS:
+        return v > 0
+    return True  # ANY number
+
+
+_LIST_ITEM = {
+    "list of ages": NONNEG,
+    "list of numbers >= 0": NONNEG,
+    "list of numbers": "number",
+    "list of probabilities": PROB,
+    "list of names": "text",
+}
+
+
+def _coerce(check: str, annotation: str, v: Any, where: str, section: str, key: str) -> Any:
+    bad = ScenarioError(f"{where}: {section}.{key} = {v!r}: must be a {check}")
+    if check in _LIST_ITEM:
+        if not isinstance(v, list) or not v or not all(_check_scalar(_LIST_ITEM[check], x) for x in v):
+            raise bad
+        return tuple(v)
+    if not _check_scalar(check, v):
+        raise bad
+    if annotation == "int":
+        return int(v)
+    if annotation == "float":
+        return float(v)
+    return v
+
+
+def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
+    """Relations between keys: list lengths agree, the age curve is sorted."""
+
+    def fail(section: str, key: str, value: Any, allowed: str):
+        raise ScenarioError(f"{origin.get((section, key), p.source_file)}: {section}.{key} = {value!r}: {allowed}")
+
+    o = p.offending
+    n = len(o.offence_types)
+    for key in ("offence_type_share", "offence_type_p_proven", "offence_type_custody_log_odds"):
+        if len(getattr(o, key)) != n:
+            fail("offending", key, list(getattr(o, key)), f"needs {n} entries, one per offence type")
+    if sum(o.offence_type_share) <= 0:
+        fail("offending", "offence_type_share", list(o.offence_type_share), "must not be all zero")
+    if len(o.age_curve_multiplier) != len(o.age_curve_ages):
+        fail("offending", "age_curve_multiplier", list(o.age_curve_multiplier), "needs one entry per age in age_curve_ages")
+    if list(o.age_curve_ages) != sorted(o.age_curve_ages):
+        fail("offending", "age_curve_ages", list(o.age_curve_ages), "must be in increasing order")
+    nd = p.needs
+    for key in ("prevalence_offenders", "prevalence_general", "offending_rr", "monthly_resolution"):
+        if len(getattr(nd, key)) != len(nd.names):
+            fail("needs", key, list(getattr(nd, key)), f"needs {len(nd.names)} entries, one per need")
+    if len(nd.names) > 8:
+        fail("needs", "names", list(nd.names), "at most 8 needs (they are stored as a bit mask)")
+    for required in ("accommodation", "employment", "family_relationships"):
+        if required not in nd.names:
+            fail("needs", "names", list(nd.names), f"must include '{required}'")
+    if p.population.children_per_parent_mean < 1:
+        fail("population", "children_per_parent_mean", p.population.children_per_parent_mean, "must be >= 1")
+    d = p.demography
+    if d.fertile_age_max <= d.fertile_age_min:
+        fail("demography", "fertile_age_max", d.fertile_age_max, "must exceed fertile_age_min")
+
+
+def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Params:
+    """Read a scenario file (following ``extends``), apply ``section.key=value`` overrides, validate."""
+    path = Path(path)
+    merged = _flatten(path.resolve(), _read_toml(path))
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section not in SECTIONS:
+            raise ScenarioError(f"--set {text}: unknown section '{section}' (allowed: {', '.join(SECTIONS)})")
+        merged[(section, key)] = (value, "--set")
+    origin = {k: where for k, (_, where) in merged.items()}
+    built = {}
+    for section, cls in SECTIONS.items():
+        known = {f.name: f for f in fields(cls)}
+        for (sec, key), (_, where) in merged.items():
+            if sec == section and key not in known:
+                raise ScenarioError(f"{where}: {section}.{key}: unknown key (allowed: {', '.join(known)})")
+        values = {}
+        for name, f in known.items():
+            if (section, name) not in merged:
+                raise ScenarioError(f"{path}: {section}.{name}: missing key ({f.metadata['doc']})")
+            raw, where = merged[(section, name)]
+            value = _unwrap(raw, where, section, name)
+            values[name] = _coerce(f.metadata["check"], str(f.type), value, where, section, name)
+        built[section] = cls(**values)
+    params = Params(**built, source_file=str(path))
+    _cross_checks(params, origin)
+    return params
+
+
+def documented_values(path: str | Path) -> dict[str, dict[str, Any]]:
+    """{"section.key": {"value":..., "unit":..., "source":...}} for every key of a file and its parents."""
+    path = Path(path)
+    merged = _flatten(path.resolve(), _read_toml(path))
+    out = {}
+    for (section, key), (raw, _) in merged.items():
+        out[f"{section}.{key}"] = dict(raw) if isinstance(raw, dict) else {"value": raw}
+    return out
