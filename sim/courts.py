@@ -1,6 +1,7 @@
 """Courts process: proven offences come to conviction after their court lag, and sentencing follows.
 
-A conviction adds to the person's record. Sentencing picks custody, a community (or suspended-sentence) order or
+A conviction adds to the person's record and may end their offending career (desistance after a conviction, as
+in MacLeod, Grove & Farrington's model of criminal careers, lowers their propensity). Sentencing picks custody, a community (or suspended-sentence) order or
 another disposal (fine, discharge, caution) by a logistic model of previous convictions, the offence, age and
 whether the person was already under supervision; a conviction on licence may also bring a recall.
 """
@@ -64,6 +65,11 @@ def p_order(prev_convictions, j) -> np.ndarray:
     return logistic(j.order_log_odds_intercept + j.order_log_odds_per_log_prev * np.log1p(prev_convictions))
 
 
+def p_desist(prev_convictions, j) -> np.ndarray:
+    """Probability that a conviction ends a criminal career (falls as convictions accumulate)."""
+    return logistic(j.desist_log_odds_intercept + j.desist_log_odds_per_log_prev * np.log1p(prev_convictions))
+
+
 def spell_months(z: np.ndarray, median: float, sigma: float) -> np.ndarray:
     """Lognormal spell length in whole months (at least 1) from standard normal draws."""
     return np.maximum(1, np.rint(median * np.exp(sigma * z))).astype(np.int64)
@@ -91,6 +97,8 @@ def step(model) -> None:
     model.tally.add("first_time_entrants", w[prev == 0].sum())
     model.tally.add("children_convicted", w[youth].sum())
     np.add.at(p.prev_convictions, rows, 1)
+    desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(prev, j)
+    p.propensity[people_conv[desist]] *= j.desisted_propensity_multiplier
 
     ids = p.person_id[people_conv]
     status = p.status[people_conv]

@@ -17,8 +17,10 @@ EVENT_NAMES = (
     "birth",
     "death",
     "exit",  # moved out of the area
+    "arrival",  # moved into the area
 )
 EVENT_CODE = {name: code for code, name in enumerate(EVENT_NAMES)}
+NO_MONTH = np.iinfo(np.int32).min  # offence_month of events that are not about an offence (offences may predate month 0)
 
 
 class EventLog:
@@ -32,7 +34,7 @@ class EventLog:
         if not self.enabled or len(rows) == 0:
             return
         n = len(rows)
-        om = np.full(n, -1, np.int32) if offence_month is None else np.asarray(offence_month, np.int32)
+        om = np.full(n, NO_MONTH, np.int32) if offence_month is None else np.asarray(offence_month, np.int32)
         ot = np.full(n, -1, np.int8) if offence_type is None else np.asarray(offence_type, np.int8)
         self._chunks.append((np.asarray(rows, np.int64), np.full(n, month, np.int32), np.full(n, EVENT_CODE[event], np.int8), om, ot))
 
@@ -52,7 +54,7 @@ class EventLog:
                 "person_id": person_id[rows],
                 "month": month,
                 "event": pd.Categorical.from_codes(code, categories=list(EVENT_NAMES)),
-                "offence_month": pd.arrays.IntegerArray(om, mask=om < 0),
+                "offence_month": pd.arrays.IntegerArray(om, mask=om == NO_MONTH),
                 "offence_type": types,
             }
         )

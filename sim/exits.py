@@ -1,4 +1,5 @@
-"""Exits process: deaths (Gompertz mortality, higher for people with convictions) and moves out of the area.
+"""Exits and arrivals: deaths (Gompertz mortality, higher for people with convictions), moves out of the area,
+and adults moving in.
 
 People under CJS supervision do not move away; a child moves with the parent they live with (mother if present).
 Exits keep their row (``present = False``) so family links and the event log stay valid.
@@ -11,7 +12,8 @@ from functools import lru_cache
 import numpy as np
 
 from .family import monthly
-from .people import FREE, NO_ONE
+from .people import COMMUNITY_START, FREE, NO_ONE
+from .rng import hash_ids
 
 
 def death_probability(age_years: np.ndarray, convicted: np.ndarray, d) -> np.ndarray:
@@ -61,3 +63,34 @@ def step(model) -> None:
     model.tally.add("deaths", p.weight[die].sum())
     model.tally.add("exits", p.weight[leave].sum())
     model.remove_agents(gone)
+
+
+def arrivals_step(model) -> None:
+    model.add_agents(arrivals(model))
+
+
+def arrivals(model) -> np.ndarray:
+    """Adults moving into the area (general population, no convictions); returns their rows.
+
+    Their ids derive from (month, arrival number), so they are the same people in every scenario.
+    """
+    p, month, draws, d, pop = model.people, model.month, model.draws, model.params.demography, model.params.population
+    expected = d.arrivals_per_year / 12.0 / pop.scale_general
+    k = int(expected) + int(draws.uniform("arrivals", month, np.array([0]))[0] < expected - int(expected))
+    if k == 0:
+        return np.zeros(0, np.int64)
+    ids = hash_ids(np.full(k, -(month + 1)), np.arange(k))
+    age = d.arrival_age_min + draws.uniform("arrival_age", month, ids) * (d.arrival_age_max - d.arrival_age_min)
+    z = draws.normal("arrival_propensity", month, ids)
+    rows = p.add(
+        k,
+        person_id=ids,
+        sex_male=draws.uniform("arrival_sex", month, ids) < 0.5,
+        birth_month=month - np.rint(age * 12).astype(np.int32),
+        weight=pop.scale_general,
+        propensity=pop.propensity_median_general * np.exp(pop.propensity_sigma * z),
+        status_at_start=COMMUNITY_START,
+    )
+    model.events.add("arrival", rows, month)
+    model.tally.add("arrivals", p.weight[rows].sum())
+    return rows

@@ -28,6 +28,7 @@ FLOWS = (
     "births",
     "deaths",
     "exits",
+    "arrivals",
 )
 STOCKS = ("population", "children", "custody", "licence", "probation", "ever_convicted_adults")
 MONTHLY_SERIES = ("month", *STOCKS, *FLOWS)
@@ -56,6 +57,12 @@ def monthly_record(model) -> dict[str, float]:
 
 # --- cohort metrics on microdata ------------------------------------------------------------------------------
 
+#: months from the index event to the first month whose offences count as reoffences. Within a month the
+#: processes run justice (releases) -> offending -> courts (sentences), so offences in a release month come after
+#: the release, but offences in the month of a court order came before the court's decision.
+FOLLOW_UP_OFFSET = {"release": 0, "order_start": 1, "conviction": 1, "custody_start": 1}
+
+
 def proven_reoffending(
     people: pd.DataFrame,
     events: pd.DataFrame,
@@ -70,10 +77,10 @@ def proven_reoffending(
     """MoJ one-year proven reoffending (binary rate and frequency) for a cohort.
 
     Cohort: people whose first ``index_event`` ("release" from custody, or "order_start") falls in months
-    [cohort_start, cohort_end). A proven reoffence is an offence committed in the ``follow_up_months`` from the
-    index month (the index month included) that is convicted within the follow-up or a further
-    ``waiting_months``: offence_month in [t, t + 12) and conviction month < t + 18. Weighted by ``people.weight``
-    when present. Returns rate, reoffences per offender, reoffences per reoffender and the cohort size.
+    [cohort_start, cohort_end), aged ``adult_age_years`` or more then if ``adults_only``. Follow-up starts at
+    f = index month + ``FOLLOW_UP_OFFSET[index_event]``. A proven reoffence is an offence committed in months
+    [f, f + 12) that is convicted before month f + 12 + 6 (the follow-up plus the waiting period). Weighted by
+    ``people.weight`` when present. Returns the rate, reoffences per offender and per reoffender, cohort size.
     """
     idx = events[(events["event"] == index_event) & (events["month"] >= cohort_start) & (events["month"] < cohort_end)]
     first = idx.groupby("person_id", observed=True)["month"].min().rename("index_month").reset_index()
@@ -81,11 +88,13 @@ def proven_reoffending(
     if adults_only:
         age = (first["index_month"].to_numpy() - info.loc[first["person_id"], "birth_month"].to_numpy()) / 12.0
         first = first[age >= adult_age_years]
+    first = first.assign(follow_up_start=first["index_month"] + FOLLOW_UP_OFFSET.get(index_event, 1))
     weight = info.loc[first["person_id"], "weight"].to_numpy() if "weight" in info else np.ones(len(first))
     conv = events[events["event"] == "conviction"][["person_id", "month", "offence_month"]]
     merged = conv.merge(first, on="person_id")
     om = merged["offence_month"].astype("int64")
-    proven = merged[(om >= merged["index_month"]) & (om < merged["index_month"] + follow_up_months) & (merged["month"] < merged["index_month"] + follow_up_months + waiting_months)]
+    f = merged["follow_up_start"]
+    proven = merged[(om >= f) & (om < f + follow_up_months) & (merged["month"] < f + follow_up_months + waiting_months)]
     n_reoff = proven.groupby("person_id").size()
     counts = n_reoff.reindex(first["person_id"], fill_value=0).to_numpy()
     total_w = weight.sum()

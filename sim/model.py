@@ -49,6 +49,8 @@ class ReoffendingModel(mesa.Model):
         self._agents_by_row: list[Person | None] = []
         population.synthesize(params, np.random.default_rng(seed), self.people)
         self.add_agents(np.arange(self.people.n))
+        self._set_ages()
+        offending.prime_court_queue(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in MONTHLY_SERIES}
         )
@@ -57,17 +59,21 @@ class ReoffendingModel(mesa.Model):
     def step(self) -> None:
         """One month, processes in this order:"""
         self.tally.clear()
-        self.age_months = self.people.age_months(self.month)  # every row, this month
-        self.ages = self.age_months / 12.0  # years
+        self._set_ages()
         justice.step(self)  # custody countdown, releases, licence and recall, orders ending
         needs.step(self)  # criminogenic needs arise and resolve
         offending.step(self)  # offences, detection, court cases opened
         courts.step(self)  # convictions due, sentencing
         exits.step(self)  # deaths, moves away
         family.step(self)  # partnerships, births
+        exits.arrivals_step(self)  # adults moving into the area
         self.record = monthly_record(self)
         self.datacollector.collect(self)
         self.month += 1
+
+    def _set_ages(self) -> None:
+        self.age_months = self.people.age_months(self.month)  # every row, this month
+        self.ages = self.age_months / 12.0  # years
 
     def run(self, months: int | None = None) -> "ReoffendingModel":
         """Step ``months`` times (default: the scenario's length)."""

@@ -75,8 +75,9 @@ def geometric_lag(u: np.ndarray, mean_months: float) -> np.ndarray:
     return np.floor(np.log1p(-u) / np.log(q)).astype(np.int64)
 
 
-def step(model) -> None:
-    p, month, draws, o = model.people, model.month, model.draws, model.params.offending
+def draw_offences(model, month: int):
+    """Offences committed in ``month`` by everyone who can offend: (rows, offence type, proven?, court lag)."""
+    p, draws, o = model.people, model.draws, model.params.offending
     active, lam = hazard(model)
     counts = draws.poisson("offending", month, p.person_id[active], lam)
     offenders = active[counts > 0]
@@ -88,6 +89,23 @@ def step(model) -> None:
     kind = np.minimum(np.searchsorted(cdf, draws.uniform("offence_type", month, ids, nth), side="right"), len(cdf) - 1)
     proven = draws.uniform("detection", month, ids, nth) < np.asarray(o.offence_type_p_proven)[kind]
     lag = geometric_lag(draws.uniform("court_lag", month, ids, nth), o.court_lag_mean_months)
+    return rows, kind, proven, lag
+
+
+def prime_court_queue(model, months: int = 12) -> None:
+    """Before the run starts, fill the court queue with cases from offences committed in the ``months`` before
+    it (by the starting population, at today's hazard), so convictions run at their steady level from month 0
+    instead of ramping up over the first court lags. These pre-start offences are not in the event log."""
+    for month in range(-months, 0):
+        rows, kind, proven, lag = draw_offences(model, month)
+        due = month + lag
+        pending = proven & (due >= 0)
+        model.cases.add(rows[pending], month, due[pending], kind[pending])
+
+
+def step(model) -> None:
+    p, month = model.people, model.month
+    rows, kind, proven, lag = draw_offences(model, month)
     model.events.add("offence", rows, month, offence_month=np.full(len(rows), month), offence_type=kind)
     model.cases.add(rows[proven], month, month + lag[proven], kind[proven])
     w = p.weight[rows]

@@ -78,6 +78,9 @@ class JusticeParams:
     order_log_odds_intercept: float = _f(ANY, "sentencing: log-odds of a community order (if not custody) for a first offender")
     order_log_odds_per_log_prev: float = _f(ANY, "sentencing: log-odds of an order per log(1 + previous convictions)")
     youth_custody_log_odds: float = _f(ANY, "sentencing: extra log-odds of custody for under-18s (youth justice diverts)")
+    desist_log_odds_intercept: float = _f(ANY, "desistance: log-odds that a first conviction ends an offending career")
+    desist_log_odds_per_log_prev: float = _f(ANY, "desistance: change in log-odds per log(1 + previous convictions)")
+    desisted_propensity_multiplier: float = _f(NONNEG, "desistance: propensity multiplier for someone who desists")
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,9 @@ class DemographyParams:
     mortality_gompertz_b: float = _f(NONNEG, "Gompertz slope per year of age")
     mortality_multiplier_offenders: float = _f(NONNEG, "mortality multiplier for people with a conviction")
     p_emigrate_per_year: float = _f(PROB, "annual probability of moving out of the area")
+    arrivals_per_year: float = _f(NONNEG, "adults moving into the area each year (general population)")
+    arrival_age_min: float = _f(NONNEG, "youngest age of an arriving adult (years)")
+    arrival_age_max: float = _f(POS, "oldest age of an arriving adult (years)")
     fertility_partnered_per_year: float = _f(PROB, "annual birth probability, partnered women of fertile age")
     fertility_single_per_year: float = _f(PROB, "annual birth probability, unpartnered women of fertile age")
     fertile_age_min: float = _f(NONNEG, "youngest age of a mother (years)")

@@ -28,6 +28,14 @@ def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarra
     return (has * (1 << np.arange(len(prevalence)))).sum(axis=1).astype(np.uint8)
 
 
+def previous_convictions(rng: np.random.Generator, mean: float, log_relative_propensity: np.ndarray) -> np.ndarray:
+    """Criminal histories (>= 1) that grow with propensity: geometric with a mean proportional to each person's
+    propensity relative to their group's median, normalised so the group's mean is ``mean``."""
+    rel = np.exp(log_relative_propensity)
+    person_mean = 1.0 + (max(mean, 1.0) - 1.0) * rel / rel.mean()
+    return rng.geometric(1.0 / person_mean)
+
+
 def _length_biased(rng: np.random.Generator, n: int, median: float, sigma: float, weight_fn, minimum=1, cond=None):
     """Spell lengths (months) as seen in a point-in-time stock: lognormal draws resampled in proportion to the
     time spent in the stock (longer spells are more likely to be in progress)."""
@@ -60,13 +68,14 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
         n = _sample_count(rng, count, w_cjs)
         shape = ((pop.offender_age_mean_years - 18) / pop.offender_age_sd_years) ** 2
         age = 18 + rng.gamma(shape, (pop.offender_age_mean_years - 18) / shape, n)
+        z = rng.standard_normal(n)
         rows = people.add(
             n,
             sex_male=rng.random(n) < male_share,
             birth_month=-np.rint(age * 12).astype(np.int32),
             weight=w_cjs,
-            propensity=prop_median * np.exp(sigma * rng.standard_normal(n)),
-            prev_convictions=rng.geometric(1.0 / max(prev_mean, 1.0), n),
+            propensity=prop_median * np.exp(sigma * z),
+            prev_convictions=previous_convictions(rng, prev_mean, sigma * z),
             convicted_before_start=True,
             status_at_start=start_status,
         )
