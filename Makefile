@@ -1,12 +1,16 @@
-# `make run` and `make test` each build .venv from scratch when it is missing or pyproject.toml changed.
+# `make run` and `make test` each build the virtual environment from scratch when it is missing or
+# pyproject.toml has changed. PYTHON picks the interpreter (default: the machine's python3); each Python
+# version gets its own environment under .venv/, e.g. `PYENV_VERSION=3.12.1 make test` uses .venv/py3.12.
 PYTHON ?= python3
-VENV   ?= .venv
+PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+VENV   ?= .venv/py$(PYVER)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean venv
+.PHONY: run test test-full bench clean venv
 
 $(STAMP): pyproject.toml
+	@test -n "$(PYVER)" || { echo "make: cannot run $(PYTHON)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -14,17 +18,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Main job: baseline and multi-agency runs of Essex, summary in outputs/
+## Main job: a 10-year Essex baseline with microdata, summary in outputs/baseline/
 run: $(STAMP)
 	$(BIN)/sim run scenarios/baseline.toml --events
 
-## The test suite (fast statistical versions; REOFFSIM_FULL=1 for the long ones)
+## The test suite (statistical tests in their fast version; `make test-full` runs the long ones)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-full: $(STAMP)
+	REOFFSIM_FULL=1 $(BIN)/python -m pytest -q
 
 ## Speed and memory benchmark (not part of the tests)
 bench: $(STAMP)
 	$(BIN)/sim bench
 
 clean:
-	rm -rf $(VENV) outputs/*/ .pytest_cache
+	rm -rf .venv .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 
 import mesa
@@ -84,8 +85,13 @@ class ReoffendingModel(mesa.Model):
     # --- agents as handles onto rows -------------------------------------------------------------------------
     def add_agents(self, rows: np.ndarray) -> None:
         """Register a ``Person`` agent for each new row (rows are appended in order)."""
-        for row in rows:
-            self._agents_by_row.append(Person(self, int(row)))
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # creating many objects triggers repeated full collections; none of them is garbage
+        try:
+            self._agents_by_row.extend(Person(self, row) for row in rows.tolist())
+        finally:
+            if gc_was_enabled:
+                gc.enable()
 
     def remove_agents(self, rows: np.ndarray) -> None:
         """Deregister the agents of people who died or left (their rows keep their history)."""

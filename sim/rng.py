@@ -25,11 +25,14 @@ def _mix_int(x: int) -> int:
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser on a uint64 array (wrapping arithmetic)."""
-    x = x + np.uint64(_GOLDEN)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    """SplitMix64 finaliser on a uint64 array (wrapping arithmetic); works in place on ``x`` when it may."""
+    x += np.uint64(_GOLDEN)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
 
 
 def stream_id(name: str) -> int:
@@ -39,7 +42,7 @@ def stream_id(name: str) -> int:
 
 def hash_ids(a: np.ndarray, b: int | np.ndarray) -> np.ndarray:
     """Deterministic 63-bit id derived from two integers (e.g. mother's id and birth order)."""
-    x = _mix(np.asarray(a, dtype=np.uint64) ^ (np.asarray(b, dtype=np.uint64) * np.uint64(_GOLDEN)))
+    x = _mix(np.asarray(a, dtype=np.int64).astype(np.uint64) ^ (np.asarray(b, dtype=np.int64).astype(np.uint64) * np.uint64(_GOLDEN)))
     return (x >> np.uint64(1)).astype(np.int64)
 
 
@@ -65,7 +68,10 @@ class CounterRNG:
         else:
             base = np.uint64(self._prefix(stream, month, 0))
             x = _mix(_mix(ids ^ base) + np.asarray(draw, dtype=np.uint64))
-        return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+        x >>= np.uint64(11)
+        u = x.astype(np.float64)
+        u *= 1.0 / (1 << 53)
+        return u
 
     def normal(self, stream: str, month: int, person_ids: np.ndarray, draw: int = 0) -> np.ndarray:
         """Standard normal per person (inverse CDF of a keyed uniform)."""

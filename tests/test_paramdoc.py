@@ -1,0 +1,113 @@
+"""Every parameter is documented in scenarios/baseline.toml, and docs/parameters.md matches the generator."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from sim.paramdoc import REGENERATE, main, parameter_reference
+from sim.params import SECTIONS
+from sim.scenario import documented_values
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "scenarios" / "baseline.toml"
+DOC = ROOT / "docs" / "parameters.md"
+
+#: checks whose values are names or free text: a unit would be meaningless
+UNITLESS_CHECKS = {"text", "list of names"}
+
+#: Purely structural keys that need no source: they describe the run or fix a definition, not a fact about the
+#: world to be checked or calibrated.
+#: - run.name: a label for the output folder.
+#: - run.years: how long the user chooses to simulate.
+#: - run.seed: the default random-number seed.
+#: - demography.fertile_age_min/max: the window that defines "women of fertile age", the denominator the
+#:   fertility rates are expressed in; the rates carry the sources.
+#: Anything that encodes an assumption about the world (even a cut-off) should say "assumption" instead.
+NO_SOURCE_NEEDED = {
+    "run.name",
+    "run.years",
+    "run.seed",
+    "demography.fertile_age_min",
+    "demography.fertile_age_max",
+}
+
+
+def _schema() -> list[tuple[str, str]]:
+    """[("section.key", check)] for every field of every section."""
+    return [(f"{s}.{f.name}", f.metadata["check"]) for s, cls in SECTIONS.items() for f in fields(cls)]
+
+
+@pytest.fixture(scope="module")
+def documented():
+    return documented_values(BASELINE)
+
+
+def test_allow_list_names_real_keys():
+    assert NO_SOURCE_NEEDED <= {key for key, _ in _schema()}
+
+
+def test_every_parameter_has_a_value(documented):
+    missing = [key for key, _ in _schema() if key not in documented or "value" not in documented[key]]
+    assert not missing, f"keys in sim/params.py without a value in {BASELINE.name}: {', '.join(missing)}"
+
+
+def test_every_parameter_has_a_unit(documented):
+    lacking = [
+        key
+        for key, check in _schema()
+        if check not in UNITLESS_CHECKS and not str(documented.get(key, {}).get("unit", "")).strip()
+    ]
+    assert not lacking, f"keys in {BASELINE.name} without a unit: {', '.join(lacking)}"
+
+
+def test_every_parameter_has_a_source(documented):
+    lacking = [
+        key
+        for key, _ in _schema()
+        if key not in NO_SOURCE_NEEDED and not str(documented.get(key, {}).get("source", "")).strip()
+    ]
+    assert not lacking, (
+        f"keys in {BASELINE.name} without a source (give one, or \"assumption\" for a modelling choice): "
+        + ", ".join(lacking)
+    )
+
+
+def test_reference_lists_every_key_once():
+    text = parameter_reference(BASELINE)
+    for key, _ in _schema():
+        name = key.split(".", 1)[1]
+        assert f"| `{name}` |" in text, f"{key} missing from the reference"
+    assert text == parameter_reference(BASELINE), "output is not deterministic"
+
+
+def test_reference_escapes_pipes(tmp_path):
+    scenario = tmp_path / "piped.toml"
+    scenario.write_text(
+        f'extends = "{BASELINE.as_posix()}"\n[run]\nname = {{ value = "a|b", source = "x | y" }}\n', encoding="utf-8"
+    )
+    row = next(line for line in parameter_reference(scenario).splitlines() if line.startswith("| `name` |"))
+    assert "a\\|b" in row and "x \\| y" in row
+    assert row.replace("\\|", "").count("|") == 7  # six cells
+
+
+def test_docs_parameters_md_is_up_to_date():
+    expected = parameter_reference("scenarios/baseline.toml")
+    assert DOC.is_file(), f"{DOC.relative_to(ROOT)} is missing; run `{REGENERATE}`"
+    assert DOC.read_text(encoding="utf-8") == expected, (
+        f"{DOC.relative_to(ROOT)} is out of date with sim/params.py or scenarios/baseline.toml; run `{REGENERATE}`"
+    )
+
+
+def test_check_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    good = tmp_path / "good.md"
+    good.write_text(parameter_reference(), encoding="utf-8")
+    assert main(["--check", str(good)]) == 0
+    stale = tmp_path / "stale.md"
+    stale.write_text("old\n", encoding="utf-8")
+    assert main(["--check", str(stale)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and REGENERATE in err
