@@ -85,7 +85,7 @@ def arrivals(model) -> np.ndarray:
     rows = p.add(
         k,
         person_id=ids,
-        sex_male=draws.uniform("arrival_sex", month, ids) < 0.5,
+        sex_male=draws.uniform("arrival_sex", month, ids) < d.arrival_male_share,
         birth_month=month - np.rint(age * 12).astype(np.int32),
         weight=pop.scale_general,
         propensity=pop.propensity_median_general * np.exp(pop.propensity_sigma * z),

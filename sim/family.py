@@ -102,7 +102,7 @@ def births(model) -> np.ndarray:
     rows = p.add(
         k,
         person_id=new_ids,
-        sex_male=draws.uniform("newborn_sex", month, new_ids) < 0.5,
+        sex_male=draws.uniform("newborn_sex", month, new_ids) < d.male_share_at_birth,
         birth_month=month,
         father=fathers,
         mother=mothers,

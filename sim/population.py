@@ -120,9 +120,9 @@ def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: i
         people.months_since_order_start[rows] = o - left
 
 
-def _ages_of_children(rng, n_children: np.ndarray, parent_age: np.ndarray) -> np.ndarray:
-    """Children's ages (years, 0-17), each no older than the parent's age minus 16."""
-    eldest_max = np.clip(np.repeat(parent_age, n_children) - 16, 0.1, 17.99)
+def _ages_of_children(rng, n_children: np.ndarray, parent_age: np.ndarray, youngest_parent_age: float, age_adult: float) -> np.ndarray:
+    """Children's ages (years, under ``age_adult``), each born when the parent was at least ``youngest_parent_age``."""
+    eldest_max = np.clip(np.repeat(parent_age, n_children) - youngest_parent_age, 0.1, age_adult - 0.01)
     return rng.random(n_children.sum()) * eldest_max
 
 
@@ -133,7 +133,7 @@ def _add_children(params: Params, rng, people: P.People, father, mother, n_child
         return
     fam = params.family
     father_r, mother_r = np.repeat(father, n_children), np.repeat(mother, n_children)
-    ages = _ages_of_children(rng, n_children, parent_age)
+    ages = _ages_of_children(rng, n_children, parent_age, params.demography.fertile_age_min, fam.age_adult)
     log_dev = _parents_log_dev(people, father_r, mother_r, params.population.propensity_median_general)
     z = rng.standard_normal(total)
     prop = params.population.propensity_median_general * np.exp(
@@ -141,7 +141,7 @@ def _add_children(params: Params, rng, people: P.People, father, mother, n_child
     )
     rows = people.add(
         total,
-        sex_male=rng.random(total) < 0.5,
+        sex_male=rng.random(total) < params.demography.male_share_at_birth,
         birth_month=-np.rint(ages * 12).astype(np.int32),
         father=father_r,
         mother=mother_r,
@@ -174,7 +174,8 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     partnered = offenders[has_partner]
     k = len(partnered)
     off_age = -people.birth_month[partnered] / 12
-    partner_age = np.maximum(18, off_age + rng.normal(-2, 4, k))
+    gap = rng.normal(pop.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k)  # man minus woman
+    partner_age = np.maximum(params.family.age_adult, off_age + np.where(people.sex_male[partnered], -gap, gap))
     prows = people.add(
         k,
         sex_male=~people.sex_male[partnered],
@@ -200,11 +201,13 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     w = pop.scale_general
     h = _sample_count(rng, pop.general_households, w)
     two_parent = rng.random(h) < pop.general_two_parent_share
-    lone_is_mother = rng.random(h) < 0.9  # lone parents are mostly mothers
+    lone_is_mother = rng.random(h) < pop.lone_parent_mother_share
     n_children = 1 + rng.poisson(pop.children_per_parent_mean - 1, h)
-    eldest = rng.random(h) * 18
-    mother_age = np.maximum(18, eldest + rng.normal(pop.parent_age_at_first_child_mean_years, 5, h))
-    father_age = np.maximum(18, mother_age + rng.normal(2, 3, h))
+    adult = params.family.age_adult
+    eldest = rng.random(h) * adult
+    first_birth_age = rng.normal(pop.parent_age_at_first_child_mean_years, pop.parent_age_at_first_child_sd_years, h)
+    mother_age = np.maximum(adult, eldest + np.maximum(first_birth_age, params.demography.fertile_age_min))
+    father_age = np.maximum(adult, mother_age + rng.normal(pop.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, h))
     has_mother = two_parent | lone_is_mother
     has_father = two_parent | ~lone_is_mother
     median, sigma = pop.propensity_median_general, pop.propensity_sigma
@@ -228,10 +231,10 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     people.partner[mothers[both]] = fathers[both]
     people.partner[fathers[both]] = mothers[both]
     k = _sample_count(rng, pop.general_young_adults, w)
-    young_age = 18 + rng.random(k) * 7
+    young_age = pop.young_adult_age_min + rng.random(k) * (pop.young_adult_age_max - pop.young_adult_age_min)
     young = people.add(
         k,
-        sex_male=rng.random(k) < 0.5,
+        sex_male=rng.random(k) < pop.young_adult_male_share,
         birth_month=-np.rint(young_age * 12).astype(np.int32),
         weight=w,
         propensity=median * np.exp(sigma * rng.standard_normal(k)),
@@ -255,5 +258,5 @@ def _mark_old_convictions(params: Params, rng, people: P.People, rows: np.ndarra
             continue
         prop = people.propensity[group]
         chosen = rng.choice(group, size=k, replace=False, p=prop / prop.sum())
-        people.prev_convictions[chosen] = rng.geometric(0.5, k)
+        people.prev_convictions[chosen] = rng.geometric(1.0 / max(pop.old_convictions_mean, 1.0), k)
         people.convicted_before_start[chosen] = True

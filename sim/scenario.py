@@ -161,6 +161,8 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
     if p.population.children_per_parent_mean < 1:
         fail("population", "children_per_parent_mean", p.population.children_per_parent_mean, "must be >= 1")
     d = p.demography
+    if p.population.young_adult_age_max <= p.population.young_adult_age_min:
+        fail("population", "young_adult_age_max", p.population.young_adult_age_max, "must exceed young_adult_age_min")
     if d.arrival_age_max <= d.arrival_age_min:
         fail("demography", "arrival_age_max", d.arrival_age_max, "must exceed arrival_age_min")
     if d.fertile_age_max <= d.fertile_age_min:
