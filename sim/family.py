@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import intervention
 from .people import CHILD_START, CUSTODY, NO_ONE
 from .population import inherited_log_propensity
 from .rng import hash_ids
@@ -39,6 +40,7 @@ def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray) -> np.
     m *= np.where(mother_convicted, np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
     m *= np.where(parent_in_custody, f.rr_parent_in_custody, 1.0)
     m *= np.where(parent_need, f.rr_parent_family_need, 1.0)
+    m *= intervention.child_multiplier(model, fa, mo)
     mult[child] = m
     return mult
 

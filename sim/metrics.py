@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import intervention
 from .people import CUSTODY, LICENCE, PROBATION
 
 #: flows counted during the month (model.tally) and stocks read at its end
@@ -29,8 +30,13 @@ FLOWS = (
     "deaths",
     "exits",
     "arrivals",
+    "iv_eligible",
+    "iv_referrals",
+    "iv_starts",
+    "iv_engaged_starts",
+    "iv_completions",
 )
-STOCKS = ("population", "children", "custody", "licence", "probation", "ever_convicted_adults")
+STOCKS = ("population", "children", "custody", "licence", "probation", "ever_convicted_adults", "iv_active_families")
 MONTHLY_SERIES = ("month", *STOCKS, *FLOWS)
 
 
@@ -50,6 +56,7 @@ def monthly_record(model) -> dict[str, float]:
         "licence": w[status == LICENCE].sum(),
         "probation": w[status == PROBATION].sum(),
         "ever_convicted_adults": w[~child & (p.prev_convictions[:n] > 0)].sum(),
+        "iv_active_families": intervention.active_families(model),
     }
     rec.update({name: float(model.tally.get(name, 0.0)) for name in FLOWS})
     return rec

@@ -8,7 +8,7 @@ from collections import defaultdict
 import mesa
 import numpy as np
 
-from . import courts, exits, family, justice, needs, offending, population
+from . import courts, exits, family, intervention, justice, needs, offending, population
 from .agents import Person
 from .courts import PendingCases
 from .events import EventLog
@@ -46,6 +46,7 @@ class ReoffendingModel(mesa.Model):
         self.events = EventLog(enabled=record_events)
         self.cases = PendingCases()
         self.family_need_index = list(params.needs.names).index("family_relationships")
+        self.iv_place_credit = 0.0  # intervention places accrued but not yet used (real families)
         self.tally = Tally()
         self._agents_by_row: list[Person | None] = []
         population.synthesize(params, np.random.default_rng(seed), self.people)
@@ -62,6 +63,7 @@ class ReoffendingModel(mesa.Model):
         self.tally.clear()
         self._set_ages()
         justice.step(self)  # custody countdown, releases, licence and recall, orders ending
+        intervention.step(self)  # multi-agency intervention: referrals, places, progress
         needs.step(self)  # criminogenic needs arise and resolve
         offending.step(self)  # offences, detection, court cases opened
         courts.step(self)  # convictions due, sentencing

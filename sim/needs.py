@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from . import intervention
+
 import numpy as np
 
 
@@ -28,6 +30,15 @@ def transition_table(prevalence: tuple, resolution: tuple) -> np.ndarray:
     return np.where(bits == 1, res, onset)
 
 
+def transition_probabilities(masks: np.ndarray, group: np.ndarray, prm, extra_resolution: np.ndarray) -> np.ndarray:
+    """Per-person monthly change probabilities (k x needs) with extra resolution, e.g. from an intervention."""
+    tables = np.stack([transition_table(prm.prevalence_general, prm.monthly_resolution), transition_table(prm.prevalence_offenders, prm.monthly_resolution)])
+    prob = tables[group, masks].copy()
+    bits = (masks[:, None] >> np.arange(prob.shape[1])) & 1
+    prob += np.where(bits == 1, extra_resolution, 0.0)
+    return np.clip(prob, 0.0, 1.0)
+
+
 def step(model) -> None:
     p, month, draws, prm = model.people, model.month, model.draws, model.params.needs
     n = p.n
@@ -41,10 +52,19 @@ def step(model) -> None:
             np.cumsum(transition_table(prm.prevalence_offenders, prm.monthly_resolution), axis=1),
         ]
     )  # (group, mask, need)
+    group = known.astype(int)
     u = draws.uniform("needs", month, p.person_id[rows])
-    total = cum[known.astype(int), masks, -1]
+    total = cum[group, masks, -1]
+    # families in the multi-agency intervention resolve needs faster
+    pos, extra = intervention.extra_need_resolution(model, rows)
+    own_cum = np.cumsum(transition_probabilities(masks[pos], group[pos], prm, extra), axis=1)
+    total[pos] = own_cum[:, -1]
     cand = np.flatnonzero(u < total)
-    which = (u[cand, None] >= cum[known[cand].astype(int), masks[cand]]).sum(axis=1)
+    cand_cum = cum[group[cand], masks[cand]]
+    in_iv = np.searchsorted(pos, cand)
+    hit = (in_iv < len(pos)) & (pos[np.minimum(in_iv, max(len(pos) - 1, 0))] == cand) if len(pos) else np.zeros(len(cand), bool)
+    cand_cum[hit] = own_cum[in_iv[hit]]
+    which = (u[cand, None] >= cand_cum).sum(axis=1)
     p.needs[rows[cand]] = masks[cand] ^ (1 << which).astype(np.uint8)
     released = rows[p.months_since_release[rows] == 0]
     names = list(prm.names)

@@ -11,7 +11,7 @@ import numpy as np
 
 from functools import lru_cache
 
-from . import family
+from . import family, intervention
 from .people import CUSTODY, FREE
 
 
@@ -64,6 +64,7 @@ def hazard(model) -> tuple[np.ndarray, np.ndarray]:
     lam *= supervision_multiplier(p.months_since_order_start[rows], o.order_start_multiplier_initial, o.supervision_decay_months)
     lam *= needs_multiplier(p.needs[rows], prm.needs.offending_rr)
     lam *= family.child_risk_multiplier(model, rows, age)
+    lam *= intervention.offending_multiplier(model, rows)
     return rows, lam
 
 

@@ -151,6 +151,31 @@ class DemographyParams:
     partnering_age_max: float = _f(POS, "oldest age (years) at which new partnerships form")
 
 
+@dataclass(frozen=True)
+class InterventionParams:
+    coverage: float = _f(PROB, "share of eligible offenders referred (0 switches the intervention off)")
+    intensity_hours_per_month: float = _f(NONNEG, "keyworker hours per family per month (0 switches it off)")
+    dose_scale_hours: float = _f(POS, "hours a month at which effects reach 63% of their maximum (diminishing returns)")
+    eligible_on_release: bool = _f("true or false", "offenders leaving custody are eligible")
+    eligible_on_order_start: bool = _f("true or false", "offenders starting a community or suspended-sentence order are eligible")
+    require_dependent_children: bool = _f("true or false", "only offenders with a child under the adult age at home are eligible")
+    min_previous_convictions: int = _f(COUNT, "minimum previous convictions to be eligible (a risk threshold)")
+    referral_delay_months: int = _f(COUNT, "months from release or order start to referral")
+    capacity_families_per_year: float = _f(NONNEG, "families the team can take on a year")
+    max_wait_months: int = _f(COUNT, "months a referred family waits for a place before the referral lapses")
+    duration_months: int = _f(POSINT, "months of intervention per family")
+    p_engage: float = _f(PROB, "probability a family that starts engages")
+    p_dropout_per_month: float = _f(PROB, "monthly probability an engaged family drops out")
+    offending_rr_at_full_dose: float = _f(NONNEG, "offender's hazard multiplier at full dose (direct effect)")
+    need_resolution_at_full_dose: tuple = _f("list of probabilities", "extra monthly probability each need resolves, at full dose")
+    child_rr_at_full_dose: float = _f(NONNEG, "children's hazard multiplier at full dose (parenting, family relationships)")
+    effect_decay_months: float = _f(POS, "e-folding time of the direct effects after a family leaves")
+    setup_cost_gbp: float = _f(NONNEG, "one-off cost of setting up the team, month 0")
+    fixed_cost_per_year_gbp: float = _f(NONNEG, "running cost of the team whatever its caseload")
+    cost_per_keyworker_hour_gbp: float = _f(NONNEG, "cost of a keyworker hour incl. on-costs")
+    price_year: str = _f("text", "price year of the intervention's costs")
+
+
 SECTIONS: dict[str, type] = {
     "run": RunParams,
     "population": PopulationParams,
@@ -159,6 +184,7 @@ SECTIONS: dict[str, type] = {
     "needs": NeedsParams,
     "family": FamilyParams,
     "demography": DemographyParams,
+    "intervention": InterventionParams,
 }
 
 
@@ -173,6 +199,7 @@ class Params:
     needs: NeedsParams
     family: FamilyParams
     demography: DemographyParams
+    intervention: InterventionParams
     source_file: str = ""
 
     @property

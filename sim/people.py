@@ -39,6 +39,10 @@ FIELDS = {
     "months_since_order_start": (np.int32, 10_000),
     "children_born": (np.int32, 0),  # births so far, to derive a newborn's id
     "needs": (np.uint8, 0),  # criminogenic needs as a bit mask: bit j set = has need j (params.needs.names)
+    "iv_state": (np.int8, 0),  # multi-agency intervention: 0 never referred, 1 waiting, 2 in it, 3 left
+    "iv_engaged": (np.bool_, False),  # engaged when they started
+    "iv_months": (np.int32, 0),  # months waiting (state 1) or in the intervention (state 2)
+    "iv_exit_month": (np.int32, 0),  # month they left (state 3)
 }
 
 

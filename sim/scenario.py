@@ -94,6 +94,8 @@ def _is_number(v: Any) -> bool:
 def _check_scalar(check: str, v: Any) -> bool:
     if check == "text":
         return isinstance(v, str)
+    if check == "true or false":
+        return isinstance(v, bool)
     if check in (COUNT, POSINT):
         ok = isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer())
         return ok and v >= (1 if check == POSINT else 0)
@@ -153,6 +155,8 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
     for key in ("prevalence_offenders", "prevalence_general", "offending_rr", "monthly_resolution"):
         if len(getattr(nd, key)) != len(nd.names):
             fail("needs", key, list(getattr(nd, key)), f"needs {len(nd.names)} entries, one per need")
+    if len(p.intervention.need_resolution_at_full_dose) != len(nd.names):
+        fail("intervention", "need_resolution_at_full_dose", list(p.intervention.need_resolution_at_full_dose), f"needs {len(nd.names)} entries, one per need")
     if len(nd.names) > 8:
         fail("needs", "names", list(nd.names), "at most 8 needs (they are stored as a bit mask)")
     for required in ("accommodation", "employment", "family_relationships"):

@@ -1,0 +1,160 @@
+"""The multi-agency offender-and-family intervention (Whole Essex Community Budget proposal).
+
+Police, probation, children's services, health, housing and the voluntary sector work together on the offender's
+behaviour and on the family's needs. Each month: offenders who left custody or started an order
+``referral_delay_months`` ago, meet the risk threshold and have a dependent child are referred with probability
+``coverage``; referred families start as places allow (``capacity_families_per_year``, longest-waiting first)
+or lapse after ``max_wait_months``; a family that starts engages with probability ``p_engage`` and stays
+``duration_months`` unless it drops out or the offender goes to custody, dies or leaves.
+
+While an engaged family is in the intervention, at ``dose = 1 - exp(-hours / dose_scale_hours)`` its needs
+resolve faster, the offender's hazard is multiplied by ``1 - (1 - offending_rr_at_full_dose) x dose`` and the
+children's by ``1 - (1 - child_rr_at_full_dose) x dose``; after they leave these direct effects decay with
+``effect_decay_months``. Reduced parental imprisonment follows from the offender's lower offending. Coverage,
+intensity or capacity of zero switch it off, and the run is then the baseline exactly (its draws use their own
+streams, so nobody else's random numbers change).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .people import CUSTODY, FREE, LICENCE, PROBATION
+
+NONE, WAITING, ACTIVE, LEFT = 0, 1, 2, 3
+
+
+def is_on(iv) -> bool:
+    return iv.coverage > 0 and iv.intensity_hours_per_month > 0 and iv.capacity_families_per_year > 0
+
+
+def dose(iv) -> float:
+    """Share of the maximum effect delivered at this intensity (diminishing returns)."""
+    return 1.0 - np.exp(-iv.intensity_hours_per_month / iv.dose_scale_hours)
+
+
+def effect_strength(state, engaged, exit_month, month: int, decay_months: float) -> np.ndarray:
+    """1 while an engaged family is in the intervention, decaying after it leaves; 0 otherwise."""
+    in_it = (state == ACTIVE) & engaged
+    after = (state == LEFT) & engaged
+    decayed = np.exp(-np.maximum(month - exit_month, 0) / decay_months)
+    return np.where(in_it, 1.0, np.where(after, decayed, 0.0))
+
+
+def offending_multiplier(model, rows: np.ndarray) -> np.ndarray:
+    """Direct effect on the offenders among ``rows`` (1 for everyone else)."""
+    iv = model.params.intervention
+    if not is_on(iv):
+        return 1.0
+    p = model.people
+    s = effect_strength(p.iv_state[rows], p.iv_engaged[rows], p.iv_exit_month[rows], model.month, iv.effect_decay_months)
+    return 1.0 - (1.0 - iv.offending_rr_at_full_dose) * dose(iv) * s
+
+
+def child_multiplier(model, father: np.ndarray, mother: np.ndarray) -> np.ndarray:
+    """Effect on children through a parent in (or recently out of) the intervention; parents are rows or -1."""
+    iv = model.params.intervention
+    if not is_on(iv):
+        return 1.0
+    p = model.people
+    strength = np.zeros(len(father))
+    for parent in (father, mother):
+        known = parent >= 0
+        r = parent[known]
+        strength[known] = np.maximum(
+            strength[known], effect_strength(p.iv_state[r], p.iv_engaged[r], p.iv_exit_month[r], model.month, iv.effect_decay_months)
+        )
+    return 1.0 - (1.0 - iv.child_rr_at_full_dose) * dose(iv) * strength
+
+
+def extra_need_resolution(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``rows`` of engaged families in the intervention, and their extra monthly resolution (k x needs)."""
+    iv = model.params.intervention
+    if not is_on(iv):
+        return np.zeros(0, np.int64), np.zeros((0, len(iv.need_resolution_at_full_dose)))
+    p = model.people
+    pos = np.flatnonzero((p.iv_state[rows] == ACTIVE) & p.iv_engaged[rows])
+    extra = np.broadcast_to(np.asarray(iv.need_resolution_at_full_dose) * dose(iv), (len(pos), len(iv.need_resolution_at_full_dose)))
+    return pos, extra
+
+
+def parents_of_dependent_children(model) -> np.ndarray:
+    """Boolean per row: has a child under the adult age who is present."""
+    p = model.people
+    n = p.n
+    has = np.zeros(n, bool)
+    kids = np.flatnonzero(p.present[:n] & (model.ages < model.params.family.age_adult))
+    for parent in (p.father[kids], p.mother[kids]):
+        has[parent[parent >= 0]] = True
+    return has
+
+
+def step(model) -> None:
+    iv = model.params.intervention
+    if not is_on(iv):
+        return
+    p, month, draws = model.people, model.month, model.draws
+    n = p.n
+    present = p.present[:n]
+    state = p.iv_state[:n]
+    ids = p.person_id[:n]
+    tally = model.tally
+
+    # families in the intervention: a month more; completion, drop-out, custody, death or moving away end it
+    active = np.flatnonzero(state == ACTIVE)
+    p.iv_months[active] += 1
+    lost = ~present[active] | (p.status[active] == CUSTODY)
+    dropout = p.iv_engaged[active] & (draws.uniform("iv_dropout", month, ids[active]) < iv.p_dropout_per_month)
+    done = p.iv_months[active] >= iv.duration_months
+    leaving = active[lost | dropout | done]
+    state[leaving] = LEFT
+    p.iv_exit_month[leaving] = month
+    tally.add("iv_completions", p.weight[active[done & ~lost & ~dropout]].sum())
+
+    # referrals waiting for a place lapse after max_wait_months, or when the offender is no longer there
+    waiting = np.flatnonzero(state == WAITING)
+    p.iv_months[waiting] += 1
+    lapse = waiting[(p.iv_months[waiting] > iv.max_wait_months) | ~present[waiting] | (p.status[waiting] == CUSTODY)]
+    state[lapse] = LEFT
+    p.iv_exit_month[lapse] = month
+
+    # new referrals: released or started an order referral_delay_months ago, repeat offenders, with children
+    adult = model.ages >= model.params.family.age_adult
+    candidate = present & (state == NONE) & adult & (p.prev_convictions[:n] >= iv.min_previous_convictions)
+    status = p.status[:n]
+    route = np.zeros(n, bool)
+    if iv.eligible_on_release:
+        route |= (p.months_since_release[:n] == iv.referral_delay_months) & ((status == LICENCE) | (status == FREE))
+    if iv.eligible_on_order_start:
+        route |= (p.months_since_order_start[:n] == iv.referral_delay_months) & (status == PROBATION)
+    eligible = np.flatnonzero(candidate & route)
+    if iv.require_dependent_children and len(eligible):
+        eligible = eligible[parents_of_dependent_children(model)[eligible]]
+    referred = eligible[draws.uniform("iv_referral", month, ids[eligible]) < iv.coverage]
+    state[referred] = WAITING
+    p.iv_months[referred] = 0
+    tally.add("iv_eligible", p.weight[eligible].sum())
+    tally.add("iv_referrals", p.weight[referred].sum())
+
+    # places: capacity accrues monthly (in real families); the longest-waiting families start first
+    model.iv_place_credit = min(model.iv_place_credit + iv.capacity_families_per_year / 12.0, iv.capacity_families_per_year / 12.0 + p.weight.max())
+    queue = np.flatnonzero(state == WAITING)
+    queue = queue[np.lexsort((ids[queue], -p.iv_months[queue]))]
+    cum_weight = np.cumsum(p.weight[queue])
+    starting = queue[cum_weight <= model.iv_place_credit]
+    model.iv_place_credit -= p.weight[starting].sum()
+    engaged = draws.uniform("iv_engage", month, ids[starting]) < iv.p_engage
+    state[starting] = np.where(engaged, ACTIVE, LEFT)
+    p.iv_engaged[starting] = engaged
+    p.iv_months[starting] = 0
+    p.iv_exit_month[starting[~engaged]] = month
+    tally.add("iv_starts", p.weight[starting].sum())
+    tally.add("iv_engaged_starts", p.weight[starting[engaged]].sum())
+
+
+def active_families(model) -> float:
+    """Engaged families in the intervention at the end of the month (real families)."""
+    p = model.people
+    n = p.n
+    in_it = (p.iv_state[:n] == ACTIVE) & p.iv_engaged[:n]
+    return float(p.weight[:n][in_it].sum())
