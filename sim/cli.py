@@ -1,12 +1,15 @@
 """Command line: ``sim run SCENARIO.toml [--seed S] [--years Y] [--out DIR] [--events] [--set key=value]``,
-``sim bench``. User errors print one line and exit with code 2, before anything is written."""
+``sim compare BASE.toml INTERVENTION.toml [--reps N]``, ``sim sweep SCENARIO.toml --set key=v1,v2``, ``sim bench``. User errors print one line and exit with code 2, before anything is written."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+
+import pandas as pd
 
 from .scenario import ScenarioError, load_scenario
 
@@ -25,6 +28,13 @@ def _nonneg_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def _pos_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
     return value
 
 
@@ -48,10 +58,109 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output folder (default: outputs/<scenario name>)")
     run.add_argument("--events", action="store_true", help="also write people.parquet and events.parquet (microdata)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
+    cmp = sub.add_parser("compare", help="paired replicates of a baseline and an intervention scenario, with the appraisal")
+    cmp.add_argument("baseline", help="baseline scenario TOML")
+    cmp.add_argument("intervention", help="intervention scenario TOML")
+    _batch_options(cmp)
+    sweep = sub.add_parser("sweep", help="compare a grid of intervention settings with the intervention switched off")
+    sweep.add_argument("scenario", help="intervention scenario TOML; --set key=v1,v2,... gives the grid")
+    _batch_options(sweep, grid=True)
     bench = sub.add_parser("bench", help="time one Essex replicate and one at 10x the population")
     bench.add_argument("--scenario", default="scenarios/baseline.toml")
     bench.add_argument("--repeats", type=_nonneg_int, default=3)
     return parser
+
+
+def _batch_options(p, grid: bool = False) -> None:
+    p.add_argument("--reps", type=_pos_int, default=20, help="paired replicates (default 20)")
+    p.add_argument("--years", type=_pos_float, help="length of each run in years (default: the scenario's)")
+    p.add_argument("--seed", type=_nonneg_int, default=1, help="root seed; replicate seeds are spawned from it (default 1)")
+    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    help_set = "grid axis: section.key=v1,v2,... (repeatable; several give a product grid)" if grid else "override in both scenarios (repeatable)"
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=help_set)
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare, summary_table
+    from .output import write_comparison
+
+    overrides = list(args.set) + ([f"run.years={args.years}"] if args.years is not None else [])
+    base = load_scenario(args.baseline, overrides)
+    iv = load_scenario(args.intervention, overrides)
+    out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
+    _check_out(out)
+    rows, series, ledger = compare(base, iv, args.reps, args.seed, args.workers)
+    table = summary_table(rows)
+    write_comparison(out, base, iv, args.seed, rows, table, series, ledger)
+    print(_comparison_text(base, iv, args, table, out))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .compare import compare, parse_grid, summary_table, switched_off
+    from .output import write_sweep
+
+    if not args.set:
+        raise ScenarioError("sweep: give at least one grid axis, e.g. --set intervention.intensity_hours_per_month=0,10,20,40")
+    grid = parse_grid(args.set)
+    years = [f"run.years={args.years}"] if args.years is not None else []
+    points = [load_scenario(args.scenario, point + years) for point in grid]  # validates every point first
+    out = args.out or Path("outputs") / f"{points[0].run.name}_sweep"
+    _check_out(out)
+    tables, all_rows = [], []
+    for k, (point, iv) in enumerate(zip(grid, points)):
+        rows, _, _ = compare(switched_off(iv), iv, args.reps, args.seed, args.workers, label=f"point {k + 1}/{len(grid)}")
+        tables.append((point, summary_table(rows)))
+        all_rows.append(rows.assign(grid_point=k, **{s.split("=", 1)[0]: s.split("=", 1)[1] for s in point}))
+    result = write_sweep(out, points[0], args.seed, args.reps, tables, pd.concat(all_rows, ignore_index=True))
+    print(result.to_string(index=False))
+    print(f"-> {out}/sweep.csv")
+    return 0
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"--out {out}: exists and is not a folder")
+
+
+def _comparison_text(base, iv, args, table, out: Path) -> str:
+    t = table.set_index("metric")
+
+    def row(metric, label, fmt="{:,.0f}", scale=1.0):
+        r = t.loc[metric]
+        ci = f"  (90%: {fmt.format(r.difference_p05 * scale)} to {fmt.format(r.difference_p95 * scale)})" if pd.notna(r.difference_p05) else ""
+        return f"  {label:<38}{fmt.format(r.difference * scale):>14}{ci}"
+
+    def outcome(metric, label, fmt="{:,.0f}", scale=1.0):
+        r = t.loc[metric]
+        return f"  {label:<38}{fmt.format(r.baseline * scale):>14}{fmt.format(r.intervention * scale):>14}{fmt.format(r.difference * scale):>14}  (90%: {fmt.format(r.difference_p05 * scale)} to {fmt.format(r.difference_p95 * scale)})"
+
+    lines = [
+        f"{iv.run.name} vs {base.run.name}: {args.reps} paired replicates of {iv.months} months, root seed {args.seed} -> {out}/",
+        f"  {'':<38}{'baseline':>14}{'intervention':>14}{'difference':>14}",
+        outcome("offences", "offences"),
+        outcome("convictions", "convictions"),
+        outcome("proven_reoffending_prison", "proven reoffending, prison (%)", "{:.1f}", 100),
+        outcome("proven_reoffending_probation", "proven reoffending, probation (%)", "{:.1f}", 100),
+        outcome("custody_months", "prisoner-months"),
+        outcome("children_convicted", "convictions of children"),
+        outcome("first_time_entrants", "first-time entrants"),
+        outcome("iv_families_started", "families starting the intervention"),
+        f"  present values, GBP {iv.costs.base_price_year} prices, {100 * iv.costs.discount_rate:.1f}% discount rate:",
+        row("appraisal:intervention_cost", "intervention cost"),
+        row("savings_by_kind:fiscal_cashable", "savings: fiscal cashable"),
+        row("savings_by_kind:fiscal_non_cashable", "savings: fiscal non-cashable"),
+        row("savings_by_kind:economic", "savings: economic"),
+        row("savings_by_kind:social", "savings: social"),
+        row("appraisal:net_fiscal_benefit", "net fiscal benefit"),
+        row("appraisal:npv", "net present value"),
+        row("appraisal:bcr", "benefit-cost ratio", "{:.2f}"),
+        row("appraisal:cost_per_offence_avoided", "cost per offence avoided"),
+        f"  {'chance benefits exceed costs':<38}{t.loc['appraisal:benefits_exceed_costs'].difference:>14.0%}",
+        f"  {'payback year (mean where reached)':<38}{t.loc['appraisal:payback_year'].difference:>14.1f}" if pd.notna(t.loc['appraisal:payback_year'].difference) else f"  {'payback year':<38}{'not within the run':>14}",
+    ]
+    return "\n".join(lines)
 
 
 def cmd_run(args) -> int:
@@ -98,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
         if args.command == "bench":
             from .bench import main as bench_main
 

@@ -31,10 +31,12 @@ def death_table(d, max_years: int = 120) -> np.ndarray:
 
 
 def children_moving_with(p, children: np.ndarray, movers: np.ndarray) -> np.ndarray:
-    """The children (at liberty) whose home parent, the mother if known else the father, is among ``movers``."""
+    """The children (at liberty) whose home parent, the mother if present else the father, is among ``movers``."""
     if len(movers) == 0:
         return movers
-    home = np.where(p.mother[children] >= 0, p.mother[children], p.father[children])
+    mother = p.mother[children]
+    mother_home = (mother >= 0) & p.present[np.maximum(mother, 0)]
+    home = np.where(mother_home, mother, p.father[children])
     return children[np.isin(home, movers) & (p.status[children] == FREE)]
 
 

@@ -100,7 +100,10 @@ def births(model) -> np.ndarray:
     has_fa = fathers >= 0
     log_dev[has_fa] = 0.5 * (log_dev[has_fa] + np.log(p.propensity[fathers[has_fa]] / median))
     z = draws.normal("newborn_propensity", month, new_ids)
-    propensity = median * np.exp(inherited_log_propensity(log_dev, prm.family.propensity_heritability, prm.population.propensity_sigma, z))
+    n_parents = 1 + has_fa.astype(int)
+    propensity = median * np.exp(
+        inherited_log_propensity(log_dev, prm.family.propensity_heritability, prm.population.propensity_sigma, z, n_parents)
+    )
     rows = p.add(
         k,
         person_id=new_ids,

@@ -36,8 +36,23 @@ FLOWS = (
     "iv_engaged_starts",
     "iv_completions",
 )
-STOCKS = ("population", "children", "custody", "licence", "probation", "ever_convicted_adults", "iv_active_families")
-MONTHLY_SERIES = ("month", *STOCKS, *FLOWS)
+STOCKS = (
+    "population",
+    "children",
+    "custody",
+    "licence",
+    "probation",
+    "ever_convicted_adults",
+    "children_with_parent_in_custody",
+    "iv_active_families",
+)
+
+
+def series_names(params) -> tuple[str, ...]:
+    """Columns of the monthly series: the fixed stocks and flows, offences by type and adults with each need."""
+    by_type = tuple(f"offences_{t}" for t in params.offending.offence_types)
+    by_need = tuple(f"adults_with_{name}" for name in params.needs.names)
+    return ("month", *STOCKS, *by_need, *FLOWS, *by_type)
 
 
 def monthly_record(model) -> dict[str, float]:
@@ -48,6 +63,7 @@ def monthly_record(model) -> dict[str, float]:
     w = np.where(present, p.weight[:n], 0.0)
     status = p.status[:n]
     child = p.age_years(model.month) < model.params.family.age_adult
+    adult_w = np.where(child, 0.0, w)
     rec = {
         "month": model.month,
         "population": w.sum(),
@@ -56,10 +72,26 @@ def monthly_record(model) -> dict[str, float]:
         "licence": w[status == LICENCE].sum(),
         "probation": w[status == PROBATION].sum(),
         "ever_convicted_adults": w[~child & (p.prev_convictions[:n] > 0)].sum(),
+        "children_with_parent_in_custody": w[child & parent_in_custody(p)].sum(),
         "iv_active_families": intervention.active_families(model),
     }
-    rec.update({name: float(model.tally.get(name, 0.0)) for name in FLOWS})
+    for j, name in enumerate(model.params.needs.names):
+        rec[f"adults_with_{name}"] = adult_w[(p.needs[:n] >> j) & 1 == 1].sum()
+    for name in series_names(model.params):
+        if name not in rec:
+            rec[name] = float(model.tally.get(name, 0.0))
     return rec
+
+
+def parent_in_custody(p) -> np.ndarray:
+    """Boolean per row: the father or mother is present and in custody."""
+    n = p.n
+    out = np.zeros(n, bool)
+    for parent in (p.father[:n], p.mother[:n]):
+        known = parent >= 0
+        r = parent[known]
+        out[known] |= p.present[r] & (p.status[r] == CUSTODY)
+    return out
 
 
 # --- cohort metrics on microdata ------------------------------------------------------------------------------
@@ -113,6 +145,27 @@ def proven_reoffending(
         "cohort_size": float(total_w),
         "cohort_agents": int(len(first)),
     }
+
+
+def proven_reoffending_annual_cohorts(
+    people: pd.DataFrame, events: pd.DataFrame, index_event: str, months: int, follow_up_months: int = 12,
+    waiting_months: int = 6, adult_age_years: float = 18,
+) -> dict[str, float]:
+    """The MoJ rate measured as the MoJ publishes it, by annual cohort: one cohort per 12 months whose whole
+    follow-up and waiting period fit in a run of ``months``; returns each year's rate and the cohort-size-weighted
+    mean (``rate``)."""
+    offset = FOLLOW_UP_OFFSET.get(index_event, 1)
+    years = max(0, (months - follow_up_months - waiting_months - offset) // 12)
+    out, total, weighted = {}, 0.0, 0.0
+    for y in range(years):
+        r = proven_reoffending(people, events, index_event, 12 * y, 12 * y + 12, follow_up_months, waiting_months, adult_age_years=adult_age_years)
+        out[f"rate_year_{y}"] = r["rate"]
+        if r["cohort_size"] > 0:
+            total += r["cohort_size"]
+            weighted += r["rate"] * r["cohort_size"]
+    out["rate"] = weighted / total if total else float("nan")
+    out["cohort_years"] = years
+    return out
 
 
 def share_of_offences_by_previously_convicted(people: pd.DataFrame, events: pd.DataFrame, start: int = 0, end: int | None = None) -> float:

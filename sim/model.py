@@ -12,7 +12,7 @@ from . import courts, exits, family, intervention, justice, needs, offending, po
 from .agents import Person
 from .courts import PendingCases
 from .events import EventLog
-from .metrics import MONTHLY_SERIES, monthly_record
+from .metrics import monthly_record, series_names
 from .params import Params
 from .people import People
 from .rng import CounterRNG
@@ -54,7 +54,7 @@ class ReoffendingModel(mesa.Model):
         self._set_ages()
         offending.prime_court_queue(self)
         self.datacollector = mesa.DataCollector(
-            model_reporters={name: (lambda m, name=name: m.record[name]) for name in MONTHLY_SERIES}
+            model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
         )
         self.record: dict[str, float] = {}
 

@@ -96,16 +96,21 @@ def draw_offences(model, month: int):
 def prime_court_queue(model, months: int = 12) -> None:
     """Before the run starts, fill the court queue with cases from offences committed in the ``months`` before
     it (by the starting population, at today's hazard), so convictions run at their steady level from month 0
-    instead of ramping up over the first court lags. These pre-start offences are not in the event log."""
+    instead of ramping up over the first court lags. These pre-start offences are not in the event log. Offences
+    that could not have been committed then (under the age of criminal responsibility, or still in custody before a
+    release ``months_since_release`` months ago) are dropped."""
+    p = model.people
+    age_min_months = 12 * model.params.family.age_criminal_responsibility
     for month in range(-months, 0):
         rows, kind, proven, lag = draw_offences(model, month)
         due = month + lag
-        pending = proven & (due >= 0)
+        possible = (model.age_months[rows] + month >= age_min_months) & (p.months_since_release[rows] >= -month)
+        pending = proven & (due >= 0) & possible
         model.cases.add(rows[pending], month, due[pending], kind[pending])
 
 
 def step(model) -> None:
-    p, month = model.people, model.month
+    p, month, o = model.people, model.month, model.params.offending
     rows, kind, proven, lag = draw_offences(model, month)
     model.events.add("offence", rows, month, offence_month=np.full(len(rows), month), offence_type=kind)
     model.cases.add(rows[proven], month, month + lag[proven], kind[proven])
@@ -114,3 +119,6 @@ def step(model) -> None:
     model.tally.add("offences_by_previously_convicted", w[p.prev_convictions[rows] > 0].sum())
     model.tally.add("offences_by_supervised", w[p.status[rows] != FREE].sum())
     model.tally.add("offences_proven", w[proven].sum())
+    by_type = np.bincount(kind, weights=w, minlength=len(o.offence_types))
+    for name, total in zip(o.offence_types, by_type):
+        model.tally.add(f"offences_{name}", total)

@@ -160,3 +160,51 @@ def write_run(model, out_dir: Path, with_events: bool) -> dict[str, float]:
         info = manifest(model.params, model.seed, {"files": files + ["manifest.json"], "summary": summary})
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
     return summary
+
+
+def write_comparison(out_dir: Path, base, iv, root_seed: int, rows: pd.DataFrame, table: pd.DataFrame, series: pd.DataFrame, ledger: pd.DataFrame) -> None:
+    """A comparison folder: comparison.csv (one row per metric), replicates.csv, timeseries.parquet and
+    ledger.parquet (both scenarios, every replicate), manifest.json. Written atomically."""
+    with atomic_dir(out_dir) as tmp:
+        table.to_csv(tmp / "comparison.csv", index=False)
+        rows.to_csv(tmp / "replicates.csv", index=False)
+        series.to_parquet(tmp / "timeseries.parquet", index=False)
+        ledger.to_parquet(tmp / "ledger.parquet", index=False)
+        info = manifest(iv, root_seed, {
+            "kind": "comparison",
+            "replicates": int(len(rows)),
+            "replicate_seeds": [int(s) for s in rows["seed"]],
+            "baseline": {"scenario": base.run.name, "scenario_file": base.source_file, "parameters": base.to_dict()},
+            "files": ["comparison.csv", "replicates.csv", "timeseries.parquet", "ledger.parquet", "manifest.json"],
+        })
+        (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
+
+
+#: the metrics a sweep reports for each grid point (mean and 90% interval)
+SWEEP_METRICS = (
+    "offences", "proven_reoffending_prison", "proven_reoffending_probation", "children_convicted",
+    "appraisal:intervention_cost", "appraisal:total_savings", "appraisal:net_fiscal_benefit", "appraisal:npv",
+    "appraisal:bcr", "appraisal:cost_per_offence_avoided", "appraisal:benefits_exceed_costs",
+)
+
+
+def write_sweep(out_dir: Path, params, root_seed: int, reps: int, tables: list, rows: pd.DataFrame) -> pd.DataFrame:
+    """sweep.csv: one row per grid point with the grid values and, per metric, the mean and 90% interval of the
+    difference from the intervention switched off. Also replicates.csv and manifest.json. Written atomically."""
+    records = []
+    for point, table in tables:
+        t = table.set_index("metric")
+        rec = {s.split("=", 1)[0]: s.split("=", 1)[1] for s in point}
+        for m in SWEEP_METRICS:
+            rec[m] = t.loc[m, "difference"]
+            if m != "appraisal:benefits_exceed_costs":
+                rec[f"{m}_p05"], rec[f"{m}_p95"] = t.loc[m, "difference_p05"], t.loc[m, "difference_p95"]
+        records.append(rec)
+    result = pd.DataFrame(records)
+    with atomic_dir(out_dir) as tmp:
+        result.to_csv(tmp / "sweep.csv", index=False)
+        rows.to_csv(tmp / "replicates.csv", index=False)
+        info = manifest(params, root_seed, {"kind": "sweep", "replicates": reps, "grid": [p for p, _ in tables],
+                                            "files": ["sweep.csv", "replicates.csv", "manifest.json"]})
+        (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
+    return result

@@ -6,9 +6,19 @@ classes, so the schema lives in one place. Units and sources of the default valu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import NamedTuple
+
+
+class Money(NamedTuple):
+    """An amount (or a tuple of amounts) in GBP at the prices of ``price_year`` (e.g. "2015-16")."""
+
+    value: float | tuple
+    price_year: str
 
 PROB = "probability in [0, 1]"
+MONEY = "amount in GBP >= 0 with a price_year"
+MONEY_LIST = "list of GBP amounts >= 0 with a price_year"
 NONNEG = "number >= 0"
 POS = "number > 0"
 COUNT = "whole number >= 0"
@@ -50,6 +60,10 @@ class PopulationParams:
     propensity_median_community: float = _f(POS, "median offending propensity, unsupervised recent offenders")
     propensity_median_general: float = _f(POS, "median offending propensity, general population")
     propensity_sigma: float = _f(NONNEG, "sd of log propensity (heterogeneity between people)")
+    start_sentence_median_months: float = _f(POS, "median length of the custodial sentences being served at the start")
+    start_sentence_sigma: float = _f(NONNEG, "sd of log of those sentence lengths")
+    start_order_median_months: float = _f(POS, "median length of the orders being served at the start")
+    start_order_sigma: float = _f(NONNEG, "sd of log of those order lengths")
     share_offenders_parents: float = _f(PROB, "share of adult offenders with dependent children")
     share_offenders_partnered: float = _f(PROB, "share of adult offenders with a partner in the household")
     children_per_parent_mean: float = _f(POS, "mean dependent children per parent (>= 1)")
@@ -170,10 +184,40 @@ class InterventionParams:
     need_resolution_at_full_dose: tuple = _f("list of probabilities", "extra monthly probability each need resolves, at full dose")
     child_rr_at_full_dose: float = _f(NONNEG, "children's hazard multiplier at full dose (parenting, family relationships)")
     effect_decay_months: float = _f(POS, "e-folding time of the direct effects after a family leaves")
-    setup_cost_gbp: float = _f(NONNEG, "one-off cost of setting up the team, month 0")
-    fixed_cost_per_year_gbp: float = _f(NONNEG, "running cost of the team whatever its caseload")
-    cost_per_keyworker_hour_gbp: float = _f(NONNEG, "cost of a keyworker hour incl. on-costs")
-    price_year: str = _f("text", "price year of the intervention's costs")
+    setup_cost_gbp: Money = _f(MONEY, "one-off cost of setting up the team, month 0")
+    fixed_cost_per_year_gbp: Money = _f(MONEY, "running cost of the team whatever its caseload")
+    cost_per_keyworker_hour_gbp: Money = _f(MONEY, "cost of a keyworker hour incl. on-costs")
+
+
+@dataclass(frozen=True)
+class CostParams:
+    base_price_year: str = _f("text", "price year every cost is uprated to")
+    deflator_years: tuple = _f("list of names", "financial years of the GDP deflator series")
+    deflator_index: tuple = _f("list of numbers >= 0", "GDP deflator index for those years")
+    discount_rate: float = _f(PROB, "annual discount rate (Green Book social time preference rate)")
+    optimism_bias_intervention: float = _f(NONNEG, "uplift on the intervention's costs for optimism bias")
+    crime_cost_by_type: Money = _f(MONEY_LIST, "economic and social cost of an offence, by offence type")
+    crime_cost_share_social: float = _f(PROB, "share of an offence's cost that is physical and emotional harm (social)")
+    crime_cost_share_economic: float = _f(PROB, "share that is lost output and property (economic)")
+    crime_cost_share_health: float = _f(PROB, "share that is NHS treatment of victims (fiscal)")
+    police_cost_per_proven_offence: Money = _f(MONEY, "police: arrest, custody and investigation of a proven offence")
+    court_cost_per_conviction: Money = _f(MONEY, "courts, CPS and legal aid for a conviction (proceedings, not the sentence)")
+    prison_cost_per_month: Money = _f(MONEY, "prison: a prisoner-month")
+    probation_order_cost_per_month: Money = _f(MONEY, "probation: a month of a community or suspended-sentence order")
+    licence_cost_per_month: Money = _f(MONEY, "probation: a month of licence supervision")
+    recall_cost: Money = _f(MONEY, "process cost of a recall (police, probation, parole), besides the custody")
+    youth_justice_cost_per_conviction: Money = _f(MONEY, "youth offending team: a conviction of a child")
+    children_services_cost_per_child_month_parent_in_custody: Money = _f(MONEY, "children's social care: a child-month with a parent in custody")
+    nhs_cost_per_month_by_need: Money = _f(MONEY_LIST, "NHS: a person-month with each need (treatment), in need order")
+    dwp_cost_per_month_unemployed: Money = _f(MONEY, "DWP: out-of-work benefits for a person-month with an employment need")
+    lost_output_per_month_unemployed: Money = _f(MONEY, "economy: output lost in a person-month with an employment need")
+    cashable_share_prison: float = _f(PROB, "share of prison savings that are cashable")
+    cashable_share_probation: float = _f(PROB, "share of probation savings that are cashable")
+    cashable_share_police: float = _f(PROB, "share of police savings that are cashable")
+    cashable_share_courts: float = _f(PROB, "share of court savings that are cashable")
+    cashable_share_local_authority: float = _f(PROB, "share of local authority (children's services, youth justice) savings that are cashable")
+    cashable_share_nhs: float = _f(PROB, "share of NHS savings that are cashable")
+    cashable_share_dwp: float = _f(PROB, "share of DWP savings that are cashable")
 
 
 SECTIONS: dict[str, type] = {
@@ -185,6 +229,7 @@ SECTIONS: dict[str, type] = {
     "family": FamilyParams,
     "demography": DemographyParams,
     "intervention": InterventionParams,
+    "costs": CostParams,
 }
 
 
@@ -200,6 +245,7 @@ class Params:
     family: FamilyParams
     demography: DemographyParams
     intervention: InterventionParams
+    costs: CostParams
     source_file: str = ""
 
     @property
@@ -208,7 +254,9 @@ class Params:
 
     def to_dict(self) -> dict:
         """Plain nested dict of values (for the manifest)."""
-        from dataclasses import asdict
+        def plain(v):
+            if isinstance(v, Money):
+                return {"value": plain(v.value), "price_year": v.price_year}
+            return list(v) if isinstance(v, tuple) else v
 
-        out = {name: asdict(getattr(self, name)) for name in SECTIONS}
-        return {s: {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()} for s, d in out.items()}
+        return {name: {f.name: plain(getattr(getattr(self, name), f.name)) for f in fields(getattr(self, name))} for name in SECTIONS}

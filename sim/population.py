@@ -3,7 +3,8 @@ population of households with children and young adults.
 
 Counts are real people (scenario TOML); each agent stands for ``scale_*`` of them (its ``weight``), so totals
 are scaled back by summing weights. All draws come from one numpy Generator seeded by the replicate seed, and
-depend on the population parameters only, so every scenario of a comparison starts from the same people.
+depend on the [population] and [family] parameters (and the release law in [justice]) only, so every scenario of
+a comparison that changes policy starts from the same people.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ from . import people as P
 from .params import Params
 
 
-def inherited_log_propensity(parent_log_dev: np.ndarray, heritability: float, sigma: float, z: np.ndarray) -> np.ndarray:
-    """A child's log propensity relative to the general median: h x parents' mean deviation + fresh variation.
+def inherited_log_propensity(
+    parent_log_dev: np.ndarray, heritability: float, sigma: float, z: np.ndarray, n_parents: np.ndarray | int = 1
+) -> np.ndarray:
+    """A child's log propensity relative to the general median: h x the mean deviation of their ``n_parents``
+    known parents + fresh variation.
 
-    The fresh part has sd ``sigma * sqrt(1 - h^2)`` so propensity keeps the same spread across generations.
+    The mean of k unrelated parents has variance sigma^2 / k, so the fresh part has sd
+    ``sigma * sqrt(1 - h^2 / k)`` and propensity keeps the same spread across generations (k = 0: all fresh).
     """
-    return heritability * parent_log_dev + np.sqrt(max(0.0, 1 - heritability**2)) * sigma * z
+    k = np.maximum(np.asarray(n_parents, dtype=float), 1.0)
+    inherited = np.where(np.asarray(n_parents) > 0, heritability * parent_log_dev, 0.0)
+    fresh_sd = np.where(np.asarray(n_parents) > 0, np.sqrt(np.maximum(0.0, 1 - heritability**2 / k)), 1.0)
+    return inherited + fresh_sd * sigma * z
 
 
 def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarray:
@@ -80,7 +88,7 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
             status_at_start=start_status,
         )
         people.needs[rows] = draw_needs(rng, n, params.needs.prevalence_offenders)
-        _set_sentence_state(rng, people, rows, start_status, jus)
+        _set_sentence_state(rng, people, rows, start_status, pop, jus)
         offender_rows.append(rows)
     offenders = np.concatenate(offender_rows)
     _add_offender_families(params, rng, people, offenders)
@@ -88,8 +96,12 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
     people.person_id[: people.n] = np.arange(1, people.n + 1)
 
 
-def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: int, jus) -> None:
-    """Where each offender stands in their sentence at the start (point-in-time stocks are length-biased)."""
+def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: int, pop, jus) -> None:
+    """Where each offender stands in their sentence at the start (point-in-time stocks are length-biased).
+
+    Sentences already being served come from the ``start_*`` population parameters, not from the sentencing
+    policy in [justice], so a sentencing scenario changes new sentences only; release at ``release_fraction``
+    and licence for ``licence_min_sentence_months`` or more are the law for everyone."""
     n = len(rows)
     if n == 0:
         return
@@ -99,21 +111,24 @@ def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: i
         return np.maximum(1, np.ceil(s * rf))
 
     if start_status == P.CUSTODY_START:
-        s = _length_biased(rng, n, jus.sentence_median_months, jus.sentence_sigma, custody_part)
+        s = _length_biased(rng, n, pop.start_sentence_median_months, pop.start_sentence_sigma, custody_part)
         c = custody_part(s).astype(np.int64)
         served = np.floor(rng.random(n) * c).astype(np.int64)
         people.status[rows] = P.CUSTODY
         people.custody_months_left[rows] = c - served
         people.licence_months_left[rows] = np.where(s >= lic_min, s - c, 0)
     elif start_status == P.LICENCE_START:
-        s = _length_biased(rng, n, jus.sentence_median_months, jus.sentence_sigma, lambda s: s - custody_part(s), cond=lambda s: (s >= lic_min) & (s - custody_part(s) >= 1))
+        s = _length_biased(
+            rng, n, pop.start_sentence_median_months, pop.start_sentence_sigma, lambda s: s - custody_part(s),
+            cond=lambda s: (s >= lic_min) & (s - custody_part(s) >= 1),
+        )
         lic = (s - custody_part(s)).astype(np.int64)
         left = 1 + np.floor(rng.random(n) * lic).astype(np.int64)
         people.status[rows] = P.LICENCE
         people.licence_months_left[rows] = left
         people.months_since_release[rows] = lic - left
     elif start_status == P.PROBATION_START:
-        o = _length_biased(rng, n, jus.order_median_months, jus.order_sigma, lambda o: o)
+        o = _length_biased(rng, n, pop.start_order_median_months, pop.start_order_sigma, lambda o: o)
         left = 1 + np.floor(rng.random(n) * o).astype(np.int64)
         people.status[rows] = P.PROBATION
         people.order_months_left[rows] = left
@@ -136,8 +151,9 @@ def _add_children(params: Params, rng, people: P.People, father, mother, n_child
     ages = _ages_of_children(rng, n_children, parent_age, params.demography.fertile_age_min, fam.age_adult)
     log_dev = _parents_log_dev(people, father_r, mother_r, params.population.propensity_median_general)
     z = rng.standard_normal(total)
+    n_parents = (father_r >= 0).astype(int) + (mother_r >= 0)
     prop = params.population.propensity_median_general * np.exp(
-        inherited_log_propensity(log_dev, fam.propensity_heritability, params.population.propensity_sigma, z)
+        inherited_log_propensity(log_dev, fam.propensity_heritability, params.population.propensity_sigma, z, n_parents)
     )
     rows = people.add(
         total,

@@ -55,19 +55,15 @@ class CounterRNG:
     def __init__(self, seed: int):
         self.seed = int(seed) & _MASK64
 
-    def _prefix(self, stream: str, month: int, draw: int) -> int:
+    def _prefix(self, stream: str, month: int) -> int:
         key = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
-        key = _mix_int(key ^ ((month + 1_000_000) & _MASK64))
-        return _mix_int(key ^ (draw & _MASK64))
+        return _mix_int(key ^ ((month + 1_000_000) & _MASK64))
 
     def uniform(self, stream: str, month: int, person_ids: np.ndarray, draw: int | np.ndarray = 0) -> np.ndarray:
         """One uniform in [0, 1) per person id; ``draw`` (scalar or array) indexes several draws per person."""
         ids = np.ascontiguousarray(person_ids, dtype=np.int64).view(np.uint64)
-        if np.ndim(draw) == 0:
-            x = _mix(ids ^ np.uint64(self._prefix(stream, month, int(draw))))
-        else:
-            base = np.uint64(self._prefix(stream, month, 0))
-            x = _mix(_mix(ids ^ base) + np.asarray(draw, dtype=np.uint64))
+        base = np.uint64(self._prefix(stream, month))
+        x = _mix(_mix(ids ^ base) + np.asarray(draw, dtype=np.int64).astype(np.uint64))
         x >>= np.uint64(11)
         u = x.astype(np.float64)
         u *= 1.0 / (1 << 53)

@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
 
-from .params import COUNT, NONNEG, POS, POSINT, PROB, SECTIONS, Params
+from .params import COUNT, MONEY, MONEY_LIST, NONNEG, POS, POSINT, PROB, SECTIONS, Money, Params
 
 #: keys that document a value and are not part of it
 DOC_KEYS = {"unit", "source", "price_year", "note", "verified", "definition"}
@@ -37,9 +37,11 @@ def _read_toml(path: Path) -> dict:
         raise ScenarioError(f"{path}: not a UTF-8 text file") from None
 
 
-def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = ()) -> dict[tuple[str, str], tuple[Any, str]]:
-    """{(section, key): (raw value, file it came from)}, following ``extends`` first so the file itself wins."""
+def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = (), price_years: dict | None = None) -> dict[tuple[str, str], tuple[Any, str]]:
+    """{(section, key): (raw value, file it came from)}, following ``extends`` first so the file itself wins.
+    The last ``price_year`` given for each key is collected in ``price_years`` (a plain override keeps it)."""
     merged: dict[tuple[str, str], tuple[Any, str]] = {}
+    price_years = {} if price_years is None else price_years
     parent = data.get("extends")
     if parent is not None:
         if not isinstance(parent, str):
@@ -47,7 +49,7 @@ def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = ()) -> dict[tuple[
         parent_path = (path.parent / parent).resolve()
         if parent_path in seen:
             raise ScenarioError(f"{path}: extends = {parent!r}: circular extends")
-        merged.update(_flatten(parent_path, _read_toml(parent_path), seen + (parent_path,)))
+        merged.update(_flatten(parent_path, _read_toml(parent_path), seen + (parent_path,), price_years))
     for section, table in data.items():
         if section == "extends":
             continue
@@ -58,6 +60,8 @@ def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = ()) -> dict[tuple[
             raise ScenarioError(f"{path}: {section} = {table!r}: must be a table [{section}]")
         for key, value in table.items():
             merged[(section, key)] = (value, str(path))
+            if isinstance(value, dict) and "price_year" in value:
+                price_years[(section, key)] = value["price_year"]
     return merged
 
 
@@ -157,6 +161,20 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
             fail("needs", key, list(getattr(nd, key)), f"needs {len(nd.names)} entries, one per need")
     if len(p.intervention.need_resolution_at_full_dose) != len(nd.names):
         fail("intervention", "need_resolution_at_full_dose", list(p.intervention.need_resolution_at_full_dose), f"needs {len(nd.names)} entries, one per need")
+    c = p.costs
+    if len(c.deflator_index) != len(c.deflator_years):
+        fail("costs", "deflator_index", list(c.deflator_index), "needs one entry per year in deflator_years")
+    if len(c.crime_cost_by_type.value) != n:
+        fail("costs", "crime_cost_by_type", list(c.crime_cost_by_type.value), f"needs {n} entries, one per offence type")
+    if len(c.nhs_cost_per_month_by_need.value) != len(nd.names):
+        fail("costs", "nhs_cost_per_month_by_need", list(c.nhs_cost_per_month_by_need.value), f"needs {len(nd.names)} entries, one per need")
+    if c.crime_cost_share_social + c.crime_cost_share_economic + c.crime_cost_share_health > 1 + 1e-9:
+        fail("costs", "crime_cost_share_health", c.crime_cost_share_health, "the social, economic and health shares must add up to at most 1")
+    used_years = [m.price_year for m in vars(c).values() if isinstance(m, Money)]
+    used_years += [m.price_year for m in vars(p.intervention).values() if isinstance(m, Money)]
+    for year in sorted(set(used_years) | {c.base_price_year}):
+        if year not in c.deflator_years:
+            fail("costs", "deflator_years", list(c.deflator_years), f"must include every price year used ({year} is missing)")
     if len(nd.names) > 8:
         fail("needs", "names", list(nd.names), "at most 8 needs (they are stored as a bit mask)")
     for required in ("accommodation", "employment", "family_relationships"):
@@ -176,7 +194,8 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Params:
     """Read a scenario file (following ``extends``), apply ``section.key=value`` overrides, validate."""
     path = Path(path)
-    merged = _flatten(path.resolve(), _read_toml(path))
+    price_years: dict[tuple[str, str], str] = {}
+    merged = _flatten(path.resolve(), _read_toml(path), price_years=price_years)
     for text in overrides:
         section, key, value = parse_override(text)
         if section not in SECTIONS:
@@ -195,7 +214,14 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Params:
                 raise ScenarioError(f"{path}: {section}.{name}: missing key ({f.metadata['doc']})")
             raw, where = merged[(section, name)]
             value = _unwrap(raw, where, section, name)
-            values[name] = _coerce(f.metadata["check"], str(f.type), value, where, section, name)
+            check = f.metadata["check"]
+            if check in (MONEY, MONEY_LIST):
+                amount = _coerce(NONNEG if check == MONEY else "list of numbers >= 0", "float", value, where, section, name)
+                if (section, name) not in price_years:
+                    raise ScenarioError(f"{where}: {section}.{name} = {value!r}: money needs a price_year, e.g. {{ value = 100, price_year = \"2012-13\" }}")
+                values[name] = Money(amount, str(price_years[(section, name)]))
+            else:
+                values[name] = _coerce(check, str(f.type), value, where, section, name)
         built[section] = cls(**values)
     params = Params(**built, source_file=str(path))
     _cross_checks(params, origin)

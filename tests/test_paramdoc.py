@@ -16,7 +16,7 @@ BASELINE = ROOT / "scenarios" / "baseline.toml"
 DOC = ROOT / "docs" / "parameters.md"
 
 #: checks whose values are names or free text: a unit would be meaningless
-UNITLESS_CHECKS = {"text", "list of names"}
+UNITLESS_CHECKS = {"text", "list of names", "true or false"}
 
 #: Purely structural keys that need no source: they describe the run or fix a definition, not a fact about the
 #: world to be checked or calibrated.

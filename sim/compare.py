@@ -1,0 +1,214 @@
+"""Comparing scenarios: paired replicates (same seeds, common random numbers) of a baseline and an intervention,
+and the appraisal a commissioner reads: crime avoided, savings by agency and kind, NPV, BCR, payback.
+
+Replicate k of every scenario runs with the same seed, spawned from one root ``numpy.random.SeedSequence``, so
+replicate k's seed does not depend on how many replicates or workers there are. Differences are intervention
+minus baseline; savings are baseline minus intervention. Intervals are the 5th and 95th percentiles of the
+paired differences over replicates (90%).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from . import costs as C
+from . import metrics
+from .model import ReoffendingModel
+from .output import events_frame, people_frame, timeseries_frame
+
+#: outcome metrics per scenario run: name -> (unit, description)
+OUTCOMES = {
+    "offences": ("offences", "offences committed over the run, detected or not"),
+    "convictions": ("convictions", "convictions over the run"),
+    "proven_reoffending_prison": ("proportion", "one-year proven reoffending after release from custody (MoJ), mean of the annual cohorts"),
+    "proven_reoffending_probation": ("proportion", "one-year proven reoffending after an order start (MoJ), mean of the annual cohorts"),
+    "custody_months": ("prisoner-months", "months spent in custody"),
+    "children_convicted": ("convictions", "convictions of children (under 18)"),
+    "first_time_entrants": ("people", "people convicted for the first time"),
+    "iv_families_started": ("families", "families starting the intervention"),
+    "iv_family_months": ("family-months", "months engaged families spent in the intervention"),
+}
+
+
+def replicate_seeds(root_seed: int, reps: int) -> list[int]:
+    """Replicate seeds spawned from one root SeedSequence: replicate k's seed depends only on (root, k)."""
+    children = np.random.SeedSequence(root_seed).spawn(reps)
+    return [int(c.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for c in children]
+
+
+def run_replicate(params, seed: int) -> dict:
+    """One run: its monthly series, outcome metrics and cost ledger."""
+    model = ReoffendingModel(params, seed=seed, record_events=True).run()
+    ts = timeseries_frame(model)
+    out = {name: float(ts[col].sum()) for name, col in (
+        ("offences", "offences"), ("convictions", "convictions"), ("custody_months", "custody"),
+        ("children_convicted", "children_convicted"), ("first_time_entrants", "first_time_entrants"),
+        ("iv_families_started", "iv_starts"), ("iv_family_months", "iv_active_families"),
+    )}
+    run = params.run
+    people, events = people_frame(model), events_frame(model)
+    for label, event in (("prison", "release"), ("probation", "order_start")):
+        out[f"proven_reoffending_{label}"] = metrics.proven_reoffending_annual_cohorts(
+            people, events, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
+        )["rate"]
+    return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, params)}
+
+
+def appraise(base: dict, iv: dict, params) -> dict[str, float]:
+    """Paired metrics of one replicate: outcomes of both, differences, and the economic appraisal."""
+    rate = params.costs.discount_rate
+    row: dict[str, float] = {}
+    for name in OUTCOMES:
+        b, i = base["outcomes"][name], iv["outcomes"][name]
+        row[f"baseline:{name}"], row[f"intervention:{name}"], row[f"difference:{name}"] = b, i, i - b
+    pv_b = C.present_value(base["ledger"], rate).set_index(["agency", "kind"])["pv_gbp"]
+    pv_i = C.present_value(iv["ledger"], rate).set_index(["agency", "kind"])["pv_gbp"]
+    saving = pv_b.sub(pv_i, fill_value=0.0).drop("intervention", level="agency", errors="ignore")
+    iv_cost = float(pv_i.xs("intervention", level="agency").sum()) if "intervention" in pv_i.index.get_level_values(0) else 0.0
+    for agency in C.AGENCIES[:-1]:
+        row[f"savings_by_agency:{agency}"] = float(saving.xs(agency, level="agency").sum()) if agency in saving.index.get_level_values(0) else 0.0
+    for kind in C.KINDS:
+        row[f"savings_by_kind:{kind}"] = float(saving.xs(kind, level="kind").sum()) if kind in saving.index.get_level_values(1) else 0.0
+    fiscal = row["savings_by_kind:fiscal_cashable"] + row["savings_by_kind:fiscal_non_cashable"]
+    total = sum(row[f"savings_by_kind:{k}"] for k in C.KINDS)
+    avoided = -row["difference:offences"]
+    row["appraisal:intervention_cost"] = iv_cost
+    row["appraisal:total_savings"] = total
+    row["appraisal:net_cashable_benefit"] = row["savings_by_kind:fiscal_cashable"] - iv_cost
+    row["appraisal:net_fiscal_benefit"] = fiscal - iv_cost
+    row["appraisal:npv"] = total - iv_cost
+    row["appraisal:bcr"] = total / iv_cost if iv_cost > 0 else float("nan")
+    row["appraisal:fiscal_return_per_pound"] = fiscal / iv_cost if iv_cost > 0 else float("nan")
+    row["appraisal:offences_avoided"] = avoided
+    row["appraisal:cost_per_offence_avoided"] = iv_cost / avoided if iv_cost > 0 and avoided > 0 else float("nan")
+    row["appraisal:payback_year"] = payback_year(base["ledger"], iv["ledger"], rate)
+    row["appraisal:benefits_exceed_costs"] = float(row["appraisal:npv"] > 0) if iv_cost > 0 else float("nan")
+    return row
+
+
+def payback_year(base_ledger: pd.DataFrame, iv_ledger: pd.DataFrame, rate: float) -> float:
+    """First appraisal year (1 = the first) by whose end cumulative discounted fiscal savings cover the cumulative
+    discounted intervention cost; NaN if not within the run or if there is no intervention cost."""
+
+    def yearly(led):
+        return led.assign(year=led["month"] // 12, pv=led["cost_gbp"] * C.discount_factors(led["month"].to_numpy(), rate))
+
+    b, i = yearly(base_ledger), yearly(iv_ledger)
+    fiscal_b = b[b["kind"].isin(C.FISCAL) & (b["agency"] != "intervention")].groupby("year")["pv"].sum()
+    fiscal_i = i[i["kind"].isin(C.FISCAL) & (i["agency"] != "intervention")].groupby("year")["pv"].sum()
+    cost = i[i["agency"] == "intervention"].groupby("year")["pv"].sum()
+    if cost.sum() <= 0:
+        return float("nan")
+    net = (fiscal_b.sub(fiscal_i, fill_value=0.0) - cost.reindex(fiscal_b.index, fill_value=0.0)).cumsum()
+    paid = net[net >= 0]
+    return float(paid.index[0] + 1) if len(paid) else float("nan")
+
+
+def _pair_task(args):
+    base_params, iv_params, seed, k = args
+    base, iv = run_replicate(base_params, seed), run_replicate(iv_params, seed)
+    row = appraise(base, iv, iv_params)
+    row["replicate"], row["seed"] = k, seed
+    series = pd.concat(
+        [base["timeseries"].assign(scenario="baseline"), iv["timeseries"].assign(scenario="intervention")], ignore_index=True
+    ).assign(replicate=k)
+    led = pd.concat([base["ledger"].assign(scenario="baseline"), iv["ledger"].assign(scenario="intervention")], ignore_index=True).assign(replicate=k)
+    return row, series, led
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    if sys.stderr.isatty() and not os.environ.get("CI"):
+        width = 30
+        filled = int(width * done / total) if total else width
+        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare"):
+    """Run ``reps`` paired replicates. Returns (replicates DataFrame, monthly series, ledgers)."""
+    seeds = replicate_seeds(root_seed, reps)
+    tasks = [(base_params, iv_params, s, k) for k, s in enumerate(seeds)]
+    results = [None] * reps
+    if workers <= 1 or reps == 1:
+        for k, t in enumerate(tasks):
+            results[k] = _pair_task(t)
+            _progress(k + 1, reps, label)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for k, res in enumerate(pool.map(_pair_task, tasks)):
+                results[k] = res
+                _progress(k + 1, reps, label)
+    rows = pd.DataFrame([r[0] for r in results])
+    return rows, pd.concat([r[1] for r in results], ignore_index=True), pd.concat([r[2] for r in results], ignore_index=True)
+
+
+def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric: baseline, intervention, difference means and the 90% interval of the difference."""
+    out = []
+    for name, (unit, desc) in OUTCOMES.items():
+        d = rows[f"difference:{name}"]
+        out.append({"metric": name, "unit": unit, "baseline": rows[f"baseline:{name}"].mean(), "intervention": rows[f"intervention:{name}"].mean(),
+                    "difference": d.mean(), "difference_p05": d.quantile(0.05), "difference_p95": d.quantile(0.95), "description": desc})
+    for col in rows.columns:
+        if col.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:")):
+            v = rows[col].dropna()
+            group, name = col.split(":", 1)
+            unit = {"bcr": "ratio", "fiscal_return_per_pound": "ratio", "offences_avoided": "offences", "payback_year": "year",
+                    "benefits_exceed_costs": "probability"}.get(name, "GBP, present value")
+            out.append({"metric": f"{group}:{name}", "unit": unit, "baseline": np.nan, "intervention": np.nan,
+                        "difference": v.mean() if len(v) else np.nan,
+                        "difference_p05": v.quantile(0.05) if len(v) and name != "benefits_exceed_costs" else np.nan,
+                        "difference_p95": v.quantile(0.95) if len(v) and name != "benefits_exceed_costs" else np.nan,
+                        "description": _describe(group, name)})
+    return pd.DataFrame(out)
+
+
+def _describe(group: str, name: str) -> str:
+    if group == "savings_by_agency":
+        return f"discounted savings to {name.replace('_', ' ')} (baseline minus intervention costs)"
+    if group == "savings_by_kind":
+        return f"discounted savings, {name.replace('_', ' ')}"
+    return {
+        "intervention_cost": "discounted cost of the intervention (with optimism bias)",
+        "total_savings": "discounted savings of every kind and agency",
+        "net_cashable_benefit": "cashable fiscal savings minus intervention cost",
+        "net_fiscal_benefit": "fiscal savings (cashable and not) minus intervention cost",
+        "npv": "net present value: all savings minus intervention cost",
+        "bcr": "benefit-cost ratio: all savings / intervention cost",
+        "fiscal_return_per_pound": "fiscal savings per pound of intervention cost",
+        "offences_avoided": "offences avoided (baseline minus intervention)",
+        "cost_per_offence_avoided": "intervention cost per offence avoided",
+        "payback_year": "first year by whose end fiscal savings cover the intervention cost (blank if not within the run)",
+        "benefits_exceed_costs": "share of replicates in which the NPV is positive",
+    }.get(name, name)
+
+
+def parse_grid(settings: list[str]) -> list[list[str]]:
+    """``["a.b=1,2", "c.d=x"]`` -> the product grid as lists of ``section.key=value`` overrides.
+    Commas inside brackets (TOML lists) do not split values."""
+    axes = []
+    for text in settings:
+        key, _, values = text.partition("=")
+        parts, depth, cur = [], 0, ""
+        for ch in values:
+            depth += ch == "["
+            depth -= ch == "]"
+            if ch == "," and depth == 0:
+                parts.append(cur)
+                cur = ""
+            else:
+                cur += ch
+        parts.append(cur)
+        axes.append([f"{key.strip()}={v.strip()}" for v in parts])
+    return [list(point) for point in itertools.product(*axes)]
+
+
+def switched_off(params):
+    """The same scenario with the intervention off (its comparison baseline in a sweep)."""
+    return replace(params, intervention=replace(params.intervention, coverage=0.0))

@@ -1,0 +1,98 @@
+"""The cost ledger: who bears what, month by month, in the Community Budgets cost-benefit language.
+
+Costs are priced from the monthly series (so a run can be re-costed without re-running it): offences by type
+(harm to victims and society, victims' NHS treatment), proven offences (police), convictions (courts, CPS,
+legal aid), prisoner-, order- and licence-months, recalls, convictions of children (youth justice), child-months
+with a parent in custody (children's services), need-months (NHS treatment, DWP benefits, lost output) and the
+intervention itself. Every unit cost is uprated from its price year to ``costs.base_price_year`` with the GDP
+deflator. Each agency's costs are split into fiscal cashable and fiscal non-cashable by its cashable share;
+harm to victims is social, lost output and property economic. Discounting is annual (Green Book): costs in year
+t of the appraisal (months 12t..12t+11) are multiplied by (1 + r)^-t.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .intervention import is_on
+from .params import Money
+
+AGENCIES = ("police", "courts", "prisons", "probation", "local_authority", "nhs", "dwp", "victims_and_society", "intervention")
+KINDS = ("fiscal_cashable", "fiscal_non_cashable", "economic", "social")
+FISCAL = ("fiscal_cashable", "fiscal_non_cashable")
+
+
+def uprate(amount: Money, costs) -> np.ndarray | float:
+    """An amount at its price year, in ``costs.base_price_year`` prices (GDP deflator ratio)."""
+    index = dict(zip(costs.deflator_years, costs.deflator_index))
+    factor = index[costs.base_price_year] / index[amount.price_year]
+    value = np.asarray(amount.value, dtype=float) if isinstance(amount.value, tuple) else float(amount.value)
+    return value * factor
+
+
+def discount_factors(months: np.ndarray, rate: float) -> np.ndarray:
+    """Green Book annual discounting: month m is in appraisal year m // 12, discounted by (1 + rate)^-year."""
+    return (1.0 + rate) ** -(np.asarray(months) // 12)
+
+
+def _fiscal(agency: str, amount: np.ndarray, cashable_share: float) -> list[tuple[str, str, np.ndarray]]:
+    return [(agency, "fiscal_cashable", amount * cashable_share), (agency, "fiscal_non_cashable", amount * (1 - cashable_share))]
+
+
+def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
+    """Monthly costs in base-year prices, undiscounted: a long table (month, agency, kind, cost_gbp)."""
+    c, o, nd = params.costs, params.offending, params.needs
+    months = ts["month"].to_numpy()
+    zero = np.zeros(len(ts))
+    crime_unit = uprate(c.crime_cost_by_type, c)
+    crime = sum((ts[f"offences_{t}"].to_numpy() * crime_unit[i] for i, t in enumerate(o.offence_types)), zero)
+    nhs_unit = uprate(c.nhs_cost_per_month_by_need, c)
+    need_months_nhs = sum((ts[f"adults_with_{name}"].to_numpy() * nhs_unit[j] for j, name in enumerate(nd.names)), zero)
+    unemployed = ts["adults_with_employment"].to_numpy() if "employment" in nd.names else zero
+    rows: list[tuple[str, str, np.ndarray]] = [
+        ("victims_and_society", "social", crime * c.crime_cost_share_social),
+        ("victims_and_society", "economic", crime * c.crime_cost_share_economic),
+        ("victims_and_society", "economic", unemployed * uprate(c.lost_output_per_month_unemployed, c)),
+    ]
+    rows += _fiscal("nhs", crime * c.crime_cost_share_health + need_months_nhs, c.cashable_share_nhs)
+    rows += _fiscal("police", ts["offences_proven"].to_numpy() * uprate(c.police_cost_per_proven_offence, c), c.cashable_share_police)
+    rows += _fiscal("courts", ts["convictions"].to_numpy() * uprate(c.court_cost_per_conviction, c), c.cashable_share_courts)
+    rows += _fiscal("prisons", ts["custody"].to_numpy() * uprate(c.prison_cost_per_month, c), c.cashable_share_prison)
+    probation = (
+        ts["probation"].to_numpy() * uprate(c.probation_order_cost_per_month, c)
+        + ts["licence"].to_numpy() * uprate(c.licence_cost_per_month, c)
+        + ts["recalls"].to_numpy() * uprate(c.recall_cost, c)
+    )
+    rows += _fiscal("probation", probation, c.cashable_share_probation)
+    local = ts["children_convicted"].to_numpy() * uprate(c.youth_justice_cost_per_conviction, c) + ts[
+        "children_with_parent_in_custody"
+    ].to_numpy() * uprate(c.children_services_cost_per_child_month_parent_in_custody, c)
+    rows += _fiscal("local_authority", local, c.cashable_share_local_authority)
+    rows += _fiscal("dwp", unemployed * uprate(c.dwp_cost_per_month_unemployed, c), c.cashable_share_dwp)
+    rows.append(("intervention", "fiscal_cashable", intervention_cost(ts, params)))
+    frames = [pd.DataFrame({"month": months, "agency": a, "kind": k, "cost_gbp": v}) for a, k, v in rows]
+    out = pd.concat(frames, ignore_index=True)
+    return out.groupby(["month", "agency", "kind"], as_index=False, sort=True)["cost_gbp"].sum()
+
+
+def intervention_cost(ts: pd.DataFrame, params) -> np.ndarray:
+    """Monthly cost of the intervention (base-year prices, with any optimism-bias uplift); zero when it is off.
+
+    Set-up in month 0, the team's fixed running cost every month, and keyworker hours for every engaged family in
+    the intervention that month (``iv_active_families`` x hours x cost per hour).
+    """
+    iv, c = params.intervention, params.costs
+    months = ts["month"].to_numpy()
+    if not is_on(iv):
+        return np.zeros(len(ts))
+    per_family_month = iv.intensity_hours_per_month * uprate(iv.cost_per_keyworker_hour_gbp, c)
+    cost = ts["iv_active_families"].to_numpy() * per_family_month + uprate(iv.fixed_cost_per_year_gbp, c) / 12.0
+    cost = cost + np.where(months == 0, uprate(iv.setup_cost_gbp, c), 0.0)
+    return cost * (1.0 + c.optimism_bias_intervention)
+
+
+def present_value(led: pd.DataFrame, rate: float) -> pd.DataFrame:
+    """Discounted total by agency and kind."""
+    d = led.assign(pv_gbp=led["cost_gbp"] * discount_factors(led["month"].to_numpy(), rate))
+    return d.groupby(["agency", "kind"], as_index=False)["pv_gbp"].sum()
