@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .scenario import ScenarioError, load_scenario
+from .scenario import ScenarioError, load_scenario, sweep_grid
 
 EXIT_USAGE = 2
 
@@ -90,7 +90,7 @@ def cmd_compare(args) -> int:
     iv = load_scenario(args.intervention, overrides)
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
     _check_out(out)
-    rows, series, ledger = compare(base, iv, args.reps, args.seed, args.workers)
+    rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers)
     table = summary_table(rows)
     write_comparison(out, base, iv, args.seed, rows, table, series, ledger)
     print(_comparison_text(base, iv, args, table, out))
@@ -101,20 +101,26 @@ def cmd_sweep(args) -> int:
     from .compare import compare, parse_grid, summary_table, switched_off
     from .output import write_sweep
 
-    if not args.set:
-        raise ScenarioError("sweep: give at least one grid axis, e.g. --set intervention.intensity_hours_per_month=0,10,20,40")
-    grid = parse_grid(args.set)
+    axes = sweep_grid(args.scenario) + list(args.set)
+    if not axes:
+        raise ScenarioError(f"{args.scenario}: no grid: add a [sweep] table or --set section.key=v1,v2,...")
+    grid = parse_grid(axes)
     years = [f"run.years={args.years}"] if args.years is not None else []
     points = [load_scenario(args.scenario, point + years) for point in grid]  # validates every point first
     out = args.out or Path("outputs") / f"{points[0].run.name}_sweep"
     _check_out(out)
+    plain = load_scenario(args.scenario, years)
+    baselines: dict = {}  # grid points that differ only in [intervention] share one baseline
     tables, all_rows = [], []
     for k, (point, iv) in enumerate(zip(grid, points)):
-        rows, _, _ = compare(switched_off(iv), iv, args.reps, args.seed, args.workers, label=f"point {k + 1}/{len(grid)}")
+        base = switched_off(iv, plain.intervention)
+        rows, _, _, baselines[base] = compare(base, iv, args.reps, args.seed, args.workers, f"point {k + 1}/{len(grid)}", baselines.get(base))
         tables.append((point, summary_table(rows)))
         all_rows.append(rows.assign(grid_point=k, **{s.split("=", 1)[0]: s.split("=", 1)[1] for s in point}))
     result = write_sweep(out, points[0], args.seed, args.reps, tables, pd.concat(all_rows, ignore_index=True))
-    print(result.to_string(index=False))
+    shown = [c for c in result.columns if "=" not in c and c in {s.split("=", 1)[0] for s in grid[0]}]
+    shown += ["offences", "appraisal:intervention_cost", "appraisal:npv", "appraisal:bcr", "appraisal:benefits_exceed_costs"]
+    print(result[shown].rename(columns=lambda c: c.replace("appraisal:", "")).to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     print(f"-> {out}/sweep.csv")
     return 0
 

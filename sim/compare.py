@@ -111,41 +111,51 @@ def payback_year(base_ledger: pd.DataFrame, iv_ledger: pd.DataFrame, rate: float
     return float(paid.index[0] + 1) if len(paid) else float("nan")
 
 
-def _pair_task(args):
-    base_params, iv_params, seed, k = args
-    base, iv = run_replicate(base_params, seed), run_replicate(iv_params, seed)
-    row = appraise(base, iv, iv_params)
-    row["replicate"], row["seed"] = k, seed
-    series = pd.concat(
-        [base["timeseries"].assign(scenario="baseline"), iv["timeseries"].assign(scenario="intervention")], ignore_index=True
-    ).assign(replicate=k)
-    led = pd.concat([base["ledger"].assign(scenario="baseline"), iv["ledger"].assign(scenario="intervention")], ignore_index=True).assign(replicate=k)
-    return row, series, led
+def _run_task(task):
+    params, seed = task
+    return run_replicate(params, seed)
 
 
 def _progress(done: int, total: int, label: str) -> None:
+    """A progress bar on a terminal (replicates done); silent in CI and when output is piped."""
     if sys.stderr.isatty() and not os.environ.get("CI"):
         width = 30
         filled = int(width * done / total) if total else width
         print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
-def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare"):
-    """Run ``reps`` paired replicates. Returns (replicates DataFrame, monthly series, ledgers)."""
-    seeds = replicate_seeds(root_seed, reps)
-    tasks = [(base_params, iv_params, s, k) for k, s in enumerate(seeds)]
-    results = [None] * reps
-    if workers <= 1 or reps == 1:
-        for k, t in enumerate(tasks):
-            results[k] = _pair_task(t)
-            _progress(k + 1, reps, label)
+def run_all(tasks: list[tuple], workers: int, label: str) -> list[dict]:
+    """``run_replicate`` over (params, seed) tasks, in order, on ``workers`` processes (1: in this process)."""
+    results = []
+    if workers <= 1 or len(tasks) <= 1:
+        for k, task in enumerate(tasks):
+            results.append(_run_task(task))
+            _progress(k + 1, len(tasks), label)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for k, res in enumerate(pool.map(_pair_task, tasks)):
-                results[k] = res
-                _progress(k + 1, reps, label)
-    rows = pd.DataFrame([r[0] for r in results])
-    return rows, pd.concat([r[1] for r in results], ignore_index=True), pd.concat([r[2] for r in results], ignore_index=True)
+            for k, res in enumerate(pool.map(_run_task, tasks)):
+                results.append(res)
+                _progress(k + 1, len(tasks), label)
+    return results
+
+
+def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare", baseline_runs: list | None = None):
+    """Run ``reps`` paired replicates (replicate k of both scenarios on the same seed).
+
+    Returns (per-replicate metrics, monthly series, cost ledgers, the baseline runs); pass ``baseline_runs`` back
+    in to reuse them for another intervention with the same baseline (as a sweep does)."""
+    seeds = replicate_seeds(root_seed, reps)
+    tasks = ([] if baseline_runs is not None else [(base_params, s) for s in seeds]) + [(iv_params, s) for s in seeds]
+    runs = run_all(tasks, workers, label)
+    base_runs = baseline_runs if baseline_runs is not None else runs[:reps]
+    iv_runs = runs[-reps:]
+    rows, series, ledgers = [], [], []
+    for k, (seed, b, i) in enumerate(zip(seeds, base_runs, iv_runs)):
+        rows.append({**appraise(b, i, iv_params), "replicate": k, "seed": seed})
+        for name, r in (("baseline", b), ("intervention", i)):
+            series.append(r["timeseries"].assign(scenario=name, replicate=k))
+            ledgers.append(r["ledger"].assign(scenario=name, replicate=k))
+    return pd.DataFrame(rows), pd.concat(series, ignore_index=True), pd.concat(ledgers, ignore_index=True), base_runs
 
 
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -209,6 +219,8 @@ def parse_grid(settings: list[str]) -> list[list[str]]:
     return [list(point) for point in itertools.product(*axes)]
 
 
-def switched_off(params):
-    """The same scenario with the intervention off (its comparison baseline in a sweep)."""
-    return replace(params, intervention=replace(params.intervention, coverage=0.0))
+def switched_off(params, intervention=None):
+    """The same scenario with the intervention off (its comparison baseline in a sweep). With ``intervention``
+    given, that section (switched off) replaces the scenario's, so grid points that differ only in intervention
+    settings share one baseline."""
+    return replace(params, intervention=replace(intervention or params.intervention, coverage=0.0))

@@ -67,6 +67,14 @@ def step(model) -> None:
     model.remove_agents(gone)
 
 
+def needs_at_prevalence(draws, stream: str, month: int, ids: np.ndarray, prevalence: tuple) -> np.ndarray:
+    """Needs bit masks with independent needs at the given prevalences (one keyed draw per person and need)."""
+    masks = np.zeros(len(ids), np.uint8)
+    for j, prev in enumerate(prevalence):
+        masks |= ((draws.uniform(stream, month, ids, j) < prev).astype(np.uint8) << j).astype(np.uint8)
+    return masks
+
+
 def arrivals_step(model) -> None:
     model.add_agents(arrivals(model))
 
@@ -91,6 +99,7 @@ def arrivals(model) -> np.ndarray:
         birth_month=month - np.rint(age * 12).astype(np.int32),
         weight=pop.scale_general,
         propensity=pop.propensity_median_general * np.exp(pop.propensity_sigma * z),
+        needs=needs_at_prevalence(draws, "arrival_needs", month, ids, model.params.needs.prevalence_general),
         status_at_start=COMMUNITY_START,
     )
     model.events.add("arrival", rows, month)

@@ -3,7 +3,7 @@
 Children age by the calendar (age is derived from birth month); from the age of criminal responsibility they
 offend through the same hazard as adults, raised by a convicted father or mother (differently for sons and
 daughters), a parent in custody and a parent's family-relationships need; at ``age_adult`` they are adults.
-A newborn inherits part of its parents' propensity and gets an id derived from its mother's id and birth order,
+A newborn inherits part of its parents' innate propensity (not what desistance has made of it) and gets an id derived from its mother's id and birth order,
 so the same child has the same id (and random draws) in every scenario.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from . import intervention
 from .people import CHILD_START, CUSTODY, NO_ONE
-from .population import inherited_log_propensity
+from .population import inherited_log_propensity, parents_log_dev
 from .rng import hash_ids
 
 
@@ -96,11 +96,9 @@ def births(model) -> np.ndarray:
     new_ids = hash_ids(p.person_id[mothers], p.children_born[mothers])
     p.children_born[mothers] += 1
     median = prm.population.propensity_median_general
-    log_dev = np.log(p.propensity[mothers] / median)
-    has_fa = fathers >= 0
-    log_dev[has_fa] = 0.5 * (log_dev[has_fa] + np.log(p.propensity[fathers[has_fa]] / median))
+    log_dev = parents_log_dev(p, fathers, mothers, median)
     z = draws.normal("newborn_propensity", month, new_ids)
-    n_parents = 1 + has_fa.astype(int)
+    n_parents = 1 + (fathers >= 0).astype(int)
     propensity = median * np.exp(
         inherited_log_propensity(log_dev, prm.family.propensity_heritability, prm.population.propensity_sigma, z, n_parents)
     )

@@ -102,7 +102,7 @@ class JusticeParams:
     youth_custody_log_odds: float = _f(ANY, "sentencing: extra log-odds of custody for under-18s (youth justice diverts)")
     desist_log_odds_intercept: float = _f(ANY, "desistance: log-odds that a first conviction ends an offending career")
     desist_log_odds_per_log_prev: float = _f(ANY, "desistance: change in log-odds per log(1 + previous convictions)")
-    desisted_propensity_multiplier: float = _f(NONNEG, "desistance: propensity multiplier for someone who desists")
+    desisted_propensity_multiplier: float = _f(POS, "desistance: propensity multiplier for someone who desists")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ FIELDS = {
     "mother": (np.int64, NO_ONE),
     "partner": (np.int64, NO_ONE),
     "weight": (np.float64, 1.0),  # real people this agent stands for
-    "propensity": (np.float64, 1.0),  # static offending propensity (relative hazard)
+    "propensity": (np.float64, 1.0),  # offending propensity now (relative hazard); desistance lowers it
+    "innate_propensity": (np.float64, 1.0),  # propensity at birth (or arrival), what children inherit from
     "prev_convictions": (np.int32, 0),
     "convicted_before_start": (np.bool_, False),
     "status_at_start": (np.int8, 0),  # index into START_STATUS
@@ -73,6 +74,8 @@ class People:
         rows = np.arange(self.n, self.n + count)
         for name, value in values.items():
             getattr(self, name)[rows] = value
+        if "propensity" in values and "innate_propensity" not in values:
+            self.innate_propensity[rows] = self.propensity[rows]
         self.present[rows] = values.get("present", True)
         self.n += count
         return rows

@@ -149,7 +149,7 @@ def _add_children(params: Params, rng, people: P.People, father, mother, n_child
     fam = params.family
     father_r, mother_r = np.repeat(father, n_children), np.repeat(mother, n_children)
     ages = _ages_of_children(rng, n_children, parent_age, params.demography.fertile_age_min, fam.age_adult)
-    log_dev = _parents_log_dev(people, father_r, mother_r, params.population.propensity_median_general)
+    log_dev = parents_log_dev(people, father_r, mother_r, params.population.propensity_median_general)
     z = rng.standard_normal(total)
     n_parents = (father_r >= 0).astype(int) + (mother_r >= 0)
     prop = params.population.propensity_median_general * np.exp(
@@ -170,13 +170,13 @@ def _add_children(params: Params, rng, people: P.People, father, mother, n_child
     return rows
 
 
-def _parents_log_dev(people: P.People, father_r: np.ndarray, mother_r: np.ndarray, median_general: float) -> np.ndarray:
-    """Mean of the known parents' log propensity relative to the general median (0 where neither is known)."""
+def parents_log_dev(people: P.People, father_r: np.ndarray, mother_r: np.ndarray, median_general: float) -> np.ndarray:
+    """Mean of the known parents' log innate propensity relative to the general median (0 where neither is known)."""
     dev = np.zeros(len(father_r))
     count = np.zeros(len(father_r))
     for parent in (father_r, mother_r):
         known = parent >= 0
-        dev[known] += np.log(people.propensity[parent[known]] / median_general)
+        dev[known] += np.log(people.innate_propensity[parent[known]] / median_general)
         count[known] += 1
     return np.divide(dev, count, out=np.zeros_like(dev), where=count > 0)
 

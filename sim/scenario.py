@@ -51,10 +51,10 @@ def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = (), price_years: d
             raise ScenarioError(f"{path}: extends = {parent!r}: circular extends")
         merged.update(_flatten(parent_path, _read_toml(parent_path), seen + (parent_path,), price_years))
     for section, table in data.items():
-        if section == "extends":
+        if section in ("extends", "sweep"):
             continue
         if section not in SECTIONS:
-            allowed = ", ".join(["extends", *SECTIONS])
+            allowed = ", ".join(["extends", "sweep", *SECTIONS])
             raise ScenarioError(f"{path}: [{section}]: unknown section (allowed: {allowed})")
         if not isinstance(table, dict):
             raise ScenarioError(f"{path}: {section} = {table!r}: must be a table [{section}]")
@@ -226,6 +226,34 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Params:
     params = Params(**built, source_file=str(path))
     _cross_checks(params, origin)
     return params
+
+
+def sweep_grid(path: str | Path) -> list[str]:
+    """The ``[sweep]`` table of a scenario file (not inherited) as ``section.key=v1,v2,...`` axes for ``sim sweep``:
+    ``"intervention.intensity_hours_per_month" = [0, 10, 20]``."""
+    path = Path(path)
+    table = _read_toml(path).get("sweep", {})
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{path}: sweep = {table!r}: must be a table [sweep] of section.key = [values]")
+    axes = []
+    for key, values in table.items():
+        section = key.split(".", 1)[0]
+        if "." not in key or section not in SECTIONS:
+            raise ScenarioError(f"{path}: sweep.{key}: must be section.key with a section among {', '.join(SECTIONS)}")
+        if not isinstance(values, list) or not values:
+            raise ScenarioError(f"{path}: sweep.{key} = {values!r}: must be a non-empty list of values")
+        axes.append(f"{key}=" + ",".join(_toml_value(v) for v in values))
+    return axes
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
 
 
 def documented_values(path: str | Path) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,167 @@
+"""Outcome metrics by their published definitions, on hand-made microdata with answers worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from sim import metrics
+
+
+def people(rows):
+    """rows: (person_id, sex, birth_month, father_id, convicted_before_start, weight)"""
+    df = pd.DataFrame(rows, columns=["person_id", "sex", "birth_month", "father_id", "convicted_before_start", "weight"])
+    df["father_id"] = df["father_id"].astype("Int64")
+    df["mother_id"] = pd.array([None] * len(df), dtype="Int64")
+    return df
+
+
+def events(rows):
+    """rows: (person_id, month, event, offence_month or None)"""
+    df = pd.DataFrame(rows, columns=["person_id", "month", "event", "offence_month"])
+    df["offence_month"] = df["offence_month"].astype("Int64")
+    df["event"] = df["event"].astype("category")
+    return df
+
+
+def offence_and_conviction(pid, offence_month, conviction_month):
+    return [(pid, offence_month, "offence", offence_month), (pid, conviction_month, "conviction", offence_month)]
+
+
+ADULT = -300  # born 25 years before the start
+
+
+def test_proven_reoffending_after_release():
+    ppl = people(
+        [
+            (1, "M", ADULT, None, True, 1.0),
+            (2, "M", ADULT, None, True, 1.0),
+            (3, "F", ADULT, None, True, 1.0),
+            (4, "M", ADULT, None, True, 1.0),
+            (5, "M", ADULT, None, True, 2.0),
+            (6, "M", -100, None, False, 1.0),  # a child at release: not in an adult cohort
+        ]
+    )
+    ev = events(
+        [
+            (1, 0, "release", None),
+            *offence_and_conviction(1, 3, 5),  # proven reoffence
+            (2, 1, "release", None),
+            *offence_and_conviction(2, 0, 2),  # offence before the index month: not a reoffence
+            *offence_and_conviction(2, 12, 18),  # last month of follow-up [1, 13), convicted before month 19
+            *offence_and_conviction(2, 13, 14),  # after the follow-up
+            (3, 2, "release", None),
+            *offence_and_conviction(3, 5, 20),  # convicted after follow-up + waiting (month 20 = 2 + 18)
+            (4, 12, "release", None),  # outside the cohort window [0, 12)
+            *offence_and_conviction(4, 13, 14),
+            (5, 3, "release", None),
+            (5, 5, "release", None),  # only the first release in the window is the index
+            *offence_and_conviction(5, 4, 6),
+            *offence_and_conviction(5, 6, 7),
+            (6, 2, "release", None),
+            *offence_and_conviction(6, 3, 4),
+        ]
+    )
+    r = metrics.proven_reoffending(ppl, ev, "release", 0, 12, follow_up_months=12, waiting_months=6)
+    # cohort: 1, 2, 3 (weight 1 each) and 5 (weight 2) -> 5; reoffenders 1, 2, 5 -> 4
+    assert r["cohort_agents"] == 4
+    assert r["cohort_size"] == pytest.approx(5.0)
+    assert r["rate"] == pytest.approx(4 / 5)
+    # reoffences: 1 -> 1, 2 -> 1, 5 -> 2 (weight 2)
+    assert r["reoffences_per_offender"] == pytest.approx((1 + 1 + 2 * 2) / 5)
+    assert r["reoffences_per_reoffender"] == pytest.approx((1 + 1 + 2 * 2) / 4)
+
+    r_all = metrics.proven_reoffending(ppl, ev, "release", 0, 12, adults_only=False)
+    assert r_all["cohort_agents"] == 5 and r_all["rate"] == pytest.approx(5 / 6)
+
+    # a shorter waiting period drops person 2's conviction in month 18 (needs < 1 + 12 + 0)
+    r_short = metrics.proven_reoffending(ppl, ev, "release", 0, 12, follow_up_months=12, waiting_months=0)
+    assert r_short["rate"] == pytest.approx(3 / 5)
+
+
+def test_proven_reoffending_after_an_order_counts_offences_after_the_court_decision():
+    """An order starts at sentencing, after that month's offending: offences of the order month came before the
+    order (they are what the person was sentenced for), so the follow-up starts the month after."""
+    ppl = people([(1, "M", ADULT, None, True, 1.0), (2, "M", ADULT, None, True, 1.0)])
+    ev = events(
+        [
+            (1, 0, "order_start", None),
+            *offence_and_conviction(1, 0, 1),
+            (2, 0, "order_start", None),
+            *offence_and_conviction(2, 1, 2),
+        ]
+    )
+    r = metrics.proven_reoffending(ppl, ev, "order_start", 0, 12)
+    assert r["rate"] == pytest.approx(0.5)
+
+
+def test_proven_reoffending_empty_cohort():
+    ppl = people([(1, "M", ADULT, None, True, 1.0)])
+    ev = events(offence_and_conviction(1, 0, 1))
+    r = metrics.proven_reoffending(ppl, ev, "release", 0, 12)
+    assert r["cohort_agents"] == 0 and r["cohort_size"] == 0
+    assert math.isnan(r["rate"])
+
+
+def test_share_of_offences_by_previously_convicted():
+    ppl = people(
+        [
+            (1, "M", ADULT, None, True, 1.0),  # convicted before the run: all offences count
+            (2, "M", ADULT, None, False, 2.0),  # first convicted in month 3
+            (3, "F", ADULT, None, False, 1.0),  # never convicted
+        ]
+    )
+    ev = events(
+        [
+            (1, 1, "offence", 1),
+            (2, 2, "offence", 2),
+            (2, 3, "conviction", 2),
+            (2, 3, "offence", 3),  # same month as the first conviction: not yet "previously" convicted
+            (2, 4, "offence", 4),
+            (3, 5, "offence", 5),
+        ]
+    )
+    # weights of offences: 1 (known) + 2 + 2 + 2 (known) + 1 = 8, known 3
+    assert metrics.share_of_offences_by_previously_convicted(ppl, ev) == pytest.approx(3 / 8)
+    assert metrics.share_of_offences_by_previously_convicted(ppl, ev, start=3) == pytest.approx(2 / 5)
+    assert metrics.share_of_offences_by_previously_convicted(ppl, ev, start=0, end=3) == pytest.approx(1 / 3)
+
+
+def test_sons_convicted_by_age():
+    ppl = people(
+        [
+            (11, "M", -400, None, True, 1.0),  # father convicted before the run
+            (12, "M", -400, None, False, 1.0),  # father convicted at month 20
+            (13, "M", -400, None, False, 1.0),  # father convicted at month 5
+            (1, "M", 0, 11, False, 1.0),  # convicted at 10 months: by age 1
+            (2, "M", 0, 12, False, 1.0),  # convicted at 13 months: after age 1; father not yet convicted by then
+            (3, "M", 6, 13, False, 1.0),  # never convicted; father convicted before the son turned 1
+            (4, "M", 20, 12, False, 1.0),  # does not reach age 1 by the last month
+            (5, "F", 0, 11, False, 1.0),  # a daughter
+            (6, "M", 0, None, False, 1.0),  # no known father
+        ]
+    )
+    ev = events(
+        [
+            *offence_and_conviction(12, 19, 20),
+            *offence_and_conviction(13, 4, 5),
+            *offence_and_conviction(1, 9, 10),
+            *offence_and_conviction(2, 12, 13),
+            *offence_and_conviction(5, 1, 2),
+            (4, 24, "birth", None),
+        ]
+    )
+    r = metrics.sons_convicted_by_age(ppl, ev, age_years=1, last_month=24)
+    assert r["sons"] == 3
+    assert r["sons_father_convicted"] == 2
+    assert r["rate_father_convicted"] == pytest.approx(0.5)  # sons 1 (yes) and 3 (no)
+    assert r["rate_father_not_convicted"] == pytest.approx(0.0)  # son 2
+
+
+def test_sons_convicted_by_age_none_old_enough():
+    ppl = people([(11, "M", -400, None, True, 1.0), (1, "M", 0, 11, False, 1.0)])
+    ev = events(offence_and_conviction(1, 2, 3))
+    r = metrics.sons_convicted_by_age(ppl, ev, age_years=40)
+    assert r["sons"] == 0 and math.isnan(r["rate_father_convicted"])

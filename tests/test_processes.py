@@ -1,0 +1,298 @@
+"""The monthly process functions on small hand-made arrays: known inputs, known outputs."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+from sim import courts, exits, family, justice, needs, offending, population
+from sim.courts import PendingCases
+from sim.people import NO_ONE, PROBATION, People
+
+
+def logistic(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# --- justice ---------------------------------------------------------------------------------------------------
+
+
+def test_countdown_takes_a_month_off_masked_spells_only():
+    left = np.array([3, 1, 0, 2, 1], dtype=np.int32)
+    mask = np.array([True, True, False, False, True])
+    ended = justice.countdown(left, mask)
+    assert_array_equal(left, [2, 0, 0, 2, 0])  # in place; unmasked spells untouched
+    assert_array_equal(ended, [False, True, False, False, True])  # an unmasked zero has not "ended"
+
+
+def test_countdown_acts_on_a_view_of_the_people_arrays():
+    p = People(capacity=4)
+    p.add(3, custody_months_left=np.array([2, 1, 5]))
+    ended = justice.countdown(p.custody_months_left[: p.n], np.array([True, True, False]))
+    assert_array_equal(p.view("custody_months_left"), [1, 0, 5])
+    assert_array_equal(ended, [False, True, False])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.booleans()), min_size=1, max_size=30))
+def test_countdown_ends_a_spell_after_exactly_its_length(spells):
+    left = np.array([s for s, _ in spells], dtype=np.int32)
+    length = left.copy()
+    mask = np.array([m for _, m in spells])
+    ended_at = np.full(len(left), -1)
+    for month in range(1, 45):
+        ended = justice.countdown(left, mask & (ended_at < 0))
+        ended_at[ended] = month
+    assert_array_equal(ended_at[mask], length[mask])
+    assert (ended_at[~mask] == -1).all()
+
+
+# --- offending -------------------------------------------------------------------------------------------------
+
+
+def test_age_multiplier_interpolates_and_is_zero_below_age_of_responsibility():
+    ages = np.array([5.0, 9.99, 10.0, 11.0, 12.0, 16.0, 20.0, 100.0])
+    m = offending.age_multiplier(ages, (10, 12, 20), (0.1, 0.3, 1.0), 10)
+    assert_allclose(m, [0, 0, 0.1, 0.2, 0.3, 0.65, 1.0, 1.0])
+    # the table is flat below its first age: a younger age limit picks up the first multiplier
+    assert_allclose(offending.age_multiplier(np.array([8.0]), (10, 12), (0.4, 1.0), 8), [0.4])
+
+
+def test_age_multiplier_table_matches_function_by_month():
+    table = offending.age_multiplier_table((10, 12, 20), (0.1, 0.3, 1.0), 10)
+    months = np.array([0, 119, 120, 126, 144, 240, 600])
+    assert_allclose(table[months], offending.age_multiplier(months / 12.0, (10, 12, 20), (0.1, 0.3, 1.0), 10))
+
+
+def test_supervision_multiplier():
+    t = np.array([0, 4, 8, 47, 48, 10_000])
+    m = offending.supervision_multiplier(t, 1.5, 4.0)
+    assert_allclose(m, [2.5, 1 + 1.5 * np.exp(-1), 1 + 1.5 * np.exp(-2), 1 + 1.5 * np.exp(-47 / 4), 1.0, 1.0])
+    assert_allclose(offending.supervision_multiplier(t, 0.0, 4.0), np.ones(len(t)))
+    assert (np.diff(m) <= 0).all()  # the excess only decays
+
+
+def test_needs_multiplier_multiplies_relative_risks_of_set_bits():
+    rr = (2.0, 3.0, 5.0)
+    masks = np.array([0, 1, 2, 4, 3, 5, 7], dtype=np.uint8)
+    assert_allclose(offending.needs_multiplier(masks, rr), [1, 2, 3, 5, 6, 10, 30])
+    assert_allclose(offending.needs_multiplier(masks, (1.0, 1.0, 1.0)), np.ones(len(masks)))
+
+
+def test_geometric_lag_known_values_and_mean():
+    assert_array_equal(offending.geometric_lag(np.array([0.0, 0.5, 0.99]), 0), [0, 0, 0])
+    # mean 3 -> q = 0.75: P(lag >= k) = 0.75**k, so lag = 0 for u < 0.25, 1 for 0.25 <= u < 0.4375, ...
+    lag = offending.geometric_lag(np.array([0.0, 0.2, 0.3, 0.43, 0.45, 0.99]), 3.0)
+    assert_array_equal(lag, [0, 0, 1, 1, 2, np.floor(np.log(0.01) / np.log(0.75))])
+    u = (np.arange(200_000) + 0.5) / 200_000  # a fine grid over (0, 1): the inverse CDF reproduces the law
+    lag = offending.geometric_lag(u, 3.0)
+    assert lag.min() == 0
+    assert abs(lag.mean() - 3.0) < 0.01
+    for k in range(6):
+        assert abs(np.mean(lag >= k) - 0.75**k) < 1e-4
+
+
+# --- courts ----------------------------------------------------------------------------------------------------
+
+J = SimpleNamespace(
+    custody_log_odds_intercept=-1.0,
+    custody_log_odds_per_log_prev=0.5,
+    custody_log_odds_under_supervision=0.8,
+    youth_custody_log_odds=-1.5,
+    order_log_odds_intercept=-0.2,
+    order_log_odds_per_log_prev=0.4,
+)
+
+
+def test_p_custody_known_values():
+    prev = np.array([0, np.e - 1, 0, 0, np.e**2 - 1])
+    off = np.array([0.0, 0.0, 0.5, 0.0, 0.0])
+    sup = np.array([False, False, False, True, True])
+    youth = np.array([False, False, False, False, True])
+    p = courts.p_custody(prev, off, sup, youth, J)
+    assert_allclose(p, logistic(np.array([-1.0, -0.5, -0.5, -0.2, -1.0 + 1.0 + 0.8 - 1.5])))
+    # more previous convictions -> more likely custody
+    assert (np.diff(courts.p_custody(np.arange(30), 0.0, False, False, J)) > 0).all()
+
+
+def test_p_order_known_values():
+    assert_allclose(courts.p_order(np.array([0, np.e - 1]), J), logistic(np.array([-0.2, 0.2])))
+
+
+def test_spell_months_rounds_and_is_at_least_one():
+    z = np.array([0.0, 1.0, -1.0, -10.0])
+    assert_array_equal(courts.spell_months(z, 6.0, 1.0), [6, np.rint(6 * np.e), np.rint(6 / np.e), 1])
+    assert_array_equal(courts.spell_months(np.array([2.0, -2.0]), 12.0, 0.0), [12, 12])
+
+
+def test_pending_cases_pop_due():
+    cases = PendingCases()
+    cases.add(np.array([], dtype=np.int64), 0, np.array([], dtype=np.int32), np.array([], dtype=np.int8))
+    assert len(cases) == 0
+    cases.add(np.array([5, 6]), 2, np.array([3, 5]), np.array([0, 1]))
+    cases.add(np.array([7]), 3, np.array([3]), np.array([2]))
+    assert len(cases) == 3
+    rows, om, kind = cases.pop_due(2)
+    assert len(rows) == 0 and len(cases) == 3
+    rows, om, kind = cases.pop_due(3)
+    order = np.argsort(rows)
+    assert_array_equal(rows[order], [5, 7])
+    assert_array_equal(om[order], [2, 3])
+    assert_array_equal(kind[order], [0, 2])
+    assert len(cases) == 1
+    rows, om, kind = cases.pop_due(10)  # overdue cases are popped too
+    assert_array_equal(rows, [6]) and assert_array_equal(om, [2]) and assert_array_equal(kind, [1])
+    assert len(cases) == 0
+
+
+@pytest.mark.skipif(not hasattr(courts, "p_desist"), reason="no desistance in this version")
+def test_p_desist_known_values():
+    j = SimpleNamespace(desist_log_odds_intercept=-1.0, desist_log_odds_per_log_prev=-0.7)
+    assert_allclose(courts.p_desist(np.array([0, np.e - 1]), j), logistic(np.array([-1.0, -1.7])))
+
+
+# --- needs -----------------------------------------------------------------------------------------------------
+
+
+def test_onset_probability_keeps_prevalence_in_equilibrium():
+    prev = np.array([0.0, 0.2, 0.5, 0.25])
+    res = np.array([0.08, 0.08, 0.04, 0.1])
+    onset = needs.onset_probability(prev, res)
+    assert_allclose(onset, [0.0, 0.02, 0.04, 0.1 / 3])
+    assert_allclose(prev * res, (1 - prev) * onset)  # flows in = flows out
+    # very high prevalences are capped to a probability
+    assert needs.onset_probability(np.array([0.9999]), np.array([0.5]))[0] <= 1.0
+
+
+def test_transition_table_by_mask():
+    t = needs.transition_table((0.2, 0.25), (0.08, 0.1))
+    onset = [0.02, 0.1 / 3]
+    assert t.shape == (4, 2)
+    assert_allclose(t[0], onset)  # no needs: both can start
+    assert_allclose(t[1], [0.08, onset[1]])  # need 0 present: it can resolve, need 1 can start
+    assert_allclose(t[2], [onset[0], 0.1])
+    assert_allclose(t[3], [0.08, 0.1])
+
+
+# --- family ----------------------------------------------------------------------------------------------------
+
+
+def test_pair_by_age_youngest_with_youngest():
+    men = np.array([10, 11, 12])
+    women = np.array([20, 21])
+    m, w = family.pair_by_age(men, women, np.array([40.0, 20.0, 30.0]), np.array([25.0, 22.0]))
+    assert_array_equal(m, [11, 12])  # the oldest man waits
+    assert_array_equal(w, [21, 20])
+    m, w = family.pair_by_age(men, women[:0], np.array([40.0, 20.0, 30.0]), np.array([]))
+    assert len(m) == len(w) == 0
+
+
+def test_monthly_probability_compounds_to_annual():
+    for annual in (0.0, 0.01, 0.12, 0.5, 1.0):
+        m = family.monthly(annual)
+        assert 0.0 <= m <= 1.0
+        assert_allclose(1 - (1 - m) ** 12, annual, atol=1e-12)
+    assert_allclose(family.monthly(np.array([0.12, 0.5])), [family.monthly(0.12), family.monthly(0.5)])
+
+
+# --- exits -----------------------------------------------------------------------------------------------------
+
+D = SimpleNamespace(mortality_gompertz_a=0.001, mortality_gompertz_b=0.1, mortality_multiplier_offenders=2.0)
+
+
+def test_death_probability_gompertz():
+    age = np.array([0.0, 10.0, 10.0, 100.0, 100.0])
+    conv = np.array([False, False, True, False, True])
+    p = exits.death_probability(age, conv, D)
+    annual = np.array([0.001, 0.001 * np.e, 0.002 * np.e, 1.0, 1.0])  # capped at 1
+    assert_allclose(p, family.monthly(annual))
+    assert p[-1] == 1.0
+
+
+def _household() -> People:
+    """rows: 0 mother, 1 father, 2 child (free), 3 child on an order, 4 child of father only, 5 another woman,
+    6 child of row 5."""
+    p = People(capacity=8)
+    p.add(2, sex_male=np.array([False, True]))
+    p.add(1, mother=0, father=1)
+    p.add(1, mother=0, father=1, status=PROBATION)
+    p.add(1, mother=NO_ONE, father=1)
+    p.add(1, sex_male=False)
+    p.add(1, mother=5, father=NO_ONE)
+    return p
+
+
+def test_children_moving_with_home_parent():
+    p = _household()
+    children = np.array([2, 3, 4, 6])
+    assert_array_equal(np.sort(exits.children_moving_with(p, children, np.array([0]))), [2])  # not 3 (on an order)
+    assert_array_equal(np.sort(exits.children_moving_with(p, children, np.array([1]))), [4])  # 2 lives with mother
+    assert_array_equal(np.sort(exits.children_moving_with(p, children, np.array([0, 5]))), [2, 6])
+    assert len(exits.children_moving_with(p, children, np.array([], dtype=np.int64))) == 0
+
+
+def test_child_of_dead_mother_moves_with_father():
+    """Regression: the home parent was the mother whenever her row was known, even after she had died, so the child
+    stayed behind when the father they live with moved away."""
+    p = _household()
+    p.present[0] = False  # the mother has died
+    assert 2 in exits.children_moving_with(p, np.array([2, 3, 4]), np.array([1]))
+
+
+# --- population ------------------------------------------------------------------------------------------------
+
+
+def test_inherited_log_propensity_known_values():
+    dev = np.array([1.0, -1.0])
+    z = np.array([0.0, 1.0])
+    assert_allclose(population.inherited_log_propensity(dev, 0.5, 2.0, z), [0.5, -0.5 + np.sqrt(0.75) * 2.0])
+    assert_allclose(population.inherited_log_propensity(dev, 0.0, 2.0, z), 2.0 * z)
+    assert_allclose(population.inherited_log_propensity(dev, 1.0, 2.0, z), dev)
+
+
+def test_inherited_log_propensity_keeps_spread_from_one_parent():
+    rng = np.random.default_rng(0)
+    sigma, h, n = 1.1, 0.45, 400_000
+    parent = sigma * rng.standard_normal(n)
+    child = population.inherited_log_propensity(parent, h, sigma, rng.standard_normal(n))
+    assert abs(child.std() / sigma - 1) < 0.01
+    assert abs(np.corrcoef(parent, child)[0, 1] - h) < 0.01
+
+
+def test_inherited_log_propensity_keeps_spread_from_two_parents():
+    """Regression: with the mean of two parents' deviations (variance sigma^2 / 2) the child's spread used to
+    shrink to (1 - h^2/2) sigma^2 each generation."""
+    rng = np.random.default_rng(1)
+    sigma, h, n = 1.1, 0.45, 400_000
+    fa, mo = sigma * rng.standard_normal(n), sigma * rng.standard_normal(n)
+    child = population.inherited_log_propensity(0.5 * (fa + mo), h, sigma, rng.standard_normal(n), n_parents=2)
+    assert abs(child.std() / sigma - 1) < 0.01
+    assert abs(np.corrcoef(0.5 * (fa + mo), child)[0, 1] - h / np.sqrt(2)) < 0.01
+
+
+def test_inherited_log_propensity_mixed_and_no_parents():
+    dev = np.array([0.8, 0.8, 0.8])
+    z = np.array([0.5, 0.5, 0.5])
+    out = population.inherited_log_propensity(dev, 0.6, 2.0, z, n_parents=np.array([0, 1, 2]))
+    assert_allclose(out, [2.0 * 0.5, 0.6 * 0.8 + np.sqrt(1 - 0.36) * 2.0 * 0.5, 0.6 * 0.8 + np.sqrt(1 - 0.18) * 2.0 * 0.5])
+
+
+def test_draw_needs_bit_masks():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    masks = population.draw_needs(rng, n, (0.0, 1.0, 0.5, 0.1))
+    assert masks.dtype == np.uint8 and masks.shape == (n,)
+    assert ((masks & 1) == 0).all()
+    assert ((masks & 2) == 2).all()
+    assert masks.max() < 16
+    for bit, prev in ((2, 0.5), (3, 0.1)):
+        share = ((masks >> bit) & 1).mean()
+        assert abs(share - prev) < 4 * np.sqrt(prev * (1 - prev) / n)
+    # independent needs: the joint share is the product
+    both = (((masks >> 2) & 1) & ((masks >> 3) & 1)).mean()
+    assert abs(both - 0.05) < 4 * np.sqrt(0.05 * 0.95 / n)
