@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Main job: a 10-year Essex baseline with microdata, summary in outputs/baseline/
+## Main job: baseline vs the multi-agency intervention, 20 paired replicates of 10 years -> outputs/multi_agency_vs_baseline/
 run: $(STAMP)
-	$(BIN)/sim run scenarios/baseline.toml --events
+	$(BIN)/sim compare scenarios/baseline.toml scenarios/multi_agency.toml --reps 20
 
 ## The test suite (statistical tests in their fast version; `make test-full` runs the long ones)
 test: $(STAMP)

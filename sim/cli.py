@@ -202,7 +202,8 @@ def _human_summary(params, seed, s: dict, out: Path, elapsed: float) -> str:
         f"  custody  start -> end      {s['custody_start']:>10,.0f} -> {s['custody_end']:,.0f}",
         f"  licence  start -> end      {s['licence_start']:>10,.0f} -> {s['licence_end']:,.0f}",
         f"  probation start -> end     {s['probation_start']:>10,.0f} -> {s['probation_end']:,.0f}",
-        f"  one-year proven reoffending: prison {pct('proven_reoffending_rate_prison')}, probation {pct('proven_reoffending_rate_probation')}",
+        f"  one-year proven reoffending, mean of annual cohorts: prison {pct('proven_reoffending_rate_prison')}, probation {pct('proven_reoffending_rate_probation')}",
+        f"    first year's cohorts: prison {pct('proven_reoffending_rate_prison_first_year')}, probation {pct('proven_reoffending_rate_probation_first_year')}",
         f"  share of offences by people under supervision {pct('share_offences_by_supervised')}, with a previous conviction {pct('share_offences_by_previously_convicted')}",
     ]
     return "\n".join(lines)

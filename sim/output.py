@@ -83,9 +83,13 @@ def summarise(model, people: pd.DataFrame | None = None, events: pd.DataFrame | 
                     people, events, event, 0, min(12, last_start), run.cohort_follow_up_months, run.cohort_waiting_months,
                     adult_age_years=model.params.family.age_adult,
                 )
-                out[f"proven_reoffending_rate_{label}"] = r["rate"]
-                out[f"reoffences_per_reoffender_{label}"] = r["reoffences_per_reoffender"]
-                out[f"cohort_size_{label}"] = r["cohort_size"]
+                out[f"proven_reoffending_rate_{label}_first_year"] = r["rate"]
+                out[f"reoffences_per_reoffender_{label}_first_year"] = r["reoffences_per_reoffender"]
+                out[f"cohort_size_{label}_first_year"] = r["cohort_size"]
+                annual = metrics.proven_reoffending_annual_cohorts(
+                    people, events, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, model.params.family.age_adult
+                )
+                out[f"proven_reoffending_rate_{label}"] = annual["rate"]
     return out
 
 
