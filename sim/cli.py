@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output folder (default: outputs/<scenario name>)")
     run.add_argument("--events", action="store_true", help="also write people.parquet and events.parquet (microdata)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
+    run.add_argument("--reps", type=_pos_int, help="run a Monte Carlo batch of this many replicates (seeds spawned from --seed)")
+    run.add_argument("--workers", type=_pos_int, help="batch: worker processes (default: all cores; 1 = in this process)")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="batch: run on a Dask cluster, e.g. tcp://host:8786")
+    run.add_argument("--resume", action="store_true", help="batch: complete the batch in --out, running only missing replicates")
+    run.add_argument("--precision", type=_pos_float, default=0.01, help="batch: relative precision of means for the 'replicates needed' column (default 0.01)")
     cmp = sub.add_parser("compare", help="paired replicates of a baseline and an intervention scenario, with the appraisal")
     cmp.add_argument("baseline", help="baseline scenario TOML")
     cmp.add_argument("intervention", help="intervention scenario TOML")
@@ -77,6 +82,7 @@ def _batch_options(p, grid: bool = False) -> None:
     p.add_argument("--seed", type=_nonneg_int, default=1, help="root seed; replicate seeds are spawned from it (default 1)")
     p.add_argument("--out", type=Path, help="output folder")
     p.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     help_set = "grid axis: section.key=v1,v2,... (repeatable; several give a product grid)" if grid else "override in both scenarios (repeatable)"
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=help_set)
 
@@ -90,7 +96,7 @@ def cmd_compare(args) -> int:
     iv = load_scenario(args.intervention, overrides)
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
     _check_out(out)
-    rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers)
+    rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler)
     table = summary_table(rows)
     write_comparison(out, base, iv, args.seed, rows, table, series, ledger)
     print(_comparison_text(base, iv, args, table, out))
@@ -114,7 +120,7 @@ def cmd_sweep(args) -> int:
     tables, all_rows = [], []
     for k, (point, iv) in enumerate(zip(grid, points)):
         base = switched_off(iv, plain.intervention)
-        rows, _, _, baselines[base] = compare(base, iv, args.reps, args.seed, args.workers, f"point {k + 1}/{len(grid)}", baselines.get(base))
+        rows, _, _, baselines[base] = compare(base, iv, args.reps, args.seed, args.workers, f"point {k + 1}/{len(grid)}", baselines.get(base), args.scheduler)
         tables.append((point, summary_table(rows)))
         all_rows.append(rows.assign(grid_point=k, **{s.split("=", 1)[0]: s.split("=", 1)[1] for s in point}))
     result = write_sweep(out, points[0], args.seed, args.reps, tables, pd.concat(all_rows, ignore_index=True))
@@ -181,12 +187,45 @@ def cmd_run(args) -> int:
     out = args.out or Path("outputs") / params.run.name
     if out.exists() and not out.is_dir():
         raise ScenarioError(f"--out {out}: exists and is not a folder")
+    if args.reps is not None:
+        return cmd_batch(args, params, seed, out)
+    if args.resume or args.scheduler or args.workers:
+        raise ScenarioError("--resume, --scheduler and --workers are for batches: add --reps N")
     t0 = time.perf_counter()
     model = ReoffendingModel(params, seed=seed, record_events=True)
     model.run()
     summary = write_run(model, out, with_events=args.events)
     elapsed = time.perf_counter() - t0
     print(_human_summary(params, seed, summary, out, elapsed))
+    return 0
+
+
+def cmd_batch(args, params, seed: int, out: Path) -> int:
+    from .batch import run_batch
+
+    if args.events:
+        raise ScenarioError("--events writes the microdata of a single run; leave it out with --reps (or run one seed)")
+    t0 = time.perf_counter()
+    try:
+        result = run_batch(params, args.reps, seed, workers=args.workers, scheduler=args.scheduler, out=out,
+                           resume=args.resume, precision=args.precision)
+    except KeyboardInterrupt:
+        print(f"sim: interrupted; finished replicates are kept in {out}/: rerun the same command with --resume", file=sys.stderr)
+        return 130
+    s = result.summary.set_index("metric")
+    print(f"{params.run.name}: {len(result.replicates)} of {args.reps} replicates of {params.months} months, root seed {seed}, "
+          f"{time.perf_counter() - t0:.1f} s -> {out}/")
+    shown = ["offences_per_year", "convictions_per_year", "proven_reoffending_rate_prison", "proven_reoffending_rate_probation",
+             "custody_end", "probation_end"]
+    print(s.loc[[m for m in shown if m in s.index], ["mean", "mcse", "p05", "p95"]].to_string(float_format=lambda v: f"{v:,.3f}"))
+    if result.failed:
+        seeds = result.replicates  # noqa: F841 - for clarity below
+        from .compare import replicate_seeds
+
+        all_seeds = replicate_seeds(seed, args.reps)
+        for k, err in sorted(result.failed.items()):
+            print(f"sim: replicate {k} (seed {all_seeds[k]}) failed: {err}; rerun it alone with: sim run {args.scenario} --seed {all_seeds[k]}", file=sys.stderr)
+        return 1
     return 0
 
 

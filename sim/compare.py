@@ -10,9 +10,6 @@ paired differences over replicates (90%).
 from __future__ import annotations
 
 import itertools
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -22,6 +19,7 @@ from . import costs as C
 from . import metrics
 from .model import ReoffendingModel
 from .output import events_frame, people_frame, timeseries_frame
+from .progress import Progress
 
 #: outcome metrics per scenario run: name -> (unit, description)
 OUTCOMES = {
@@ -44,8 +42,9 @@ def replicate_seeds(root_seed: int, reps: int) -> list[int]:
 
 
 def run_replicate(params, seed: int) -> dict:
-    """One run: its monthly series, outcome metrics and cost ledger."""
+    """One run: its monthly series, outcome metrics, cost ledger, and the parameters as drawn for this seed."""
     model = ReoffendingModel(params, seed=seed, record_events=True).run()
+    params = model.params
     ts = timeseries_frame(model)
     out = {name: float(ts[col].sum()) for name, col in (
         ("offences", "offences"), ("convictions", "convictions"), ("custody_months", "custody"),
@@ -58,7 +57,15 @@ def run_replicate(params, seed: int) -> dict:
         out[f"proven_reoffending_{label}"] = metrics.proven_reoffending_annual_cohorts(
             people, events, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
         )["rate"]
-    return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, params)}
+    return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, model.params), "params": model.params, "draws": model.parameter_draws}
+
+
+def priced_like(run: dict, params) -> dict:
+    """The run with its ledger re-priced with ``params.costs``: both arms of a comparison are priced alike (the
+    intervention scenario's unit costs, as drawn for the replicate), so savings measure activity, not prices."""
+    if run["params"].costs == params.costs:
+        return run
+    return {**run, "ledger": C.ledger(run["timeseries"], replace(run["params"], costs=params.costs))}
 
 
 def appraise(base: dict, iv: dict, params) -> dict[str, float]:
@@ -116,42 +123,37 @@ def _run_task(task):
     return run_replicate(params, seed)
 
 
-def _progress(done: int, total: int, label: str) -> None:
-    """A progress bar on a terminal (replicates done); silent in CI and when output is piped."""
-    if sys.stderr.isatty() and not os.environ.get("CI"):
-        width = 30
-        filled = int(width * done / total) if total else width
-        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler: str | None = None) -> list[dict]:
+    """``run_replicate`` over (params, seed) tasks, results in task order, on the executor that ``workers`` or
+    ``scheduler`` give (see ``sim.batch.executor_for``)."""
+    from .batch import executor_for
 
-
-def run_all(tasks: list[tuple], workers: int, label: str) -> list[dict]:
-    """``run_replicate`` over (params, seed) tasks, in order, on ``workers`` processes (1: in this process)."""
-    results = []
-    if workers <= 1 or len(tasks) <= 1:
-        for k, task in enumerate(tasks):
-            results.append(_run_task(task))
-            _progress(k + 1, len(tasks), label)
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for k, res in enumerate(pool.map(_run_task, tasks)):
-                results.append(res)
-                _progress(k + 1, len(tasks), label)
+    progress = Progress(len(tasks), label)
+    with executor_for(workers, scheduler) as ex:
+        futures = [ex.submit(_run_task, t) for t in tasks]
+        results = []
+        for fut in futures:
+            results.append(fut.result())
+            progress.advance()
     return results
 
 
-def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare", baseline_runs: list | None = None):
+def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare",
+            baseline_runs: list | None = None, scheduler: str | None = None):
     """Run ``reps`` paired replicates (replicate k of both scenarios on the same seed).
 
     Returns (per-replicate metrics, monthly series, cost ledgers, the baseline runs); pass ``baseline_runs`` back
     in to reuse them for another intervention with the same baseline (as a sweep does)."""
     seeds = replicate_seeds(root_seed, reps)
     tasks = ([] if baseline_runs is not None else [(base_params, s) for s in seeds]) + [(iv_params, s) for s in seeds]
-    runs = run_all(tasks, workers, label)
+    runs = run_all(tasks, workers, label, scheduler)
     base_runs = baseline_runs if baseline_runs is not None else runs[:reps]
     iv_runs = runs[-reps:]
     rows, series, ledgers = [], [], []
     for k, (seed, b, i) in enumerate(zip(seeds, base_runs, iv_runs)):
-        rows.append({**appraise(b, i, iv_params), "replicate": k, "seed": seed})
+        b = priced_like(b, i["params"])
+        draws = {f"parameter:{key}": v for key, v in {**b["draws"], **i["draws"]}.items()}
+        rows.append({**appraise(b, i, i["params"]), "replicate": k, "seed": seed, **draws})
         for name, r in (("baseline", b), ("intervention", i)):
             series.append(r["timeseries"].assign(scenario=name, replicate=k))
             ledgers.append(r["ledger"].assign(scenario=name, replicate=k))
@@ -201,15 +203,20 @@ def _describe(group: str, name: str) -> str:
 
 def parse_grid(settings: list[str]) -> list[list[str]]:
     """``["a.b=1,2", "c.d=x"]`` -> the product grid as lists of ``section.key=value`` overrides.
-    Commas inside brackets (TOML lists) do not split values."""
+    Commas inside TOML lists ``[...]``, inline tables ``{...}`` or quoted strings do not split values."""
     axes = []
     for text in settings:
         key, _, values = text.partition("=")
-        parts, depth, cur = [], 0, ""
+        parts, depth, cur, quote = [], 0, "", None
         for ch in values:
-            depth += ch == "["
-            depth -= ch == "]"
-            if ch == "," and depth == 0:
+            if quote:
+                quote = None if ch == quote else quote
+            elif ch in "\"'":
+                quote = ch
+            else:
+                depth += ch in "[{"
+                depth -= ch in "]}"
+            if ch == "," and depth == 0 and quote is None:
                 parts.append(cur)
                 cur = ""
             else:

@@ -59,7 +59,8 @@ def partnering(model) -> None:
     age = model.ages
     present = p.present[:n]
     partner = p.partner[:n]
-    couples = np.flatnonzero(present & (partner > np.arange(n)))  # each couple once, from its lower row
+    partnered = np.flatnonzero(partner >= 0)
+    couples = partnered[(partner[partnered] > partnered) & present[partnered]]  # each couple once, from its lower row
     split = couples[draws.uniform("separation", month, p.person_id[couples]) < monthly(d.p_separate_per_year)]
     partner[partner[split]] = NO_ONE
     partner[split] = NO_ONE

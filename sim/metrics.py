@@ -63,7 +63,7 @@ def monthly_record(model) -> dict[str, float]:
     w = np.where(present, p.weight[:n], 0.0)
     status = p.status[:n]
     child = p.age_years(model.month) < model.params.family.age_adult
-    adult_w = np.where(child, 0.0, w)
+    kids = np.flatnonzero(child & present)
     rec = {
         "month": model.month,
         "population": w.sum(),
@@ -72,22 +72,24 @@ def monthly_record(model) -> dict[str, float]:
         "licence": w[status == LICENCE].sum(),
         "probation": w[status == PROBATION].sum(),
         "ever_convicted_adults": w[~child & (p.prev_convictions[:n] > 0)].sum(),
-        "children_with_parent_in_custody": w[child & parent_in_custody(p)].sum(),
+        "children_with_parent_in_custody": w[kids[parent_in_custody(p, kids)]].sum(),
         "iv_active_families": intervention.active_families(model),
     }
+    # adults with each need: weight by needs bit mask in one pass, then read off each bit
+    by_mask = np.bincount(p.needs[:n], weights=np.where(child, 0.0, w), minlength=256)
+    masks = np.arange(256)
     for j, name in enumerate(model.params.needs.names):
-        rec[f"adults_with_{name}"] = adult_w[(p.needs[:n] >> j) & 1 == 1].sum()
+        rec[f"adults_with_{name}"] = by_mask[(masks >> j) & 1 == 1].sum()
     for name in series_names(model.params):
         if name not in rec:
             rec[name] = float(model.tally.get(name, 0.0))
     return rec
 
 
-def parent_in_custody(p) -> np.ndarray:
-    """Boolean per row: the father or mother is present and in custody."""
-    n = p.n
-    out = np.zeros(n, bool)
-    for parent in (p.father[:n], p.mother[:n]):
+def parent_in_custody(p, rows: np.ndarray) -> np.ndarray:
+    """Boolean per row of ``rows``: their father or mother is present and in custody."""
+    out = np.zeros(len(rows), bool)
+    for parent in (p.father[rows], p.mother[rows]):
         known = parent >= 0
         r = parent[known]
         out[known] |= p.present[r] & (p.status[r] == CUSTODY)

@@ -16,6 +16,7 @@ from .metrics import monthly_record, series_names
 from .params import Params
 from .people import People
 from .rng import CounterRNG
+from .scenario import realize
 
 
 class Tally(defaultdict):
@@ -32,12 +33,14 @@ class ReoffendingModel(mesa.Model):
     """Build the Essex population from ``params`` and advance it one month per ``step()``.
 
     Every person is a ``Person`` agent registered with the model; their state lives in ``self.people`` (arrays),
-    and each monthly process acts on whole arrays. ``seed`` fixes the population and every random draw.
+    and each monthly process acts on whole arrays. ``seed`` fixes the population and every random draw, including
+    the values of parameters given as distributions (``parameter_draws``).
     """
 
     def __init__(self, params: Params, seed: int | None = None, record_events: bool = True):
         seed = params.run.seed if seed is None else int(seed)
         super().__init__(rng=seed)
+        params, self.parameter_draws = realize(params, seed)  # uncertain values: this replicate's draws
         self.params = params
         self.seed = seed
         self.month = 0  # the month being simulated (0 = first)

@@ -9,6 +9,54 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Dist:
+    """An uncertain value: a named distribution with its parameters, e.g. Dist("beta", (("mean", 0.4), ("sd", 0.05))).
+
+    Each replicate draws one value from it (``sim.scenario.realize``); ``ppf`` maps a uniform to a value."""
+
+    kind: str
+    args: tuple
+
+    KINDS = {"beta": ("mean", "sd"), "normal": ("mean", "sd"), "lognormal": ("mean", "sd"), "gamma": ("mean", "sd"),
+             "uniform": ("low", "high"), "triangular": ("low", "mode", "high")}
+
+    def arg(self, name: str) -> float:
+        return dict(self.args)[name]
+
+    def frozen(self):
+        """The scipy.stats frozen distribution."""
+        from scipy import stats
+
+        k = self.kind
+        if k in ("beta", "normal", "lognormal", "gamma"):
+            m, sd = self.arg("mean"), self.arg("sd")
+            if k == "normal":
+                return stats.norm(m, sd)
+            if k == "beta":
+                common = m * (1 - m) / sd**2 - 1
+                return stats.beta(m * common, (1 - m) * common)
+            if k == "gamma":
+                return stats.gamma((m / sd) ** 2, scale=sd**2 / m)
+            s2 = np.log1p((sd / m) ** 2)
+            return stats.lognorm(np.sqrt(s2), scale=m * np.exp(-s2 / 2))
+        lo, hi = self.arg("low"), self.arg("high")
+        if k == "uniform":
+            return stats.uniform(lo, hi - lo)
+        return stats.triang((self.arg("mode") - lo) / (hi - lo), loc=lo, scale=hi - lo)
+
+    def ppf(self, u: float) -> float:
+        return float(self.frozen().ppf(u))
+
+    def median(self) -> float:
+        return self.ppf(0.5)
+
+    def __str__(self) -> str:
+        return f"{self.kind}(" + ", ".join(f"{k}={v:g}" for k, v in self.args) + ")"
+
 
 class Money(NamedTuple):
     """An amount (or a tuple of amounts) in GBP at the prices of ``price_year`` (e.g. "2015-16")."""
@@ -249,12 +297,26 @@ class Params:
     source_file: str = ""
 
     @property
+    def uncertain(self) -> list[str]:
+        """The "section.key" of every value given as a distribution."""
+        out = []
+        for name in SECTIONS:
+            obj = getattr(self, name)
+            for f in fields(obj):
+                v = getattr(obj, f.name)
+                if isinstance(v, Dist) or (isinstance(v, Money) and isinstance(v.value, Dist)):
+                    out.append(f"{name}.{f.name}")
+        return out
+
+    @property
     def months(self) -> int:
         return int(round(self.run.years * 12))
 
     def to_dict(self) -> dict:
         """Plain nested dict of values (for the manifest)."""
         def plain(v):
+            if isinstance(v, Dist):
+                return {"dist": v.kind, **dict(v.args)}
             if isinstance(v, Money):
                 return {"value": plain(v.value), "price_year": v.price_year}
             return list(v) if isinstance(v, tuple) else v

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import fields
+
+import numpy as np
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from .params import COUNT, MONEY, MONEY_LIST, NONNEG, POS, POSINT, PROB, SECTIONS, Money, Params
+from .params import ANY, COUNT, MONEY, MONEY_LIST, NONNEG, POS, POSINT, PROB, SECTIONS, Dist, Money, Params
+from .rng import CounterRNG
 
 #: keys that document a value and are not part of it
 DOC_KEYS = {"unit", "source", "price_year", "note", "verified", "definition"}
@@ -78,11 +81,37 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, key, value
 
 
+def _parse_dist(value: dict, where: str, section: str, key: str) -> Dist:
+    """``{ dist = "beta", mean = 0.4, sd = 0.05 }`` -> Dist, checking the distribution's own parameters."""
+    kind = value["dist"]
+    if kind not in Dist.KINDS:
+        raise ScenarioError(f"{where}: {section}.{key}.dist = {kind!r}: allowed distributions: {', '.join(Dist.KINDS)}")
+    needed = Dist.KINDS[kind]
+    given = {k: v for k, v in value.items() if k not in DOC_KEYS and k != "dist"}
+    if set(given) != set(needed) or not all(_is_number(v) for v in given.values()):
+        raise ScenarioError(f"{where}: {section}.{key} = {value!r}: a {kind} distribution takes numbers {', '.join(needed)}")
+    g = given
+    problem = None
+    if "sd" in g and g["sd"] <= 0:
+        problem = "sd must be > 0"
+    elif kind == "beta" and not (0 < g["mean"] < 1 and g["sd"] ** 2 < g["mean"] * (1 - g["mean"])):
+        problem = "a beta needs 0 < mean < 1 and sd^2 < mean (1 - mean)"
+    elif kind in ("lognormal", "gamma") and g["mean"] <= 0:
+        problem = f"a {kind} needs mean > 0"
+    elif kind in ("uniform", "triangular") and not g["low"] < g["high"]:
+        problem = "low must be below high"
+    elif kind == "triangular" and not g["low"] <= g["mode"] <= g["high"]:
+        problem = "mode must lie between low and high"
+    if problem:
+        raise ScenarioError(f"{where}: {section}.{key} = {value!r}: {problem}")
+    return Dist(kind, tuple((k, float(g[k])) for k in needed))
+
+
 def _unwrap(value: Any, where: str, section: str, key: str) -> Any:
     if isinstance(value, dict):
         extra = set(value) - DOC_KEYS - {"value"}
         if "dist" in value:
-            raise ScenarioError(f"{where}: {section}.{key} = {value!r}: distributions are not supported yet; give a number")
+            return _parse_dist(value, where, section, key)
         if "value" not in value or extra:
             raise ScenarioError(
                 f"{where}: {section}.{key} = {value!r}: a table value needs 'value' and only {sorted(DOC_KEYS)}"
@@ -123,7 +152,20 @@ _LIST_ITEM = {
 }
 
 
+#: checks whose values may be uncertain (a distribution instead of a number)
+UNCERTAIN_OK = {PROB, NONNEG, POS, ANY, COUNT, POSINT}
+
+
 def _coerce(check: str, annotation: str, v: Any, where: str, section: str, key: str) -> Any:
+    if isinstance(v, Dist):
+        if check not in UNCERTAIN_OK:
+            raise ScenarioError(f"{where}: {section}.{key} = {v}: only a single number may be uncertain here (must be a {check})")
+        lo, hi = v.ppf(1e-6), v.ppf(1 - 1e-6)
+        for end in (lo, hi):
+            x = round(end) if check in (COUNT, POSINT) else end
+            if not _check_scalar(check, x):
+                raise ScenarioError(f"{where}: {section}.{key} = {v}: draws reach {end:.4g}, outside what is allowed (a {check})")
+        return v
     bad = ScenarioError(f"{where}: {section}.{key} = {v!r}: must be a {check}")
     if check in _LIST_ITEM:
         if not isinstance(v, list) or not v or not all(_check_scalar(_LIST_ITEM[check], x) for x in v):
@@ -139,7 +181,9 @@ def _coerce(check: str, annotation: str, v: Any, where: str, section: str, key: 
 
 
 def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
-    """Relations between keys: list lengths agree, the age curve is sorted."""
+    """Relations between keys: list lengths agree, the age curve is sorted. Uncertain values are checked at
+    their medians here and again, drawn, in ``realize``."""
+    p = _map_uncertain(p, lambda section, key, d: d.median())
 
     def fail(section: str, key: str, value: Any, allowed: str):
         raise ScenarioError(f"{origin.get((section, key), p.source_file)}: {section}.{key} = {value!r}: {allowed}")
@@ -201,6 +245,8 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Params:
         if section not in SECTIONS:
             raise ScenarioError(f"--set {text}: unknown section '{section}' (allowed: {', '.join(SECTIONS)})")
         merged[(section, key)] = (value, "--set")
+        if isinstance(value, dict) and "price_year" in value:
+            price_years[(section, key)] = value["price_year"]
     origin = {k: where for k, (_, where) in merged.items()}
     built = {}
     for section, cls in SECTIONS.items():
@@ -264,3 +310,45 @@ def documented_values(path: str | Path) -> dict[str, dict[str, Any]]:
     for (section, key), (raw, _) in merged.items():
         out[f"{section}.{key}"] = dict(raw) if isinstance(raw, dict) else {"value": raw}
     return out
+
+
+def _map_uncertain(params: Params, fn) -> Params:
+    """A copy of ``params`` with every Dist (also inside Money) replaced by ``fn(section, key, dist)``."""
+    if not params.uncertain:
+        return params
+    sections = {}
+    for section in SECTIONS:
+        obj = getattr(params, section)
+        changes = {}
+        for f in fields(obj):
+            v = getattr(obj, f.name)
+            if isinstance(v, Dist):
+                x = fn(section, f.name, v)
+                changes[f.name] = int(round(x)) if str(f.type) == "int" else float(x)
+            elif isinstance(v, Money) and isinstance(v.value, Dist):
+                changes[f.name] = Money(float(fn(section, f.name, v.value)), v.price_year)
+        sections[section] = replace(obj, **changes) if changes else obj
+    return replace(params, **sections)
+
+
+def realize(params: Params, seed: int) -> tuple[Params, dict[str, float]]:
+    """Draw every uncertain value for one replicate: (concrete Params, {"section.key": value}).
+
+    The draw for a key depends only on (seed, "section.key"), so every scenario of a comparison with the same
+    distribution for a key gets the same value in the same replicate (common random numbers for parameters)."""
+    if not params.uncertain:
+        return params, {}
+    rng = CounterRNG(seed)
+    draws: dict[str, float] = {}
+
+    def draw(section, key, dist):
+        u = float(rng.uniform(f"parameter:{section}.{key}", 0, np.zeros(1, np.int64))[0])
+        draws[f"{section}.{key}"] = dist.ppf(min(max(u, 1e-12), 1 - 1e-12))
+        return draws[f"{section}.{key}"]
+
+    concrete = _map_uncertain(params, draw)
+    try:
+        _cross_checks(concrete, {})
+    except ScenarioError as exc:
+        raise ScenarioError(f"replicate seed {seed}: drawn parameters break a rule: {exc}") from None
+    return concrete, draws
