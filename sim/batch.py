@@ -79,7 +79,7 @@ def executor_for(workers: int | None = None, scheduler: str | None = None):
 
 def replicate_result(params: Params, seed: int, replicate: int) -> tuple[pd.DataFrame, dict]:
     """Run one replicate: its monthly series (with a ``replicate`` column) and its summary row."""
-    model = ReoffendingModel(params, seed=seed, record_events=True).run()
+    model = ReoffendingModel(params, seed=seed, record_offences=False).run()
     ts = timeseries_frame(model)
     ts.insert(0, "replicate", np.int32(replicate))
     row: dict = {"replicate": replicate, "seed": seed, **summarise(model)}

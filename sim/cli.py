@@ -192,7 +192,7 @@ def cmd_run(args) -> int:
     if args.resume or args.scheduler or args.workers:
         raise ScenarioError("--resume, --scheduler and --workers are for batches: add --reps N")
     t0 = time.perf_counter()
-    model = ReoffendingModel(params, seed=seed, record_events=True)
+    model = ReoffendingModel(params, seed=seed, record_offences=args.events)
     model.run()
     summary = write_run(model, out, with_events=args.events)
     elapsed = time.perf_counter() - t0

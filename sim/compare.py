@@ -18,7 +18,7 @@ import pandas as pd
 from . import costs as C
 from . import metrics
 from .model import ReoffendingModel
-from .output import events_frame, people_frame, timeseries_frame
+from .output import timeseries_frame
 from .progress import Progress
 
 #: outcome metrics per scenario run: name -> (unit, description)
@@ -43,7 +43,7 @@ def replicate_seeds(root_seed: int, reps: int) -> list[int]:
 
 def run_replicate(params, seed: int) -> dict:
     """One run: its monthly series, outcome metrics, cost ledger, and the parameters as drawn for this seed."""
-    model = ReoffendingModel(params, seed=seed, record_events=True).run()
+    model = ReoffendingModel(params, seed=seed, record_offences=False).run()
     params = model.params
     ts = timeseries_frame(model)
     out = {name: float(ts[col].sum()) for name, col in (
@@ -52,10 +52,10 @@ def run_replicate(params, seed: int) -> dict:
         ("iv_families_started", "iv_starts"), ("iv_family_months", "iv_active_families"),
     )}
     run = params.run
-    people, events = people_frame(model), events_frame(model)
+    md = metrics.Microdata.from_model(model)
     for label, event in (("prison", "release"), ("probation", "order_start")):
         out[f"proven_reoffending_{label}"] = metrics.proven_reoffending_annual_cohorts(
-            people, events, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
+            md, None, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
         )["rate"]
     return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, model.params), "params": model.params, "draws": model.parameter_draws}
 

@@ -127,6 +127,7 @@ def sentence_custody(model, rows: np.ndarray, z: np.ndarray) -> None:
     p.order_months_left[rows] = 0
     p.status[rows] = CUSTODY
     model.events.add("custody_start", rows[~already], model.month)
+    p.last_custody_month[rows[~already]] = model.month
     model.tally.add("custody_starts", p.weight[rows[~already]].sum())
 
 

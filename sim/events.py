@@ -26,12 +26,13 @@ NO_MONTH = np.iinfo(np.int32).min  # offence_month of events that are not about 
 class EventLog:
     """Collects events as (row, month, code, offence_month, offence_type) chunks; cheap to append."""
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, skip: tuple[str, ...] = ()):
         self.enabled = enabled
+        self.skip = set(skip)  # events not kept (e.g. "offence" when only cohort metrics are needed)
         self._chunks: list[tuple[np.ndarray, ...]] = []
 
     def add(self, event: str, rows: np.ndarray, month: int, offence_month=None, offence_type=None) -> None:
-        if not self.enabled or len(rows) == 0:
+        if not self.enabled or len(rows) == 0 or event in self.skip:
             return
         n = len(rows)
         om = np.full(n, NO_MONTH, np.int32) if offence_month is None else np.asarray(offence_month, np.int32)

@@ -103,7 +103,8 @@ def step(model) -> None:
     # families in the intervention: a month more; completion, drop-out, custody, death or moving away end it
     active = np.flatnonzero(state == ACTIVE)
     p.iv_months[active] += 1
-    lost = ~present[active] | (p.status[active] == CUSTODY)
+    # custody since the last step (sentenced last month, or recalled this month) ends it, even if already released
+    lost = ~present[active] | (p.status[active] == CUSTODY) | (p.last_custody_month[active] >= month - 1)
     dropout = p.iv_engaged[active] & (draws.uniform("iv_dropout", month, ids[active]) < iv.p_dropout_per_month)
     done = p.iv_months[active] >= iv.duration_months
     leaving = active[lost | dropout | done]
@@ -114,7 +115,8 @@ def step(model) -> None:
     # referrals waiting for a place lapse after max_wait_months, or when the offender is no longer there
     waiting = np.flatnonzero(state == WAITING)
     p.iv_months[waiting] += 1
-    lapse = waiting[(p.iv_months[waiting] > iv.max_wait_months) | ~present[waiting] | (p.status[waiting] == CUSTODY)]
+    gone = ~present[waiting] | (p.status[waiting] == CUSTODY) | (p.last_custody_month[waiting] >= month - 1)
+    lapse = waiting[(p.iv_months[waiting] > iv.max_wait_months) | gone]
     state[lapse] = LEFT
     p.iv_exit_month[lapse] = month
 

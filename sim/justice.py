@@ -55,5 +55,6 @@ def recall(model, rows: np.ndarray) -> None:
     p = model.people
     p.status[rows] = CUSTODY
     p.custody_months_left[rows] = model.params.justice.recall_custody_months
+    p.last_custody_month[rows] = model.month
     model.events.add("recall", rows, model.month)
     model.tally.add("recalls", p.weight[rows].sum())

@@ -7,10 +7,13 @@ All counts are weighted, i.e. scaled back to real people.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from . import intervention
+from .events import EVENT_CODE, NO_MONTH
 from .people import CUSTODY, LICENCE, PROBATION
 
 #: flows counted during the month (model.tally) and stocks read at its end
@@ -104,9 +107,45 @@ def parent_in_custody(p, rows: np.ndarray) -> np.ndarray:
 FOLLOW_UP_OFFSET = {"release": 0, "order_start": 1, "conviction": 1, "custody_start": 1}
 
 
+@dataclass
+class Microdata:
+    """Event log and person attributes as arrays: ``person`` indexes ``birth_month`` and ``weight``; ``event`` holds
+    codes of ``EVENT_NAMES``; ``offence_month`` is ``NO_MONTH`` where the event is not about an offence."""
+
+    person: np.ndarray
+    month: np.ndarray
+    event: np.ndarray
+    offence_month: np.ndarray
+    birth_month: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def from_frames(cls, people: pd.DataFrame, events: pd.DataFrame) -> "Microdata":
+        """From people.parquet / events.parquet tables (``weight`` defaults to 1)."""
+        person = pd.Index(people["person_id"]).get_indexer(events["person_id"])
+        codes = pd.Series(events["event"].astype(str)).map(EVENT_CODE).fillna(-1).to_numpy(np.int64)
+        om = events["offence_month"] if "offence_month" in events else pd.Series(pd.NA, index=events.index)
+        weight = people["weight"].to_numpy(float) if "weight" in people else np.ones(len(people))
+        return cls(person, events["month"].to_numpy(np.int64), codes,
+                   pd.array(om, dtype="Int64").fillna(NO_MONTH).to_numpy(np.int64),
+                   people["birth_month"].to_numpy(np.int64), weight)
+
+    @classmethod
+    def from_model(cls, model) -> "Microdata":
+        """Straight from a model's event log (rows are the person positions)."""
+        rows, month, code, om, _ = model.events.arrays()
+        n = model.people.n
+        return cls(rows, month.astype(np.int64), code.astype(np.int64), om.astype(np.int64),
+                   model.people.birth_month[:n].astype(np.int64), model.people.weight[:n])
+
+
+def _microdata(people, events) -> Microdata:
+    return people if isinstance(people, Microdata) else Microdata.from_frames(people, events)
+
+
 def proven_reoffending(
-    people: pd.DataFrame,
-    events: pd.DataFrame,
+    people: pd.DataFrame | Microdata,
+    events: pd.DataFrame | None,
     index_event: str,
     cohort_start: int,
     cohort_end: int,
@@ -122,22 +161,26 @@ def proven_reoffending(
     f = index month + ``FOLLOW_UP_OFFSET[index_event]``. A proven reoffence is an offence committed in months
     [f, f + 12) that is convicted before month f + 12 + 6 (the follow-up plus the waiting period). Weighted by
     ``people.weight`` when present. Returns the rate, reoffences per offender and per reoffender, cohort size.
+    Takes the people and events tables, or a ``Microdata`` (then ``events`` is None).
     """
-    idx = events[(events["event"] == index_event) & (events["month"] >= cohort_start) & (events["month"] < cohort_end)]
-    first = idx.groupby("person_id", observed=True)["month"].min().rename("index_month").reset_index()
-    info = people.set_index("person_id")
+    md = _microdata(people, events)
+    n_people = len(md.birth_month)
+    sel = (md.event == EVENT_CODE[index_event]) & (md.month >= cohort_start) & (md.month < cohort_end) & (md.person >= 0)
+    index_month = np.full(n_people, np.iinfo(np.int64).max)
+    np.minimum.at(index_month, md.person[sel], md.month[sel])  # first index event per person
+    cohort = np.flatnonzero(index_month < np.iinfo(np.int64).max)
     if adults_only:
-        age = (first["index_month"].to_numpy() - info.loc[first["person_id"], "birth_month"].to_numpy()) / 12.0
-        first = first[age >= adult_age_years]
-    first = first.assign(follow_up_start=first["index_month"] + FOLLOW_UP_OFFSET.get(index_event, 1))
-    weight = info.loc[first["person_id"], "weight"].to_numpy() if "weight" in info else np.ones(len(first))
-    conv = events[events["event"] == "conviction"][["person_id", "month", "offence_month"]]
-    merged = conv.merge(first, on="person_id")
-    om = merged["offence_month"].astype("int64")
-    f = merged["follow_up_start"]
-    proven = merged[(om >= f) & (om < f + follow_up_months) & (merged["month"] < f + follow_up_months + waiting_months)]
-    n_reoff = proven.groupby("person_id").size()
-    counts = n_reoff.reindex(first["person_id"], fill_value=0).to_numpy()
+        cohort = cohort[(index_month[cohort] - md.birth_month[cohort]) / 12.0 >= adult_age_years]
+    in_cohort = np.zeros(n_people, bool)
+    in_cohort[cohort] = True
+    follow_up_start = index_month + FOLLOW_UP_OFFSET.get(index_event, 1)
+    conv = (md.event == EVENT_CODE["conviction"]) & (md.person >= 0)
+    conv &= in_cohort[np.where(md.person >= 0, md.person, 0)]
+    who, om, when = md.person[conv], md.offence_month[conv], md.month[conv]
+    f = follow_up_start[who]
+    proven = (om >= f) & (om < f + follow_up_months) & (when < f + follow_up_months + waiting_months)
+    counts = np.bincount(who[proven], minlength=n_people)[cohort]
+    weight = md.weight[cohort]
     total_w = weight.sum()
     reoffenders_w = (weight * (counts > 0)).sum()
     return {
@@ -145,22 +188,23 @@ def proven_reoffending(
         "reoffences_per_offender": float((weight * counts).sum() / total_w) if total_w else float("nan"),
         "reoffences_per_reoffender": float((weight * counts).sum() / reoffenders_w) if reoffenders_w else float("nan"),
         "cohort_size": float(total_w),
-        "cohort_agents": int(len(first)),
+        "cohort_agents": int(len(cohort)),
     }
 
 
 def proven_reoffending_annual_cohorts(
-    people: pd.DataFrame, events: pd.DataFrame, index_event: str, months: int, follow_up_months: int = 12,
+    people: pd.DataFrame | Microdata, events: pd.DataFrame | None, index_event: str, months: int, follow_up_months: int = 12,
     waiting_months: int = 6, adult_age_years: float = 18,
 ) -> dict[str, float]:
     """The MoJ rate measured as the MoJ publishes it, by annual cohort: one cohort per 12 months whose whole
     follow-up and waiting period fit in a run of ``months``; returns each year's rate and the cohort-size-weighted
     mean (``rate``)."""
+    md = _microdata(people, events)
     offset = FOLLOW_UP_OFFSET.get(index_event, 1)
     years = max(0, (months - follow_up_months - waiting_months - offset) // 12)
     out, total, weighted = {}, 0.0, 0.0
     for y in range(years):
-        r = proven_reoffending(people, events, index_event, 12 * y, 12 * y + 12, follow_up_months, waiting_months, adult_age_years=adult_age_years)
+        r = proven_reoffending(md, None, index_event, 12 * y, 12 * y + 12, follow_up_months, waiting_months, adult_age_years=adult_age_years)
         out[f"rate_year_{y}"] = r["rate"]
         if r["cohort_size"] > 0:
             total += r["cohort_size"]

@@ -34,10 +34,11 @@ class ReoffendingModel(mesa.Model):
 
     Every person is a ``Person`` agent registered with the model; their state lives in ``self.people`` (arrays),
     and each monthly process acts on whole arrays. ``seed`` fixes the population and every random draw, including
-    the values of parameters given as distributions (``parameter_draws``).
+    the values of parameters given as distributions (``parameter_draws``). ``record_offences=False`` keeps every
+    event but the (many) offences, enough for the cohort metrics; the microdata export needs them all.
     """
 
-    def __init__(self, params: Params, seed: int | None = None, record_events: bool = True):
+    def __init__(self, params: Params, seed: int | None = None, record_events: bool = True, record_offences: bool = True):
         seed = params.run.seed if seed is None else int(seed)
         super().__init__(rng=seed)
         params, self.parameter_draws = realize(params, seed)  # uncertain values: this replicate's draws
@@ -46,7 +47,7 @@ class ReoffendingModel(mesa.Model):
         self.month = 0  # the month being simulated (0 = first)
         self.draws = CounterRNG(seed)
         self.people = People()
-        self.events = EventLog(enabled=record_events)
+        self.events = EventLog(enabled=record_events, skip=() if record_offences else ("offence",))
         self.cases = PendingCases()
         self.family_need_index = list(params.needs.names).index("family_relationships")
         self.iv_place_credit = 0.0  # intervention places accrued but not yet used (real families)

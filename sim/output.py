@@ -58,7 +58,7 @@ def timeseries_frame(model) -> pd.DataFrame:
     return df
 
 
-def summarise(model, people: pd.DataFrame | None = None, events: pd.DataFrame | None = None) -> dict[str, float]:
+def summarise(model) -> dict[str, float]:
     """Headline figures of one run: annual flows, end stocks and the cohort metrics by their definitions."""
     ts = timeseries_frame(model)
     years = len(ts) / 12.0
@@ -71,23 +71,22 @@ def summarise(model, people: pd.DataFrame | None = None, events: pd.DataFrame | 
     total = ts["offences"].sum()
     out["share_offences_by_supervised"] = float(ts["offences_by_supervised"].sum() / total) if total else float("nan")
     out["share_offences_by_previously_convicted"] = float(ts["offences_by_previously_convicted"].sum() / total) if total else float("nan")
-    if events is None and model.events.enabled:
-        people, events = people_frame(model), events_frame(model)
-    if events is not None:
+    if model.events.enabled:
+        md = metrics.Microdata.from_model(model)
         run = model.params.run
         window = run.cohort_follow_up_months + run.cohort_waiting_months
         last_start = len(ts) - window  # cohorts need their whole follow-up inside the run
         for label, event in (("prison", "release"), ("probation", "order_start")):
             if last_start > 0:
                 r = metrics.proven_reoffending(
-                    people, events, event, 0, min(12, last_start), run.cohort_follow_up_months, run.cohort_waiting_months,
+                    md, None, event, 0, min(12, last_start), run.cohort_follow_up_months, run.cohort_waiting_months,
                     adult_age_years=model.params.family.age_adult,
                 )
                 out[f"proven_reoffending_rate_{label}_first_year"] = r["rate"]
                 out[f"reoffences_per_reoffender_{label}_first_year"] = r["reoffences_per_reoffender"]
                 out[f"cohort_size_{label}_first_year"] = r["cohort_size"]
                 annual = metrics.proven_reoffending_annual_cohorts(
-                    people, events, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, model.params.family.age_adult
+                    md, None, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, model.params.family.age_adult
                 )
                 out[f"proven_reoffending_rate_{label}"] = annual["rate"]
     return out
@@ -149,17 +148,14 @@ def atomic_dir(final: Path):
 
 def write_run(model, out_dir: Path, with_events: bool) -> dict[str, float]:
     """Write a finished model's artefacts into ``out_dir`` atomically; returns the summary."""
-    people = events = None
-    if model.events.enabled:
-        people, events = people_frame(model), events_frame(model)
-    summary = summarise(model, people, events)
+    summary = summarise(model)
     with atomic_dir(out_dir) as tmp:
         timeseries_frame(model).to_parquet(tmp / "timeseries.parquet", index=False)
         pd.DataFrame([summary]).to_csv(tmp / "summary.csv", index=False)
         files = ["timeseries.parquet", "summary.csv"]
         if with_events:
-            people.to_parquet(tmp / "people.parquet", index=False)
-            events.to_parquet(tmp / "events.parquet", index=False)
+            people_frame(model).to_parquet(tmp / "people.parquet", index=False)
+            events_frame(model).to_parquet(tmp / "events.parquet", index=False)
             files += ["people.parquet", "events.parquet"]
         info = manifest(model.params, model.seed, {"files": files + ["manifest.json"], "summary": summary})
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))

@@ -38,6 +38,7 @@ FIELDS = {
     "order_months_left": (np.int32, 0),
     "months_since_release": (np.int32, 10_000),
     "months_since_order_start": (np.int32, 10_000),
+    "last_custody_month": (np.int32, -1_000_000),  # month of the last custody start or recall
     "children_born": (np.int32, 0),  # births so far, to derive a newborn's id
     "needs": (np.uint8, 0),  # criminogenic needs as a bit mask: bit j set = has need j (params.needs.names)
     "iv_state": (np.int8, 0),  # multi-agency intervention: 0 never referred, 1 waiting, 2 in it, 3 left
