@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time one Essex replicate and one at 10x the population")
     bench.add_argument("--scenario", default="scenarios/baseline.toml")
     bench.add_argument("--repeats", type=_nonneg_int, default=3)
+    bench.add_argument("--batch-reps", type=_nonneg_int, default=1000, help="replicates in the full batch figure (0: skip)")
+    bench.add_argument("--efficiency-reps", type=_nonneg_int, default=40, help="replicates for the 1-vs-all-workers efficiency (0: skip)")
     return parser
 
 
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench import main as bench_main
 
-            return bench_main(args.scenario, args.repeats)
+            return bench_main(args.scenario, args.repeats, args.batch_reps, args.efficiency_reps)
     except ScenarioError as exc:
         print(f"sim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -34,10 +34,12 @@ def children_moving_with(p, children: np.ndarray, movers: np.ndarray) -> np.ndar
     """The children (at liberty) whose home parent, the mother if present else the father, is among ``movers``."""
     if len(movers) == 0:
         return movers
+    moving = np.zeros(p.n, bool)
+    moving[movers] = True
     mother = p.mother[children]
     mother_home = (mother >= 0) & p.present[np.maximum(mother, 0)]
     home = np.where(mother_home, mother, p.father[children])
-    return children[np.isin(home, movers) & (p.status[children] == FREE)]
+    return children[(home >= 0) & moving[np.maximum(home, 0)] & (p.status[children] == FREE)]
 
 
 def step(model) -> None:
