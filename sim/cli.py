@@ -70,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="compare a grid of intervention settings with the intervention switched off")
     sweep.add_argument("scenario", help="intervention scenario TOML; --set key=v1,v2,... gives the grid")
     _batch_options(sweep, grid=True)
+    cal = sub.add_parser("calibrate", help="fit the free parameters to the published targets (writes calibration/fitted.toml)")
+    cal.add_argument("--scenario", default="scenarios/baseline.toml")
+    cal.add_argument("--stage", choices=["short", "long", "all"], default="all", help="short: 10-year targets; long: father-son targets on 40-year runs")
+    cal.add_argument("--reps", type=_pos_int, default=4, help="replicates (fixed seeds) per evaluation (default 4)")
+    cal.add_argument("--seed", type=_nonneg_int, default=1)
+    cal.add_argument("--maxfev", type=_pos_int, default=150, help="evaluations per stage at most (default 150)")
+    cal.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1)
+    val = sub.add_parser("validate", help="every calibration target beside its simulated value, pass/fail, and a figure")
+    val.add_argument("--scenario", default="scenarios/baseline.toml")
+    val.add_argument("--reps", type=_pos_int, default=8)
+    val.add_argument("--seed", type=_nonneg_int, default=1001, help="root seed (default differs from the calibration's)")
+    val.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1)
+    val.add_argument("--json", action="store_true", help="print the table as JSON")
+    val.add_argument("--out", type=Path, default=Path("outputs/validation"), help="folder for calibration.png and validation.csv")
+    val.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     bench = sub.add_parser("bench", help="time one Essex replicate and one at 10x the population")
     bench.add_argument("--scenario", default="scenarios/baseline.toml")
     bench.add_argument("--repeats", type=_nonneg_int, default=3)
@@ -202,6 +217,41 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from .calibration import calibrate, validate, write_fitted
+
+    load_scenario(args.scenario)  # fail early on a bad scenario
+    fits = []
+    for stage in (["short", "long"] if args.stage == "all" else [args.stage]):
+        print(f"stage {stage}: fitting with {args.reps} replicates per evaluation, at most {args.maxfev} evaluations")
+        fit = calibrate(args.scenario, stage, args.reps, args.seed, args.maxfev, args.workers)
+        fits.append(fit)
+        write_fitted([fit], validate(args.scenario, args.reps, args.seed, args.workers))
+        print(f"stage {stage}: loss {fit['loss']:.3f} after {fit['evaluations']} evaluations, {fit['seconds']:.0f} s -> calibration/fitted.toml")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    import json
+
+    from .calibration import validate
+    from .figures import calibration_figure, save
+
+    table = validate(args.scenario, args.reps, args.seed, args.workers, args.set)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "validation.csv", index=False)
+    save(calibration_figure(table), args.out / "calibration.png")
+    if args.json:
+        print(json.dumps(table.to_dict(orient="records"), indent=2, default=float))
+    else:
+        for _, r in table.iterrows():
+            mark = "pass" if r["pass"] else "FAIL"
+            print(f"  {mark}  {r['target']:<42} target {r['value']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}]   "
+                  f"simulated {r['simulated']:.3f} (90%: {r['sim_p05']:.3f} to {r['sim_p95']:.3f}, {r['replicates']} replicates)")
+        print(f"-> {args.out}/calibration.png, {args.out}/validation.csv")
+    return 0 if table.loc[table["weight"] > 0, "pass"].all() else 1
+
+
 def cmd_batch(args, params, seed: int, out: Path) -> int:
     from .batch import run_batch
 
@@ -259,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "calibrate":
+            return cmd_calibrate(args)
+        if args.command == "validate":
+            return cmd_validate(args)
         if args.command == "bench":
             from .bench import main as bench_main
 

@@ -202,14 +202,16 @@ def proven_reoffending_annual_cohorts(
     md = _microdata(people, events)
     offset = FOLLOW_UP_OFFSET.get(index_event, 1)
     years = max(0, (months - follow_up_months - waiting_months - offset) // 12)
-    out, total, weighted = {}, 0.0, 0.0
+    out, total, weighted, reoffences = {}, 0.0, 0.0, 0.0
     for y in range(years):
         r = proven_reoffending(md, None, index_event, 12 * y, 12 * y + 12, follow_up_months, waiting_months, adult_age_years=adult_age_years)
         out[f"rate_year_{y}"] = r["rate"]
         if r["cohort_size"] > 0:
             total += r["cohort_size"]
             weighted += r["rate"] * r["cohort_size"]
+            reoffences += r["reoffences_per_offender"] * r["cohort_size"]
     out["rate"] = weighted / total if total else float("nan")
+    out["reoffences_per_reoffender"] = reoffences / weighted if weighted else float("nan")
     out["cohort_years"] = years
     return out
 
@@ -228,24 +230,38 @@ def share_of_offences_by_previously_convicted(people: pd.DataFrame, events: pd.D
     return float((w * known).sum() / w.sum()) if len(off) else float("nan")
 
 
-def sons_convicted_by_age(people: pd.DataFrame, events: pd.DataFrame, age_years: float = 40, last_month: int | None = None) -> dict[str, float]:
-    """Share of sons convicted by ``age_years``, by whether their father was ever convicted (before the run or
-    in it, up to the son's reaching that age). Only sons born in a known month who reach the age within the run."""
-    last_month = events["month"].max() if last_month is None else last_month
+def sons_convicted_by_age(
+    people: pd.DataFrame, events: pd.DataFrame, age_years: float = 40, last_month: int | None = None,
+    observed_from_age: float = 10,
+) -> dict[str, float]:
+    """Share of sons convicted by ``age_years``, by whether their father was convicted (before the run, or in it
+    by the time the son reaches that age) - the Cambridge Study's father-son measure.
+
+    Counted: sons with a known father whose whole record from ``observed_from_age`` (the age of criminal
+    responsibility) to ``age_years`` lies inside the run (born no earlier than ``-12 x observed_from_age`` and
+    reaching ``age_years`` by ``last_month``) and who neither die nor leave the area before then. Weighted.
+    """
+    last_month = int(events["month"].max()) if last_month is None else last_month
     age_m = int(round(age_years * 12))
-    conv = events[events["event"] == "conviction"].groupby("person_id", observed=True)["month"].min()
+    first = events[events["event"] == "conviction"].groupby("person_id", observed=True)["month"].min()
+    gone = events[events["event"].isin(["death", "exit"])].groupby("person_id", observed=True)["month"].min()
     info = people.set_index("person_id")
-    sons = people[(people["sex"] == "M") & people["father_id"].notna() & (people["birth_month"] + age_m <= last_month)]
-    if sons.empty:
-        return {"sons": 0, "rate_father_convicted": float("nan"), "rate_father_not_convicted": float("nan")}
+    sons = people[
+        (people["sex"] == "M")
+        & people["father_id"].notna()
+        & (people["birth_month"] >= -int(round(12 * observed_from_age)))
+        & (people["birth_month"] + age_m <= last_month)
+    ]
     horizon = sons["birth_month"].to_numpy() + age_m
-    son_conv = conv.reindex(sons["person_id"]).to_numpy()
-    son_before = info.loc[sons["person_id"], "convicted_before_start"].to_numpy()
-    son_convicted = son_before | (son_conv <= horizon)
+    left = gone.reindex(sons["person_id"]).to_numpy()
+    keep = ~(left < horizon)
+    sons, horizon = sons[keep], horizon[keep]
+    if sons.empty:
+        return {"sons": 0, "rate_father_convicted": float("nan"), "rate_father_not_convicted": float("nan"), "sons_father_convicted": 0}
+    son_convicted = first.reindex(sons["person_id"]).to_numpy() <= horizon
     fathers = sons["father_id"].astype("int64").to_numpy()
-    fa_conv = conv.reindex(fathers).to_numpy()
     fa_before = info["convicted_before_start"].reindex(fathers).fillna(False).to_numpy(bool)
-    father_convicted = fa_before | (fa_conv <= horizon)
+    father_convicted = fa_before | (first.reindex(fathers).to_numpy() <= horizon)
     w = sons["weight"].to_numpy() if "weight" in sons else np.ones(len(sons))
 
     def rate(mask):

@@ -54,8 +54,8 @@ def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = (), price_years: d
             raise ScenarioError(f"{path}: extends = {parent!r}: circular extends")
         merged.update(_flatten(parent_path, _read_toml(parent_path), seen + (parent_path,), price_years))
     for section, table in data.items():
-        if section in ("extends", "sweep"):
-            continue
+        if section in ("extends", "sweep", "calibration"):
+            continue  # a sweep grid (sim sweep) and a fit's record (calibration/fitted.toml) are not parameters
         if section not in SECTIONS:
             allowed = ", ".join(["extends", "sweep", *SECTIONS])
             raise ScenarioError(f"{path}: [{section}]: unknown section (allowed: {allowed})")

@@ -1,0 +1,213 @@
+"""Calibration to published rates: targets, the metrics that measure them, a fit and a validation.
+
+Targets (calibration/targets.toml) are measured on simulated microdata by their published definitions (see
+sim/metrics.py); nothing sets an outcome to a target. Free parameters (calibration/free_parameters.toml) are fitted
+by Nelder-Mead on Monte Carlo means over fixed seeds (common random numbers make the objective smooth enough),
+in two stages: "short" parameters on 10-year runs to the reoffending and crime-share targets, then "long" ones on
+40-year runs to the father-son targets. The result goes to calibration/fitted.toml, which scenarios/baseline.toml
+extends, so every scenario uses it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .batch import executor_for
+from .compare import replicate_seeds
+from .model import ReoffendingModel
+from .output import events_frame, people_frame, summarise
+from .params import Params
+from .scenario import ScenarioError, load_scenario
+
+CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "calibration"
+RUN_YEARS = {"short": 10, "long": 40}
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: float
+    lower: float
+    upper: float
+    weight: float
+    metric: str
+    run: str
+    definition: str
+    source: str
+
+    @property
+    def half_width(self) -> float:
+        return (self.upper - self.lower) / 2
+
+
+def load_targets(path: Path = CALIBRATION_DIR / "targets.toml") -> list[Target]:
+    data = tomllib.loads(Path(path).read_text())
+    return [Target(name, float(t["value"]), float(t["lower"]), float(t["upper"]), float(t.get("weight", 1.0)), t["metric"],
+                   t["run"], t["definition"], t["source"]) for name, t in data.items()]
+
+
+def load_free_parameters(path: Path = CALIBRATION_DIR / "free_parameters.toml") -> dict[str, dict]:
+    return tomllib.loads(Path(path).read_text())
+
+
+def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
+    """The target metrics of one replicate: a 10-year run ("short") or a 40-year run ("long")."""
+    model = ReoffendingModel(params, seed=seed, record_offences=False).run()
+    if run == "short":
+        s = summarise(model)
+        md = metrics.Microdata.from_model(model)
+        r = params.run
+        rpr = metrics.proven_reoffending_annual_cohorts(md, None, "release", params.months, r.cohort_follow_up_months,
+                                                       r.cohort_waiting_months, params.family.age_adult)
+        return {
+            "proven_reoffending_prison": s["proven_reoffending_rate_prison"],
+            "proven_reoffending_probation": s["proven_reoffending_rate_probation"],
+            "share_offences_by_previously_convicted": s["share_offences_by_previously_convicted"],
+            "reoffences_per_reoffender_prison": rpr["reoffences_per_reoffender"],
+        }
+    sons = metrics.sons_convicted_by_age(people_frame(model), events_frame(model), 40)
+    return {
+        "sons_convicted_by_40_father_convicted": sons["rate_father_convicted"],
+        "sons_convicted_by_40_father_not_convicted": sons["rate_father_not_convicted"],
+    }
+
+
+def _measure_task(args):
+    return measure_one(*args)
+
+
+def measure(params_by_run: dict[str, Params], reps: int, seed: int, workers: int = 1) -> pd.DataFrame:
+    """Every target metric over ``reps`` replicates: one row per (metric, replicate)."""
+    seeds = replicate_seeds(seed, reps)
+    tasks = [(params_by_run[run], s, run) for run in params_by_run for s in seeds]
+    with executor_for(workers) as ex:
+        results = [f.result() for f in [ex.submit(_measure_task, t) for t in tasks]]
+    rows = []
+    for (params, s, run), res in zip(tasks, results):
+        rows += [{"metric": m, "seed": s, "value": v} for m, v in res.items()]
+    return pd.DataFrame(rows)
+
+
+def scenario_for(run: str, scenario: str | Path, overrides=()) -> Params:
+    return load_scenario(scenario, [*overrides, f"run.years={RUN_YEARS[run]}"])
+
+
+def compare_to_targets(measured: pd.DataFrame, targets: list[Target]) -> pd.DataFrame:
+    """Per target: simulated mean, its 90% Monte Carlo interval (mean +- 1.645 SE), the target band, pass/fail."""
+    out = []
+    for t in targets:
+        v = measured.loc[measured["metric"] == t.metric, "value"].dropna()
+        n = len(v)
+        mean = v.mean() if n else float("nan")
+        se = v.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+        out.append({"target": t.name, "metric": t.metric, "value": t.value, "lower": t.lower, "upper": t.upper,
+                    "simulated": mean, "mc_se": se, "sim_p05": mean - 1.645 * se, "sim_p95": mean + 1.645 * se,
+                    "replicates": n, "weight": t.weight, "pass": bool(t.lower <= mean <= t.upper) if n else False})
+    return pd.DataFrame(out)
+
+
+def loss(table: pd.DataFrame) -> float:
+    """Weighted sum of squared distances from the targets, in units of each target's half band."""
+    hw = (table["upper"] - table["lower"]) / 2
+    return float((table["weight"] * ((table["simulated"] - table["value"]) / hw) ** 2).sum())
+
+
+def _to_unit(value: float, spec: dict) -> float:
+    lo, hi = spec["lower"], spec["upper"]
+    if spec.get("log"):
+        value, lo, hi = math.log(value), math.log(lo), math.log(hi)
+    frac = min(max((value - lo) / (hi - lo), 1e-6), 1 - 1e-6)
+    return math.log(frac / (1 - frac))
+
+
+def _from_unit(x: float, spec: dict) -> float:
+    lo, hi = spec["lower"], spec["upper"]
+    frac = 1 / (1 + math.exp(-x))
+    if spec.get("log"):
+        return math.exp(math.log(lo) + frac * (math.log(hi) - math.log(lo)))
+    return lo + frac * (hi - lo)
+
+
+def current_value(params: Params, key: str) -> float:
+    section, name = key.split(".")
+    return float(getattr(getattr(params, section), name))
+
+
+def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: int, workers: int, log=print) -> dict:
+    """Fit the ``stage`` parameters (Nelder-Mead on an unbounded transform of their bounds); returns the fit."""
+    from scipy.optimize import minimize
+
+    free = {k: v for k, v in load_free_parameters().items() if v["stage"] == stage}
+    targets = [t for t in load_targets() if t.run == stage and t.weight > 0]
+    base = scenario_for(stage, scenario)
+    x0 = np.array([_to_unit(current_value(base, k), spec) for k, spec in free.items()])
+    history = []
+    t0 = time.perf_counter()
+
+    def objective(x):
+        overrides = [f"{k}={_from_unit(xi, spec)!r}" for xi, (k, spec) in zip(x, free.items())]
+        try:
+            params = scenario_for(stage, scenario, overrides)
+        except ScenarioError:
+            return 1e6
+        table = compare_to_targets(measure({stage: params}, reps, seed, workers), targets)
+        value = loss(table)
+        history.append(value)
+        log(f"  evaluation {len(history):3d}: loss {value:8.3f}  " + ", ".join(f"{k.split('.')[1]}={_from_unit(xi, s):.4g}" for xi, (k, s) in zip(x, free.items())))
+        return value
+
+    res = minimize(objective, x0, method="Nelder-Mead", options={"maxfev": maxfev, "xatol": 1e-3, "fatol": 1e-3, "initial_simplex": _simplex(x0)})
+    values = {k: _from_unit(xi, spec) for xi, (k, spec) in zip(res.x, free.items())}
+    return {"stage": stage, "values": values, "loss": float(res.fun), "evaluations": len(history), "seconds": time.perf_counter() - t0,
+            "reps": reps, "seed": seed}
+
+
+def _simplex(x0: np.ndarray, step: float = 0.6) -> np.ndarray:
+    return np.vstack([x0] + [x0 + step * np.eye(len(x0))[i] for i in range(len(x0))])
+
+
+def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION_DIR / "fitted.toml") -> None:
+    """calibration/fitted.toml: the fitted values (a partial scenario that baseline.toml extends) and a record of
+    the fit: date, seeds, loss, evaluations, and the achieved metrics with their Monte Carlo intervals."""
+    free = load_free_parameters()
+    old = tomllib.loads(path.read_text()) if path.exists() else {}
+    values: dict[str, dict[str, float]] = {}
+    for sec, table_ in old.items():
+        if sec != "calibration":
+            for k, v in table_.items():
+                values.setdefault(sec, {})[k] = v["value"] if isinstance(v, dict) else v
+    for fit in fits:
+        for key, v in fit["values"].items():
+            sec, name = key.split(".")
+            values.setdefault(sec, {})[name] = v
+    lines = ["# Fitted by `sim calibrate` (sim/calibration.py); scenarios/baseline.toml extends this file.",
+             "# Do not edit by hand: rerun the calibration. Bounds are in calibration/free_parameters.toml.", ""]
+    for sec in sorted(values):
+        lines.append(f"[{sec}]")
+        for name, v in sorted(values[sec].items()):
+            spec = free.get(f"{sec}.{name}", {})
+            lines.append(f'{name} = {{ value = {v:.6g}, unit = "{spec.get("unit", "fitted")}", source = "fitted by sim calibrate to calibration/targets.toml within [{spec.get("lower")}, {spec.get("upper")}]" }}')
+        lines.append("")
+    lines += ["[calibration]", f'date = "{date.today().isoformat()}"']
+    for fit in fits:
+        lines.append(f'stage_{fit["stage"]} = {{ loss = {fit["loss"]:.4g}, evaluations = {fit["evaluations"]}, seconds = {fit["seconds"]:.0f}, replicates = {fit["reps"]}, seed = {fit["seed"]} }}')
+    for _, r in table.iterrows():
+        lines.append(f'achieved.{r["target"]} = {{ simulated = {r["simulated"]:.4f}, p05 = {r["sim_p05"]:.4f}, p95 = {r["sim_p95"]:.4f}, target = {r["value"]}, band = [{r["lower"]}, {r["upper"]}] }}')
+    path.write_text("\n".join(lines) + "\n")
+
+
+def validate(scenario: str | Path, reps: int, seed: int, workers: int, overrides=()) -> pd.DataFrame:
+    """Every target beside its simulated value (mean over ``reps`` replicates of each run length)."""
+    targets = load_targets()
+    runs = {t.run for t in targets}
+    measured = measure({run: scenario_for(run, scenario, overrides) for run in sorted(runs)}, reps, seed, workers)
+    return compare_to_targets(measured, targets)
