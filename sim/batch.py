@@ -147,7 +147,7 @@ class BatchStore:
             "root_seed": self.root_seed,
             "replicates": self.reps,
             "replicate_seeds": seeds,
-            "completed": sorted(self.completed()),
+            "completed": sorted(k for k in self.completed() if k < self.reps),
             "failed": [{"replicate": k, "seed": seeds[k], "error": e} for k, e in sorted(self.failed.items())],
             "updated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": ["timeseries.parquet", "replicates.parquet", "summary.csv", "manifest.json"],

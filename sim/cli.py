@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="compare a grid of intervention settings with the intervention switched off")
     sweep.add_argument("scenario", help="intervention scenario TOML; --set key=v1,v2,... gives the grid")
     _batch_options(sweep, grid=True)
+    rep = sub.add_parser("report", help="write report.html and figures for a compare or sweep folder")
+    rep.add_argument("folder", type=Path)
+    plot = sub.add_parser("plot", help="write one figure of a compare or sweep folder as PNG")
+    plot.add_argument("folder", type=Path)
+    plot.add_argument("--figure", required=True, choices=["timeseries", "savings", "net_benefit", "sensitivity", "dose_response"])
+    plot.add_argument("--out", type=Path, help="PNG file (default: FOLDER/figures/NAME.png)")
     cal = sub.add_parser("calibrate", help="fit the free parameters to the published targets (writes calibration/fitted.toml)")
     cal.add_argument("--scenario", default="scenarios/baseline.toml")
     cal.add_argument("--stage", choices=["short", "long", "all"], default="all", help="short: 10-year targets; long: father-son targets on 40-year runs")
@@ -117,6 +123,9 @@ def cmd_compare(args) -> int:
     table = summary_table(rows)
     write_comparison(out, base, iv, args.seed, rows, table, series, ledger)
     print(_comparison_text(base, iv, args, table, out))
+    from .report import report
+
+    print(f"-> {report(out)}")
     return 0
 
 
@@ -124,12 +133,14 @@ def cmd_sweep(args) -> int:
     from .compare import compare, parse_grid, summary_table, switched_off
     from .output import write_sweep
 
-    axes = sweep_grid(args.scenario) + list(args.set)
+    file_axes = sweep_grid(args.scenario)
+    axes = file_axes + list(args.set)
     if not axes:
         raise ScenarioError(f"{args.scenario}: no grid: add a [sweep] table or --set section.key=v1,v2,...")
     grid = parse_grid(axes)
     years = [f"run.years={args.years}"] if args.years is not None else []
-    points = [load_scenario(args.scenario, point + years) for point in grid]  # validates every point first
+    origin = {a.split("=", 1)[0]: f"{args.scenario} [sweep]" for a in file_axes}
+    points = [load_scenario(args.scenario, point + years, origin) for point in grid]  # validates every point first
     out = args.out or Path("outputs") / f"{points[0].run.name}_sweep"
     _check_out(out)
     plain = load_scenario(args.scenario, years)
@@ -144,7 +155,9 @@ def cmd_sweep(args) -> int:
     shown = [c for c in result.columns if "=" not in c and c in {s.split("=", 1)[0] for s in grid[0]}]
     shown += ["offences", "appraisal:intervention_cost", "appraisal:npv", "appraisal:bcr", "appraisal:benefits_exceed_costs"]
     print(result[shown].rename(columns=lambda c: c.replace("appraisal:", "")).to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    print(f"-> {out}/sweep.csv")
+    from .report import report
+
+    print(f"-> {out}/sweep.csv, {report(out)}")
     return 0
 
 
@@ -217,6 +230,38 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    import json
+
+    from . import figures as F
+
+    folder = args.folder
+    if not (folder / "manifest.json").exists():
+        raise ScenarioError(f"{folder}: no manifest.json; give the folder of a sim compare or sim sweep")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    out = args.out or folder / "figures" / f"{args.figure}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.figure == "dose_response":
+        if manifest.get("kind") != "sweep":
+            raise ScenarioError(f"{folder}: dose_response needs a sweep folder")
+        sweep = pd.read_csv(folder / "sweep.csv")
+        keys = [k for k in sweep.columns if "." in k and not k.startswith("appraisal")]
+        fig = F.dose_response_figure(sweep, keys[0], keys[1] if len(keys) > 1 else None)
+    else:
+        if manifest.get("kind") != "comparison":
+            raise ScenarioError(f"{folder}: {args.figure} needs a comparison folder")
+        rate = manifest["parameters"]["costs"]["discount_rate"]
+        rate = rate["value"] if isinstance(rate, dict) else rate
+        fig = {
+            "timeseries": lambda: F.timeseries_figure(pd.read_parquet(folder / "timeseries.parquet")),
+            "savings": lambda: F.savings_figure(pd.read_parquet(folder / "ledger.parquet")),
+            "net_benefit": lambda: F.net_benefit_figure(pd.read_parquet(folder / "ledger.parquet"), float(rate)),
+            "sensitivity": lambda: F.tornado_figure(F.sensitivity_table(pd.read_csv(folder / "replicates.csv"))),
+        }[args.figure]()
+    print(f"-> {F.save(fig, out)}")
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from .calibration import calibrate, validate, write_fitted
 
@@ -264,19 +309,21 @@ def cmd_batch(args, params, seed: int, out: Path) -> int:
     except KeyboardInterrupt:
         print(f"sim: interrupted; finished replicates are kept in {out}/: rerun the same command with --resume", file=sys.stderr)
         return 130
-    s = result.summary.set_index("metric")
     print(f"{params.run.name}: {len(result.replicates)} of {args.reps} replicates of {params.months} months, root seed {seed}, "
           f"{time.perf_counter() - t0:.1f} s -> {out}/")
-    shown = ["offences_per_year", "convictions_per_year", "proven_reoffending_rate_prison", "proven_reoffending_rate_probation",
-             "custody_end", "probation_end"]
-    print(s.loc[[m for m in shown if m in s.index], ["mean", "mcse", "p05", "p95"]].to_string(float_format=lambda v: f"{v:,.3f}"))
+    if len(result.summary):
+        s = result.summary.set_index("metric")
+        shown = ["offences_per_year", "convictions_per_year", "proven_reoffending_rate_prison", "proven_reoffending_rate_probation",
+                 "custody_end", "probation_end"]
+        print(s.loc[[m for m in shown if m in s.index], ["mean", "mcse", "p05", "p95"]].to_string(float_format=lambda v: f"{v:,.3f}"))
     if result.failed:
-        seeds = result.replicates  # noqa: F841 - for clarity below
         from .compare import replicate_seeds
 
         all_seeds = replicate_seeds(seed, args.reps)
+        same = " ".join([f"--set {s}" for s in args.set] + ([f"--years {args.years}"] if args.years is not None else []))
         for k, err in sorted(result.failed.items()):
-            print(f"sim: replicate {k} (seed {all_seeds[k]}) failed: {err}; rerun it alone with: sim run {args.scenario} --seed {all_seeds[k]}", file=sys.stderr)
+            print(f"sim: replicate {k} (seed {all_seeds[k]}) failed: {err}; rerun it alone with: "
+                  f"sim run {args.scenario} --seed {all_seeds[k]}{' ' + same if same else ''}", file=sys.stderr)
         return 1
     return 0
 
@@ -309,6 +356,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "report":
+            from .report import report
+
+            print(f"-> {report(args.folder)}")
+            return 0
+        if args.command == "plot":
+            return cmd_plot(args)
         if args.command == "calibrate":
             return cmd_calibrate(args)
         if args.command == "validate":

@@ -30,6 +30,7 @@ OUTCOMES = {
     "custody_months": ("prisoner-months", "months spent in custody"),
     "children_convicted": ("convictions", "convictions of children (under 18)"),
     "first_time_entrants": ("people", "people convicted for the first time"),
+    "child_first_time_entrants": ("children", "children (under 18) convicted for the first time: fewer means children kept out of the CJS"),
     "iv_families_started": ("families", "families starting the intervention"),
     "iv_family_months": ("family-months", "months engaged families spent in the intervention"),
 }
@@ -49,6 +50,7 @@ def run_replicate(params, seed: int) -> dict:
     out = {name: float(ts[col].sum()) for name, col in (
         ("offences", "offences"), ("convictions", "convictions"), ("custody_months", "custody"),
         ("children_convicted", "children_convicted"), ("first_time_entrants", "first_time_entrants"),
+        ("child_first_time_entrants", "child_first_time_entrants"),
         ("iv_families_started", "iv_starts"), ("iv_family_months", "iv_active_families"),
     )}
     run = params.run

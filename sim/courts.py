@@ -96,6 +96,7 @@ def step(model) -> None:
     model.tally.add("convictions", p.weight[rows].sum())
     model.tally.add("first_time_entrants", w[prev == 0].sum())
     model.tally.add("children_convicted", w[youth].sum())
+    model.tally.add("child_first_time_entrants", w[(prev == 0) & youth].sum())
     np.add.at(p.prev_convictions, rows, 1)
     desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(prev, j)
     p.propensity[people_conv[desist]] *= j.desisted_propensity_multiplier

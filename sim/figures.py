@@ -49,3 +49,180 @@ def calibration_figure(table: pd.DataFrame):
     axes[0, 0].set_title("Calibration: simulated (mean, 90% Monte Carlo interval) vs published target (band)")
     fig.tight_layout()
     return fig
+
+
+def _band(ax, df: pd.DataFrame, column: str, scenario: str, label: str, smooth: int = 1):
+    """Mean over replicates with the 5-95% band, by month."""
+    d = df[df["scenario"] == scenario].pivot_table(index="month", columns="replicate", values=column)
+    if smooth > 1:
+        d = d.rolling(smooth, min_periods=1).mean()
+    years = d.index.to_numpy() / 12.0
+    colour = SCENARIO_COLOURS.get(scenario, OKABE_ITO["orange"])
+    ax.fill_between(years, d.quantile(0.05, axis=1), d.quantile(0.95, axis=1), color=colour, alpha=0.25, lw=0)
+    ax.plot(years, d.mean(axis=1), color=colour, lw=1.6, label=label)
+
+
+TIMESERIES_PANELS = (
+    ("offences", "offences a month", 3),
+    ("custody", "people in custody", 1),
+    ("probation", "people on orders", 1),
+    ("first_time_entrants", "first-time entrants a month", 3),
+    ("children_convicted", "children convicted a month", 3),
+    ("iv_active_families", "families in the intervention", 1),
+)
+
+
+def timeseries_figure(series: pd.DataFrame):
+    """Baseline vs intervention, mean over replicates with 5-95% bands (flows as 3-month rolling means)."""
+    fig, axes = plt.subplots(2, 3, figsize=(11, 5.8), sharex=True)
+    for ax, (column, label, smooth) in zip(axes.flat, TIMESERIES_PANELS):
+        for scenario in ("baseline", "intervention"):
+            _band(ax, series, column, scenario, scenario, smooth)
+        ax.set_title(label)
+        ax.set_ylim(bottom=0)
+    for ax in axes[1]:
+        ax.set_xlabel("years from the start")
+    axes[0, 0].legend(frameon=False)
+    fig.suptitle("Monthly series (Essex, real people): mean and 90% Monte Carlo band", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+AGENCY_COLOURS = {"police": OKABE_ITO["blue"], "courts": OKABE_ITO["sky"], "prisons": OKABE_ITO["black"],
+                  "probation": OKABE_ITO["grey"], "local_authority": OKABE_ITO["green"], "nhs": OKABE_ITO["purple"],
+                  "dwp": OKABE_ITO["yellow"], "victims_and_society": OKABE_ITO["orange"]}
+KIND_COLOURS = {"fiscal_cashable": OKABE_ITO["blue"], "fiscal_non_cashable": OKABE_ITO["sky"],
+                "economic": OKABE_ITO["orange"], "social": OKABE_ITO["vermillion"]}
+
+
+def yearly_savings(ledger: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Mean over replicates of yearly savings (baseline minus intervention, base-year prices, undiscounted),
+    by ``agency`` or ``kind``, leaving out the intervention's own cost."""
+    led = ledger[ledger["agency"] != "intervention"].assign(year=lambda d: d["month"] // 12 + 1)
+    sums = led.groupby(["scenario", "replicate", "year", by])["cost_gbp"].sum().unstack("scenario", fill_value=0.0)
+    saving = (sums["baseline"] - sums["intervention"]).groupby(["year", by]).mean().unstack(by, fill_value=0.0)
+    return saving
+
+
+def savings_figure(ledger: pd.DataFrame):
+    """Who saves what, each year: savings by agency and by kind (GBP million, base-year prices, undiscounted)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, by, colours, title in ((axes[0], "agency", AGENCY_COLOURS, "by agency"), (axes[1], "kind", KIND_COLOURS, "by kind")):
+        s = yearly_savings(ledger, by) / 1e6
+        pos_bottom = np.zeros(len(s))
+        neg_bottom = np.zeros(len(s))
+        for col in [c for c in colours if c in s.columns]:
+            v = s[col].to_numpy()
+            bottom = np.where(v >= 0, pos_bottom, neg_bottom)
+            ax.bar(s.index, v, bottom=bottom, color=colours[col], label=col.replace("_", " "), width=0.8)
+            pos_bottom += np.where(v >= 0, v, 0)
+            neg_bottom += np.where(v < 0, v, 0)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xlabel("appraisal year")
+        ax.set_title(f"Savings {title}")
+        ax.legend(frameon=False, fontsize=8, loc="upper left")
+    axes[0].set_ylabel("GBP million a year (base-year prices)")
+    fig.tight_layout()
+    return fig
+
+
+def cumulative_net_benefit(ledger: pd.DataFrame, rate: float) -> pd.DataFrame:
+    """Per replicate and year: cumulative discounted net benefit (all savings minus intervention cost) and net
+    fiscal benefit (fiscal savings minus intervention cost)."""
+    from .costs import FISCAL, discount_factors
+
+    led = ledger.assign(year=ledger["month"] // 12 + 1, pv=ledger["cost_gbp"] * discount_factors(ledger["month"].to_numpy(), rate))
+    iv_cost = led[(led["scenario"] == "intervention") & (led["agency"] == "intervention")].groupby(["replicate", "year"])["pv"].sum()
+    other = led[led["agency"] != "intervention"]
+    total = other.groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
+    fiscal = other[other["kind"].isin(FISCAL)].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
+    iv_cost = iv_cost.reindex(total.index, fill_value=0.0)
+    out = pd.DataFrame({
+        "net": (total["baseline"] - total["intervention"] - iv_cost),
+        "net_fiscal": (fiscal["baseline"] - fiscal["intervention"] - iv_cost.reindex(fiscal.index, fill_value=0.0)),
+    })
+    return out.groupby(level="replicate").cumsum()
+
+
+def net_benefit_figure(ledger: pd.DataFrame, rate: float):
+    """Cumulative discounted net benefit over the appraisal, with its 90% band and the payback point."""
+    c = cumulative_net_benefit(ledger, rate) / 1e6
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for col, colour, label in (("net", OKABE_ITO["blue"], "all benefits (fiscal, economic, social)"),
+                               ("net_fiscal", OKABE_ITO["vermillion"], "fiscal only (public purse)")):
+        d = c[col].unstack("replicate")
+        ax.fill_between(d.index, d.quantile(0.05, axis=1), d.quantile(0.95, axis=1), color=colour, alpha=0.2, lw=0)
+        ax.plot(d.index, d.mean(axis=1), color=colour, lw=2, marker="o", ms=3, label=label)
+        positive = d.mean(axis=1)[d.mean(axis=1) >= 0]
+        if len(positive):
+            ax.annotate(f"pays back in year {positive.index[0]}", (positive.index[0], positive.iloc[0]), textcoords="offset points",
+                        xytext=(5, -15), color=colour, fontsize=9)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("appraisal year")
+    ax.set_ylabel(f"GBP million, present value ({100 * rate:.1f}%)")
+    ax.set_title("Cumulative net benefit of the intervention (mean, 90% band)")
+    ax.legend(frameon=False, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def dose_response_figure(sweep: pd.DataFrame, x: str, group: str | None = None):
+    """Sweeps: offences avoided and benefit-cost ratio against ``x`` (one line per ``group`` value), with 90%
+    intervals; the point with the best NPV is ringed."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    groups = [(None, sweep)] if group is None else list(sweep.groupby(group))
+    colours = list(OKABE_ITO.values())[1:]
+    best = sweep.loc[sweep["appraisal:npv"].idxmax()] if sweep["appraisal:npv"].notna().any() else None
+    for (g, d), colour in zip(groups, colours):
+        d = d.sort_values(x)
+        xs = d[x].astype(float)
+        label = None if g is None else f"{group.split('.')[-1].replace('_', ' ')} = {g}"
+        avoided, lo, hi = -d["offences"], -d["offences_p95"], -d["offences_p05"]
+        axes[0].errorbar(xs, avoided, yerr=[avoided - lo, hi - avoided], color=colour, marker="o", capsize=3, label=label)
+        b, blo, bhi = d["appraisal:bcr"], d["appraisal:bcr_p05"], d["appraisal:bcr_p95"]
+        axes[1].errorbar(xs, b, yerr=[b - blo, bhi - b], color=colour, marker="o", capsize=3, label=label)
+    if best is not None:
+        axes[1].plot(float(best[x]), best["appraisal:bcr"], "o", ms=14, mfc="none", mec=OKABE_ITO["black"], label="best NPV")
+        axes[0].plot(float(best[x]), -best["offences"], "o", ms=14, mfc="none", mec=OKABE_ITO["black"])
+    axes[1].axhline(1, color="black", lw=0.8, ls="--")
+    xlabel = x.split(".")[-1].replace("_", " ")
+    axes[0].set(xlabel=xlabel, ylabel="offences avoided over the run", title="Crime avoided")
+    axes[1].set(xlabel=xlabel, ylabel="benefit-cost ratio", title="Benefit-cost ratio (1 = break-even)")
+    axes[1].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_table(replicates: pd.DataFrame, outcomes: tuple[str, ...] = ("appraisal:npv", "appraisal:offences_avoided")) -> pd.DataFrame:
+    """Global sensitivity from the Monte Carlo draws: standardised rank regression coefficients of each outcome
+    on every uncertain input (``parameter:*`` columns), with the share of rank variance they explain (R^2)."""
+    inputs = [c for c in replicates.columns if c.startswith("parameter:") and replicates[c].nunique() > 1]
+    rows = []
+    if not inputs or len(replicates) <= len(inputs) + 2:
+        return pd.DataFrame(columns=["input", "outcome", "srrc", "r2"])
+    X = replicates[inputs].rank().to_numpy(float)
+    X = (X - X.mean(0)) / X.std(0)
+    for outcome in outcomes:
+        y = replicates[outcome].rank().to_numpy(float)
+        y = (y - y.mean()) / (y.std() or 1.0)
+        coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(y)), X]), y, rcond=None)
+        fitted = np.column_stack([np.ones(len(y)), X]) @ coef
+        r2 = 1 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+        rows += [{"input": i.removeprefix("parameter:"), "outcome": outcome, "srrc": c, "r2": r2} for i, c in zip(inputs, coef[1:])]
+    return pd.DataFrame(rows)
+
+
+def tornado_figure(table: pd.DataFrame):
+    """What drives the answer: standardised rank regression coefficients of NPV and offences avoided on each
+    uncertain input (longest bar = the assumption that matters most)."""
+    outcomes = list(dict.fromkeys(table["outcome"]))
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(5.5 * len(outcomes), 0.45 * table["input"].nunique() + 1.6), sharey=True, squeeze=False)
+    order = table[table["outcome"] == outcomes[0]].assign(a=lambda d: d["srrc"].abs()).sort_values("a")["input"].tolist()
+    for ax, outcome in zip(axes[0], outcomes):
+        d = table[table["outcome"] == outcome].set_index("input").reindex(order)
+        ax.barh(order, d["srrc"], color=[OKABE_ITO["blue"] if v >= 0 else OKABE_ITO["vermillion"] for v in d["srrc"]])
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlabel("standardised rank regression coefficient")
+        ax.set_title(f"{outcome.removeprefix('appraisal:').replace('_', ' ')} (R² {d['r2'].iloc[0]:.2f})")
+    fig.tight_layout()
+    return fig

@@ -25,6 +25,7 @@ FLOWS = (
     "convictions",
     "first_time_entrants",
     "children_convicted",
+    "child_first_time_entrants",
     "custody_starts",
     "releases",
     "recalls",

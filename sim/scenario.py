@@ -84,7 +84,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 def _parse_dist(value: dict, where: str, section: str, key: str) -> Dist:
     """``{ dist = "beta", mean = 0.4, sd = 0.05 }`` -> Dist, checking the distribution's own parameters."""
     kind = value["dist"]
-    if kind not in Dist.KINDS:
+    if not isinstance(kind, str) or kind not in Dist.KINDS:
         raise ScenarioError(f"{where}: {section}.{key}.dist = {kind!r}: allowed distributions: {', '.join(Dist.KINDS)}")
     needed = Dist.KINDS[kind]
     given = {k: v for k, v in value.items() if k not in DOC_KEYS and k != "dist"}
@@ -152,6 +152,9 @@ _LIST_ITEM = {
 }
 
 
+#: draws are made between these quantiles, and a distribution is validated over the same range
+DRAW_TAIL = 1e-6
+
 #: checks whose values may be uncertain (a distribution instead of a number)
 UNCERTAIN_OK = {PROB, NONNEG, POS, ANY, COUNT, POSINT}
 
@@ -160,7 +163,7 @@ def _coerce(check: str, annotation: str, v: Any, where: str, section: str, key: 
     if isinstance(v, Dist):
         if check not in UNCERTAIN_OK:
             raise ScenarioError(f"{where}: {section}.{key} = {v}: only a single number may be uncertain here (must be a {check})")
-        lo, hi = v.ppf(1e-6), v.ppf(1 - 1e-6)
+        lo, hi = v.ppf(DRAW_TAIL), v.ppf(1 - DRAW_TAIL)
         for end in (lo, hi):
             x = round(end) if check in (COUNT, POSINT) else end
             if not _check_scalar(check, x):
@@ -214,11 +217,12 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
         fail("costs", "nhs_cost_per_month_by_need", list(c.nhs_cost_per_month_by_need.value), f"needs {len(nd.names)} entries, one per need")
     if c.crime_cost_share_social + c.crime_cost_share_economic + c.crime_cost_share_health > 1 + 1e-9:
         fail("costs", "crime_cost_share_health", c.crime_cost_share_health, "the social, economic and health shares must add up to at most 1")
-    used_years = [m.price_year for m in vars(c).values() if isinstance(m, Money)]
-    used_years += [m.price_year for m in vars(p.intervention).values() if isinstance(m, Money)]
-    for year in sorted(set(used_years) | {c.base_price_year}):
-        if year not in c.deflator_years:
-            fail("costs", "deflator_years", list(c.deflator_years), f"must include every price year used ({year} is missing)")
+    if c.base_price_year not in c.deflator_years:
+        fail("costs", "base_price_year", c.base_price_year, f"must be one of the deflator years {list(c.deflator_years)}")
+    for section in ("costs", "intervention"):
+        for key, m in vars(getattr(p, section)).items():
+            if isinstance(m, Money) and m.price_year not in c.deflator_years:
+                fail(section, key, m.price_year, f"price_year must be one of the deflator years {list(c.deflator_years)} (add it to costs.deflator_years)")
     if len(nd.names) > 8:
         fail("needs", "names", list(nd.names), "at most 8 needs (they are stored as a bit mask)")
     for required in ("accommodation", "employment", "family_relationships"):
@@ -235,8 +239,9 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
         fail("demography", "fertile_age_max", d.fertile_age_max, "must exceed fertile_age_min")
 
 
-def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Params:
-    """Read a scenario file (following ``extends``), apply ``section.key=value`` overrides, validate."""
+def load_scenario(path: str | Path, overrides: Iterable[str] = (), override_origin: dict[str, str] | None = None) -> Params:
+    """Read a scenario file (following ``extends``), apply ``section.key=value`` overrides, validate.
+    ``override_origin`` names where an override came from (default "--set"), keyed by "section.key"."""
     path = Path(path)
     price_years: dict[tuple[str, str], str] = {}
     merged = _flatten(path.resolve(), _read_toml(path), price_years=price_years)
@@ -244,7 +249,7 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Params:
         section, key, value = parse_override(text)
         if section not in SECTIONS:
             raise ScenarioError(f"--set {text}: unknown section '{section}' (allowed: {', '.join(SECTIONS)})")
-        merged[(section, key)] = (value, "--set")
+        merged[(section, key)] = (value, (override_origin or {}).get(f"{section}.{key}", "--set"))
         if isinstance(value, dict) and "price_year" in value:
             price_years[(section, key)] = value["price_year"]
     origin = {k: where for k, (_, where) in merged.items()}
@@ -343,10 +348,13 @@ def realize(params: Params, seed: int) -> tuple[Params, dict[str, float]]:
 
     def draw(section, key, dist):
         u = float(rng.uniform(f"parameter:{section}.{key}", 0, np.zeros(1, np.int64))[0])
-        draws[f"{section}.{key}"] = dist.ppf(min(max(u, 1e-12), 1 - 1e-12))
-        return draws[f"{section}.{key}"]
+        return dist.ppf(min(max(u, DRAW_TAIL), 1 - DRAW_TAIL))  # the range validated at load time
 
     concrete = _map_uncertain(params, draw)
+    for key in params.uncertain:  # record the values used (integer fields rounded, money as its amount)
+        section, name = key.split(".")
+        v = getattr(getattr(concrete, section), name)
+        draws[key] = float(v.value if isinstance(v, Money) else v)
     try:
         _cross_checks(concrete, {})
     except ScenarioError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from dataclasses import fields
 
 import pytest
@@ -73,7 +74,9 @@ def test_precedence_baseline_then_parent_then_child_then_set(tmp_path, baseline_
 
 def test_extends_is_relative_to_the_file_not_the_working_directory(tmp_path, monkeypatch, baseline_params):
     (tmp_path / "scenarios").mkdir()
+    (tmp_path / "calibration").mkdir()
     shutil.copy(BASELINE, tmp_path / "scenarios" / "base.toml")
+    shutil.copy(Path(BASELINE).parent.parent / "calibration" / "fitted.toml", tmp_path / "calibration" / "fitted.toml")  # base.toml extends it
     v, _, _ = other_than(baseline_params.justice.p_recall_per_month)
     leaf = child(tmp_path / "scenarios", f"[justice]\np_recall_per_month = {v}\n", parent="base.toml")
     monkeypatch.chdir(tmp_path)  # base.toml is not in the working directory

@@ -1,0 +1,275 @@
+"""The commissioner's report: one self-contained HTML page (figures embedded, prints cleanly to PDF) plus the PNG
+figures, written into a run folder by ``sim report DIR`` and at the end of ``compare`` and ``sweep``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures as F
+from .calibration import CALIBRATION_DIR, load_targets
+from .scenario import ScenarioError, documented_values
+
+CSS = """
+body { font-family: "DejaVu Sans", Arial, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.25rem; border-bottom: 2px solid #0072B2; padding-bottom: 0.2rem; margin-top: 2rem; }
+.sub { color: #555; margin-top: 0; }
+.headline { display: grid; grid-template-columns: repeat(auto-fill, minmax(13rem, 1fr)); gap: 0.7rem; margin: 1rem 0; }
+.card { border: 1px solid #ccc; border-radius: 6px; padding: 0.6rem 0.8rem; break-inside: avoid; }
+.card .v { font-size: 1.35rem; font-weight: bold; color: #0072B2; } .card .l { font-size: 0.85rem; color: #333; } .card .i { font-size: 0.78rem; color: #666; }
+table { border-collapse: collapse; font-size: 0.82rem; margin: 0.5rem 0; width: 100%; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.4rem; text-align: left; vertical-align: top; } td.n { text-align: right; white-space: nowrap; }
+img { max-width: 100%; break-inside: avoid; } figure { margin: 1rem 0; break-inside: avoid; } figcaption { font-size: 0.85rem; color: #444; }
+.note { background: #f4f8fb; border-left: 4px solid #56B4E9; padding: 0.5rem 0.8rem; font-size: 0.9rem; }
+@media print { body { max-width: none; margin: 0; } h2 { break-after: avoid; } a { color: inherit; text-decoration: none; } }
+"""
+
+
+def _money(v: float) -> str:
+    if v != v:
+        return "n/a"
+    sign = "-" if v < 0 else ""
+    v = abs(v)
+    return f"{sign}£{v / 1e6:,.1f}m" if v >= 1e6 else f"{sign}£{v:,.0f}"
+
+
+def _num(v: float, digits: int = 0) -> str:
+    return "n/a" if v != v else f"{v:,.{digits}f}"
+
+
+def _img(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _figure(path: Path, caption: str) -> str:
+    return f'<figure><img src="{_img(path)}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def _table(df: pd.DataFrame, numeric: set[str] = frozenset()) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="n">{html.escape(str(v))}</td>' if c in numeric else f"<td>{html.escape(str(v))}</td>" for c, v in row.items()) + "</tr>"
+        for _, row in df.iterrows()
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _card(value: str, label: str, interval: str = "") -> str:
+    return f'<div class="card"><div class="v">{value}</div><div class="l">{html.escape(label)}</div><div class="i">{html.escape(interval)}</div></div>'
+
+
+def _plain_scenario(p: dict) -> str:
+    iv, costs = p["intervention"], p["costs"]
+
+    def val(x):
+        return x["value"] if isinstance(x, dict) and "value" in x else x
+
+    def show(x):
+        if isinstance(x, dict) and "dist" in x:
+            return f"uncertain: {x['dist']}(" + ", ".join(f"{k} {v:g}" for k, v in x.items() if k != "dist") + ")"
+        return f"{val(x):g}" if isinstance(val(x), (int, float)) else str(val(x))
+
+    routes = [r for r, on in (("leaving custody", iv["eligible_on_release"]), ("starting a community or suspended-sentence order", iv["eligible_on_order_start"])) if on]
+    kids = " who have a dependent child" if iv["require_dependent_children"] else ""
+    hours = val(iv["intensity_hours_per_month"])
+    per_hour = val(iv["cost_per_keyworker_hour_gbp"])
+    per_family_year = hours * per_hour * 12 if isinstance(hours, (int, float)) and isinstance(per_hour, (int, float)) else float("nan")
+    return (
+        f"<p><b>Who is eligible:</b> adults {' or '.join(routes)} with at least {show(iv['min_previous_convictions'])} previous "
+        f"convictions{kids}, referred {show(iv['referral_delay_months'])} month(s) later; {show(iv['coverage'])} of the eligible are referred.</p>"
+        f"<p><b>Capacity and intensity:</b> up to {show(iv['capacity_families_per_year'])} families start a year (a referral lapses after "
+        f"{show(iv['max_wait_months'])} months without a place); an engaged family (probability {show(iv['p_engage'])}) gets "
+        f"{show(iv['intensity_hours_per_month'])} keyworker hours a month for {show(iv['duration_months'])} months, unless it drops out "
+        f"({show(iv['p_dropout_per_month'])} a month) or the offender returns to custody.</p>"
+        f"<p><b>Cost:</b> set-up {show(iv['setup_cost_gbp'])}, running {show(iv['fixed_cost_per_year_gbp'])} a year, "
+        f"{show(iv['cost_per_keyworker_hour_gbp'])} a keyworker hour (about {_money(per_family_year)} a family-year at this intensity), "
+        f"{costs['base_price_year']} prices, optimism bias uplift {show(costs['optimism_bias_intervention'])}.</p>"
+        f"<p><b>Effects at full dose:</b> offender's offending × {show(iv['offending_rr_at_full_dose'])}, children's × "
+        f"{show(iv['child_rr_at_full_dose'])}, faster resolution of needs; dose at this intensity 1 − exp(−hours / "
+        f"{show(iv['dose_scale_hours'])}); effects fade over {show(iv['effect_decay_months'])} months after the family leaves.</p>"
+    )
+
+
+def _assumptions(scenario_file: str) -> str:
+    try:
+        docs = documented_values(scenario_file)
+    except (ScenarioError, OSError):
+        return "<p>(scenario file not available)</p>"
+    rows = []
+    for key, d in docs.items():
+        if key.split(".")[0] not in ("intervention", "costs"):
+            continue
+        value = d.get("value")
+        if "dist" in d:
+            value = f"{d['dist']}(" + ", ".join(f"{k}={v}" for k, v in d.items() if k in ("mean", "sd", "low", "mode", "high")) + ")"
+        rows.append({"key": key, "value": value, "unit": d.get("unit", ""), "price year": d.get("price_year", ""), "source": d.get("source", "")})
+    return _table(pd.DataFrame(rows))
+
+
+def _calibration_section(folder: Path, rows: pd.DataFrame | None) -> str:
+    """Simulated vs targets: the recorded calibration check if there is one, else the baseline arm's rates."""
+    fitted = CALIBRATION_DIR / "fitted.toml"
+    record = tomllib.loads(fitted.read_text()).get("calibration", {}) if fitted.exists() else {}
+    achieved = record.get("achieved", {})
+    targets = {t.name: t for t in load_targets()}
+    table = []
+    if achieved:
+        for name, a in achieved.items():
+            t = targets.get(name)
+            if t:
+                table.append({"target": name, "value": t.value, "lower": t.lower, "upper": t.upper, "simulated": a["simulated"],
+                              "sim_p05": a["p05"], "sim_p95": a["p95"], "pass": t.lower <= a["simulated"] <= t.upper})
+        note = f"From the calibration record in calibration/fitted.toml ({record.get('date', 'date unknown')}); rerun with <code>sim validate</code>."
+    elif rows is not None:
+        for name, metric in (("prison_one_year_proven_reoffending", "baseline:proven_reoffending_prison"),
+                             ("probation_one_year_proven_reoffending", "baseline:proven_reoffending_probation")):
+            t, v = targets[name], rows[metric].dropna()
+            se = v.std(ddof=1) / len(v) ** 0.5 if len(v) > 1 else float("nan")
+            table.append({"target": name, "value": t.value, "lower": t.lower, "upper": t.upper, "simulated": v.mean(),
+                          "sim_p05": v.mean() - 1.645 * se, "sim_p95": v.mean() + 1.645 * se, "pass": t.lower <= v.mean() <= t.upper})
+        note = "The baseline arm of this comparison against the short-run targets; <code>sim validate</code> checks them all."
+    if not table:
+        return "<p>No calibration record.</p>"
+    df = pd.DataFrame(table)
+    path = F.save(F.calibration_figure(df), folder / "figures" / "calibration.png")
+    return f'<p class="note">{note}</p>' + _figure(path, "Calibration: simulated (mean and 90% Monte Carlo interval) against published targets (band).")
+
+
+def comparison_report(folder: Path) -> Path:
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    table = pd.read_csv(folder / "comparison.csv").set_index("metric")
+    rows = pd.read_csv(folder / "replicates.csv")
+    series = pd.read_parquet(folder / "timeseries.parquet")
+    ledger = pd.read_parquet(folder / "ledger.parquet")
+    params = manifest["parameters"]
+    rate = params["costs"]["discount_rate"]
+    rate = rate["value"] if isinstance(rate, dict) else rate
+    (folder / "figures").mkdir(exist_ok=True)
+    figs = {
+        "timeseries": F.save(F.timeseries_figure(series), folder / "figures" / "timeseries.png"),
+        "savings": F.save(F.savings_figure(ledger), folder / "figures" / "savings_by_agency_and_kind.png"),
+        "net_benefit": F.save(F.net_benefit_figure(ledger, float(rate)), folder / "figures" / "cumulative_net_benefit.png"),
+    }
+    sens = F.sensitivity_table(rows)
+    if len(sens):
+        figs["sensitivity"] = F.save(F.tornado_figure(sens), folder / "figures" / "sensitivity.png")
+
+    def t(metric, col="difference"):
+        return float(table.loc[metric, col]) if metric in table.index else float("nan")
+
+    def ci(metric, fmt, scale=1.0):
+        return f"90%: {fmt(t(metric, 'difference_p05') * scale)} to {fmt(t(metric, 'difference_p95') * scale)}"
+
+    pp = lambda v: f"{v:+.1f} pp" if v == v else "n/a"  # noqa: E731
+    n = lambda v: _num(v)  # noqa: E731
+    years = manifest["months"] / 12
+    cards = "".join([
+        _card(n(-t("offences")), f"crimes avoided over {years:g} years", ci("offences", lambda v: n(-v))),
+        _card(pp(100 * t("proven_reoffending_prison")), "change in one-year proven reoffending, prison cohort", ci("proven_reoffending_prison", pp, 100)),
+        _card(pp(100 * t("proven_reoffending_probation")), "change in one-year proven reoffending, probation cohort", ci("proven_reoffending_probation", pp, 100)),
+        _card(n(-t("child_first_time_entrants")), "children kept out of the CJS (fewer child first-time entrants)", ci("child_first_time_entrants", lambda v: n(-v))),
+        _card(_money(t("appraisal:net_fiscal_benefit")), "net fiscal benefit (present value)", ci("appraisal:net_fiscal_benefit", _money)),
+        _card(_money(t("appraisal:npv")), "net present value (fiscal, economic, social)", ci("appraisal:npv", _money)),
+        _card(_num(t("appraisal:bcr"), 2), "benefit-cost ratio", ci("appraisal:bcr", lambda v: _num(v, 2))),
+        _card(f"{100 * t('appraisal:benefits_exceed_costs'):.0f}%", "chance benefits exceed costs", f"share of {len(rows)} replicates with NPV > 0"),
+    ])
+    money_rows = [m for m in table.index if m.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:"))]
+    money = table.loc[money_rows, ["unit", "difference", "difference_p05", "difference_p95", "description"]].reset_index()
+    for c in ("difference", "difference_p05", "difference_p95"):
+        money[c] = [(_money(v) if u.startswith("GBP") else _num(v, 2)) for v, u in zip(money[c], money["unit"])]
+    outcome_rows = [m for m in table.index if not m.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:"))]
+    outcomes = table.loc[outcome_rows, ["unit", "baseline", "intervention", "difference", "difference_p05", "difference_p95"]].reset_index()
+    for c in ("baseline", "intervention", "difference", "difference_p05", "difference_p95"):
+        outcomes[c] = [(_num(v, 3) if u == "proportion" else _num(v)) for v, u in zip(outcomes[c], outcomes["unit"])]
+    payback = t("appraisal:payback_year")
+    uncertain = [c.removeprefix("parameter:") for c in rows.columns if c.startswith("parameter:")]
+    sens_html = (_figure(figs["sensitivity"], "What drives the answer: standardised rank regression coefficients of NPV and crimes avoided on the uncertain inputs, over the Monte Carlo replicates (longest bar matters most).")
+                 if "sensitivity" in figs else '<p class="note">No input was given as a distribution, so the intervals above carry chance only. '
+                 "Give the uncertain inputs distributions (README, parameter uncertainty) to see which assumption matters most.</p>")
+    body = f"""
+<h1>Multi-agency offender-and-family intervention: what it would buy</h1>
+<p class="sub">{html.escape(manifest['scenario'])} vs {html.escape(manifest['baseline']['scenario'])}: Greater Essex, {years:g} years,
+{len(rows)} paired Monte Carlo replicates (root seed {manifest['seed']}). Prices {params['costs']['base_price_year']}, discounted at {100 * float(rate):.1f}% a year.</p>
+<h2>The question</h2>
+<p>If partners fund the multi-agency intervention as set out below, how much crime, reoffending and intergenerational offending is
+avoided, who saves what and when, and is it worth it? Each replicate runs the same people twice, with and without the intervention,
+on the same random numbers, so the differences measure the intervention.</p>
+{_plain_scenario(params)}
+<h2>Headline</h2>
+<div class="headline">{cards}</div>
+<p>Payback (fiscal savings covering the intervention's cost): {"year " + _num(payback, 1) + " on average where reached" if payback == payback else "not within the appraisal period"}.
+Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if uncertain else "none"}.</p>
+<h2>Crime and justice over time</h2>
+{_figure(figs["timeseries"], "Monthly series, baseline (grey) and intervention (blue): mean over replicates with the 5-95% band.")}
+{_table(outcomes, {"baseline", "intervention", "difference", "difference_p05", "difference_p95"})}
+<h2>Who saves what</h2>
+{_figure(figs["savings"], "Yearly savings (baseline minus intervention costs, undiscounted), by agency and by kind: cashable and non-cashable fiscal, economic, social.")}
+{_figure(figs["net_benefit"], "Cumulative discounted net benefit: all benefits and fiscal only, minus the intervention's cost.")}
+{_table(money, {"difference", "difference_p05", "difference_p95"})}
+<h2>What drives the answer</h2>
+{sens_html}
+<h2>Calibration</h2>
+{_calibration_section(folder, rows)}
+<h2>Assumptions and sources</h2>
+<p>Every value with its unit, price year and source ("from memory" marks an unverified placeholder, "assumption" a modelling choice):</p>
+{_assumptions(manifest.get('scenario_file', ''))}
+<p class="sub">reoffsim {html.escape(str(manifest['versions'].get('reoffsim')))}, Mesa {html.escape(str(manifest['versions'].get('mesa')))},
+git {html.escape(str(manifest.get('git_commit')))}, created {html.escape(manifest['created_utc'])}. Replicate seeds are in manifest.json.</p>
+"""
+    return _write(folder, "Multi-agency intervention report", body)
+
+
+def sweep_report(folder: Path) -> Path:
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    sweep = pd.read_csv(folder / "sweep.csv")
+    keys = [k for k in sweep.columns if "." in k and not k.startswith("appraisal")]
+    x = keys[0]
+    group = keys[1] if len(keys) > 1 else None
+    (folder / "figures").mkdir(exist_ok=True)
+    path = F.save(F.dose_response_figure(sweep, x, group), folder / "figures" / "dose_response.png")
+    best = sweep.loc[sweep["appraisal:npv"].idxmax()] if sweep["appraisal:npv"].notna().any() else None
+    best_text = (", ".join(f"{k.split('.')[-1].replace('_', ' ')} = {best[k]}" for k in keys) + f" (NPV {_money(best['appraisal:npv'])})") if best is not None else "n/a"
+    shown = sweep[keys + ["offences", "appraisal:intervention_cost", "appraisal:npv", "appraisal:bcr", "appraisal:benefits_exceed_costs"]].copy()
+    shown["offences"] = [_num(-v) for v in shown["offences"]]
+    shown = shown.rename(columns={"offences": "crimes avoided"})
+    for c in ("appraisal:intervention_cost", "appraisal:npv"):
+        shown[c] = [_money(v) for v in shown[c]]
+    shown["appraisal:bcr"] = [_num(v, 2) for v in shown["appraisal:bcr"]]
+    body = f"""
+<h1>Dose-response: how intensely to fund the intervention</h1>
+<p class="sub">{html.escape(manifest['scenario'])}: {manifest['replicates']} paired replicates per grid point, each against the intervention switched off.</p>
+<p>Best net present value at: <b>{html.escape(best_text)}</b>.</p>
+{_figure(path, "Crime avoided and benefit-cost ratio against intensity, with 90% intervals; the ringed point has the best NPV.")}
+{_table(shown, set(shown.columns) - set(keys))}
+"""
+    return _write(folder, "Dose-response report", body)
+
+
+def _write(folder: Path, title: str, body: str) -> Path:
+    page = f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>'
+    out = folder / "report.html"
+    tmp = folder / ".report.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def report(folder: str | Path) -> Path:
+    """Write report.html (and figures/*.png) for a comparison or sweep folder."""
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.exists():
+        raise ScenarioError(f"{folder}: no manifest.json; give the folder of a sim compare or sim sweep")
+    kind = json.loads(manifest_path.read_text()).get("kind")
+    if kind == "comparison":
+        return comparison_report(folder)
+    if kind == "sweep":
+        return sweep_report(folder)
+    raise ScenarioError(f"{folder}: a report is made for comparison and sweep folders (this is a {kind or 'single run'})")

@@ -1,0 +1,518 @@
+"""Monte Carlo batches (``sim.batch``, ``sim run --reps``): bit-identical results whatever the executor,
+interrupt and resume, failed replicates, refusing the wrong folder, atomic parts, summary statistics, Python API.
+
+Populations are small (``SMALL``) and runs short (1-2 years), so the whole file takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim.batch as batch
+from conftest import BASELINE, ROOT, SMALL
+from sim.batch import InlineExecutor, executor_for, replicate_result, run_batch, summary_statistics
+from sim.compare import replicate_seeds
+from sim.scenario import ScenarioError, load_scenario, realize
+
+SMALL_SET = [arg for o in SMALL for arg in ("--set", o)]
+MULTI_AGENCY = ROOT / "scenarios" / "multi_agency.toml"
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def sim_argv(*args) -> list[str]:
+    return [sys.executable, "-m", "sim", *map(str, args)]
+
+
+def sim_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def sim(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(sim_argv(*args), cwd=ROOT, env=sim_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(result: subprocess.CompletedProcess, *names) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("sim: error: "), lines[0]
+    for name in names:
+        assert str(name) in lines[0], (name, lines[0])
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (hidden ones too) with a hash of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def read_timeseries(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / "timeseries.parquet").sort_values(["replicate", "month"], ignore_index=True)
+
+
+def read_replicates(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / "replicates.parquet").sort_values("replicate", ignore_index=True)
+
+
+def read_manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def assert_frames_identical(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Bit for bit: same columns, dtypes and values (floats compared exactly, NaN equal to NaN)."""
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True)
+
+
+def assert_folder_readable(out: Path) -> None:
+    """What a reader finds at any moment: only complete files under their real names; hidden temporaries aside,
+    every dataset folder reads in one call and the manifest is valid JSON."""
+    for sub in ("timeseries.parquet", "replicates.parquet"):
+        folder = out / sub
+        if not folder.exists():
+            continue
+        before = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        if not before:
+            continue
+        frame = pd.read_parquet(folder)
+        after = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        assert all(n.startswith("part-") and n.endswith(".parquet") and len(n) == len("part-000000.parquet") for n in after), after
+        # parts only ever appear (a writer may add one while we read)
+        assert {int(n[5:11]) for n in before} <= set(frame["replicate"]) <= {int(n[5:11]) for n in after}
+    top = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert top <= {"timeseries.parquet", "replicates.parquet", "summary.csv", "manifest.json"}, top
+    if (out / "manifest.json").exists():
+        read_manifest(out)
+
+
+@pytest.fixture(scope="module")
+def uncertain_scenario(tmp_path_factory) -> Path:
+    """The baseline with two uncertain values (one a money amount), so replicates also differ in parameters."""
+    path = tmp_path_factory.mktemp("uncertain") / "uncertain.toml"
+    path.write_text(
+        f'extends = "{BASELINE}"\n'
+        "[justice]\n"
+        'p_recall_per_month = { dist = "beta", mean = 0.02, sd = 0.005 }\n'
+        "[costs]\n"
+        'prison_cost_per_month = { dist = "gamma", mean = 3000, sd = 400, price_year = "2012-13" }\n'
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A real local Dask cluster of two worker processes, closed after the module."""
+    from dask.distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+# --- 1. same results whatever the executor ------------------------------------------------------------------------
+
+
+def test_executor_for_gives_inline_or_processes():
+    with executor_for(workers=1) as ex:
+        assert isinstance(ex, InlineExecutor)
+    with executor_for(workers=2) as ex:
+        assert isinstance(ex, ProcessPoolExecutor)
+
+
+def test_inline_processes_and_dask_cluster_are_bit_identical(uncertain_scenario, dask_cluster, tmp_path):
+    kw = dict(reps=4, seed=11, overrides=(*SMALL, "run.years=2"))
+    runs = {
+        "inline": run_batch(uncertain_scenario, workers=1, out=tmp_path / "inline", **kw),
+        "processes": run_batch(uncertain_scenario, workers=2, out=tmp_path / "processes", **kw),
+        "dask": run_batch(uncertain_scenario, scheduler=dask_cluster.scheduler_address, out=tmp_path / "dask", **kw),
+    }
+    ref = runs["inline"].replicates
+    assert ref["replicate"].tolist() == [0, 1, 2, 3]
+    assert ref["seed"].tolist() == replicate_seeds(11, 4)
+    assert {"parameter:justice.p_recall_per_month", "parameter:costs.prison_cost_per_month"} <= set(ref.columns)
+    assert ref["parameter:justice.p_recall_per_month"].nunique() == 4  # the replicates really differ
+    assert ref["offences_per_year"].nunique() > 1
+    ref_ts = read_timeseries(tmp_path / "inline")
+    assert len(ref_ts) == 4 * 24
+    for name, result in runs.items():
+        assert result.failed == {}, (name, result.failed)
+        assert_frames_identical(result.replicates, ref)
+        assert_frames_identical(read_replicates(tmp_path / name), ref)
+        assert_frames_identical(result.summary, runs["inline"].summary)
+        assert_frames_identical(read_timeseries(tmp_path / name), ref_ts)
+        assert read_manifest(tmp_path / name)["completed"] == [0, 1, 2, 3]
+    # the Dask batch really ran on the cluster (its scheduler lives in this process and counts finished tasks)
+    assert dask_cluster.scheduler.task_prefixes["replicate_result"].state_counts["memory"] >= 4
+    # without an output folder (rows kept in memory) the table is the same too
+    assert_frames_identical(run_batch(uncertain_scenario, workers=1, **kw).replicates, ref)
+
+
+# --- 2a. kill and resume through the command line (and 4. the folder is never half-written) ------------------------
+
+
+def test_killed_batch_resumes_to_the_uninterrupted_result(tmp_path):
+    reps, seed = 20, 3
+    args = ["run", BASELINE, "--reps", reps, "--seed", seed, "--workers", 1, *SMALL_SET, "--set", "run.years=1", "--precision", "0.05"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(sim_argv(*args, "--out", out), cwd=ROOT, env=sim_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    parts: list[Path] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists():
+                assert_folder_readable(out)  # readable while it is being written
+            parts = sorted((out / "replicates.parquet").glob("part-*.parquet")) if out.exists() else []
+            if len(parts) >= 2:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the batch finished (or failed) before it could be killed: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    # 4. after the kill: only complete parts under real names, every folder readable, the manifest valid
+    assert_folder_readable(out)
+    done = sorted(int(p.name[5:11]) for p in (out / "replicates.parquet").glob("part-*.parquet"))
+    assert 2 <= len(done) < reps
+    for p in (out / "replicates.parquet").glob("part-*.parquet"):
+        pd.read_parquet(p)
+    assert not (out / "summary.csv").exists()  # written only when a batch ends
+    manifest = read_manifest(out)
+    assert set(manifest["completed"]) <= set(done) and manifest["replicates"] == reps
+
+    resumed = sim(*args, "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+
+    ref_out = tmp_path / "uninterrupted"
+    ref = run_batch(BASELINE, reps, seed, workers=1, out=ref_out, overrides=(*SMALL, "run.years=1"), precision=0.05)
+    assert ref.failed == {}
+    got = read_replicates(out)
+    assert got["replicate"].tolist() == list(range(reps))  # none duplicated, none missing
+    assert got["seed"].tolist() == replicate_seeds(seed, reps)
+    assert_frames_identical(got, read_replicates(ref_out))
+    assert_frames_identical(read_timeseries(out), read_timeseries(ref_out))
+    assert read_timeseries(out).groupby("replicate").size().eq(12).all()
+    manifest = read_manifest(out)
+    assert manifest["completed"] == list(range(reps)) and manifest["failed"] == []
+    assert manifest["replicate_seeds"] == replicate_seeds(seed, reps)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), pd.read_csv(ref_out / "summary.csv"), check_exact=True)
+    assert "replicates_for_0.05_relative_precision" in pd.read_csv(out / "summary.csv").columns
+    assert_folder_readable(out)
+
+
+def test_write_that_dies_midway_leaves_no_visible_part(tmp_path, monkeypatch):
+    """A crash while a part is being written (here: the writer writes garbage, then fails) leaves only a hidden
+    temporary; readers and resume never see a half-written part."""
+    params = load_scenario(BASELINE, [*SMALL, "run.years=1"])
+    out = tmp_path / "out"
+    real_to_parquet = pd.DataFrame.to_parquet
+
+    def dying_to_parquet(self, path, *a, **kw):
+        path = Path(path)
+        if path.parent.name == "replicates.parquet" and "part-000001" in path.name:  # replicate 1's summary row
+            Path(path).write_bytes(b"PAR1 half a file")
+            raise OSError("disk full")
+        return real_to_parquet(self, path, *a, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", dying_to_parquet)
+    with pytest.raises(OSError, match="disk full"):
+        run_batch(params, 3, 8, workers=1, out=out)
+    monkeypatch.undo()
+    assert_folder_readable(out)
+    assert "part-000001.parquet" not in {p.name for p in (out / "replicates.parquet").iterdir()}
+    assert any(p.name.startswith(".part-000001") for p in (out / "replicates.parquet").iterdir())  # the temporary, hidden
+    result = run_batch(params, 3, 8, workers=1, out=out, resume=True)
+    ref = run_batch(params, 3, 8, workers=1)
+    assert_frames_identical(result.replicates, ref.replicates)
+    assert_frames_identical(read_replicates(out), ref.replicates)
+
+
+# --- 2b. a replicate that raises -----------------------------------------------------------------------------------
+
+
+def test_failing_replicate_is_reported_and_resume_completes_it(tmp_path, monkeypatch):
+    params = load_scenario(BASELINE, [*SMALL, "run.years=1"])
+    reps, seed, bad = 4, 5, 2
+    seeds = replicate_seeds(seed, reps)
+    original = batch.replicate_result
+
+    def flaky(p, s, k):
+        if k == bad:
+            raise RuntimeError(f"boom in replicate {k}")
+        return original(p, s, k)
+
+    monkeypatch.setattr(batch, "replicate_result", flaky)
+    in_memory = run_batch(params, reps, seed, workers=1)
+    assert list(in_memory.failed) == [bad] and "boom in replicate 2" in in_memory.failed[bad]
+    assert in_memory.replicates["replicate"].tolist() == [0, 1, 3]
+
+    out = tmp_path / "out"
+    result = run_batch(params, reps, seed, workers=1, out=out)
+    assert list(result.failed) == [bad]
+    assert "RuntimeError" in result.failed[bad] and "boom in replicate 2" in result.failed[bad]
+    assert result.replicates["replicate"].tolist() == [0, 1, 3]
+    assert result.replicates["seed"].tolist() == [seeds[0], seeds[1], seeds[3]]
+    assert result.summary.set_index("metric").loc["offences_per_year", "n"] == 3
+    manifest = read_manifest(out)
+    assert manifest["completed"] == [0, 1, 3]
+    assert [(f["replicate"], f["seed"]) for f in manifest["failed"]] == [(bad, seeds[bad])]
+    assert "boom in replicate 2" in manifest["failed"][0]["error"]
+    assert not (out / "replicates.parquet" / f"part-{bad:06d}.parquet").exists()
+    assert not (out / "timeseries.parquet" / f"part-{bad:06d}.parquet").exists()
+    monkeypatch.undo()
+
+    ran = []
+
+    def spy(p, s, k):
+        ran.append(k)
+        return original(p, s, k)
+
+    monkeypatch.setattr(batch, "replicate_result", spy)
+    resumed = run_batch(params, reps, seed, workers=1, out=out, resume=True)
+    monkeypatch.undo()
+    assert ran == [bad]  # resume runs only what is missing
+    assert resumed.failed == {}
+    ref_out = tmp_path / "ref"
+    ref = run_batch(params, reps, seed, workers=1, out=ref_out)
+    assert_frames_identical(resumed.replicates, ref.replicates)
+    assert_frames_identical(resumed.summary, ref.summary)
+    assert_frames_identical(read_timeseries(out), read_timeseries(ref_out))
+    manifest = read_manifest(out)
+    assert manifest["completed"] == list(range(reps)) and manifest["failed"] == []
+
+
+@pytest.fixture(scope="module")
+def age_overlap_scenario(tmp_path_factory) -> Path:
+    """fertile_age_min drawn uniform(30, 50): its median (40) passes the load-time check against fertile_age_max
+    (45), but a quarter of replicates draw 45 or more and ``realize`` rejects them."""
+    path = tmp_path_factory.mktemp("overlap") / "overlap.toml"
+    path.write_text(f'extends = "{BASELINE}"\n[demography]\nfertile_age_min = {{ dist = "uniform", low = 30, high = 50 }}\n')
+    return path
+
+
+def failing_indices(path: Path, root: int, reps: int) -> list[int]:
+    params = load_scenario(path)
+    bad = []
+    for k, s in enumerate(replicate_seeds(root, reps)):
+        try:
+            realize(params, s)
+        except ScenarioError:
+            bad.append(k)
+    return bad
+
+
+def test_realize_rejects_draws_that_break_a_cross_check(age_overlap_scenario):
+    params = load_scenario(age_overlap_scenario)
+    seeds = replicate_seeds(1, 40)
+    bad = failing_indices(age_overlap_scenario, 1, 40)
+    assert 0 < len(bad) < 40
+    for k, s in enumerate(seeds):
+        if k in bad:
+            with pytest.raises(ScenarioError, match=f"seed {s}.*fertile_age"):
+                realize(params, s)
+        else:
+            concrete, draws = realize(params, s)
+            assert concrete.demography.fertile_age_min == draws["demography.fertile_age_min"] < 45
+
+
+@pytest.fixture(scope="module")
+def cli_partial_failure(age_overlap_scenario, tmp_path_factory):
+    reps = 4
+    root = next(r for r in range(1, 100) if 0 < len(failing_indices(age_overlap_scenario, r, reps)) < reps)
+    out = tmp_path_factory.mktemp("partial") / "out"
+    result = sim("run", age_overlap_scenario, "--reps", reps, "--seed", root, "--workers", 1, "--out", out, *SMALL_SET, "--set", "run.years=1")
+    return result, out, root, reps, failing_indices(age_overlap_scenario, root, reps)
+
+
+def test_cli_failed_replicate_exits_nonzero_and_names_its_seed(cli_partial_failure):
+    result, out, root, reps, bad = cli_partial_failure
+    seeds = replicate_seeds(root, reps)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for k in bad:
+        assert f"seed {seeds[k]}" in result.stderr
+    assert len([line for line in result.stderr.splitlines() if "failed" in line]) == len(bad)
+    manifest = read_manifest(out)
+    assert [(f["replicate"], f["seed"]) for f in manifest["failed"]] == [(k, seeds[k]) for k in bad]
+    good = [k for k in range(reps) if k not in bad]
+    assert manifest["completed"] == good
+    assert read_replicates(out)["replicate"].tolist() == good
+
+
+def test_cli_rerun_hint_keeps_the_overrides(cli_partial_failure):
+    result, *_ = cli_partial_failure
+    hints = [line for line in result.stderr.splitlines() if "rerun it alone with" in line]
+    assert hints
+    for line in hints:
+        assert "population.scale_general=300" in line and "run.years=1" in line, line
+
+
+def test_cli_every_replicate_failing_still_names_the_seed(age_overlap_scenario, tmp_path):
+    root = next(r for r in range(1, 100) if failing_indices(age_overlap_scenario, r, 1) == [0])
+    seed = replicate_seeds(root, 1)[0]
+    out = tmp_path / "out"
+    result = sim("run", age_overlap_scenario, "--reps", 1, "--seed", root, "--workers", 1, "--out", out, *SMALL_SET, "--set", "run.years=1")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"seed {seed}" in result.stderr
+
+
+# --- 3. resume checks the folder ---------------------------------------------------------------------------------
+
+
+def test_resume_refuses_another_batch_and_no_resume_refuses_an_existing_one(tmp_path):
+    out = tmp_path / "batch"
+    base = ["run", BASELINE, "--reps", 3, "--workers", 1, *SMALL_SET, "--set", "run.years=1", "--out", out]
+    first = sim(*base, "--seed", 4)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(out)
+    assert {"manifest.json", "summary.csv", "replicates.parquet/part-000002.parquet"} <= set(before)
+
+    one_line_error(sim(*base, "--seed", 5, "--resume"), out, "seed")  # another root seed
+    one_line_error(sim(*base, "--seed", 4, "--resume", "--set", "justice.p_recall_per_month=0.05"), out)  # another scenario
+    other = ["run", MULTI_AGENCY, "--reps", 3, "--workers", 1, *SMALL_SET, "--set", "run.years=1", "--out", out, "--seed", 4]
+    one_line_error(sim(*other, "--resume"), out)
+    one_line_error(sim(*base, "--seed", 4), out, "--resume")  # no --resume into an existing batch
+    assert snapshot(out) == before  # untouched by every refusal
+
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("not a batch")
+    one_line_error(sim("run", BASELINE, "--reps", 2, "--workers", 1, *SMALL_SET, "--set", "run.years=1", "--out", stranger, "--resume"), stranger)
+    assert [p.name for p in stranger.iterdir()] == ["notes.txt"]
+
+    with pytest.raises(ScenarioError, match="another scenario or root seed"):
+        run_batch(BASELINE, 3, 5, workers=1, out=out, resume=True, overrides=(*SMALL, "run.years=1"))
+    assert snapshot(out) == before
+
+
+def test_resume_with_more_replicates_extends_the_batch(tmp_path):
+    out = tmp_path / "batch"
+    base = ["run", BASELINE, "--seed", 4, "--workers", 1, *SMALL_SET, "--set", "run.years=1", "--out", out]
+    assert sim(*base, "--reps", 3).returncode == 0
+    first = read_replicates(out)
+    parts_before = {p.name: p.read_bytes() for p in (out / "replicates.parquet").glob("part-*")}
+    extended = sim(*base, "--reps", 5, "--resume")
+    assert extended.returncode == 0, extended.stderr
+    got = read_replicates(out)
+    assert got["replicate"].tolist() == [0, 1, 2, 3, 4]
+    assert got["seed"].tolist() == replicate_seeds(4, 5)
+    assert got["seed"].tolist()[:3] == first["seed"].tolist()  # replicate k keeps its seed
+    assert_frames_identical(got.iloc[:3], first)
+    for name, data in parts_before.items():  # the first three were not rerun
+        assert (out / "replicates.parquet" / name).read_bytes() == data
+    manifest = read_manifest(out)
+    assert manifest["replicates"] == 5 and manifest["completed"] == [0, 1, 2, 3, 4]
+    assert manifest["replicate_seeds"] == replicate_seeds(4, 5)
+    fresh = run_batch(BASELINE, 5, 4, workers=1, out=tmp_path / "fresh", overrides=(*SMALL, "run.years=1"))
+    assert_frames_identical(got, fresh.replicates)
+    assert_frames_identical(read_timeseries(out), read_timeseries(tmp_path / "fresh"))
+    assert len(pd.read_csv(out / "summary.csv")) == len(fresh.summary)
+    assert pd.read_csv(out / "summary.csv").set_index("metric").loc["offences_per_year", "n"] == 5
+
+
+# --- 5. summary statistics -----------------------------------------------------------------------------------------
+
+
+def test_summary_statistics_on_a_hand_made_table():
+    table = pd.DataFrame({
+        "replicate": [0, 1, 2, 3],
+        "seed": [11, 12, 13, 14],
+        "a": [1.0, 2.0, 3.0, 4.0],
+        "neg": [-2.0, -4.0, -6.0, -8.0],
+        "c": [1.0, np.nan, 3.0, 5.0],
+        "const": [10.0, 10.0, 10.0, 10.0],
+        "zero_mean": [-1.0, 1.0, -1.0, 1.0],
+        "count": [1, 2, 3, 4],
+        "label": ["x", "y", "z", "w"],
+    })
+    s = summary_statistics(table, precision=0.1).set_index("metric")
+    needed = "replicates_for_0.1_relative_precision"
+    assert list(s.index) == ["a", "neg", "c", "const", "zero_mean", "count"]  # replicate, seed, text left out
+    assert list(s.columns) == ["n", "mean", "sd", "mcse", "p05", "p50", "p95", needed]
+    a = s.loc["a"]
+    assert a["n"] == 4 and a["mean"] == pytest.approx(2.5)
+    assert a["sd"] == pytest.approx(math.sqrt(5 / 3))  # ddof = 1
+    assert a["mcse"] == pytest.approx(math.sqrt(5 / 3) / 2)
+    assert (a["p05"], a["p50"], a["p95"]) == pytest.approx((1.15, 2.5, 3.85))  # linear interpolation
+    assert a[needed] == 27  # (sd / (0.1 * 2.5))^2 = 26.67 -> 27
+    assert s.loc["neg", needed] == 27 and s.loc["neg", "mean"] == pytest.approx(-5)  # |mean|
+    c = s.loc["c"]
+    assert c["n"] == 3 and c["mean"] == pytest.approx(3) and c["sd"] == pytest.approx(2)  # NaN dropped
+    assert c["mcse"] == pytest.approx(2 / math.sqrt(3))
+    assert c[needed] == 45  # (2 / 0.3)^2 = 44.4 -> 45
+    assert s.loc["const", "sd"] == 0 and s.loc["const", "mcse"] == 0 and s.loc["const", needed] == 0
+    assert math.isnan(s.loc["zero_mean", needed])  # no relative precision of a zero mean
+    assert s.loc["count", "mean"] == pytest.approx(2.5) and s.loc["count", needed] == 27
+
+    # the formula at another precision, against the definition mcse = precision x |mean|
+    s2 = summary_statistics(table, precision=0.02).set_index("metric")
+    for metric in ("a", "neg", "c", "count"):
+        sd, mean = s2.loc[metric, "sd"], s2.loc[metric, "mean"]
+        n_needed = s2.loc[metric, "replicates_for_0.02_relative_precision"]
+        assert n_needed == math.ceil((sd / (0.02 * abs(mean))) ** 2)
+        assert sd / math.sqrt(n_needed) <= 0.02 * abs(mean) < sd / math.sqrt(n_needed - 1)
+
+    one = summary_statistics(table.iloc[:1], precision=0.1).set_index("metric").loc["a"]
+    assert one["n"] == 1 and one["mean"] == 1 and one["p05"] == one["p95"] == 1
+    assert math.isnan(one["sd"]) and math.isnan(one["mcse"]) and math.isnan(one[needed])
+    assert "replicates_for_0.01_relative_precision" in summary_statistics(table).columns
+
+
+# --- 7. Python API -------------------------------------------------------------------------------------------------
+
+
+def test_run_batch_returns_a_tidy_table_with_the_replicate_seeds():
+    reps, seed = 3, 9
+    overrides = (*SMALL, "run.years=1")
+    result = run_batch(BASELINE, reps=reps, seed=seed, workers=1, overrides=overrides)
+    df = result.replicates
+    assert isinstance(df, pd.DataFrame) and len(df) == reps
+    assert isinstance(df.index, pd.RangeIndex)
+    assert df["replicate"].tolist() == list(range(reps))
+    assert df["seed"].tolist() == replicate_seeds(seed, reps)
+    assert len(set(df["seed"])) == reps
+    assert all(pd.api.types.is_numeric_dtype(df[c]) for c in df.columns)  # one scalar per cell
+    assert {"offences_per_year", "convictions_per_year", "custody_end", "cost_pv:prisons", "cost_pv:fiscal_cashable"} <= set(df.columns)
+    assert (df["offences_per_year"] > 0).all()
+    assert result.failed == {} and result.out is None
+    numeric = [c for c in df.columns if c not in ("replicate", "seed")]
+    assert result.summary["metric"].tolist() == numeric
+
+    # row k is replicate k run on its own with its seed (what "sim run --seed S" reproduces)
+    params = load_scenario(BASELINE, overrides)
+    _, row = replicate_result(params, replicate_seeds(seed, reps)[1], 1)
+    assert set(row) == set(df.columns)
+    for column, value in row.items():
+        assert df.at[1, column] == value or (math.isnan(value) and math.isnan(df.at[1, column])), column
+
+    # an explicit executor gives the same table
+    assert_frames_identical(run_batch(params, reps, seed, executor=InlineExecutor()).replicates, df)
+
+
+def test_replicate_seeds_depend_only_on_root_and_index():
+    five = replicate_seeds(9, 5)
+    assert replicate_seeds(9, 3) == five[:3]
+    assert len(set(five)) == 5 and all(0 <= s < 2**63 for s in five)
+    assert replicate_seeds(10, 5) != five
+    assert replicate_seeds(9, 5) == five
