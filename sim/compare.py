@@ -80,7 +80,10 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     pv_b = C.present_value(base["ledger"], rate).set_index(["agency", "kind"])["pv_gbp"]
     pv_i = C.present_value(iv["ledger"], rate).set_index(["agency", "kind"])["pv_gbp"]
     saving = pv_b.sub(pv_i, fill_value=0.0).drop("intervention", level="agency", errors="ignore")
-    iv_cost = float(pv_i.xs("intervention", level="agency").sum()) if "intervention" in pv_i.index.get_level_values(0) else 0.0
+    def intervention_pv(pv):
+        return float(pv.xs("intervention", level="agency").sum()) if "intervention" in pv.index.get_level_values(0) else 0.0
+
+    iv_cost = intervention_pv(pv_i) - intervention_pv(pv_b)  # incremental, if the baseline has an intervention too
     for agency in C.AGENCIES[:-1]:
         row[f"savings_by_agency:{agency}"] = float(saving.xs(agency, level="agency").sum()) if agency in saving.index.get_level_values(0) else 0.0
     for kind in C.KINDS:
@@ -112,7 +115,8 @@ def payback_year(base_ledger: pd.DataFrame, iv_ledger: pd.DataFrame, rate: float
     b, i = yearly(base_ledger), yearly(iv_ledger)
     fiscal_b = b[b["kind"].isin(C.FISCAL) & (b["agency"] != "intervention")].groupby("year")["pv"].sum()
     fiscal_i = i[i["kind"].isin(C.FISCAL) & (i["agency"] != "intervention")].groupby("year")["pv"].sum()
-    cost = i[i["agency"] == "intervention"].groupby("year")["pv"].sum()
+    cost = i[i["agency"] == "intervention"].groupby("year")["pv"].sum().sub(
+        b[b["agency"] == "intervention"].groupby("year")["pv"].sum(), fill_value=0.0)  # incremental cost
     if cost.sum() <= 0:
         return float("nan")
     net = (fiscal_b.sub(fiscal_i, fill_value=0.0) - cost.reindex(fiscal_b.index, fill_value=0.0)).cumsum()

@@ -50,6 +50,8 @@ def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = (), price_years: d
         if not isinstance(parent, str):
             raise ScenarioError(f"{path}: extends = {parent!r}: must be a file name (text)")
         parent_path = (path.parent / parent).resolve()
+        if not parent_path.is_file():
+            raise ScenarioError(f"{path}: extends = {parent!r}: file not found ({parent_path})")
         if parent_path in seen:
             raise ScenarioError(f"{path}: extends = {parent!r}: circular extends")
         merged.update(_flatten(parent_path, _read_toml(parent_path), seen + (parent_path,), price_years))
