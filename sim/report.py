@@ -67,9 +67,17 @@ def _plain_scenario(p: dict) -> str:
     iv, costs = p["intervention"], p["costs"]
 
     def val(x):
-        return x["value"] if isinstance(x, dict) and "value" in x else x
+        """A plain value; for a money or documented value its amount; for a distribution its central value."""
+        if isinstance(x, dict) and "value" in x:
+            return val(x["value"])
+        if isinstance(x, dict) and "dist" in x:
+            return x.get("mode", x.get("mean", (x.get("low", 0) + x.get("high", 0)) / 2))
+        return x
 
     def show(x):
+        if isinstance(x, dict) and "price_year" in x:  # money
+            v = x["value"]
+            return show(v) if isinstance(v, dict) else _money(v)
         if isinstance(x, dict) and "dist" in x:
             return f"uncertain: {x['dist']}(" + ", ".join(f"{k} {v:g}" for k, v in x.items() if k != "dist") + ")"
         return f"{val(x):g}" if isinstance(val(x), (int, float)) else str(val(x))
@@ -163,17 +171,19 @@ def comparison_report(folder: Path) -> Path:
     def t(metric, col="difference"):
         return float(table.loc[metric, col]) if metric in table.index else float("nan")
 
-    def ci(metric, fmt, scale=1.0):
-        return f"90%: {fmt(t(metric, 'difference_p05') * scale)} to {fmt(t(metric, 'difference_p95') * scale)}"
+    def ci(metric, fmt, scale=1.0, negate=False):
+        lo, hi = t(metric, "difference_p05") * scale, t(metric, "difference_p95") * scale
+        lo, hi = (-hi, -lo) if negate else (lo, hi)
+        return f"90%: {fmt(lo)} to {fmt(hi)}"
 
     pp = lambda v: f"{v:+.1f} pp" if v == v else "n/a"  # noqa: E731
     n = lambda v: _num(v)  # noqa: E731
     years = manifest["months"] / 12
     cards = "".join([
-        _card(n(-t("offences")), f"crimes avoided over {years:g} years", ci("offences", lambda v: n(-v))),
+        _card(n(-t("offences")), f"crimes avoided over {years:g} years", ci("offences", n, negate=True)),
         _card(pp(100 * t("proven_reoffending_prison")), "change in one-year proven reoffending, prison cohort", ci("proven_reoffending_prison", pp, 100)),
         _card(pp(100 * t("proven_reoffending_probation")), "change in one-year proven reoffending, probation cohort", ci("proven_reoffending_probation", pp, 100)),
-        _card(n(-t("child_first_time_entrants")), "children kept out of the CJS (fewer child first-time entrants)", ci("child_first_time_entrants", lambda v: n(-v))),
+        _card(n(-t("child_first_time_entrants")), "children kept out of the CJS (fewer child first-time entrants)", ci("child_first_time_entrants", n, negate=True)),
         _card(_money(t("appraisal:net_fiscal_benefit")), "net fiscal benefit (present value)", ci("appraisal:net_fiscal_benefit", _money)),
         _card(_money(t("appraisal:npv")), "net present value (fiscal, economic, social)", ci("appraisal:npv", _money)),
         _card(_num(t("appraisal:bcr"), 2), "benefit-cost ratio", ci("appraisal:bcr", lambda v: _num(v, 2))),
