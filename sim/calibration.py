@@ -73,6 +73,9 @@ def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
             "proven_reoffending_probation": s["proven_reoffending_rate_probation"],
             "share_offences_by_previously_convicted": s["share_offences_by_previously_convicted"],
             "reoffences_per_reoffender_prison": rpr["reoffences_per_reoffender"],
+            "child_first_time_entrants_per_year": s["child_first_time_entrants_per_year"],
+            "custody_drift": s["custody_drift"],
+            "probation_drift": s["probation_drift"],
         }
     sons = metrics.sons_convicted_by_age(people_frame(model), events_frame(model), 40)
     return {

@@ -271,6 +271,7 @@ def cmd_calibrate(args) -> int:
         print(f"stage {stage}: fitting with {args.reps} replicates per evaluation, at most {args.maxfev} evaluations")
         fit = calibrate(args.scenario, stage, args.reps, args.seed, args.maxfev, args.workers)
         fits.append(fit)
+        write_fitted([fit], pd.DataFrame(columns=["target"]))  # the values first, so the check below runs with them
         write_fitted([fit], validate(args.scenario, args.reps, args.seed, args.workers))
         print(f"stage {stage}: loss {fit['loss']:.3f} after {fit['evaluations']} evaluations, {fit['seconds']:.0f} s -> calibration/fitted.toml")
     return 0

@@ -60,6 +60,7 @@ def hazard(model) -> tuple[np.ndarray, np.ndarray]:
     lam = o.offences_per_month_base * p.propensity[rows]
     lam *= curve[np.minimum(model.age_months[rows], len(curve) - 1)]
     lam *= np.where(p.sex_male[rows], 1.0, o.female_multiplier)
+    lam *= np.where(age < prm.family.age_adult, o.youth_multiplier, 1.0)
     lam *= supervision_multiplier(p.months_since_release[rows], o.release_multiplier_initial, o.supervision_decay_months)
     lam *= supervision_multiplier(p.months_since_order_start[rows], o.order_start_multiplier_initial, o.supervision_decay_months)
     lam *= needs_multiplier(p.needs[rows], prm.needs.offending_rr)

@@ -63,11 +63,14 @@ def summarise(model) -> dict[str, float]:
     ts = timeseries_frame(model)
     years = len(ts) / 12.0
     out: dict[str, float] = {"months": float(len(ts))}
-    for name in ("offences", "offences_proven", "convictions", "first_time_entrants", "children_convicted", "custody_starts", "releases", "recalls", "order_starts"):
+    for name in ("offences", "offences_proven", "convictions", "first_time_entrants", "child_first_time_entrants", "children_convicted",
+                 "custody_starts", "releases", "recalls", "order_starts"):
         out[f"{name}_per_year"] = float(ts[name].sum() / years) if years else float("nan")
     for name in ("population", "custody", "licence", "probation"):
         out[f"{name}_start"] = float(ts[name].iloc[0]) if len(ts) else float("nan")
         out[f"{name}_end"] = float(ts[name].iloc[-1]) if len(ts) else float("nan")
+        # stock in the last year relative to the first year (1 = stable)
+        out[f"{name}_drift"] = float(ts[name].iloc[-12:].mean() / ts[name].iloc[:12].mean()) if len(ts) >= 24 and ts[name].iloc[:12].mean() else float("nan")
     total = ts["offences"].sum()
     out["share_offences_by_supervised"] = float(ts["offences_by_supervised"].sum() / total) if total else float("nan")
     out["share_offences_by_previously_convicted"] = float(ts["offences_by_previously_convicted"].sum() / total) if total else float("nan")

@@ -157,6 +157,7 @@ class JusticeParams:
 class OffendingParams:
     offences_per_month_base: float = _f(NONNEG, "offences a month for propensity 1, a man at the peak age")
     female_multiplier: float = _f(NONNEG, "hazard multiplier for women")
+    youth_multiplier: float = _f(NONNEG, "hazard multiplier for children (under the adult age) on top of the age-crime curve")
     age_curve_ages: tuple = _f("list of ages", "ages (years) at which the age-crime curve is given")
     age_curve_multiplier: tuple = _f("list of numbers >= 0", "relative hazard at those ages (1 = peak)")
     release_multiplier_initial: float = _f(NONNEG, "extra relative hazard just after release from custody")
