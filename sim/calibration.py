@@ -95,7 +95,7 @@ def measure(params_by_run: dict[str, Params], reps: int, seed: int, workers: int
     with executor_for(workers) as ex:
         results = [f.result() for f in [ex.submit(_measure_task, t) for t in tasks]]
     rows = []
-    for (params, s, run), res in zip(tasks, results):
+    for (_, s, _), res in zip(tasks, results):
         rows += [{"metric": m, "seed": s, "value": v} for m, v in res.items()]
     return pd.DataFrame(rows)
 

@@ -50,7 +50,7 @@ def age_multiplier_table(ages: tuple, multipliers: tuple, age_min: float, max_ye
 
 def hazard(model) -> tuple[np.ndarray, np.ndarray]:
     """Rows who can offend this month (present, at liberty, over the age limit) and their expected offences."""
-    p, prm, month = model.people, model.params, model.month
+    p, prm = model.people, model.params
     o = prm.offending
     n = p.n
     age_min = prm.family.age_criminal_responsibility

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import costs as C
 from sim.compare import OUTCOMES, appraise, compare, parse_grid, payback_year, replicate_seeds, summary_table, switched_off
 from sim.scenario import ScenarioError, load_scenario, parse_override, sweep_grid
 

@@ -42,7 +42,7 @@ def test_baseline_loads_and_every_field_is_set(baseline_params):
 
 
 def test_extends_inherits_and_overrides(tmp_path, baseline_params):
-    base_value = getattr(baseline_params.justice, "p_recall_per_month")
+    base_value = baseline_params.justice.p_recall_per_month
     v1, _, _ = other_than(base_value)
     params = load_scenario(child(tmp_path, f"[justice]\np_recall_per_month = {v1}\n"))
     assert params.justice.p_recall_per_month == v1
