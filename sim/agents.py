@@ -67,7 +67,7 @@ class Person(mesa.Agent):
 
     @property
     def propensity(self) -> float:
-        """Static offending propensity (relative hazard, 1 = a typical member of the general population)."""
+        """Offending propensity now (relative hazard); set at birth, lowered by desistance after a conviction."""
         return float(self._people.propensity[self.row])
 
     @propensity.setter

@@ -36,7 +36,7 @@ import pandas as pd
 from . import costs as C
 from .compare import replicate_seeds
 from .model import ReoffendingModel
-from .output import manifest, summarise, timeseries_frame
+from .output import git_commit, manifest, summarise, timeseries_frame, versions
 from .params import Params
 from .progress import Progress
 from .scenario import ScenarioError, load_scenario
@@ -83,7 +83,7 @@ def replicate_result(params: Params, seed: int, replicate: int) -> tuple[pd.Data
     ts = timeseries_frame(model)
     ts.insert(0, "replicate", np.int32(replicate))
     row: dict = {"replicate": replicate, "seed": seed, **summarise(model)}
-    pv = C.present_value(C.ledger(ts, model.params), model.params.costs.discount_rate)
+    pv = C.present_value(C.ledger(ts, model.params), model.params.costs)
     for agency, total in pv.groupby("agency")["pv_gbp"].sum().items():
         row[f"cost_pv:{agency}"] = float(total)
     for kind, total in pv.groupby("kind")["pv_gbp"].sum().items():
@@ -127,6 +127,11 @@ class BatchStore:
             old = json.loads(manifest_path.read_text())
             if old.get("kind") != "batch" or old.get("parameters") != json.loads(json.dumps(self.params.to_dict(), default=float)) or old.get("root_seed") != self.root_seed:
                 raise ScenarioError(f"--out {self.out}: that batch was made with another scenario or root seed; cannot resume it with this one")
+            made_with = (old.get("git_commit"), old.get("versions", {}).get("reoffsim"), old.get("versions", {}).get("mesa"), old.get("versions", {}).get("numpy"))
+            now = (git_commit(), *(versions().get(k) for k in ("reoffsim", "mesa", "numpy")))
+            if made_with != now:
+                raise ScenarioError(f"--out {self.out}: that batch was made with other code (commit/versions {made_with}, now {now}); "
+                                    "results would mix; finish it with that code or start a new --out")
         self.ts_dir.mkdir(parents=True, exist_ok=True)
         self.rep_dir.mkdir(parents=True, exist_ok=True)
 

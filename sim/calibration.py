@@ -180,31 +180,48 @@ def _simplex(x0: np.ndarray, step: float = 0.6) -> np.ndarray:
 
 def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION_DIR / "fitted.toml") -> None:
     """calibration/fitted.toml: the fitted values (a partial scenario that baseline.toml extends) and a record of
-    the fit: date, seeds, loss, evaluations, and the achieved metrics with their Monte Carlo intervals."""
+    the fit: date, seeds, loss, evaluations, and the achieved metrics (out of sample: other seeds) with their Monte
+    Carlo intervals. Values and records of stages not refitted now are kept as they were."""
     free = load_free_parameters()
     old = tomllib.loads(path.read_text()) if path.exists() else {}
-    values: dict[str, dict[str, float]] = {}
-    for sec, table_ in old.items():
-        if sec != "calibration":
-            for k, v in table_.items():
-                values.setdefault(sec, {})[k] = v["value"] if isinstance(v, dict) else v
+    entries: dict[str, dict[str, dict]] = {sec: dict(t) for sec, t in old.items() if sec != "calibration"}
+    record = dict(old.get("calibration", {}))
     for fit in fits:
         for key, v in fit["values"].items():
             sec, name = key.split(".")
-            values.setdefault(sec, {})[name] = v
+            spec = free[key]
+            entries.setdefault(sec, {})[name] = {
+                "value": v, "unit": spec.get("unit", ""),
+                "source": f"fitted by sim calibrate ({fit['stage']} stage, {date.today().isoformat()}) to calibration/targets.toml within [{spec['lower']}, {spec['upper']}]",
+            }
+        record[f"stage_{fit['stage']}"] = {"date": date.today().isoformat(), "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
+                                          "seconds": round(fit["seconds"]), "replicates": fit["reps"], "seed": fit["seed"]}
+    if len(table):
+        record["achieved"] = {r["target"]: {"simulated": round(float(r["simulated"]), 4), "p05": round(float(r["sim_p05"]), 4),
+                                            "p95": round(float(r["sim_p95"]), 4), "replicates": int(r["replicates"])} for _, r in table.iterrows()}
+        record["date"] = date.today().isoformat()
+
+    def toml_value(v):
+        if isinstance(v, str):
+            return '"' + v.replace('"', "'") + '"'
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, float):
+            return f"{v:.6g}"
+        return str(v)
+
     lines = ["# Fitted by `sim calibrate` (sim/calibration.py); scenarios/baseline.toml extends this file.",
              "# Do not edit by hand: rerun the calibration. Bounds are in calibration/free_parameters.toml.", ""]
-    for sec in sorted(values):
+    for sec in sorted(entries):
         lines.append(f"[{sec}]")
-        for name, v in sorted(values[sec].items()):
-            spec = free.get(f"{sec}.{name}", {})
-            lines.append(f'{name} = {{ value = {v:.6g}, unit = "{spec.get("unit", "fitted")}", source = "fitted by sim calibrate to calibration/targets.toml within [{spec.get("lower")}, {spec.get("upper")}]" }}')
+        lines += [f"{name} = {toml_value(v)}" for name, v in sorted(entries[sec].items())]
         lines.append("")
-    lines += ["[calibration]", f'date = "{date.today().isoformat()}"']
-    for fit in fits:
-        lines.append(f'stage_{fit["stage"]} = {{ loss = {fit["loss"]:.4g}, evaluations = {fit["evaluations"]}, seconds = {fit["seconds"]:.0f}, replicates = {fit["reps"]}, seed = {fit["seed"]} }}')
-    for _, r in table.iterrows():
-        lines.append(f'achieved.{r["target"]} = {{ simulated = {r["simulated"]:.4f}, p05 = {r["sim_p05"]:.4f}, p95 = {r["sim_p95"]:.4f}, target = {r["value"]}, band = [{r["lower"]}, {r["upper"]}] }}')
+    lines.append("[calibration]")
+    for key, v in record.items():
+        if isinstance(v, dict) and key == "achieved":
+            lines += [f"achieved.{t} = {toml_value(a)}" for t, a in v.items()]
+        else:
+            lines.append(f"{key} = {toml_value(v)}")
     path.write_text("\n".join(lines) + "\n")
 
 

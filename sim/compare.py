@@ -72,19 +72,19 @@ def priced_like(run: dict, params) -> dict:
 
 def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     """Paired metrics of one replicate: outcomes of both, differences, and the economic appraisal."""
-    rate = params.costs.discount_rate
+    costs = params.costs
     row: dict[str, float] = {}
     for name in OUTCOMES:
         b, i = base["outcomes"][name], iv["outcomes"][name]
         row[f"baseline:{name}"], row[f"intervention:{name}"], row[f"difference:{name}"] = b, i, i - b
-    pv_b = C.present_value(base["ledger"], rate).set_index(["agency", "kind"])["pv_gbp"]
-    pv_i = C.present_value(iv["ledger"], rate).set_index(["agency", "kind"])["pv_gbp"]
+    pv_b = C.present_value(base["ledger"], costs).set_index(["agency", "kind"])["pv_gbp"]
+    pv_i = C.present_value(iv["ledger"], costs).set_index(["agency", "kind"])["pv_gbp"]
     saving = pv_b.sub(pv_i, fill_value=0.0).drop("intervention", level="agency", errors="ignore")
     def intervention_pv(pv):
         return float(pv.xs("intervention", level="agency").sum()) if "intervention" in pv.index.get_level_values(0) else 0.0
 
     iv_cost = intervention_pv(pv_i) - intervention_pv(pv_b)  # incremental, if the baseline has an intervention too
-    for agency in C.AGENCIES[:-1]:
+    for agency in C.SAVING_AGENCIES:
         row[f"savings_by_agency:{agency}"] = float(saving.xs(agency, level="agency").sum()) if agency in saving.index.get_level_values(0) else 0.0
     for kind in C.KINDS:
         row[f"savings_by_kind:{kind}"] = float(saving.xs(kind, level="kind").sum()) if kind in saving.index.get_level_values(1) else 0.0
@@ -100,28 +100,42 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     row["appraisal:fiscal_return_per_pound"] = fiscal / iv_cost if iv_cost > 0 else float("nan")
     row["appraisal:offences_avoided"] = avoided
     row["appraisal:cost_per_offence_avoided"] = iv_cost / avoided if iv_cost > 0 and avoided > 0 else float("nan")
-    row["appraisal:payback_year"] = payback_year(base["ledger"], iv["ledger"], rate)
+    row["appraisal:payback_year"] = payback_year(base["ledger"], iv["ledger"], costs)
     row["appraisal:benefits_exceed_costs"] = float(row["appraisal:npv"] > 0) if iv_cost > 0 else float("nan")
     return row
 
 
-def payback_year(base_ledger: pd.DataFrame, iv_ledger: pd.DataFrame, rate: float) -> float:
+def cumulative_net_benefit(ledger: pd.DataFrame, costs) -> pd.DataFrame:
+    """Per replicate and appraisal year (1 = the first): cumulative discounted net benefit, all savings minus the
+    incremental intervention cost (``net``), and fiscal savings minus that cost (``net_fiscal``). ``ledger`` holds
+    both arms (``scenario`` baseline / intervention) and a ``replicate`` column."""
+    led = ledger.assign(year=ledger["month"] // 12 + 1, pv=ledger["cost_gbp"] * C.green_book_factors(ledger["month"].to_numpy(), costs))
+    is_iv = led["agency"] == "intervention"
+    spend = led[is_iv].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
+    total = led[~is_iv].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
+    fiscal = led[~is_iv & led["kind"].isin(C.FISCAL)].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
+    for frame in (spend, total, fiscal):
+        for arm in ("baseline", "intervention"):
+            if arm not in frame:
+                frame[arm] = 0.0
+    cost = (spend["intervention"] - spend["baseline"]).reindex(total.index, fill_value=0.0)
+    out = pd.DataFrame({
+        "net": total["baseline"] - total["intervention"] - cost,
+        "net_fiscal": (fiscal["baseline"] - fiscal["intervention"]).reindex(total.index, fill_value=0.0) - cost,
+        "cost": cost,
+    })
+    return out.groupby(level="replicate").cumsum()
+
+
+def payback_year(base_ledger: pd.DataFrame, iv_ledger: pd.DataFrame, costs) -> float:
     """First appraisal year (1 = the first) by whose end cumulative discounted fiscal savings cover the cumulative
-    discounted intervention cost; NaN if not within the run or if there is no intervention cost."""
-
-    def yearly(led):
-        return led.assign(year=led["month"] // 12, pv=led["cost_gbp"] * C.discount_factors(led["month"].to_numpy(), rate))
-
-    b, i = yearly(base_ledger), yearly(iv_ledger)
-    fiscal_b = b[b["kind"].isin(C.FISCAL) & (b["agency"] != "intervention")].groupby("year")["pv"].sum()
-    fiscal_i = i[i["kind"].isin(C.FISCAL) & (i["agency"] != "intervention")].groupby("year")["pv"].sum()
-    cost = i[i["agency"] == "intervention"].groupby("year")["pv"].sum().sub(
-        b[b["agency"] == "intervention"].groupby("year")["pv"].sum(), fill_value=0.0)  # incremental cost
-    if cost.sum() <= 0:
+    discounted (incremental) intervention cost; NaN if not within the run or if there is no intervention cost."""
+    ledger = pd.concat([base_ledger.assign(scenario="baseline"), iv_ledger.assign(scenario="intervention")], ignore_index=True).assign(replicate=0)
+    c = cumulative_net_benefit(ledger, costs).loc[0]
+    if c.empty or c["cost"].iloc[-1] <= 0:
         return float("nan")
-    net = (fiscal_b.sub(fiscal_i, fill_value=0.0) - cost.reindex(fiscal_b.index, fill_value=0.0)).cumsum()
-    paid = net[net >= 0]
-    return float(paid.index[0] + 1) if len(paid) else float("nan")
+    paid = c.index[c["net_fiscal"] >= 0]
+    return float(paid[0]) if len(paid) else float("nan")
 
 
 def _run_task(task):
@@ -173,6 +187,21 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
         d = rows[f"difference:{name}"]
         out.append({"metric": name, "unit": unit, "baseline": rows[f"baseline:{name}"].mean(), "intervention": rows[f"intervention:{name}"].mean(),
                     "difference": d.mean(), "difference_p05": d.quantile(0.05), "difference_p95": d.quantile(0.95), "description": desc})
+    def mean(col):
+        return rows[col].mean() if col in rows else np.nan
+
+    cost = mean("appraisal:intervention_cost")
+    avoided = mean("appraisal:offences_avoided")
+    fiscal = mean("savings_by_kind:fiscal_cashable") + mean("savings_by_kind:fiscal_non_cashable")
+    paid = rows["appraisal:payback_year"] if "appraisal:payback_year" in rows else pd.Series(dtype=float)
+    # ratios are ratios of means (as a health economist's BCR or ICER), not means of ratios; the interval is the
+    # 5-95% range of the replicates' own ratios
+    central = {
+        "bcr": mean("appraisal:total_savings") / cost if cost > 0 else np.nan,
+        "fiscal_return_per_pound": fiscal / cost if cost > 0 else np.nan,
+        "cost_per_offence_avoided": cost / avoided if cost > 0 and avoided > 0 else np.nan,
+        "payback_year": paid.median() if len(paid) and paid.notna().mean() > 0.5 else np.nan,
+    }
     for col in rows.columns:
         if col.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:")):
             v = rows[col].dropna()
@@ -180,10 +209,13 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
             unit = {"bcr": "ratio", "fiscal_return_per_pound": "ratio", "offences_avoided": "offences", "payback_year": "year",
                     "benefits_exceed_costs": "probability"}.get(name, "GBP, present value")
             out.append({"metric": f"{group}:{name}", "unit": unit, "baseline": np.nan, "intervention": np.nan,
-                        "difference": v.mean() if len(v) else np.nan,
+                        "difference": central.get(name, v.mean() if len(v) else np.nan),
                         "difference_p05": v.quantile(0.05) if len(v) and name != "benefits_exceed_costs" else np.nan,
                         "difference_p95": v.quantile(0.95) if len(v) and name != "benefits_exceed_costs" else np.nan,
                         "description": _describe(group, name)})
+    out.append({"metric": "appraisal:share_paying_back", "unit": "probability", "baseline": np.nan, "intervention": np.nan,
+                "difference": float(paid.notna().mean()) if len(paid) else np.nan, "difference_p05": np.nan, "difference_p95": np.nan,
+                "description": "share of replicates in which fiscal savings cover the intervention cost within the run"})
     return pd.DataFrame(out)
 
 
@@ -198,11 +230,11 @@ def _describe(group: str, name: str) -> str:
         "net_cashable_benefit": "cashable fiscal savings minus intervention cost",
         "net_fiscal_benefit": "fiscal savings (cashable and not) minus intervention cost",
         "npv": "net present value: all savings minus intervention cost",
-        "bcr": "benefit-cost ratio: all savings / intervention cost",
-        "fiscal_return_per_pound": "fiscal savings per pound of intervention cost",
+        "bcr": "benefit-cost ratio: mean savings / mean intervention cost (interval: the replicates' own ratios)",
+        "fiscal_return_per_pound": "mean fiscal savings per pound of mean intervention cost",
         "offences_avoided": "offences avoided (baseline minus intervention)",
-        "cost_per_offence_avoided": "intervention cost per offence avoided",
-        "payback_year": "first year by whose end fiscal savings cover the intervention cost (blank if not within the run)",
+        "cost_per_offence_avoided": "mean intervention cost per mean offence avoided",
+        "payback_year": "first year by whose end fiscal savings cover the intervention cost: median over replicates, blank unless most replicates pay back within the run",
         "benefits_exceed_costs": "share of replicates in which the NPV is positive",
     }.get(name, name)
 

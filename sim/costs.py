@@ -6,8 +6,10 @@ legal aid), prisoner-, order- and licence-months, recalls, convictions of childr
 with a parent in custody (children's services), need-months (NHS treatment, DWP benefits, lost output) and the
 intervention itself. Every unit cost is uprated from its price year to ``costs.base_price_year`` with the GDP
 deflator. Each agency's costs are split into fiscal cashable and fiscal non-cashable by its cashable share;
-harm to victims is social, lost output and property economic. Discounting is annual (Green Book): costs in year
-t of the appraisal (months 12t..12t+11) are multiplied by (1 + r)^-t.
+harm to victims is social, property and lost output economic. Prisoners are not counted for benefits or lost output
+(the prison cost covers them); children in custody or supervised are priced as youth justice. Discounting is
+annual (Green Book): costs in year t of the appraisal (months 12t..12t+11) are multiplied by (1 + r)^-t, with r
+3.5% to year 30 and 3.0% after.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import pandas as pd
 from .intervention import is_on
 from .params import Money
 
-AGENCIES = ("police", "courts", "prisons", "probation", "local_authority", "nhs", "dwp", "victims_and_society", "intervention")
+#: who bears the costs (the intervention's own cost last; "savings" are over the others)
+SAVING_AGENCIES = ("police", "courts", "prisons", "probation", "youth_justice", "local_authority", "nhs", "dwp",
+                   "wider_economy", "victims_and_society")
+AGENCIES = (*SAVING_AGENCIES, "intervention")
 KINDS = ("fiscal_cashable", "fiscal_non_cashable", "economic", "social")
 FISCAL = ("fiscal_cashable", "fiscal_non_cashable")
 
@@ -31,9 +36,22 @@ def uprate(amount: Money, costs) -> np.ndarray | float:
     return value * factor
 
 
-def discount_factors(months: np.ndarray, rate: float) -> np.ndarray:
-    """Green Book annual discounting: month m is in appraisal year m // 12, discounted by (1 + rate)^-year."""
-    return (1.0 + rate) ** -(np.asarray(months) // 12)
+def discount_factors(months: np.ndarray, rate: float, long_rate: float | None = None, long_after_years: int = 30) -> np.ndarray:
+    """Green Book annual discounting: month m is in appraisal year t = m // 12, discounted by (1 + rate)^-t up to
+    year ``long_after_years`` and by ``long_rate`` a year after that (the declining schedule)."""
+    t = np.asarray(months) // 12
+    if long_rate is None:
+        return (1.0 + rate) ** -t
+    early = np.minimum(t, long_after_years)
+    return (1.0 + rate) ** -early * (1.0 + long_rate) ** -(t - early)
+
+
+def green_book_factors(months: np.ndarray, costs) -> np.ndarray:
+    """Discount factors with the scenario's rates (3.5% to year 30, then 3.0%); ``costs`` is the [costs] section
+    (or anything with ``discount_rate`` and ``discount_rate_after_30_years``), or a single constant rate."""
+    if isinstance(costs, (int, float)):
+        return discount_factors(months, float(costs))
+    return discount_factors(months, costs.discount_rate, costs.discount_rate_after_30_years)
 
 
 def _fiscal(agency: str, amount: np.ndarray, cashable_share: float) -> list[tuple[str, str, np.ndarray]]:
@@ -50,10 +68,11 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
     nhs_unit = uprate(c.nhs_cost_per_month_by_need, c)
     need_months_nhs = sum((ts[f"adults_with_{name}"].to_numpy() * nhs_unit[j] for j, name in enumerate(nd.names)), zero)
     unemployed = ts["adults_with_employment"].to_numpy() if "employment" in nd.names else zero
+    social_share = 1.0 - c.crime_cost_share_economic - c.crime_cost_share_health - c.crime_cost_share_response
     rows: list[tuple[str, str, np.ndarray]] = [
-        ("victims_and_society", "social", crime * c.crime_cost_share_social),
+        ("victims_and_society", "social", crime * social_share),
         ("victims_and_society", "economic", crime * c.crime_cost_share_economic),
-        ("victims_and_society", "economic", unemployed * uprate(c.lost_output_per_month_unemployed, c)),
+        ("wider_economy", "economic", unemployed * uprate(c.lost_output_per_month_unemployed, c)),
     ]
     rows += _fiscal("nhs", crime * c.crime_cost_share_health + need_months_nhs, c.cashable_share_nhs)
     rows += _fiscal("police", ts["offences_proven"].to_numpy() * uprate(c.police_cost_per_proven_offence, c), c.cashable_share_police)
@@ -65,9 +84,13 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
         + ts["recalls"].to_numpy() * uprate(c.recall_cost, c)
     )
     rows += _fiscal("probation", probation, c.cashable_share_probation)
-    local = ts["children_convicted"].to_numpy() * uprate(c.youth_justice_cost_per_conviction, c) + ts[
-        "children_with_parent_in_custody"
-    ].to_numpy() * uprate(c.children_services_cost_per_child_month_parent_in_custody, c)
+    youth = (
+        ts["children_convicted"].to_numpy() * uprate(c.youth_justice_cost_per_conviction, c)
+        + ts["youth_supervision"].to_numpy() * uprate(c.youth_supervision_cost_per_month, c)
+        + ts["youth_custody"].to_numpy() * uprate(c.youth_custody_cost_per_month, c)
+    )
+    rows += _fiscal("youth_justice", youth, c.cashable_share_youth_justice)
+    local = ts["children_with_parent_in_custody"].to_numpy() * uprate(c.children_services_cost_per_child_month_parent_in_custody, c)
     rows += _fiscal("local_authority", local, c.cashable_share_local_authority)
     rows += _fiscal("dwp", unemployed * uprate(c.dwp_cost_per_month_unemployed, c), c.cashable_share_dwp)
     rows.append(("intervention", "fiscal_cashable", intervention_cost(ts, params)))
@@ -92,7 +115,7 @@ def intervention_cost(ts: pd.DataFrame, params) -> np.ndarray:
     return cost * (1.0 + c.optimism_bias_intervention)
 
 
-def present_value(led: pd.DataFrame, rate: float) -> pd.DataFrame:
-    """Discounted total by agency and kind."""
-    d = led.assign(pv_gbp=led["cost_gbp"] * discount_factors(led["month"].to_numpy(), rate))
+def present_value(led: pd.DataFrame, costs) -> pd.DataFrame:
+    """Discounted total by agency and kind (``costs``: the scenario's [costs], for its discount rates)."""
+    d = led.assign(pv_gbp=led["cost_gbp"] * green_book_factors(led["month"].to_numpy(), costs))
     return d.groupby(["agency", "kind"], as_index=False)["pv_gbp"].sum()

@@ -98,6 +98,7 @@ def step(model) -> None:
     model.tally.add("children_convicted", w[youth].sum())
     model.tally.add("child_first_time_entrants", w[(prev == 0) & youth].sum())
     np.add.at(p.prev_convictions, rows, 1)
+    p.last_conviction_month[people_conv] = month
     desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(prev, j)
     p.propensity[people_conv[desist]] *= j.desisted_propensity_multiplier
 
@@ -141,6 +142,6 @@ def start_order(model, rows: np.ndarray, z: np.ndarray) -> None:
     model.events.add("order_end", rows[p.status[rows] == PROBATION], model.month)
     p.status[rows] = PROBATION
     p.order_months_left[rows] = spell_months(z, j.order_median_months, j.order_sigma)
-    p.months_since_order_start[rows] = 0
+    p.months_since_order_start[rows] = -1  # 0 next month, the order's first full month (justice counts it up first)
     model.events.add("order_start", rows, model.month)
     model.tally.add("order_starts", p.weight[rows].sum())

@@ -45,11 +45,21 @@ def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray) -> np.
     return mult
 
 
-def pair_by_age(men: np.ndarray, women: np.ndarray, men_age: np.ndarray, women_age: np.ndarray):
-    """Pair the k = min(#men, #women) candidates: both sides sorted by age, the youngest with the youngest.
-    Returns (men, women) of equal length; the oldest on the larger side wait for a later month."""
-    k = min(len(men), len(women))
-    return men[np.argsort(men_age, kind="stable")][:k], women[np.argsort(women_age, kind="stable")][:k]
+def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key):
+    """Pair the i-th man with the i-th woman of each bucket, both sides ordered by their key; the rest of the
+    larger side waits. Pairing inside small buckets (stratum, age band) by keyed random order means a change to
+    one candidate can only reshuffle partners within that bucket (common random numbers)."""
+
+    def ranked(rows, bucket, key):
+        order = np.lexsort((key, bucket))
+        rows, bucket = rows[order], bucket[order]
+        rank = np.arange(len(rows)) - np.searchsorted(bucket, bucket, side="left")
+        return rows, bucket.astype(np.int64) * 1_000_000 + rank
+
+    men, m_code = ranked(men, men_bucket, men_key)
+    women, w_code = ranked(women, women_bucket, women_key)
+    _, i, j = np.intersect1d(m_code, w_code, assume_unique=True, return_indices=True)
+    return men[i], women[j]
 
 
 def partnering(model) -> None:
@@ -67,13 +77,15 @@ def partnering(model) -> None:
     single = present & (partner == NO_ONE) & (age >= model.params.family.age_adult) & (age < d.partnering_age_max)
     cand = np.flatnonzero(single)
     cand = cand[draws.uniform("partnering", month, p.person_id[cand]) < monthly(d.p_partner_per_year)]
-    weights = p.weight[cand]
-    for w in np.unique(weights):
-        c = cand[weights == w]
-        men, women = c[p.sex_male[c]], c[~p.sex_male[c]]
-        men, women = pair_by_age(men, women, age[men], age[women])
-        partner[men] = women
-        partner[women] = men
+    # buckets: stratum (agent weight) x 5-year age band, men's ages shifted by the usual age gap
+    stratum = np.unique(p.weight[cand], return_inverse=True)[1]
+    band = np.floor((age[cand] - np.where(p.sex_male[cand], d.partner_age_gap_mean_years, 0.0)) / 5).astype(np.int64)
+    bucket = stratum * 1000 + np.maximum(band, 0)
+    key = draws.uniform("partner_order", month, p.person_id[cand])
+    male = p.sex_male[cand]
+    men, women = pair_within_buckets(cand[male], cand[~male], bucket[male], bucket[~male], key[male], key[~male])
+    partner[men] = women
+    partner[women] = men
 
 
 def monthly(annual_probability: float | np.ndarray) -> float | np.ndarray:

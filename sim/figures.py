@@ -126,27 +126,13 @@ def savings_figure(ledger: pd.DataFrame):
     return fig
 
 
-def cumulative_net_benefit(ledger: pd.DataFrame, rate: float) -> pd.DataFrame:
-    """Per replicate and year: cumulative discounted net benefit (all savings minus intervention cost) and net
-    fiscal benefit (fiscal savings minus intervention cost)."""
-    from .costs import FISCAL, discount_factors
+def net_benefit_figure(ledger: pd.DataFrame, costs):
+    """Cumulative discounted net benefit over the appraisal, with its 90% band and the year the mean curve
+    crosses zero (``costs``: the [costs] section or a constant discount rate)."""
+    from .compare import cumulative_net_benefit
 
-    led = ledger.assign(year=ledger["month"] // 12 + 1, pv=ledger["cost_gbp"] * discount_factors(ledger["month"].to_numpy(), rate))
-    iv_cost = led[(led["scenario"] == "intervention") & (led["agency"] == "intervention")].groupby(["replicate", "year"])["pv"].sum()
-    other = led[led["agency"] != "intervention"]
-    total = other.groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
-    fiscal = other[other["kind"].isin(FISCAL)].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
-    iv_cost = iv_cost.reindex(total.index, fill_value=0.0)
-    out = pd.DataFrame({
-        "net": (total["baseline"] - total["intervention"] - iv_cost),
-        "net_fiscal": (fiscal["baseline"] - fiscal["intervention"] - iv_cost.reindex(fiscal.index, fill_value=0.0)),
-    })
-    return out.groupby(level="replicate").cumsum()
-
-
-def net_benefit_figure(ledger: pd.DataFrame, rate: float):
-    """Cumulative discounted net benefit over the appraisal, with its 90% band and the payback point."""
-    c = cumulative_net_benefit(ledger, rate) / 1e6
+    c = cumulative_net_benefit(ledger, costs)[["net", "net_fiscal"]] / 1e6
+    rate = costs if isinstance(costs, (int, float)) else costs.discount_rate
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for col, colour, label in (("net", OKABE_ITO["blue"], "all benefits (fiscal, economic, social)"),
                                ("net_fiscal", OKABE_ITO["vermillion"], "fiscal only (public purse)")):
@@ -155,7 +141,7 @@ def net_benefit_figure(ledger: pd.DataFrame, rate: float):
         ax.plot(d.index, d.mean(axis=1), color=colour, lw=2, marker="o", ms=3, label=label)
         positive = d.mean(axis=1)[d.mean(axis=1) >= 0]
         if len(positive):
-            ax.annotate(f"pays back in year {positive.index[0]}", (positive.index[0], positive.iloc[0]), textcoords="offset points",
+            ax.annotate(f"mean pays back in year {positive.index[0]}", (positive.index[0], positive.iloc[0]), textcoords="offset points",
                         xytext=(5, -15), color=colour, fontsize=9)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("appraisal year")

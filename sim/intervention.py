@@ -2,13 +2,14 @@
 
 Police, probation, children's services, health, housing and the voluntary sector work together on the offender's
 behaviour and on the family's needs. Each month: offenders who left custody or started an order
-``referral_delay_months`` ago, meet the risk threshold and have a dependent child are referred with probability
+``referral_delay_months`` ago, have at least ``min_convictions`` convictions (the current one included) and a
+child under the adult age living in the area are referred with probability
 ``coverage``; referred families start as places allow (``capacity_families_per_year``, longest-waiting first)
 or lapse after ``max_wait_months``; a family that starts engages with probability ``p_engage`` and stays
 ``duration_months`` unless it drops out or the offender goes to custody, dies or leaves.
 
-While an engaged family is in the intervention, at ``dose = 1 - exp(-hours / dose_scale_hours)`` its needs
-resolve faster, the offender's hazard is multiplied by ``1 - (1 - offending_rr_at_full_dose) x dose`` and the
+While an engaged family is in the intervention, at ``dose = 1 - exp(-hours / dose_scale_hours)`` the offender's
+needs resolve faster, the offender's hazard is multiplied by ``1 - (1 - offending_rr_at_full_dose) x dose`` and the
 children's by ``1 - (1 - child_rr_at_full_dose) x dose``; after they leave these direct effects decay with
 ``effect_decay_months``. Reduced parental imprisonment follows from the offender's lower offending. Coverage,
 intensity or capacity of zero switch it off, and the run is then the baseline exactly (its draws use their own
@@ -122,7 +123,7 @@ def step(model) -> None:
 
     # new referrals: released or started an order referral_delay_months ago, repeat offenders, with children
     adult = model.ages >= model.params.family.age_adult
-    candidate = present & (state == NONE) & adult & (p.prev_convictions[:n] >= iv.min_previous_convictions)
+    candidate = present & (state == NONE) & adult & (p.prev_convictions[:n] >= iv.min_convictions)
     status = p.status[:n]
     route = np.zeros(n, bool)
     if iv.eligible_on_release:

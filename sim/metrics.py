@@ -43,9 +43,11 @@ FLOWS = (
 STOCKS = (
     "population",
     "children",
-    "custody",
+    "custody",  # adults; children in custody or under supervision are youth_custody / youth_supervision
     "licence",
     "probation",
+    "youth_custody",
+    "youth_supervision",
     "ever_convicted_adults",
     "children_with_parent_in_custody",
     "iv_active_families",
@@ -72,15 +74,13 @@ def monthly_record(model) -> dict[str, float]:
         "month": model.month,
         "population": w.sum(),
         "children": w[child].sum(),
-        "custody": w[status == CUSTODY].sum(),
-        "licence": w[status == LICENCE].sum(),
-        "probation": w[status == PROBATION].sum(),
+        **justice_stocks(w, status, child),
         "ever_convicted_adults": w[~child & (p.prev_convictions[:n] > 0)].sum(),
         "children_with_parent_in_custody": w[kids[parent_in_custody(p, kids)]].sum(),
         "iv_active_families": intervention.active_families(model),
     }
-    # adults with each need: weight by needs bit mask in one pass, then read off each bit
-    by_mask = np.bincount(p.needs[:n], weights=np.where(child, 0.0, w), minlength=256)
+    # adults at liberty with each need: weight by needs bit mask in one pass, then read off each bit
+    by_mask = np.bincount(p.needs[:n], weights=np.where(child | (status == CUSTODY), 0.0, w), minlength=256)
     masks = np.arange(256)
     for j, name in enumerate(model.params.needs.names):
         rec[f"adults_with_{name}"] = by_mask[(masks >> j) & 1 == 1].sum()
@@ -88,6 +88,17 @@ def monthly_record(model) -> dict[str, float]:
         if name not in rec:
             rec[name] = float(model.tally.get(name, 0.0))
     return rec
+
+
+def justice_stocks(w: np.ndarray, status: np.ndarray, child: np.ndarray) -> dict[str, float]:
+    """Weighted people in custody, on licence and on orders (adults), and children in custody or supervised."""
+    return {
+        "custody": w[(status == CUSTODY) & ~child].sum(),
+        "licence": w[(status == LICENCE) & ~child].sum(),
+        "probation": w[(status == PROBATION) & ~child].sum(),
+        "youth_custody": w[(status == CUSTODY) & child].sum(),
+        "youth_supervision": w[((status == PROBATION) | (status == LICENCE)) & child].sum(),
+    }
 
 
 def parent_in_custody(p, rows: np.ndarray) -> np.ndarray:
@@ -105,7 +116,7 @@ def parent_in_custody(p, rows: np.ndarray) -> np.ndarray:
 #: months from the index event to the first month whose offences count as reoffences. Within a month the
 #: processes run justice (releases) -> offending -> courts (sentences), so offences in a release month come after
 #: the release, but offences in the month of a court order came before the court's decision.
-FOLLOW_UP_OFFSET = {"release": 0, "order_start": 1, "conviction": 1, "custody_start": 1}
+FOLLOW_UP_OFFSET = {"release": 0, "order_start": 1}
 
 
 @dataclass

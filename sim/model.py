@@ -12,7 +12,7 @@ from . import courts, exits, family, intervention, justice, needs, offending, po
 from .agents import Person
 from .courts import PendingCases
 from .events import EventLog
-from .metrics import monthly_record, series_names
+from .metrics import justice_stocks, monthly_record, series_names
 from .params import Params
 from .people import People
 from .rng import CounterRNG
@@ -56,6 +56,9 @@ class ReoffendingModel(mesa.Model):
         population.synthesize(params, np.random.default_rng(seed), self.people)
         self.add_agents(np.arange(self.people.n))
         self._set_ages()
+        p = self.people
+        #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
+        self.initial_stocks = justice_stocks(p.weight[: p.n], p.status[: p.n], self.ages < params.family.age_adult)
         offending.prime_court_queue(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}

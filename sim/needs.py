@@ -2,7 +2,8 @@
 
 Needs (accommodation, employment, substance misuse, ...) raise the offending hazard (see offending) and a parent's
 family-relationships need raises their children's onset risk (see family). Onset rates are set so that, left to
-themselves, needs stay at their starting prevalence. Needs are stored as a bit mask per person (bit j = need j).
+themselves, the needs of people under supervision or recently convicted tend to offenders' prevalence, everyone
+else's to the general population's. Needs are stored as a bit mask per person (bit j = need j).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from . import intervention
+from .people import FREE
 
 import numpy as np
 
@@ -30,10 +32,21 @@ def transition_table(prevalence: tuple, resolution: tuple) -> np.ndarray:
     return np.where(bits == 1, res, onset)
 
 
+def active_offender(p, rows: np.ndarray, month: int, recent_months: int) -> np.ndarray:
+    """Under CJS supervision or convicted in the last ``recent_months``: held to offenders' need prevalence (an
+    old conviction alone does not give someone an offender's needs)."""
+    return (p.status[rows] != FREE) | (p.last_conviction_month[rows] > month - recent_months)
+
+
+def _tables(prm) -> np.ndarray:
+    """Transition tables of the two groups: (0 general / 1 active offender, mask, need)."""
+    return np.stack([transition_table(prm.prevalence_general, prm.monthly_resolution),
+                     transition_table(prm.prevalence_offenders, prm.monthly_resolution)])
+
+
 def transition_probabilities(masks: np.ndarray, group: np.ndarray, prm, extra_resolution: np.ndarray) -> np.ndarray:
     """Per-person monthly change probabilities (k x needs) with extra resolution, e.g. from an intervention."""
-    tables = np.stack([transition_table(prm.prevalence_general, prm.monthly_resolution), transition_table(prm.prevalence_offenders, prm.monthly_resolution)])
-    prob = tables[group, masks].copy()
+    prob = _tables(prm)[group, masks].copy()
     bits = (masks[:, None] >> np.arange(prob.shape[1])) & 1
     prob += np.where(bits == 1, extra_resolution, 0.0)
     return np.clip(prob, 0.0, 1.0)
@@ -44,15 +57,9 @@ def step(model) -> None:
     n = p.n
     rows = np.flatnonzero(p.present[:n] & (model.ages >= model.params.family.age_adult))
     masks = p.needs[rows]
-    known = p.prev_convictions[rows] > 0
+    group = active_offender(p, rows, month, prm.recent_conviction_months).astype(int)
     # one draw a person a month: at most one need changes (competing risks; monthly probabilities are small)
-    cum = np.stack(
-        [
-            np.cumsum(transition_table(prm.prevalence_general, prm.monthly_resolution), axis=1),
-            np.cumsum(transition_table(prm.prevalence_offenders, prm.monthly_resolution), axis=1),
-        ]
-    )  # (group, mask, need)
-    group = known.astype(int)
+    cum = np.cumsum(_tables(prm), axis=2)  # (group, mask, need)
     u = draws.uniform("needs", month, p.person_id[rows])
     total = cum[group, masks, -1]
     # families in the multi-agency intervention resolve needs faster

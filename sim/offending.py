@@ -1,6 +1,6 @@
 """Offending process: a monthly hazard per person, offences, and detection that opens a court case.
 
-The hazard (expected offences a month) multiplies a person's static propensity by the age-crime curve, sex,
+The hazard (expected offences a month) multiplies a person's propensity (set at birth, lowered by desistance) by the age-crime curve, sex,
 the excess just after release or an order start, their criminogenic needs and, for children, their family.
 Most offences are never proven; a proven one is queued for conviction after a court lag (see courts).
 """

@@ -66,11 +66,14 @@ def summarise(model) -> dict[str, float]:
     for name in ("offences", "offences_proven", "convictions", "first_time_entrants", "child_first_time_entrants", "children_convicted",
                  "custody_starts", "releases", "recalls", "order_starts"):
         out[f"{name}_per_year"] = float(ts[name].sum() / years) if years else float("nan")
-    for name in ("population", "custody", "licence", "probation"):
-        out[f"{name}_start"] = float(ts[name].iloc[0]) if len(ts) else float("nan")
+    out["population_start"] = float(ts["population"].iloc[0]) if len(ts) else float("nan")
+    out["population_end"] = float(ts["population"].iloc[-1]) if len(ts) else float("nan")
+    for name in ("custody", "licence", "probation"):
+        start = float(model.initial_stocks[name])
+        out[f"{name}_start"] = start  # as built, before month 0
         out[f"{name}_end"] = float(ts[name].iloc[-1]) if len(ts) else float("nan")
-        # stock in the last year relative to the first year (1 = stable)
-        out[f"{name}_drift"] = float(ts[name].iloc[-12:].mean() / ts[name].iloc[:12].mean()) if len(ts) >= 24 and ts[name].iloc[:12].mean() else float("nan")
+        # mean stock over the last year relative to the start (1 = stable)
+        out[f"{name}_drift"] = float(ts[name].iloc[-12:].mean() / start) if len(ts) >= 12 and start else float("nan")
     total = ts["offences"].sum()
     out["share_offences_by_supervised"] = float(ts["offences_by_supervised"].sum() / total) if total else float("nan")
     out["share_offences_by_previously_convicted"] = float(ts["offences_by_previously_convicted"].sum() / total) if total else float("nan")
@@ -144,7 +147,13 @@ def atomic_dir(final: Path):
     if final.exists():
         old = final.parent / f".{final.name}.old-{os.getpid()}"
         os.replace(final, old)
-    os.replace(tmp, final)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if old is not None:  # put the previous folder back
+            os.replace(old, final)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

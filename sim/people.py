@@ -31,7 +31,7 @@ FIELDS = {
     "innate_propensity": (np.float64, 1.0),  # propensity at birth (or arrival), what children inherit from
     "prev_convictions": (np.int32, 0),
     "convicted_before_start": (np.bool_, False),
-    "status_at_start": (np.int8, 0),  # index into START_STATUS
+    "status_at_start": (np.int8, 3),  # index into START_STATUS (default: community)
     "status": (np.int8, FREE),
     "custody_months_left": (np.int32, 0),  # months until release
     "licence_months_left": (np.int32, 0),  # months of licence after release (or left, when on licence)
@@ -39,6 +39,7 @@ FIELDS = {
     "months_since_release": (np.int32, 10_000),
     "months_since_order_start": (np.int32, 10_000),
     "last_custody_month": (np.int32, -1_000_000),  # month of the last custody start or recall
+    "last_conviction_month": (np.int32, -1_000_000),  # month of the last conviction (negative: before the run)
     "children_born": (np.int32, 0),  # births so far, to derive a newborn's id
     "needs": (np.uint8, 0),  # criminogenic needs as a bit mask: bit j set = has need j (params.needs.names)
     "iv_state": (np.int8, 0),  # multi-agency intervention: 0 never referred, 1 waiting, 2 in it, 3 left

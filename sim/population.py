@@ -74,8 +74,9 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
     offender_rows = []
     for start_status, count, male_share, prev_mean, prop_median in groups:
         n = _sample_count(rng, count, w_cjs)
-        shape = ((pop.offender_age_mean_years - 18) / pop.offender_age_sd_years) ** 2
-        age = 18 + rng.gamma(shape, (pop.offender_age_mean_years - 18) / shape, n)
+        adult = params.family.age_adult
+        shape = ((pop.offender_age_mean_years - adult) / pop.offender_age_sd_years) ** 2
+        age = adult + rng.gamma(shape, (pop.offender_age_mean_years - adult) / shape, n)
         z = rng.standard_normal(n)
         rows = people.add(
             n,
@@ -88,7 +89,7 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
             status_at_start=start_status,
         )
         people.needs[rows] = draw_needs(rng, n, params.needs.prevalence_offenders)
-        _set_sentence_state(rng, people, rows, start_status, pop, jus)
+        _set_sentence_state(rng, people, rows, start_status, pop, jus, params.needs.recent_conviction_months)
         offender_rows.append(rows)
     offenders = np.concatenate(offender_rows)
     _add_offender_families(params, rng, people, offenders)
@@ -96,7 +97,7 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
     people.person_id[: people.n] = np.arange(1, people.n + 1)
 
 
-def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: int, pop, jus) -> None:
+def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: int, pop, jus, recent_months: int) -> None:
     """Where each offender stands in their sentence at the start (point-in-time stocks are length-biased).
 
     Sentences already being served come from the ``start_*`` population parameters, not from the sentencing
@@ -116,6 +117,7 @@ def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: i
         served = np.floor(rng.random(n) * c).astype(np.int64)
         people.status[rows] = P.CUSTODY
         people.custody_months_left[rows] = c - served
+        people.last_conviction_month[rows] = -served
         people.licence_months_left[rows] = np.where(s >= lic_min, s - c, 0)
     elif start_status == P.LICENCE_START:
         s = _length_biased(
@@ -127,12 +129,16 @@ def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: i
         people.status[rows] = P.LICENCE
         people.licence_months_left[rows] = left
         people.months_since_release[rows] = lic - left
+        people.last_conviction_month[rows] = -(lic - left) - custody_part(s).astype(np.int64)
     elif start_status == P.PROBATION_START:
         o = _length_biased(rng, n, pop.start_order_median_months, pop.start_order_sigma, lambda o: o)
         left = 1 + np.floor(rng.random(n) * o).astype(np.int64)
         people.status[rows] = P.PROBATION
         people.order_months_left[rows] = left
         people.months_since_order_start[rows] = o - left
+        people.last_conviction_month[rows] = -(o - left)
+    else:  # recent offenders not under supervision: convicted within the last recent_conviction_months
+        people.last_conviction_month[rows] = -np.floor(rng.random(n) * recent_months).astype(np.int64)
 
 
 def _ages_of_children(rng, n_children: np.ndarray, parent_age: np.ndarray, youngest_parent_age: float, age_adult: float) -> np.ndarray:
@@ -190,7 +196,7 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     partnered = offenders[has_partner]
     k = len(partnered)
     off_age = -people.birth_month[partnered] / 12
-    gap = rng.normal(pop.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k)  # man minus woman
+    gap = rng.normal(params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k)  # man minus woman
     partner_age = np.maximum(params.family.age_adult, off_age + np.where(people.sex_male[partnered], -gap, gap))
     prows = people.add(
         k,
@@ -223,7 +229,7 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     eldest = rng.random(h) * adult
     first_birth_age = rng.normal(pop.parent_age_at_first_child_mean_years, pop.parent_age_at_first_child_sd_years, h)
     mother_age = np.maximum(adult, eldest + np.maximum(first_birth_age, params.demography.fertile_age_min))
-    father_age = np.maximum(adult, mother_age + rng.normal(pop.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, h))
+    father_age = np.maximum(adult, mother_age + rng.normal(params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, h))
     has_mother = two_parent | lone_is_mother
     has_father = two_parent | ~lone_is_mother
     median, sigma = pop.propensity_median_general, pop.propensity_sigma
@@ -259,8 +265,8 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     adult_rows = np.concatenate([mothers[has_mother], fathers[has_father], young])
     people.needs[adult_rows] = draw_needs(rng, len(adult_rows), params.needs.prevalence_general)
     _mark_old_convictions(params, rng, people, adult_rows)
-    parent_age = np.where(has_mother, mother_age, father_age)
-    _add_children(params, rng, people, fathers, mothers, n_children, parent_age, w)
+    # children no older than the eldest child the household's ages were built from
+    _add_children(params, rng, people, fathers, mothers, n_children, eldest + params.demography.fertile_age_min, w)
 
 
 def _mark_old_convictions(params: Params, rng, people: P.People, rows: np.ndarray) -> None:

@@ -8,6 +8,7 @@ import html
 import json
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -28,6 +29,18 @@ img { max-width: 100%; break-inside: avoid; } figure { margin: 1rem 0; break-ins
 .note { background: #f4f8fb; border-left: 4px solid #56B4E9; padding: 0.5rem 0.8rem; font-size: 0.9rem; }
 @media print { body { max-width: none; margin: 0; } h2 { break-after: avoid; } a { color: inherit; text-decoration: none; } }
 """
+
+
+def discount_settings(manifest: dict) -> SimpleNamespace:
+    """The discount rates a comparison folder was appraised with (from its manifest)."""
+    c = manifest["parameters"]["costs"]
+
+    def value(key, default):
+        v = c.get(key, default)
+        return float(v["value"] if isinstance(v, dict) and "value" in v else v)
+
+    rate = value("discount_rate", 0.035)
+    return SimpleNamespace(discount_rate=rate, discount_rate_after_30_years=value("discount_rate_after_30_years", rate))
 
 
 def _money(v: float) -> str:
@@ -88,8 +101,8 @@ def _plain_scenario(p: dict) -> str:
     per_hour = val(iv["cost_per_keyworker_hour_gbp"])
     per_family_year = hours * per_hour * 12 if isinstance(hours, (int, float)) and isinstance(per_hour, (int, float)) else float("nan")
     return (
-        f"<p><b>Who is eligible:</b> adults {' or '.join(routes)} with at least {show(iv['min_previous_convictions'])} previous "
-        f"convictions{kids}, referred {show(iv['referral_delay_months'])} month(s) later; {show(iv['coverage'])} of the eligible are referred.</p>"
+        f"<p><b>Who is eligible:</b> adults {' or '.join(routes)} with at least {show(iv['min_convictions'])} convictions "
+        f"(the current one included){kids}, referred {show(iv['referral_delay_months'])} month(s) later; {show(iv['coverage'])} of the eligible are referred.</p>"
         f"<p><b>Capacity and intensity:</b> up to {show(iv['capacity_families_per_year'])} families start a year (a referral lapses after "
         f"{show(iv['max_wait_months'])} months without a place); an engaged family (probability {show(iv['p_engage'])}) gets "
         f"{show(iv['intensity_hours_per_month'])} keyworker hours a month for {show(iv['duration_months'])} months, unless it drops out "
@@ -103,19 +116,25 @@ def _plain_scenario(p: dict) -> str:
     )
 
 
-def _assumptions(scenario_file: str) -> str:
+def _assumptions(manifest: dict) -> str:
+    """The intervention and cost values the run used (from the manifest, so --set overrides show), with unit,
+    price year and source from the scenario files."""
     try:
-        docs = documented_values(scenario_file)
+        docs = documented_values(manifest.get("scenario_file", ""))
     except (ScenarioError, OSError):
-        return "<p>(scenario file not available)</p>"
+        docs = {}
     rows = []
-    for key, d in docs.items():
-        if key.split(".")[0] not in ("intervention", "costs"):
-            continue
-        value = d.get("value")
-        if "dist" in d:
-            value = f"{d['dist']}(" + ", ".join(f"{k}={v}" for k, v in d.items() if k in ("mean", "sd", "low", "mode", "high")) + ")"
-        rows.append({"key": key, "value": value, "unit": d.get("unit", ""), "price year": d.get("price_year", ""), "source": d.get("source", "")})
+    for section in ("intervention", "costs"):
+        for key, value in manifest["parameters"][section].items():
+            d = docs.get(f"{section}.{key}", {})
+            if isinstance(value, dict) and "price_year" in value:
+                value = value["value"]
+            if isinstance(value, dict) and "dist" in value:
+                value = f"{value['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in value.items() if k != "dist") + ")"
+            elif isinstance(value, list):
+                value = ", ".join(f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in value)
+            rows.append({"key": f"{section}.{key}", "value": value, "unit": d.get("unit", ""), "price year": d.get("price_year", ""),
+                         "source": d.get("source", "")})
     return _table(pd.DataFrame(rows))
 
 
@@ -129,7 +148,7 @@ def _calibration_section(folder: Path, rows: pd.DataFrame | None) -> str:
     if achieved:
         for name, a in achieved.items():
             t = targets.get(name)
-            if t:
+            if t and "p05" in a:
                 table.append({"target": name, "value": t.value, "lower": t.lower, "upper": t.upper, "simulated": a["simulated"],
                               "sim_p05": a["p05"], "sim_p95": a["p95"], "pass": t.lower <= a["simulated"] <= t.upper})
         note = f"From the calibration record in calibration/fitted.toml ({record.get('date', 'date unknown')}); rerun with <code>sim validate</code>."
@@ -156,13 +175,13 @@ def comparison_report(folder: Path) -> Path:
     series = pd.read_parquet(folder / "timeseries.parquet")
     ledger = pd.read_parquet(folder / "ledger.parquet")
     params = manifest["parameters"]
-    rate = params["costs"]["discount_rate"]
-    rate = rate["value"] if isinstance(rate, dict) else rate
+    discount = discount_settings(manifest)
+    rate = discount.discount_rate
     (folder / "figures").mkdir(exist_ok=True)
     figs = {
         "timeseries": F.save(F.timeseries_figure(series), folder / "figures" / "timeseries.png"),
         "savings": F.save(F.savings_figure(ledger), folder / "figures" / "savings_by_agency_and_kind.png"),
-        "net_benefit": F.save(F.net_benefit_figure(ledger, float(rate)), folder / "figures" / "cumulative_net_benefit.png"),
+        "net_benefit": F.save(F.net_benefit_figure(ledger, discount), folder / "figures" / "cumulative_net_benefit.png"),
     }
     sens = F.sensitivity_table(rows)
     if len(sens):
@@ -198,6 +217,7 @@ def comparison_report(folder: Path) -> Path:
     for c in ("baseline", "intervention", "difference", "difference_p05", "difference_p95"):
         outcomes[c] = [(_num(v, 3) if u == "proportion" else _num(v)) for v, u in zip(outcomes[c], outcomes["unit"])]
     payback = t("appraisal:payback_year")
+    share_paid = t("appraisal:share_paying_back")
     uncertain = [c.removeprefix("parameter:") for c in rows.columns if c.startswith("parameter:")]
     sens_html = (_figure(figs["sensitivity"], "What drives the answer: standardised rank regression coefficients of NPV and crimes avoided on the uncertain inputs, over the Monte Carlo replicates (longest bar matters most).")
                  if "sensitivity" in figs else '<p class="note">No input was given as a distribution, so the intervals above carry chance only. '
@@ -213,7 +233,8 @@ on the same random numbers, so the differences measure the intervention.</p>
 {_plain_scenario(params)}
 <h2>Headline</h2>
 <div class="headline">{cards}</div>
-<p>Payback (fiscal savings covering the intervention's cost): {"year " + _num(payback, 1) + " on average where reached" if payback == payback else "not within the appraisal period"}.
+<p>Payback (fiscal savings covering the intervention's cost): {"year " + _num(payback) + " (median over replicates)" if payback == payback else "not within the appraisal period"};
+{_num(100 * share_paid) if share_paid == share_paid else "n/a"}% of replicates pay back within it.
 Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if uncertain else "none"}.</p>
 <h2>Crime and justice over time</h2>
 {_figure(figs["timeseries"], "Monthly series, baseline (grey) and intervention (blue): mean over replicates with the 5-95% band.")}
@@ -228,7 +249,7 @@ Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if unce
 {_calibration_section(folder, rows)}
 <h2>Assumptions and sources</h2>
 <p>Every value with its unit, price year and source ("from memory" marks an unverified placeholder, "assumption" a modelling choice):</p>
-{_assumptions(manifest.get('scenario_file', ''))}
+{_assumptions(manifest)}
 <p class="sub">reoffsim {html.escape(str(manifest['versions'].get('reoffsim')))}, Mesa {html.escape(str(manifest['versions'].get('mesa')))},
 git {html.escape(str(manifest.get('git_commit')))}, created {html.escape(manifest['created_utc'])}. Replicate seeds are in manifest.json.</p>
 """

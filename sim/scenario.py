@@ -217,8 +217,8 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
         fail("costs", "crime_cost_by_type", list(c.crime_cost_by_type.value), f"needs {n} entries, one per offence type")
     if len(c.nhs_cost_per_month_by_need.value) != len(nd.names):
         fail("costs", "nhs_cost_per_month_by_need", list(c.nhs_cost_per_month_by_need.value), f"needs {len(nd.names)} entries, one per need")
-    if c.crime_cost_share_social + c.crime_cost_share_economic + c.crime_cost_share_health > 1 + 1e-9:
-        fail("costs", "crime_cost_share_health", c.crime_cost_share_health, "the social, economic and health shares must add up to at most 1")
+    if c.crime_cost_share_economic + c.crime_cost_share_health + c.crime_cost_share_response > 1 + 1e-9:
+        fail("costs", "crime_cost_share_response", c.crime_cost_share_response, "the economic, health and response shares must add up to at most 1 (the social share is the rest)")
     if c.base_price_year not in c.deflator_years:
         fail("costs", "base_price_year", c.base_price_year, f"must be one of the deflator years {list(c.deflator_years)}")
     for section in ("costs", "intervention"):

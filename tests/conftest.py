@@ -85,6 +85,7 @@ END_FIELDS = (
     "weight",
     "needs",
     "months_since_release",
+    "last_conviction_month",
 )
 
 

@@ -38,9 +38,9 @@ def hand_params():
         discount_rate=RATE,
         optimism_bias_intervention=0.0,
         crime_cost_by_type=Money((10000.0, 2000.0), "2015-16"),  # -> 8000, 1600
-        crime_cost_share_social=0.5,
         crime_cost_share_economic=0.3,
         crime_cost_share_health=0.1,
+        crime_cost_share_response=0.1,  # left out: costed from arrests, courts, sentences; social = 1 - 0.5 = 0.5
         police_cost_per_proven_offence=Money(1000.0, "2012-13"),  # -> 1000
         court_cost_per_conviction=Money(800.0, "2011-12"),  # -> 1000
         prison_cost_per_month=Money(3000.0, "2012-13"),
@@ -48,6 +48,8 @@ def hand_params():
         licence_cost_per_month=Money(250.0, "2015-16"),  # -> 200
         recall_cost=Money(1000.0, "2012-13"),
         youth_justice_cost_per_conviction=Money(2000.0, "2012-13"),
+        youth_supervision_cost_per_month=Money(500.0, "2012-13"),
+        youth_custody_cost_per_month=Money(5000.0, "2012-13"),
         children_services_cost_per_child_month_parent_in_custody=Money(100.0, "2012-13"),
         nhs_cost_per_month_by_need=Money((0.0, 0.0, 250.0), "2015-16"),  # drugs -> 200
         dwp_cost_per_month_unemployed=Money(300.0, "2012-13"),
@@ -57,6 +59,7 @@ def hand_params():
         cashable_share_police=0.1,
         cashable_share_courts=0.25,
         cashable_share_local_authority=0.5,
+        cashable_share_youth_justice=0.4,
         cashable_share_nhs=0.1,
         cashable_share_dwp=1.0,
     )
@@ -93,6 +96,8 @@ def hand_series(params, months: int = 24) -> pd.DataFrame:
     ts["licence"] = 2.0
     ts.loc[ts["month"] == 0, "recalls"] = 1.0
     ts.loc[ts["month"] == 5, "children_convicted"] = 1.0
+    ts.loc[ts["month"] == 5, "youth_supervision"] = 2.0
+    ts.loc[ts["month"] == 6, "youth_custody"] = 1.0
     ts["children_with_parent_in_custody"] = 6.0
     ts["adults_with_employment"] = 3.0
     ts["adults_with_drugs"] = 2.0
@@ -151,15 +156,17 @@ def test_ledger_by_hand(hand_params):
     assert sorted(led["month"].unique()) == list(range(24))
     assert set(led["agency"]) <= set(C.AGENCIES) and set(led["kind"]) <= set(C.KINDS)
     assert not led.duplicated(["month", "agency", "kind"]).any()
-    # victims and society carry no fiscal cost; agencies carry only fiscal costs
+    # victims and society and the wider economy carry no fiscal cost; agencies carry only fiscal costs
     v = led[led["agency"] == "victims_and_society"]
     assert set(v["kind"]) == {"social", "economic"}
-    assert set(led[led["agency"] != "victims_and_society"]["kind"]) <= set(C.FISCAL)
+    assert set(led[led["agency"] == "wider_economy"]["kind"]) == {"economic"}
+    assert set(led[~led["agency"].isin(["victims_and_society", "wider_economy"])]["kind"]) <= set(C.FISCAL)
 
     # month 1 (year 0): violence 2 x 8000 + theft 5 x 1600 = 24,000 of crime
     expected_m1 = {
         ("victims_and_society", "social"): 0.5 * 24000,
-        ("victims_and_society", "economic"): 0.3 * 24000 + 3 * 1000,  # crime + lost output of 3 unemployed
+        ("victims_and_society", "economic"): 0.3 * 24000,  # property and lost output of victims
+        ("wider_economy", "economic"): 3 * 1000,  # lost output of 3 unemployed adults
         ("nhs", "fiscal_cashable"): 0.1 * (0.1 * 24000 + 2 * 200),  # victims' treatment + 2 drug-need months
         ("nhs", "fiscal_non_cashable"): 0.9 * (0.1 * 24000 + 2 * 200),
         ("police", "fiscal_cashable"): 0.1 * 1000,
@@ -183,7 +190,9 @@ def test_ledger_by_hand(hand_params):
     # month 0 adds a recall (probation) and the intervention's set-up; month 5 a conviction of a child
     assert cell(led, 0, "probation", "fiscal_cashable") == pytest.approx(0.3 * (1000 + 1000))
     assert cell(led, 0, "intervention", "fiscal_cashable") == pytest.approx(5 * 20 * 40 + 10000 + 10000)
-    assert cell(led, 5, "local_authority", "fiscal_cashable") == pytest.approx(0.5 * (2000 + 600))
+    assert cell(led, 5, "local_authority", "fiscal_cashable") == pytest.approx(0.5 * 600)
+    assert cell(led, 5, "youth_justice", "fiscal_cashable") == pytest.approx(0.4 * (2000 + 2 * 500))  # conviction + supervision
+    assert cell(led, 6, "youth_justice", "fiscal_non_cashable") == pytest.approx(0.6 * 5000)  # a child-month in custody
     # month 13 (year 1): violence 1 x 8000 + theft 5 x 1600 = 16,000; 3 in custody; 10 families
     assert cell(led, 13, "victims_and_society", "social") == pytest.approx(0.5 * 16000)
     assert cell(led, 13, "nhs", "fiscal_non_cashable") == pytest.approx(0.9 * (0.1 * 16000 + 2 * 200))
@@ -198,12 +207,20 @@ def test_crime_cost_shares_and_cashable_splits_add_up(hand_params):
     c = hand_params.costs
     crime = ts["offences_violence"] * 8000 + ts["offences_theft"] * 1600
     social = led[(led["agency"] == "victims_and_society") & (led["kind"] == "social")].set_index("month")["cost_gbp"]
-    np.testing.assert_allclose(social.to_numpy(), crime * c.crime_cost_share_social)
+    social_share = 1 - c.crime_cost_share_economic - c.crime_cost_share_health - c.crime_cost_share_response
+    np.testing.assert_allclose(social.to_numpy(), crime * social_share)
     for agency, share in (("prisons", 0.2), ("police", 0.1), ("courts", 0.25), ("probation", 0.3), ("local_authority", 0.5), ("nhs", 0.1)):
         a = led[led["agency"] == agency].pivot(index="month", columns="kind", values="cost_gbp")
         total = a["fiscal_cashable"] + a["fiscal_non_cashable"]
         assert (total > 0).all(), agency
         np.testing.assert_allclose(a["fiscal_cashable"], share * total, err_msg=agency)
+
+
+def test_declining_discount_rate_after_30_years():
+    f = C.discount_factors(np.array([0, 12 * 30, 12 * 31, 12 * 40]), 0.035, 0.03)
+    np.testing.assert_allclose(f, [1.0, 1.035 ** -30, 1.035 ** -30 / 1.03, 1.035 ** -30 / 1.03 ** 10])
+    c = load().costs
+    np.testing.assert_allclose(C.green_book_factors(np.array([12 * 35]), c), C.discount_factors(np.array([12 * 35]), c.discount_rate, c.discount_rate_after_30_years))
 
 
 def test_present_value_by_hand(hand_params):
@@ -212,10 +229,12 @@ def test_present_value_by_hand(hand_params):
     d = 1 / 1.035
     # 12 months of year 0 undiscounted, 12 months of year 1 at 1/1.035
     assert pv["victims_and_society", "social"] == pytest.approx(12 * 12000 + 12 * 8000 * d)
-    assert pv["victims_and_society", "economic"] == pytest.approx(12 * (7200 + 3000) + 12 * (4800 + 3000) * d)
+    assert pv["victims_and_society", "economic"] == pytest.approx(12 * 7200 + 12 * 4800 * d)
+    assert pv["wider_economy", "economic"] == pytest.approx(12 * 3000 + 12 * 3000 * d)
     assert pv["prisons", "fiscal_cashable"] == pytest.approx(12 * 0.2 * 12000 + 12 * 0.2 * 9000 * d)
     assert pv["probation", "fiscal_non_cashable"] == pytest.approx(0.7 * (12 * 1000 + 1000 + 12 * 1000 * d))
-    assert pv["local_authority", "fiscal_cashable"] == pytest.approx(0.5 * (12 * 600 + 2000 + 12 * 600 * d))
+    assert pv["local_authority", "fiscal_cashable"] == pytest.approx(0.5 * (12 * 600 + 12 * 600 * d))
+    assert pv["youth_justice", "fiscal_cashable"] == pytest.approx(0.4 * (2000 + 1000 + 5000))
     assert pv["dwp", "fiscal_cashable"] == pytest.approx(24 * 900 * (1 + d) / 2)
     assert pv["intervention", "fiscal_cashable"] == pytest.approx(10000 + 12 * (4000 + 10000) + 12 * (8000 + 10000) * d)
     # undiscounted, the present value is the plain sum

@@ -33,7 +33,7 @@ def small_multi_agency(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def experiment(small_multi_agency):
-    model = make_ema_model(small_multi_agency, UNCERTAINTIES, OUTCOMES, levers={LEVER: (5.0, 40.0)}, seed=3, years=1,
+    model = make_ema_model(small_multi_agency, UNCERTAINTIES, OUTCOMES, levers={LEVER: (5.0, 40.0)}, seed=3, years=2,
                            compare_with_baseline=True)
     policies = [Policy("low", **{ema_name(LEVER): 8.0}), Policy("high", **{ema_name(LEVER): 32.0})]
     with SequentialEvaluator(model) as evaluator:

@@ -53,6 +53,8 @@ def constant_hazard_params(p_proven: list[float] | None, scale_general: float, s
     ]
     if hasattr(base, "intervention"):  # no intervention effects on the hazard
         overrides.append("intervention.coverage=0")
+    if hasattr(base.offending, "youth_multiplier"):  # children's extra (calibrated) multiplier
+        overrides.append("offending.youth_multiplier=1")
     if hasattr(base.justice, "desisted_propensity_multiplier"):  # desistance after conviction lowers propensity
         overrides.append("justice.desisted_propensity_multiplier=1")
     return load(*overrides)

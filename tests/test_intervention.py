@@ -147,7 +147,7 @@ def eligible_now(b: dict, month: int, iv, age_adult: float) -> np.ndarray:
     kids = np.flatnonzero(b["present"] & (age < age_adult))
     for parent in (b["father"][kids], b["mother"][kids]):
         has_child[parent[parent >= 0]] = True
-    ok = b["present"] & (age >= age_adult) & (b["prev_convictions"] >= iv.min_previous_convictions) & route
+    ok = b["present"] & (age >= age_adult) & (b["prev_convictions"] >= iv.min_convictions) & route
     return ok & has_child if iv.require_dependent_children else ok
 
 
@@ -168,8 +168,8 @@ def test_only_eligible_offenders_are_referred(tracked):
 def test_only_adults_are_referred_with_loose_criteria():
     """No risk threshold, no children needed, plenty of places: still only eligible adults are ever referred, and
     at coverage 1 all of them are."""
-    strict = load(path=MULTI_AGENCY).intervention.min_previous_convictions
-    params = load(*SMALL, "run.years=2", "intervention.min_previous_convictions=0", "intervention.require_dependent_children=false",
+    strict = load(path=MULTI_AGENCY).intervention.min_convictions
+    params = load(*SMALL, "run.years=2", "intervention.min_convictions=0", "intervention.require_dependent_children=false",
                   "intervention.coverage=1", "intervention.capacity_families_per_year=100000", path=MULTI_AGENCY)
     _, months = run_tracked(params, seed=3)
     below_threshold = children_on_route = 0

@@ -72,11 +72,17 @@ def test_monthly_flows_match_the_event_log(audited):
 
 
 def test_stocks_match_arrays_each_month(audited):
+    """Adult stocks and the children's (youth) stocks add up to everyone in each status."""
     ts = timeseries_frame(audited.model).set_index("month")
+    birth = audited.model.people.view("birth_month")
+    adult_months = 12 * audited.model.params.family.age_adult
     for rec in audited.months:
         present, status, w = rec.end["present"], rec.end["status"], rec.end["weight"]
+        adult = rec.month - birth[: len(present)] >= adult_months
         for series, code in (("custody", CUSTODY), ("licence", LICENCE), ("probation", PROBATION)):
-            assert ts.loc[rec.month, series] == pytest.approx(w[present & (status == code)].sum())
+            assert ts.loc[rec.month, series] == pytest.approx(w[present & adult & (status == code)].sum())
+        assert ts.loc[rec.month, "youth_custody"] == pytest.approx(w[present & ~adult & (status == CUSTODY)].sum())
+        assert ts.loc[rec.month, "youth_supervision"] == pytest.approx(w[present & ~adult & ((status == LICENCE) | (status == PROBATION))].sum())
 
 
 # --- criminogenic needs ----------------------------------------------------------------------------------------
@@ -84,8 +90,9 @@ def test_stocks_match_arrays_each_month(audited):
 
 def test_needs_change_at_the_rates_of_the_transition_table(audited):
     """Month to month, each need starts or resolves with the probability in ``needs.transition_table`` (general or
-    offender table by conviction record), and at most one need changes a person a month. Releases (which add
-    needs) and anyone ever in the intervention are left out."""
+    offender table for people under supervision or recently convicted), and at most one need changes a person a
+    month. Releases (which add needs), anyone whose status or conviction record changed that month, and anyone
+    ever in the intervention are left out."""
     from sim.needs import transition_table
 
     model = audited.model
@@ -103,10 +110,14 @@ def test_needs_change_at_the_rates_of_the_transition_table(audited):
         n = len(prev.end["present"])
         rows = np.flatnonzero(prev.end["present"] & (rec.month - birth[:n] >= adult_months) & never_in_iv[:n])
         rows = rows[rec.end["months_since_release"][rows] != 0]
+        stable = (prev.end["status"][rows] == rec.end["status"][rows]) & (prev.end["last_conviction_month"][rows] == rec.end["last_conviction_month"][rows])
+        rows = rows[stable]
         before, after = prev.end["needs"][rows], rec.end["needs"][rows]
         changed = before ^ after
         assert (changed & (changed - 1) == 0).all(), f"several needs changed in one month, month {rec.month}"
-        prob = tables[(prev.end["prev_convictions"][rows] > 0).astype(int), before]  # (people, needs)
+        recent = model.params.needs.recent_conviction_months
+        active = (rec.end["status"][rows] != 0) | (rec.end["last_conviction_month"][rows] > rec.month - recent)
+        prob = tables[active.astype(int), before]  # (people, needs)
         had = (before[:, None] >> np.arange(k)) & 1 == 1
         flip = (changed[:, None] >> np.arange(k)) & 1 == 1
         for d, mask in ((0, ~had), (1, had)):

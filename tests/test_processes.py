@@ -182,14 +182,28 @@ def test_transition_table_by_mask():
 # --- family ----------------------------------------------------------------------------------------------------
 
 
-def test_pair_by_age_youngest_with_youngest():
-    men = np.array([10, 11, 12])
-    women = np.array([20, 21])
-    m, w = family.pair_by_age(men, women, np.array([40.0, 20.0, 30.0]), np.array([25.0, 22.0]))
-    assert_array_equal(m, [11, 12])  # the oldest man waits
-    assert_array_equal(w, [21, 20])
-    m, w = family.pair_by_age(men, women[:0], np.array([40.0, 20.0, 30.0]), np.array([]))
+def test_pair_within_buckets_pairs_by_key_inside_each_bucket():
+    men, women = np.array([10, 11, 12, 13]), np.array([20, 21, 22])
+    m, w = family.pair_within_buckets(men, women, np.array([0, 0, 1, 1]), np.array([0, 1, 1]),
+                                      np.array([0.9, 0.1, 0.5, 0.2]), np.array([0.3, 0.8, 0.4]))
+    pairs = dict(zip(m.tolist(), w.tolist()))
+    # bucket 0: men ordered 11, 10; the one woman 20 pairs with 11. bucket 1: men 13, 12; women 22, 21
+    assert pairs == {11: 20, 13: 22, 12: 21}
+    m, w = family.pair_within_buckets(men, women[:0], np.zeros(4, int), np.zeros(0, int), np.zeros(4), np.zeros(0))
     assert len(m) == len(w) == 0
+
+
+def test_pairing_changes_stay_inside_a_bucket():
+    """Dropping one candidate changes partners only inside that candidate's bucket."""
+    rng = np.random.default_rng(0)
+    men, women = np.arange(100), np.arange(100, 200)
+    mb, wb = rng.integers(0, 5, 100), rng.integers(0, 5, 100)
+    mk, wk = rng.random(100), rng.random(100)
+    a = dict(zip(*[x.tolist() for x in family.pair_within_buckets(men, women, mb, wb, mk, wk)]))
+    keep = men != 7
+    b = dict(zip(*[x.tolist() for x in family.pair_within_buckets(men[keep], women, mb[keep], wb, mk[keep], wk)]))
+    changed = {m for m in set(a) | set(b) if a.get(m) != b.get(m)}
+    assert changed and all(mb[m] == mb[7] for m in changed)
 
 
 def test_monthly_probability_compounds_to_annual():

@@ -34,7 +34,7 @@ ALL_KINDS = {
     "intervention.offending_rr_at_full_dose": '{ dist = "triangular", low = 0.6, mode = 0.7, high = 1.0 }',
     # integer fields
     "justice.recall_custody_months": '{ dist = "triangular", low = 1, mode = 2, high = 6 }',
-    "intervention.min_previous_convictions": '{ dist = "uniform", low = 0, high = 4 }',
+    "intervention.min_convictions": '{ dist = "uniform", low = 0, high = 4 }',
 }
 
 #: kind -> (key, expected mean, expected sd, support)
@@ -154,13 +154,13 @@ def test_concrete_params_hold_the_draws_and_integer_fields_get_integers(realized
         assert c.demography.fertile_age_min == draws["demography.fertile_age_min"][k]
         money = c.costs.prison_cost_per_month
         assert isinstance(money, Money) and money.price_year == "2012-13" and money.value == draws["costs.prison_cost_per_month"][k]
-        for key in ("justice.recall_custody_months", "intervention.min_previous_convictions"):
+        for key in ("justice.recall_custody_months", "intervention.min_convictions"):
             section, name = key.split(".")
             value = getattr(getattr(c, section), name)
             assert type(value) is int, (key, value)
             assert value == round(draws[key][k])
     recall = np.array([c.justice.recall_custody_months for c in concrete])
-    prev = np.array([c.intervention.min_previous_convictions for c in concrete])
+    prev = np.array([c.intervention.min_convictions for c in concrete])
     assert set(recall) == {1, 2, 3, 4, 5, 6}
     assert set(prev) == {0, 1, 2, 3, 4}
     assert abs(recall.mean() - 3.0) < 0.15  # triangular(1, 2, 6) has mean 3; rounding keeps it (symmetric cells)
@@ -212,7 +212,7 @@ def test_recorded_draw_of_an_integer_field_is_the_integer_used(all_kinds):
     for seed in replicate_seeds(3, 10):
         concrete, draws = realize(all_kinds, seed)
         assert draws["justice.recall_custody_months"] == concrete.justice.recall_custody_months
-        assert draws["intervention.min_previous_convictions"] == concrete.intervention.min_previous_convictions
+        assert draws["intervention.min_convictions"] == concrete.intervention.min_convictions
 
 
 def test_distribution_given_with_set(tmp_path):
