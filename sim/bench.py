@@ -1,5 +1,5 @@
 """``sim bench``: how fast the model is. One Essex replicate of 10 years and one at 10x the population
-(agent-months a second, peak memory), then a Monte Carlo batch: a small batch on 1 and on 2 workers for the
+(agent-months a second, peak memory), then a Monte Carlo batch: a small batch on 1 worker and on all cores for the
 parallel efficiency, and a full batch of ``batch_reps`` replicates on all cores. A benchmark to read, never a
 timed assertion in the tests."""
 

@@ -89,8 +89,9 @@ def timeseries_figure(series: pd.DataFrame):
 
 
 AGENCY_COLOURS = {"police": OKABE_ITO["blue"], "courts": OKABE_ITO["sky"], "prisons": OKABE_ITO["black"],
-                  "probation": OKABE_ITO["grey"], "local_authority": OKABE_ITO["green"], "nhs": OKABE_ITO["purple"],
-                  "dwp": OKABE_ITO["yellow"], "victims_and_society": OKABE_ITO["orange"]}
+                  "probation": OKABE_ITO["grey"], "youth_justice": "#882255", "local_authority": OKABE_ITO["green"],
+                  "nhs": OKABE_ITO["purple"], "dwp": OKABE_ITO["yellow"], "wider_economy": "#44AA99",
+                  "victims_and_society": OKABE_ITO["orange"]}
 KIND_COLOURS = {"fiscal_cashable": OKABE_ITO["blue"], "fiscal_non_cashable": OKABE_ITO["sky"],
                 "economic": OKABE_ITO["orange"], "social": OKABE_ITO["vermillion"]}
 
@@ -109,6 +110,8 @@ def savings_figure(ledger: pd.DataFrame):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, by, colours, title in ((axes[0], "agency", AGENCY_COLOURS, "by agency"), (axes[1], "kind", KIND_COLOURS, "by kind")):
         s = yearly_savings(ledger, by) / 1e6
+        missing = set(s.columns) - set(colours)
+        assert not missing, f"no colour for {missing}"  # every saving must be drawn
         pos_bottom = np.zeros(len(s))
         neg_bottom = np.zeros(len(s))
         for col in [c for c in colours if c in s.columns]:
