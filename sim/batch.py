@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import traceback
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
@@ -73,7 +74,9 @@ def executor_for(workers: int | None = None, scheduler: str | None = None):
     elif (workers or os.cpu_count() or 1) <= 1:
         yield InlineExecutor()
     else:
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        # forkserver: forking a process that already runs threads (numpy, pandas) can deadlock
+        context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=context) as pool:
             yield pool
 
 
