@@ -86,8 +86,8 @@ class ReoffendingModel(mesa.Model):
         self.ages = self.age_months / 12.0  # years
 
     def run(self, months: int | None = None) -> "ReoffendingModel":
-        """Step ``months`` times (default: the scenario's length)."""
-        for _ in range(self.params.months if months is None else months):
+        """Step ``months`` times (default: up to the end of the scenario's length)."""
+        for _ in range(self.params.months - self.month if months is None else months):
             self.step()
         return self
 
