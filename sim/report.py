@@ -225,7 +225,8 @@ def comparison_report(folder: Path) -> Path:
     body = f"""
 <h1>Multi-agency offender-and-family intervention: what it would buy</h1>
 <p class="sub">{html.escape(manifest['scenario'])} vs {html.escape(manifest['baseline']['scenario'])}: Greater Essex, {years:g} years,
-{len(rows)} paired Monte Carlo replicates (root seed {manifest['seed']}). Prices {params['costs']['base_price_year']}, discounted at {100 * float(rate):.1f}% a year.</p>
+{len(rows)} paired Monte Carlo replicates (root seed {manifest['seed']}). Prices {params['costs']['base_price_year']}, discounted at {100 * float(rate):.1f}% a year
+({100 * discount.discount_rate_after_30_years:.1f}% after year 30).</p>
 <h2>The question</h2>
 <p>If partners fund the multi-agency intervention as set out below, how much crime, reoffending and intergenerational offending is
 avoided, who saves what and when, and is it worth it? Each replicate runs the same people twice, with and without the intervention,
