@@ -48,13 +48,12 @@ def step(model) -> None:
     present = np.flatnonzero(p.present[:n])
     ids = p.person_id[present]
     age_m = np.minimum(model.age_months[present], 120 * 12)
-    age = age_m / 12.0
     # one draw a person: death below p_death, a move away in the next p_move above it
     u = draws.uniform("exits", month, ids)
     p_death = death_table(d)[(p.prev_convictions[present] > 0).astype(int), age_m]
     dies = u < p_death
     die = present[dies]
-    adult = age >= model.params.family.age_adult
+    adult = age_m >= 12 * model.params.family.age_adult
     movers = present[~dies & adult & (p.status[present] == FREE) & (u < p_death + monthly(d.p_emigrate_per_year))]
     leave = np.concatenate([movers, children_moving_with(p, present[~adult & ~dies], movers)])
     for rows, event in ((die, "death"), (leave, "exit")):

@@ -68,7 +68,7 @@ def monthly_record(model) -> dict[str, float]:
     present = p.present[:n]
     w = np.where(present, p.weight[:n], 0.0)
     status = p.status[:n]
-    child = p.age_years(model.month) < model.params.family.age_adult
+    child = p.age_months(model.month) < 12 * model.params.family.age_adult
     kids = np.flatnonzero(child & present)
     rec = {
         "month": model.month,
