@@ -92,12 +92,13 @@ def monthly_record(model) -> dict[str, float]:
 
 def justice_stocks(w: np.ndarray, status: np.ndarray, child: np.ndarray) -> dict[str, float]:
     """Weighted people in custody, on licence and on orders (adults), and children in custody or supervised."""
+    by = np.bincount(status.astype(np.int64) + 4 * child, weights=w, minlength=8)  # (status, child) in one pass
     return {
-        "custody": w[(status == CUSTODY) & ~child].sum(),
-        "licence": w[(status == LICENCE) & ~child].sum(),
-        "probation": w[(status == PROBATION) & ~child].sum(),
-        "youth_custody": w[(status == CUSTODY) & child].sum(),
-        "youth_supervision": w[((status == PROBATION) | (status == LICENCE)) & child].sum(),
+        "custody": float(by[CUSTODY]),
+        "licence": float(by[LICENCE]),
+        "probation": float(by[PROBATION]),
+        "youth_custody": float(by[4 + CUSTODY]),
+        "youth_supervision": float(by[4 + LICENCE] + by[4 + PROBATION]),
     }
 
 
