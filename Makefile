@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Main job: baseline vs the multi-agency intervention, 20 paired replicates of 10 years -> outputs/multi_agency_vs_baseline/
+## Main job: baseline vs the multi-agency intervention, 40 paired replicates of 10 years, report -> outputs/multi_agency_vs_baseline/report.html
 run: $(STAMP)
-	$(BIN)/sim compare scenarios/baseline.toml scenarios/multi_agency.toml --reps 20
+	$(BIN)/sim compare scenarios/baseline.toml scenarios/multi_agency.toml --reps 40
 
 ## The test suite (statistical tests in their fast version; `make test-full` runs the long ones)
 test: $(STAMP)
