@@ -2,9 +2,9 @@
 
 Targets (calibration/targets.toml) are measured on simulated microdata by their published definitions (see
 sim/metrics.py); nothing sets an outcome to a target. Free parameters (calibration/free_parameters.toml) are fitted
-by Nelder-Mead on Monte Carlo means over fixed seeds (common random numbers make the objective smooth enough),
-in two stages: "short" parameters on 10-year runs to the reoffending and crime-share targets, then "long" ones on
-40-year runs to the father-son targets. The result goes to calibration/fitted.toml, which scenarios/baseline.toml
+by least squares on Monte Carlo means over fixed seeds (common random numbers make the objective smooth enough),
+jointly ("joint": 10-year runs for the reoffending, crime-share and youth targets and 40-year runs for the father-son
+targets, all parameters at once) or by stage ("short" or "long" parameters only). The result goes to calibration/fitted.toml, which scenarios/baseline.toml
 extends, so every scenario uses it.
 """
 
@@ -72,6 +72,7 @@ def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
             "proven_reoffending_prison": s["proven_reoffending_rate_prison"],
             "proven_reoffending_probation": s["proven_reoffending_rate_probation"],
             "share_offences_by_previously_convicted": s["share_offences_by_previously_convicted"],
+            "share_offences_by_offenders_in_cjs": s["share_offences_by_offenders_in_cjs"],
             "reoffences_per_reoffender_prison": rpr["reoffences_per_reoffender"],
             "child_first_time_entrants_per_year": s["child_first_time_entrants_per_year"],
             "custody_drift": s["custody_drift"],
@@ -145,37 +146,51 @@ def current_value(params: Params, key: str) -> float:
     return float(getattr(getattr(params, section), name))
 
 
-def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: int, workers: int, log=print) -> dict:
-    """Fit the ``stage`` parameters (Nelder-Mead on an unbounded transform of their bounds); returns the fit."""
-    from scipy.optimize import minimize
+class _Budget(Exception):
+    """Raised inside the objective when the evaluation budget is spent."""
 
-    free = {k: v for k, v in load_free_parameters().items() if v["stage"] == stage}
-    targets = [t for t in load_targets() if t.run == stage and t.weight > 0]
-    base = scenario_for(stage, scenario)
+
+def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: int, workers: int, log=print) -> dict:
+    """Fit the free parameters of ``stage`` ("short", "long", or "joint": all of them to every target at once).
+
+    Least squares (scipy's trust-region reflective method, forward-difference Jacobian) on the residuals
+    ``sqrt(weight) x (simulated - target) / half band``, each simulated value a mean over ``reps`` fixed seeds
+    (common random numbers keep the residuals smooth enough to difference). Parameters are moved on an unbounded
+    logit transform of their bounds. Stops after ``maxfev`` simulations of the targets (Jacobian columns
+    included) and returns the best point seen."""
+    from scipy.optimize import least_squares
+
+    free = {k: v for k, v in load_free_parameters().items() if stage == "joint" or v["stage"] == stage}
+    targets = [t for t in load_targets() if (stage == "joint" or t.run == stage) and t.weight > 0]
+    runs = sorted({t.run for t in targets})
+    base = scenario_for(runs[0], scenario)
     x0 = np.array([_to_unit(current_value(base, k), spec) for k, spec in free.items()])
-    history = []
+    history: list[tuple[float, np.ndarray]] = []
     t0 = time.perf_counter()
 
-    def objective(x):
+    def residuals(x):
+        if len(history) >= maxfev:
+            raise _Budget
         overrides = [f"{k}={_from_unit(xi, spec)!r}" for xi, (k, spec) in zip(x, free.items())]
         try:
-            params = scenario_for(stage, scenario, overrides)
+            params_by_run = {run: scenario_for(run, scenario, overrides) for run in runs}
         except ScenarioError:
-            return 1e6
-        table = compare_to_targets(measure({stage: params}, reps, seed, workers), targets)
-        value = loss(table)
-        history.append(value)
-        log(f"  evaluation {len(history):3d}: loss {value:8.3f}  " + ", ".join(f"{k.split('.')[1]}={_from_unit(xi, s):.4g}" for xi, (k, s) in zip(x, free.items())))
-        return value
+            return np.full(len(targets), 1e3)
+        table = compare_to_targets(measure(params_by_run, reps, seed, workers), targets)
+        r = np.sqrt(table["weight"].to_numpy()) * (table["simulated"] - table["value"]).to_numpy() / (table["upper"] - table["lower"]).to_numpy() * 2
+        r = np.nan_to_num(r, nan=1e3)
+        history.append((float(r @ r), x.copy()))
+        log(f"  evaluation {len(history):3d}: loss {r @ r:8.3f}  " + ", ".join(f"{k.split('.')[1]}={_from_unit(xi, sp):.4g}" for xi, (k, sp) in zip(x, free.items())))
+        return r
 
-    res = minimize(objective, x0, method="Nelder-Mead", options={"maxfev": maxfev, "xatol": 1e-3, "fatol": 1e-3, "initial_simplex": _simplex(x0)})
-    values = {k: _from_unit(xi, spec) for xi, (k, spec) in zip(res.x, free.items())}
-    return {"stage": stage, "values": values, "loss": float(res.fun), "evaluations": len(history), "seconds": time.perf_counter() - t0,
+    try:
+        least_squares(residuals, x0, method="trf", diff_step=0.1, x_scale=1.0, max_nfev=10 * maxfev)
+    except _Budget:
+        pass
+    best_loss, best_x = min(history, key=lambda h: h[0])
+    values = {k: _from_unit(xi, spec) for xi, (k, spec) in zip(best_x, free.items())}
+    return {"stage": stage, "values": values, "loss": best_loss, "evaluations": len(history), "seconds": time.perf_counter() - t0,
             "reps": reps, "seed": seed}
-
-
-def _simplex(x0: np.ndarray, step: float = 0.6) -> np.ndarray:
-    return np.vstack([x0] + [x0 + step * np.eye(len(x0))[i] for i in range(len(x0))])
 
 
 def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION_DIR / "fitted.toml") -> None:
@@ -194,7 +209,9 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
                 "value": v, "unit": spec.get("unit", ""),
                 "source": f"fitted by sim calibrate ({fit['stage']} stage, {date.today().isoformat()}) to calibration/targets.toml within [{spec['lower']}, {spec['upper']}]",
             }
-        record[f"stage_{fit['stage']}"] = {"date": date.today().isoformat(), "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
+        if fit["stage"] == "joint":  # supersedes any stage-by-stage fit
+            record = {k: v for k, v in record.items() if not k.startswith("stage_")}
+        record[f"stage_{fit['stage']}"] = {"date": date.today().isoformat(), "method": "least squares (scipy trf)", "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
                                           "seconds": round(fit["seconds"]), "replicates": fit["reps"], "seed": fit["seed"]}
     if len(table):
         record["achieved"] = {r["target"]: {"simulated": round(float(r["simulated"]), 4), "p05": round(float(r["sim_p05"]), 4),

@@ -99,7 +99,7 @@ def arrivals(model) -> np.ndarray:
         sex_male=draws.uniform("arrival_sex", month, ids) < d.arrival_male_share,
         birth_month=month - np.rint(age * 12).astype(np.int32),
         weight=pop.scale_general,
-        propensity=pop.propensity_median_general * np.exp(pop.propensity_sigma * z),
+        propensity=pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z),
         needs=needs_at_prevalence(draws, "arrival_needs", month, ids, model.params.needs.prevalence_general),
         status_at_start=COMMUNITY_START,
     )

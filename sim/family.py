@@ -63,7 +63,8 @@ def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key
 
 
 def partnering(model) -> None:
-    """Unpartnered adults form couples (within their own stratum, i.e. agent weight) and couples separate."""
+    """Unpartnered adults form couples (within their own stratum, i.e. agent weight, and age band, and
+    assortatively by propensity) and couples separate."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     n = p.n
     age = model.ages
@@ -81,7 +82,11 @@ def partnering(model) -> None:
     stratum = np.unique(p.weight[cand], return_inverse=True)[1]
     band = np.floor((age[cand] - np.where(p.sex_male[cand], d.partner_age_gap_mean_years, 0.0)) / 5).astype(np.int64)
     bucket = stratum * 1000 + np.maximum(band, 0)
-    key = draws.uniform("partner_order", month, p.person_id[cand])
+    # pairing by rank of a key that mixes each person's propensity score with noise: partners' log propensities
+    # then correlate about partner_propensity_correlation (assortative partnering)
+    rho = model.params.family.partner_propensity_correlation
+    z = np.log(p.innate_propensity[cand] / model.params.population.propensity_median_general) / max(model.params.population.propensity_sigma_general, 1e-9)
+    key = np.sqrt(rho) * z + np.sqrt(1.0 - rho) * draws.normal("partner_order", month, p.person_id[cand])
     male = p.sex_male[cand]
     men, women = pair_within_buckets(cand[male], cand[~male], bucket[male], bucket[~male], key[male], key[~male])
     partner[men] = women
@@ -113,7 +118,7 @@ def births(model) -> np.ndarray:
     z = draws.normal("newborn_propensity", month, new_ids)
     n_parents = 1 + (fathers >= 0).astype(int)
     propensity = median * np.exp(
-        inherited_log_propensity(log_dev, prm.family.propensity_heritability, prm.population.propensity_sigma, z, n_parents)
+        inherited_log_propensity(log_dev, prm.family.propensity_heritability, prm.population.propensity_sigma_general, z, n_parents)
     )
     rows = p.add(
         k,

@@ -22,6 +22,7 @@ FLOWS = (
     "offences_proven",
     "offences_by_previously_convicted",
     "offences_by_supervised",
+    "offences_by_offenders_in_cjs",
     "convictions",
     "first_time_entrants",
     "children_convicted",

@@ -110,15 +110,29 @@ def prime_court_queue(model, months: int = 12) -> None:
         model.cases.add(rows[pending], month, due[pending], kind[pending])
 
 
+def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:
+    """Offenders "already in the criminal justice system" when they offend (the WECB's 40-50% of crime; the plan
+    states no definition, so this is ours): serving a sentence (licence, community or suspended-sentence order),
+    awaiting court for an earlier proven offence, or convicted in the last ``recent_months`` months - the
+    known-offender population the model starts from. An old conviction alone does not count."""
+    recent = (month - last_conviction_month) <= recent_months
+    return (status != FREE) | awaiting_court | recent
+
+
 def step(model) -> None:
     p, month, o = model.people, model.month, model.params.offending
     rows, kind, proven, lag = draw_offences(model, month)
+    awaiting = np.zeros(p.n, bool)
+    awaiting[model.cases.row] = True  # awaiting court for an earlier offence (before this month's cases open)
     model.events.add("offence", rows, month, offence_month=np.full(len(rows), month), offence_type=kind)
     model.cases.add(rows[proven], month, month + lag[proven], kind[proven])
     w = p.weight[rows]
     model.tally.add("offences", w.sum())
     model.tally.add("offences_by_previously_convicted", w[p.prev_convictions[rows] > 0].sum())
     model.tally.add("offences_by_supervised", w[p.status[rows] != FREE].sum())
+    in_cjs = already_in_cjs(p.status[rows], awaiting[rows], p.last_conviction_month[rows], month,
+                            model.params.run.in_cjs_recent_conviction_months)
+    model.tally.add("offences_by_offenders_in_cjs", w[in_cjs].sum())
     model.tally.add("offences_proven", w[proven].sum())
     by_type = np.bincount(kind, weights=w, minlength=len(o.offence_types))
     for name, total in zip(o.offence_types, by_type):

@@ -77,6 +77,7 @@ def summarise(model) -> dict[str, float]:
     total = ts["offences"].sum()
     out["share_offences_by_supervised"] = float(ts["offences_by_supervised"].sum() / total) if total else float("nan")
     out["share_offences_by_previously_convicted"] = float(ts["offences_by_previously_convicted"].sum() / total) if total else float("nan")
+    out["share_offences_by_offenders_in_cjs"] = float(ts["offences_by_offenders_in_cjs"].sum() / total) if total else float("nan")
     if model.events.enabled:
         md = metrics.Microdata.from_model(model)
         run = model.params.run

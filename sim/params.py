@@ -85,6 +85,7 @@ class RunParams:
     seed: int = _f(COUNT, "default replicate seed when none is given on the command line")
     cohort_follow_up_months: int = _f(POSINT, "MoJ proven reoffending: follow-up for offences to be committed")
     cohort_waiting_months: int = _f(COUNT, "MoJ proven reoffending: further wait for the offence to be proven")
+    in_cjs_recent_conviction_months: int = _f(POSINT, "share of crime by offenders already in the CJS: a conviction this recent counts")
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ class PopulationParams:
     propensity_median_probation: float = _f(POS, "median offending propensity, probation")
     propensity_median_community: float = _f(POS, "median offending propensity, unsupervised recent offenders")
     propensity_median_general: float = _f(POS, "median offending propensity, general population")
-    propensity_sigma: float = _f(NONNEG, "sd of log propensity (heterogeneity between people)")
+    propensity_sigma: float = _f(NONNEG, "sd of log propensity within each group of known offenders")
+    propensity_sigma_general: float = _f(NONNEG, "sd of log propensity in the general population and at birth (heterogeneity between people)")
     start_sentence_median_months: float = _f(POS, "median length of the custodial sentences being served at the start")
     start_sentence_sigma: float = _f(NONNEG, "sd of log of those sentence lengths")
     start_order_median_months: float = _f(POS, "median length of the orders being served at the start")
@@ -186,6 +188,7 @@ class FamilyParams:
     age_criminal_responsibility: float = _f(NONNEG, "youngest age (years) at which a child can offend")
     age_adult: float = _f(POS, "age (years) at which a child becomes an adult")
     propensity_heritability: float = _f(PROB, "weight of the parents' mean log propensity in a newborn's")
+    partner_propensity_correlation: float = _f(PROB, "correlation of partners' log propensities (assortative partnering)")
     rr_father_convicted_son: float = _f(NONNEG, "child's hazard multiplier: father ever convicted, sons")
     rr_father_convicted_daughter: float = _f(NONNEG, "child's hazard multiplier: father ever convicted, daughters")
     rr_mother_convicted_son: float = _f(NONNEG, "child's hazard multiplier: mother ever convicted, sons")

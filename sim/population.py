@@ -30,6 +30,12 @@ def inherited_log_propensity(
     return inherited + fresh_sd * sigma * z
 
 
+def partner_z(own_z: np.ndarray, correlation: float, fresh: np.ndarray) -> np.ndarray:
+    """A partner's standard normal score of log propensity, correlated ``correlation`` with their partner's
+    (assortative partnering: people who offend tend to partner people who offend)."""
+    return correlation * own_z + np.sqrt(1.0 - correlation**2) * fresh
+
+
 def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarray:
     """Independent needs with the given prevalences, packed as bit masks (bit j = need j)."""
     has = rng.random((n, len(prevalence))) < np.asarray(prevalence)
@@ -159,7 +165,7 @@ def _add_children(params: Params, rng, people: P.People, father, mother, n_child
     z = rng.standard_normal(total)
     n_parents = (father_r >= 0).astype(int) + (mother_r >= 0)
     prop = params.population.propensity_median_general * np.exp(
-        inherited_log_propensity(log_dev, fam.propensity_heritability, params.population.propensity_sigma, z, n_parents)
+        inherited_log_propensity(log_dev, fam.propensity_heritability, params.population.propensity_sigma_general, z, n_parents)
     )
     rows = people.add(
         total,
@@ -198,12 +204,15 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     off_age = -people.birth_month[partnered] / 12
     gap = rng.normal(params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k)  # man minus woman
     partner_age = np.maximum(params.family.age_adult, off_age + np.where(people.sex_male[partnered], -gap, gap))
+    own_z = np.log(people.propensity[partnered] / pop.propensity_median_general) / max(pop.propensity_sigma_general, 1e-9)
     prows = people.add(
         k,
         sex_male=~people.sex_male[partnered],
         birth_month=-np.rint(partner_age * 12).astype(np.int32),
         weight=w,
-        propensity=pop.propensity_median_general * np.exp(pop.propensity_sigma * rng.standard_normal(k)),
+        propensity=pop.propensity_median_general * np.exp(
+            pop.propensity_sigma_general * partner_z(own_z, params.family.partner_propensity_correlation, rng.standard_normal(k))
+        ),
         partner=partnered,
         status_at_start=P.COMMUNITY_START,
     )
@@ -232,23 +241,27 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     father_age = np.maximum(adult, mother_age + rng.normal(params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, h))
     has_mother = two_parent | lone_is_mother
     has_father = two_parent | ~lone_is_mother
-    median, sigma = pop.propensity_median_general, pop.propensity_sigma
+    median, sigma = pop.propensity_median_general, pop.propensity_sigma_general
 
-    def adults(mask, age, male):
-        k = int(mask.sum())
+    # standard normal scores of log propensity; a father's is correlated with the mother's in two-parent households
+    mother_z = rng.standard_normal(h)
+    fresh = rng.standard_normal(h)
+    father_z = np.where(two_parent, partner_z(mother_z, params.family.partner_propensity_correlation, fresh), fresh)
+
+    def adults(mask, age, male, z):
         return people.add(
-            k,
+            int(mask.sum()),
             sex_male=male,
             birth_month=-np.rint(age[mask] * 12).astype(np.int32),
             weight=w,
-            propensity=median * np.exp(sigma * rng.standard_normal(k)),
+            propensity=median * np.exp(sigma * z[mask]),
             status_at_start=P.COMMUNITY_START,
         )
 
     mothers = np.full(h, P.NO_ONE)
     fathers = np.full(h, P.NO_ONE)
-    mothers[has_mother] = adults(has_mother, mother_age, False)
-    fathers[has_father] = adults(has_father, father_age, True)
+    mothers[has_mother] = adults(has_mother, mother_age, False, mother_z)
+    fathers[has_father] = adults(has_father, father_age, True, father_z)
     both = two_parent
     people.partner[mothers[both]] = fathers[both]
     people.partner[fathers[both]] = mothers[both]
