@@ -77,6 +77,9 @@ def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
             "child_first_time_entrants_per_year": s["child_first_time_entrants_per_year"],
             "custody_drift": s["custody_drift"],
             "probation_drift": s["probation_drift"],
+            "offences_drift": s["offences_drift"],
+            "custody_rms_deviation": s["custody_rms_deviation"],
+            "probation_rms_deviation": s["probation_rms_deviation"],
         }
     sons = metrics.sons_convicted_by_age(people_frame(model), events_frame(model), 40)
     return {

@@ -82,8 +82,9 @@ def partnering(model) -> None:
     stratum = np.unique(p.weight[cand], return_inverse=True)[1]
     band = np.floor((age[cand] - np.where(p.sex_male[cand], d.partner_age_gap_mean_years, 0.0)) / 5).astype(np.int64)
     bucket = stratum * 1000 + np.maximum(band, 0)
-    # pairing by rank of a key that mixes each person's propensity score with noise: partners' log propensities
-    # then correlate about partner_propensity_correlation (assortative partnering)
+    # assortative partnering: pairing by rank of a key that mixes each person's propensity score with noise. With
+    # large pools partners' log propensities would correlate about partner_propensity_correlation; a month's pool
+    # in a bucket is a handful of people, so couples formed in the run correlate less (about 0.1 for 0.4)
     rho = model.params.family.partner_propensity_correlation
     z = np.log(p.innate_propensity[cand] / model.params.population.propensity_median_general) / max(model.params.population.propensity_sigma_general, 1e-9)
     key = np.sqrt(rho) * z + np.sqrt(1.0 - rho) * draws.normal("partner_order", month, p.person_id[cand])
