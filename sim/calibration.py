@@ -216,6 +216,9 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
             record = {k: v for k, v in record.items() if not k.startswith("stage_")}
         record[f"stage_{fit['stage']}"] = {"date": date.today().isoformat(), "method": "least squares (scipy trf)", "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
                                           "seconds": round(fit["seconds"]), "replicates": fit["reps"], "seed": fit["seed"]}
+    if not len(table):  # new values, not yet checked: an old record of achieved metrics would be stale
+        record.pop("achieved", None)
+        record.pop("date", None)
     if len(table):
         record["achieved"] = {r["target"]: {"simulated": round(float(r["simulated"]), 4), "p05": round(float(r["sim_p05"]), 4),
                                             "p95": round(float(r["sim_p95"]), 4), "replicates": int(r["replicates"])} for _, r in table.iterrows()}

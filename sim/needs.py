@@ -35,7 +35,7 @@ def transition_table(prevalence: tuple, resolution: tuple) -> np.ndarray:
 def active_offender(p, rows: np.ndarray, month: int, recent_months: int) -> np.ndarray:
     """Under CJS supervision or convicted in the last ``recent_months``: held to offenders' need prevalence (an
     old conviction alone does not give someone an offender's needs)."""
-    return (p.status[rows] != FREE) | (p.last_conviction_month[rows] > month - recent_months)
+    return (p.status[rows] != FREE) | (p.last_conviction_month[rows] >= month - recent_months)
 
 
 def _tables(prm) -> np.ndarray:

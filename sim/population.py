@@ -16,17 +16,20 @@ from .params import Params
 
 
 def inherited_log_propensity(
-    parent_log_dev: np.ndarray, heritability: float, sigma: float, z: np.ndarray, n_parents: np.ndarray | int = 1
+    parent_log_dev: np.ndarray, heritability: float, sigma: float, z: np.ndarray, n_parents: np.ndarray | int = 1,
+    parent_correlation: float = 0.0,
 ) -> np.ndarray:
     """A child's log propensity relative to the general median: h x the mean deviation of their ``n_parents``
     known parents + fresh variation.
 
-    The mean of k unrelated parents has variance sigma^2 / k, so the fresh part has sd
-    ``sigma * sqrt(1 - h^2 / k)`` and propensity keeps the same spread across generations (k = 0: all fresh).
+    The mean of k parents whose log propensities correlate ``parent_correlation`` (rho; assortative partnering)
+    has variance sigma^2 (1 + (k - 1) rho) / k, so the fresh part has sd ``sigma * sqrt(1 - h^2 (1 + (k - 1) rho) / k)``
+    and propensity keeps the same spread across generations (k = 0: all fresh).
     """
     k = np.maximum(np.asarray(n_parents, dtype=float), 1.0)
     inherited = np.where(np.asarray(n_parents) > 0, heritability * parent_log_dev, 0.0)
-    fresh_sd = np.where(np.asarray(n_parents) > 0, np.sqrt(np.maximum(0.0, 1 - heritability**2 / k)), 1.0)
+    mean_variance = (1 + (k - 1) * parent_correlation) / k
+    fresh_sd = np.where(np.asarray(n_parents) > 0, np.sqrt(np.maximum(0.0, 1 - heritability**2 * mean_variance)), 1.0)
     return inherited + fresh_sd * sigma * z
 
 
@@ -165,7 +168,8 @@ def _add_children(params: Params, rng, people: P.People, father, mother, n_child
     z = rng.standard_normal(total)
     n_parents = (father_r >= 0).astype(int) + (mother_r >= 0)
     prop = params.population.propensity_median_general * np.exp(
-        inherited_log_propensity(log_dev, fam.propensity_heritability, params.population.propensity_sigma_general, z, n_parents)
+        inherited_log_propensity(log_dev, fam.propensity_heritability, params.population.propensity_sigma_general, z, n_parents,
+                                 fam.partner_propensity_correlation)
     )
     rows = people.add(
         total,

@@ -34,6 +34,7 @@ def constant_hazard_params(p_proven: list[float] | None, scale_general: float, s
         f"population.scale_general={scale_general}",
         f"population.scale_cjs_families={scale_cjs}",
         "population.propensity_sigma=0",
+        "population.propensity_sigma_general=0",
         *(f"population.propensity_median_{g}=1" for g in ("custody", "probation", "community", "general")),
         f"offending.offences_per_month_base={LAMBDA}",
         f"offending.female_multiplier={FEMALE}",

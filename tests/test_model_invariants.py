@@ -116,7 +116,7 @@ def test_needs_change_at_the_rates_of_the_transition_table(audited):
         changed = before ^ after
         assert (changed & (changed - 1) == 0).all(), f"several needs changed in one month, month {rec.month}"
         recent = model.params.needs.recent_conviction_months
-        active = (rec.end["status"][rows] != 0) | (rec.end["last_conviction_month"][rows] > rec.month - recent)
+        active = (rec.end["status"][rows] != 0) | (rec.end["last_conviction_month"][rows] >= rec.month - recent)
         prob = tables[active.astype(int), before]  # (people, needs)
         had = (before[:, None] >> np.arange(k)) & 1 == 1
         flip = (changed[:, None] >> np.arange(k)) & 1 == 1

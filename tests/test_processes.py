@@ -351,3 +351,16 @@ def test_couples_are_assortative_at_the_start_and_in_the_run(rho):
         assert abs(formed) < 0.08, formed
     else:  # monthly pools are small, so pairing by rank only partly sorts couples (see family.partnering)
         assert 0.04 < formed < rho, formed
+
+
+def test_inherited_log_propensity_keeps_spread_from_correlated_parents():
+    """With assortative partnering the parents' mean varies more (sigma^2 (1 + rho) / 2), so the fresh part must
+    shrink for the spread to hold across generations."""
+    rng = np.random.default_rng(2)
+    sigma, h, rho, n = 1.3, 0.9, 0.4, 400_000
+    fa = sigma * rng.standard_normal(n)
+    mo = sigma * population.partner_z(fa / sigma, rho, rng.standard_normal(n))
+    child = population.inherited_log_propensity(0.5 * (fa + mo), h, sigma, rng.standard_normal(n), n_parents=2, parent_correlation=rho)
+    assert abs(child.std() / sigma - 1) < 0.01
+    unadjusted = population.inherited_log_propensity(0.5 * (fa + mo), h, sigma, rng.standard_normal(n), n_parents=2)
+    assert unadjusted.std() / sigma > 1.05  # what ignoring the correlation would do
