@@ -159,8 +159,9 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
     Least squares (scipy's trust-region reflective method, forward-difference Jacobian) on the residuals
     ``sqrt(weight) x (simulated - target) / half band``, each simulated value a mean over ``reps`` fixed seeds
     (common random numbers keep the residuals smooth enough to difference). Parameters are moved on an unbounded
-    logit transform of their bounds. Stops after ``maxfev`` simulations of the targets (Jacobian columns
-    included) and returns the best point seen."""
+    logit transform of their bounds. When the method converges it is restarted from the best point, as long as a
+    restart improves on it. Stops after ``maxfev`` evaluations (each ``reps`` runs of every run length needed;
+    Jacobian columns included) and returns the best point seen."""
     from scipy.optimize import least_squares
 
     free = {k: v for k, v in load_free_parameters().items() if stage == "joint" or v["stage"] == stage}
@@ -186,8 +187,15 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
         log(f"  evaluation {len(history):3d}: loss {r @ r:8.3f}  " + ", ".join(f"{k.split('.')[1]}={_from_unit(xi, sp):.4g}" for xi, (k, sp) in zip(x, free.items())))
         return r
 
+    # Monte Carlo noise can make the trust region collapse early: restart from the best point while that helps
+    best_loss = math.inf
     try:
-        least_squares(residuals, x0, method="trf", diff_step=0.1, x_scale=1.0, max_nfev=10 * maxfev)
+        while True:
+            least_squares(residuals, x0, method="trf", diff_step=0.15, x_scale=1.0, max_nfev=10 * maxfev)
+            loss_now, x0 = min(history, key=lambda h: h[0])
+            if loss_now > best_loss - 1e-3:
+                break
+            best_loss = loss_now
     except _Budget:
         pass
     best_loss, best_x = min(history, key=lambda h: h[0])

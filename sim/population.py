@@ -35,7 +35,9 @@ def inherited_log_propensity(
 
 def partner_z(own_z: np.ndarray, correlation: float, fresh: np.ndarray) -> np.ndarray:
     """A partner's standard normal score of log propensity, correlated ``correlation`` with their partner's
-    (assortative partnering: people who offend tend to partner people who offend)."""
+    (assortative partnering: people who offend tend to partner people who offend). For a known offender, whose
+    score on the general population's scale is far from standard normal, ``correlation`` acts as the slope of the
+    regression of the partner's score on theirs."""
     return correlation * own_z + np.sqrt(1.0 - correlation**2) * fresh
 
 

@@ -170,6 +170,8 @@ def test_calibrate_reports_the_best_point_it_saw_within_budget(tmp_path):
     seen = []
     fit = calibrate(BASELINE, "short", reps=1, seed=5, maxfev=3, workers=1, log=seen.append)
     assert fit["evaluations"] == 3 == len(seen)
+    logged = [float(line.split("loss")[1].split()[0]) for line in seen]
+    assert fit["loss"] == pytest.approx(min(logged), abs=5e-4)  # the best point, not the first or the last
     free = load_free_parameters()
     assert set(fit["values"]) == {k for k, v in free.items() if v["stage"] == "short"}
     for key, value in fit["values"].items():
