@@ -1,11 +1,12 @@
 """Calibration to published rates: targets, the metrics that measure them, a fit and a validation.
 
-Targets (calibration/targets.toml) are measured on simulated microdata by their published definitions (see
-sim/metrics.py); nothing sets an outcome to a target. Free parameters (calibration/free_parameters.toml) are fitted
-by least squares on Monte Carlo means over fixed seeds (common random numbers make the objective smooth enough),
-jointly ("joint": 10-year runs for the reoffending, crime-share and youth targets and 40-year runs for the father-son
-targets, all parameters at once) or by stage ("short" or "long" parameters only). The result goes to calibration/fitted.toml, which scenarios/baseline.toml
-extends, so every scenario uses it.
+Targets (calibration/targets.toml) are measured on the simulation's own events by their published definitions
+(see sim/metrics.py; the share of crime by offenders already in the CJS is counted as the model runs); nothing sets
+an outcome to a target. Free parameters (calibration/free_parameters.toml) are fitted by least squares on Monte
+Carlo means over fixed seeds (common random numbers make the objective smooth enough), jointly ("joint": 10-year
+runs for the reoffending, crime-share, youth and baseline-consistency targets and 40-year runs for the father-son
+targets, all parameters at once) or by stage ("short" or "long" parameters only). The result goes to
+calibration/fitted.toml, which scenarios/baseline.toml extends, so every scenario uses it.
 """
 
 from __future__ import annotations
