@@ -123,10 +123,16 @@ def compare_to_targets(measured: pd.DataFrame, targets: list[Target]) -> pd.Data
     return pd.DataFrame(out)
 
 
+def residuals(table: pd.DataFrame) -> np.ndarray:
+    """sqrt(weight) x (simulated - target) / half band, per target: what the fit drives to zero."""
+    half_band = ((table["upper"] - table["lower"]) / 2).to_numpy()
+    return np.sqrt(table["weight"].to_numpy()) * (table["simulated"] - table["value"]).to_numpy() / half_band
+
+
 def loss(table: pd.DataFrame) -> float:
     """Weighted sum of squared distances from the targets, in units of each target's half band."""
-    hw = (table["upper"] - table["lower"]) / 2
-    return float((table["weight"] * ((table["simulated"] - table["value"]) / hw) ** 2).sum())
+    r = residuals(table)
+    return float(r @ r)
 
 
 def _to_unit(value: float, spec: dict) -> float:
@@ -173,7 +179,7 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
     history: list[tuple[float, np.ndarray]] = []
     t0 = time.perf_counter()
 
-    def residuals(x):
+    def objective(x):
         if len(history) >= maxfev:
             raise _Budget
         overrides = [f"{k}={_from_unit(xi, spec)!r}" for xi, (k, spec) in zip(x, free.items())]
@@ -182,8 +188,7 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
         except ScenarioError:
             return np.full(len(targets), 1e3)
         table = compare_to_targets(measure(params_by_run, reps, seed, workers), targets)
-        r = np.sqrt(table["weight"].to_numpy()) * (table["simulated"] - table["value"]).to_numpy() / (table["upper"] - table["lower"]).to_numpy() * 2
-        r = np.nan_to_num(r, nan=1e3)
+        r = np.nan_to_num(residuals(table), nan=1e3)
         history.append((float(r @ r), x.copy()))
         log(f"  evaluation {len(history):3d}: loss {r @ r:8.3f}  " + ", ".join(f"{k.split('.')[1]}={_from_unit(xi, sp):.4g}" for xi, (k, sp) in zip(x, free.items())))
         return r
@@ -192,7 +197,7 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
     best_loss = math.inf
     try:
         while True:
-            least_squares(residuals, x0, method="trf", diff_step=0.15, x_scale=1.0, max_nfev=10 * maxfev)
+            least_squares(objective, x0, method="trf", diff_step=0.15, x_scale=1.0, max_nfev=10 * maxfev)
             loss_now, x0 = min(history, key=lambda h: h[0])
             if loss_now > best_loss - 1e-3:
                 break

@@ -352,37 +352,35 @@ def _human_summary(params, seed, s: dict, out: Path, elapsed: float) -> str:
     return "\n".join(lines)
 
 
+def cmd_report(args) -> int:
+    from .report import report
+
+    print(f"-> {report(args.folder)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args.scenario, args.repeats, args.batch_reps, args.efficiency_reps)
+
+
+COMMANDS = {
+    "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "report": cmd_report, "plot": cmd_plot,
+    "calibrate": cmd_calibrate, "validate": cmd_validate, "bench": cmd_bench,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "compare":
-            return cmd_compare(args)
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        if args.command == "report":
-            from .report import report
-
-            print(f"-> {report(args.folder)}")
-            return 0
-        if args.command == "plot":
-            return cmd_plot(args)
-        if args.command == "calibrate":
-            return cmd_calibrate(args)
-        if args.command == "validate":
-            return cmd_validate(args)
-        if args.command == "bench":
-            from .bench import main as bench_main
-
-            return bench_main(args.scenario, args.repeats, args.batch_reps, args.efficiency_reps)
+        return COMMANDS[args.command](args)
     except ScenarioError as exc:
         print(f"sim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("sim: interrupted; nothing was written for the unfinished run", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":
