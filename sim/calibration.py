@@ -93,10 +93,11 @@ def _measure_task(args):
     return measure_one(*args)
 
 
-def measure(params_by_run: dict[str, Params], reps: int, seed: int, workers: int = 1) -> pd.DataFrame:
-    """Every target metric over ``reps`` replicates: one row per (metric, replicate)."""
-    seeds = replicate_seeds(seed, reps)
-    tasks = [(params_by_run[run], s, run) for run in params_by_run for s in seeds]
+def measure(params_by_run: dict[str, Params], reps: int, seed: int, workers: int = 1, long_reps: int | None = None) -> pd.DataFrame:
+    """Every target metric over ``reps`` replicates (``long_reps`` for the 40-year runs, default ``reps``): one row
+    per (metric, replicate). The long runs' seeds are the first ``long_reps`` of the short runs'."""
+    n_reps = {run: (reps if run != "long" or long_reps is None else long_reps) for run in params_by_run}
+    tasks = [(params_by_run[run], s, run) for run in params_by_run for s in replicate_seeds(seed, n_reps[run])]
     with executor_for(workers) as ex:
         results = [f.result() for f in [ex.submit(_measure_task, t) for t in tasks]]
     rows = []
@@ -160,15 +161,16 @@ class _Budget(Exception):
     """Raised inside the objective when the evaluation budget is spent."""
 
 
-def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: int, workers: int, log=print) -> dict:
+def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: int, workers: int, log=print,
+              long_reps: int | None = None) -> dict:
     """Fit the free parameters of ``stage`` ("short", "long", or "joint": all of them to every target at once).
 
     Least squares (scipy's trust-region reflective method, forward-difference Jacobian) on the residuals
     ``sqrt(weight) x (simulated - target) / half band``, each simulated value a mean over ``reps`` fixed seeds
     (common random numbers keep the residuals smooth enough to difference). Parameters are moved on an unbounded
     logit transform of their bounds. When the method converges it is restarted from the best point, as long as a
-    restart improves on it. Stops after ``maxfev`` evaluations (each ``reps`` runs of every run length needed;
-    Jacobian columns included) and returns the best point seen."""
+    restart improves on it. Stops after ``maxfev`` evaluations (each ``reps`` 10-year and ``long_reps`` (default
+    ``reps``) 40-year runs, as the stage needs; Jacobian columns included) and returns the best point seen."""
     from scipy.optimize import least_squares
 
     free = {k: v for k, v in load_free_parameters().items() if stage == "joint" or v["stage"] == stage}
@@ -187,7 +189,7 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
             params_by_run = {run: scenario_for(run, scenario, overrides) for run in runs}
         except ScenarioError:
             return np.full(len(targets), 1e3)
-        table = compare_to_targets(measure(params_by_run, reps, seed, workers), targets)
+        table = compare_to_targets(measure(params_by_run, reps, seed, workers, long_reps), targets)
         r = np.nan_to_num(residuals(table), nan=1e3)
         history.append((float(r @ r), x.copy()))
         log(f"  evaluation {len(history):3d}: loss {r @ r:8.3f}  " + ", ".join(f"{k.split('.')[1]}={_from_unit(xi, sp):.4g}" for xi, (k, sp) in zip(x, free.items())))
@@ -207,16 +209,18 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
     best_loss, best_x = min(history, key=lambda h: h[0])
     values = {k: _from_unit(xi, spec) for xi, (k, spec) in zip(best_x, free.items())}
     return {"stage": stage, "values": values, "loss": best_loss, "evaluations": len(history), "seconds": time.perf_counter() - t0,
-            "reps": reps, "seed": seed}
+            "reps": reps, "long_reps": reps if long_reps is None else long_reps, "seed": seed}
 
 
 def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION_DIR / "fitted.toml") -> None:
     """calibration/fitted.toml: the fitted values (a partial scenario that baseline.toml extends) and a record of
     the fit: date, seeds, loss, evaluations, and the achieved metrics (out of sample: other seeds) with their Monte
-    Carlo intervals. Values and records of stages not refitted now are kept as they were."""
+    Carlo intervals. Values and records of stages not refitted now are kept as they were; values of parameters no
+    longer free (not in free_parameters.toml) are dropped."""
     free = load_free_parameters()
     old = tomllib.loads(path.read_text()) if path.exists() else {}
-    entries: dict[str, dict[str, dict]] = {sec: dict(t) for sec, t in old.items() if sec != "calibration"}
+    entries: dict[str, dict[str, dict]] = {sec: {k: v for k, v in t.items() if f"{sec}.{k}" in free}
+                                           for sec, t in old.items() if sec != "calibration"}
     record = dict(old.get("calibration", {}))
     for fit in fits:
         for key, v in fit["values"].items():
@@ -229,7 +233,8 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
         if fit["stage"] == "joint":  # supersedes any stage-by-stage fit
             record = {k: v for k, v in record.items() if not k.startswith("stage_")}
         record[f"stage_{fit['stage']}"] = {"date": date.today().isoformat(), "method": "least squares (scipy trf)", "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
-                                          "seconds": round(fit["seconds"]), "replicates": fit["reps"], "seed": fit["seed"]}
+                                          "seconds": round(fit["seconds"]), "replicates": fit["reps"],
+                                          "replicates_long": fit.get("long_reps", fit["reps"]), "seed": fit["seed"]}
     if not len(table):  # new values, not yet checked: an old record of achieved metrics would be stale
         record.pop("achieved", None)
         record.pop("date", None)
@@ -262,9 +267,10 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
     path.write_text("\n".join(lines) + "\n")
 
 
-def validate(scenario: str | Path, reps: int, seed: int, workers: int, overrides=()) -> pd.DataFrame:
-    """Every target beside its simulated value (mean over ``reps`` replicates of each run length)."""
+def validate(scenario: str | Path, reps: int, seed: int, workers: int, overrides=(), long_reps: int | None = None) -> pd.DataFrame:
+    """Every target beside its simulated value (mean over ``reps`` 10-year and ``long_reps`` (default ``reps``)
+    40-year replicates)."""
     targets = load_targets()
     runs = {t.run for t in targets}
-    measured = measure({run: scenario_for(run, scenario, overrides) for run in sorted(runs)}, reps, seed, workers)
+    measured = measure({run: scenario_for(run, scenario, overrides) for run in sorted(runs)}, reps, seed, workers, long_reps)
     return compare_to_targets(measured, targets)

@@ -2,7 +2,8 @@
 
 Children age by the calendar (age is derived from birth month); from the age of criminal responsibility they
 offend through the same hazard as adults, raised by a convicted father or mother (differently for sons and
-daughters), a parent in custody and a parent's family-relationships need; at ``age_adult`` they are adults.
+daughters; into early adulthood), a parent in custody and a parent's family-relationships need; at ``age_adult``
+they are adults.
 A newborn inherits part of its parents' innate propensity (not what desistance has made of it) and gets an id derived from its mother's id and birth order,
 so the same child has the same id (and random draws) in every scenario.
 """
@@ -18,30 +19,34 @@ from .rng import hash_ids
 
 
 def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray) -> np.ndarray:
-    """Relative offending hazard from their family for the given rows (1 for adults)."""
+    """Relative offending hazard from their family for the given rows: a convicted father or mother up to
+    ``parent_conviction_effect_until_age`` (upbringing leaves a lasting mark), and in childhood only a parent in
+    custody, a parent's family-relationships need and the intervention's effect through a parent. 1 otherwise."""
     p, f = model.people, model.params.family
     mult = np.ones(len(rows))
-    child = age_years < f.age_adult
-    rows = rows[child]
+    affected = age_years < max(f.age_adult, f.parent_conviction_effect_until_age)
+    rows, age_years = rows[affected], age_years[affected]
     if len(rows) == 0:
         return mult
     son = p.sex_male[rows]
     fa, mo = p.father[rows], p.mother[rows]
     has_fa, has_mo = fa >= 0, mo >= 0
     fa_c, mo_c = np.where(has_fa, fa, 0), np.where(has_mo, mo, 0)
-    father_convicted = has_fa & (p.prev_convictions[fa_c] > 0)
-    mother_convicted = has_mo & (p.prev_convictions[mo_c] > 0)
+    marked = age_years < f.parent_conviction_effect_until_age
+    father_convicted = marked & has_fa & (p.prev_convictions[fa_c] > 0)
+    mother_convicted = marked & has_mo & (p.prev_convictions[mo_c] > 0)
+    m = np.where(father_convicted, np.where(son, f.rr_father_convicted_son, f.rr_father_convicted_daughter), 1.0)
+    m *= np.where(mother_convicted, np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
+    child = age_years < f.age_adult
     parent_in_custody = (has_fa & p.present[fa_c] & (p.status[fa_c] == CUSTODY)) | (
         has_mo & p.present[mo_c] & (p.status[mo_c] == CUSTODY)
     )
+    m *= np.where(child & parent_in_custody, f.rr_parent_in_custody, 1.0)
     j = model.family_need_index
     parent_need = (has_fa & p.present[fa_c] & p.has_need(fa_c, j)) | (has_mo & p.present[mo_c] & p.has_need(mo_c, j))
-    m = np.where(father_convicted, np.where(son, f.rr_father_convicted_son, f.rr_father_convicted_daughter), 1.0)
-    m *= np.where(mother_convicted, np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
-    m *= np.where(parent_in_custody, f.rr_parent_in_custody, 1.0)
-    m *= np.where(parent_need, f.rr_parent_family_need, 1.0)
-    m *= intervention.child_multiplier(model, fa, mo)
-    mult[child] = m
+    m *= np.where(child & parent_need, f.rr_parent_family_need, 1.0)
+    m *= np.where(child, intervention.child_multiplier(model, fa, mo), 1.0)
+    mult[affected] = m
     return mult
 
 

@@ -194,6 +194,7 @@ class FamilyParams:
     rr_mother_convicted_son: float = _f(NONNEG, "child's hazard multiplier: mother ever convicted, sons")
     rr_mother_convicted_daughter: float = _f(NONNEG, "child's hazard multiplier: mother ever convicted, daughters")
     rr_parent_in_custody: float = _f(NONNEG, "child's hazard multiplier while a parent is in custody")
+    parent_conviction_effect_until_age: float = _f(NONNEG, "age (years) up to which a convicted parent raises a son's or daughter's hazard")
     rr_parent_family_need: float = _f(NONNEG, "child's hazard multiplier while a parent has a family-relationships need")
 
 

@@ -148,9 +148,10 @@ def test_father_son_target(long_validation, name):
 
 
 def test_a_mis_set_parameter_fails_the_calibration_check():
-    """Four times the custody group's propensity: the prison reoffending check must fail (so the test can fail)."""
+    """The excess hazard just after release raised by 2 (three times the hazard in the first month out, not the
+    fitted value): the prison reoffending check must fail (so the test can fail)."""
     base = scenario_for("short", BASELINE)
-    wrong = scenario_for("short", BASELINE, [f"population.propensity_median_custody={4 * base.population.propensity_median_custody}"])
+    wrong = scenario_for("short", BASELINE, [f"offending.release_multiplier_initial={base.offending.release_multiplier_initial + 2}"])
     targets = [TARGETS["prison_one_year_proven_reoffending"]]
     right_rate = compare_to_targets(measure({"short": base}, 2, 7, WORKERS), targets).iloc[0]
     wrong_rate = compare_to_targets(measure({"short": wrong}, 2, 7, WORKERS), targets).iloc[0]
@@ -179,11 +180,25 @@ def test_calibrate_reports_the_best_point_it_saw_within_budget(tmp_path):
     assert loss(again) == pytest.approx(fit["loss"], rel=1e-6)
 
     out = tmp_path / "fitted.toml"
-    out.write_text('[calibration]\nstage_short = { loss = 1.0 }\nstage_long = { loss = 2.0 }\n')
+    out.write_text('[population]\nno_longer_free = { value = 3.0 }\n\n'
+                   '[calibration]\nstage_short = { loss = 1.0 }\nstage_long = { loss = 2.0 }\n')
     write_fitted([{**fit, "stage": "joint"}], pd.DataFrame(columns=["target"]), out)
     import tomllib
 
     written = tomllib.loads(out.read_text())
     assert set(k for k in written["calibration"] if k.startswith("stage_")) == {"stage_joint"}  # a joint fit supersedes the stages
+    assert "no_longer_free" not in written.get("population", {})  # a value the calibration no longer owns is dropped
     section, name = next(iter(fit["values"])).split(".")
     assert written[section][name]["value"] == pytest.approx(fit["values"][f"{section}.{name}"], rel=1e-5)
+
+
+def test_measure_runs_its_own_number_of_long_replicates():
+    """``long_reps`` sets the 40-year runs' replicates apart from the 10-year ones, on the first of the same seeds."""
+    from conftest import SMALL, load
+
+    short, long_ = load(*SMALL, "run.years=2"), load(*SMALL, "run.years=3")
+    m = measure({"short": short, "long": long_}, reps=3, seed=4, workers=1, long_reps=2)
+    seeds = m.groupby("metric")["seed"].apply(list)
+    short_seeds = seeds["proven_reoffending_prison"]
+    assert len(short_seeds) == 3
+    assert seeds["sons_convicted_by_40_father_convicted"] == short_seeds[:2]

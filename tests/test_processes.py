@@ -364,3 +364,39 @@ def test_inherited_log_propensity_keeps_spread_from_correlated_parents():
     assert abs(child.std() / sigma - 1) < 0.01
     unadjusted = population.inherited_log_propensity(0.5 * (fa + mo), h, sigma, rng.standard_normal(n), n_parents=2)
     assert unadjusted.std() / sigma > 1.05  # what ignoring the correlation would do
+
+
+# --- family ----------------------------------------------------------------------------------------------------
+
+
+def _family_model(params, **family):
+    """Father (row 0: convicted, in custody, with a family-relationships need), mother (row 1, no conviction) and
+    their children: sons aged 15, 30 and 45 (rows 2-4) and a daughter aged 30 (row 5)."""
+    from dataclasses import replace
+
+    from sim.people import CUSTODY
+
+    params = replace(params, family=replace(params.family, **family))
+    p = People(capacity=8)
+    j = list(params.needs.names).index("family_relationships")
+    p.add(1, sex_male=True, prev_convictions=2, status=CUSTODY, needs=1 << j)
+    p.add(1, sex_male=False)
+    p.add(3, sex_male=True, father=0, mother=1)
+    p.add(1, sex_male=False, father=0, mother=1)
+    model = SimpleNamespace(people=p, params=params, family_need_index=j, month=0)
+    return model, np.arange(2, 6), np.array([15.0, 30.0, 45.0, 30.0])
+
+
+def test_parent_conviction_effect_lasts_to_its_age_and_childhood_effects_end_at_18(baseline_params):
+    f = baseline_params.family
+    model, rows, ages = _family_model(baseline_params, parent_conviction_effect_until_age=40.0)
+    m = family.child_risk_multiplier(model, rows, ages)
+    childhood = f.rr_parent_in_custody * f.rr_parent_family_need
+    assert_allclose(m, [f.rr_father_convicted_son * childhood, f.rr_father_convicted_son, 1.0, f.rr_father_convicted_daughter])
+
+
+def test_parent_conviction_effect_childhood_only_when_it_ends_at_18(baseline_params):
+    f = baseline_params.family
+    model, rows, ages = _family_model(baseline_params, parent_conviction_effect_until_age=18.0)
+    m = family.child_risk_multiplier(model, rows, ages)
+    assert_allclose(m, [f.rr_father_convicted_son * f.rr_parent_in_custody * f.rr_parent_family_need, 1.0, 1.0, 1.0])
