@@ -188,15 +188,8 @@ def proven_reoffending(
     cohort = np.flatnonzero(index_month < np.iinfo(np.int64).max)
     if adults_only:
         cohort = cohort[(index_month[cohort] - md.birth_month[cohort]) / 12.0 >= adult_age_years]
-    in_cohort = np.zeros(n_people, bool)
-    in_cohort[cohort] = True
-    follow_up_start = index_month + FOLLOW_UP_OFFSET.get(index_event, 1)
-    conv = (md.event == EVENT_CODE["conviction"]) & (md.person >= 0)
-    conv &= in_cohort[np.where(md.person >= 0, md.person, 0)]
-    who, om, when = md.person[conv], md.offence_month[conv], md.month[conv]
-    f = follow_up_start[who]
-    proven = (om >= f) & (om < f + follow_up_months) & (when < f + follow_up_months + waiting_months)
-    counts = np.bincount(who[proven], minlength=n_people)[cohort]
+    follow_up_start = index_month[cohort] + FOLLOW_UP_OFFSET.get(index_event, 1)
+    counts = _proven_reoffences(md, cohort, follow_up_start, follow_up_months, waiting_months)
     weight = md.weight[cohort]
     total_w = weight.sum()
     reoffenders_w = (weight * (counts > 0)).sum()
@@ -207,6 +200,21 @@ def proven_reoffending(
         "cohort_size": float(total_w),
         "cohort_agents": int(len(cohort)),
     }
+
+
+def _proven_reoffences(md: Microdata, cohort: np.ndarray, follow_up_start: np.ndarray, follow_up_months: int,
+                       waiting_months: int) -> np.ndarray:
+    """Proven reoffences of each person in ``cohort`` (rows): offences committed in months [f, f + follow-up) that
+    are convicted before month f + follow-up + waiting, f being the person's ``follow_up_start``."""
+    f = np.zeros(len(md.birth_month), np.int64)
+    in_cohort = np.zeros(len(md.birth_month), bool)
+    f[cohort], in_cohort[cohort] = follow_up_start, True
+    conv = (md.event == EVENT_CODE["conviction"]) & (md.person >= 0)
+    conv &= in_cohort[np.where(md.person >= 0, md.person, 0)]
+    who, om, when = md.person[conv], md.offence_month[conv], md.month[conv]
+    fw = f[who]
+    proven = (om >= fw) & (om < fw + follow_up_months) & (when < fw + follow_up_months + waiting_months)
+    return np.bincount(who[proven], minlength=len(md.birth_month))[cohort]
 
 
 def proven_reoffending_annual_cohorts(
@@ -254,7 +262,6 @@ def proven_reoffending_by_previous_convictions(
     ``PREVIOUS_OFFENCE_BANDS``."""
     if md.convictions_before_start is None:
         raise ValueError("microdata without convictions_before_start: criminal history unknown")
-    n_people = len(md.birth_month)
     big = np.int64(1) << 32  # key = person x big + (month + offset): sortable (person, month) pairs
     off = np.int64(1) << 30
 
@@ -290,13 +297,7 @@ def proven_reoffending_by_previous_convictions(
     person, follow_up, history = person[keep], follow_up[keep], history[keep]
     lo = np.searchsorted(conv_key, person * big)
     previous = md.convictions_before_start[person] + np.searchsorted(conv_key, key(person, history)) - lo
-    # proven reoffences: offences in [f, f + follow-up) convicted before f + follow-up + waiting
-    f = np.full(n_people, np.iinfo(np.int32).min, np.int64)
-    f[person] = follow_up
-    who, om, when = md.person[conv], md.offence_month[conv], md.month[conv]
-    fw = f[who]
-    proven = (om >= fw) & (om < fw + follow_up_months) & (when < fw + follow_up_months + waiting_months)
-    reoffended = np.bincount(who[proven], minlength=n_people)[person] > 0
+    reoffended = _proven_reoffences(md, person, follow_up, follow_up_months, waiting_months) > 0
     w = md.weight[person]
     out: dict[str, float] = {}
     bounds = list(PREVIOUS_OFFENCE_BANDS.values()) + [np.iinfo(np.int64).max]
