@@ -69,12 +69,16 @@ def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
         r = params.run
         rpr = metrics.proven_reoffending_annual_cohorts(md, None, "release", params.months, r.cohort_follow_up_months,
                                                        r.cohort_waiting_months, params.family.age_adult)
+        history = metrics.proven_reoffending_by_previous_annual_cohorts(md, params.months, r.cohort_follow_up_months,
+                                                                        r.cohort_waiting_months, params.family.age_adult)
         return {
             "proven_reoffending_prison": s["proven_reoffending_rate_prison"],
             "proven_reoffending_probation": s["proven_reoffending_rate_probation"],
             "share_offences_by_previously_convicted": s["share_offences_by_previously_convicted"],
             "share_offences_by_offenders_in_cjs": s["share_offences_by_offenders_in_cjs"],
             "reoffences_per_reoffender_prison": rpr["reoffences_per_reoffender"],
+            "proven_reoffending_no_previous": history["rate_none"],
+            "proven_reoffending_eleven_plus_previous": history["rate_11_plus"],
             "child_first_time_entrants_per_year": s["child_first_time_entrants_per_year"],
             "custody_drift": s["custody_drift"],
             "probation_drift": s["probation_drift"],

@@ -132,6 +132,7 @@ class Microdata:
     offence_month: np.ndarray
     birth_month: np.ndarray
     weight: np.ndarray
+    convictions_before_start: np.ndarray | None = None  # per person: the record the run starts from
 
     @classmethod
     def from_frames(cls, people: pd.DataFrame, events: pd.DataFrame) -> "Microdata":
@@ -140,9 +141,10 @@ class Microdata:
         codes = pd.Series(events["event"].astype(str)).map(EVENT_CODE).fillna(-1).to_numpy(np.int64)
         om = events["offence_month"] if "offence_month" in events else pd.Series(pd.NA, index=events.index)
         weight = people["weight"].to_numpy(float) if "weight" in people else np.ones(len(people))
+        before = people["convictions_before_start"].to_numpy(np.int64) if "convictions_before_start" in people else None
         return cls(person, events["month"].to_numpy(np.int64), codes,
                    pd.array(om, dtype="Int64").fillna(NO_MONTH).to_numpy(np.int64),
-                   people["birth_month"].to_numpy(np.int64), weight)
+                   people["birth_month"].to_numpy(np.int64), weight, before)
 
     @classmethod
     def from_model(cls, model) -> "Microdata":
@@ -150,7 +152,8 @@ class Microdata:
         rows, month, code, om, _ = model.events.arrays()
         n = model.people.n
         return cls(rows, month.astype(np.int64), code.astype(np.int64), om.astype(np.int64),
-                   model.people.birth_month[:n].astype(np.int64), model.people.weight[:n])
+                   model.people.birth_month[:n].astype(np.int64), model.people.weight[:n],
+                   model.people.convictions_before_start[:n].astype(np.int64))
 
 
 def _microdata(people, events) -> Microdata:
@@ -185,15 +188,8 @@ def proven_reoffending(
     cohort = np.flatnonzero(index_month < np.iinfo(np.int64).max)
     if adults_only:
         cohort = cohort[(index_month[cohort] - md.birth_month[cohort]) / 12.0 >= adult_age_years]
-    in_cohort = np.zeros(n_people, bool)
-    in_cohort[cohort] = True
-    follow_up_start = index_month + FOLLOW_UP_OFFSET.get(index_event, 1)
-    conv = (md.event == EVENT_CODE["conviction"]) & (md.person >= 0)
-    conv &= in_cohort[np.where(md.person >= 0, md.person, 0)]
-    who, om, when = md.person[conv], md.offence_month[conv], md.month[conv]
-    f = follow_up_start[who]
-    proven = (om >= f) & (om < f + follow_up_months) & (when < f + follow_up_months + waiting_months)
-    counts = np.bincount(who[proven], minlength=n_people)[cohort]
+    follow_up_start = index_month[cohort] + FOLLOW_UP_OFFSET.get(index_event, 1)
+    counts = _proven_reoffences(md, cohort, follow_up_start, follow_up_months, waiting_months)
     weight = md.weight[cohort]
     total_w = weight.sum()
     reoffenders_w = (weight * (counts > 0)).sum()
@@ -204,6 +200,21 @@ def proven_reoffending(
         "cohort_size": float(total_w),
         "cohort_agents": int(len(cohort)),
     }
+
+
+def _proven_reoffences(md: Microdata, cohort: np.ndarray, follow_up_start: np.ndarray, follow_up_months: int,
+                       waiting_months: int) -> np.ndarray:
+    """Proven reoffences of each person in ``cohort`` (rows): offences committed in months [f, f + follow-up) that
+    are convicted before month f + follow-up + waiting, f being the person's ``follow_up_start``."""
+    f = np.zeros(len(md.birth_month), np.int64)
+    in_cohort = np.zeros(len(md.birth_month), bool)
+    f[cohort], in_cohort[cohort] = follow_up_start, True
+    conv = (md.event == EVENT_CODE["conviction"]) & (md.person >= 0)
+    conv &= in_cohort[np.where(md.person >= 0, md.person, 0)]
+    who, om, when = md.person[conv], md.offence_month[conv], md.month[conv]
+    fw = f[who]
+    proven = (om >= fw) & (om < fw + follow_up_months) & (when < fw + follow_up_months + waiting_months)
+    return np.bincount(who[proven], minlength=len(md.birth_month))[cohort]
 
 
 def proven_reoffending_annual_cohorts(
@@ -228,6 +239,89 @@ def proven_reoffending_annual_cohorts(
     out["reoffences_per_reoffender"] = reoffences / weighted if weighted else float("nan")
     out["cohort_years"] = years
     return out
+
+
+#: MoJ bands of previous offences in the proven re-offending statistics (lower bound of each band)
+PREVIOUS_OFFENCE_BANDS = {"none": 0, "1_2": 1, "3_6": 3, "7_10": 7, "11_plus": 11}
+
+
+def proven_reoffending_by_previous_convictions(
+    md: Microdata, cohort_start: int, cohort_end: int, follow_up_months: int = 12, waiting_months: int = 6,
+    adult_age_years: float = 18,
+) -> dict[str, float]:
+    """MoJ one-year proven reoffending of all offenders, by criminal history (the MoJ's gradient: 11% with no
+    previous offence vs 48% with 11 or more, 2011).
+
+    Cohort: adults whose first index event in months [cohort_start, cohort_end) is a release from custody or a
+    conviction that does not send them to custody (a community order, fine, discharge or caution; the model does
+    not tell a caution from a conviction; a month with a custody start or a recall is custodial). Previous offences: proven offences (conviction events, plus the record
+    the run started from) before the index offence, i.e. convicted before the month of the index conviction or,
+    for a release, before the month of the custody start that led to it (or all those before the run if that was
+    before the run). Follow-up and the proven-reoffence rule as ``proven_reoffending``: from the release month, or
+    the month after a conviction. Returns ``rate_<band>`` and ``size_<band>`` (weighted) per
+    ``PREVIOUS_OFFENCE_BANDS``."""
+    if md.convictions_before_start is None:
+        raise ValueError("microdata without convictions_before_start: criminal history unknown")
+    big = np.int64(1) << 32  # key = person x big + (month + offset): sortable (person, month) pairs
+    off = np.int64(1) << 30
+
+    def key(person, month):
+        return person.astype(np.int64) * big + (month.astype(np.int64) + off)
+
+    ok = md.person >= 0
+    conv = ok & (md.event == EVENT_CODE["conviction"])
+    conv_key = np.sort(key(md.person[conv], md.month[conv]))
+    start = ok & (md.event == EVENT_CODE["custody_start"])
+    start_key = np.sort(key(md.person[start], md.month[start]))
+    recall = ok & (md.event == EVENT_CODE["recall"])
+    to_custody = np.concatenate([start_key, key(md.person[recall], md.month[recall])])
+    # candidate index events: non-custodial conviction months and releases, with the month their history ends
+    conv_months = np.unique(conv_key)
+    non_custodial = conv_months[~np.isin(conv_months, to_custody)]  # no custody start or recall that month
+    nc_person, nc_month = non_custodial // big, non_custodial % big - off
+    rel = ok & (md.event == EVENT_CODE["release"])
+    rel_person, rel_month = md.person[rel], md.month[rel]
+    rel_key = key(rel_person, rel_month)
+    i = np.searchsorted(start_key, rel_key, side="right") - 1  # the last custody start up to the release
+    found = (i >= 0) & (start_key[np.maximum(i, 0)] // big == rel_person)
+    history_end = np.where(found, start_key[np.maximum(i, 0)] % big - off, -off)  # -off: all before the run
+    person = np.concatenate([nc_person, rel_person])
+    month = np.concatenate([nc_month, rel_month])
+    follow_up = np.concatenate([nc_month + 1, rel_month])  # offences in a conviction month came before the decision
+    history = np.concatenate([nc_month, history_end])
+    sel = (month >= cohort_start) & (month < cohort_end) & ((month - md.birth_month[person]) / 12.0 >= adult_age_years)
+    person, month, follow_up, history = person[sel], month[sel], follow_up[sel], history[sel]
+    first = np.lexsort((follow_up, month, person))  # each person's first index event (a release before a conviction)
+    person, follow_up, history = person[first], follow_up[first], history[first]
+    keep = np.r_[True, person[1:] != person[:-1]]
+    person, follow_up, history = person[keep], follow_up[keep], history[keep]
+    lo = np.searchsorted(conv_key, person * big)
+    previous = md.convictions_before_start[person] + np.searchsorted(conv_key, key(person, history)) - lo
+    reoffended = _proven_reoffences(md, person, follow_up, follow_up_months, waiting_months) > 0
+    w = md.weight[person]
+    out: dict[str, float] = {}
+    bounds = list(PREVIOUS_OFFENCE_BANDS.values()) + [np.iinfo(np.int64).max]
+    for (band, lower), upper in zip(PREVIOUS_OFFENCE_BANDS.items(), bounds[1:]):
+        in_band = (previous >= lower) & (previous < upper)
+        size = w[in_band].sum()
+        out[f"rate_{band}"] = float((w[in_band] * reoffended[in_band]).sum() / size) if size else float("nan")
+        out[f"size_{band}"] = float(size)
+    return out
+
+
+def proven_reoffending_by_previous_annual_cohorts(md: Microdata, months: int, follow_up_months: int = 12, waiting_months: int = 6,
+                                                  adult_age_years: float = 18) -> dict[str, float]:
+    """``proven_reoffending_by_previous_convictions`` by annual cohort (those whose follow-up and waiting period fit in
+    ``months``), each band's rate the cohort-size-weighted mean over the years."""
+    years = max(0, (months - follow_up_months - waiting_months - 1) // 12)
+    sums = {band: [0.0, 0.0] for band in PREVIOUS_OFFENCE_BANDS}
+    for y in range(years):
+        r = proven_reoffending_by_previous_convictions(md, 12 * y, 12 * y + 12, follow_up_months, waiting_months, adult_age_years)
+        for band, acc in sums.items():
+            if r[f"size_{band}"] > 0:
+                acc[0] += r[f"rate_{band}"] * r[f"size_{band}"]
+                acc[1] += r[f"size_{band}"]
+    return {f"rate_{band}": (a / b if b else float("nan")) for band, (a, b) in sums.items()}
 
 
 def share_of_offences_by_previously_convicted(people: pd.DataFrame, events: pd.DataFrame, start: int = 0, end: int | None = None) -> float:

@@ -44,6 +44,7 @@ def people_frame(model) -> pd.DataFrame:
             "convicted_before_start": p.convicted_before_start[:n],
             "status_at_start": pd.Categorical.from_codes(p.status_at_start[:n], categories=list(START_STATUS)),
             "weight": p.weight[:n],
+            "convictions_before_start": p.convictions_before_start[:n],
         }
     )
 

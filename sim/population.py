@@ -105,6 +105,7 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
     offenders = np.concatenate(offender_rows)
     _add_offender_families(params, rng, people, offenders)
     _add_general_population(params, rng, people)
+    people.convictions_before_start[: people.n] = people.prev_convictions[: people.n]
     people.person_id[: people.n] = np.arange(1, people.n + 1)
 
 

@@ -196,3 +196,32 @@ def test_measure_runs_its_own_number_of_long_replicates():
     short_seeds = seeds["proven_reoffending_prison"]
     assert len(short_seeds) == 3
     assert seeds["sons_convicted_by_40_father_convicted"] == short_seeds[:2]
+
+
+def test_reoffending_by_previous_offences_on_a_hand_made_log():
+    """The MoJ gradient by criminal history: the index event is a release or a conviction without custody;
+    previous offences are the record at the start plus convictions before the index conviction (for a release,
+    before the custody start that led to it); the follow-up and waiting period as in the one-year measure."""
+    people = pd.DataFrame({
+        "person_id": [1, 2, 3, 4, 5, 7], "birth_month": [-400, -400, -400, -400, -100, -400],
+        "convictions_before_start": [0, 0, 12, 10, 11, 9], "weight": 1.0,
+    })
+    ev = _events([
+        (1, 2, "conviction", 1), (1, 10, "offence", 10), (1, 14, "conviction", 10),  # none: reoffends (10, proven at 14)
+        (2, 2, "conviction", 1), (2, 2, "custody_start", None), (2, 8, "release", None),  # none: index = release, no reoffence
+        (3, 1, "release", None), (3, 20, "conviction", 5),  # 11+: offence at 5 proven too late (20 >= 1 + 18)
+        (4, 0, "conviction", -1), (4, 3, "conviction", 2),  # 7-10: the second conviction is a proven reoffence
+        (5, 0, "conviction", -1),  # a child: not in the adult cohort
+        (7, 3, "conviction", 2), (7, 5, "conviction", 4), (7, 14, "conviction", 13), (7, 14, "custody_start", None),
+        (7, 20, "release", None),  # in the second year: 9 + 2 convictions before the custody start -> 11+
+    ])
+    md = metrics.Microdata.from_frames(people, ev)
+    first = metrics.proven_reoffending_by_previous_convictions(md, 0, 12)
+    assert (first["size_none"], first["rate_none"]) == (2, 0.5)
+    assert (first["size_7_10"], first["rate_7_10"]) == (2, 1.0)  # persons 4 and 7 (9 before; offence at 4 proven at 5)
+    assert (first["size_11_plus"], first["rate_11_plus"]) == (1, 0.0)
+    assert first["size_1_2"] == first["size_3_6"] == 0
+    second = metrics.proven_reoffending_by_previous_convictions(md, 12, 24)
+    assert second["size_1_2"] == 1  # person 1's conviction at 14 (one before)
+    assert second["size_11_plus"] == 2  # person 3 (12 + 1 before the conviction at 20) and person 7 (9 + 2)
+    assert second["size_none"] == 0

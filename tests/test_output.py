@@ -59,6 +59,7 @@ def test_people_parquet_schema(written, frames):
         assert people[col].isna().any() and people[col].notna().any()  # nullable, and used
         assert people[col].dropna().isin(people["person_id"]).all()  # parents are people of the run
     assert people["convicted_before_start"].dtype == bool
+    assert ((people["convictions_before_start"] > 0) == people["convicted_before_start"]).all()
     assert set(people["status_at_start"].astype(str)) == START_STATUSES
     # consistency between columns
     fathers = people.set_index("person_id").loc[people["father_id"].dropna().astype("int64"), "sex"]
