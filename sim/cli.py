@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--json", action="store_true", help="print the table as JSON")
     val.add_argument("--out", type=Path, default=Path("outputs/validation"), help="folder for calibration.png and validation.csv")
     val.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    val.add_argument("--record", action="store_true",
+                     help="also write the achieved metrics to calibration/fitted.toml's record (the fitted values unchanged; not with --set)")
     bench = sub.add_parser("bench", help="time one Essex replicate and one at 10x the population")
     bench.add_argument("--scenario", default="scenarios/baseline.toml")
     bench.add_argument("--repeats", type=_nonneg_int, default=3)
@@ -286,10 +288,14 @@ def cmd_calibrate(args) -> int:
 def cmd_validate(args) -> int:
     import json
 
-    from .calibration import validate
+    from .calibration import CALIBRATION_DIR, validate, write_fitted
     from .figures import calibration_figure, save
 
+    if args.record and (args.set or Path(args.scenario).resolve() != (CALIBRATION_DIR.parent / "scenarios" / "baseline.toml").resolve()):
+        raise ScenarioError("--record: the record describes the baseline as fitted; drop --set and --scenario")
     table = validate(args.scenario, args.reps, args.seed, args.workers, args.set)
+    if args.record:
+        write_fitted([], table)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "validation.csv", index=False)
     save(calibration_figure(table), args.out / "calibration.png")

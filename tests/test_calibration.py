@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BASELINE, FULL
+from conftest import BASELINE, FULL, ROOT
+
+ROOT_CALIBRATION = ROOT / "calibration"
 from sim import metrics
 from sim.calibration import compare_to_targets, load_targets, measure, scenario_for, validate
 
@@ -225,3 +227,34 @@ def test_reoffending_by_previous_offences_on_a_hand_made_log():
     assert second["size_1_2"] == 1  # person 1's conviction at 14 (one before)
     assert second["size_11_plus"] == 2  # person 3 (12 + 1 before the conviction at 20) and person 7 (9 + 2)
     assert second["size_none"] == 0
+
+
+def test_a_record_without_a_fit_keeps_the_values_and_replaces_the_achieved_metrics(tmp_path):
+    """``sim validate --record`` writes ``write_fitted([], table)``: fitted values and the fit's record stay as they
+    were, the achieved metrics (and date) are the new check's."""
+    import tomllib
+
+    from sim.calibration import load_free_parameters, write_fitted
+
+    key = next(iter(load_free_parameters()))
+    section, name = key.split(".")
+    out = tmp_path / "fitted.toml"
+    out.write_text(f'[{section}]\n{name} = {{ value = 1.25, unit = "u", source = "fit" }}\n\n'
+                   '[calibration]\nstage_joint = { loss = 1.0 }\nachieved.old_target = { simulated = 0.5 }\n')
+    table = pd.DataFrame([{"target": "prison_one_year_proven_reoffending", "simulated": 0.41, "sim_p05": 0.40, "sim_p95": 0.42, "replicates": 8}])
+    write_fitted([], table, out)
+    written = tomllib.loads(out.read_text())
+    assert written[section][name]["value"] == 1.25
+    assert written["calibration"]["stage_joint"] == {"loss": 1.0}
+    assert set(written["calibration"]["achieved"]) == {"prison_one_year_proven_reoffending"}
+
+
+def test_validate_record_refuses_a_changed_scenario(tmp_path, capsys):
+    """The record describes the fitted baseline: --record with --set is bad input (exit 2, nothing measured)."""
+    from sim.cli import main
+
+    before = (ROOT_CALIBRATION / "fitted.toml").read_bytes()
+    assert main(["validate", "--record", "--set", "justice.p_recall_per_month=0.5", "--out", str(tmp_path / "v")]) == 2
+    assert "--record" in capsys.readouterr().err
+    assert (ROOT_CALIBRATION / "fitted.toml").read_bytes() == before
+    assert not (tmp_path / "v").exists()
