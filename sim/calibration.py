@@ -144,7 +144,7 @@ def _to_unit(value: float, spec: dict) -> float:
     lo, hi = spec["lower"], spec["upper"]
     if spec.get("log"):
         value, lo, hi = math.log(value), math.log(lo), math.log(hi)
-    frac = min(max((value - lo) / (hi - lo), 1e-6), 1 - 1e-6)
+    frac = min(max((value - lo) / (hi - lo), 0.01), 0.99)  # 1% inside a bound: the transform is flat at the bound itself
     return math.log(frac / (1 - frac))
 
 
@@ -161,23 +161,36 @@ def current_value(params: Params, key: str) -> float:
     return float(getattr(getattr(params, section), name))
 
 
+def free_parameters_to_fit(stage: str, only: list[str] | None = None) -> dict[str, dict]:
+    """The free parameters a fit of ``stage`` moves ("joint": all), or just those named in ``only`` (each must be
+    one of them: ScenarioError otherwise)."""
+    free = {k: v for k, v in load_free_parameters().items() if stage == "joint" or v["stage"] == stage}
+    if only:
+        unknown = sorted(set(only) - set(free))
+        if unknown:
+            raise ScenarioError(f"--only {','.join(unknown)}: not a free parameter of stage {stage} (allowed: {', '.join(free)})")
+        free = {k: v for k, v in free.items() if k in only}
+    return free
+
+
 class _Budget(Exception):
     """Raised inside the objective when the evaluation budget is spent."""
 
 
 def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: int, workers: int, log=print,
-              long_reps: int | None = None) -> dict:
+              long_reps: int | None = None, only: list[str] | None = None) -> dict:
     """Fit the free parameters of ``stage`` ("short", "long", or "joint": all of them to every target at once).
 
     Least squares (scipy's trust-region reflective method, forward-difference Jacobian) on the residuals
     ``sqrt(weight) x (simulated - target) / half band``, each simulated value a mean over ``reps`` fixed seeds
     (common random numbers keep the residuals smooth enough to difference). Parameters are moved on an unbounded
-    logit transform of their bounds. When the method converges it is restarted from the best point, as long as a
+    logit transform of their bounds (a start at a bound is moved 1% inside it). ``only`` restricts the fit to some of
+    the stage's parameters (a polish), the rest held. When the method converges it is restarted from the best point, as long as a
     restart improves on it. Stops after ``maxfev`` evaluations (each ``reps`` 10-year and ``long_reps`` (default
     ``reps``) 40-year runs, as the stage needs; Jacobian columns included) and returns the best point seen."""
     from scipy.optimize import least_squares
 
-    free = {k: v for k, v in load_free_parameters().items() if stage == "joint" or v["stage"] == stage}
+    free = free_parameters_to_fit(stage, only)
     targets = [t for t in load_targets() if (stage == "joint" or t.run == stage) and t.weight > 0]
     runs = sorted({t.run for t in targets})
     base = scenario_for(runs[0], scenario)
@@ -213,7 +226,7 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
     best_loss, best_x = min(history, key=lambda h: h[0])
     values = {k: _from_unit(xi, spec) for xi, (k, spec) in zip(best_x, free.items())}
     return {"stage": stage, "values": values, "loss": best_loss, "evaluations": len(history), "seconds": time.perf_counter() - t0,
-            "reps": reps, "long_reps": reps if long_reps is None else long_reps, "seed": seed}
+            "reps": reps, "long_reps": reps if long_reps is None else long_reps, "seed": seed, "parameters": list(free)}
 
 
 def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION_DIR / "fitted.toml") -> None:
@@ -238,7 +251,8 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
             record = {k: v for k, v in record.items() if not k.startswith("stage_")}
         record[f"stage_{fit['stage']}"] = {"date": date.today().isoformat(), "method": "least squares (scipy trf)", "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
                                           "seconds": round(fit["seconds"]), "replicates": fit["reps"],
-                                          "replicates_long": fit.get("long_reps", fit["reps"]), "seed": fit["seed"]}
+                                          "replicates_long": fit.get("long_reps", fit["reps"]), "seed": fit["seed"],
+                                          "parameters": fit.get("parameters", sorted(fit["values"]))}
     if not len(table):  # new values, not yet checked: an old record of achieved metrics would be stale
         record.pop("achieved", None)
         record.pop("date", None)
@@ -252,6 +266,8 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
             return '"' + v.replace('"', "'") + '"'
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, list):
+            return "[" + ", ".join(toml_value(x) for x in v) + "]"
         if isinstance(v, float):
             return f"{v:.6g}"
         return str(v)

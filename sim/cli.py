@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--stage", choices=["joint", "short", "long"], default="joint",
                      help="joint (default): every free parameter to every target; short: the 10-year parameters only; long: the father-son ones only")
     cal.add_argument("--reps", type=_pos_int, default=4, help="replicates (fixed seeds) per evaluation (default 4)")
+    cal.add_argument("--only", type=lambda v: [k for k in v.split(",") if k], metavar="KEY[,KEY...]",
+                     help="fit only these free parameters of the stage (e.g. a polish), the others held at their values")
     cal.add_argument("--long-reps", type=_pos_int, help="replicates of the 40-year runs per evaluation (default: --reps)")
     cal.add_argument("--seed", type=_nonneg_int, default=1)
     cal.add_argument("--maxfev", type=_pos_int, default=150, help="evaluations at most, Jacobian columns included (default 150)")
@@ -271,13 +273,14 @@ def cmd_plot(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from .calibration import calibrate, validate, write_fitted
+    from .calibration import calibrate, free_parameters_to_fit, validate, write_fitted
 
     load_scenario(args.scenario)  # fail early on a bad scenario
+    free_parameters_to_fit(args.stage, args.only)  # and on a bad --only
     stage = args.stage
-    print(f"stage {stage}: fitting with {args.reps} replicates per evaluation ({args.long_reps or args.reps} of the 40-year runs), "
-          f"at most {args.maxfev} evaluations")
-    fit = calibrate(args.scenario, stage, args.reps, args.seed, args.maxfev, args.workers, long_reps=args.long_reps)
+    long_runs = f" ({args.long_reps or args.reps} of the 40-year runs)" if stage != "short" else ""
+    print(f"stage {stage}: fitting with {args.reps} replicates per evaluation{long_runs}, at most {args.maxfev} evaluations")
+    fit = calibrate(args.scenario, stage, args.reps, args.seed, args.maxfev, args.workers, long_reps=args.long_reps, only=args.only)
     write_fitted([fit], pd.DataFrame(columns=["target"]))  # the values first, so the check below runs with them
     # the achieved metrics are measured out of sample: on other seeds than the fit's
     write_fitted([fit], validate(args.scenario, max(args.reps, 8), args.seed + 1000, args.workers))

@@ -289,7 +289,7 @@ def test_active_families_series_matches_the_people(tracked):
 
 # --- dose-response over paired replicates -----------------------------------------------------------------------
 
-DOSE_REPS = 6
+DOSE_REPS = 12  # the effect on one-year proven reoffending is about -0.4 points: 12 pairs see it at 2 SE
 DOSE_ROOT = 11
 DOSE_COMMON = [*SMALL, "run.years=4"]
 
