@@ -24,29 +24,32 @@ def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray) -> np.
     custody, a parent's family-relationships need and the intervention's effect through a parent. 1 otherwise."""
     p, f = model.people, model.params.family
     mult = np.ones(len(rows))
-    affected = age_years < max(f.age_adult, f.parent_conviction_effect_until_age)
-    rows, age_years = rows[affected], age_years[affected]
-    if len(rows) == 0:
-        return mult
-    son = p.sex_male[rows]
-    fa, mo = p.father[rows], p.mother[rows]
-    has_fa, has_mo = fa >= 0, mo >= 0
-    fa_c, mo_c = np.where(has_fa, fa, 0), np.where(has_mo, mo, 0)
-    marked = age_years < f.parent_conviction_effect_until_age
-    father_convicted = marked & has_fa & (p.prev_convictions[fa_c] > 0)
-    mother_convicted = marked & has_mo & (p.prev_convictions[mo_c] > 0)
-    m = np.where(father_convicted, np.where(son, f.rr_father_convicted_son, f.rr_father_convicted_daughter), 1.0)
-    m *= np.where(mother_convicted, np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
-    child = age_years < f.age_adult
-    parent_in_custody = (has_fa & p.present[fa_c] & (p.status[fa_c] == CUSTODY)) | (
-        has_mo & p.present[mo_c] & (p.status[mo_c] == CUSTODY)
-    )
-    m *= np.where(child & parent_in_custody, f.rr_parent_in_custody, 1.0)
-    j = model.family_need_index
-    parent_need = (has_fa & p.present[fa_c] & p.has_need(fa_c, j)) | (has_mo & p.present[mo_c] & p.has_need(mo_c, j))
-    m *= np.where(child & parent_need, f.rr_parent_family_need, 1.0)
-    m *= np.where(child, intervention.child_multiplier(model, fa, mo), 1.0)
-    mult[affected] = m
+    fa_all, mo_all = p.father[rows], p.mother[rows]
+    # a parent's conviction, for sons and daughters with a known parent up to the age the effect lasts
+    marked = np.flatnonzero((age_years < f.parent_conviction_effect_until_age) & ((fa_all >= 0) | (mo_all >= 0)))
+    if len(marked):
+        fa, mo, son = fa_all[marked], mo_all[marked], p.sex_male[rows[marked]]
+        father_convicted = (fa >= 0) & (p.prev_convictions[np.maximum(fa, 0)] > 0)
+        mother_convicted = (mo >= 0) & (p.prev_convictions[np.maximum(mo, 0)] > 0)
+        m = np.where(father_convicted, np.where(son, f.rr_father_convicted_son, f.rr_father_convicted_daughter), 1.0)
+        m *= np.where(mother_convicted, np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
+        mult[marked] = m
+    # childhood only: a parent in custody or with a family-relationships need, the intervention through a parent
+    child = np.flatnonzero(age_years < f.age_adult)
+    if len(child):
+        fa, mo = fa_all[child], mo_all[child]
+        has_fa, has_mo = fa >= 0, mo >= 0
+        fa_c, mo_c = np.maximum(fa, 0), np.maximum(mo, 0)
+        parent_in_custody = (has_fa & p.present[fa_c] & (p.status[fa_c] == CUSTODY)) | (
+            has_mo & p.present[mo_c] & (p.status[mo_c] == CUSTODY)
+        )
+        j = model.family_need_index
+        parent_need = (has_fa & p.present[fa_c] & p.has_need(fa_c, j)) | (has_mo & p.present[mo_c] & p.has_need(mo_c, j))
+        m = mult[child]
+        m *= np.where(parent_in_custody, f.rr_parent_in_custody, 1.0)
+        m *= np.where(parent_need, f.rr_parent_family_need, 1.0)
+        m *= intervention.child_multiplier(model, fa, mo)
+        mult[child] = m
     return mult
 
 
