@@ -12,6 +12,7 @@ calibration/fitted.toml, which scenarios/baseline.toml extends, so every scenari
 from __future__ import annotations
 
 import math
+import os
 import time
 import tomllib
 from dataclasses import dataclass
@@ -284,7 +285,9 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
             lines += [f"achieved.{t} = {toml_value(a)}" for t, a in v.items()]
         else:
             lines.append(f"{key} = {toml_value(v)}")
-    path.write_text("\n".join(lines) + "\n")
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"  # written beside it, then renamed: never half a file
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
 
 
 def validate(scenario: str | Path, reps: int, seed: int, workers: int, overrides=(), long_reps: int | None = None) -> pd.DataFrame:
