@@ -95,7 +95,8 @@ def replicate_result(params: Params, seed: int, replicate: int) -> tuple[pd.Data
     return ts, row
 
 
-def _write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` beside ``path``, then rename it into place: a reader sees the old file or the new, never half."""
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     write(tmp)
     os.replace(tmp, path)
@@ -145,8 +146,8 @@ class BatchStore:
 
     def write_replicate(self, k: int, ts: pd.DataFrame, row: dict) -> None:
         name = f"part-{k:06d}.parquet"
-        _write_atomic(self.ts_dir / name, lambda p: ts.to_parquet(p, index=False))
-        _write_atomic(self.rep_dir / name, lambda p: pd.DataFrame([row]).to_parquet(p, index=False))
+        write_atomic(self.ts_dir / name, lambda p: ts.to_parquet(p, index=False))
+        write_atomic(self.rep_dir / name, lambda p: pd.DataFrame([row]).to_parquet(p, index=False))
 
     def write_manifest(self) -> None:
         seeds = replicate_seeds(self.root_seed, self.reps)
@@ -160,7 +161,7 @@ class BatchStore:
             "updated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": ["timeseries.parquet", "replicates.parquet", "summary.csv", "manifest.json"],
         })
-        _write_atomic(self.out / "manifest.json", lambda p: p.write_text(json.dumps(info, indent=2, default=float)))
+        write_atomic(self.out / "manifest.json", lambda p: p.write_text(json.dumps(info, indent=2, default=float)))
 
     def replicates(self) -> pd.DataFrame:
         parts = sorted(self.rep_dir.glob("part-*.parquet"))
@@ -171,7 +172,7 @@ class BatchStore:
 
     def write_summary(self, precision: float) -> pd.DataFrame:
         summary = summary_statistics(self.replicates(), precision)
-        _write_atomic(self.out / "summary.csv", lambda p: summary.to_csv(p, index=False))
+        write_atomic(self.out / "summary.csv", lambda p: summary.to_csv(p, index=False))
         return summary
 
 

@@ -12,7 +12,6 @@ calibration/fitted.toml, which scenarios/baseline.toml extends, so every scenari
 from __future__ import annotations
 
 import math
-import os
 import time
 import tomllib
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
-from .batch import executor_for
+from .batch import executor_for, write_atomic
 from .compare import replicate_seeds
 from .model import ReoffendingModel
 from .output import events_frame, people_frame, summarise
@@ -285,9 +284,7 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
             lines += [f"achieved.{t} = {toml_value(a)}" for t, a in v.items()]
         else:
             lines.append(f"{key} = {toml_value(v)}")
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"  # written beside it, then renamed: never half a file
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
 def validate(scenario: str | Path, reps: int, seed: int, workers: int, overrides=(), long_reps: int | None = None) -> pd.DataFrame:

@@ -41,7 +41,7 @@ def people_frame(model) -> pd.DataFrame:
             "birth_month": p.birth_month[:n],
             "father_id": parent_id("father"),
             "mother_id": parent_id("mother"),
-            "convicted_before_start": p.convicted_before_start[:n],
+            "convicted_before_start": p.convictions_before_start[:n] > 0,
             "status_at_start": pd.Categorical.from_codes(p.status_at_start[:n], categories=list(START_STATUS)),
             "weight": p.weight[:n],
             "convictions_before_start": p.convictions_before_start[:n],

@@ -96,7 +96,6 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
             weight=w_cjs,
             propensity=prop_median * np.exp(sigma * z),
             prev_convictions=previous_convictions(rng, prev_mean, sigma * z),
-            convicted_before_start=True,
             status_at_start=start_status,
         )
         people.needs[rows] = draw_needs(rng, n, params.needs.prevalence_offenders)
@@ -301,4 +300,3 @@ def _mark_old_convictions(params: Params, rng, people: P.People, rows: np.ndarra
         prop = people.propensity[group]
         chosen = rng.choice(group, size=k, replace=False, p=prop / prop.sum())
         people.prev_convictions[chosen] = rng.geometric(1.0 / max(pop.old_convictions_mean, 1.0), k)
-        people.convicted_before_start[chosen] = True
