@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .outdir import check_path, claimed, remove_ours
+from .preflight import check_scheduler
 from .scenario import ScenarioError, load_scenario, sweep_grid
 
 EXIT_USAGE = 2
@@ -32,7 +34,10 @@ def _nonneg_int(text: str) -> int:
 
 
 def _pos_int(text: str) -> int:
-    value = _nonneg_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
     return value
@@ -55,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="scenario TOML file, e.g. scenarios/baseline.toml")
     run.add_argument("--seed", type=_nonneg_int, help="replicate seed (default: [run] seed of the scenario)")
     run.add_argument("--years", type=_pos_float, help="length of the run in years (default: [run] years)")
-    run.add_argument("--out", type=Path, help="output folder (default: outputs/<scenario name>)")
+    run.add_argument("--out", type=Path, help="output folder, new (default: outputs/<scenario name>)")
+    run.add_argument("--force", action="store_true", help="replace an existing --out folder that sim wrote (refused if it holds anything else)")
     run.add_argument("--events", action="store_true", help="also write people.parquet and events.parquet (microdata)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
     run.add_argument("--reps", type=_pos_int, help="run a Monte Carlo batch of this many replicates (seeds spawned from --seed)")
@@ -71,35 +77,38 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("scenario", help="intervention scenario TOML; --set key=v1,v2,... gives the grid")
     _batch_options(sweep, grid=True)
     rep = sub.add_parser("report", help="write report.html and figures for a compare or sweep folder")
-    rep.add_argument("folder", type=Path)
+    rep.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
     plot = sub.add_parser("plot", help="write one figure of a compare or sweep folder as PNG")
-    plot.add_argument("folder", type=Path)
-    plot.add_argument("--figure", required=True, choices=["timeseries", "savings", "net_benefit", "sensitivity", "dose_response"])
-    plot.add_argument("--out", type=Path, help="PNG file (default: FOLDER/figures/NAME.png)")
+    plot.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
+    plot.add_argument("--figure", required=True, choices=["timeseries", "savings", "net_benefit", "sensitivity", "dose_response"],
+                      help="which figure (dose_response needs a sweep folder, the others a comparison)")
+    plot.add_argument("--out", type=Path, help="PNG file, new (default: FOLDER/figures/NAME.png)")
+    plot.add_argument("--force", action="store_true", help="overwrite an existing --out PNG file")
     cal = sub.add_parser("calibrate", help="fit the free parameters to the published targets (writes calibration/fitted.toml)")
-    cal.add_argument("--scenario", default="scenarios/baseline.toml")
+    cal.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario the fit starts from (default scenarios/baseline.toml)")
     cal.add_argument("--stage", choices=["joint", "short", "long"], default="joint",
                      help="joint (default): every free parameter to every target; short: the 10-year parameters only; long: the father-son ones only")
     cal.add_argument("--reps", type=_pos_int, default=4, help="replicates (fixed seeds) per evaluation (default 4)")
     cal.add_argument("--only", type=lambda v: [k for k in v.split(",") if k], metavar="KEY[,KEY...]",
                      help="fit only these free parameters of the stage (e.g. a polish), the others held at their values")
     cal.add_argument("--long-reps", type=_pos_int, help="replicates of the 40-year runs per evaluation (default: --reps)")
-    cal.add_argument("--seed", type=_nonneg_int, default=1)
+    cal.add_argument("--seed", type=_nonneg_int, default=1, help="root seed of the fit's fixed replicates (default 1)")
     cal.add_argument("--maxfev", type=_pos_int, default=150, help="evaluations at most, Jacobian columns included (default 150)")
-    cal.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1)
+    cal.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     val = sub.add_parser("validate", help="every calibration target beside its simulated value, pass/fail, and a figure")
-    val.add_argument("--scenario", default="scenarios/baseline.toml")
-    val.add_argument("--reps", type=_pos_int, default=8)
+    val.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario to validate (default scenarios/baseline.toml)")
+    val.add_argument("--reps", type=_pos_int, default=8, help="replicates of each run length (default 8)")
     val.add_argument("--seed", type=_nonneg_int, default=1001, help="root seed (default differs from the calibration's)")
-    val.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1)
+    val.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     val.add_argument("--json", action="store_true", help="print the table as JSON")
-    val.add_argument("--out", type=Path, default=Path("outputs/validation"), help="folder for calibration.png and validation.csv")
-    val.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    val.add_argument("--out", type=Path, default=Path("outputs/validation"), help="new folder for calibration.png and validation.csv (default outputs/validation)")
+    val.add_argument("--force", action="store_true", help="replace an existing --out folder that sim wrote (refused if it holds anything else)")
+    val.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
     val.add_argument("--record", action="store_true",
                      help="also write the achieved metrics to calibration/fitted.toml's record (the fitted values unchanged; not with --set)")
     bench = sub.add_parser("bench", help="time one Essex replicate and one at 10x the population")
-    bench.add_argument("--scenario", default="scenarios/baseline.toml")
-    bench.add_argument("--repeats", type=_nonneg_int, default=3)
+    bench.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario to time (default scenarios/baseline.toml)")
+    bench.add_argument("--repeats", type=_nonneg_int, default=3, help="timed repeats of each single replicate (default 3)")
     bench.add_argument("--batch-reps", type=_nonneg_int, default=1000, help="replicates in the full batch figure (0: skip)")
     bench.add_argument("--efficiency-reps", type=_nonneg_int, default=40, help="replicates for the 1-vs-all-workers efficiency (0: skip)")
     return parser
@@ -109,7 +118,8 @@ def _batch_options(p, grid: bool = False) -> None:
     p.add_argument("--reps", type=_pos_int, default=20, help="paired replicates (default 20)")
     p.add_argument("--years", type=_pos_float, help="length of each run in years (default: the scenario's)")
     p.add_argument("--seed", type=_nonneg_int, default=1, help="root seed; replicate seeds are spawned from it (default 1)")
-    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument("--out", type=Path, help="output folder, new (default: under outputs/)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder that sim wrote (refused if it holds anything else)")
     p.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     help_set = "grid axis: section.key=v1,v2,... (repeatable; several give a product grid)" if grid else "override in both scenarios (repeatable)"
@@ -124,20 +134,20 @@ def cmd_compare(args) -> int:
     base = load_scenario(args.baseline, overrides)
     iv = load_scenario(args.intervention, overrides)
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
-    _check_out(out)
-    rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler)
-    table = summary_table(rows)
-    write_comparison(out, base, iv, args.seed, rows, table, series, ledger)
-    print(_comparison_text(base, iv, args, table, out))
-    from .report import report
+    _preflight(args, [base, iv])
+    with claimed(out, force=args.force):
+        rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler)
+        table = summary_table(rows)
+        write_comparison(out, base, iv, args.seed, rows, table, series, ledger, force=args.force)
+        print(_comparison_text(base, iv, args, table, out))
+        from .report import report
 
-    print(f"-> {report(out)}")
+        print(f"-> {report(out)}")
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from .compare import compare, parse_grid, summary_table, switched_off
-    from .output import write_sweep
+    from .compare import parse_grid
 
     file_axes = sweep_grid(args.scenario)
     axes = file_axes + list(args.set)
@@ -148,7 +158,15 @@ def cmd_sweep(args) -> int:
     origin = {a.split("=", 1)[0]: f"{args.scenario} [sweep]" for a in file_axes}
     points = [load_scenario(args.scenario, point + years, origin) for point in grid]  # validates every point first
     out = args.out or Path("outputs") / f"{points[0].run.name}_sweep"
-    _check_out(out)
+    _preflight(args, points)
+    with claimed(out, force=args.force):
+        return _sweep(args, grid, points, years, out)
+
+
+def _sweep(args, grid, points, years, out: Path) -> int:
+    from .compare import compare, summary_table, switched_off
+    from .output import write_sweep
+
     plain = load_scenario(args.scenario, years)
     baselines: dict = {}  # grid points that differ only in [intervention] share one baseline
     tables, all_rows = [], []
@@ -157,7 +175,7 @@ def cmd_sweep(args) -> int:
         rows, _, _, baselines[base] = compare(base, iv, args.reps, args.seed, args.workers, f"point {k + 1}/{len(grid)}", baselines.get(base), args.scheduler)
         tables.append((point, summary_table(rows)))
         all_rows.append(rows.assign(grid_point=k, **{s.split("=", 1)[0]: s.split("=", 1)[1] for s in point}))
-    result = write_sweep(out, points[0], args.seed, args.reps, tables, pd.concat(all_rows, ignore_index=True))
+    result = write_sweep(out, points[0], args.seed, args.reps, tables, pd.concat(all_rows, ignore_index=True), force=args.force)
     shown = [c for c in result.columns if "=" not in c and c in {s.split("=", 1)[0] for s in grid[0]}]
     table = result[shown + ["appraisal:intervention_cost", "appraisal:npv", "appraisal:bcr", "appraisal:benefits_exceed_costs"]].copy()
     table.insert(len(shown), "offences_avoided", -result["offences"])
@@ -168,9 +186,10 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"--out {out}: exists and is not a folder")
+def _preflight(args, scenarios: list) -> None:
+    """Before any work: the scheduler answers. (The output folder is checked by ``claimed``.)"""
+    if getattr(args, "scheduler", None):
+        check_scheduler(args.scheduler)
 
 
 def _comparison_text(base, iv, args, table, out: Path) -> str:
@@ -224,16 +243,24 @@ def cmd_run(args) -> int:
     params = load_scenario(args.scenario, overrides)
     seed = params.run.seed if args.seed is None else args.seed
     out = args.out or Path("outputs") / params.run.name
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"--out {out}: exists and is not a folder")
     if args.reps is not None:
-        return cmd_batch(args, params, seed, out)
+        if args.events:
+            raise ScenarioError("--events writes the microdata of a single run; leave it out with --reps (or run one seed)")
+        if args.resume and args.force:
+            raise ScenarioError("--resume completes the batch in --out and --force replaces it: give one of them")
+        _preflight(args, [params])
+        with claimed(out, force=args.force, resume=args.resume) as folder:
+            if args.force:
+                remove_ours(folder)
+            return cmd_batch(args, params, seed, out)
     if args.resume or args.scheduler or args.workers:
         raise ScenarioError("--resume, --scheduler and --workers are for batches: add --reps N")
+    _preflight(args, [params])
     t0 = time.perf_counter()
-    model = ReoffendingModel(params, seed=seed, record_offences=args.events)
-    model.run()
-    summary = write_run(model, out, with_events=args.events)
+    with claimed(out, force=args.force):
+        model = ReoffendingModel(params, seed=seed, record_offences=args.events)
+        model.run()
+        summary = write_run(model, out, with_events=args.events, force=args.force)
     elapsed = time.perf_counter() - t0
     print(_human_summary(params, seed, summary, out, elapsed))
     return 0
@@ -249,6 +276,8 @@ def cmd_plot(args) -> int:
         raise ScenarioError(f"{folder}: no manifest.json; give the folder of a sim compare or sim sweep")
     manifest = json.loads((folder / "manifest.json").read_text())
     out = args.out or folder / "figures" / f"{args.figure}.png"
+    if args.out is not None:
+        _check_new_png(args.out, args.force)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.figure == "dose_response":
         if manifest.get("kind") != "sweep":
@@ -272,6 +301,21 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def _check_new_png(path: Path, force: bool) -> None:
+    """``sim plot --out``: a new file, or with ``--force`` an existing PNG image (what plot writes), nothing else."""
+    if path.is_dir():
+        raise ScenarioError(f"--out {path}: is a folder; give a file name ending .png")
+    if path.suffix.lower() != ".png":
+        raise ScenarioError(f"--out {path}: give a file name ending .png")
+    if path.exists():
+        if not force:
+            raise ScenarioError(f"--out {path}: already exists; choose another name, or add --force to overwrite it")
+        with path.open("rb") as fh:
+            if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+                raise ScenarioError(f"--out {path}: --force overwrites only a PNG image, and this file is not one; nothing was changed")
+    check_path(path, folder=False)  # the folder it goes in can be written
+
+
 def cmd_calibrate(args) -> int:
     from .calibration import calibrate, free_parameters_to_fit, validate, write_fitted
 
@@ -293,15 +337,16 @@ def cmd_validate(args) -> int:
 
     from .calibration import CALIBRATION_DIR, validate, write_fitted
     from .figures import calibration_figure, save
+    from .output import write_validation
 
     if args.record and (args.set or Path(args.scenario).resolve() != (CALIBRATION_DIR.parent / "scenarios" / "baseline.toml").resolve()):
         raise ScenarioError("--record: the record describes the baseline as fitted; drop --set and --scenario")
-    table = validate(args.scenario, args.reps, args.seed, args.workers, args.set)
-    if args.record:
-        write_fitted([], table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "validation.csv", index=False)
-    save(calibration_figure(table), args.out / "calibration.png")
+    params = load_scenario(args.scenario, args.set)
+    with claimed(args.out, force=args.force):
+        table = validate(args.scenario, args.reps, args.seed, args.workers, args.set)
+        if args.record:
+            write_fitted([], table)
+        write_validation(args.out, params, args.seed, table, lambda path: save(calibration_figure(table), path), force=args.force)
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2, default=float))
     else:
@@ -316,8 +361,6 @@ def cmd_validate(args) -> int:
 def cmd_batch(args, params, seed: int, out: Path) -> int:
     from .batch import run_batch
 
-    if args.events:
-        raise ScenarioError("--events writes the microdata of a single run; leave it out with --reps (or run one seed)")
     t0 = time.perf_counter()
     try:
         result = run_batch(params, args.reps, seed, workers=args.workers, scheduler=args.scheduler, out=out,

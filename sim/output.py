@@ -1,7 +1,8 @@
 """Run artefacts: the microdata tables, the summary, the manifest, written atomically into a run folder.
 
 A run folder is first written in full beside its destination (``.<name>.tmp-<pid>``) and then renamed into
-place, so a reader only ever sees the previous complete folder or the new complete one.
+place, so a reader only ever sees the previous complete folder or the new complete one. An existing folder is
+never replaced unless asked (``force``) and ours (``sim.outdir``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
+from .outdir import claimed
 from .people import START_STATUS
 
 
@@ -139,36 +141,37 @@ def manifest(params, seed: int, extra: dict | None = None) -> dict:
 
 
 @contextmanager
-def atomic_dir(final: Path):
-    """Yield a temporary folder next to ``final``; on success it replaces ``final`` in one rename."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        os.replace(final, old)
-    try:
-        os.replace(tmp, final)
-    except BaseException:
-        if old is not None:  # put the previous folder back
-            os.replace(old, final)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def atomic_dir(final: Path, force: bool = False):
+    """Yield a temporary folder next to ``final``; on success it becomes ``final`` in one rename. An existing
+    ``final`` is refused unless ``force`` and it holds only what sim wrote (``sim.outdir``); the old folder is then
+    removed only once the new one is in place."""
+    with claimed(final, force=force) as final:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        tmp.chmod(0o755)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = None
+        if final.exists() and any(final.iterdir()):  # ours: claimed() refused it otherwise
+            old = final.parent / f".{final.name}.old-{os.getpid()}"
+            os.replace(final, old)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if old is not None:  # put the previous folder back
+                os.replace(old, final)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
-def write_run(model, out_dir: Path, with_events: bool) -> dict[str, float]:
+def write_run(model, out_dir: Path, with_events: bool, force: bool = False) -> dict[str, float]:
     """Write a finished model's artefacts into ``out_dir`` atomically; returns the summary."""
     summary = summarise(model)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, force) as tmp:
         timeseries_frame(model).to_parquet(tmp / "timeseries.parquet", index=False)
         pd.DataFrame([summary]).to_csv(tmp / "summary.csv", index=False)
         files = ["timeseries.parquet", "summary.csv"]
@@ -181,10 +184,11 @@ def write_run(model, out_dir: Path, with_events: bool) -> dict[str, float]:
     return summary
 
 
-def write_comparison(out_dir: Path, base, iv, root_seed: int, rows: pd.DataFrame, table: pd.DataFrame, series: pd.DataFrame, ledger: pd.DataFrame) -> None:
+def write_comparison(out_dir: Path, base, iv, root_seed: int, rows: pd.DataFrame, table: pd.DataFrame, series: pd.DataFrame, ledger: pd.DataFrame,
+                     force: bool = False) -> None:
     """A comparison folder: comparison.csv (one row per metric), replicates.csv, timeseries.parquet and
     ledger.parquet (both scenarios, every replicate), manifest.json. Written atomically."""
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, force) as tmp:
         table.to_csv(tmp / "comparison.csv", index=False)
         rows.to_csv(tmp / "replicates.csv", index=False)
         series.to_parquet(tmp / "timeseries.parquet", index=False)
@@ -207,7 +211,7 @@ SWEEP_METRICS = (
 )
 
 
-def write_sweep(out_dir: Path, params, root_seed: int, reps: int, tables: list, rows: pd.DataFrame) -> pd.DataFrame:
+def write_sweep(out_dir: Path, params, root_seed: int, reps: int, tables: list, rows: pd.DataFrame, force: bool = False) -> pd.DataFrame:
     """sweep.csv: one row per grid point with the grid values and, per metric, the mean and 90% interval of the
     difference from the intervention switched off. Also replicates.csv and manifest.json. Written atomically."""
     records = []
@@ -220,10 +224,20 @@ def write_sweep(out_dir: Path, params, root_seed: int, reps: int, tables: list, 
                 rec[f"{m}_p05"], rec[f"{m}_p95"] = t.loc[m, "difference_p05"], t.loc[m, "difference_p95"]
         records.append(rec)
     result = pd.DataFrame(records)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, force) as tmp:
         result.to_csv(tmp / "sweep.csv", index=False)
         rows.to_csv(tmp / "replicates.csv", index=False)
         info = manifest(params, root_seed, {"kind": "sweep", "replicates": reps, "grid": [p for p, _ in tables],
                                             "files": ["sweep.csv", "replicates.csv", "manifest.json"]})
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
     return result
+
+
+def write_validation(out_dir: Path, params, seed: int, table: pd.DataFrame, draw_figure, force: bool = False) -> None:
+    """A validation folder: validation.csv (every target beside its simulated value), calibration.png
+    (``draw_figure(path)`` writes it) and manifest.json. Written atomically."""
+    with atomic_dir(out_dir, force) as tmp:
+        table.to_csv(tmp / "validation.csv", index=False)
+        draw_figure(tmp / "calibration.png")
+        info = manifest(params, seed, {"kind": "validation", "files": ["validation.csv", "calibration.png", "manifest.json"]})
+        (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))

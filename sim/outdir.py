@@ -1,0 +1,172 @@
+"""Output folders: checked before any work, locked while a command writes them, never taken from the user.
+
+Every command that writes a folder goes through ``claimed(out, ...)``, which
+
+- refuses, in one line, a path that cannot be an output folder: the current folder or one above it, a path
+  through a file, a parent where nothing can be created;
+- refuses a folder that already exists and holds anything, unless ``resume`` (a batch completing itself: the
+  batch checks it is the same batch) or ``force`` (replace it, allowed only for a folder that holds our own
+  manifest and nothing else but the files that manifest and our reports name);
+- holds a lock (``.NAME.lock`` beside the folder, an advisory ``flock`` the kernel drops if the process dies),
+  so a second command writing the same folder is refused at once instead of computing the same work twice.
+
+The checks run before simulating, so a bad ``--out`` costs nothing and leaves nothing that blocks a retry.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .scenario import ScenarioError
+
+MANIFEST = "manifest.json"
+
+#: files our commands add to a folder after its manifest was written (``sim report``, ``sim plot``)
+ADDED_LATER = {"report.html", "figures"}
+
+#: locks this process holds, by resolved folder path (a nested claim of the same folder is free)
+_held: dict[Path, int] = {}
+
+
+def _refuse(out: Path, why: str) -> ScenarioError:
+    return ScenarioError(f"--out {out}: {why}")
+
+
+def check_path(out: str | Path, folder: bool = True) -> Path:
+    """The resolved folder (or file, ``folder=False``), after checking it could be created and written; raises
+    ScenarioError otherwise. Creates nothing (a probe file is made and removed in the nearest existing parent)."""
+    given = Path(out)
+    path = given.resolve()
+    cwd = Path.cwd().resolve()
+    if path == cwd or path in cwd.parents:
+        raise _refuse(given, "is the current folder or one above it; give the name of a new folder, e.g. outputs/mine")
+    if folder and path.exists() and not path.is_dir():
+        raise _refuse(given, "exists and is not a folder")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise _refuse(given, f"{parent} is a file, so no folder can be made inside it")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=parent)
+    except OSError as exc:
+        raise _refuse(given, f"cannot write in {parent} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Entries of ``folder`` that our commands did not write, judged by its manifest (all of them if it has none)."""
+    entries = sorted(p.name for p in folder.iterdir())
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        ours = set(manifest["files"]) | ADDED_LATER | {MANIFEST}
+        assert "reoffsim" in manifest["versions"]
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        return entries
+    foreign = []
+    for name in entries:
+        entry = folder / name
+        if _is_temporary(name):
+            continue
+        if name not in ours:
+            foreign.append(name)
+        elif entry.is_dir():
+            pattern = "*.png" if name == "figures" else "part-*.parquet"
+            foreign += [f"{name}/{p.name}" for p in sorted(entry.iterdir()) if not (p.is_file() and p.match(pattern) or _is_temporary(p.name))]
+        elif name == "figures":
+            foreign.append(name)
+    return foreign
+
+
+def _is_temporary(name: str) -> bool:
+    """Our own temporary names: ``.NAME.tmp-PID`` (atomic writes) and ``.report.html.tmp``."""
+    return name.startswith(".") and ".tmp" in name
+
+
+def check_existing(out: Path, force: bool, resume: bool, shown: str | Path | None = None) -> bool:
+    """Whether ``out`` exists with content that this command may act on; raises ScenarioError if not allowed.
+    ``resume`` lets the caller check and complete it; ``force`` lets the caller replace it if it is ours."""
+    shown = out if shown is None else shown
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    if resume:
+        return True
+    if not force:
+        hint = "--force replaces it (it holds only files sim wrote)" if not foreign_entries(out) else "it holds files sim did not write"
+        return_hint = " or --resume to complete it" if (out / "timeseries.parquet").is_dir() else ""
+        raise _refuse(shown, f"already exists; choose another --out{return_hint}; {hint}")
+    foreign = foreign_entries(out)
+    if foreign:
+        raise _refuse(shown, f"--force replaces only a folder sim wrote, and this one holds {foreign[0]!r}"
+                      f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, which sim did not write; nothing was changed")
+    return True
+
+
+def remove_ours(folder: Path) -> None:
+    """Delete ``folder`` if it holds only what sim wrote (``--force`` for a batch, which writes in place)."""
+    if not folder.exists():
+        return
+    foreign = foreign_entries(folder)
+    if foreign:
+        raise _refuse(folder, f"holds {foreign[0]!r}, which sim did not write; nothing was changed")
+    shutil.rmtree(folder)
+
+
+@contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold the folder's lock (``.NAME.lock`` beside it) for the block; refuse at once if another process has it."""
+    out = out.resolve()
+    if out in _held:
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = out.parent / f".{out.name}.lock"
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise _refuse(out, f"another sim command (pid {holder}) is writing this folder; wait for it to finish, or choose another --out") from None
+            raise
+        try:  # the holder before us may have removed the file after we opened it: then lock the new one
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _held[out] = fd
+    try:
+        yield
+    finally:
+        del _held[out]
+        try:
+            os.unlink(lock_path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+@contextmanager
+def claimed(out: str | Path, force: bool = False, resume: bool = False) -> Iterator[Path]:
+    """Check ``out`` (path, existing content, ``force``/``resume``) and hold its lock for the block; yields the
+    resolved folder. Call it before simulating so that a refusal costs nothing."""
+    path = check_path(out)
+    with locked(path):
+        check_existing(path, force, resume, shown=out)
+        yield path
