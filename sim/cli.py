@@ -249,7 +249,7 @@ def cmd_run(args) -> int:
         if args.resume and args.force:
             raise ScenarioError("--resume completes the batch in --out and --force replaces it: give one of them")
         _preflight(args, [params])
-        with claimed(out, force=args.force, resume=args.resume) as folder:
+        with claimed(out, force=args.force, resume=args.resume, resumable=True) as folder:
             if args.force:
                 remove_ours(folder)
             return cmd_batch(args, params, seed, out)

@@ -93,22 +93,24 @@ def _is_temporary(name: str) -> bool:
     return name.startswith(".") and ".tmp" in name
 
 
-def check_existing(out: Path, force: bool, resume: bool, shown: str | Path | None = None) -> bool:
+def check_existing(out: Path, force: bool, resume: bool, resumable: bool = False, shown: str | Path | None = None) -> bool:
     """Whether ``out`` exists with content that this command may act on; raises ScenarioError if not allowed.
-    ``resume`` lets the caller check and complete it; ``force`` lets the caller replace it if it is ours."""
+    ``resume`` lets the caller check and complete it; ``force`` lets the caller replace it if it is ours.
+    ``resumable``: the command has ``--resume`` (a batch), so the refusal offers it."""
     shown = out if shown is None else shown
     if not out.is_dir() or not any(out.iterdir()):
         return False
     if resume:
         return True
-    if not force:
-        hint = "--force replaces it (it holds only files sim wrote)" if not foreign_entries(out) else "it holds files sim did not write"
-        return_hint = " or --resume to complete it" if (out / "timeseries.parquet").is_dir() else ""
-        raise _refuse(shown, f"already exists; choose another --out{return_hint}; {hint}")
     foreign = foreign_entries(out)
+    held = f"{foreign[0]!r}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}" if foreign else ""
+    if not force:
+        resuming = "--resume completes the batch in it, " if resumable else ""
+        ours = (f"holds {held}, which sim did not write, so --force will not replace it" if foreign
+                else "--force replaces it (it holds only what sim wrote)")
+        raise _refuse(shown, f"already exists; choose another --out ({resuming}{ours})")
     if foreign:
-        raise _refuse(shown, f"--force replaces only a folder sim wrote, and this one holds {foreign[0]!r}"
-                      f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, which sim did not write; nothing was changed")
+        raise _refuse(shown, f"--force replaces only a folder sim wrote, and this one holds {held}, which sim did not write; nothing was changed")
     return True
 
 
@@ -163,10 +165,10 @@ def locked(out: Path) -> Iterator[None]:
 
 
 @contextmanager
-def claimed(out: str | Path, force: bool = False, resume: bool = False) -> Iterator[Path]:
+def claimed(out: str | Path, force: bool = False, resume: bool = False, resumable: bool = False) -> Iterator[Path]:
     """Check ``out`` (path, existing content, ``force``/``resume``) and hold its lock for the block; yields the
     resolved folder. Call it before simulating so that a refusal costs nothing."""
     path = check_path(out)
     with locked(path):
-        check_existing(path, force, resume, shown=out)
+        check_existing(path, force, resume, resumable, shown=out)
         yield path
