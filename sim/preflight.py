@@ -25,9 +25,11 @@ def check_scheduler(address: str, timeout: float = 5.0) -> None:
         raise ScenarioError(bad + f"unknown protocol {url.scheme!r}; give an address such as tcp://HOST:8786 "
                             f"(protocols: {', '.join(NETWORK_SCHEMES)})")
     try:
-        host, port = url.hostname, url.port or DASK_DEFAULT_PORT
+        host, port = url.hostname, DASK_DEFAULT_PORT if url.port is None else url.port
     except ValueError:
-        raise ScenarioError(bad + "the port must be a number from 1 to 65535, e.g. tcp://HOST:8786") from None
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ScenarioError(bad + "the port must be a number from 1 to 65535, e.g. tcp://HOST:8786")
     if not host or url.path not in ("", "/") or url.query or url.fragment or " " in text:
         raise ScenarioError(bad + "not a scheduler address; give one such as tcp://HOST:8786")
     try:
