@@ -39,6 +39,13 @@ only those given. `sim run FILE --set section.key=value` (repeatable; the value 
 that. Every key below is required once files and overrides are merged; a wrong value stops the run with a one-line
 message before any work is done.
 
+Besides each key's own rule: `run.years` is at most {max_years:,} and durations in months (keys ending in `_months`)
+at most {max_months:,} (months are stored as 32-bit integers); ages (years) are at most {max_age}; an sd of a log
+(keys with `sigma`) is at most {max_sigma}; the shares of `offending.offence_type_share` must sum to 1 (within
+{share_tolerance:g}; they are never rescaled); head counts are whole numbers. Before any work, a run's agents, months,
+memory and CPU time are estimated (`sim.limits`, `python -m sim.limits SCENARIO`) and a scenario whose replicates
+would not fit in this machine's memory or would take over {max_hours:g} hours each is refused with the estimate.
+
 In the source column, "from memory" marks an unverified placeholder still to be checked against the published
 figure, and "assumption" marks a modelling choice to be calibrated; "derived" values are computed from the
 figures given. Per-category lists follow the order of `offending.offence_types` or `needs.names`."""
@@ -90,7 +97,12 @@ def parameter_reference(scenario_path: str | Path = DEFAULT_SCENARIO) -> str:
     """The Markdown reference of every parameter section, with defaults from ``scenario_path``."""
     values = documented_values(_resolve(scenario_path))
     shown = Path(scenario_path).as_posix()
-    lines = ["# Scenario parameters", "", _INTRO.format(scenario=shown, regenerate=REGENERATE), ""]
+    from . import limits, scenario as S
+
+    intro = _INTRO.format(scenario=shown, regenerate=REGENERATE, max_years=S.MAX_YEARS, max_months=S.MAX_MONTHS,
+                          max_age=S.MAX_AGE_YEARS, max_sigma=S.MAX_LOG_SD, share_tolerance=S.SHARE_TOLERANCE,
+                          max_hours=limits.DEFAULT_MAX_HOURS)
+    lines = ["# Scenario parameters", "", intro, ""]
     lines += ["Sections: " + ", ".join(f"[`{s}`](#{s})" for s in SECTIONS) + ".", ""]
     header = "| key | default | unit | allowed values | meaning | source |"
     rule = "|---|---|---|---|---|---|"

@@ -28,16 +28,30 @@ class ScenarioError(ValueError):
     """A user error in a scenario file or override: the message is one line meant for the user."""
 
 
+#: the UTF-8 byte order mark some editors put at the start of a file (TOML itself does not allow it)
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _read_toml(path: Path) -> dict:
+    """The TOML table of a file. A UTF-8 byte order mark is skipped; an empty file (nothing but blank lines and
+    comments) is an error of its own, not a list of missing keys."""
     if not path.is_file():
         raise ScenarioError(f"{path}: scenario file not found")
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({exc.strerror or exc})") from None
+    if raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM):]
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not a UTF-8 text file (byte {exc.start} cannot be decoded)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: malformed TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not a UTF-8 text file") from None
+    if not data:
+        raise ScenarioError(f"{path}: the scenario file is empty")
+    return data
 
 
 def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = (), price_years: dict | None = None) -> dict[tuple[str, str], tuple[Any, str]]:
@@ -154,6 +168,27 @@ _LIST_ITEM = {
 }
 
 
+#: shares that must sum to 1 may miss it by this much (rounding in the file); they are never rescaled to 1
+SHARE_TOLERANCE = 1e-6
+
+#: longest run: months are stored as 32-bit integers (with "long ago" markers of -1,000,000 months)
+MAX_YEARS = 100_000_000
+#: longest duration a "..._months" value may give, for the same reason
+MAX_MONTHS = 12 * MAX_YEARS
+#: oldest age (years) any age parameter may give: ages index tables that stop at 120, birth months are 32-bit
+MAX_AGE_YEARS = 150
+#: largest sd of a log ("..._sigma"): 10 already spreads values by a factor of 22,000 per sd; more overflows
+MAX_LOG_SD = 10
+#: age parameters (years), checked against MAX_AGE_YEARS
+AGE_KEYS = {
+    "population": ("offender_age_mean_years", "offender_age_sd_years", "parent_age_at_first_child_mean_years",
+                   "parent_age_at_first_child_sd_years", "partner_age_gap_sd_years", "young_adult_age_min", "young_adult_age_max"),
+    "family": ("age_criminal_responsibility", "age_adult", "parent_conviction_effect_until_age"),
+    "demography": ("arrival_age_min", "arrival_age_max", "fertile_age_min", "fertile_age_max", "partnering_age_max",
+                   "partner_age_gap_mean_years"),
+    "offending": ("age_curve_ages",),
+}
+
 #: draws are made between these quantiles, and a distribution is validated over the same range
 DRAW_TAIL = 1e-6
 
@@ -198,8 +233,9 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
     for key in ("offence_type_share", "offence_type_p_proven", "offence_type_custody_log_odds"):
         if len(getattr(o, key)) != n:
             fail("offending", key, list(getattr(o, key)), f"needs {n} entries, one per offence type")
-    if sum(o.offence_type_share) <= 0:
-        fail("offending", "offence_type_share", list(o.offence_type_share), "must not be all zero")
+    total = math.fsum(o.offence_type_share)
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        fail("offending", "offence_type_share", list(o.offence_type_share), f"the shares must sum to 1 (they sum to {total:.10g})")
     if len(o.age_curve_multiplier) != len(o.age_curve_ages):
         fail("offending", "age_curve_multiplier", list(o.age_curve_multiplier), "needs one entry per age in age_curve_ages")
     if list(o.age_curve_ages) != sorted(o.age_curve_ages):
@@ -232,6 +268,21 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
             fail("needs", "names", list(nd.names), f"must include '{required}'")
     if p.population.children_per_parent_mean < 1:
         fail("population", "children_per_parent_mean", p.population.children_per_parent_mean, "must be >= 1")
+    if p.run.years > MAX_YEARS:
+        fail("run", "years", p.run.years, f"must be at most {MAX_YEARS:,} (months are stored as 32-bit integers)")
+    _magnitude_checks(p, fail)
+    pop = p.population
+    if pop.offender_age_mean_years <= p.family.age_adult:
+        fail("population", "offender_age_mean_years", pop.offender_age_mean_years,
+             f"must exceed family.age_adult = {p.family.age_adult:g} (adult offenders' ages are drawn above it)")
+    if pop.offender_age_sd_years < 0.01:
+        fail("population", "offender_age_sd_years", pop.offender_age_sd_years, "must be at least 0.01 (years)")
+    p_licence = _p_licence_at_start(p) if pop.licence_count > 0 else 1.0
+    if p_licence < 1e-6:
+        fail("population", "licence_count", pop.licence_count,
+             f"{'no' if p_licence == 0 else f'only a share of {p_licence:.2g} of the'} sentences being served at the start "
+             "can be followed by licence (population.start_sentence_median_months and start_sentence_sigma, "
+             "justice.release_fraction and licence_min_sentence_months): make more possible or set licence_count to 0")
     d = p.demography
     if p.population.young_adult_age_max <= p.population.young_adult_age_min:
         fail("population", "young_adult_age_max", p.population.young_adult_age_max, "must exceed young_adult_age_min")
@@ -239,6 +290,49 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
         fail("demography", "arrival_age_max", d.arrival_age_max, "must exceed arrival_age_min")
     if d.fertile_age_max <= d.fertile_age_min:
         fail("demography", "fertile_age_max", d.fertile_age_max, "must exceed fertile_age_min")
+
+
+def _magnitude_checks(p: Params, fail) -> None:
+    """Values each allowed on their own but so large that arrays would overflow: durations in months, ages, sds of
+    logs (a one-line error here instead of a traceback, or garbage, later)."""
+    for section in SECTIONS:
+        for f in fields(getattr(p, section)):
+            v = getattr(getattr(p, section), f.name)
+            if not _is_number(v):
+                continue
+            if f.name.endswith("_months") and v > MAX_MONTHS:
+                fail(section, f.name, v, f"must be at most {MAX_MONTHS:,} (months are stored as 32-bit integers)")
+            if "sigma" in f.name and v > MAX_LOG_SD:
+                fail(section, f.name, v, f"must be at most {MAX_LOG_SD} (an sd of log; larger ones overflow)")
+    for section, keys in AGE_KEYS.items():
+        for key in keys:
+            v = getattr(getattr(p, section), key)
+            if max(abs(x) for x in (v if isinstance(v, tuple) else (v,))) > MAX_AGE_YEARS:
+                shown = list(v) if isinstance(v, tuple) else v
+                fail(section, key, shown, f"must be at most {MAX_AGE_YEARS} years (of age)" if not key.endswith("gap_mean_years")
+                     else f"must be between -{MAX_AGE_YEARS} and {MAX_AGE_YEARS} years")
+
+
+def _p_licence_at_start(p: Params) -> float:
+    """Share of the sentences being served at the start (``sim.population``: whole months, at least 1, lognormal)
+    that are followed by licence: at least ``licence_min_sentence_months`` long, with a month or more left after
+    release at ``release_fraction`` (custody lasts max(1, ceil(s x release_fraction)) months)."""
+    rf, lic_min = p.justice.release_fraction, p.justice.licence_min_sentence_months
+    if rf >= 1:
+        return 0.0
+    shortest = float(max(2, math.ceil(lic_min), math.floor(1.0 / (1.0 - rf))))
+    for _ in range(4):  # from here on s - ceil(s rf) >= 1 holds within a step or two
+        if shortest - max(1, math.ceil(shortest * rf)) >= 1:
+            break
+        shortest += 1
+    else:
+        return 0.0  # rf so close to 1 that no length a float can hold qualifies
+    median, sigma = p.population.start_sentence_median_months, p.population.start_sentence_sigma
+    if sigma == 0:
+        return 1.0 if max(1, round(median)) >= shortest else 0.0
+    from scipy.special import ndtr
+
+    return float(ndtr((math.log(median) - math.log(shortest - 0.5)) / sigma))
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = (), override_origin: dict[str, str] | None = None) -> Params:
