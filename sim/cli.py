@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .limits import check_limits
 from .outdir import check_path, claimed, remove_ours
 from .preflight import check_scheduler
 from .scenario import ScenarioError, load_scenario, sweep_grid
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", metavar="ADDRESS", help="batch: run on a Dask cluster, e.g. tcp://host:8786")
     run.add_argument("--resume", action="store_true", help="batch: complete the batch in --out, running only missing replicates")
     run.add_argument("--precision", type=_pos_float, default=0.01, help="batch: relative precision of means for the 'replicates needed' column (default 0.01)")
+    _limit_options(run)
     cmp = sub.add_parser("compare", help="paired replicates of a baseline and an intervention scenario, with the appraisal")
     cmp.add_argument("baseline", help="baseline scenario TOML")
     cmp.add_argument("intervention", help="intervention scenario TOML")
@@ -122,8 +124,15 @@ def _batch_options(p, grid: bool = False) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing --out folder that sim wrote (refused if it holds anything else)")
     p.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
+    _limit_options(p)
     help_set = "grid axis: section.key=v1,v2,... (repeatable; several give a product grid)" if grid else "override in both scenarios (repeatable)"
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=help_set)
+
+
+def _limit_options(p) -> None:
+    p.add_argument("--max-memory", type=_pos_float, metavar="GB",
+                   help="refuse a run whose estimated memory (per replicate x workers at once) exceeds this (default: 80%% of this machine's)")
+    p.add_argument("--max-hours", type=_pos_float, metavar="H", help="refuse a run whose estimated time per replicate (one core) exceeds this (default 2)")
 
 
 def cmd_compare(args) -> int:
@@ -134,7 +143,7 @@ def cmd_compare(args) -> int:
     base = load_scenario(args.baseline, overrides)
     iv = load_scenario(args.intervention, overrides)
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
-    _preflight(args, [base, iv])
+    _preflight(args, [base, iv], args.workers)
     with claimed(out, force=args.force):
         rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler)
         table = summary_table(rows)
@@ -158,7 +167,7 @@ def cmd_sweep(args) -> int:
     origin = {a.split("=", 1)[0]: f"{args.scenario} [sweep]" for a in file_axes}
     points = [load_scenario(args.scenario, point + years, origin) for point in grid]  # validates every point first
     out = args.out or Path("outputs") / f"{points[0].run.name}_sweep"
-    _preflight(args, points)
+    _preflight(args, points, args.workers)
     with claimed(out, force=args.force):
         return _sweep(args, grid, points, years, out)
 
@@ -186,10 +195,16 @@ def _sweep(args, grid, points, years, out: Path) -> int:
     return 0
 
 
-def _preflight(args, scenarios: list) -> None:
-    """Before any work: the scheduler answers. (The output folder is checked by ``claimed``.)"""
+def _preflight(args, scenarios: list, workers: int | None = 1, events: bool = False):
+    """Before any work: each scenario fits the machine (memory for ``workers`` replicates at once, time per replicate)
+    and the scheduler answers; returns the costliest estimate. (The output folder is checked by ``claimed``.)"""
+    if getattr(args, "scheduler", None):
+        workers = 1  # replicates run on the cluster's machines, one per worker process
+    local = workers or os.cpu_count() or 1
+    estimates = [check_limits(p, local, args.max_memory, args.max_hours, events=events) for p in scenarios]
     if getattr(args, "scheduler", None):
         check_scheduler(args.scheduler)
+    return max(estimates, key=lambda e: e.cpu_seconds)
 
 
 def _comparison_text(base, iv, args, table, out: Path) -> str:
@@ -248,14 +263,14 @@ def cmd_run(args) -> int:
             raise ScenarioError("--events writes the microdata of a single run; leave it out with --reps (or run one seed)")
         if args.resume and args.force:
             raise ScenarioError("--resume completes the batch in --out and --force replaces it: give one of them")
-        _preflight(args, [params])
+        _preflight(args, [params], args.workers)
         with claimed(out, force=args.force, resume=args.resume, resumable=True) as folder:
             if args.force:
                 remove_ours(folder)
             return cmd_batch(args, params, seed, out)
     if args.resume or args.scheduler or args.workers:
         raise ScenarioError("--resume, --scheduler and --workers are for batches: add --reps N")
-    _preflight(args, [params])
+    _preflight(args, [params], 1, events=args.events)
     t0 = time.perf_counter()
     with claimed(out, force=args.force):
         model = ReoffendingModel(params, seed=seed, record_offences=args.events)
