@@ -11,28 +11,49 @@ The output folder holds:
   and kind, and the values drawn for uncertain parameters (``parameter:section.key``);
 - ``summary.csv``: per metric the mean, sd, Monte Carlo standard error, 5/50/95% quantiles, and the replicates
   needed for the requested relative precision of the mean;
-- ``manifest.json``: the resolved scenario, root seed, N, replicate seeds, versions, git commit, and which
-  replicates are complete or failed.
+- ``manifest.json``: the resolved scenario, root seed, N, replicate seeds, versions, git commit, which
+  replicates are complete or failed, and under ``parts`` each kept part's row count and sha256.
 
-Every file is written to a hidden temporary name and renamed into place, so a reader sees either the previous
-complete state or the new one.
+Every file is written to a hidden temporary name, flushed to disk and renamed into place, so a reader sees either
+the previous complete state or the new one; a replicate's parts are recorded in the manifest only once both are
+in place (the manifest is rewritten at most once a second while a batch runs, and when it stops). Resume keeps
+only parts that are recorded and still as recorded (present, readable, same rows and checksum); any other part
+file is deleted, named on stderr, and its replicate run again.
+
+A batch never waits for ever nor discards finished work: if no replicate finishes for ``stall_timeout`` seconds
+(default 600, or 20 times ``expected_replicate_seconds``) it raises ``BatchStalled``; if the local pool breaks
+(a worker killed) it raises ``BatchBroken``; SIGINT or SIGTERM raise ``BatchInterrupted``. Each time queued
+replicates are cancelled, running ones are not waited for (local workers are killed), replicates that finished
+are written and recorded, and the message names them: ``--resume`` runs the rest. Replicates that raise are
+reported, and make ``run_batch`` raise ``ReplicatesFailed`` unless ``allow_failures=True``. Pool workers ignore
+SIGINT (the main process stops the batch once) and exit as soon as the main process is gone, even by kill -9.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import queue
+import re
+import signal
+import sys
+import threading
+import time
 import traceback
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from . import costs as C
 from .compare import replicate_seeds
@@ -41,6 +62,68 @@ from .output import git_commit, manifest, summarise, timeseries_frame, versions
 from .params import Params
 from .progress import Progress
 from .scenario import ScenarioError, load_scenario
+
+#: seconds without any replicate finishing after which a batch is declared stalled (unless told otherwise)
+DEFAULT_STALL_TIMEOUT = 600.0
+
+
+class BatchError(RuntimeError):
+    """A batch that stopped short or had failures; ``finished`` lists the replicates (or runs) that finished."""
+
+    def __init__(self, message: str, finished=()):
+        super().__init__(message)
+        self.finished = sorted(finished)
+
+
+class BatchStalled(BatchError):
+    """No replicate finished for ``stall_timeout`` seconds (workers dead, or a cluster with none)."""
+
+
+class BatchBroken(BatchError):
+    """The executor broke (a local worker process was killed, say): not the replicates' fault, so none is
+    recorded as failed; the batch stops rather than restarting the pool, and ``--resume`` runs the rest."""
+
+
+class BatchInterrupted(BatchError):
+    """SIGINT (Ctrl-C) or SIGTERM stopped the batch; ``signal`` is its name ("SIGINT" or "SIGTERM")."""
+
+    def __init__(self, message: str, finished=(), signal: str = "SIGINT"):
+        super().__init__(message, finished)
+        self.signal = signal
+
+
+class ReplicatesFailed(BatchError):
+    """Some replicates raised: ``failed`` maps each to its error, ``result`` is the BatchResult of the others."""
+
+    def __init__(self, message: str, result: BatchResult, failed: dict[int, str]):
+        super().__init__(message, result.replicates["replicate"].tolist() if len(result.replicates) else [])
+        self.result, self.failed = result, failed
+
+
+class _Stop(BaseException):
+    """Why a run of calls stops early, raised inside it and turned into a BatchError by ``run_calls``; a
+    BaseException, so that no ``except Exception`` on its way swallows it."""
+
+    def __init__(self, error: type[BatchError], reason: str, signal: str | None = None):
+        super().__init__(reason)
+        self.error, self.reason, self.signal = error, reason, signal
+
+    def as_error(self, what_is_kept: str, finished) -> BatchError:
+        message = f"{self.reason}; {what_is_kept}"
+        if self.error is BatchInterrupted:
+            return BatchInterrupted(message, finished, self.signal)
+        return self.error(message, finished)
+
+
+def ranges(keys) -> str:
+    """Sorted whole numbers compactly: [0, 1, 2, 3, 4, 7] -> "0-4, 7"."""
+    keys, out = sorted(keys), []
+    for k in keys:
+        if out and out[-1][1] == k - 1:
+            out[-1][1] = k
+        else:
+            out.append([k, k])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out) or "none"
 
 
 class InlineExecutor(Executor):
@@ -56,8 +139,71 @@ class InlineExecutor(Executor):
 
 
 @contextmanager
+def _main_script_hidden():
+    """Hide ``__main__``'s file and module name from multiprocessing while it starts a worker.
+
+    A forkserver or spawn child first re-runs the main script it is told of (as ``__mp_main__``; CPython 3.11
+    ``multiprocessing.spawn.get_preparation_data`` reads ``__main__.__spec__`` and ``__file__``): a script without
+    an ``if __name__ == "__main__":`` guard would start a batch inside every worker, which fails. Batch tasks are
+    functions of ``sim``, so the workers never need the main script."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+class _ProcessPool(ProcessPoolExecutor):
+    """A process pool for batches: workers start without the main script, ignore SIGINT and die with the main
+    process (see ``_worker_init``)."""
+
+    def __init__(self, max_workers: int, mp_context):
+        super().__init__(max_workers=max_workers, mp_context=mp_context, initializer=_worker_init)
+
+    def submit(self, fn, /, *args, **kwargs):
+        with _main_script_hidden():  # under forkserver and spawn, workers are started by submit, on demand
+            return super().submit(fn, *args, **kwargs)
+
+    def kill(self) -> None:
+        """Kill the workers now and shut down without waiting: ``shutdown(wait=True)`` would run every queued task
+        first (a minute or more), and before Python 3.14 there is no public way to stop running ones. The pool,
+        broken, fails every unfinished future; none may be cancelled first, or the pool's thread fails on it
+        (InvalidStateError in ``terminate_broken``, fixed in Python 3.12)."""
+        for p in list((self._processes or {}).values()):
+            p.kill()
+        self.shutdown(wait=False)
+
+
+def _worker_init() -> None:
+    """In each pool worker: leave Ctrl-C to the main process, which stops the batch once for all; and exit as soon
+    as the main process is gone, even killed by SIGKILL, rather than run on as an orphan. The parent's sentinel
+    is the read end of the pipe the main process started this worker through (under forkserver too: the
+    forkserver hands the worker that pipe, whose write end only the main process holds), so it becomes ready
+    when the main process exits. With the workers gone, the forkserver and resource tracker exit too (they stop
+    when the last holder of their pipe does)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with_parent(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
+
+
+@contextmanager
 def executor_for(workers: int | None = None, scheduler: str | None = None):
-    """The executor for a batch: a Dask cluster by address, one process (workers=1) or local processes."""
+    """The executor for a batch: a Dask cluster by address, one process (workers=1) or local processes.
+    Leaving the block by an exception (an error, a stall, a signal) drops queued work and does not wait for
+    running work: local workers are killed, the cluster's tasks cancelled."""
     if scheduler:
         try:
             from dask.distributed import Client
@@ -68,7 +214,12 @@ def executor_for(workers: int | None = None, scheduler: str | None = None):
         except (OSError, TimeoutError) as exc:
             raise ScenarioError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         try:
-            yield client.get_executor()
+            executor = client.get_executor()
+            try:
+                yield executor
+            except BaseException:
+                executor.shutdown(wait=False)  # cancels its tasks on the cluster
+                raise
         finally:
             client.close()
     elif (workers or os.cpu_count() or 1) <= 1:
@@ -76,8 +227,108 @@ def executor_for(workers: int | None = None, scheduler: str | None = None):
     else:
         # forkserver: forking a process that already runs threads (numpy, pandas) can deadlock
         context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=context) as pool:
+        pool = _ProcessPool(workers or os.cpu_count(), context)
+        try:
             yield pool
+        except BaseException:
+            pool.kill()
+            raise
+        pool.shutdown(wait=True)
+
+
+@contextmanager
+def _signals_stop():
+    """In the main thread, make SIGINT and SIGTERM raise ``_Stop`` (rather than KeyboardInterrupt, or death without
+    clean-up for SIGTERM), restoring the previous handlers afterwards; a signal that was ignored stays ignored. The
+    first signal also restores them at once, so that a second one forces the way out during the clean-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: h for s in (signal.SIGINT, signal.SIGTERM) if (h := signal.getsignal(s)) not in (signal.SIG_IGN, None)}
+
+    def restore():
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    def handler(signum, frame):
+        restore()
+        name = signal.Signals(signum).name
+        raise _Stop(BatchInterrupted, f"interrupted by {name}", name)
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        restore()
+
+
+def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, window: int, cancel: bool) -> None:
+    """Submit ``calls`` ({key: (fn, *args)}), at most ``window`` unfinished at a time, and hand each finished
+    (key, future) to ``on_done`` as it finishes. Raises ``_Stop`` when nothing finishes for ``stall_timeout``
+    seconds, when the executor breaks, or on a signal; before it does, calls that finished but were not handed
+    over yet are handed over, so nothing done is lost, and with ``cancel`` the queued ones are cancelled (an
+    executor of ``executor_for`` drops them itself).
+
+    Futures report through done-callbacks into a queue: O(1) per finished call, where
+    ``concurrent.futures.wait(..., return_when=FIRST_COMPLETED)`` over 10,000 futures costs some 15 ms a call."""
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    in_flight: dict[Future, object] = {}
+    waiting = iter(calls.items())
+
+    def top_up():
+        while len(in_flight) < window and (item := next(waiting, None)) is not None:
+            key, (fn, *args) = item
+            future = ex.submit(fn, *args)
+            in_flight[future] = key
+            future.add_done_callback(finished.put)
+
+    try:
+        top_up()
+        deadline = time.monotonic() + stall_timeout
+        while in_flight:
+            try:  # in slices of a second: on some systems a signal may land in another thread and not wake this one
+                future = finished.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise _Stop(BatchStalled, f"stalled: nothing finished in {stall_timeout:g} s (are the workers alive?)") from None
+                continue
+            if future.cancelled() or isinstance(future.exception(), BrokenExecutor):
+                cause = "cancelled by the executor" if future.cancelled() else f"{type(future.exception()).__name__}: {future.exception()}"
+                raise _Stop(BatchBroken, f"the executor broke ({cause}; a worker process killed, out of memory?)")
+            on_done(in_flight[future], future)
+            del in_flight[future]
+            top_up()
+            deadline = time.monotonic() + stall_timeout
+    except (_Stop, KeyboardInterrupt) as exc:
+        for future in in_flight if cancel else ():
+            future.cancel()
+        for future, key in list(in_flight.items()):
+            if future.done() and not future.cancelled() and not isinstance(future.exception(), BrokenExecutor):
+                on_done(key, future)
+        if isinstance(exc, _Stop):
+            raise
+        raise _Stop(BatchInterrupted, "interrupted by SIGINT", "SIGINT") from None
+
+
+def run_calls(calls: dict, on_done, on_stop, *, executor: Executor | None = None, workers: int | None = None,
+              scheduler: str | None = None, stall_timeout: float | None = None) -> None:
+    """Run ``calls`` ({key: (fn, *args)}) on ``executor``, or the one ``workers``/``scheduler`` give (see
+    ``executor_for``), handing each finished (key, future) to ``on_done`` as it finishes.
+
+    If the run stops short (SIGINT or SIGTERM, no call finishing for ``stall_timeout`` seconds, default 600, or
+    a broken executor), queued calls are cancelled, running ones are not waited for, the calls that did finish
+    are still handed to ``on_done``, and then ``on_stop()`` returns (what is kept, in words; the finished keys)
+    for the message of the BatchStalled, BatchBroken or BatchInterrupted raised."""
+    stall_timeout = DEFAULT_STALL_TIMEOUT if stall_timeout is None else stall_timeout
+    with _signals_stop():
+        try:
+            with nullcontext(executor) if executor is not None else executor_for(workers, scheduler) as ex:
+                # one at a time in this process, so that each is handed over (written) before the next starts
+                window = 1 if isinstance(ex, InlineExecutor) else max(1, len(calls))
+                _finish_each(ex, calls, on_done, stall_timeout, window, cancel=executor is not None)
+        except _Stop as stop:
+            raise stop.as_error(*on_stop()) from None
 
 
 def replicate_result(params: Params, seed: int, replicate: int) -> tuple[pd.DataFrame, dict]:
@@ -95,34 +346,62 @@ def replicate_result(params: Params, seed: int, replicate: int) -> tuple[pd.Data
     return ts, row
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, write) -> None:
-    """``write(tmp)`` beside ``path``, then rename it into place: a reader sees the old file or the new, never half."""
+    """``write(tmp)`` beside ``path``, flushed to disk, then renamed into place (and the rename flushed): a reader,
+    or a resume after a crash or power cut, sees the old file or the new, never half of one."""
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     write(tmp)
+    _fsync(tmp)
     os.replace(tmp, path)
+    _fsync(path.parent)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+#: the two datasets of a batch, one part file per replicate in each
+DATASETS = ("timeseries", "replicates")
+_PART = re.compile(r"part-(\d{6,})\.parquet")
+#: temporaries of ``write_atomic`` for the files of a batch folder
+_TEMPORARY = re.compile(r"\.(part-\d{6,}\.parquet|manifest\.json|summary\.csv)\.tmp-\d+")
+
+
+def part_name(k: int) -> str:
+    return f"part-{k:06d}.parquet"
 
 
 @dataclass
 class BatchStore:
-    """The output folder of a batch: replicate parts, manifest and summary."""
+    """The output folder of a batch: replicate parts, manifest and summary.
+
+    ``parts`` is the record of kept parts, as in the manifest: replicate -> {dataset: {"rows", "sha256"}}."""
 
     out: Path
     params: Params
     root_seed: int
     reps: int
     failed: dict = field(default_factory=dict)
+    parts: dict = field(default_factory=dict)
+    _manifest_written: float = field(default=-math.inf, repr=False)
 
-    @property
-    def ts_dir(self) -> Path:
-        return self.out / "timeseries.parquet"
-
-    @property
-    def rep_dir(self) -> Path:
-        return self.out / "replicates.parquet"
+    def folder(self, dataset: str) -> Path:
+        return self.out / f"{dataset}.parquet"
 
     def open(self, resume: bool) -> None:
-        """Create the folder, or check that an existing one is this batch (and ``resume`` was asked for)."""
+        """Create the folder, or check that an existing one is this batch (and ``resume`` was asked for) and keep
+        its parts that are still as recorded."""
         manifest_path = self.out / "manifest.json"
+        old = None
         if self.out.exists() and any(self.out.iterdir()):
             if not resume:
                 raise ScenarioError(f"--out {self.out}: already holds results; add --resume to complete that batch, or choose another --out")
@@ -136,44 +415,94 @@ class BatchStore:
             if made_with != now:
                 raise ScenarioError(f"--out {self.out}: that batch was made with other code (commit/versions {made_with}, now {now}); "
                                     "results would mix; finish it with that code or start a new --out")
-        self.ts_dir.mkdir(parents=True, exist_ok=True)
-        self.rep_dir.mkdir(parents=True, exist_ok=True)
+        for dataset in DATASETS:
+            self.folder(dataset).mkdir(parents=True, exist_ok=True)
+        if old is not None:
+            self.parts = self._kept_parts(old.get("parts") or {})
 
-    def completed(self) -> set[int]:
-        done_ts = {int(p.stem.split("-")[1]) for p in self.ts_dir.glob("part-*.parquet")}
-        done_rep = {int(p.stem.split("-")[1]) for p in self.rep_dir.glob("part-*.parquet")}
-        return done_ts & done_rep
+    def _kept_parts(self, recorded: dict) -> dict[int, dict]:
+        """The recorded parts that are still as recorded. Every other part file (damaged, or never recorded: its
+        batch died between writing and recording it) is deleted, with one line on stderr per replicate, so that
+        replicate runs again; so are temporaries left by a batch that died while writing."""
+        on_disk = {d: {int(m[1]): p for p in self.folder(d).iterdir() if (m := _PART.fullmatch(p.name))} for d in DATASETS}
+        kept = {}
+        for k in sorted({int(k) for k in recorded} | set(on_disk["timeseries"]) | set(on_disk["replicates"])):
+            record = recorded.get(str(k)) or {}
+            problems = [f"{d} part {why}" for d in DATASETS if (why := _part_problem(on_disk[d].get(k), record.get(d)))]
+            if not problems:
+                kept[k] = {d: record[d] for d in DATASETS}
+                continue
+            for d in DATASETS:
+                if k in on_disk[d]:
+                    on_disk[d][k].unlink()
+            print(f"sim: replicate {k}: {', '.join(problems)}; {'recomputing' if k < self.reps else 'deleted'}", file=sys.stderr)
+        for folder in (self.out, *(self.folder(d) for d in DATASETS)):
+            for p in folder.iterdir():
+                if _TEMPORARY.fullmatch(p.name):
+                    p.unlink()
+        return kept
+
+    def completed(self) -> list[int]:
+        return sorted(k for k in self.parts if k < self.reps)
 
     def write_replicate(self, k: int, ts: pd.DataFrame, row: dict) -> None:
-        name = f"part-{k:06d}.parquet"
-        write_atomic(self.ts_dir / name, lambda p: ts.to_parquet(p, index=False))
-        write_atomic(self.rep_dir / name, lambda p: pd.DataFrame([row]).to_parquet(p, index=False))
+        """Write replicate k's parts (each flushed to disk and renamed into place), then record them."""
+        record = {}
+        for dataset, frame in (("timeseries", ts), ("replicates", pd.DataFrame([row]))):
+            path = self.folder(dataset) / part_name(k)
+            write_atomic(path, partial(frame.to_parquet, index=False))
+            record[dataset] = {"rows": len(frame), "sha256": _sha256(path)}
+        self.parts[k] = record
+        self.failed.pop(k, None)
 
-    def write_manifest(self) -> None:
+    def write_manifest(self, throttle: bool = False) -> None:
+        """Write the manifest; with ``throttle``, only if the last write is a second old or more (a batch of
+        10,000 replicates would otherwise rewrite megabytes 10,000 times). Parts a killed batch had not recorded
+        yet are run again on resume."""
+        if throttle and time.monotonic() - self._manifest_written < 1.0:
+            return
         seeds = replicate_seeds(self.root_seed, self.reps)
         info = manifest(self.params, self.root_seed, {
             "kind": "batch",
             "root_seed": self.root_seed,
             "replicates": self.reps,
             "replicate_seeds": seeds,
-            "completed": sorted(k for k in self.completed() if k < self.reps),
+            "completed": self.completed(),
             "failed": [{"replicate": k, "seed": seeds[k], "error": e} for k, e in sorted(self.failed.items())],
             "updated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": ["timeseries.parquet", "replicates.parquet", "summary.csv", "manifest.json"],
+            "parts": {str(k): self.parts[k] for k in sorted(self.parts)},
         })
         write_atomic(self.out / "manifest.json", lambda p: p.write_text(json.dumps(info, indent=2, default=float)))
+        self._manifest_written = time.monotonic()
 
     def replicates(self) -> pd.DataFrame:
-        parts = sorted(self.rep_dir.glob("part-*.parquet"))
+        parts = [self.folder("replicates") / part_name(k) for k in self.completed()]
         if not parts:
             return pd.DataFrame()
-        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        return df[df["replicate"] < self.reps].sort_values("replicate", ignore_index=True)
+        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
 
     def write_summary(self, precision: float) -> pd.DataFrame:
         summary = summary_statistics(self.replicates(), precision)
         write_atomic(self.out / "summary.csv", lambda p: summary.to_csv(p, index=False))
         return summary
+
+
+def _part_problem(path: Path | None, record: dict | None) -> str | None:
+    """What is wrong with a part file against its record (None: nothing)."""
+    if path is None:
+        return "missing"
+    if not record:
+        return "not recorded in the manifest"
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # noqa: BLE001 - whatever pyarrow makes of a damaged file
+        return f"damaged (unreadable: {type(exc).__name__})"
+    if rows != record.get("rows"):
+        return f"damaged ({rows} rows, {record.get('rows')} recorded)"
+    if _sha256(path) != record.get("sha256"):
+        return "damaged (checksum differs)"
+    return None
 
 
 def summary_statistics(replicates: pd.DataFrame, precision: float = 0.01) -> pd.DataFrame:
@@ -215,50 +544,71 @@ def run_batch(
     overrides: tuple[str, ...] = (),
     precision: float = 0.01,
     label: str = "replicates",
+    *,
+    stall_timeout: float | None = None,
+    expected_replicate_seconds: float | None = None,
+    allow_failures: bool = False,
 ) -> BatchResult:
     """Run ``reps`` replicates of a scenario (a file or Params) and return the replicate table (one tidy row per
     replicate) with its summary. With ``out``, every finished replicate is written as it completes and a rerun
-    with ``resume=True`` runs only the missing ones. ``executor`` overrides ``workers``/``scheduler``."""
+    with ``resume=True`` runs only the missing ones (and any whose parts are damaged). ``executor`` overrides
+    ``workers``/``scheduler``.
+
+    Raises ``ReplicatesFailed`` if any replicate raised (unless ``allow_failures``: then they are in
+    ``result.failed``), and ``BatchStalled`` (none finished for ``stall_timeout`` seconds; default the larger of
+    600 and 20 x ``expected_replicate_seconds``), ``BatchBroken`` or ``BatchInterrupted`` (SIGINT, SIGTERM) if
+    the batch stops short, after keeping every finished replicate in ``out``."""
     params = scenario if isinstance(scenario, Params) else load_scenario(scenario, overrides)
     seeds = replicate_seeds(seed, reps)
     store = None
     if out is not None:
         store = BatchStore(Path(out), params, seed, reps)
         store.open(resume)
-        todo = [k for k in range(reps) if k not in store.completed()]
         store.write_manifest()
-    else:
-        todo = list(range(reps))
-    results: dict[int, dict] = {}
-    failed: dict[int, str] = {}
+    done_before = set(store.completed()) if store is not None else set()
+    todo = [k for k in range(reps) if k not in done_before]
+    rows: dict[int, dict] = {}
+    failed: dict[int, str] = store.failed if store is not None else {}
     progress = Progress(reps, label, done=reps - len(todo))
 
-    def collect(futures: dict):
-        for fut in as_completed(futures):
-            k = futures[fut]
-            try:
-                ts, row = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a failed replicate must not take the batch down
-                failed[k] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            else:
-                results[k] = row
-                if store is not None:
-                    store.write_replicate(k, ts, row)
-                    store.failed.pop(k, None)
+    def on_done(k: int, future: Future) -> None:
+        try:
+            ts, row = future.result()
+        except Exception as exc:  # noqa: BLE001 - a failed replicate must not take the batch down
+            failed[k] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        else:
             if store is not None:
-                store.failed.update(failed)
-                store.write_manifest()
-            progress.advance()
+                store.write_replicate(k, ts, row)
+            else:
+                rows[k] = row
+        if store is not None:
+            store.write_manifest(throttle=True)
+        progress.advance()
 
-    if executor is not None:
-        collect({executor.submit(replicate_result, params, seeds[k], k): k for k in todo})
-    else:
-        with executor_for(workers, scheduler) as ex:
-            collect({ex.submit(replicate_result, params, seeds[k], k): k for k in todo})
-    if store is not None:
-        store.failed = dict(failed)
+    def on_stop() -> tuple[str, list[int]]:
+        if store is None:
+            return f"{len(rows)} of {reps} replicates had finished ({ranges(rows)}); not kept (no output folder)", list(rows)
         store.write_manifest()
-        summary = store.write_summary(precision)
-        return BatchResult(store.replicates(), summary, failed, store.out)
-    table = pd.DataFrame([results[k] for k in sorted(results)])
-    return BatchResult(table, summary_statistics(table, precision), failed, None)
+        done = store.completed()
+        return f"{len(done)} of {reps} replicates finished ({ranges(done)}) and are kept in {store.out}/: rerun with --resume to run the rest", done
+
+    if stall_timeout is None:
+        stall_timeout = max(DEFAULT_STALL_TIMEOUT, 20 * (expected_replicate_seconds or 0))
+    try:
+        run_calls({k: (replicate_result, params, seeds[k], k) for k in todo}, on_done, on_stop, executor=executor,
+                  workers=workers, scheduler=scheduler, stall_timeout=stall_timeout)
+    finally:
+        progress.close()
+    if store is not None:
+        store.write_manifest()
+        result = BatchResult(store.replicates(), store.write_summary(precision), dict(failed), store.out)
+    else:
+        table = pd.DataFrame([rows[k] for k in sorted(rows)])
+        result = BatchResult(table, summary_statistics(table, precision), dict(failed), None)
+    if failed and not allow_failures:
+        first = min(failed)
+        raise ReplicatesFailed(
+            f"{len(failed)} of {reps} replicates failed ({ranges(failed)}); replicate {first} (seed {seeds[first]}): {failed[first]}. "
+            "The others are in .result" + (f" and {store.out}/: rerun with --resume to run the failed ones again" if store else ""),
+            result, dict(failed))
+    return result

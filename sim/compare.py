@@ -143,19 +143,30 @@ def _run_task(task):
     return run_replicate(params, seed)
 
 
-def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler: str | None = None) -> list[dict]:
+def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler: str | None = None,
+            stall_timeout: float | None = None) -> list[dict]:
     """``run_replicate`` over (params, seed) tasks, results in task order, on the executor that ``workers`` or
-    ``scheduler`` give (see ``sim.batch.executor_for``)."""
-    from .batch import executor_for
+    ``scheduler`` give (see ``sim.batch.run_calls``). A failing run raises its own error at once; SIGINT or
+    SIGTERM, no run finishing for ``stall_timeout`` seconds (default 600) or a broken pool raise the matching
+    ``sim.batch.BatchError``. Either way queued runs are cancelled and running ones not waited for."""
+    from .batch import run_calls
 
     progress = Progress(len(tasks), label)
-    with executor_for(workers, scheduler) as ex:
-        futures = [ex.submit(_run_task, t) for t in tasks]
-        results = []
-        for fut in futures:
-            results.append(fut.result())
-            progress.advance()
-    return results
+    results: dict[int, dict] = {}
+
+    def on_done(i: int, future) -> None:
+        results[i] = future.result()
+        progress.advance()
+
+    def on_stop() -> tuple[str, list[int]]:
+        return f"{len(results)} of {len(tasks)} runs had finished; nothing is kept", list(results)
+
+    try:
+        run_calls({i: (_run_task, t) for i, t in enumerate(tasks)}, on_done, on_stop, workers=workers, scheduler=scheduler,
+                  stall_timeout=stall_timeout)
+    finally:
+        progress.close()
+    return [results[i] for i in range(len(tasks))]
 
 
 def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare",

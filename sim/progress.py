@@ -19,6 +19,11 @@ class Progress:
         self.done += n
         self._draw()
 
+    def close(self) -> None:
+        """End the bar's line if the work stopped short, so that a message after it starts on a line of its own."""
+        if self.enabled and self.done < self.total:
+            print(file=sys.stderr, flush=True)
+
     def _draw(self) -> None:
         if not self.enabled:
             return

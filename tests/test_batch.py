@@ -23,7 +23,7 @@ import pytest
 
 import sim.batch as batch
 from conftest import BASELINE, ROOT, SMALL
-from sim.batch import InlineExecutor, executor_for, replicate_result, run_batch, summary_statistics
+from sim.batch import BatchError, InlineExecutor, ReplicatesFailed, executor_for, replicate_result, run_batch, summary_statistics
 from sim.compare import replicate_seeds
 from sim.scenario import ScenarioError, load_scenario, realize
 
@@ -262,12 +262,18 @@ def test_failing_replicate_is_reported_and_resume_completes_it(tmp_path, monkeyp
         return original(p, s, k)
 
     monkeypatch.setattr(batch, "replicate_result", flaky)
-    in_memory = run_batch(params, reps, seed, workers=1)
+    in_memory = run_batch(params, reps, seed, workers=1, allow_failures=True)
     assert list(in_memory.failed) == [bad] and "boom in replicate 2" in in_memory.failed[bad]
     assert in_memory.replicates["replicate"].tolist() == [0, 1, 3]
 
     out = tmp_path / "out"
-    result = run_batch(params, reps, seed, workers=1, out=out)
+    with pytest.raises(ReplicatesFailed) as raised:  # the Python API fails loudly unless told otherwise
+        run_batch(params, reps, seed, workers=1, out=out)
+    assert isinstance(raised.value, BatchError)
+    assert "1 of 4 replicates failed (2)" in str(raised.value) and "boom in replicate 2" in str(raised.value)
+    assert f"seed {seeds[bad]}" in str(raised.value) and str(out) in str(raised.value)
+    assert list(raised.value.failed) == [bad] and raised.value.finished == [0, 1, 3]
+    result = raised.value.result
     assert list(result.failed) == [bad]
     assert "RuntimeError" in result.failed[bad] and "boom in replicate 2" in result.failed[bad]
     assert result.replicates["replicate"].tolist() == [0, 1, 3]
