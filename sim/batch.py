@@ -58,13 +58,21 @@ import pyarrow.parquet as pq
 from . import costs as C
 from .compare import replicate_seeds
 from .model import ReoffendingModel
+from .outdir import claimed, remove_ours
 from .output import git_commit, manifest, summarise, timeseries_frame, versions
 from .params import Params
+from .preflight import check_scheduler
 from .progress import Progress
 from .scenario import ScenarioError, load_scenario
 
 #: seconds without any replicate finishing after which a batch is declared stalled (unless told otherwise)
 DEFAULT_STALL_TIMEOUT = 600.0
+
+
+def default_stall_timeout(expected_replicate_seconds: float | None) -> float:
+    """How long a batch waits for the next replicate before calling it stalled: 600 s, or 20x a replicate's
+    estimated time (``sim.limits``) when that is longer."""
+    return max(DEFAULT_STALL_TIMEOUT, 20 * (expected_replicate_seconds or 0))
 
 
 class BatchError(RuntimeError):
@@ -548,23 +556,38 @@ def run_batch(
     stall_timeout: float | None = None,
     expected_replicate_seconds: float | None = None,
     allow_failures: bool = False,
+    force: bool = False,
 ) -> BatchResult:
     """Run ``reps`` replicates of a scenario (a file or Params) and return the replicate table (one tidy row per
     replicate) with its summary. With ``out``, every finished replicate is written as it completes and a rerun
     with ``resume=True`` runs only the missing ones (and any whose parts are damaged). ``executor`` overrides
-    ``workers``/``scheduler``.
+    ``workers``/``scheduler``. An existing ``out`` is refused unless ``resume`` (the same batch) or ``force`` (it
+    is replaced if it holds only what sim wrote), and it is locked while the batch runs (``sim.outdir``).
 
     Raises ``ReplicatesFailed`` if any replicate raised (unless ``allow_failures``: then they are in
     ``result.failed``), and ``BatchStalled`` (none finished for ``stall_timeout`` seconds; default the larger of
     600 and 20 x ``expected_replicate_seconds``), ``BatchBroken`` or ``BatchInterrupted`` (SIGINT, SIGTERM) if
     the batch stops short, after keeping every finished replicate in ``out``."""
     params = scenario if isinstance(scenario, Params) else load_scenario(scenario, overrides)
-    seeds = replicate_seeds(seed, reps)
-    store = None
-    if out is not None:
+    if out is None:
+        return _run_batch(params, reps, seed, executor, workers, scheduler, None, precision, label, stall_timeout,
+                          expected_replicate_seconds, allow_failures)
+    if scheduler and executor is None:
+        check_scheduler(scheduler)  # before the folder is made, so a wrong address leaves nothing behind
+    with claimed(out, force=force, resume=resume, resumable=True) as folder:
+        if force:
+            remove_ours(folder)
         store = BatchStore(Path(out), params, seed, reps)
         store.open(resume)
         store.write_manifest()
+        return _run_batch(params, reps, seed, executor, workers, scheduler, store, precision, label, stall_timeout,
+                          expected_replicate_seconds, allow_failures)
+
+
+def _run_batch(params, reps, seed, executor, workers, scheduler, store, precision, label, stall_timeout,
+               expected_replicate_seconds, allow_failures) -> BatchResult:
+    """``run_batch`` once its folder (if any) is claimed and opened: run what is missing, keep, summarise."""
+    seeds = replicate_seeds(seed, reps)
     done_before = set(store.completed()) if store is not None else set()
     todo = [k for k in range(reps) if k not in done_before]
     rows: dict[int, dict] = {}
@@ -593,7 +616,7 @@ def run_batch(
         return f"{len(done)} of {reps} replicates finished ({ranges(done)}) and are kept in {store.out}/: rerun with --resume to run the rest", done
 
     if stall_timeout is None:
-        stall_timeout = max(DEFAULT_STALL_TIMEOUT, 20 * (expected_replicate_seconds or 0))
+        stall_timeout = default_stall_timeout(expected_replicate_seconds)
     try:
         run_calls({k: (replicate_result, params, seeds[k], k) for k in todo}, on_done, on_stop, executor=executor,
                   workers=workers, scheduler=scheduler, stall_timeout=stall_timeout)

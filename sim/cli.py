@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .batch import BatchError, BatchInterrupted, default_stall_timeout
 from .limits import check_limits
-from .outdir import check_path, claimed, remove_ours
+from .outdir import check_path, claimed
 from .preflight import check_scheduler
 from .scenario import ScenarioError, load_scenario, sweep_grid
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="batch: complete the batch in --out, running only missing replicates")
     run.add_argument("--precision", type=_pos_float, default=0.01, help="batch: relative precision of means for the 'replicates needed' column (default 0.01)")
     _limit_options(run)
+    _stall_option(run)
     cmp = sub.add_parser("compare", help="paired replicates of a baseline and an intervention scenario, with the appraisal")
     cmp.add_argument("baseline", help="baseline scenario TOML")
     cmp.add_argument("intervention", help="intervention scenario TOML")
@@ -125,6 +127,7 @@ def _batch_options(p, grid: bool = False) -> None:
     p.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     _limit_options(p)
+    _stall_option(p)
     help_set = "grid axis: section.key=v1,v2,... (repeatable; several give a product grid)" if grid else "override in both scenarios (repeatable)"
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=help_set)
 
@@ -135,6 +138,12 @@ def _limit_options(p) -> None:
     p.add_argument("--max-hours", type=_pos_float, metavar="H", help="refuse a run whose estimated time per replicate (one core) exceeds this (default 2)")
 
 
+def _stall_option(p) -> None:
+    p.add_argument("--stall-timeout", type=_pos_float, metavar="SECONDS",
+                   help="stop (keeping a batch's finished replicates) if no replicate finishes for this long "
+                        "(default: 600, or 20x the estimated time of a replicate if longer)")
+
+
 def cmd_compare(args) -> int:
     from .compare import compare, summary_table
     from .output import write_comparison
@@ -143,9 +152,9 @@ def cmd_compare(args) -> int:
     base = load_scenario(args.baseline, overrides)
     iv = load_scenario(args.intervention, overrides)
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
-    _preflight(args, [base, iv], args.workers)
+    stall = _stall_timeout(args, _preflight(args, [base, iv], args.workers))
     with claimed(out, force=args.force):
-        rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler)
+        rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler, stall_timeout=stall)
         table = summary_table(rows)
         write_comparison(out, base, iv, args.seed, rows, table, series, ledger, force=args.force)
         print(_comparison_text(base, iv, args, table, out))
@@ -167,12 +176,17 @@ def cmd_sweep(args) -> int:
     origin = {a.split("=", 1)[0]: f"{args.scenario} [sweep]" for a in file_axes}
     points = [load_scenario(args.scenario, point + years, origin) for point in grid]  # validates every point first
     out = args.out or Path("outputs") / f"{points[0].run.name}_sweep"
-    _preflight(args, points, args.workers)
+    stall = _stall_timeout(args, _preflight(args, points, args.workers))
     with claimed(out, force=args.force):
-        return _sweep(args, grid, points, years, out)
+        return _sweep(args, grid, points, years, out, stall)
 
 
-def _sweep(args, grid, points, years, out: Path) -> int:
+def _stall_timeout(args, estimate) -> float:
+    """--stall-timeout, or its default for the costliest replicate (as ``run_batch`` chooses it)."""
+    return args.stall_timeout or default_stall_timeout(estimate.cpu_seconds)
+
+
+def _sweep(args, grid, points, years, out: Path, stall: float) -> int:
     from .compare import compare, summary_table, switched_off
     from .output import write_sweep
 
@@ -181,7 +195,7 @@ def _sweep(args, grid, points, years, out: Path) -> int:
     tables, all_rows = [], []
     for k, (point, iv) in enumerate(zip(grid, points)):
         base = switched_off(iv, plain.intervention)
-        rows, _, _, baselines[base] = compare(base, iv, args.reps, args.seed, args.workers, f"point {k + 1}/{len(grid)}", baselines.get(base), args.scheduler)
+        rows, _, _, baselines[base] = compare(base, iv, args.reps, args.seed, args.workers, f"point {k + 1}/{len(grid)}", baselines.get(base), args.scheduler, stall)
         tables.append((point, summary_table(rows)))
         all_rows.append(rows.assign(grid_point=k, **{s.split("=", 1)[0]: s.split("=", 1)[1] for s in point}))
     result = write_sweep(out, points[0], args.seed, args.reps, tables, pd.concat(all_rows, ignore_index=True), force=args.force)
@@ -263,11 +277,9 @@ def cmd_run(args) -> int:
             raise ScenarioError("--events writes the microdata of a single run; leave it out with --reps (or run one seed)")
         if args.resume and args.force:
             raise ScenarioError("--resume completes the batch in --out and --force replaces it: give one of them")
-        _preflight(args, [params], args.workers)
-        with claimed(out, force=args.force, resume=args.resume, resumable=True) as folder:
-            if args.force:
-                remove_ours(folder)
-            return cmd_batch(args, params, seed, out)
+        estimate = _preflight(args, [params], args.workers)
+        with claimed(out, force=args.force, resume=args.resume, resumable=True):
+            return cmd_batch(args, params, seed, out, estimate.cpu_seconds)
     if args.resume or args.scheduler or args.workers:
         raise ScenarioError("--resume, --scheduler and --workers are for batches: add --reps N")
     _preflight(args, [params], 1, events=args.events)
@@ -373,16 +385,13 @@ def cmd_validate(args) -> int:
     return 0 if table.loc[table["weight"] > 0, "pass"].all() else 1
 
 
-def cmd_batch(args, params, seed: int, out: Path) -> int:
+def cmd_batch(args, params, seed: int, out: Path, expected_replicate_seconds: float) -> int:
     from .batch import run_batch
 
     t0 = time.perf_counter()
-    try:
-        result = run_batch(params, args.reps, seed, workers=args.workers, scheduler=args.scheduler, out=out,
-                           resume=args.resume, precision=args.precision)
-    except KeyboardInterrupt:
-        print(f"sim: interrupted; finished replicates are kept in {out}/: rerun the same command with --resume", file=sys.stderr)
-        return 130
+    result = run_batch(params, args.reps, seed, workers=args.workers, scheduler=args.scheduler, out=out, resume=args.resume,
+                       precision=args.precision, allow_failures=True, stall_timeout=args.stall_timeout,
+                       expected_replicate_seconds=expected_replicate_seconds, force=args.force)
     print(f"{params.run.name}: {len(result.replicates)} of {args.reps} replicates of {params.months} months, root seed {seed}, "
           f"{time.perf_counter() - t0:.1f} s -> {out}/")
     if len(result.summary):
@@ -447,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"sim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BatchInterrupted as exc:  # finished replicates are kept (batches) and the message says where
+        print(f"sim: {exc}", file=sys.stderr)
+        return 130 if exc.signal == "SIGINT" else 143
+    except BatchError as exc:  # stalled, or the workers died
+        print(f"sim: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("sim: interrupted; nothing was written for the unfinished run", file=sys.stderr)
         return 130

@@ -170,14 +170,14 @@ def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler
 
 
 def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare",
-            baseline_runs: list | None = None, scheduler: str | None = None):
+            baseline_runs: list | None = None, scheduler: str | None = None, stall_timeout: float | None = None):
     """Run ``reps`` paired replicates (replicate k of both scenarios on the same seed).
 
     Returns (per-replicate metrics, monthly series, cost ledgers, the baseline runs); pass ``baseline_runs`` back
     in to reuse them for another intervention with the same baseline (as a sweep does)."""
     seeds = replicate_seeds(root_seed, reps)
     tasks = ([] if baseline_runs is not None else [(base_params, s) for s in seeds]) + [(iv_params, s) for s in seeds]
-    runs = run_all(tasks, workers, label, scheduler)
+    runs = run_all(tasks, workers, label, scheduler, stall_timeout)
     base_runs = baseline_runs if baseline_runs is not None else runs[:reps]
     iv_runs = runs[-reps:]
     rows, series, ledgers = [], [], []
