@@ -105,10 +105,11 @@ def check_existing(out: Path, force: bool, resume: bool, resumable: bool = False
     foreign = foreign_entries(out)
     held = f"{foreign[0]!r}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}" if foreign else ""
     if not force:
-        resuming = "--resume completes the batch in it, " if resumable else ""
-        ours = (f"holds {held}, which sim did not write, so --force will not replace it" if foreign
-                else "--force replaces it (it holds only what sim wrote)")
-        raise _refuse(shown, f"already exists; choose another --out ({resuming}{ours})")
+        resuming = "--resume to complete the batch in it, " if resumable else ""
+        if foreign:
+            raise _refuse(shown, f"already exists and holds {held}, which sim did not write; choose another --out"
+                          f"{' (or ' + resuming.rstrip(', ') + ')' if resumable else ''}: --force replaces only a folder sim wrote")
+        raise _refuse(shown, f"already exists; choose another --out, or add {resuming}--force to replace it (it holds only what sim wrote)")
     if foreign:
         raise _refuse(shown, f"--force replaces only a folder sim wrote, and this one holds {held}, which sim did not write; nothing was changed")
     return True
