@@ -11,6 +11,7 @@ import pytest
 import sim.output as output
 from sim.events import EVENT_NAMES
 from sim.output import write_run
+from sim.scenario import ScenarioError
 
 PEOPLE_COLUMNS = ["person_id", "sex", "birth_month", "father_id", "mother_id", "convicted_before_start", "status_at_start"]
 EVENTS_COLUMNS = ["person_id", "month", "event", "offence_month"]
@@ -99,15 +100,20 @@ def test_without_events_no_microdata(audited, tmp_path):
     assert {p.name for p in out.iterdir()} == {"timeseries.parquet", "summary.csv", "manifest.json"}
 
 
-def test_write_replaces_an_existing_folder_wholly(audited, tmp_path):
+def test_write_replaces_only_its_own_folder_and_then_wholly(audited, tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "stale.txt").write_text("from an older run")
-    (out / "events.parquet").write_text("not parquet")
-    write_run(audited.model, out, with_events=False)
-    assert not (out / "stale.txt").exists() and not (out / "events.parquet").exists()
+    write_run(audited.model, out, with_events=True)
+    with pytest.raises(ScenarioError, match="already exists"):  # not without being asked
+        write_run(audited.model, out, with_events=False)
+    write_run(audited.model, out, with_events=False, force=True)
+    assert not (out / "events.parquet").exists()  # the old folder is replaced as a whole
     assert (out / "manifest.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary or old folders left behind
+    (out / "stale.txt").write_text("the user's file")
+    before = snapshot(out)
+    with pytest.raises(ScenarioError, match="stale.txt"):  # a folder holding anything else is never replaced
+        write_run(audited.model, out, with_events=False, force=True)
+    assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
@@ -121,7 +127,7 @@ def test_failure_while_writing_leaves_the_old_folder_intact(audited, tmp_path, m
 
     monkeypatch.setattr(output, "manifest", broken)
     with pytest.raises(error):
-        write_run(audited.model, out, with_events=False)
+        write_run(audited.model, out, with_events=False, force=True)
     assert snapshot(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
