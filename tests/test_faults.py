@@ -27,6 +27,7 @@ import pytest
 
 import sim.batch as batch
 from conftest import BASELINE, ROOT, SMALL
+from test_batch import read_manifest, read_replicates, read_timeseries
 from sim.batch import (BatchBroken, BatchError, BatchInterrupted, BatchStalled, ReplicatesFailed, ranges, replicate_result,
                        run_batch)
 from sim.compare import replicate_seeds, run_all
@@ -40,18 +41,6 @@ linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lo
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
-
-
-def read_timeseries(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "timeseries.parquet").sort_values(["replicate", "month"], ignore_index=True)
-
-
-def read_replicates(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "replicates.parquet").sort_values("replicate", ignore_index=True)
-
-
-def read_manifest(out: Path) -> dict:
-    return json.loads((out / "manifest.json").read_text())
 
 
 def part(out: Path, dataset: str, k: int) -> Path:
