@@ -85,7 +85,7 @@ def test_force_replaces_a_run_folder_sim_wrote_and_nothing_else(capsys, tmp_path
     assert run_cli(capsys, *WRITERS["run"], "--out", out, "--seed", "1")[0] == 0
     first = json.loads((out / "manifest.json").read_text())
     line = one_error_line(*run_cli(capsys, *WRITERS["run"], "--out", out, "--seed", "2"), out, "already exists")
-    assert "--force replaces it" in line  # ours, so --force is offered
+    assert "--force to replace it" in line  # ours, so --force is offered
     assert run_cli(capsys, *WRITERS["run"], "--out", out, "--seed", "2", "--force")[0] == 0
     second = json.loads((out / "manifest.json").read_text())
     assert (first["seed"], second["seed"]) == (1, 2)
