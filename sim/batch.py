@@ -58,7 +58,7 @@ import pyarrow.parquet as pq
 from . import costs as C
 from .compare import replicate_seeds
 from .model import ReoffendingModel
-from .outdir import claimed, remove_ours
+from .outdir import claimed, read_manifest, remove_ours
 from .output import git_commit, manifest, summarise, timeseries_frame, versions
 from .params import Params
 from .preflight import check_scheduler
@@ -219,8 +219,8 @@ def executor_for(workers: int | None = None, scheduler: str | None = None):
             raise ScenarioError("--scheduler needs Dask: pip install 'reoffsim[dask]'") from None
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise ScenarioError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - whatever Dask raises, the user gets one line
+            raise ScenarioError(f"--scheduler {scheduler}: cannot connect ({type(exc).__name__}: {exc})") from None
         try:
             executor = client.get_executor()
             try:
@@ -303,7 +303,7 @@ def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, windo
                 continue
             if future.cancelled() or isinstance(future.exception(), BrokenExecutor):
                 cause = "cancelled by the executor" if future.cancelled() else f"{type(future.exception()).__name__}: {future.exception()}"
-                raise _Stop(BatchBroken, f"the executor broke ({cause}; a worker process killed, out of memory?)")
+                raise _Stop(BatchBroken, f"the executor broke ({cause}): was a worker process killed, or out of memory?")
             on_done(in_flight[future], future)
             del in_flight[future]
             top_up()
@@ -408,15 +408,13 @@ class BatchStore:
     def open(self, resume: bool) -> None:
         """Create the folder, or check that an existing one is this batch (and ``resume`` was asked for) and keep
         its parts that are still as recorded."""
-        manifest_path = self.out / "manifest.json"
         old = None
-        if self.out.exists() and any(self.out.iterdir()):
-            if not resume:
-                raise ScenarioError(f"--out {self.out}: already holds results; add --resume to complete that batch, or choose another --out")
-            if not manifest_path.exists():
-                raise ScenarioError(f"--out {self.out}: not a batch folder (no manifest.json); cannot resume it")
-            old = json.loads(manifest_path.read_text())
-            if old.get("kind") != "batch" or old.get("parameters") != json.loads(json.dumps(self.params.to_dict(), default=float)) or old.get("root_seed") != self.root_seed:
+        if resume and self.out.exists() and any(self.out.iterdir()):  # (sim.outdir refused it without resume)
+            old = read_manifest(self.out, ("batch",), complete=False)
+            if old.get("replicates", 0) > self.reps:
+                raise ScenarioError(f"--out {self.out}: that batch has {old['replicates']} replicates; resume it with --reps "
+                                    f"{old['replicates']} or more (or start a new --out)")
+            if old.get("parameters") != json.loads(json.dumps(self.params.to_dict(), default=float)) or old.get("root_seed") != self.root_seed:
                 raise ScenarioError(f"--out {self.out}: that batch was made with another scenario or root seed; cannot resume it with this one")
             made_with = (old.get("git_commit"), old.get("versions", {}).get("reoffsim"), old.get("versions", {}).get("mesa"), old.get("versions", {}).get("numpy"))
             now = (git_commit(), *(versions().get(k) for k in ("reoffsim", "mesa", "numpy")))
@@ -573,11 +571,11 @@ def run_batch(
         return _run_batch(params, reps, seed, executor, workers, scheduler, None, precision, label, stall_timeout,
                           expected_replicate_seconds, allow_failures)
     if scheduler and executor is None:
-        check_scheduler(scheduler)  # before the folder is made, so a wrong address leaves nothing behind
+        check_scheduler(scheduler, in_process=True)  # before the folder is made, so a wrong address leaves nothing behind
     with claimed(out, force=force, resume=resume, resumable=True) as folder:
         if force:
             remove_ours(folder)
-        store = BatchStore(Path(out), params, seed, reps)
+        store = BatchStore(folder, params, seed, reps)
         store.open(resume)
         store.write_manifest()
         return _run_batch(params, reps, seed, executor, workers, scheduler, store, precision, label, stall_timeout,

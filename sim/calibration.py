@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
-from .batch import executor_for, write_atomic
-from .compare import replicate_seeds
+from .batch import write_atomic
+from .compare import replicate_seeds, run_all
 from .model import ReoffendingModel
 from .output import events_frame, people_frame, summarise
 from .params import Params
@@ -102,8 +102,7 @@ def measure(params_by_run: dict[str, Params], reps: int, seed: int, workers: int
     per (metric, replicate). The long runs' seeds are the first ``long_reps`` of the short runs'."""
     n_reps = {run: (reps if run != "long" or long_reps is None else long_reps) for run in params_by_run}
     tasks = [(params_by_run[run], s, run) for run in params_by_run for s in replicate_seeds(seed, n_reps[run])]
-    with executor_for(workers) as ex:
-        results = [f.result() for f in [ex.submit(_measure_task, t) for t in tasks]]
+    results = run_all(tasks, workers, "calibration runs", task=_measure_task)
     rows = []
     for (_, s, _), res in zip(tasks, results):
         rows += [{"metric": m, "seed": s, "value": v} for m, v in res.items()]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .batch import BatchError, BatchInterrupted, default_stall_timeout
 from .limits import check_limits
-from .outdir import check_path, claimed
+from .outdir import check_path, claimed, is_png, read_manifest
 from .preflight import check_scheduler
 from .scenario import ScenarioError, load_scenario, sweep_grid
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_pos_int, help="batch: worker processes (default: all cores; 1 = in this process)")
     run.add_argument("--scheduler", metavar="ADDRESS", help="batch: run on a Dask cluster, e.g. tcp://host:8786")
     run.add_argument("--resume", action="store_true", help="batch: complete the batch in --out, running only missing replicates")
-    run.add_argument("--precision", type=_pos_float, default=0.01, help="batch: relative precision of means for the 'replicates needed' column (default 0.01)")
+    run.add_argument("--precision", type=_pos_float, help="batch: relative precision of means for the 'replicates needed' column (default 0.01)")
     _limit_options(run)
     _stall_option(run)
     cmp = sub.add_parser("compare", help="paired replicates of a baseline and an intervention scenario, with the appraisal")
@@ -152,7 +152,7 @@ def cmd_compare(args) -> int:
     base = load_scenario(args.baseline, overrides)
     iv = load_scenario(args.intervention, overrides)
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
-    stall = _stall_timeout(args, _preflight(args, [base, iv], args.workers))
+    stall = _stall_timeout(args, _preflight(args, [base, iv], 2 * args.reps, args.workers))
     with claimed(out, force=args.force):
         rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler, stall_timeout=stall)
         table = summary_table(rows)
@@ -176,7 +176,7 @@ def cmd_sweep(args) -> int:
     origin = {a.split("=", 1)[0]: f"{args.scenario} [sweep]" for a in file_axes}
     points = [load_scenario(args.scenario, point + years, origin) for point in grid]  # validates every point first
     out = args.out or Path("outputs") / f"{points[0].run.name}_sweep"
-    stall = _stall_timeout(args, _preflight(args, points, args.workers))
+    stall = _stall_timeout(args, _preflight(args, points, 2 * args.reps, args.workers))
     with claimed(out, force=args.force):
         return _sweep(args, grid, points, years, out, stall)
 
@@ -209,14 +209,13 @@ def _sweep(args, grid, points, years, out: Path, stall: float) -> int:
     return 0
 
 
-def _preflight(args, scenarios: list, workers: int | None = 1, events: bool = False):
-    """Before any work: each scenario fits the machine (memory for ``workers`` replicates at once, time per replicate)
-    and the scheduler answers; returns the costliest estimate. (The output folder is checked by ``claimed``.)"""
-    if getattr(args, "scheduler", None):
-        workers = 1  # replicates run on the cluster's machines, one per worker process
-    local = workers or os.cpu_count() or 1
-    estimates = [check_limits(p, local, args.max_memory, args.max_hours, events=events) for p in scenarios]
-    if getattr(args, "scheduler", None):
+def _preflight(args, scenarios: list, runs: int, workers: int | None = 1, events: bool = False, scheduler: bool = True):
+    """Before any work: each scenario fits the machine (memory for as many replicates at once as will run: the
+    workers, at most ``runs``; time per replicate) and, if ``scheduler``, the scheduler answers (``run_batch`` checks
+    its own). Returns the costliest estimate. (The output folder is checked by ``claimed``.)"""
+    at_once = 1 if args.scheduler else min(workers or os.cpu_count() or 1, runs)  # a cluster's replicates run elsewhere
+    estimates = [check_limits(p, at_once, args.max_memory, args.max_hours, events=events) for p in scenarios]
+    if args.scheduler and scheduler:
         check_scheduler(args.scheduler)
     return max(estimates, key=lambda e: e.cpu_seconds)
 
@@ -277,11 +276,13 @@ def cmd_run(args) -> int:
             raise ScenarioError("--events writes the microdata of a single run; leave it out with --reps (or run one seed)")
         if args.resume and args.force:
             raise ScenarioError("--resume completes the batch in --out and --force replaces it: give one of them")
-        estimate = _preflight(args, [params], args.workers)
+        estimate = _preflight(args, [params], args.reps, args.workers, scheduler=False)
         with claimed(out, force=args.force, resume=args.resume, resumable=True):
             return cmd_batch(args, params, seed, out, estimate.cpu_seconds)
-    if args.resume or args.scheduler or args.workers:
-        raise ScenarioError("--resume, --scheduler and --workers are for batches: add --reps N")
+    batch_only = [name for name, given in (("--resume", args.resume), ("--scheduler", args.scheduler), ("--workers", args.workers),
+                                           ("--stall-timeout", args.stall_timeout), ("--precision", args.precision)) if given]
+    if batch_only:
+        raise ScenarioError(f"{', '.join(batch_only)}: for batches only; add --reps N")
     _preflight(args, [params], 1, events=args.events)
     t0 = time.perf_counter()
     with claimed(out, force=args.force):
@@ -294,14 +295,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    import json
-
     from . import figures as F
 
     folder = args.folder
-    if not (folder / "manifest.json").exists():
-        raise ScenarioError(f"{folder}: no manifest.json; give the folder of a sim compare or sim sweep")
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = read_manifest(folder, ("comparison", "sweep"))
     out = args.out or folder / "figures" / f"{args.figure}.png"
     if args.out is not None:
         _check_new_png(args.out, args.force)
@@ -337,9 +334,8 @@ def _check_new_png(path: Path, force: bool) -> None:
     if path.exists():
         if not force:
             raise ScenarioError(f"--out {path}: already exists; choose another name, or add --force to overwrite it")
-        with path.open("rb") as fh:
-            if fh.read(8) != b"\x89PNG\r\n\x1a\n":
-                raise ScenarioError(f"--out {path}: --force overwrites only a PNG image, and this file is not one; nothing was changed")
+        if not is_png(path):
+            raise ScenarioError(f"--out {path}: --force overwrites only a PNG image, and this file is not one; nothing was changed")
     check_path(path, folder=False)  # the folder it goes in can be written
 
 
@@ -390,7 +386,7 @@ def cmd_batch(args, params, seed: int, out: Path, expected_replicate_seconds: fl
 
     t0 = time.perf_counter()
     result = run_batch(params, args.reps, seed, workers=args.workers, scheduler=args.scheduler, out=out, resume=args.resume,
-                       precision=args.precision, allow_failures=True, stall_timeout=args.stall_timeout,
+                       **({"precision": args.precision} if args.precision else {}), allow_failures=True, stall_timeout=args.stall_timeout,
                        expected_replicate_seconds=expected_replicate_seconds, force=args.force)
     print(f"{params.run.name}: {len(result.replicates)} of {args.reps} replicates of {params.months} months, root seed {seed}, "
           f"{time.perf_counter() - t0:.1f} s -> {out}/")

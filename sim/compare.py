@@ -144,8 +144,9 @@ def _run_task(task):
 
 
 def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler: str | None = None,
-            stall_timeout: float | None = None) -> list[dict]:
-    """``run_replicate`` over (params, seed) tasks, results in task order, on the executor that ``workers`` or
+            stall_timeout: float | None = None, task=_run_task) -> list:
+    """``task`` (default: ``run_replicate`` of a (params, seed) pair) over ``tasks``, results in task order, on the
+    executor that ``workers`` or
     ``scheduler`` give (see ``sim.batch.run_calls``). A failing run raises its own error at once; SIGINT or
     SIGTERM, no run finishing for ``stall_timeout`` seconds (default 600) or a broken pool raise the matching
     ``sim.batch.BatchError``. Either way queued runs are cancelled and running ones not waited for."""
@@ -162,7 +163,7 @@ def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler
         return f"{len(results)} of {len(tasks)} runs had finished; nothing is kept", list(results)
 
     try:
-        run_calls({i: (_run_task, t) for i, t in enumerate(tasks)}, on_done, on_stop, workers=workers, scheduler=scheduler,
+        run_calls({i: (task, t) for i, t in enumerate(tasks)}, on_done, on_stop, workers=workers, scheduler=scheduler,
                   stall_timeout=stall_timeout)
     finally:
         progress.close()

@@ -6,6 +6,7 @@ takes tidy tables (as written in the output folders) and returns a Figure; ``sav
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .outdir import is_png  # noqa: E402
+from .scenario import ScenarioError  # noqa: E402
+
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
              "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "grey": "#999999"}
 SCENARIO_COLOURS = {"baseline": OKABE_ITO["grey"], "intervention": OKABE_ITO["blue"]}
@@ -23,8 +27,19 @@ plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.spines.top": F
 
 
 def save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    """Write ``fig`` as a PNG at ``path``, atomically (a temporary name, then a rename). An existing file there is
+    replaced only if it is a PNG image (a figure of ours), never another kind of file."""
+    path = Path(path)
+    if path.exists() and not is_png(path):
+        plt.close(fig)
+        raise ScenarioError(f"{path}: exists and is not a PNG image; not overwriting it (move it away first)")
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        fig.savefig(tmp, dpi=130, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 

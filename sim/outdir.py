@@ -19,6 +19,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -55,13 +56,43 @@ def check_path(out: str | Path, folder: bool = True) -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise _refuse(given, f"{parent} is a file, so no folder can be made inside it")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=parent)
-    except OSError as exc:
-        raise _refuse(given, f"cannot write in {parent} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
+    for place in [parent] + ([path] if folder and path.is_dir() else []):  # an existing folder is written in too
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=place)
+        except OSError as exc:
+            raise _refuse(given, f"cannot write in {place} ({exc.strerror or exc})") from None
+        os.close(fd)
+        os.unlink(probe)
     return path
+
+
+def read_manifest(folder: str | Path, kinds: tuple[str, ...] = (), complete: bool = True) -> dict:
+    """The manifest of a folder sim wrote, checked: valid JSON of ours, of one of ``kinds`` (if given) and, if
+    ``complete``, with every file it lists present. Raises ScenarioError (one line) otherwise."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise ScenarioError(f"{folder}: no manifest.json; give a folder written by sim") from None
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f"{folder}: manifest.json cannot be read ({type(exc).__name__}); the folder is damaged") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise ScenarioError(f"{folder}: manifest.json is not a manifest sim wrote")
+    if kinds and manifest.get("kind") not in kinds:
+        raise ScenarioError(f"{folder}: a {manifest.get('kind') or 'single run'} folder, where a {' or '.join(kinds)} folder is needed")
+    missing = [name for name in manifest["files"] if complete and not (folder / name).exists()]
+    if missing:
+        raise ScenarioError(f"{folder}: {missing[0]} is missing, though manifest.json lists it; the folder is damaged")
+    return manifest
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def is_png(path: Path) -> bool:
+    """Whether the file at ``path`` is a PNG image (what our figures are), by its first bytes."""
+    with Path(path).open("rb") as fh:
+        return fh.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
 
 
 def foreign_entries(folder: Path) -> list[str]:
@@ -76,21 +107,27 @@ def foreign_entries(folder: Path) -> list[str]:
     foreign = []
     for name in entries:
         entry = folder / name
-        if _is_temporary(name):
+        if _temporary_of(name) in ours:
             continue
         if name not in ours:
             foreign.append(name)
         elif entry.is_dir():
             pattern = "*.png" if name == "figures" else "part-*.parquet"
-            foreign += [f"{name}/{p.name}" for p in sorted(entry.iterdir()) if not (p.is_file() and p.match(pattern) or _is_temporary(p.name))]
+            foreign += [f"{name}/{p.name}" for p in sorted(entry.iterdir())
+                        if not (p.is_file() and (p.match(pattern) or Path(_temporary_of(p.name) or "/").match(pattern)))]
         elif name == "figures":
             foreign.append(name)
     return foreign
 
 
-def _is_temporary(name: str) -> bool:
-    """Our own temporary names: ``.NAME.tmp-PID`` (atomic writes) and ``.report.html.tmp``."""
-    return name.startswith(".") and ".tmp" in name
+#: our temporary names: ``.NAME.tmp-SUFFIX`` (atomic writes of NAME) and ``.report.html.tmp``
+_TEMPORARY = re.compile(r"\.(?P<name>[^/]+?)\.tmp(-[A-Za-z0-9_]+)?")
+
+
+def _temporary_of(name: str) -> str | None:
+    """The name a temporary file of ours stands for (``.timeseries.parquet.tmp-123`` -> ``timeseries.parquet``)."""
+    m = _TEMPORARY.fullmatch(name)
+    return m.group("name") if m else None
 
 
 def check_existing(out: Path, force: bool, resume: bool, resumable: bool = False, shown: str | Path | None = None) -> bool:
@@ -107,11 +144,12 @@ def check_existing(out: Path, force: bool, resume: bool, resumable: bool = False
     if not force:
         resuming = "--resume to complete the batch in it, " if resumable else ""
         if foreign:
-            raise _refuse(shown, f"already exists and holds {held}, which sim did not write; choose another --out"
+            raise _refuse(shown, f"already exists and holds {held}, which sim did not write (no sim manifest there lists it); choose another --out"
                           f"{' (or ' + resuming.rstrip(', ') + ')' if resumable else ''}: --force replaces only a folder sim wrote")
         raise _refuse(shown, f"already exists; choose another --out, or add {resuming}--force to replace it (it holds only what sim wrote)")
     if foreign:
-        raise _refuse(shown, f"--force replaces only a folder sim wrote, and this one holds {held}, which sim did not write; nothing was changed")
+        raise _refuse(shown, f"--force replaces only a folder sim wrote, and this one holds {held}, which sim did not write "
+                      "(no sim manifest there lists it); nothing was changed")
     return True
 
 

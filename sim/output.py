@@ -145,8 +145,8 @@ def atomic_dir(final: Path, force: bool = False):
     """Yield a temporary folder next to ``final``; on success it becomes ``final`` in one rename. An existing
     ``final`` is refused unless ``force`` and it holds only what sim wrote (``sim.outdir``); the old folder is then
     removed only once the new one is in place."""
-    with claimed(final, force=force) as final:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    with claimed(final, force=force) as folder:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         tmp.chmod(0o755)
         try:
             yield tmp
@@ -154,14 +154,14 @@ def atomic_dir(final: Path, force: bool = False):
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         old = None
-        if final.exists() and any(final.iterdir()):  # ours: claimed() refused it otherwise
-            old = final.parent / f".{final.name}.old-{os.getpid()}"
-            os.replace(final, old)
+        if folder.exists() and any(folder.iterdir()):  # ours: claimed() refused it otherwise
+            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+            os.replace(folder, old)
         try:
-            os.replace(tmp, final)
+            os.replace(tmp, folder)
         except BaseException:
             if old is not None:  # put the previous folder back
-                os.replace(old, final)
+                os.replace(old, folder)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         if old is not None:

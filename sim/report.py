@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import figures as F
 from .calibration import CALIBRATION_DIR, load_targets
+from .outdir import read_manifest
 from .scenario import ScenarioError, documented_values
 
 CSS = """
@@ -296,12 +297,5 @@ def _write(folder: Path, title: str, body: str) -> Path:
 def report(folder: str | Path) -> Path:
     """Write report.html (and figures/*.png) for a comparison or sweep folder."""
     folder = Path(folder)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.exists():
-        raise ScenarioError(f"{folder}: no manifest.json; give the folder of a sim compare or sim sweep")
-    kind = json.loads(manifest_path.read_text()).get("kind")
-    if kind == "comparison":
-        return comparison_report(folder)
-    if kind == "sweep":
-        return sweep_report(folder)
-    raise ScenarioError(f"{folder}: a report is made for comparison and sweep folders (this is a {kind or 'single run'})")
+    kind = read_manifest(folder, ("comparison", "sweep"))["kind"]
+    return comparison_report(folder) if kind == "comparison" else sweep_report(folder)

@@ -32,6 +32,10 @@ class ScenarioError(ValueError):
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+#: how long a chain of ``extends`` may be (a scenario extends the baseline, which extends the fitted values)
+MAX_EXTENDS = 20
+
+
 def _read_toml(path: Path) -> dict:
     """The TOML table of a file. A UTF-8 byte order mark is skipped; an empty file (nothing but blank lines and
     comments) is an error of its own, not a list of missing keys."""
@@ -49,6 +53,8 @@ def _read_toml(path: Path) -> dict:
         raise ScenarioError(f"{path}: not a UTF-8 text file (byte {exc.start} cannot be decoded)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: malformed TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: malformed TOML: arrays or tables nested too deeply") from None
     if not data:
         raise ScenarioError(f"{path}: the scenario file is empty")
     return data
@@ -68,6 +74,8 @@ def _flatten(path: Path, data: dict, seen: tuple[Path, ...] = (), price_years: d
             raise ScenarioError(f"{path}: extends = {parent!r}: file not found ({parent_path})")
         if parent_path in seen:
             raise ScenarioError(f"{path}: extends = {parent!r}: circular extends")
+        if len(seen) >= MAX_EXTENDS:
+            raise ScenarioError(f"{path}: extends = {parent!r}: more than {MAX_EXTENDS} files extend one another")
         merged.update(_flatten(parent_path, _read_toml(parent_path), seen + (parent_path,), price_years))
     for section, table in data.items():
         if section in ("extends", "sweep", "calibration"):

@@ -40,7 +40,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
 def toml_number(x: float) -> str:
-    return repr(float(x)).replace("inf", "inf")
+    return repr(float(x))
 
 
 @st.composite
@@ -120,7 +120,8 @@ def broken_arguments(draw) -> list[str]:
         ["--set", draw(st.sampled_from(["justice", "justice.p_recall_per_month", "=3", "nosuch.key=1", "justice.nosuch=1",
                                          "justice.p_recall_per_month=2", "population.custody_count=12.5"]))],
         ["--" + draw(names)],  # an option that does not exist
-        ["--scheduler", draw(st.sampled_from(["http://127.0.0.1:8786", "tcp://127.0.0.1:0", "tcp://a b:1"]))],
+        ["--scheduler", draw(st.sampled_from(["http://127.0.0.1:8786", "tcp://127.0.0.1:0", "tcp://a b:1", "tcp://[::1",
+                                               "inproc://x", "tcp://127.0.0.1:8786/path", ""]))],
         ["--out", draw(st.sampled_from([".", "..", "scenario.toml/out"]))],
     ]))
     if command == "run" and draw(st.booleans()):

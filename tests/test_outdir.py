@@ -188,3 +188,79 @@ def test_foreign_entries_judges_by_the_manifest(tmp_path):
     assert foreign_entries(folder) == ["b.csv", "figures/notes.txt", "ts.parquet/mine.txt"]
     (folder / "manifest.json").write_text(json.dumps({"files": ["a.csv"], "versions": {"numpy": "2"}}))  # not ours
     assert "a.csv" in foreign_entries(folder)
+
+
+def test_only_sims_own_temporary_names_count_as_ours(tmp_path):
+    folder = tmp_path / "f"
+    (folder / "ts.parquet").mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"files": ["ts.parquet", "manifest.json"], "versions": {"reoffsim": "0"}}))
+    for name in (".manifest.json.tmp-77", ".report.html.tmp", "ts.parquet/.part-000003.parquet.tmp-12"):
+        (folder / name).write_text("")
+    assert foreign_entries(folder) == []
+    for name in (".analysis.tmpl", ".notes.tmp.txt", ".backup.tmp", "ts.parquet/.keep.tmp"):  # look alike, are the user's
+        (folder / name).write_text("")
+    assert foreign_entries(folder) == [".analysis.tmpl", ".backup.tmp", ".notes.tmp.txt", "ts.parquet/.keep.tmp"]
+
+
+def test_force_through_a_symlink_replaces_the_batch_it_points_to(capsys, tmp_path):
+    real = tmp_path / "real"
+    assert run_cli(capsys, *WRITERS["batch"], "--out", real)[0] == 0
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    code, _, err = run_cli(capsys, *WRITERS["batch"][:-len(SMALL_SET)], *SMALL_SET, "--seed", "9", "--out", link, "--force")
+    assert code == 0, err
+    assert link.is_symlink() and json.loads((real / "manifest.json").read_text())["root_seed"] == 9
+
+
+def test_damaged_manifests_and_folders_are_refused_in_one_line(capsys, tmp_path):
+    batch = tmp_path / "batch"
+    assert run_cli(capsys, *WRITERS["batch"], "--out", batch)[0] == 0
+    one_error_line(*run_cli(capsys, *WRITERS["batch"], "--reps", "1", "--out", batch, "--resume"), "2 replicates", "--reps 2")
+    (batch / "manifest.json").write_text("{ not json")
+    one_error_line(*run_cli(capsys, *WRITERS["batch"], "--out", batch, "--resume"), "manifest.json", "damaged")
+    cmp = tmp_path / "cmp"
+    assert run_cli(capsys, *WRITERS["compare"], "--out", cmp)[0] == 0
+    (cmp / "comparison.csv").unlink()
+    one_error_line(*run_cli(capsys, "report", cmp), "comparison.csv", "missing")
+    one_error_line(*run_cli(capsys, "plot", cmp, "--figure", "savings"), "comparison.csv", "missing")
+    (cmp / "manifest.json").write_text("[1, 2]")
+    one_error_line(*run_cli(capsys, "report", cmp), "manifest")
+    one_error_line(*run_cli(capsys, "report", batch), "manifest.json")
+
+
+def test_a_figure_never_overwrites_a_file_that_is_not_a_png(capsys, tmp_path):
+    cmp = tmp_path / "cmp"
+    assert run_cli(capsys, *WRITERS["compare"], "--out", cmp)[0] == 0
+    (cmp / "figures" / "timeseries.png").write_text("the user's notes, oddly named")
+    one_error_line(*run_cli(capsys, "plot", cmp, "--figure", "timeseries"), "timeseries.png", "not a PNG")
+    assert (cmp / "figures" / "timeseries.png").read_text() == "the user's notes, oddly named"
+    assert not [p for p in (cmp / "figures").iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_memory_is_checked_for_the_replicates_that_run_at_once(capsys, tmp_path):
+    """--workers 100 with one replicate starts one process: not refused as if 100 ran."""
+    code, _, err = run_cli(capsys, *WRITERS["batch"][:-len(SMALL_SET)], "--reps", "1", "--workers", "100", "--out", tmp_path / "b",
+                           "--set", "population.scale_general=300", "--set", "population.scale_cjs_families=10", "--max-memory", "1")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *WRITERS["batch"][:-len(SMALL_SET)], "--reps", "100", "--workers", "100", "--out", tmp_path / "c",
+                           "--set", "population.scale_general=300", "--set", "population.scale_cjs_families=10", "--max-memory", "1")
+    assert code == 2 and "x 100 workers" in err
+
+
+def test_a_peer_that_is_not_a_dask_scheduler_is_refused_within_its_deadline():
+    import http.server
+    import threading
+
+    from sim.preflight import check_scheduler
+    from sim.scenario import ScenarioError
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(ScenarioError, match="not as a Dask scheduler"):
+            check_scheduler(f"tcp://127.0.0.1:{server.server_port}", handshake_timeout=2)
+        assert time.perf_counter() - t0 < 30  # bounded, not for ever
+    finally:
+        server.shutdown()
+        server.server_close()
