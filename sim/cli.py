@@ -45,6 +45,12 @@ def _pos_int(text: str) -> int:
     return value
 
 
+def _address(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty address; give one such as tcp://HOST:8786")
+    return text
+
+
 def _pos_float(text: str) -> float:
     try:
         value = float(text)
@@ -68,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
     run.add_argument("--reps", type=_pos_int, help="run a Monte Carlo batch of this many replicates (seeds spawned from --seed)")
     run.add_argument("--workers", type=_pos_int, help="batch: worker processes (default: all cores; 1 = in this process)")
-    run.add_argument("--scheduler", metavar="ADDRESS", help="batch: run on a Dask cluster, e.g. tcp://host:8786")
+    run.add_argument("--scheduler", type=_address, metavar="ADDRESS", help="batch: run on a Dask cluster, e.g. tcp://host:8786")
     run.add_argument("--resume", action="store_true", help="batch: complete the batch in --out, running only missing replicates")
     run.add_argument("--precision", type=_pos_float, help="batch: relative precision of means for the 'replicates needed' column (default 0.01)")
     _limit_options(run)
@@ -125,7 +131,7 @@ def _batch_options(p, grid: bool = False) -> None:
     p.add_argument("--out", type=Path, help="output folder, new (default: under outputs/)")
     p.add_argument("--force", action="store_true", help="replace an existing --out folder that sim wrote (refused if it holds anything else)")
     p.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--scheduler", type=_address, metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     _limit_options(p)
     _stall_option(p)
     help_set = "grid axis: section.key=v1,v2,... (repeatable; several give a product grid)" if grid else "override in both scenarios (repeatable)"
