@@ -10,9 +10,9 @@ import resource
 import tempfile
 import time
 
-from .batch import run_batch
 from .model import ReoffendingModel
-from .scenario import load_scenario
+from .runs.batch import run_batch
+from .state.scenario import load_scenario
 
 
 def _time_one(params, seed: int) -> tuple[float, float, int]:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .batch import BatchError, BatchInterrupted, default_stall_timeout
-from .limits import check_limits
-from .outdir import check_path, claimed, is_png, read_manifest
-from .preflight import check_scheduler
-from .scenario import ScenarioError, load_scenario, sweep_grid
+from .runs.batch import BatchError, BatchInterrupted, default_stall_timeout
+from .runs.limits import check_limits
+from .runs.outdir import check_path, claimed, is_png, read_manifest
+from .runs.preflight import check_scheduler
+from .state.scenario import ScenarioError, load_scenario, sweep_grid
 
 EXIT_USAGE = 2
 
@@ -151,8 +151,9 @@ def _stall_option(p) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare, summary_table
-    from .output import write_comparison
+    from .appraisal.compare import summary_table
+    from .runs.output import write_comparison
+    from .runs.paired import compare
 
     overrides = list(args.set) + ([f"run.years={args.years}"] if args.years is not None else [])
     base = load_scenario(args.baseline, overrides)
@@ -164,14 +165,14 @@ def cmd_compare(args) -> int:
         table = summary_table(rows)
         write_comparison(out, base, iv, args.seed, rows, table, series, ledger, force=args.force)
         print(_comparison_text(base, iv, args, table, out))
-        from .report import report
+        from .present.report import report
 
         print(f"-> {report(out)}")
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from .compare import parse_grid
+    from .runs.paired import parse_grid
 
     file_axes = sweep_grid(args.scenario)
     axes = file_axes + list(args.set)
@@ -193,8 +194,9 @@ def _stall_timeout(args, estimate) -> float:
 
 
 def _sweep(args, grid, points, years, out: Path, stall: float) -> int:
-    from .compare import compare, summary_table, switched_off
-    from .output import write_sweep
+    from .appraisal.compare import summary_table, switched_off
+    from .runs.output import write_sweep
+    from .runs.paired import compare
 
     plain = load_scenario(args.scenario, years)
     baselines: dict = {}  # grid points that differ only in [intervention] share one baseline
@@ -209,7 +211,7 @@ def _sweep(args, grid, points, years, out: Path, stall: float) -> int:
     table = result[shown + ["appraisal:intervention_cost", "appraisal:npv", "appraisal:bcr", "appraisal:benefits_exceed_costs"]].copy()
     table.insert(len(shown), "offences_avoided", -result["offences"])
     print(table.rename(columns=lambda c: c.replace("appraisal:", "")).to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    from .report import report
+    from .present.report import report
 
     print(f"-> {out}/sweep.csv, {report(out)}")
     return 0
@@ -269,7 +271,7 @@ def _comparison_text(base, iv, args, table, out: Path) -> str:
 
 def cmd_run(args) -> int:
     from .model import ReoffendingModel
-    from .output import write_run
+    from .runs.output import write_run
 
     overrides = list(args.set)
     if args.years is not None:
@@ -301,7 +303,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from . import figures as F
+    from .present import figures as F
 
     folder = args.folder
     manifest = read_manifest(folder, ("comparison", "sweep"))
@@ -318,7 +320,7 @@ def cmd_plot(args) -> int:
     else:
         if manifest.get("kind") != "comparison":
             raise ScenarioError(f"{folder}: {args.figure} needs a comparison folder")
-        from .report import discount_settings
+        from .present.report import discount_settings
 
         discount = discount_settings(manifest)
         fig = {
@@ -346,7 +348,12 @@ def _check_new_png(path: Path, force: bool) -> None:
 
 
 def cmd_calibrate(args) -> int:
-    from .calibration import calibrate, free_parameters_to_fit, validate, write_fitted
+    from .fitting.calibration import (
+        calibrate,
+        free_parameters_to_fit,
+        validate,
+        write_fitted,
+    )
 
     load_scenario(args.scenario)  # fail early on a bad scenario
     free_parameters_to_fit(args.stage, args.only)  # and on a bad --only
@@ -364,9 +371,9 @@ def cmd_calibrate(args) -> int:
 def cmd_validate(args) -> int:
     import json
 
-    from .calibration import CALIBRATION_DIR, validate, write_fitted
-    from .figures import calibration_figure, save
-    from .output import write_validation
+    from .fitting.calibration import CALIBRATION_DIR, validate, write_fitted
+    from .present.figures import calibration_figure, save
+    from .runs.output import write_validation
 
     if args.record and (args.set or Path(args.scenario).resolve() != (CALIBRATION_DIR.parent / "scenarios" / "baseline.toml").resolve()):
         raise ScenarioError("--record: the record describes the baseline as fitted; drop --set and --scenario")
@@ -388,7 +395,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_batch(args, params, seed: int, out: Path, expected_replicate_seconds: float) -> int:
-    from .batch import run_batch
+    from .runs.batch import run_batch
 
     t0 = time.perf_counter()
     result = run_batch(params, args.reps, seed, workers=args.workers, scheduler=args.scheduler, out=out, resume=args.resume,
@@ -402,7 +409,7 @@ def cmd_batch(args, params, seed: int, out: Path, expected_replicate_seconds: fl
                  "custody_end", "probation_end"]
         print(s.loc[[m for m in shown if m in s.index], ["mean", "mcse", "p05", "p95"]].to_string(float_format=lambda v: f"{v:,.3f}"))
     if result.failed:
-        from .compare import replicate_seeds
+        from .runs.batch import replicate_seeds
 
         all_seeds = replicate_seeds(seed, args.reps)
         same = " ".join([f"--set {s}" for s in args.set] + ([f"--years {args.years}"] if args.years is not None else []))
@@ -433,7 +440,7 @@ def _human_summary(params, seed, s: dict, out: Path, elapsed: float) -> str:
 
 
 def cmd_report(args) -> int:
-    from .report import report
+    from .present.report import report
 
     print(f"-> {report(args.folder)}")
     return 0

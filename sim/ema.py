@@ -2,7 +2,7 @@
 
 The model is a plain Python function to the workbench: uncertainties and levers are scenario keys (written with
 ``__`` for the dot, since the workbench wants identifiers: ``intervention__coverage`` is
-``intervention.coverage``), outcomes are summary metrics of one replicate (``sim.output.summarise``) or
+``intervention.coverage``), outcomes are summary metrics of one replicate (``sim.runs.output.summarise``) or
 appraisal metrics of a paired comparison (``appraisal:npv`` becomes ``appraisal__npv``).
 
     from ema_workbench import perform_experiments, Samplers
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .output import summarise
-from .scenario import load_scenario
+from .runs.output import summarise
+from .state.scenario import load_scenario
 
 
 def ema_name(key: str) -> str:
@@ -44,8 +44,9 @@ class ScenarioFunction:
     compare_with_baseline: bool = False
 
     def __call__(self, **values) -> dict[str, float]:
-        from .compare import appraise, run_replicate, switched_off, priced_like
+        from .appraisal.compare import appraise, priced_like, switched_off
         from .model import ReoffendingModel
+        from .runs.paired import run_replicate
 
         overrides = [f"{key.replace('__', '.')}={value}" for key, value in values.items()]
         if self.years is not None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import intervention
-from .events import EVENT_CODE, NO_MONTH
-from .people import CUSTODY, LICENCE, PROBATION
+from .processes import intervention
+from .state.events import EVENT_CODE, NO_MONTH
+from .state.people import CUSTODY, LICENCE, PROBATION
 
 #: flows counted during the month (model.tally) and stocks read at its end
 FLOWS = (

@@ -8,15 +8,16 @@ from collections import defaultdict
 import mesa
 import numpy as np
 
-from . import courts, exits, family, intervention, justice, needs, offending, population
-from .agents import Person
-from .courts import PendingCases
-from .events import EventLog
 from .metrics import justice_stocks, monthly_record, series_names
-from .params import Params
-from .people import People
-from .rng import CounterRNG
-from .scenario import realize
+from .processes import courts, exits, family, intervention, justice, needs, offending
+from .processes.courts import PendingCases
+from .state import population
+from .state.agents import Person
+from .state.events import EventLog
+from .state.params import Params
+from .state.people import People
+from .state.rng import CounterRNG
+from .state.scenario import realize
 
 
 class Tally(defaultdict):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sim import ReoffendingModel, load_scenario
-from sim.events import EVENT_CODE
+from sim.state.events import EVENT_CODE
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "scenarios" / "baseline.toml"
@@ -91,8 +91,8 @@ END_FIELDS = (
 
 def run_audited(params, seed: int, months: int | None = None) -> AuditedRun:
     """Step a model month by month, recording the state before/after each month and the status of every row at
-    the moment the offending process runs (by wrapping ``sim.offending.step``; behaviour is unchanged)."""
-    import sim.offending as offending
+    the moment the offending process runs (by wrapping ``sim.processes.offending.step``; behaviour is unchanged)."""
+    import sim.processes.offending as offending
 
     model = ReoffendingModel(params, seed=seed, record_events=True)
     audit = AuditedRun(model)
@@ -132,6 +132,6 @@ def audited(request) -> AuditedRun:
 @pytest.fixture(scope="session")
 def frames(audited):
     """(people, events) microdata frames of the audited run."""
-    from sim.output import events_frame, people_frame
+    from sim.runs.output import events_frame, people_frame
 
     return people_frame(audited.model), events_frame(audited.model)

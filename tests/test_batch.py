@@ -1,4 +1,4 @@
-"""Monte Carlo batches (``sim.batch``, ``sim run --reps``): bit-identical results whatever the executor,
+"""Monte Carlo batches (``sim.runs.batch``, ``sim run --reps``): bit-identical results whatever the executor,
 interrupt and resume, failed replicates, refusing the wrong folder, atomic parts, summary statistics, Python API.
 
 Populations are small (``SMALL``) and runs short (1-2 years), so the whole file takes well under a minute.
@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.batch as batch
+import sim.runs.batch as batch
 from conftest import BASELINE, ROOT, SMALL
-from sim.batch import BatchError, InlineExecutor, ReplicatesFailed, executor_for, replicate_result, run_batch, summary_statistics
-from sim.compare import replicate_seeds
-from sim.scenario import ScenarioError, load_scenario, realize
+from sim.runs.batch import (BatchError, InlineExecutor, ReplicatesFailed, executor_for, replicate_result, replicate_seeds, run_batch,
+                            summary_statistics)
+from sim.state.scenario import ScenarioError, load_scenario, realize
 
 SMALL_SET = [arg for o in SMALL for arg in ("--set", o)]
 MULTI_AGENCY = ROOT / "scenarios" / "multi_agency.toml"

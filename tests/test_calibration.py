@@ -15,7 +15,7 @@ from conftest import BASELINE, FULL, ROOT
 
 ROOT_CALIBRATION = ROOT / "calibration"
 from sim import metrics
-from sim.calibration import compare_to_targets, load_targets, measure, scenario_for, validate
+from sim.fitting.calibration import compare_to_targets, load_targets, measure, scenario_for, validate
 
 REPS = 32 if FULL else 16
 LONG_REPS = 8 if FULL else 4
@@ -82,8 +82,8 @@ def test_sons_metric_counts_only_sons_observed_from_10_to_40():
 def test_already_in_cjs_definition():
     """The WECB share of crime: an offender counts as already in the CJS when under sentence, awaiting court for an
     earlier offence, or convicted in the last 24 months (24 counts, 25 does not); an old conviction alone does not."""
-    from sim.offending import already_in_cjs
-    from sim.people import FREE, LICENCE, PROBATION
+    from sim.processes.offending import already_in_cjs
+    from sim.state.people import FREE, LICENCE, PROBATION
 
     month = 100
     status = np.array([FREE, FREE, FREE, FREE, LICENCE, PROBATION, FREE])
@@ -97,9 +97,9 @@ def test_awaiting_court_means_an_earlier_offence(monkeypatch):
     """An offence proven this month does not put its own author "in the CJS" for the same month's offences: only
     cases opened before the month count (with no supervision and no convictions, nobody is in the CJS at month 0
     unless a case from before the run is pending)."""
-    from sim import offending
+    from sim.processes import offending
     from sim.model import ReoffendingModel
-    from sim.people import FREE
+    from sim.state.people import FREE
 
     params = scenario_for("short", BASELINE, ["run.years=1"])
     model = ReoffendingModel(params, seed=3, record_events=False)
@@ -159,7 +159,7 @@ def test_a_mis_set_parameter_fails_the_calibration_check():
 def test_calibrate_reports_the_best_point_it_saw_within_budget(tmp_path):
     """A (very) short fit: it stops at its budget, its values lie inside the bounds, and re-measuring at the values
     it reports, on the same seeds, gives the loss it reports (so the record in fitted.toml is the point it claims)."""
-    from sim.calibration import calibrate, load_free_parameters, loss, write_fitted
+    from sim.fitting.calibration import calibrate, load_free_parameters, loss, write_fitted
 
     seen = []
     fit = calibrate(BASELINE, "short", reps=1, seed=5, maxfev=3, workers=1, log=seen.append)
@@ -234,7 +234,7 @@ def test_a_record_without_a_fit_keeps_the_values_and_replaces_the_achieved_metri
     were, the achieved metrics (and date) are the new check's."""
     import tomllib
 
-    from sim.calibration import load_free_parameters, write_fitted
+    from sim.fitting.calibration import load_free_parameters, write_fitted
 
     key = next(iter(load_free_parameters()))
     section, name = key.split(".")
@@ -262,8 +262,8 @@ def test_validate_record_refuses_a_changed_scenario(tmp_path, capsys):
 
 def test_calibrate_only_moves_the_named_parameters_and_refuses_others():
     """``--only``: a polish of some free parameters; a name that is not a free parameter of the stage is bad input."""
-    from sim.calibration import calibrate
-    from sim.scenario import ScenarioError
+    from sim.fitting.calibration import calibrate
+    from sim.state.scenario import ScenarioError
 
     key = "offending.release_multiplier_initial"
     fit = calibrate(BASELINE, "short", reps=1, seed=5, maxfev=2, workers=1, log=lambda _: None, only=[key])

@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.compare import OUTCOMES, compare, replicate_seeds
-from sim.scenario import ScenarioError, load_scenario
+from sim.appraisal.compare import OUTCOMES
+from sim.runs.batch import replicate_seeds
+from sim.runs.paired import compare
+from sim.state.scenario import ScenarioError, load_scenario
 
 from conftest import BASELINE, ROOT, SMALL, load
 

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.compare import OUTCOMES, appraise, compare, parse_grid, payback_year, replicate_seeds, summary_table, switched_off
-from sim.scenario import ScenarioError, load_scenario, parse_override, sweep_grid
+from sim.appraisal.compare import OUTCOMES, appraise, payback_year, summary_table, switched_off
+from sim.runs.batch import replicate_seeds
+from sim.runs.paired import compare, parse_grid
+from sim.state.scenario import ScenarioError, load_scenario, parse_override, sweep_grid
 
 from conftest import BASELINE, ROOT, SMALL, load
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import costs as C
+from sim.appraisal import costs as C
 from sim import metrics
-from sim.params import Money
-from sim.scenario import realize
+from sim.state.params import Money
+from sim.state.scenario import realize
 
 from conftest import BASELINE, ROOT, load
 

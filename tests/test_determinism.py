@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from sim import ReoffendingModel
-from sim.output import events_frame, people_frame, timeseries_frame
-from sim.people import FIELDS
+from sim.runs.output import events_frame, people_frame, timeseries_frame
+from sim.state.people import FIELDS
 
 from conftest import SMALL, load
 
@@ -141,7 +141,7 @@ def test_newborn_ids_do_not_depend_on_rows():
     def newborns(model):
         p = model.people
         rows, month, code, _, _ = model.events.arrays()
-        from sim.events import EVENT_CODE
+        from sim.state.events import EVENT_CODE
 
         born = rows[code == EVENT_CODE["birth"]]
         return pd.DataFrame(

@@ -25,13 +25,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import sim.batch as batch
+import sim.runs.batch as batch
 from conftest import BASELINE, ROOT, SMALL
 from test_batch import read_manifest, read_replicates, read_timeseries
-from sim.batch import (BatchBroken, BatchError, BatchInterrupted, BatchStalled, ReplicatesFailed, ranges, replicate_result,
-                       run_batch)
-from sim.compare import replicate_seeds, run_all
-from sim.scenario import load_scenario
+from sim.runs.batch import (BatchBroken, BatchError, BatchInterrupted, BatchStalled, ReplicatesFailed, ranges, replicate_result,
+                            replicate_seeds, run_batch)
+from sim.runs.paired import run_all
+from sim.state.scenario import load_scenario
 
 ONE_YEAR = (*SMALL, "run.years=1")
 SET_ONE_YEAR = [arg for o in ONE_YEAR for arg in ("--set", o)]
@@ -481,7 +481,7 @@ def test_kill_9_of_the_main_process_leaves_no_process_running(tmp_path):
 
 @linux_only
 def test_sigint_to_sim_compare_does_not_wait_for_queued_runs(tmp_path):
-    """``compare.run_all`` stops like a batch: 2 x 150 runs queued (~30 s of work), Ctrl-C to the group."""
+    """``paired.run_all`` stops like a batch: 2 x 150 runs queued (~30 s of work), Ctrl-C to the group."""
     proc = sim_popen("compare", BASELINE, ROOT / "scenarios" / "multi_agency.toml", "--reps", 150, "--workers", 2,
                      "--years", 1, "--out", tmp_path / "cmp", *[arg for o in SMALL for arg in ("--set", o)])
     try:
@@ -510,7 +510,7 @@ def test_readme_example_works_from_a_script_without_main_guard(tmp_path):
         import os
         with open({str(log)!r}, "a") as f:  # every run of this file leaves a line
             f.write(f"{{os.getpid()}}\\n")
-        from sim.batch import run_batch
+        from sim.runs.batch import run_batch
         result = run_batch("scenarios/baseline.toml", reps=4, seed=1, workers=2, overrides={ONE_YEAR!r})
         result.replicates; result.summary
         result.replicates.to_parquet({str(tmp_path / "replicates.parquet")!r})

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import BASELINE, ROOT
 from sim.cli import main
-from sim.params import COUNT, NONNEG, POS, POSINT, PROB, SECTIONS
+from sim.state.params import COUNT, NONNEG, POS, POSINT, PROB, SECTIONS
 
 #: hypothesis settings: 200+ examples each, the same examples on every run (CI must not be flaky)
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -147,7 +147,7 @@ def assert_refused(argv: list[str], folder: Path) -> str:
     os.chdir(folder)
     try:
         with contextlib.ExitStack() as stack:
-            for target in ("sim.model.ReoffendingModel.__init__", "sim.compare.run_all", "sim.batch.run_batch"):
+            for target in ("sim.model.ReoffendingModel.__init__", "sim.runs.paired.run_all", "sim.runs.batch.run_batch"):
                 stack.enter_context(mock.patch(target, no_work))
             stack.enter_context(contextlib.redirect_stdout(out))
             stack.enter_context(contextlib.redirect_stderr(err))

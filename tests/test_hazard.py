@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 
 from sim import ReoffendingModel
-from sim.output import events_frame
-from sim.people import CUSTODY
-from sim.rng import CounterRNG
+from sim.runs.output import events_frame
+from sim.state.people import CUSTODY
+from sim.state.rng import CounterRNG
 
 from conftest import FULL, load
 
@@ -63,7 +63,7 @@ def constant_hazard_params(p_proven: list[float] | None, scale_general: float, s
 
 def run_capturing_hazard(params, seed, monkeypatch):
     """Run a year, recording (rows, lambda) each time the offending process asks for the hazard."""
-    import sim.offending as offending
+    import sim.processes.offending as offending
 
     seen = []
     original = offending.hazard

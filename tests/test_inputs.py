@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from sim import ScenarioError, load_scenario
-from sim.params import SECTIONS
-from sim.scenario import MAX_AGE_YEARS, MAX_LOG_SD, MAX_MONTHS, MAX_YEARS, realize
+from sim.state.params import SECTIONS
+from sim.state.scenario import MAX_AGE_YEARS, MAX_LOG_SD, MAX_MONTHS, MAX_YEARS, realize
 
 from conftest import BASELINE, SCENARIOS
 
@@ -85,7 +85,7 @@ def test_offence_type_shares_must_sum_to_one(baseline_params):
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_shipped_scenarios_have_shares_summing_to_one(path):
     shares = load_scenario(path).offending.offence_type_share
-    assert math.fsum(shares) == 1.0 and np.sum(shares) == 1.0  # exactly: dividing by the sum (sim.offending) changes nothing
+    assert math.fsum(shares) == 1.0 and np.sum(shares) == 1.0  # exactly: dividing by the sum (sim.processes.offending) changes nothing
 
 
 # --- reading the file ---------------------------------------------------------------------------------------------

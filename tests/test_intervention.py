@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.intervention as intervention
+import sim.processes.intervention as intervention
 from sim import ReoffendingModel
-from sim.compare import compare, replicate_seeds, run_all
-from sim.intervention import ACTIVE, LEFT, NONE, WAITING
-from sim.output import events_frame, timeseries_frame
-from sim.people import CUSTODY, FREE, LICENCE, PROBATION
+from sim.runs.batch import replicate_seeds
+from sim.runs.paired import compare, run_all
+from sim.processes.intervention import ACTIVE, LEFT, NONE, WAITING
+from sim.runs.output import events_frame, timeseries_frame
+from sim.state.people import CUSTODY, FREE, LICENCE, PROBATION
 
 from conftest import BASELINE, ROOT, SMALL, load
 
@@ -95,7 +96,7 @@ BEFORE = ("present", "status", "prev_convictions", "months_since_release", "mont
 
 
 def run_tracked(params, seed):
-    """Step a model, recording the state around every intervention step (wrapping sim.intervention.step)."""
+    """Step a model, recording the state around every intervention step (wrapping sim.processes.intervention.step)."""
     model = ReoffendingModel(params, seed=seed, record_events=True)
     months: list[IvMonth] = []
     original = intervention.step

@@ -1,4 +1,4 @@
-"""What a scenario will cost before it runs (sim.limits): the estimate mirrors how the population is built, stays
+"""What a scenario will cost before it runs (sim.runs.limits): the estimate mirrors how the population is built, stays
 finite and instant for absurd inputs, refuses in one line what exceeds the limits, and is close to the memory and
 rows of real replicates measured in fresh processes."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sim import ScenarioError, load_scenario
-from sim import limits as L
+from sim.runs import limits as L
 
 from conftest import BASELINE
 
@@ -28,8 +28,8 @@ def child(tmp_path, body: str, name: str = "child.toml"):
 
 def test_agents_at_start_mirror_how_the_population_is_built(baseline_params):
     """The expected number of agents from the parameters alone, against populations actually built."""
-    from sim.people import People
-    from sim.population import synthesize
+    from sim.state.people import People
+    from sim.state.population import synthesize
 
     for overrides in ([], ["population.scale_general=200", "population.scale_cjs_families=10"],
                       ["population.children_per_parent_mean=3", "population.share_offenders_partnered=0.9"]):

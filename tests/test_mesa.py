@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from sim import ReoffendingModel
-from sim.agents import Person
-from sim.events import EVENT_CODE
-from sim.people import CUSTODY, LICENCE, PROBATION, START_STATUS, STATUS_NAMES
+from sim.state.agents import Person
+from sim.state.events import EVENT_CODE
+from sim.state.people import CUSTODY, LICENCE, PROBATION, START_STATUS, STATUS_NAMES
 
 from conftest import SMALL, load
 

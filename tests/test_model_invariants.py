@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from sim import ScenarioError, ReoffendingModel
-from sim.output import events_frame, people_frame, timeseries_frame
-from sim.people import CUSTODY, LICENCE, PROBATION
+from sim.runs.output import events_frame, people_frame, timeseries_frame
+from sim.state.people import CUSTODY, LICENCE, PROBATION
 
 from conftest import ENTRY_EVENTS, EXIT_EVENTS, SMALL, load
 
@@ -93,7 +93,7 @@ def test_needs_change_at_the_rates_of_the_transition_table(audited):
     offender table for people under supervision or recently convicted), and at most one need changes a person a
     month. Releases (which add needs), anyone whose status or conviction record changed that month, and anyone
     ever in the intervention are left out."""
-    from sim.needs import transition_table
+    from sim.processes.needs import transition_table
 
     model = audited.model
     prm = model.params.needs
@@ -338,7 +338,7 @@ def test_primed_cases_are_not_for_offences_under_age_of_responsibility():
 
 def test_primed_cases_are_not_for_offences_in_custody():
     """Regression: people on licence at the start got pre-start cases for months they were still in custody."""
-    from sim.people import LICENCE_START
+    from sim.state.people import LICENCE_START
 
     params = _high_hazard(3)
     model = ReoffendingModel(params, seed=5)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import BASELINE, ROOT, SMALL
 from sim.cli import main
-from sim.outdir import foreign_entries
+from sim.runs.outdir import foreign_entries
 
 SCENARIOS = ROOT / "scenarios"
 SMALL_SET = [arg for o in SMALL for arg in ("--set", o)]
@@ -154,7 +154,7 @@ def test_a_second_command_writing_the_same_folder_is_refused(capsys, tmp_path):
     """A process holding the folder's lock (as a running batch does) makes a second writer stop at once."""
     out = tmp_path / "batch"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from sim.outdir import locked\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from sim.runs.outdir import locked\n"
          "with locked(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(out)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     try:
@@ -251,8 +251,8 @@ def test_a_peer_that_is_not_a_dask_scheduler_is_refused_within_its_deadline():
     import http.server
     import threading
 
-    from sim.preflight import check_scheduler
-    from sim.scenario import ScenarioError
+    from sim.runs.preflight import check_scheduler
+    from sim.state.scenario import ScenarioError
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.output as output
-from sim.events import EVENT_NAMES
-from sim.output import write_run
-from sim.scenario import ScenarioError
+import sim.runs.output as output
+from sim.state.events import EVENT_NAMES
+from sim.runs.output import write_run
+from sim.state.scenario import ScenarioError
 
 PEOPLE_COLUMNS = ["person_id", "sex", "birth_month", "father_id", "mother_id", "convicted_before_start", "status_at_start"]
 EVENTS_COLUMNS = ["person_id", "month", "event", "offence_month"]

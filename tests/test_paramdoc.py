@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.paramdoc import REGENERATE, main, parameter_reference
-from sim.params import SECTIONS
-from sim.scenario import documented_values
+from sim.present.paramdoc import REGENERATE, main, parameter_reference
+from sim.state.params import SECTIONS
+from sim.state.scenario import documented_values
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "scenarios" / "baseline.toml"
@@ -51,7 +51,7 @@ def test_allow_list_names_real_keys():
 
 def test_every_parameter_has_a_value(documented):
     missing = [key for key, _ in _schema() if key not in documented or "value" not in documented[key]]
-    assert not missing, f"keys in sim/params.py without a value in {BASELINE.name}: {', '.join(missing)}"
+    assert not missing, f"keys in sim/state/params.py without a value in {BASELINE.name}: {', '.join(missing)}"
 
 
 def test_every_parameter_has_a_unit(documented):
@@ -97,7 +97,7 @@ def test_docs_parameters_md_is_up_to_date():
     expected = parameter_reference("scenarios/baseline.toml")
     assert DOC.is_file(), f"{DOC.relative_to(ROOT)} is missing; run `{REGENERATE}`"
     assert DOC.read_text(encoding="utf-8") == expected, (
-        f"{DOC.relative_to(ROOT)} is out of date with sim/params.py or scenarios/baseline.toml; run `{REGENERATE}`"
+        f"{DOC.relative_to(ROOT)} is out of date with sim/state/params.py or scenarios/baseline.toml; run `{REGENERATE}`"
     )
 
 

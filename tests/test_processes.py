@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from sim import courts, exits, family, justice, needs, offending, population
-from sim.courts import PendingCases
-from sim.people import NO_ONE, PROBATION, People
+from sim.processes import courts, exits, family, justice, needs, offending
+
+from sim.state import population
+from sim.processes.courts import PendingCases
+from sim.state.people import NO_ONE, PROBATION, People
 
 
 def logistic(x):
@@ -314,7 +316,7 @@ def test_draw_needs_bit_masks():
 
 @pytest.mark.parametrize("rho", [0.0, 0.4, 0.8])
 def test_partner_z_has_the_stated_correlation_and_spread(rho):
-    from sim.population import partner_z
+    from sim.state.population import partner_z
 
     rng = np.random.default_rng(11)
     own = rng.standard_normal(200_000)
@@ -374,7 +376,7 @@ def _family_model(params, **family):
     their children: sons aged 15, 30 and 45 (rows 2-4) and a daughter aged 30 (row 5)."""
     from dataclasses import replace
 
-    from sim.people import CUSTODY
+    from sim.state.people import CUSTODY
 
     params = replace(params, family=replace(params.family, **family))
     p = People(capacity=8)

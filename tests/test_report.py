@@ -14,9 +14,10 @@ import pytest
 
 from conftest import ROOT, SMALL
 from sim import load_scenario
-from sim.compare import compare, summary_table
-from sim.output import write_comparison
-from sim.report import report
+from sim.appraisal.compare import summary_table
+from sim.runs.paired import compare
+from sim.runs.output import write_comparison
+from sim.present.report import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.rng import CounterRNG, hash_ids, stream_id
+from sim.state.rng import CounterRNG, hash_ids, stream_id
 
 IDS = np.arange(1, 20_001, dtype=np.int64)
 

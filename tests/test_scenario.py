@@ -9,8 +9,8 @@ from dataclasses import fields
 import pytest
 
 from sim import ScenarioError, load_scenario
-from sim.params import SECTIONS
-from sim.scenario import documented_values, parse_override
+from sim.state.params import SECTIONS
+from sim.state.scenario import documented_values, parse_override
 
 from conftest import BASELINE
 

@@ -1,5 +1,5 @@
 """Parameter uncertainty: values given as distributions in a scenario file are drawn once per replicate
-(``sim.scenario.realize``). Draws match the requested moments, depend only on (seed, key), are recorded in the
+(``sim.state.scenario.realize``). Draws match the requested moments, depend only on (seed, key), are recorded in the
 replicate table, and bad distributions are refused with one line before anything runs."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 from scipy import stats
 
 from conftest import BASELINE, ROOT, SMALL
-from sim.batch import run_batch
-from sim.compare import replicate_seeds
-from sim.params import Dist, Money
-from sim.scenario import ScenarioError, load_scenario, realize
+from sim.runs.batch import run_batch
+from sim.runs.batch import replicate_seeds
+from sim.state.params import Dist, Money
+from sim.state.scenario import ScenarioError, load_scenario, realize
 
 MULTI_AGENCY = ROOT / "scenarios" / "multi_agency.toml"
 N_SEEDS = 2000

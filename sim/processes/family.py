@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..state.people import CHILD_START, CUSTODY, NO_ONE
+from ..state.population import inherited_log_propensity, parents_log_dev
+from ..state.rng import hash_ids
 from . import intervention
-from .people import CHILD_START, CUSTODY, NO_ONE
-from .population import inherited_log_propensity, parents_log_dev
-from .rng import hash_ids
 
 
 def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
 from . import justice
-from .people import CUSTODY, FREE, LICENCE, PROBATION
 
 
 class PendingCases:

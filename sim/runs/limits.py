@@ -1,22 +1,22 @@
 """What a scenario will cost before it runs: agents, months, peak memory and CPU time of one replicate.
 
 ``estimate(params)`` is arithmetic on the [run], [population] and [demography] sections, mirroring how
-``sim.population`` sizes the starting population (real counts / ``scale_*``, partners, children per parent) and
+``sim.state.population`` sizes the starting population (real counts / ``scale_*``, partners, children per parent) and
 how births and arrivals add rows during the run; nothing is built or allocated, so it is instant and cannot
 overflow even for absurd inputs (``run.years = 1e8``, ``population.scale_general = 1e-12``: every quantity is a
 float, possibly ``inf``). ``check_limits`` refuses, in one line that gives the estimate, a scenario whose replicates
 would not fit in this machine's memory or would take longer than a time limit; the command line calls it before
 any work starts.
 
-Where memory goes (sim/people.py, sim/model.py): one row per person who has ever lived in the run (rows are never
+Where memory goes (sim/state/people.py, sim/model.py): one row per person who has ever lived in the run (rows are never
 reused, so births and arrivals add rows every month), held in the arrays of ``people.FIELDS``, whose capacity
 doubles from 1024 (so up to twice the rows are allocated); a Mesa ``Person`` for each person present; per-month
 temporaries over all rows; the event log (offences only with ``sim run --events``); and per month the collected
 series, the cost ledger and the cohort metrics. Nothing is preallocated in proportion to the months (the age
 tables stop at 120 years), so the months cost memory only through what each month records.
 
-The constants below were measured with ``python -m sim.limits --measure`` (``measure``: a fresh subprocess runs
-exactly what a batch replicate runs, ``sim.batch.replicate_result``, or with ``events=True`` what ``sim run
+The constants below were measured with ``python -m sim.runs.limits --measure`` (``measure``: a fresh subprocess runs
+exactly what a batch replicate runs, ``sim.runs.batch.replicate_result``, or with ``events=True`` what ``sim run
 --events`` runs; resident memory after the imports, its high-water mark while the replicate runs, from
 /proc/self/status, and CPU time from ``resource.getrusage``) at several sizes, and fitted by least squares; each
 variable cost carries a deliberate margin (``MARGIN``) so the estimate errs high.
@@ -30,13 +30,13 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from .params import Dist, Params
-from .people import FIELDS
-from .scenario import DRAW_TAIL, ScenarioError, _map_uncertain
+from ..state.params import Dist, Params
+from ..state.people import FIELDS
+from ..state.scenario import DRAW_TAIL, ScenarioError, _map_uncertain
 
 # --- measured constants -------------------------------------------------------------------------------------------
 # Measured on 2026-11-27 on the project's 2-core, 24 GB machine (Linux, Python 3.11, numpy 2, mesa 3) with
-# `python -m sim.limits --measure`: 12 replicates of 4,400 to 440,000 agents and 10 to 200 years, 3 of them with
+# `python -m sim.runs.limits --measure`: 12 replicates of 4,400 to 440,000 agents and 10 to 200 years, 3 of them with
 # --events, fitted by least squares on relative error (memory above the base and the rows' arrays; CPU time).
 # The fit was within 10% of every measured peak but one (--events, Essex, 10 years: 20% low); CPU time is noisier
 # (the same replicate varies by 25-50% from one run to the next on this machine). With MARGIN on every variable
@@ -92,7 +92,7 @@ DEFAULT_MEMORY_SHARE = 0.8
 
 #: bytes of one row of the ``people`` arrays
 ROW_ARRAY_BYTES = sum(np.dtype(dtype).itemsize for dtype, _ in FIELDS.values())
-_INITIAL_CAPACITY = 1024  # sim.people.People(capacity=1024), doubled as rows are added
+_INITIAL_CAPACITY = 1024  # sim.state.people.People(capacity=1024), doubled as rows are added
 _GB = 2.0**30
 
 
@@ -148,7 +148,7 @@ def _grow_integral2(r: float, t: float) -> float:
 
 
 def _capacity(rows: float) -> float:
-    """Rows allocated for ``rows`` rows: 1024 doubled until it holds them (sim.people.People._grow)."""
+    """Rows allocated for ``rows`` rows: 1024 doubled until it holds them (sim.state.people.People._grow)."""
     if not rows > _INITIAL_CAPACITY:
         return float(_INITIAL_CAPACITY)
     if math.isinf(rows):
@@ -161,7 +161,7 @@ def _estimate_concrete(params: Params, events: bool) -> Estimate:
     f = _safe_float
     w_cjs, w_gen = f(pop.scale_cjs_families), f(pop.scale_general)
     m = f(pop.children_per_parent_mean)
-    # sim.population.synthesize: offenders, their partners and children; general households (one or two parents,
+    # sim.state.population.synthesize: offenders, their partners and children; general households (one or two parents,
     # 1 + Poisson(m - 1) children) and young adults. Expected numbers of agents.
     offenders = (f(pop.custody_count) + f(pop.licence_count) + f(pop.probation_count) + f(pop.community_count)) / w_cjs
     cjs = offenders * (1.0 + f(pop.share_offenders_partnered) + f(pop.share_offenders_parents) * m)
@@ -172,7 +172,7 @@ def _estimate_concrete(params: Params, events: bool) -> Estimate:
     years = f(run.years)
     months = float(round(years * 12)) if math.isfinite(years) else math.inf
     t = months / 12.0
-    arrivals = f(d.arrivals_per_year) / w_gen  # agents a year (sim.exits.arrivals)
+    arrivals = f(d.arrivals_per_year) / w_gen  # agents a year (sim.processes.exits.arrivals)
     births = FERTILE_WOMEN_SHARE * (PARTNERED_SHARE * f(d.fertility_partnered_per_year)
                                     + (1 - PARTNERED_SHARE) * f(d.fertility_single_per_year))
     q40 = f(d.mortality_gompertz_a) * math.exp(min(700.0, 40.0 * f(d.mortality_gompertz_b)))
@@ -359,7 +359,7 @@ def cpu():
 
 params, seed, events = pickle.load(sys.stdin.buffer)
 import pyarrow  # noqa: F401  (imported by a batch's writer anyway)
-from sim import batch, output
+from sim.runs import batch, output
 from sim.model import ReoffendingModel
 seen = {"agent_months": 0}
 step, init = ReoffendingModel.step, ReoffendingModel.__init__
@@ -404,7 +404,7 @@ def measure(params: Params, seed: int = 1, events: bool = False, timeout: float 
     import sys
     from pathlib import Path
 
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     done = subprocess.run([sys.executable, "-c", _CHILD], input=pickle.dumps((params, seed, events)), capture_output=True,
                           env=env, timeout=timeout, check=False)
@@ -413,7 +413,7 @@ def measure(params: Params, seed: int = 1, events: bool = False, timeout: float 
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
-#: (label, overrides, events) measured by ``python -m sim.limits --measure``
+#: (label, overrides, events) measured by ``python -m sim.runs.limits --measure``
 MEASURE_CASES = (
     ("1/10 Essex, 10 years", ["population.scale_general=400", "population.scale_cjs_families=20"], False),
     ("Essex, 10 years", [], False),
@@ -431,13 +431,13 @@ MEASURE_CASES = (
 
 
 def _main(argv: list[str] | None = None) -> int:
-    """``python -m sim.limits [SCENARIO] [--measure]``: the estimate of a scenario; with --measure, the estimate
+    """``python -m sim.runs.limits [SCENARIO] [--measure]``: the estimate of a scenario; with --measure, the estimate
     beside measured replicates at several sizes, and the constants a least-squares fit of them gives."""
     import argparse
 
-    from .scenario import load_scenario
+    from ..state.scenario import load_scenario
 
-    ap = argparse.ArgumentParser(prog="python -m sim.limits")
+    ap = argparse.ArgumentParser(prog="python -m sim.runs.limits")
     ap.add_argument("scenario", nargs="?", default="scenarios/baseline.toml")
     ap.add_argument("--measure", action="store_true")
     ap.add_argument("--raw", action="store_true", help="with --measure, also print each measurement as JSON")

@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .batch import write_atomic
-from .compare import replicate_seeds, run_all
-from .model import ReoffendingModel
-from .output import events_frame, people_frame, summarise
-from .params import Params
-from .scenario import ScenarioError, load_scenario
+from .. import metrics
+from ..model import ReoffendingModel
+from ..runs.batch import replicate_seeds, write_atomic
+from ..runs.output import events_frame, people_frame, summarise
+from ..runs.paired import run_all
+from ..state.params import Params
+from ..state.scenario import ScenarioError, load_scenario
 
-CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "calibration"
+CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
 RUN_YEARS = {"short": 10, "long": 40}
 
 
@@ -271,7 +271,7 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
             return f"{v:.6g}"
         return str(v)
 
-    lines = ["# Fitted by `sim calibrate` (sim/calibration.py); scenarios/baseline.toml extends this file.",
+    lines = ["# Fitted by `sim calibrate` (sim/fitting/calibration.py); scenarios/baseline.toml extends this file.",
              "# Do not edit by hand: rerun the calibration. Bounds are in calibration/free_parameters.toml.", ""]
     for sec in sorted(entries):
         lines.append(f"[{sec}]")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .intervention import is_on
-from .params import Money
+from ..processes.intervention import is_on
+from ..state.params import Money
 
 #: who bears the costs (the intervention's own cost last; "savings" are over the others)
 SAVING_AGENCIES = ("police", "courts", "prisons", "probation", "youth_justice", "local_authority", "nhs", "dwp",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .people import CUSTODY, FREE, LICENCE, PROBATION
+from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
 
 NONE, WAITING, ACTIVE, LEFT = 0, 1, 2, 3
 

@@ -7,7 +7,7 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
-from .scenario import ScenarioError
+from ..state.scenario import ScenarioError
 
 #: Dask's communication protocols that listen on a host and port
 NETWORK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")

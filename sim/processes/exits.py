@@ -11,9 +11,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..state.people import COMMUNITY_START, FREE, NO_ONE
+from ..state.rng import hash_ids
 from .family import monthly
-from .people import COMMUNITY_START, FREE, NO_ONE
-from .rng import hash_ids
 
 
 def death_probability(age_years: np.ndarray, convicted: np.ndarray, d) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 A run folder is first written in full beside its destination (``.<name>.tmp-<pid>``) and then renamed into
 place, so a reader only ever sees the previous complete folder or the new complete one. An existing folder is
-never replaced unless asked (``force``) and ours (``sim.outdir``).
+never replaced unless asked (``force``) and ours (``sim.runs.outdir``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from .. import metrics
+from ..state.people import START_STATUS
 from .outdir import claimed
-from .people import START_STATUS
 
 
 def people_frame(model) -> pd.DataFrame:
@@ -143,7 +143,7 @@ def manifest(params, seed: int, extra: dict | None = None) -> dict:
 @contextmanager
 def atomic_dir(final: Path, force: bool = False):
     """Yield a temporary folder next to ``final``; on success it becomes ``final`` in one rename. An existing
-    ``final`` is refused unless ``force`` and it holds only what sim wrote (``sim.outdir``); the old folder is then
+    ``final`` is refused unless ``force`` and it holds only what sim wrote (``sim.runs.outdir``); the old folder is then
     removed only once the new one is in place."""
     with claimed(final, force=force) as folder:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))

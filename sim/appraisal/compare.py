@@ -1,25 +1,19 @@
-"""Comparing scenarios: paired replicates (same seeds, common random numbers) of a baseline and an intervention,
-and the appraisal a commissioner reads: crime avoided, savings by agency and kind, NPV, BCR, payback.
+"""The appraisal a commissioner reads, from paired replicates of a baseline and an intervention: outcomes of both,
+crime avoided, savings by agency and kind, NPV, BCR, payback, and the summary table over replicates.
 
-Replicate k of every scenario runs with the same seed, spawned from one root ``numpy.random.SeedSequence``, so
-replicate k's seed does not depend on how many replicates or workers there are. Differences are intervention
-minus baseline; savings are baseline minus intervention. Intervals are the 5th and 95th percentiles of the
-paired differences over replicates (90%).
+Differences are intervention minus baseline; savings are baseline minus intervention. Intervals are the 5th and
+95th percentiles of the paired differences over replicates (90%). The replicates themselves are run by
+``sim.runs.paired``.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from . import costs as C
-from . import metrics
-from .model import ReoffendingModel
-from .output import timeseries_frame
-from .progress import Progress
 
 #: outcome metrics per scenario run: name -> (unit, description)
 OUTCOMES = {
@@ -34,32 +28,6 @@ OUTCOMES = {
     "iv_families_started": ("families", "families starting the intervention"),
     "iv_family_months": ("family-months", "months engaged families spent in the intervention"),
 }
-
-
-def replicate_seeds(root_seed: int, reps: int) -> list[int]:
-    """Replicate seeds spawned from one root SeedSequence: replicate k's seed depends only on (root, k)."""
-    children = np.random.SeedSequence(root_seed).spawn(reps)
-    return [int(c.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for c in children]
-
-
-def run_replicate(params, seed: int) -> dict:
-    """One run: its monthly series, outcome metrics, cost ledger, and the parameters as drawn for this seed."""
-    model = ReoffendingModel(params, seed=seed, record_offences=False).run()
-    params = model.params
-    ts = timeseries_frame(model)
-    out = {name: float(ts[col].sum()) for name, col in (
-        ("offences", "offences"), ("convictions", "convictions"), ("custody_months", "custody"),
-        ("children_convicted", "children_convicted"), ("first_time_entrants", "first_time_entrants"),
-        ("child_first_time_entrants", "child_first_time_entrants"),
-        ("iv_families_started", "iv_starts"), ("iv_family_months", "iv_active_families"),
-    )}
-    run = params.run
-    md = metrics.Microdata.from_model(model)
-    for label, event in (("prison", "release"), ("probation", "order_start")):
-        out[f"proven_reoffending_{label}"] = metrics.proven_reoffending_annual_cohorts(
-            md, None, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
-        )["rate"]
-    return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, model.params), "params": model.params, "draws": model.parameter_draws}
 
 
 def priced_like(run: dict, params) -> dict:
@@ -138,60 +106,6 @@ def payback_year(base_ledger: pd.DataFrame, iv_ledger: pd.DataFrame, costs) -> f
     return float(paid[0]) if len(paid) else float("nan")
 
 
-def _run_task(task):
-    params, seed = task
-    return run_replicate(params, seed)
-
-
-def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler: str | None = None,
-            stall_timeout: float | None = None, task=_run_task) -> list:
-    """``task`` (default: ``run_replicate`` of a (params, seed) pair) over ``tasks``, results in task order, on the
-    executor that ``workers`` or
-    ``scheduler`` give (see ``sim.batch.run_calls``). A failing run raises its own error at once; SIGINT or
-    SIGTERM, no run finishing for ``stall_timeout`` seconds (default 600) or a broken pool raise the matching
-    ``sim.batch.BatchError``. Either way queued runs are cancelled and running ones not waited for."""
-    from .batch import run_calls
-
-    progress = Progress(len(tasks), label)
-    results: dict[int, dict] = {}
-
-    def on_done(i: int, future) -> None:
-        results[i] = future.result()
-        progress.advance()
-
-    def on_stop() -> tuple[str, list[int]]:
-        return f"{len(results)} of {len(tasks)} runs had finished; nothing is kept", list(results)
-
-    try:
-        run_calls({i: (task, t) for i, t in enumerate(tasks)}, on_done, on_stop, workers=workers, scheduler=scheduler,
-                  stall_timeout=stall_timeout)
-    finally:
-        progress.close()
-    return [results[i] for i in range(len(tasks))]
-
-
-def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare",
-            baseline_runs: list | None = None, scheduler: str | None = None, stall_timeout: float | None = None):
-    """Run ``reps`` paired replicates (replicate k of both scenarios on the same seed).
-
-    Returns (per-replicate metrics, monthly series, cost ledgers, the baseline runs); pass ``baseline_runs`` back
-    in to reuse them for another intervention with the same baseline (as a sweep does)."""
-    seeds = replicate_seeds(root_seed, reps)
-    tasks = ([] if baseline_runs is not None else [(base_params, s) for s in seeds]) + [(iv_params, s) for s in seeds]
-    runs = run_all(tasks, workers, label, scheduler, stall_timeout)
-    base_runs = baseline_runs if baseline_runs is not None else runs[:reps]
-    iv_runs = runs[-reps:]
-    rows, series, ledgers = [], [], []
-    for k, (seed, b, i) in enumerate(zip(seeds, base_runs, iv_runs)):
-        b = priced_like(b, i["params"])
-        draws = {f"parameter:{key}": v for key, v in {**b["draws"], **i["draws"]}.items()}
-        rows.append({**appraise(b, i, i["params"]), "replicate": k, "seed": seed, **draws})
-        for name, r in (("baseline", b), ("intervention", i)):
-            series.append(r["timeseries"].assign(scenario=name, replicate=k))
-            ledgers.append(r["ledger"].assign(scenario=name, replicate=k))
-    return pd.DataFrame(rows), pd.concat(series, ignore_index=True), pd.concat(ledgers, ignore_index=True), base_runs
-
-
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per metric: baseline, intervention, difference means and the 90% interval of the difference."""
     out = []
@@ -249,31 +163,6 @@ def _describe(group: str, name: str) -> str:
         "payback_year": "first year by whose end fiscal savings cover the intervention cost: median over replicates, blank unless most replicates pay back within the run",
         "benefits_exceed_costs": "share of replicates in which the NPV is positive",
     }.get(name, name)
-
-
-def parse_grid(settings: list[str]) -> list[list[str]]:
-    """``["a.b=1,2", "c.d=x"]`` -> the product grid as lists of ``section.key=value`` overrides.
-    Commas inside TOML lists ``[...]``, inline tables ``{...}`` or quoted strings do not split values."""
-    axes = []
-    for text in settings:
-        key, _, values = text.partition("=")
-        parts, depth, cur, quote = [], 0, "", None
-        for ch in values:
-            if quote:
-                quote = None if ch == quote else quote
-            elif ch in "\"'":
-                quote = ch
-            else:
-                depth += ch in "[{"
-                depth -= ch in "]}"
-            if ch == "," and depth == 0 and quote is None:
-                parts.append(cur)
-                cur = ""
-            else:
-                cur += ch
-        parts.append(cur)
-        axes.append([f"{key.strip()}={v.strip()}" for v in parts])
-    return [list(point) for point in itertools.product(*axes)]
 
 
 def switched_off(params, intervention=None):

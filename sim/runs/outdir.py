@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .scenario import ScenarioError
+from ..state.scenario import ScenarioError
 
 MANIFEST = "manifest.json"
 

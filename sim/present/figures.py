@@ -1,4 +1,4 @@
-"""Figures, one function each, shared by the report (sim/report.py) and researchers (`sim plot`).
+"""Figures, one function each, shared by the report (sim/present/report.py) and researchers (`sim plot`).
 
 Matplotlib, colour-blind-safe (Okabe-Ito palette), units on the axes, readable at report size. Each function
 takes tidy tables (as written in the output folders) and returns a Figure; ``save`` writes a PNG.
@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .outdir import is_png  # noqa: E402
-from .scenario import ScenarioError  # noqa: E402
+from ..runs.outdir import is_png  # noqa: E402
+from ..state.scenario import ScenarioError  # noqa: E402
 
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
              "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "grey": "#999999"}
@@ -147,7 +147,7 @@ def savings_figure(ledger: pd.DataFrame):
 def net_benefit_figure(ledger: pd.DataFrame, costs):
     """Cumulative discounted net benefit over the appraisal, with its 90% band and the year the mean curve
     crosses zero (``costs``: the [costs] section or a constant discount rate)."""
-    from .compare import cumulative_net_benefit
+    from ..appraisal.compare import cumulative_net_benefit
 
     c = cumulative_net_benefit(ledger, costs)[["net", "net_fiscal"]] / 1e6
     rate = costs if isinstance(costs, (int, float)) else costs.discount_rate

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from . import intervention
-from .people import FREE
-
 import numpy as np
+
+from ..state.people import FREE
+from . import intervention
 
 
 def onset_probability(prevalence: np.ndarray, resolution: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""Markdown reference of every scenario parameter: ``python -m sim.paramdoc > docs/parameters.md``.
+"""Markdown reference of every scenario parameter: ``python -m sim.present.paramdoc > docs/parameters.md``.
 
-The table is built from the dataclasses in ``sim.params`` (allowed values and meaning) and the documented
+The table is built from the dataclasses in ``sim.state.params`` (allowed values and meaning) and the documented
 values of a scenario file (default value, unit, source), so the reference cannot drift from the schema.
-``python -m sim.paramdoc --check docs/parameters.md`` exits 1 if that file is out of date.
+``python -m sim.present.paramdoc --check docs/parameters.md`` exits 1 if that file is out of date.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .params import SECTIONS
-from .scenario import ScenarioError, documented_values
+from ..state.params import SECTIONS
+from ..state.scenario import ScenarioError, documented_values
 
 DEFAULT_SCENARIO = "scenarios/baseline.toml"
-REGENERATE = "python -m sim.paramdoc > docs/parameters.md"
+REGENERATE = "python -m sim.present.paramdoc > docs/parameters.md"
 
 #: documentation keys other than unit and source, appended to the source cell when present (fixed order)
 _EXTRA_DOC_KEYS = ("definition", "price_year", "verified", "note")
 
 _INTRO = """\
 Every scenario key, its default in `{scenario}`, and what is allowed.
-Generated from `sim/params.py` (allowed values, meaning) and `{scenario}` (value, unit, source)
+Generated from `sim/state/params.py` (allowed values, meaning) and `{scenario}` (value, unit, source)
 by `{regenerate}`; do not edit by hand.
 
 How values are written in a scenario file (one TOML table per section, `[run]`, `[population]`, ...):
@@ -43,7 +43,7 @@ Besides each key's own rule: `run.years` is at most {max_years:,} and durations 
 at most {max_months:,} (months are stored as 32-bit integers); ages (years) are at most {max_age}; an sd of a log
 (keys with `sigma`) is at most {max_sigma}; the shares of `offending.offence_type_share` must sum to 1 (within
 {share_tolerance:g}; they are never rescaled); head counts are whole numbers. Before any work, a run's agents, months,
-memory and CPU time are estimated (`sim.limits`, `python -m sim.limits SCENARIO`) and a scenario whose replicates
+memory and CPU time are estimated (`sim.runs.limits`, `python -m sim.runs.limits SCENARIO`) and a scenario whose replicates
 would not fit in this machine's memory or would take over {max_hours:g} hours each is refused with the estimate.
 
 In the source column, "from memory" marks an unverified placeholder still to be checked against the published
@@ -87,7 +87,7 @@ def _resolve(scenario_path: str | Path) -> Path:
     """The path as given, or relative to the project root when run from elsewhere."""
     path = Path(scenario_path)
     if not path.is_absolute() and not path.exists():
-        candidate = Path(__file__).resolve().parent.parent / path
+        candidate = Path(__file__).resolve().parents[2] / path
         if candidate.exists():
             return candidate
     return path
@@ -97,7 +97,8 @@ def parameter_reference(scenario_path: str | Path = DEFAULT_SCENARIO) -> str:
     """The Markdown reference of every parameter section, with defaults from ``scenario_path``."""
     values = documented_values(_resolve(scenario_path))
     shown = Path(scenario_path).as_posix()
-    from . import limits, scenario as S
+    from ..runs import limits
+    from ..state import scenario as S
 
     intro = _INTRO.format(scenario=shown, regenerate=REGENERATE, max_years=S.MAX_YEARS, max_months=S.MAX_MONTHS,
                           max_age=S.MAX_AGE_YEARS, max_sigma=S.MAX_LOG_SD, share_tolerance=S.SHARE_TOLERANCE,
@@ -124,13 +125,13 @@ def parameter_reference(scenario_path: str | Path = DEFAULT_SCENARIO) -> str:
         lines.append("")
     unknown = sorted(k for k in values if k not in known)
     if unknown:
-        lines += ["## Keys not in sim/params.py", "", "Present in the scenario file but unknown to the model "
+        lines += ["## Keys not in sim/state/params.py", "", "Present in the scenario file but unknown to the model "
                   "(loading the scenario will fail): " + ", ".join(f"`{k}`" for k in unknown) + ".", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.paramdoc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sim.present.paramdoc", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO, help=f"scenario file (default {DEFAULT_SCENARIO})")
     parser.add_argument("--check", metavar="FILE", help="exit 1 if FILE differs from what would be generated")
     args = parser.parse_args(argv)

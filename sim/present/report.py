@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from ..fitting.calibration import CALIBRATION_DIR, load_targets
+from ..runs.outdir import read_manifest
+from ..state.scenario import ScenarioError, documented_values
 from . import figures as F
-from .calibration import CALIBRATION_DIR, load_targets
-from .outdir import read_manifest
-from .scenario import ScenarioError, documented_values
 
 CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }

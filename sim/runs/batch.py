@@ -55,15 +55,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from . import costs as C
-from .compare import replicate_seeds
-from .model import ReoffendingModel
+from ..appraisal import costs as C
+from ..model import ReoffendingModel
+from ..state.params import Params
+from ..state.scenario import ScenarioError, load_scenario
 from .outdir import claimed, read_manifest, remove_ours
 from .output import git_commit, manifest, summarise, timeseries_frame, versions
-from .params import Params
 from .preflight import check_scheduler
 from .progress import Progress
-from .scenario import ScenarioError, load_scenario
 
 #: seconds without any replicate finishing after which a batch is declared stalled (unless told otherwise)
 DEFAULT_STALL_TIMEOUT = 600.0
@@ -71,7 +70,7 @@ DEFAULT_STALL_TIMEOUT = 600.0
 
 def default_stall_timeout(expected_replicate_seconds: float | None) -> float:
     """How long a batch waits for the next replicate before calling it stalled: 600 s, or 20x a replicate's
-    estimated time (``sim.limits``) when that is longer."""
+    estimated time (``sim.runs.limits``) when that is longer."""
     return max(DEFAULT_STALL_TIMEOUT, 20 * (expected_replicate_seconds or 0))
 
 
@@ -339,6 +338,12 @@ def run_calls(calls: dict, on_done, on_stop, *, executor: Executor | None = None
             raise stop.as_error(*on_stop()) from None
 
 
+def replicate_seeds(root_seed: int, reps: int) -> list[int]:
+    """Replicate seeds spawned from one root SeedSequence: replicate k's seed depends only on (root, k)."""
+    children = np.random.SeedSequence(root_seed).spawn(reps)
+    return [int(c.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for c in children]
+
+
 def replicate_result(params: Params, seed: int, replicate: int) -> tuple[pd.DataFrame, dict]:
     """Run one replicate: its monthly series (with a ``replicate`` column) and its summary row."""
     model = ReoffendingModel(params, seed=seed, record_offences=False).run()
@@ -409,7 +414,7 @@ class BatchStore:
         """Create the folder, or check that an existing one is this batch (and ``resume`` was asked for) and keep
         its parts that are still as recorded."""
         old = None
-        if resume and self.out.exists() and any(self.out.iterdir()):  # (sim.outdir refused it without resume)
+        if resume and self.out.exists() and any(self.out.iterdir()):  # (sim.runs.outdir refused it without resume)
             old = read_manifest(self.out, ("batch",), complete=False)
             if old.get("replicates", 0) > self.reps:
                 raise ScenarioError(f"--out {self.out}: that batch has {old['replicates']} replicates; resume it with --reps "
@@ -560,7 +565,7 @@ def run_batch(
     replicate) with its summary. With ``out``, every finished replicate is written as it completes and a rerun
     with ``resume=True`` runs only the missing ones (and any whose parts are damaged). ``executor`` overrides
     ``workers``/``scheduler``. An existing ``out`` is refused unless ``resume`` (the same batch) or ``force`` (it
-    is replaced if it holds only what sim wrote), and it is locked while the batch runs (``sim.outdir``).
+    is replaced if it holds only what sim wrote), and it is locked while the batch runs (``sim.runs.outdir``).
 
     Raises ``ReplicatesFailed`` if any replicate raised (unless ``allow_failures``: then they are in
     ``result.failed``), and ``BatchStalled`` (none finished for ``stall_timeout`` seconds; default the larger of

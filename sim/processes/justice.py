@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .people import CUSTODY, FREE, LICENCE, PROBATION
+from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
 
 
 def countdown(months_left: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -11,13 +11,26 @@ from __future__ import annotations
 
 import math
 import tomllib
-
-import numpy as np
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from .params import ANY, COUNT, MONEY, MONEY_LIST, NONNEG, POS, POSINT, PROB, SECTIONS, Dist, Money, Params
+import numpy as np
+
+from .params import (
+    ANY,
+    COUNT,
+    MONEY,
+    MONEY_LIST,
+    NONNEG,
+    POS,
+    POSINT,
+    PROB,
+    SECTIONS,
+    Dist,
+    Money,
+    Params,
+)
 from .rng import CounterRNG
 
 #: keys that document a value and are not part of it
@@ -322,7 +335,7 @@ def _magnitude_checks(p: Params, fail) -> None:
 
 
 def _p_licence_at_start(p: Params) -> float:
-    """Share of the sentences being served at the start (``sim.population``: whole months, at least 1, lognormal)
+    """Share of the sentences being served at the start (``sim.state.population``: whole months, at least 1, lognormal)
     that are followed by licence: at least ``licence_min_sentence_months`` long, with a month or more left after
     release at ``release_fraction`` (custody lasts max(1, ceil(s x release_fraction)) months)."""
     rf, lic_min = p.justice.release_fraction, p.justice.licence_min_sentence_months

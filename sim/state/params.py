@@ -1,6 +1,6 @@
 """Typed, frozen parameters: one dataclass per scenario section.
 
-Each field's ``metadata["check"]`` says what values are allowed; ``sim.scenario`` validates TOML against these
+Each field's ``metadata["check"]`` says what values are allowed; ``sim.state.scenario`` validates TOML against these
 classes, so the schema lives in one place. Units and sources of the default values are in scenarios/baseline.toml.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 class Dist:
     """An uncertain value: a named distribution with its parameters, e.g. Dist("beta", (("mean", 0.4), ("sd", 0.05))).
 
-    Each replicate draws one value from it (``sim.scenario.realize``); ``ppf`` maps a uniform to a value."""
+    Each replicate draws one value from it (``sim.state.scenario.realize``); ``ppf`` maps a uniform to a value."""
 
     kind: str
     args: tuple

@@ -62,7 +62,7 @@ def _length_biased(rng: np.random.Generator, n: int, median: float, sigma: float
     pool = np.maximum(minimum, np.rint(median * np.exp(sigma * rng.standard_normal(max(4 * n, 1000)))))
     if cond is not None:
         pool = pool[cond(pool)]
-        if len(pool) == 0:  # sim.scenario refuses parameters that make this all but impossible
+        if len(pool) == 0:  # sim.state.scenario refuses parameters that make this all but impossible
             raise ScenarioError(f"population: none of {max(4 * n, 1000)} sentence lengths drawn for the people on licence at the "
                                 "start can be followed by licence; make longer sentences more likely (population.start_sentence_*)")
     w = weight_fn(pool).astype(float)

@@ -7,12 +7,12 @@ Most offences are never proven; a proven one is queued for conviction after a co
 
 from __future__ import annotations
 
-import numpy as np
-
 from functools import lru_cache
 
+import numpy as np
+
+from ..state.people import CUSTODY, FREE
 from . import family, intervention
-from .people import CUSTODY, FREE
 
 
 def age_multiplier(age_years: np.ndarray, ages: tuple, multipliers: tuple, age_min: float) -> np.ndarray:
@@ -87,7 +87,7 @@ def draw_offences(model, month: int):
     rows = np.repeat(offenders, counts)  # one entry per offence
     nth = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, ... within a person
     ids = p.person_id[rows]
-    # the shares sum to 1 within 1e-6 (sim.scenario refuses others); dividing by the sum only removes that rounding,
+    # the shares sum to 1 within 1e-6 (sim.state.scenario refuses others); dividing by the sum only removes that rounding,
     # so the CDF ends at exactly 1 (and is unchanged when they sum to exactly 1)
     cdf = np.cumsum(o.offence_type_share) / np.sum(o.offence_type_share)
     kind = np.minimum(np.searchsorted(cdf, draws.uniform("offence_type", month, ids, nth), side="right"), len(cdf) - 1)

@@ -1,0 +1,1 @@
+"""Processes: one module per monthly process acting on the people (justice, intervention, needs, offending, courts, exits, family). A new process goes here and is called from sim.model; imports only from sim.state and other processes."""

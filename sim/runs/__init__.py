@@ -1,0 +1,1 @@
+"""Runs: running replicates on an executor (batch, paired), writing and reading output folders (output, outdir), progress, preflight checks and limits. A new output goes in output.py; imports only from appraisal and below."""
