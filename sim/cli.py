@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runs.batch import BatchError, BatchInterrupted, default_stall_timeout
+from .runs.batch import BatchError, BatchInterrupted, default_stall_timeout, replicate_seeds, run_batch
 from .runs.limits import check_limits
 from .runs.outdir import check_path, claimed, is_png, read_manifest
 from .runs.preflight import check_scheduler
@@ -395,8 +395,6 @@ def cmd_validate(args) -> int:
 
 
 def cmd_batch(args, params, seed: int, out: Path, expected_replicate_seconds: float) -> int:
-    from .runs.batch import run_batch
-
     t0 = time.perf_counter()
     result = run_batch(params, args.reps, seed, workers=args.workers, scheduler=args.scheduler, out=out, resume=args.resume,
                        **({"precision": args.precision} if args.precision else {}), allow_failures=True, stall_timeout=args.stall_timeout,
@@ -409,8 +407,6 @@ def cmd_batch(args, params, seed: int, out: Path, expected_replicate_seconds: fl
                  "custody_end", "probation_end"]
         print(s.loc[[m for m in shown if m in s.index], ["mean", "mcse", "p05", "p95"]].to_string(float_format=lambda v: f"{v:,.3f}"))
     if result.failed:
-        from .runs.batch import replicate_seeds
-
         all_seeds = replicate_seeds(seed, args.reps)
         same = " ".join([f"--set {s}" for s in args.set] + ([f"--years {args.years}"] if args.years is not None else []))
         for k, err in sorted(result.failed.items()):

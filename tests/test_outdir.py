@@ -254,7 +254,11 @@ def test_a_peer_that_is_not_a_dask_scheduler_is_refused_within_its_deadline():
     from sim.runs.preflight import check_scheduler
     from sim.state.scenario import ScenarioError
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # the Dask client's bytes are not HTTP: no log of them in the test output
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         t0 = time.perf_counter()
