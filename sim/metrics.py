@@ -74,14 +74,16 @@ def monthly_record(model) -> dict[str, float]:
     rec = {
         "month": model.month,
         "population": w.sum(),
-        "children": w[child].sum(),
+        "children": w[kids].sum(),
         **justice_stocks(w, status, child),
         "ever_convicted_adults": w[~child & (p.prev_convictions[:n] > 0)].sum(),
         "children_with_parent_in_custody": w[kids[parent_in_custody(p, kids)]].sum(),
         "iv_active_families": intervention.active_families(model),
     }
-    # adults at liberty with each need: weight by needs bit mask in one pass, then read off each bit
-    by_mask = np.bincount(p.needs[:n], weights=np.where(child | (status == CUSTODY), 0.0, w), minlength=256)
+    # adults at liberty with each need: weight by needs bit mask in one pass over those with a need, then each bit
+    with_need = np.flatnonzero(p.needs[:n])
+    at_liberty_adult = ~child[with_need] & (status[with_need] != CUSTODY)
+    by_mask = np.bincount(p.needs[with_need], weights=np.where(at_liberty_adult, w[with_need], 0.0), minlength=256)
     masks = np.arange(256)
     for j, name in enumerate(model.params.needs.names):
         rec[f"adults_with_{name}"] = by_mask[(masks >> j) & 1 == 1].sum()
@@ -93,7 +95,8 @@ def monthly_record(model) -> dict[str, float]:
 
 def justice_stocks(w: np.ndarray, status: np.ndarray, child: np.ndarray) -> dict[str, float]:
     """Weighted people in custody, on licence and on orders (adults), and children in custody or supervised."""
-    by = np.bincount(status.astype(np.int64) + 4 * child, weights=w, minlength=8)  # (status, child) in one pass
+    s = np.flatnonzero(status)  # everyone not free
+    by = np.bincount(status[s].astype(np.int64) + 4 * child[s], weights=w[s], minlength=8)  # (status, child) in one pass
     return {
         "custody": float(by[CUSTODY]),
         "licence": float(by[LICENCE]),
@@ -105,12 +108,10 @@ def justice_stocks(w: np.ndarray, status: np.ndarray, child: np.ndarray) -> dict
 
 def parent_in_custody(p, rows: np.ndarray) -> np.ndarray:
     """Boolean per row of ``rows``: their father or mother is present and in custody."""
-    out = np.zeros(len(rows), bool)
-    for parent in (p.father[rows], p.mother[rows]):
-        known = parent >= 0
-        r = parent[known]
-        out[known] |= p.present[r] & (p.status[r] == CUSTODY)
-    return out
+    in_custody = np.zeros(p.n + 1, bool)  # the extra last entry stands for "no parent" (row -1)
+    s = np.flatnonzero(p.status[: p.n] == CUSTODY)
+    in_custody[s[p.present[s]]] = True
+    return in_custody[p.father[rows]] | in_custody[p.mother[rows]]
 
 
 # --- cohort metrics on microdata ------------------------------------------------------------------------------

@@ -62,19 +62,22 @@ def constant_hazard_params(p_proven: list[float] | None, scale_general: float, s
 
 
 def run_capturing_hazard(params, seed, monkeypatch):
-    """Run a year, recording (rows, lambda) each time the offending process asks for the hazard."""
+    """Run a year, recording (month, rows, lambda) of everyone who can offend, as the offending process draws
+    offences (only people with a candidate offence are looked at by the process itself: see offending.draw_offences)."""
     import sim.processes.offending as offending
 
     seen = []
-    original = offending.hazard
+    original = offending.draw_offences
 
-    def wrapped(model):
-        rows, lam = original(model)
-        seen.append((model.month, rows.copy(), lam.copy()))
-        return rows, lam
+    def wrapped(model, month):
+        rows = np.flatnonzero(offending.can_offend(model, np.arange(model.people.n)))
+        lam = offending.hazard(model, rows)
+        assert (lam <= model.people.offending_bound[rows] * (1 + 1e-12)).all()  # the bound it draws candidates from holds
+        seen.append((month, rows.copy(), lam.copy()))
+        return original(model, month)
 
     model = ReoffendingModel(params, seed=seed)
-    monkeypatch.setattr(offending, "hazard", wrapped)  # after the court queue is primed: only the run's months
+    monkeypatch.setattr(offending, "draw_offences", wrapped)  # after the court queue is primed: only the run's months
     start = dict(
         n=model.people.n,
         present=model.people.view("present").copy(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
-from . import justice
+from . import exits, justice
 
 
 class PendingCases:
@@ -99,6 +99,8 @@ def step(model) -> None:
     model.tally.add("child_first_time_entrants", w[(prev == 0) & youth].sum())
     np.add.at(p.prev_convictions, rows, 1)
     p.last_conviction_month[people_conv] = month
+    p.touch(people_conv)  # their needs group, sentence and (for their children) record change
+    exits.schedule_death(model, people_conv[prev == 0], "death_after_conviction")  # offenders' mortality from now
     desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(prev, j)
     p.propensity[people_conv[desist]] *= j.desisted_propensity_multiplier
 

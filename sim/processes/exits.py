@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..state.people import COMMUNITY_START, FREE, NO_ONE
-from ..state.rng import hash_ids
+from ..state.rng import NEVER, hash_ids
 from .family import monthly
 
 
@@ -24,10 +24,39 @@ def death_probability(age_years: np.ndarray, convicted: np.ndarray, d) -> np.nda
 
 
 @lru_cache(maxsize=16)
-def death_table(d, max_years: int = 120) -> np.ndarray:
-    """``death_probability`` by (ever convicted, age in whole months), for fast lookup."""
+def survival_table(d, max_years: int = 120) -> np.ndarray:
+    """Cumulative hazard of dying, -log P(surviving to the start of month-of-age a), by (ever convicted, a) for
+    a = 0 .. 12 x max_years + 1, from ``death_probability``; ages beyond the table use its last month."""
     age = np.arange(max_years * 12 + 1) / 12.0
-    return np.stack([death_probability(age, np.zeros_like(age, bool), d), death_probability(age, np.ones_like(age, bool), d)])
+    q = np.stack([death_probability(age, np.zeros_like(age, bool), d), death_probability(age, np.ones_like(age, bool), d)])
+    with np.errstate(divide="ignore"):
+        hazard = -np.log1p(-q)
+    return np.concatenate([np.zeros((2, 1)), np.cumsum(hazard, axis=1)], axis=1)
+
+
+def schedule_death(model, rows: np.ndarray, stream: str) -> None:
+    """Draw the month each of ``rows`` dies (from this month on) by the inverse of their survival curve, the
+    offenders' curve for anyone with a conviction. Redrawn at a first conviction: survival has no memory given age."""
+    p, month = model.people, model.month
+    table = survival_table(model.params.demography)
+    convicted = (p.prev_convictions[rows] > 0).astype(int)
+    age = np.minimum(model.age_months[rows], table.shape[1] - 2)
+    e = -np.log1p(-model.draws.uniform(stream, month, p.person_id[rows]))  # standard exponential
+    target = table[convicted, age] + e
+    end = np.empty(len(rows), np.int64)  # the first month of age whose end they do not reach, + 1
+    for c in (0, 1):
+        sel = convicted == c
+        end[sel] = np.searchsorted(table[c], target[sel], side="left")
+    survives_table = end >= table.shape[1]  # only where the hazard stays finite, e.g. no mortality at all
+    p.death_month[rows] = np.where(survives_table, NEVER, month + end - 1 - age)
+
+
+def schedule_new(model, rows: np.ndarray) -> None:
+    """Death month and the first month each newcomer could move away."""
+    d = model.params.demography
+    schedule_death(model, rows, "death")
+    p = model.people
+    p.move_next[rows] = model.month + model.draws.months_to_event("move", model.month, p.person_id[rows], monthly(d.p_emigrate_per_year))
 
 
 def children_moving_with(p, children: np.ndarray, movers: np.ndarray) -> np.ndarray:
@@ -43,19 +72,22 @@ def children_moving_with(p, children: np.ndarray, movers: np.ndarray) -> np.ndar
 
 
 def step(model) -> None:
+    """Deaths on their drawn month; moves away at a constant monthly probability for adults at liberty, their
+    children with them."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     n = p.n
-    present = np.flatnonzero(p.present[:n])
-    ids = p.person_id[present]
-    age_m = np.minimum(model.age_months[present], 120 * 12)
-    # one draw a person: death below p_death, a move away in the next p_move above it
-    u = draws.uniform("exits", month, ids)
-    p_death = death_table(d)[(p.prev_convictions[present] > 0).astype(int), age_m]
-    dies = u < p_death
-    die = present[dies]
-    adult = age_m >= 12 * model.params.family.age_adult
-    movers = present[~dies & adult & (p.status[present] == FREE) & (u < p_death + monthly(d.p_emigrate_per_year))]
-    leave = np.concatenate([movers, children_moving_with(p, present[~adult & ~dies], movers)])
+    schedule_new(model, p.new_rows("exits"))
+    die = np.flatnonzero(p.death_month[:n] == month)
+    die = die[p.present[die]]
+    candidates = np.flatnonzero(p.move_next[:n] == month)
+    p.move_next[candidates] = month + 1 + draws.months_to_event("move", month, p.person_id[candidates], monthly(d.p_emigrate_per_year), 1)
+    adult_months = 12 * model.params.family.age_adult
+    movers = candidates[p.present[candidates] & (model.age_months[candidates] >= adult_months) & (p.status[candidates] == FREE)
+                        & (p.death_month[candidates] != month)]
+    if len(movers):
+        children = np.flatnonzero(p.present[:n] & (model.age_months < adult_months) & (p.death_month[:n] != month))
+        movers = np.concatenate([movers, children_moving_with(p, children, movers)])
+    leave = movers
     for rows, event in ((die, "death"), (leave, "exit")):
         p.present[rows] = False
         model.events.add(event, rows, month)

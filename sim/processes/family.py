@@ -18,38 +18,38 @@ from ..state.rng import hash_ids
 from . import intervention
 
 
-def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray) -> np.ndarray:
+def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray, bound: bool = False) -> np.ndarray:
     """Relative offending hazard from their family for the given rows: a convicted father or mother up to
     ``parent_conviction_effect_until_age`` (upbringing leaves a lasting mark), and in childhood only a parent in
-    custody, a parent's family-relationships need and the intervention's effect through a parent. 1 otherwise."""
+    custody, a parent's family-relationships need and the intervention's effect through a parent. 1 otherwise.
+    With ``bound``, the intervention's effect at its largest (see ``offending.hazard``)."""
     p, f = model.people, model.params.family
     mult = np.ones(len(rows))
-    fa_all, mo_all = p.father[rows], p.mother[rows]
-    # a parent's conviction, for sons and daughters with a known parent up to the age the effect lasts
-    marked = np.flatnonzero((age_years < f.parent_conviction_effect_until_age) & ((fa_all >= 0) | (mo_all >= 0)))
-    if len(marked):
-        fa, mo, son = fa_all[marked], mo_all[marked], p.sex_male[rows[marked]]
-        father_convicted = (fa >= 0) & (p.prev_convictions[np.maximum(fa, 0)] > 0)
-        mother_convicted = (mo >= 0) & (p.prev_convictions[np.maximum(mo, 0)] > 0)
-        m = np.where(father_convicted, np.where(son, f.rr_father_convicted_son, f.rr_father_convicted_daughter), 1.0)
-        m *= np.where(mother_convicted, np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
-        mult[marked] = m
+    # only people with a known parent, young enough for a parent to matter
+    until = max(f.parent_conviction_effect_until_age, f.age_adult)
+    known = np.flatnonzero(((p.father[rows] >= 0) | (p.mother[rows] >= 0)) & (age_years < until))
+    if len(known) == 0:
+        return mult
+    fa, mo, age = p.father[rows[known]], p.mother[rows[known]], age_years[known]
+    has_fa, has_mo = fa >= 0, mo >= 0
+    fa_c, mo_c = np.maximum(fa, 0), np.maximum(mo, 0)
+    son = p.sex_male[rows[known]]
+    marked = age < f.parent_conviction_effect_until_age
+    m = np.where(marked & has_fa & (p.prev_convictions[fa_c] > 0), np.where(son, f.rr_father_convicted_son, f.rr_father_convicted_daughter), 1.0)
+    m *= np.where(marked & has_mo & (p.prev_convictions[mo_c] > 0), np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
     # childhood only: a parent in custody or with a family-relationships need, the intervention through a parent
-    child = np.flatnonzero(age_years < f.age_adult)
+    child = np.flatnonzero(age < f.age_adult)
     if len(child):
-        fa, mo = fa_all[child], mo_all[child]
-        has_fa, has_mo = fa >= 0, mo >= 0
-        fa_c, mo_c = np.maximum(fa, 0), np.maximum(mo, 0)
-        parent_in_custody = (has_fa & p.present[fa_c] & (p.status[fa_c] == CUSTODY)) | (
-            has_mo & p.present[mo_c] & (p.status[mo_c] == CUSTODY)
-        )
+        fa, mo, has_fa, has_mo, fa_c, mo_c = fa[child], mo[child], has_fa[child], has_mo[child], fa_c[child], mo_c[child]
+        fa_here, mo_here = has_fa & p.present[fa_c], has_mo & p.present[mo_c]
+        parent_in_custody = (fa_here & (p.status[fa_c] == CUSTODY)) | (mo_here & (p.status[mo_c] == CUSTODY))
         j = model.family_need_index
-        parent_need = (has_fa & p.present[fa_c] & p.has_need(fa_c, j)) | (has_mo & p.present[mo_c] & p.has_need(mo_c, j))
-        m = mult[child]
-        m *= np.where(parent_in_custody, f.rr_parent_in_custody, 1.0)
-        m *= np.where(parent_need, f.rr_parent_family_need, 1.0)
-        m *= intervention.child_multiplier(model, fa, mo)
-        mult[child] = m
+        parent_need = (fa_here & p.has_need(fa_c, j)) | (mo_here & p.has_need(mo_c, j))
+        c = np.where(parent_in_custody, f.rr_parent_in_custody, 1.0)
+        c *= np.where(parent_need, f.rr_parent_family_need, 1.0)
+        c *= intervention.child_multiplier(model, fa, mo, bound=bound)
+        m[child] *= c
+    mult[known] = m
     return mult
 
 
@@ -71,24 +71,25 @@ def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key
 
 
 def partnering(model) -> None:
-    """Unpartnered adults form couples (within their own stratum, i.e. agent weight, and age band, and
-    assortatively by propensity) and couples separate."""
+    """Couples separate, and unpartnered adults form couples (within their own stratum, i.e. agent weight, and age
+    band, and assortatively by propensity). Both happen at constant monthly probabilities, so each person's next
+    chance is drawn ahead (``separate_next``, ``partner_next``) and taken if they are (still) in a position to."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     n = p.n
-    age = model.ages
-    present = p.present[:n]
     partner = p.partner[:n]
-    partnered = np.flatnonzero(partner >= 0)
-    couples = partnered[(partner[partnered] > partnered) & present[partnered]]  # each couple once, from its lower row
-    split = couples[draws.uniform("separation", month, p.person_id[couples]) < monthly(d.p_separate_per_year)]
+    due = np.flatnonzero(p.separate_next[:n] == month)
+    p.separate_next[due] = month + 1 + draws.months_to_event("separation", month, p.person_id[due], monthly(d.p_separate_per_year), 1)
+    split = due[(partner[due] > due) & p.present[due]]  # each couple once, from its lower row
     partner[partner[split]] = NO_ONE
     partner[split] = NO_ONE
-    single = present & (partner == NO_ONE) & (age >= model.params.family.age_adult) & (age < d.partnering_age_max)
-    cand = np.flatnonzero(single)
-    cand = cand[draws.uniform("partnering", month, p.person_id[cand]) < monthly(d.p_partner_per_year)]
+    cand = np.flatnonzero(p.partner_next[:n] == month)
+    p.partner_next[cand] = month + 1 + draws.months_to_event("partnering", month, p.person_id[cand], monthly(d.p_partner_per_year), 1)
+    age = model.age_months[cand] / 12.0
+    cand = cand[p.present[cand] & (partner[cand] == NO_ONE) & (age >= model.params.family.age_adult) & (age < d.partnering_age_max)]
+    age = model.age_months[cand] / 12.0
     # buckets: stratum (agent weight) x 5-year age band, men's ages shifted by the usual age gap
     stratum = np.unique(p.weight[cand], return_inverse=True)[1]
-    band = np.floor((age[cand] - np.where(p.sex_male[cand], d.partner_age_gap_mean_years, 0.0)) / 5).astype(np.int64)
+    band = np.floor((age - np.where(p.sex_male[cand], d.partner_age_gap_mean_years, 0.0)) / 5).astype(np.int64)
     bucket = stratum * 1000 + np.maximum(band, 0)
     # assortative partnering: pairing by rank of a key that mixes each person's propensity score with noise. With
     # large pools partners' log propensities would correlate about partner_propensity_correlation; a month's pool
@@ -102,20 +103,40 @@ def partnering(model) -> None:
     partner[women] = men
 
 
+def schedule_new(model, rows: np.ndarray) -> None:
+    """The first months newcomers could separate, find a partner and (women) give birth."""
+    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
+    ids = p.person_id[rows]
+    p.separate_next[rows] = month + draws.months_to_event("separation", month, ids, monthly(d.p_separate_per_year))
+    p.partner_next[rows] = month + draws.months_to_event("partnering", month, ids, monthly(d.p_partner_per_year))
+    women = rows[~p.sex_male[rows]]
+    p.birth_next[women] = month + draws.months_to_event("birth", month, p.person_id[women], birth_bound(d))
+
+
+def birth_bound(d) -> float:
+    """The larger of the monthly birth probabilities with and without a partner (the rate births are thinned from)."""
+    return max(monthly(d.fertility_partnered_per_year), monthly(d.fertility_single_per_year))
+
+
 def monthly(annual_probability: float | np.ndarray) -> float | np.ndarray:
     """Monthly probability equivalent to an annual one (constant hazard)."""
     return 1.0 - (1.0 - annual_probability) ** (1.0 / 12.0)
 
 
 def births(model) -> np.ndarray:
-    """Women of fertile age give birth; returns the newborns' rows."""
+    """Women of fertile age give birth, at the monthly probability for partnered or single women; returns the
+    newborns' rows. Each woman's next chance comes at the larger of the two rates and is taken with probability
+    (her rate) / (that rate)."""
     p, month, draws, d, prm = model.people, model.month, model.draws, model.params.demography, model.params
     n = p.n
-    age = model.ages
-    women = np.flatnonzero(p.present[:n] & ~p.sex_male[:n] & (age >= d.fertile_age_min) & (age < d.fertile_age_max))
+    women = np.flatnonzero(p.birth_next[:n] == month)
+    bound = birth_bound(d)
+    p.birth_next[women] = month + 1 + draws.months_to_event("birth", month, p.person_id[women], bound, 1)
+    age = model.age_months[women] / 12.0
+    women = women[p.present[women] & (age >= d.fertile_age_min) & (age < d.fertile_age_max)]
     partnered = p.partner[women] >= 0
     prob = np.where(partnered, monthly(d.fertility_partnered_per_year), monthly(d.fertility_single_per_year))
-    mothers = women[draws.uniform("birth", month, p.person_id[women]) < prob]
+    mothers = women[draws.uniform("birth_taken", month, p.person_id[women]) * bound < prob]
     k = len(mothers)
     if k == 0:
         return mothers
@@ -149,5 +170,6 @@ def births(model) -> np.ndarray:
 
 
 def step(model) -> None:
+    schedule_new(model, model.people.new_rows("family"))
     partnering(model)
     model.add_agents(births(model))

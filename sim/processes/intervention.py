@@ -42,21 +42,27 @@ def effect_strength(state, engaged, exit_month, month: int, decay_months: float)
     return np.where(in_it, 1.0, np.where(after, decayed, 0.0))
 
 
-def offending_multiplier(model, rows: np.ndarray) -> np.ndarray:
-    """Direct effect on the offenders among ``rows`` (1 for everyone else)."""
+def offending_multiplier(model, rows: np.ndarray, bound: bool = False) -> np.ndarray | float:
+    """Direct effect on the offenders among ``rows`` (1 for everyone else); with ``bound``, its largest value for
+    anyone (1, or more if the effect is harmful), so that hazard bounds are the same with and without it."""
     iv = model.params.intervention
     if not is_on(iv):
         return 1.0
+    if bound:
+        return max(1.0, 1.0 - (1.0 - iv.offending_rr_at_full_dose) * dose(iv))
     p = model.people
     s = effect_strength(p.iv_state[rows], p.iv_engaged[rows], p.iv_exit_month[rows], model.month, iv.effect_decay_months)
     return 1.0 - (1.0 - iv.offending_rr_at_full_dose) * dose(iv) * s
 
 
-def child_multiplier(model, father: np.ndarray, mother: np.ndarray) -> np.ndarray:
-    """Effect on children through a parent in (or recently out of) the intervention; parents are rows or -1."""
+def child_multiplier(model, father: np.ndarray, mother: np.ndarray, bound: bool = False) -> np.ndarray | float:
+    """Effect on children through a parent in (or recently out of) the intervention; parents are rows or -1. With
+    ``bound``, its largest value for anyone (1, or more if the effect is harmful)."""
     iv = model.params.intervention
     if not is_on(iv):
         return 1.0
+    if bound:
+        return max(1.0, 1.0 - (1.0 - iv.child_rr_at_full_dose) * dose(iv))
     p = model.people
     strength = np.zeros(len(father))
     for parent in (father, mother):
@@ -111,6 +117,7 @@ def step(model) -> None:
     leaving = active[lost | dropout | done]
     state[leaving] = LEFT
     p.iv_exit_month[leaving] = month
+    p.stale_needs[leaving] = True  # their needs no longer resolve faster
     tally.add("iv_completions", p.weight[active[done & ~lost & ~dropout]].sum())
 
     # referrals waiting for a place lapse after max_wait_months, or when the offender is no longer there
@@ -151,6 +158,7 @@ def step(model) -> None:
     p.iv_engaged[starting] = engaged
     p.iv_months[starting] = 0
     p.iv_exit_month[starting[~engaged]] = month
+    p.stale_needs[starting[engaged]] = True  # their needs resolve faster from now
     tally.add("iv_starts", p.weight[starting].sum())
     tally.add("iv_engaged_starts", p.weight[starting[engaged]].sum())
 

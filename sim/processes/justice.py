@@ -30,6 +30,7 @@ def step(model) -> None:
     rel = np.flatnonzero(released)
     status[rel] = np.where(p.licence_months_left[rel] > 0, LICENCE, FREE)
     p.months_since_release[rel] = 0
+    p.touch(rel)
     log.add("release", rel, month)
 
     # licence: ends when the licence period is over; otherwise a monthly chance of recall for breach
@@ -37,6 +38,7 @@ def step(model) -> None:
     ended = countdown(p.licence_months_left[:n], on_licence)
     end = np.flatnonzero(ended)
     status[end] = FREE
+    p.touch(end)
     log.add("licence_end", end, month)
     still = np.flatnonzero(on_licence & ~ended)
     recalled = still[draws.uniform("recall", month, ids[still]) < model.params.justice.p_recall_per_month]
@@ -46,6 +48,7 @@ def step(model) -> None:
     order_ended = countdown(p.order_months_left[:n], present & (status == PROBATION))
     oe = np.flatnonzero(order_ended)
     status[oe] = FREE
+    p.touch(oe)
     log.add("order_end", oe, month)
     model.tally.add("releases", p.weight[rel].sum())
 
@@ -56,5 +59,6 @@ def recall(model, rows: np.ndarray) -> None:
     p.status[rows] = CUSTODY
     p.custody_months_left[rows] = model.params.justice.recall_custody_months
     p.last_custody_month[rows] = model.month
+    p.touch(rows)
     model.events.add("recall", rows, model.month)
     model.tally.add("recalls", p.weight[rows].sum())

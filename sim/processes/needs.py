@@ -8,11 +8,13 @@ else's to the general population's. Needs are stored as a bit mask per person (b
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
 
 from ..state.people import FREE
+from ..state.rng import NEVER
 from . import intervention
 
 
@@ -52,30 +54,73 @@ def transition_probabilities(masks: np.ndarray, group: np.ndarray, prm, extra_re
     return np.clip(prob, 0.0, 1.0)
 
 
+def refresh(model) -> None:
+    """Redraw the month of the next need change of everyone whose change probabilities may have changed: new people,
+    people whose status, record or intervention changed (``stale_needs``), those whose recent conviction has just
+    aged out of the offender group, and children coming of age (needs are an adult's)."""
+    p, month, prm = model.people, model.month, model.params.needs
+    n = p.n
+    rows = np.flatnonzero((p.stale_needs[:n] | (p.need_refresh[:n] <= month)) & p.present[:n])
+    p.stale_needs[:n] = False
+    adult_months = math.ceil(12 * model.params.family.age_adult)
+    child = model.age_months[rows] < adult_months
+    kids, rows = rows[child], rows[~child]
+    p.need_next[kids] = NEVER
+    p.need_refresh[kids] = p.birth_month[kids] + adult_months  # the month they come of age
+    schedule_next(model, rows, "needs_next", 0)
+    # the offender group of someone at liberty lasts until their last conviction is recent_conviction_months old
+    free = p.status[rows] == FREE
+    expires = p.last_conviction_month[rows].astype(np.int64) + prm.recent_conviction_months + 1
+    p.need_refresh[rows] = np.where(free & (expires > month), np.minimum(expires, NEVER), NEVER)
+
+
+def change_probability(model, rows: np.ndarray) -> np.ndarray:
+    """Cumulative monthly probability that each need changes (k x needs; the last column is the total)."""
+    p, prm = model.people, model.params.needs
+    group = active_offender(p, rows, model.month, prm.recent_conviction_months).astype(int)
+    masks = p.needs[rows]
+    prob = _tables(prm)[group, masks]
+    pos, extra = intervention.extra_need_resolution(model, rows)  # families in the intervention resolve needs faster
+    if len(pos):
+        prob = prob.copy()
+        prob[pos] = transition_probabilities(masks[pos], group[pos], prm, extra)
+    return np.cumsum(prob, axis=1)
+
+
+def schedule_next(model, rows: np.ndarray, stream: str, draw: int, after: int = 0) -> None:
+    """Draw the month of the next need change of ``rows``, ``after`` months from now at the earliest."""
+    p, month = model.people, model.month
+    total = change_probability(model, rows)[:, -1] if len(rows) else np.zeros(0)
+    p.need_next[rows] = month + after + model.draws.months_to_event(stream, month, p.person_id[rows], total, draw)
+
+
 def step(model) -> None:
+    """Needs change one at a time (competing risks): for each adult the months between changes are geometric with
+    the total monthly change probability, and which need changes is drawn when one does."""
     p, month, draws, prm = model.people, model.month, model.draws, model.params.needs
     n = p.n
-    rows = np.flatnonzero(p.present[:n] & (model.ages >= model.params.family.age_adult))
-    masks = p.needs[rows]
-    group = active_offender(p, rows, month, prm.recent_conviction_months).astype(int)
-    # one draw a person a month: at most one need changes (competing risks; monthly probabilities are small)
-    cum = np.cumsum(_tables(prm), axis=2)  # (group, mask, need)
-    u = draws.uniform("needs", month, p.person_id[rows])
-    total = cum[group, masks, -1]
-    # families in the multi-agency intervention resolve needs faster
-    pos, extra = intervention.extra_need_resolution(model, rows)
-    own_cum = np.cumsum(transition_probabilities(masks[pos], group[pos], prm, extra), axis=1)
-    total[pos] = own_cum[:, -1]
-    cand = np.flatnonzero(u < total)
-    cand_cum = cum[group[cand], masks[cand]]
-    in_iv = np.searchsorted(pos, cand)
-    hit = (in_iv < len(pos)) & (pos[np.minimum(in_iv, max(len(pos) - 1, 0))] == cand) if len(pos) else np.zeros(len(cand), bool)
-    cand_cum[hit] = own_cum[in_iv[hit]]
-    which = (u[cand, None] >= cand_cum).sum(axis=1)
-    p.needs[rows[cand]] = masks[cand] ^ (1 << which).astype(np.uint8)
-    released = rows[p.months_since_release[rows] == 0]
+    refresh(model)
+    rows = np.flatnonzero(p.need_next[:n] == month)
+    rows = rows[p.present[rows]]
+    cum = change_probability(model, rows)
+    u = draws.uniform("needs", month, p.person_id[rows]) * cum[:, -1]
+    which = (u[:, None] >= cum).sum(axis=1)
+    changed = which < cum.shape[1]  # always, but for rounding at the top
+    rows, which = rows[changed], which[changed]
+    p.needs[rows] ^= (1 << which).astype(np.uint8)
+    p.stale_offending[rows] = True
+    schedule_next(model, rows, "needs_next", 1, after=1)
+    # release from custody brings accommodation and employment needs
+    released = np.flatnonzero(p.months_since_release[:n] == 0)
+    released = released[p.present[released] & (model.age_months[released] >= 12 * model.params.family.age_adult)]
     names = list(prm.names)
+    gained = []
     for name, prob in (("accommodation", prm.p_accommodation_on_release), ("employment", prm.p_employment_on_release)):
         j = names.index(name)
         u = draws.uniform("needs_release", month, p.person_id[released], draw=j)
-        p.needs[released[u < prob]] |= np.uint8(1 << j)
+        new = released[(u < prob) & ~p.has_need(released, j)]
+        p.needs[new] |= np.uint8(1 << j)
+        gained.append(new)
+    gained = np.unique(np.concatenate(gained))
+    p.stale_offending[gained] = True
+    schedule_next(model, gained, "needs_next", 2, after=1)

@@ -48,42 +48,97 @@ def age_multiplier_table(ages: tuple, multipliers: tuple, age_min: float, max_ye
     return age_multiplier(np.arange(max_years * 12 + 1) / 12.0, ages, multipliers, age_min)
 
 
-def hazard(model) -> tuple[np.ndarray, np.ndarray]:
-    """Rows who can offend this month (present, at liberty, over the age limit) and their expected offences."""
+@lru_cache(maxsize=16)
+def age_factor_table(ages: tuple, multipliers: tuple, age_min: float, youth_multiplier: float, age_adult: float,
+                     window_months: int = 0) -> np.ndarray:
+    """Age-crime curve times the youth multiplier by whole months of age; with ``window_months``, the largest value
+    over the next that many months (what a bound valid for that long must allow)."""
+    curve = age_multiplier_table(ages, multipliers, age_min)
+    table = curve * np.where(np.arange(len(curve)) < 12 * age_adult, youth_multiplier, 1.0)
+    if window_months:
+        padded = np.concatenate([table, np.full(window_months, table[-1])])
+        table = np.lib.stride_tricks.sliding_window_view(padded, window_months + 1).max(axis=1)
+    return table
+
+
+#: months a bound stays valid without a change of the person's state (the age-crime curve moves on)
+BOUND_MONTHS = 12
+
+
+def hazard(model, rows: np.ndarray, bound: bool = False) -> np.ndarray:
+    """Expected offences this month of ``rows`` (present, at liberty, over the age limit).
+
+    With ``bound``, an upper bound of the hazard that holds for ``BOUND_MONTHS`` months unless the person's state
+    changes (see ``refresh_bounds``): the age factor at its largest over that window, the intervention's effects at
+    their largest; every other factor only falls as time passes (supervision excess, family effects by age)."""
     p, prm = model.people, model.params
-    o = prm.offending
-    n = p.n
-    age_min = prm.family.age_criminal_responsibility
-    rows = np.flatnonzero(p.present[:n] & (p.status[:n] != CUSTODY) & (model.ages >= age_min))
-    age = model.ages[rows]
-    curve = age_multiplier_table(o.age_curve_ages, o.age_curve_multiplier, age_min)
+    o, f = prm.offending, prm.family
+    table = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier,
+                             f.age_adult, BOUND_MONTHS if bound else 0)
+    age_months = model.age_months[rows]
     lam = o.offences_per_month_base * p.propensity[rows]
-    lam *= curve[np.minimum(model.age_months[rows], len(curve) - 1)]
+    lam *= table[np.clip(age_months, 0, len(table) - 1)]
     lam *= np.where(p.sex_male[rows], 1.0, o.female_multiplier)
-    lam *= np.where(age < prm.family.age_adult, o.youth_multiplier, 1.0)
     lam *= supervision_multiplier(p.months_since_release[rows], o.release_multiplier_initial, o.supervision_decay_months)
     lam *= supervision_multiplier(p.months_since_order_start[rows], o.order_start_multiplier_initial, o.supervision_decay_months)
     lam *= needs_multiplier(p.needs[rows], prm.needs.offending_rr)
-    lam *= family.child_risk_multiplier(model, rows, age)
-    lam *= intervention.offending_multiplier(model, rows)
-    return rows, lam
+    lam *= family.child_risk_multiplier(model, rows, age_months / 12.0, bound=bound)
+    lam *= intervention.offending_multiplier(model, rows, bound=bound)
+    return lam
 
 
-def geometric_lag(u: np.ndarray, mean_months: float) -> np.ndarray:
-    """Whole months from offence to conviction, geometric on 0, 1, 2, ... with the given mean (inverse CDF)."""
-    if mean_months <= 0:
-        return np.zeros(len(u), dtype=np.int64)
-    q = mean_months / (1.0 + mean_months)  # P(lag >= k+1 | lag >= k)
-    return np.floor(np.log1p(-u) / np.log(q)).astype(np.int64)
+def can_offend(model, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` can offend this month: present, not in custody, over the age of criminal responsibility."""
+    p = model.people
+    age_min_months = 12 * model.params.family.age_criminal_responsibility
+    return p.present[rows] & (p.status[rows] != CUSTODY) & (model.age_months[rows] >= age_min_months)
+
+
+def refresh_bounds(model) -> None:
+    """Recompute the hazard bound, and redraw the next candidate month, of everyone whose bound may no longer hold:
+    people whose state changed (``stale_offending``: released, sentenced, convicted, a need gained, new), their
+    children (a parent's conviction, custody or family need raises a child's hazard), and bounds past their
+    ``BOUND_MONTHS``."""
+    p, month = model.people, model.month
+    n = p.n
+    stale = p.stale_offending[:n]
+    fa, mo = p.father[:n], p.mother[:n]
+    via_parent = ((fa >= 0) & stale[fa]) | ((mo >= 0) & stale[mo])
+    rows = np.flatnonzero((stale | via_parent | (p.offending_refresh[:n] <= month)) & p.present[:n])
+    stale[:] = False
+    bound = hazard(model, rows, bound=True)
+    p.offending_bound[rows] = bound
+    p.offending_next[rows] = month + model.draws.months_to_event("offending_next", month, p.person_id[rows], -np.expm1(-bound))
+    p.offending_refresh[rows] = month + BOUND_MONTHS
 
 
 def draw_offences(model, month: int):
-    """Offences committed in ``month`` by everyone who can offend: (rows, offence type, proven?, court lag)."""
+    """Offences committed in ``month``: (rows, offence type, proven?, court lag), one entry per offence.
+
+    Thinning (Lewis & Shedler 1979): each person has candidate offences at a constant rate, their hazard bound, so
+    the months with a candidate are a Bernoulli process whose next month is drawn once (``offending_next``) and only
+    the people due this month are looked at. Each candidate becomes an offence with probability hazard / bound,
+    which gives exactly Poisson(hazard) offences a month. The bound does not depend on the intervention, so the
+    baseline and an intervention share candidates (common random numbers) and differ only in acceptance."""
+    p, draws = model.people, model.draws
+    due = np.flatnonzero(p.offending_next[: p.n] == month)
+    bound = p.offending_bound[due]
+    ids = p.person_id[due]
+    p.offending_next[due] = month + 1 + draws.months_to_event("offending_next", month, ids, -np.expm1(-bound), draw=1)
+    ok = can_offend(model, due)
+    due, bound, ids = due[ok], bound[ok], ids[ok]
+    candidates = draws.poisson("offending", month, ids, bound, at_least_one=True)
+    accept = hazard(model, due) / bound
+    who = np.repeat(np.arange(len(due)), candidates)
+    nth = np.arange(len(who)) - np.repeat(np.cumsum(candidates) - candidates, candidates)
+    taken = draws.uniform("offence_accepted", month, ids[who], nth) < accept[who]
+    counts = np.bincount(who[taken], minlength=len(due))
+    return _offences(model, month, due, counts)
+
+
+def _offences(model, month: int, offenders: np.ndarray, counts: np.ndarray):
+    """Offence type, detection and court lag of ``counts`` offences by each of ``offenders`` in ``month``."""
     p, draws, o = model.people, model.draws, model.params.offending
-    active, lam = hazard(model)
-    counts = draws.poisson("offending", month, p.person_id[active], lam)
-    offenders = active[counts > 0]
-    counts = counts[counts > 0]
     rows = np.repeat(offenders, counts)  # one entry per offence
     nth = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, ... within a person
     ids = p.person_id[rows]
@@ -96,20 +151,35 @@ def draw_offences(model, month: int):
     return rows, kind, proven, lag
 
 
+def geometric_lag(u: np.ndarray, mean_months: float) -> np.ndarray:
+    """Whole months from offence to conviction, geometric on 0, 1, 2, ... with the given mean (inverse CDF)."""
+    if mean_months <= 0:
+        return np.zeros(len(u), dtype=np.int64)
+    q = mean_months / (1.0 + mean_months)  # P(lag >= k+1 | lag >= k)
+    return np.floor(np.log1p(-u) / np.log(q)).astype(np.int64)
+
+
 def prime_court_queue(model, months: int = 12) -> None:
     """Before the run starts, fill the court queue with cases from offences committed in the ``months`` before
     it (by the starting population, at today's hazard), so convictions run at their steady level from month 0
-    instead of ramping up over the first court lags. These pre-start offences are not in the event log. Offences
-    that could not have been committed then (under the age of criminal responsibility, or still in custody before a
-    release ``months_since_release`` months ago) are dropped."""
+    instead of ramping up over the first court lags. These pre-start offences are not in the event log. A person's
+    offences over those months are Poisson(months x hazard), each in a month drawn uniformly among them (the same as
+    a Poisson count each month); offences that could not have been committed then (under the age of criminal
+    responsibility, or still in custody before a release ``months_since_release`` months ago) are dropped."""
     p = model.people
+    active = np.flatnonzero(can_offend(model, np.arange(p.n)))
+    ids = p.person_id[active]
+    counts = model.draws.poisson("offending_before_start", 0, ids, months * hazard(model, active))
+    rows, kind, proven, lag = _offences(model, -months, active, counts)
+    nth = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    month = -months + np.minimum((model.draws.uniform("offence_month_before_start", 0, p.person_id[rows], nth) * months).astype(np.int64), months - 1)
+    due = month + lag
     age_min_months = 12 * model.params.family.age_criminal_responsibility
-    for month in range(-months, 0):
-        rows, kind, proven, lag = draw_offences(model, month)
-        due = month + lag
-        possible = (model.age_months[rows] + month >= age_min_months) & (p.months_since_release[rows] >= -month)
-        pending = proven & (due >= 0) & possible
-        model.cases.add(rows[pending], month, due[pending], kind[pending])
+    possible = (model.age_months[rows] + month >= age_min_months) & (p.months_since_release[rows] >= -month)
+    pending = proven & (due >= 0) & possible
+    for m in np.unique(month[pending]):
+        at = pending & (month == m)
+        model.cases.add(rows[at], int(m), due[at], kind[at])
 
 
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:
@@ -123,6 +193,7 @@ def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, re
 
 def step(model) -> None:
     p, month, o = model.people, model.month, model.params.offending
+    refresh_bounds(model)
     rows, kind, proven, lag = draw_offences(model, month)
     awaiting = np.zeros(p.n, bool)
     awaiting[model.cases.row] = True  # awaiting court for an earlier offence (before this month's cases open)

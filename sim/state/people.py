@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rng import NEVER
+
 # status codes: where a person stands with the criminal justice system this month
 FREE, CUSTODY, LICENCE, PROBATION = 0, 1, 2, 3
 STATUS_NAMES = {FREE: "free", CUSTODY: "custody", LICENCE: "licence", PROBATION: "probation"}
@@ -46,6 +48,19 @@ FIELDS = {
     "iv_engaged": (np.bool_, False),  # engaged when they started
     "iv_months": (np.int32, 0),  # months waiting (state 1) or in the intervention (state 2)
     "iv_exit_month": (np.int32, 0),  # month they left (state 3)
+    # --- schedules: the month of each person's next event, so a month's processes act only on those due
+    "stale_offending": (np.bool_, True),  # hazard inputs changed: offending bound and next candidate to redraw
+    "stale_needs": (np.bool_, True),  # needs group or resolution changed: next need change to redraw
+    "offending_bound": (np.float64, 0.0),  # upper bound of the offending hazard until offending_refresh
+    "offending_next": (np.int32, NEVER),  # month of the next candidate offence (thinning, see offending)
+    "offending_refresh": (np.int32, 0),  # month by which the bound must be recomputed
+    "need_next": (np.int32, NEVER),  # month of the next change of a need
+    "need_refresh": (np.int32, NEVER),  # month the needs group changes by itself (a recent conviction ages)
+    "death_month": (np.int32, NEVER),
+    "move_next": (np.int32, NEVER),  # next month they would move away if free to
+    "partner_next": (np.int32, NEVER),  # next month they would find a partner if single
+    "separate_next": (np.int32, NEVER),  # next month their couple would separate if they are its lower row
+    "birth_next": (np.int32, NEVER),  # next month she could give birth (thinned by partnership)
 }
 
 
@@ -55,6 +70,7 @@ class People:
     def __init__(self, capacity: int = 1024):
         self.n = 0
         self._cap = capacity
+        self._seen: dict[str, int] = {}  # rows each reader of new_rows has seen
         for name, (dtype, fill) in FIELDS.items():
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
 
@@ -82,6 +98,11 @@ class People:
         self.n += count
         return rows
 
+    def new_rows(self, reader: str) -> np.ndarray:
+        """Rows added since ``reader`` last asked (rows are never reused, so they are a range)."""
+        start, self._seen[reader] = self._seen.get(reader, 0), self.n
+        return np.arange(start, self.n)
+
     def view(self, name: str) -> np.ndarray:
         """The live part of a field (rows 0..n-1)."""
         return getattr(self, name)[: self.n]
@@ -94,6 +115,11 @@ class People:
 
     def has_need(self, rows: np.ndarray, j: int) -> np.ndarray:
         return (self.needs[rows] >> j) & 1 == 1
+
+    def touch(self, rows) -> None:
+        """Mark people whose hazard inputs changed, so offending and needs redraw their schedules this month or next."""
+        self.stale_offending[rows] = True
+        self.stale_needs[rows] = True
 
     def ever_convicted(self) -> np.ndarray:
         return self.prev_convictions[: self.n] > 0

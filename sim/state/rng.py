@@ -13,7 +13,9 @@ import zlib
 import numpy as np
 
 _MASK64 = (1 << 64) - 1
+NEVER = np.iinfo(np.int32).max  # the month of an event that will not happen
 _GOLDEN = 0x9E3779B97F4A7C15
+_DRAW_STEP = 0xD1B54A32D192ED03  # odd; steps a person's key from one draw to the next
 
 
 def _mix_int(x: int) -> int:
@@ -60,10 +62,17 @@ class CounterRNG:
         return _mix_int(key ^ ((month + 1_000_000) & _MASK64))
 
     def uniform(self, stream: str, month: int, person_ids: np.ndarray, draw: int | np.ndarray = 0) -> np.ndarray:
-        """One uniform in [0, 1) per person id; ``draw`` (scalar or array) indexes several draws per person."""
-        ids = np.ascontiguousarray(person_ids, dtype=np.int64).view(np.uint64)
-        base = np.uint64(self._prefix(stream, month))
-        x = _mix(_mix(ids ^ base) + np.asarray(draw, dtype=np.int64).astype(np.uint64))
+        """One uniform in [0, 1) per person id; ``draw`` (scalar or array) indexes several draws per person.
+
+        One SplitMix64 finaliser of (id x golden ratio) XOR key(seed, stream, month), plus draw x another odd
+        constant: the same construction as SplitMix64's stream (a Weyl sequence through the finaliser)."""
+        x = np.ascontiguousarray(person_ids, dtype=np.int64).view(np.uint64) * np.uint64(_GOLDEN)
+        x ^= np.uint64(self._prefix(stream, month))
+        if np.ndim(draw):
+            x += np.asarray(draw, dtype=np.int64).astype(np.uint64) * np.uint64(_DRAW_STEP)
+        elif draw:
+            x += np.uint64((int(draw) * _DRAW_STEP) & _MASK64)
+        _mix(x)
         x >>= np.uint64(11)
         u = x.astype(np.float64)
         u *= 1.0 / (1 << 53)
@@ -76,23 +85,23 @@ class CounterRNG:
         u = self.uniform(stream, month, person_ids, draw)
         return ndtri(np.clip(u, 1e-12, 1 - 1e-12))
 
-    def poisson(self, stream: str, month: int, person_ids: np.ndarray, lam: np.ndarray) -> np.ndarray:
-        """Poisson counts by inverse CDF of one keyed uniform per person (rates are small, so few iterations)."""
+    def poisson(self, stream: str, month: int, person_ids: np.ndarray, lam: np.ndarray, at_least_one: bool = False) -> np.ndarray:
+        """Poisson counts by inverse CDF of one keyed uniform per person (rates are small, so few iterations);
+        ``at_least_one`` draws from the Poisson conditioned on a count of 1 or more (zero-truncated)."""
         u = self.uniform(stream, month, person_ids)
         lam = np.asarray(lam, dtype=np.float64)
-        k = np.zeros(lam.shape, dtype=np.int64)
-        p = np.exp(-lam)
-        cdf = p.copy()
-        todo = u >= cdf
-        kk = 0
-        while todo.any() and kk < 200:
-            kk += 1
-            idx = np.flatnonzero(todo)
-            p[idx] = p[idx] * lam[idx] / kk
-            cdf[idx] += p[idx]
-            k[idx] = kk
-            todo[idx] = u[idx] >= cdf[idx]
-        return k
+        return poisson_quantile(u, lam, at_least_one)
+
+    def months_to_event(self, stream: str, month: int, person_ids: np.ndarray, p_month: np.ndarray | float, draw: int = 0) -> np.ndarray:
+        """Whole months from ``month`` to the next event of a process that happens each month with probability
+        ``p_month`` (0 = this month): geometric, by inverse CDF of one keyed uniform. ``NEVER - month`` where the
+        probability is 0. Drawing afresh at any month is exact, since the geometric distribution has no memory."""
+        e = -np.log1p(-self.uniform(stream, month, person_ids, draw))  # standard exponential
+        rate = -np.log1p(-np.minimum(np.asarray(p_month, dtype=np.float64), 1.0))  # monthly hazard, inf when p = 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.floor(e / rate)
+        gap = np.where(rate > 0, gap, np.inf)
+        return np.minimum(gap, NEVER - 1 - month).astype(np.int64)
 
     def choice(self, stream: str, month: int, person_ids: np.ndarray, probs: np.ndarray, draw: int = 0) -> np.ndarray:
         """Categorical index per person from one probability vector (inverse CDF)."""
@@ -100,3 +109,26 @@ class CounterRNG:
         cdf /= cdf[-1]
         u = self.uniform(stream, month, person_ids, draw)
         return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+
+
+def poisson_quantile(u: np.ndarray, lam: np.ndarray, at_least_one: bool = False) -> np.ndarray:
+    """Inverse CDF of the Poisson distribution with means ``lam`` at probabilities ``u`` (small means: few steps);
+    ``at_least_one``: of the Poisson conditioned on at least one (zero-truncated), whose terms are computed as
+    such so that tiny means do not lose the answer in rounding."""
+    if at_least_one:
+        k = np.ones(lam.shape, dtype=np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(lam > 0, np.exp(-lam) * lam / -np.expm1(-lam), 1.0)  # P(1 | at least 1)
+    else:
+        k = np.zeros(lam.shape, dtype=np.int64)
+        p = np.exp(-lam)
+    cdf = p.copy()
+    todo = np.flatnonzero(u >= cdf)
+    kk = k[0] if len(k) else 0
+    while len(todo) and kk < 200:
+        kk += 1
+        p[todo] *= lam[todo] / kk
+        cdf[todo] += p[todo]
+        k[todo] = kk
+        todo = todo[(u[todo] >= cdf[todo]) & (p[todo] > 1e-17)]  # the tail beyond 1e-17 is below rounding
+    return k

@@ -1,0 +1,105 @@
+"""The event-scheduled engine: each process acts only on the people due this month, so its schedules must be
+complete. These tests run the real scenarios and check, every month, what the shortcuts rely on:
+
+- the offending hazard of everyone who can offend is within the bound their candidate offences are drawn at
+  (thinning is exact only then), with the intervention on, harmful as well as helpful;
+- no schedule has been left in the past (an event month that passed without being acted on);
+- the months between need changes and the monthly need-change probability agree (the geometric schedule is the
+  monthly Bernoulli process it replaces).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim import ReoffendingModel
+from sim.processes import needs, offending
+from sim.state.people import NEVER
+
+from conftest import load
+
+SMALL = ["run.years=4", "population.scale_general=200", "population.scale_cjs_families=4"]
+INTERVENTION = ["intervention.coverage=1", "intervention.capacity_families_per_year=5000",
+                "intervention.intensity_hours_per_month=20"]
+SCHEDULES = ("offending_next", "need_next", "death_month", "move_next", "partner_next", "separate_next", "birth_next")
+
+
+def checked_run(params, seed: int, monkeypatch) -> dict[str, int]:
+    """Run ``params`` checking the bound and the schedules each month; returns counts of what was checked."""
+    checked = {"people_months": 0, "above_bound": 0, "past_schedules": 0}
+    original = offending.draw_offences
+
+    def draw_checked(model, month):
+        p = model.people
+        rows = np.flatnonzero(offending.can_offend(model, np.arange(p.n)))
+        lam = offending.hazard(model, rows)
+        above = lam > p.offending_bound[rows] * (1 + 1e-12)
+        checked["people_months"] += len(rows)
+        checked["above_bound"] += int(above.sum())
+        present = np.flatnonzero(p.present[: p.n])
+        for name in SCHEDULES:  # last month's events have all been acted on, and redrawn
+            checked["past_schedules"] += int((getattr(p, name)[present] < month).sum())
+        return original(model, month)
+
+    monkeypatch.setattr(offending, "draw_offences", draw_checked)
+    ReoffendingModel(params, seed=seed).run()
+    monkeypatch.undo()
+    return checked
+
+
+@pytest.mark.parametrize("effect", ["baseline", "helpful", "harmful"])
+def test_hazard_never_exceeds_its_bound_and_no_schedule_is_missed(effect, monkeypatch):
+    extra = [] if effect == "baseline" else INTERVENTION
+    if effect == "harmful":
+        extra = extra + ["intervention.offending_rr_at_full_dose=1.5", "intervention.child_rr_at_full_dose=1.4"]
+    params = load(*SMALL, *extra)
+    checked = checked_run(params, seed=5, monkeypatch=monkeypatch)
+    assert checked["people_months"] > 50_000
+    assert checked["above_bound"] == 0
+    assert checked["past_schedules"] == 0
+
+
+def test_bound_check_would_catch_a_stale_bound(monkeypatch):
+    """The check above is not vacuous: if releases stopped marking people as changed, bounds drawn while in custody
+    (without the release excess) would be exceeded after release."""
+    from sim.state.people import People
+
+    params = load(*SMALL)
+    original_touch = People.touch
+    monkeypatch.setattr(People, "touch", lambda self, rows: None)
+    try:
+        checked = checked_run(params, seed=5, monkeypatch=monkeypatch)
+    finally:
+        People.touch = original_touch
+    assert checked["above_bound"] > 0
+
+
+def test_need_changes_come_at_the_monthly_probability():
+    """Over a run, the need changes of adults who stayed in one group with unchanged needs between changes come
+    as often as the transition table says: total changes / person-months at risk ~ the mean monthly probability."""
+    params = load("run.years=3", "population.scale_general=100", "population.scale_cjs_families=4")
+    model = ReoffendingModel(params, seed=11)
+    p = model.people
+    expected = observed = 0.0
+    for _ in range(params.months):
+        model._set_ages()
+        n = p.n
+        adults = np.flatnonzero(p.present[:n] & (model.age_months >= 12 * params.family.age_adult))
+        before = p.needs[adults].copy()
+        prob = needs.change_probability(model, adults)[:, -1]
+        model.step()
+        stayed = p.present[adults]
+        changed = np.bitwise_count(before ^ p.needs[adults]) if hasattr(np, "bitwise_count") else None
+        if changed is None:
+            changed = np.array([bin(int(x)).count("1") for x in (before ^ p.needs[adults])])
+        released = p.months_since_release[adults] == 0  # release adds needs outside the monthly process
+        keep = stayed & ~released
+        expected += prob[keep].sum()
+        observed += changed[keep].sum()
+    assert expected > 2000
+    assert abs(observed - expected) < 4 * np.sqrt(expected), (observed, expected)
+
+
+def test_never_is_far_beyond_any_run():
+    assert NEVER > 100 * 12 * 1000
