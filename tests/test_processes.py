@@ -349,8 +349,8 @@ def test_couples_are_assortative_at_the_start_and_in_the_run(rho):
     formed, count = couple_correlation(rows[p.present[: p.n] & (p.partner[: p.n] != partner_at_start[: p.n])])
     assert count > 300
     assert start == pytest.approx(rho, abs=0.05)
-    if rho == 0:
-        assert abs(formed) < 0.08, formed
+    if rho == 0:  # no correlation beyond sampling noise (standard error about 1 / sqrt(couples))
+        assert abs(formed) < 4 / np.sqrt(count), formed
     else:  # monthly pools are small, so pairing by rank only partly sorts couples (see family.partnering)
         assert 0.04 < formed < rho, formed
 

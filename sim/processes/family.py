@@ -110,12 +110,19 @@ def schedule_new(model, rows: np.ndarray) -> None:
     p.separate_next[rows] = month + draws.months_to_event("separation", month, ids, monthly(d.p_separate_per_year))
     p.partner_next[rows] = month + draws.months_to_event("partnering", month, ids, monthly(d.p_partner_per_year))
     women = rows[~p.sex_male[rows]]
-    p.birth_next[women] = month + draws.months_to_event("birth", month, p.person_id[women], birth_bound(d))
+    redraw_births(model, women, women, after=0)
 
 
-def birth_bound(d) -> float:
-    """The larger of the monthly birth probabilities with and without a partner (the rate births are thinned from)."""
-    return max(monthly(d.fertility_partnered_per_year), monthly(d.fertility_single_per_year))
+def redraw_births(model, partnered: np.ndarray, single: np.ndarray, after: int) -> None:
+    """Draw the next month a birth could come to women with a partner (``partnered``) and without (``single``),
+    ``after`` months from now at the earliest. The two schedules are separate streams, so a change to one rate
+    leaves the other's draws alone (common random numbers)."""
+    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
+    for rows, column, stream, annual in ((partnered, p.birth_partnered_next, "birth_partnered", d.fertility_partnered_per_year),
+                                         (single, p.birth_single_next, "birth_single", d.fertility_single_per_year)):
+        column[rows] = month + after + draws.months_to_event(stream, month, p.person_id[rows], monthly(annual), after)
+    women = np.union1d(partnered, single)
+    p.birth_next[women] = np.minimum(p.birth_partnered_next[women], p.birth_single_next[women])
 
 
 def monthly(annual_probability: float | np.ndarray) -> float | np.ndarray:
@@ -124,19 +131,19 @@ def monthly(annual_probability: float | np.ndarray) -> float | np.ndarray:
 
 
 def births(model) -> np.ndarray:
-    """Women of fertile age give birth, at the monthly probability for partnered or single women; returns the
-    newborns' rows. Each woman's next chance comes at the larger of the two rates and is taken with probability
-    (her rate) / (that rate)."""
+    """Women of fertile age give birth, at the monthly probability for partnered or for single women; returns the
+    newborns' rows. Each woman has a chance of each kind drawn ahead (``birth_next``: the earlier of the two
+    schedules) and a chance is taken only if she is partnered (or single) that month."""
     p, month, draws, d, prm = model.people, model.month, model.draws, model.params.demography, model.params
     n = p.n
     women = np.flatnonzero(p.birth_next[:n] == month)
-    bound = birth_bound(d)
-    p.birth_next[women] = month + 1 + draws.months_to_event("birth", month, p.person_id[women], bound, 1)
+    partnered_due = p.birth_partnered_next[women] == month
+    single_due = p.birth_single_next[women] == month
+    redraw_births(model, women[partnered_due], women[single_due], after=1)
     age = model.age_months[women] / 12.0
-    women = women[p.present[women] & (age >= d.fertile_age_min) & (age < d.fertile_age_max)]
+    fertile = p.present[women] & (age >= d.fertile_age_min) & (age < d.fertile_age_max)
     partnered = p.partner[women] >= 0
-    prob = np.where(partnered, monthly(d.fertility_partnered_per_year), monthly(d.fertility_single_per_year))
-    mothers = women[draws.uniform("birth_taken", month, p.person_id[women]) * bound < prob]
+    mothers = women[fertile & np.where(partnered, partnered_due, single_due)]
     k = len(mothers)
     if k == 0:
         return mothers

@@ -7,11 +7,13 @@ Most offences are never proven; a proven one is queued for conviction after a co
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
 
 from ..state.people import CUSTODY, FREE
+from ..state.rng import NEVER
 from . import family, intervention
 
 
@@ -106,6 +108,13 @@ def refresh_bounds(model) -> None:
     via_parent = ((fa >= 0) & stale[fa]) | ((mo >= 0) & stale[mo])
     rows = np.flatnonzero((stale | via_parent | (p.offending_refresh[:n] <= month)) & p.present[:n])
     stale[:] = False
+    # children too young to offend within the bound's window: nothing to draw until the window reaches that age
+    first_month = p.birth_month[rows] + math.ceil(12 * model.params.family.age_criminal_responsibility) - BOUND_MONTHS
+    young = first_month > month
+    p.offending_bound[rows[young]] = 0.0
+    p.offending_next[rows[young]] = NEVER
+    p.offending_refresh[rows[young]] = first_month[young]
+    rows = rows[~young]
     bound = hazard(model, rows, bound=True)
     p.offending_bound[rows] = bound
     p.offending_next[rows] = month + model.draws.months_to_event("offending_next", month, p.person_id[rows], -np.expm1(-bound))

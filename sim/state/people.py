@@ -60,7 +60,9 @@ FIELDS = {
     "move_next": (np.int32, NEVER),  # next month they would move away if free to
     "partner_next": (np.int32, NEVER),  # next month they would find a partner if single
     "separate_next": (np.int32, NEVER),  # next month their couple would separate if they are its lower row
-    "birth_next": (np.int32, NEVER),  # next month she could give birth (thinned by partnership)
+    "birth_next": (np.int32, NEVER),  # next month she could give birth: the earlier of the two below
+    "birth_partnered_next": (np.int32, NEVER),  # next month she would give birth if partnered
+    "birth_single_next": (np.int32, NEVER),  # next month she would give birth if single
 }
 
 
