@@ -66,12 +66,12 @@ def test_bound_check_would_catch_a_stale_bound(monkeypatch):
     from sim.state.people import People
 
     params = load(*SMALL)
-    original_touch = People.touch
-    monkeypatch.setattr(People, "touch", lambda self, rows: None)
+    original_touch = People.changed
+    monkeypatch.setattr(People, "changed", lambda self, rows, **flags: None)
     try:
         checked = checked_run(params, seed=5, monkeypatch=monkeypatch)
     finally:
-        People.touch = original_touch
+        People.changed = original_touch
     assert checked["above_bound"] > 0
 
 

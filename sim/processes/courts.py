@@ -99,7 +99,7 @@ def step(model) -> None:
     model.tally.add("child_first_time_entrants", w[(prev == 0) & youth].sum())
     np.add.at(p.prev_convictions, rows, 1)
     p.last_conviction_month[people_conv] = month
-    p.touch(people_conv)  # their needs group, sentence and (for their children) record change
+    p.changed(people_conv, needs=True, children=True)  # their needs group, sentence and (for their children) record
     exits.schedule_death(model, people_conv[prev == 0], "death_after_conviction")  # offenders' mortality from now
     desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(prev, j)
     p.propensity[people_conv[desist]] *= j.desisted_propensity_multiplier
@@ -145,5 +145,6 @@ def start_order(model, rows: np.ndarray, z: np.ndarray) -> None:
     p.status[rows] = PROBATION
     p.order_months_left[rows] = spell_months(z, j.order_median_months, j.order_sigma)
     p.months_since_order_start[rows] = -1  # 0 next month, the order's first full month (justice counts it up first)
+    p.changed(rows, hazard=True)  # the order-start excess
     model.events.add("order_start", rows, model.month)
     model.tally.add("order_starts", p.weight[rows].sum())

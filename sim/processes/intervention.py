@@ -117,7 +117,7 @@ def step(model) -> None:
     leaving = active[lost | dropout | done]
     state[leaving] = LEFT
     p.iv_exit_month[leaving] = month
-    p.stale_needs[leaving] = True  # their needs no longer resolve faster
+    p.changed(leaving, needs=True)  # their needs no longer resolve faster
     tally.add("iv_completions", p.weight[active[done & ~lost & ~dropout]].sum())
 
     # referrals waiting for a place lapse after max_wait_months, or when the offender is no longer there
@@ -158,7 +158,7 @@ def step(model) -> None:
     p.iv_engaged[starting] = engaged
     p.iv_months[starting] = 0
     p.iv_exit_month[starting[~engaged]] = month
-    p.stale_needs[starting[engaged]] = True  # their needs resolve faster from now
+    p.changed(starting[engaged], needs=True)  # their needs resolve faster from now
     tally.add("iv_starts", p.weight[starting].sum())
     tally.add("iv_engaged_starts", p.weight[starting[engaged]].sum())
 

@@ -30,7 +30,7 @@ def step(model) -> None:
     rel = np.flatnonzero(released)
     status[rel] = np.where(p.licence_months_left[rel] > 0, LICENCE, FREE)
     p.months_since_release[rel] = 0
-    p.touch(rel)
+    p.changed(rel, hazard=True, needs=True)  # the release excess; at liberty
     log.add("release", rel, month)
 
     # licence: ends when the licence period is over; otherwise a monthly chance of recall for breach
@@ -38,7 +38,7 @@ def step(model) -> None:
     ended = countdown(p.licence_months_left[:n], on_licence)
     end = np.flatnonzero(ended)
     status[end] = FREE
-    p.touch(end)
+    p.changed(end, needs=True)
     log.add("licence_end", end, month)
     still = np.flatnonzero(on_licence & ~ended)
     recalled = still[draws.uniform("recall", month, ids[still]) < model.params.justice.p_recall_per_month]
@@ -48,7 +48,7 @@ def step(model) -> None:
     order_ended = countdown(p.order_months_left[:n], present & (status == PROBATION))
     oe = np.flatnonzero(order_ended)
     status[oe] = FREE
-    p.touch(oe)
+    p.changed(oe, needs=True)
     log.add("order_end", oe, month)
     model.tally.add("releases", p.weight[rel].sum())
 
@@ -59,6 +59,6 @@ def recall(model, rows: np.ndarray) -> None:
     p.status[rows] = CUSTODY
     p.custody_months_left[rows] = model.params.justice.recall_custody_months
     p.last_custody_month[rows] = model.month
-    p.touch(rows)
+    p.changed(rows, needs=True, children=True)  # a parent in custody
     model.events.add("recall", rows, model.month)
     model.tally.add("recalls", p.weight[rows].sum())

@@ -107,8 +107,11 @@ def step(model) -> None:
     which = (u[:, None] >= cum).sum(axis=1)
     changed = which < cum.shape[1]  # always, but for rounding at the top
     rows, which = rows[changed], which[changed]
+    gained = ~p.has_need(rows, which)
     p.needs[rows] ^= (1 << which).astype(np.uint8)
-    p.stale_offending[rows] = True
+    family = model.family_need_index
+    p.changed(rows[gained], hazard=True)  # a need resolved only lowers the hazard: the bound still holds
+    p.changed(rows[gained & (which == family)], children=True)
     schedule_next(model, rows, "needs_next", 1, after=1)
     # release from custody brings accommodation and employment needs
     released = np.flatnonzero(p.months_since_release[:n] == 0)
@@ -122,5 +125,5 @@ def step(model) -> None:
         p.needs[new] |= np.uint8(1 << j)
         gained.append(new)
     gained = np.unique(np.concatenate(gained))
-    p.stale_offending[gained] = True
+    p.changed(gained, hazard=True)
     schedule_next(model, gained, "needs_next", 2, after=1)

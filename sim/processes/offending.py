@@ -98,16 +98,17 @@ def can_offend(model, rows: np.ndarray) -> np.ndarray:
 
 def refresh_bounds(model) -> None:
     """Recompute the hazard bound, and redraw the next candidate month, of everyone whose bound may no longer hold:
-    people whose state changed (``stale_offending``: released, sentenced, convicted, a need gained, new), their
-    children (a parent's conviction, custody or family need raises a child's hazard), and bounds past their
-    ``BOUND_MONTHS``."""
+    people whose hazard may have risen (``stale_offending``: released, an order started, a need gained, new), the
+    children of parents convicted, sent to custody or with a new family-relationships need (``stale_children``), and
+    bounds past their ``BOUND_MONTHS``. Changes that only lower a hazard leave the bound valid (a little loose)."""
     p, month = model.people, model.month
     n = p.n
-    stale = p.stale_offending[:n]
+    stale, parent_changed = p.stale_offending[:n], p.stale_children[:n]
     fa, mo = p.father[:n], p.mother[:n]
-    via_parent = ((fa >= 0) & stale[fa]) | ((mo >= 0) & stale[mo])
+    via_parent = ((fa >= 0) & parent_changed[fa]) | ((mo >= 0) & parent_changed[mo])
     rows = np.flatnonzero((stale | via_parent | (p.offending_refresh[:n] <= month)) & p.present[:n])
     stale[:] = False
+    parent_changed[:] = False
     # children too young to offend within the bound's window: nothing to draw until the window reaches that age
     first_month = p.birth_month[rows] + math.ceil(12 * model.params.family.age_criminal_responsibility) - BOUND_MONTHS
     young = first_month > month

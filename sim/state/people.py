@@ -49,8 +49,9 @@ FIELDS = {
     "iv_months": (np.int32, 0),  # months waiting (state 1) or in the intervention (state 2)
     "iv_exit_month": (np.int32, 0),  # month they left (state 3)
     # --- schedules: the month of each person's next event, so a month's processes act only on those due
-    "stale_offending": (np.bool_, True),  # hazard inputs changed: offending bound and next candidate to redraw
+    "stale_offending": (np.bool_, True),  # hazard may have risen: offending bound and next candidate to redraw
     "stale_needs": (np.bool_, True),  # needs group or resolution changed: next need change to redraw
+    "stale_children": (np.bool_, False),  # a change that may raise their children's hazard (see family)
     "offending_bound": (np.float64, 0.0),  # upper bound of the offending hazard until offending_refresh
     "offending_next": (np.int32, NEVER),  # month of the next candidate offence (thinning, see offending)
     "offending_refresh": (np.int32, 0),  # month by which the bound must be recomputed
@@ -118,10 +119,20 @@ class People:
     def has_need(self, rows: np.ndarray, j: int) -> np.ndarray:
         return (self.needs[rows] >> j) & 1 == 1
 
+    def changed(self, rows, hazard: bool = False, needs: bool = False, children: bool = False) -> None:
+        """Record that ``rows``' state changed in a way that may raise their offending hazard (``hazard``), change their
+        needs' probabilities (``needs``) or raise their children's hazard (``children``), so that the schedules drawn
+        from the old state are redrawn (``offending.refresh_bounds``, ``needs.refresh``) before they are next used."""
+        if hazard:
+            self.stale_offending[rows] = True
+        if needs:
+            self.stale_needs[rows] = True
+        if children:
+            self.stale_children[rows] = True
+
     def touch(self, rows) -> None:
-        """Mark people whose hazard inputs changed, so offending and needs redraw their schedules this month or next."""
-        self.stale_offending[rows] = True
-        self.stale_needs[rows] = True
+        """Any change at all (e.g. made by hand through an agent): every schedule of ``rows`` is redrawn."""
+        self.changed(rows, hazard=True, needs=True, children=True)
 
     def ever_convicted(self) -> np.ndarray:
         return self.prev_convictions[: self.n] > 0

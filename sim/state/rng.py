@@ -26,14 +26,19 @@ def _mix_int(x: int) -> int:
     return x ^ (x >> 31)
 
 
+_U_GOLDEN, _U_DRAW_STEP = np.uint64(_GOLDEN), np.uint64(_DRAW_STEP)
+_U_M1, _U_M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_U30, _U27, _U31, _U11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser on a uint64 array (wrapping arithmetic); works in place on ``x`` when it may."""
-    x += np.uint64(_GOLDEN)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
+    """SplitMix64 finaliser on a uint64 array (wrapping arithmetic), in place; returns ``x``."""
+    x += _U_GOLDEN
+    x ^= x >> _U30
+    x *= _U_M1
+    x ^= x >> _U27
+    x *= _U_M2
+    x ^= x >> _U31
     return x
 
 
@@ -56,24 +61,33 @@ class CounterRNG:
 
     def __init__(self, seed: int):
         self.seed = int(seed) & _MASK64
+        self._keys: dict[tuple[str, int], np.uint64] = {}  # (stream, month) -> key, computed once
 
     def _prefix(self, stream: str, month: int) -> int:
         key = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
         return _mix_int(key ^ ((month + 1_000_000) & _MASK64))
+
+    def _key(self, stream: str, month: int) -> np.uint64:
+        key = self._keys.get((stream, month))
+        if key is None:
+            if len(self._keys) > 100_000:  # a long run: forget old months
+                self._keys.clear()
+            key = self._keys[(stream, month)] = np.uint64(self._prefix(stream, month))
+        return key
 
     def uniform(self, stream: str, month: int, person_ids: np.ndarray, draw: int | np.ndarray = 0) -> np.ndarray:
         """One uniform in [0, 1) per person id; ``draw`` (scalar or array) indexes several draws per person.
 
         One SplitMix64 finaliser of (id x golden ratio) XOR key(seed, stream, month), plus draw x another odd
         constant: the same construction as SplitMix64's stream (a Weyl sequence through the finaliser)."""
-        x = np.ascontiguousarray(person_ids, dtype=np.int64).view(np.uint64) * np.uint64(_GOLDEN)
-        x ^= np.uint64(self._prefix(stream, month))
-        if np.ndim(draw):
-            x += np.asarray(draw, dtype=np.int64).astype(np.uint64) * np.uint64(_DRAW_STEP)
+        x = np.ascontiguousarray(person_ids, dtype=np.int64).view(np.uint64) * _U_GOLDEN
+        x ^= self._key(stream, month)
+        if isinstance(draw, np.ndarray) and draw.ndim:
+            x += draw.astype(np.uint64) * _U_DRAW_STEP
         elif draw:
             x += np.uint64((int(draw) * _DRAW_STEP) & _MASK64)
         _mix(x)
-        x >>= np.uint64(11)
+        x >>= _U11
         u = x.astype(np.float64)
         u *= 1.0 / (1 << 53)
         return u
@@ -96,12 +110,14 @@ class CounterRNG:
         """Whole months from ``month`` to the next event of a process that happens each month with probability
         ``p_month`` (0 = this month): geometric, by inverse CDF of one keyed uniform. ``NEVER - month`` where the
         probability is 0. Drawing afresh at any month is exact, since the geometric distribution has no memory."""
-        e = -np.log1p(-self.uniform(stream, month, person_ids, draw))  # standard exponential
-        rate = -np.log1p(-np.minimum(np.asarray(p_month, dtype=np.float64), 1.0))  # monthly hazard, inf when p = 1
+        u = self.uniform(stream, month, person_ids, draw)
+        e = np.log1p(np.negative(u, out=u), out=u)  # minus a standard exponential
         with np.errstate(divide="ignore", invalid="ignore"):
-            gap = np.floor(e / rate)
-        gap = np.where(rate > 0, gap, np.inf)
-        return np.minimum(gap, NEVER - 1 - month).astype(np.int64)
+            log_stay = np.log1p(-np.minimum(p_month, 1.0))  # minus the monthly hazard (-inf when p = 1)
+            gap = np.floor(np.divide(e, log_stay, out=e), out=e)
+        gap = np.where(log_stay < 0, gap, np.inf)  # p = 0: never
+        np.fmin(gap, NEVER - 1 - month, out=gap)
+        return gap.astype(np.int64)
 
     def choice(self, stream: str, month: int, person_ids: np.ndarray, probs: np.ndarray, draw: int = 0) -> np.ndarray:
         """Categorical index per person from one probability vector (inverse CDF)."""
