@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-from collections import defaultdict
 
 import mesa
 import numpy as np
@@ -20,14 +19,11 @@ from .state.rng import CounterRNG
 from .state.scenario import realize
 
 
-class Tally(defaultdict):
+class Tally(dict):
     """This month's flows (offences, convictions, ...), summed over people, weighted to real counts."""
 
-    def __init__(self):
-        super().__init__(float)
-
     def add(self, name: str, amount: float) -> None:
-        self[name] += float(amount)
+        self[name] = self.get(name, 0.0) + float(amount)
 
 
 class ReoffendingModel(mesa.Model):
@@ -59,7 +55,7 @@ class ReoffendingModel(mesa.Model):
         self._set_ages()
         p = self.people
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
-        self.initial_stocks = justice_stocks(p.weight[: p.n], p.status[: p.n], self.ages < params.family.age_adult)
+        self.initial_stocks = justice_stocks(p.weight[: p.n], p.status[: p.n], self.age_months < 12 * params.family.age_adult)
         offending.prime_court_queue(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
@@ -84,7 +80,6 @@ class ReoffendingModel(mesa.Model):
 
     def _set_ages(self) -> None:
         self.age_months = self.people.age_months(self.month)  # every row, this month
-        self.ages = self.age_months / 12.0  # years
 
     def run(self, months: int | None = None) -> "ReoffendingModel":
         """Step ``months`` times (default: up to the end of the scenario's length)."""

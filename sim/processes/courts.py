@@ -91,7 +91,7 @@ def step(model) -> None:
     np.maximum.at(worst, rows, type_log_odds)
     w = p.weight[people_conv]
     prev = p.prev_convictions[people_conv].copy()
-    age = model.ages[people_conv]
+    age = model.age_months[people_conv] / 12.0
     youth = age < model.params.family.age_adult
     model.tally.add("convictions", p.weight[rows].sum())
     model.tally.add("first_time_entrants", w[prev == 0].sum())

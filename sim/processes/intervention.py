@@ -90,7 +90,7 @@ def parents_of_dependent_children(model) -> np.ndarray:
     p = model.people
     n = p.n
     has = np.zeros(n, bool)
-    kids = np.flatnonzero(p.present[:n] & (model.ages < model.params.family.age_adult))
+    kids = np.flatnonzero(p.present[:n] & (model.age_months < 12 * model.params.family.age_adult))
     for parent in (p.father[kids], p.mother[kids]):
         has[parent[parent >= 0]] = True
     return has
@@ -129,7 +129,7 @@ def step(model) -> None:
     p.iv_exit_month[lapse] = month
 
     # new referrals: released or started an order referral_delay_months ago, repeat offenders, with children
-    adult = model.ages >= model.params.family.age_adult
+    adult = model.age_months >= 12 * model.params.family.age_adult
     candidate = present & (state == NONE) & adult & (p.prev_convictions[:n] >= iv.min_convictions)
     status = p.status[:n]
     route = np.zeros(n, bool)

@@ -10,43 +10,44 @@ import numpy as np
 from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
 
 
-def countdown(months_left: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Take a month off the spells of ``mask``; returns the mask of spells that have now ended."""
-    months_left[mask] -= 1
-    return mask & (months_left <= 0)
+def countdown(months_left: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Take a month off the spells of ``rows``; returns those of ``rows`` whose spell has now ended."""
+    left = months_left[rows] - 1
+    months_left[rows] = left
+    return rows[left <= 0]
 
 
 def step(model) -> None:
+    """Only people under sentence are looked at: everyone else's state does not change here."""
     p, month, draws, log = model.people, model.month, model.draws, model.events
     n = p.n
-    present = p.present[:n]
     status = p.status[:n]
     ids = p.person_id[:n]
     p.months_since_release[:n] += 1
     p.months_since_order_start[:n] += 1
+    serving = np.flatnonzero(status)  # not free
+    serving = serving[p.present[serving]]
+    was = status[serving]  # status at the start of the month
 
     # custody: release at the end of the custodial part, onto licence if any is left
-    released = countdown(p.custody_months_left[:n], present & (status == CUSTODY))
-    rel = np.flatnonzero(released)
+    rel = countdown(p.custody_months_left, serving[was == CUSTODY])
     status[rel] = np.where(p.licence_months_left[rel] > 0, LICENCE, FREE)
     p.months_since_release[rel] = 0
     p.changed(rel, hazard=True, needs=True)  # the release excess; at liberty
     log.add("release", rel, month)
 
     # licence: ends when the licence period is over; otherwise a monthly chance of recall for breach
-    on_licence = present & (status == LICENCE) & ~released
-    ended = countdown(p.licence_months_left[:n], on_licence)
-    end = np.flatnonzero(ended)
+    on_licence = serving[was == LICENCE]
+    end = countdown(p.licence_months_left, on_licence)
     status[end] = FREE
     p.changed(end, needs=True)
     log.add("licence_end", end, month)
-    still = np.flatnonzero(on_licence & ~ended)
+    still = on_licence[p.licence_months_left[on_licence] > 0]
     recalled = still[draws.uniform("recall", month, ids[still]) < model.params.justice.p_recall_per_month]
     recall(model, recalled)
 
     # community and suspended-sentence orders end when their time is up
-    order_ended = countdown(p.order_months_left[:n], present & (status == PROBATION))
-    oe = np.flatnonzero(order_ended)
+    oe = countdown(p.order_months_left, serving[was == PROBATION])
     status[oe] = FREE
     p.changed(oe, needs=True)
     log.add("order_end", oe, month)

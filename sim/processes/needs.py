@@ -42,8 +42,14 @@ def active_offender(p, rows: np.ndarray, month: int, recent_months: int) -> np.n
 
 def _tables(prm) -> np.ndarray:
     """Transition tables of the two groups: (0 general / 1 active offender, mask, need)."""
-    return np.stack([transition_table(prm.prevalence_general, prm.monthly_resolution),
-                     transition_table(prm.prevalence_offenders, prm.monthly_resolution)])
+    return _both_tables(tuple(prm.prevalence_general), tuple(prm.prevalence_offenders), tuple(prm.monthly_resolution))
+
+
+@lru_cache(maxsize=16)
+def _both_tables(prevalence_general: tuple, prevalence_offenders: tuple, resolution: tuple) -> np.ndarray:
+    tables = np.stack([transition_table(prevalence_general, resolution), transition_table(prevalence_offenders, resolution)])
+    tables.flags.writeable = False  # shared between calls
+    return tables
 
 
 def transition_probabilities(masks: np.ndarray, group: np.ndarray, prm, extra_resolution: np.ndarray) -> np.ndarray:

@@ -79,7 +79,7 @@ def hazard(model, rows: np.ndarray, bound: bool = False) -> np.ndarray:
                              f.age_adult, BOUND_MONTHS if bound else 0)
     age_months = model.age_months[rows]
     lam = o.offences_per_month_base * p.propensity[rows]
-    lam *= table[np.clip(age_months, 0, len(table) - 1)]
+    lam *= table.take(age_months, mode="clip")
     lam *= np.where(p.sex_male[rows], 1.0, o.female_multiplier)
     lam *= supervision_multiplier(p.months_since_release[rows], o.release_multiplier_initial, o.supervision_decay_months)
     lam *= supervision_multiplier(p.months_since_order_start[rows], o.order_start_multiplier_initial, o.supervision_decay_months)

@@ -29,20 +29,29 @@ class EventLog:
     def __init__(self, enabled: bool = True, skip: tuple[str, ...] = ()):
         self.enabled = enabled
         self.skip = set(skip)  # events not kept (e.g. "offence" when only cohort metrics are needed)
-        self._chunks: list[tuple[np.ndarray, ...]] = []
+        self._chunks: list[tuple] = []  # (rows, month, code, offence months or None, offence types or None)
+        self._arrays: tuple[np.ndarray, ...] | None = None  # the chunks joined, until the next add
 
     def add(self, event: str, rows: np.ndarray, month: int, offence_month=None, offence_type=None) -> None:
         if not self.enabled or len(rows) == 0 or event in self.skip:
             return
-        n = len(rows)
-        om = np.full(n, NO_MONTH, np.int32) if offence_month is None else np.asarray(offence_month, np.int32)
-        ot = np.full(n, -1, np.int8) if offence_type is None else np.asarray(offence_type, np.int8)
-        self._chunks.append((np.asarray(rows, np.int64), np.full(n, month, np.int32), np.full(n, EVENT_CODE[event], np.int8), om, ot))
+        om = None if offence_month is None else np.asarray(offence_month, np.int32)
+        ot = None if offence_type is None else np.asarray(offence_type, np.int8)
+        self._chunks.append((np.asarray(rows, np.int64), int(month), EVENT_CODE[event], om, ot))
+        self._arrays = None
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        if not self._chunks:
-            return (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.int32), np.zeros(0, np.int8))
-        return tuple(np.concatenate(cols) for cols in zip(*self._chunks))
+        """(rows, month, event code, offence month, offence type), one entry per event, in the order logged."""
+        if self._arrays is None:
+            sizes = [len(c[0]) for c in self._chunks]
+            self._arrays = (
+                np.concatenate([c[0] for c in self._chunks]) if sizes else np.zeros(0, np.int64),
+                np.repeat(np.array([c[1] for c in self._chunks], np.int32), sizes),
+                np.repeat(np.array([c[2] for c in self._chunks], np.int8), sizes),
+                np.concatenate([np.full(k, NO_MONTH, np.int32) if c[3] is None else c[3] for c, k in zip(self._chunks, sizes)]) if sizes else np.zeros(0, np.int32),
+                np.concatenate([np.full(k, -1, np.int8) if c[4] is None else c[4] for c, k in zip(self._chunks, sizes)]) if sizes else np.zeros(0, np.int8),
+            )
+        return self._arrays
 
     def to_frame(self, person_id: np.ndarray, offence_types: tuple[str, ...]) -> pd.DataFrame:
         """events.parquet schema: person_id, month, event, offence_month (nullable), offence_type (nullable)."""
