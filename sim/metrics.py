@@ -66,31 +66,42 @@ def monthly_record(model) -> dict[str, float]:
     """One row of the monthly series: stocks at the end of the month plus this month's flows."""
     p = model.people
     n = p.n
-    present = p.present[:n]
-    w = np.where(present, p.weight[:n], 0.0)
-    status = p.status[:n]
-    child = p.age_months(model.month) < 12 * model.params.family.age_adult
-    kids = np.flatnonzero(child & present)
+    live = np.flatnonzero(p.present[:n])
+    w = p.weight[live]
+    child = p.age_months(model.month)[live] < 12 * model.params.family.age_adult
+    status = p.status[live]
+    # every stock by (status, child, ever convicted) in one pass
+    code = status.astype(np.int64) * 4 + child * 2 + (p.prev_convictions[live] > 0)
+    by = np.bincount(code, weights=w, minlength=16).reshape(4, 2, 2)  # status x child x convicted
+    kids = live[child]
     rec = {
         "month": model.month,
-        "population": w.sum(),
-        "children": w[kids].sum(),
-        **justice_stocks(w, status, child),
-        "ever_convicted_adults": w[~child & (p.prev_convictions[:n] > 0)].sum(),
-        "children_with_parent_in_custody": w[kids[parent_in_custody(p, kids)]].sum(),
+        "population": by.sum(),
+        "children": by[:, 1, :].sum(),
+        "custody": by[CUSTODY, 0].sum(),
+        "licence": by[LICENCE, 0].sum(),
+        "probation": by[PROBATION, 0].sum(),
+        "youth_custody": by[CUSTODY, 1].sum(),
+        "youth_supervision": by[LICENCE, 1].sum() + by[PROBATION, 1].sum(),
+        "ever_convicted_adults": by[:, 0, 1].sum(),
+        "children_with_parent_in_custody": w[child][parent_in_custody(p, kids)].sum(),
         "iv_active_families": intervention.active_families(model),
     }
     # adults at liberty with each need: weight by needs bit mask in one pass over those with a need, then each bit
-    with_need = np.flatnonzero(p.needs[:n])
-    at_liberty_adult = ~child[with_need] & (status[with_need] != CUSTODY)
-    by_mask = np.bincount(p.needs[with_need], weights=np.where(at_liberty_adult, w[with_need], 0.0), minlength=256)
-    masks = np.arange(256)
+    needs = p.needs[live]
+    with_need = np.flatnonzero((needs != 0) & ~child & (status != CUSTODY))
+    by_mask = np.bincount(needs[with_need], weights=w[with_need], minlength=256)
     for j, name in enumerate(model.params.needs.names):
-        rec[f"adults_with_{name}"] = by_mask[(masks >> j) & 1 == 1].sum()
-    for name in series_names(model.params):
-        if name not in rec:
-            rec[name] = float(model.tally.get(name, 0.0))
+        rec[f"adults_with_{name}"] = by_mask[_HAS_BIT[j]].sum()
+    for name in model.params.offending.offence_types:
+        rec[f"offences_{name}"] = 0.0
+    for name in FLOWS:
+        rec[name] = 0.0
+    rec.update(model.tally)
     return rec
+
+
+_HAS_BIT = [(np.arange(256) >> j) & 1 == 1 for j in range(8)]  # masks with bit j set
 
 
 def justice_stocks(w: np.ndarray, status: np.ndarray, child: np.ndarray) -> dict[str, float]:

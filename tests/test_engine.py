@@ -103,3 +103,30 @@ def test_need_changes_come_at_the_monthly_probability():
 
 def test_never_is_far_beyond_any_run():
     assert NEVER > 100 * 12 * 1000
+
+
+def test_monthly_stocks_equal_a_direct_count():
+    """The monthly record's stocks (computed in one pass for speed) equal a plain count over the people table."""
+    params = load("run.years=2", "population.scale_general=100", "population.scale_cjs_families=4")
+    model = ReoffendingModel(params, seed=8)
+    model.run(months=17)
+    p, n = model.people, model.people.n
+    rec = model.record
+    live = p.present[:n]
+    age = (model.month - 1 - p.birth_month[:n]) / 12.0  # the record was taken at the end of the last month stepped
+    child = age < params.family.age_adult
+    w = p.weight[:n]
+    status = p.status[:n]
+    assert rec["population"] == pytest.approx(w[live].sum())
+    assert rec["children"] == pytest.approx(w[live & child].sum())
+    assert rec["custody"] == pytest.approx(w[live & ~child & (status == 1)].sum())
+    assert rec["probation"] == pytest.approx(w[live & ~child & (status == 3)].sum())
+    assert rec["ever_convicted_adults"] == pytest.approx(w[live & ~child & (p.prev_convictions[:n] > 0)].sum())
+    at_liberty_adults = live & ~child & (status != 1)
+    for j, name in enumerate(params.needs.names):
+        has = (p.needs[:n] >> j) & 1 == 1
+        assert rec[f"adults_with_{name}"] == pytest.approx(w[at_liberty_adults & has].sum()), name
+    assert rec["adults_with_employment"] > 0 and rec["custody"] > 0
+    parents_in_custody = {r for r in np.flatnonzero(live & (status == 1))}
+    with_parent = [r for r in np.flatnonzero(live & child) if p.father[r] in parents_in_custody or p.mother[r] in parents_in_custody]
+    assert rec["children_with_parent_in_custody"] == pytest.approx(w[with_parent].sum())
