@@ -90,21 +90,28 @@ class ReoffendingModel(mesa.Model):
     # --- agents as handles onto rows -------------------------------------------------------------------------
     def add_agents(self, rows: np.ndarray) -> None:
         """Register a ``Person`` agent for each new row (rows are appended in order)."""
+        from .state.agents import create_agents  # as ``Person(self, row)`` for each row, in bulk
+
         gc_was_enabled = gc.isenabled()
         gc.disable()  # creating many objects triggers repeated full collections; none of them is garbage
         try:
-            self._agents_by_row.extend(Person(self, row) for row in rows.tolist())
+            self._agents_by_row.extend(create_agents(self, rows.tolist()))
         finally:
             if gc_was_enabled:
                 gc.enable()
 
     def remove_agents(self, rows: np.ndarray) -> None:
         """Deregister the agents of people who died or left (their rows keep their history)."""
-        for row in rows:
-            agent = self._agents_by_row[row]
+        from .state.agents import remove_agents  # as ``agent.remove()`` for each, in bulk
+
+        by_row = self._agents_by_row
+        gone = []
+        for row in rows.tolist() if isinstance(rows, np.ndarray) else rows:
+            agent = by_row[row]
             if agent is not None:
-                agent.remove()
-                self._agents_by_row[row] = None
+                gone.append(agent)
+                by_row[row] = None
+        remove_agents(self, gone)
 
     def agent_at(self, row: int) -> Person | None:
         """The live agent at a row, or None if that person has died or left."""
