@@ -83,8 +83,12 @@ class ReoffendingModel(mesa.Model):
 
     def run(self, months: int | None = None) -> "ReoffendingModel":
         """Step ``months`` times (default: up to the end of the scenario's length)."""
-        for _ in range(self.params.months - self.month if months is None else months):
-            self.step()
+        gc.freeze()  # the people built so far live through the run: the collector need not walk them again and again
+        try:
+            for _ in range(self.params.months - self.month if months is None else months):
+                self.step()
+        finally:
+            gc.unfreeze()  # collectable again once the model is dropped
         return self
 
     # --- agents as handles onto rows -------------------------------------------------------------------------

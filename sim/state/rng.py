@@ -61,19 +61,18 @@ class CounterRNG:
 
     def __init__(self, seed: int):
         self.seed = int(seed) & _MASK64
-        self._keys: dict[tuple[str, int], np.uint64] = {}  # (stream, month) -> key, computed once
+        self._keys: dict[str, int] = {}  # stream -> its part of the key
 
     def _prefix(self, stream: str, month: int) -> int:
         key = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
         return _mix_int(key ^ ((month + 1_000_000) & _MASK64))
 
     def _key(self, stream: str, month: int) -> np.uint64:
-        key = self._keys.get((stream, month))
-        if key is None:
-            if len(self._keys) > 100_000:  # a long run: forget old months
-                self._keys.clear()
-            key = self._keys[(stream, month)] = np.uint64(self._prefix(stream, month))
-        return key
+        """``_prefix`` as a numpy scalar, the stream's part computed once."""
+        stream_key = self._keys.get(stream)
+        if stream_key is None:
+            stream_key = self._keys[stream] = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
+        return np.uint64(_mix_int(stream_key ^ ((month + 1_000_000) & _MASK64)))
 
     def uniform(self, stream: str, month: int, person_ids: np.ndarray, draw: int | np.ndarray = 0) -> np.ndarray:
         """One uniform in [0, 1) per person id; ``draw`` (scalar or array) indexes several draws per person.
