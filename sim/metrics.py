@@ -68,7 +68,7 @@ def monthly_record(model) -> dict[str, float]:
     n = p.n
     live = np.flatnonzero(p.present[:n])
     w = p.weight[live]
-    child = p.age_months(model.month)[live] < 12 * model.params.family.age_adult
+    child = model.month - p.birth_month[live] < 12 * model.params.family.age_adult
     status = p.status[live]
     # every stock by (status, child, ever convicted) in one pass
     code = status.astype(np.int64) * 4 + child * 2 + (p.prev_convictions[live] > 0)

@@ -110,18 +110,19 @@ def schedule_new(model, rows: np.ndarray) -> None:
     p.separate_next[rows] = month + draws.months_to_event("separation", month, ids, monthly(d.p_separate_per_year))
     p.partner_next[rows] = month + draws.months_to_event("partnering", month, ids, monthly(d.p_partner_per_year))
     women = rows[~p.sex_male[rows]]
-    redraw_births(model, women, women, after=0)
+    every = np.ones(len(women), bool)
+    redraw_births(model, women, every, every, after=0)
 
 
-def redraw_births(model, partnered: np.ndarray, single: np.ndarray, after: int) -> None:
-    """Draw the next month a birth could come to women with a partner (``partnered``) and without (``single``),
-    ``after`` months from now at the earliest. The two schedules are separate streams, so a change to one rate
-    leaves the other's draws alone (common random numbers)."""
+def redraw_births(model, women: np.ndarray, partnered: np.ndarray, single: np.ndarray, after: int) -> None:
+    """Draw the next month a birth could come to ``women`` if partnered (where ``partnered``) and if single (where
+    ``single``), ``after`` months from now at the earliest. The two schedules are separate streams, so a change to
+    one rate leaves the other's draws alone (common random numbers)."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
-    for rows, column, stream, annual in ((partnered, p.birth_partnered_next, "birth_partnered", d.fertility_partnered_per_year),
-                                         (single, p.birth_single_next, "birth_single", d.fertility_single_per_year)):
+    for which, column, stream, annual in ((partnered, p.birth_partnered_next, "birth_partnered", d.fertility_partnered_per_year),
+                                          (single, p.birth_single_next, "birth_single", d.fertility_single_per_year)):
+        rows = women[which]
         column[rows] = month + after + draws.months_to_event(stream, month, p.person_id[rows], monthly(annual), after)
-    women = np.union1d(partnered, single)
     p.birth_next[women] = np.minimum(p.birth_partnered_next[women], p.birth_single_next[women])
 
 
@@ -139,7 +140,7 @@ def births(model) -> np.ndarray:
     women = np.flatnonzero(p.birth_next[:n] == month)
     partnered_due = p.birth_partnered_next[women] == month
     single_due = p.birth_single_next[women] == month
-    redraw_births(model, women[partnered_due], women[single_due], after=1)
+    redraw_births(model, women, partnered_due, single_due, after=1)
     age = model.age_months[women] / 12.0
     fertile = p.present[women] & (age >= d.fertile_age_min) & (age < d.fertile_age_max)
     partnered = p.partner[women] >= 0
