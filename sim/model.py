@@ -117,6 +117,10 @@ class ReoffendingModel(mesa.Model):
                 by_row[row] = None
         remove_agents(self, gone)
 
+    def redraw_death(self, rows) -> None:
+        """Draw again the death month of ``rows`` (after a change to their record made outside the processes)."""
+        exits.schedule_death(self, np.asarray(rows, dtype=np.int64), "death_redrawn")
+
     def agent_at(self, row: int) -> Person | None:
         """The live agent at a row, or None if that person has died or left."""
         return self._agents_by_row[row]

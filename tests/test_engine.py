@@ -130,3 +130,28 @@ def test_monthly_stocks_equal_a_direct_count():
     parents_in_custody = {r for r in np.flatnonzero(live & (status == 1))}
     with_parent = [r for r in np.flatnonzero(live & child) if p.father[r] in parents_in_custody or p.mother[r] in parents_in_custody]
     assert rec["children_with_parent_in_custody"] == pytest.approx(w[with_parent].sum())
+
+
+def test_changes_made_through_agents_redraw_the_schedules(monkeypatch):
+    """A researcher raising people's propensity through their agents gets their offending bound redrawn (else the
+    hazard would exceed the bound the candidates were drawn at)."""
+    params = load(*SMALL)
+    model = ReoffendingModel(params, seed=6)
+    model.run(months=3)
+    p = model.people
+    adults = [a for a in model.agents if a.role != "child" and a.status == "free"][:300]
+    for agent in adults:
+        agent.propensity = agent.propensity * 50
+        agent.set_need("substance_misuse", True)
+    above = []
+    original = offending.draw_offences
+
+    def draw_checked(m, month):
+        rows = np.array([a.row for a in adults if m.agent_at(a.row) is not None], dtype=np.int64)
+        rows = rows[offending.can_offend(m, rows)]
+        above.append(int((offending.hazard(m, rows) > p.offending_bound[rows] * (1 + 1e-12)).sum()))
+        return original(m, month)
+
+    monkeypatch.setattr(offending, "draw_offences", draw_checked)
+    model.run(months=2)
+    assert len(above) == 2 and sum(above) == 0

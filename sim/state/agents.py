@@ -73,6 +73,8 @@ class Person(mesa.Agent):
     @prev_convictions.setter
     def prev_convictions(self, value: int) -> None:
         self._people.prev_convictions[self.row] = value
+        self._people.touch([self.row])  # schedules drawn from the old record are redrawn (death month: at once)
+        self.model.redraw_death([self.row])
 
     @property
     def propensity(self) -> float:
@@ -82,6 +84,7 @@ class Person(mesa.Agent):
     @propensity.setter
     def propensity(self, value: float) -> None:
         self._people.propensity[self.row] = value
+        self._people.touch([self.row])
 
     @property
     def needs(self) -> dict[str, bool]:
@@ -93,6 +96,7 @@ class Person(mesa.Agent):
         bit = 1 << list(self.model.params.needs.names).index(name)
         mask = int(self._people.needs[self.row])
         self._people.needs[self.row] = (mask | bit) if value else (mask & ~bit)
+        self._people.touch([self.row])
 
     def _relative(self, column: str) -> "Person | None":
         row = int(getattr(self._people, column)[self.row])
