@@ -18,7 +18,9 @@ The stages, each announced by a line on stderr as it starts (the whole takes a f
    memory (``ru_maxrss``) is its own;
 5. a Monte Carlo batch of ``batch_reps`` replicates (default 100) on all cores, written to a temporary folder as
    ``sim run --reps`` writes it: seconds a replicate, and the time for 1,000 (projected from it unless 1,000 or
-   more ran).
+   more ran);
+6. the reference kernel again: how far it moved from stage 1 shows how steady the machine was. The heading also
+   gives the 1-minute load average as the benchmark started (other work on the cores).
 
 The targets (``TARGETS``) are those of issue 13. ``--update-readme`` rewrites the README's Speed table, only the
 text between ``README_START`` and ``README_END``. A benchmark to read: the tests check its table, never its timings.
@@ -35,6 +37,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -97,14 +100,14 @@ def reference_kernel() -> int:
     return int((events * (ids.astype(np.int64) % 9973 + 1)).sum())
 
 
-def time_reference(repeats: int = REFERENCE_REPEATS) -> float:
-    """Best time of ``repeats`` runs of the reference kernel, in seconds."""
+def time_reference(repeats: int = REFERENCE_REPEATS) -> tuple[float, int]:
+    """Best time of ``repeats`` runs of the reference kernel, in seconds, and its checksum."""
     best = float("inf")
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
-        reference_kernel()
+        checksum = reference_kernel()
         best = min(best, time.perf_counter() - t0)
-    return best
+    return best, checksum
 
 
 # --- timing replicates ------------------------------------------------------------------------------------------
@@ -263,6 +266,10 @@ class Results:
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
     cpu: str = field(default_factory=cpu_model)
     commit: str | None = field(default_factory=lambda: (git_commit() or "")[:10] or None)
+    #: the 1-minute load average as the benchmark started: other work sharing the cores (None: not known)
+    load_at_start: float | None = None
+    #: the reference kernel timed again at the end (its drift shows how steady the machine was)
+    reference_end_s: float | None = None
 
     def case(self, key: str) -> Case:
         return next(c for c in self.cases if c.key == key)
@@ -331,6 +338,8 @@ class Results:
         commit = f", commit {self.commit}" if self.commit else ""
         return (f"{self.day}, {self.cores} cores ({self.cpu}), Python {platform.python_version()}, numpy {np.__version__}{commit}; "
                 f"reference kernel {self.reference_s * 1000:.0f} ms = 1 reference unit"
+                + (f" ({self.reference_end_s * 1000:.0f} ms at the end)" if self.reference_end_s is not None else "")
+                + (f"; load average {self.load_at_start:.1f} as it started" if self.load_at_start is not None else "")
                 + ("; --quick (1-year runs, tiny populations: not benchmark figures)" if self.quick else ""))
 
     def notes(self) -> list[str]:
@@ -375,10 +384,12 @@ def render_text(res: Results) -> str:
 
 
 def render_markdown(res: Results) -> str:
-    lines = [f"Measured {res.heading()}.", "", markdown_table(REPLICATE_HEADER, res.replicate_rows()), "",
+    """The README's block: the prose wrapped as the README is (115 columns), the tables as Markdown."""
+    lines = [*textwrap.wrap(f"Measured {res.heading()}.", 115), "", markdown_table(REPLICATE_HEADER, res.replicate_rows()), "",
              markdown_table(TARGET_HEADER, res.target_rows())]
-    notes = res.notes()
-    return "\n".join(lines + ([""] + notes if notes else []))
+    for note in res.notes():
+        lines += ["", *textwrap.wrap(note, 115)]
+    return "\n".join(lines)
 
 
 # --- the README --------------------------------------------------------------------------------------------------------
@@ -426,6 +437,13 @@ def update_readme(path: Path, block: str) -> None:
 # --- the benchmark ---------------------------------------------------------------------------------------------------
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _stage(n: int, total: int, text: str) -> None:
     print(f"bench [{n}/{total}] {text}", file=sys.stderr, flush=True)
 
@@ -437,14 +455,16 @@ def _done(text: str) -> None:
 def run_bench(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3, batch_reps: int = 100, workers: int | None = None,
               full: bool = True, quick: bool = False) -> Results:
     """Every stage of the benchmark (see the module's notes); progress on stderr."""
+    load = _load_average()
     years = 1.0 if quick else 10.0
     workers = workers or os.cpu_count() or 1
     seed = replicate_seeds(1, 1)[0]  # replicate 0 of a batch with root seed 1
     todo = cases(scenario, years, repeats, quick)
     n = 2 + len(todo)
-    _stage(1, n, f"reference kernel, best of {REFERENCE_REPEATS}")
-    ref = time_reference()
-    _done(f"{ref * 1000:.0f} ms (checksum {reference_kernel():,})")
+    ref_repeats = 2 if quick else REFERENCE_REPEATS
+    _stage(1, n, f"reference kernel, best of {ref_repeats}")
+    ref, checksum = time_reference(ref_repeats)
+    _done(f"{ref * 1000:.0f} ms (checksum {checksum:,})")
     for i, c in enumerate(todo, start=2):
         where = "in its own process" if c.key == "full" else f"best of {c.repeats}"
         _stage(i, n, f"one replicate, {c.label} (general {_weight(c.general)}, CJS {_weight(c.cjs)}), {_years(years)}, {where}")
@@ -459,12 +479,14 @@ def run_bench(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3
         t = c.timing
         _done(f"{t.total:.2f} s (build {t.build:.2f}, run {t.run:.2f}, outputs {t.outputs:.2f}, write {t.write:.2f})"
               + (f", peak memory {t.peak_rss_bytes / 1e9:.2f} GB" if t.peak_rss_bytes else ""))
-    res = Results(ref, todo, years, workers, quick=quick)
+    res = Results(ref, todo, years, workers, quick=quick, load_at_start=load)
     _stage(n, n, f"batch of {batch_reps:,} replicates, default weights, on {workers} worker(s)" if batch_reps else "batch: skipped (--batch-reps 0)")
     if batch_reps:
         res.batch_reps = batch_reps
         res.batch_wall_s = time_batch(load_scenario(scenario, todo[0].overrides), batch_reps, workers)
         _done(f"{res.batch_wall_s:.1f} s, {res.batch_per_rep:.2f} s a replicate")
+    res.reference_end_s = time_reference(ref_repeats)[0]
+    _done(f"reference kernel again: {res.reference_end_s * 1000:.0f} ms")
     return res
 
 
