@@ -473,7 +473,12 @@ def run_bench(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3
             _done(c.skipped)
             continue
         if c.key == "full":
-            c.timing = time_in_fresh_process(scenario, c.overrides, seed)
+            try:
+                c.timing = time_in_fresh_process(scenario, c.overrides, seed)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:  # out of memory (killed), say: the rest still runs
+                c.skipped = "failed"
+                _done(f"failed: {exc}")
+                continue
         else:
             c.timing = best_of(load_scenario(scenario, c.overrides), seed, c.repeats)
         t = c.timing
@@ -508,6 +513,10 @@ def main(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3, bat
             return 2
     res = run_bench(scenario, repeats, batch_reps, workers, full, quick)
     print(render_text(res), flush=True)
+    if any(c.skipped == "failed" for c in res.cases):
+        print("sim: error: a stage of the benchmark failed (see above)" + ("; README not rewritten" if readme is not None else ""),
+              file=sys.stderr)
+        return 1
     if readme is not None:
         try:
             update_readme(Path(readme), render_markdown(res))
