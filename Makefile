@@ -7,7 +7,7 @@ VENV   ?= .venv/py$(PYVER)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-full bench clean venv
+.PHONY: run test test-full bench bench-readme clean venv
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYVER)" || { echo "make: cannot run $(PYTHON)"; exit 2; }
@@ -29,9 +29,13 @@ test: $(STAMP)
 test-full: $(STAMP)
 	REOFFSIM_FULL=1 $(BIN)/python -m pytest -q
 
-## Speed and memory benchmark (not part of the tests)
+## Speed and memory benchmark against the targets and a fixed reference workload, a few minutes (not part of the tests)
 bench: $(STAMP)
 	$(BIN)/sim bench
+
+## The same, and rewrite README.md's Speed table with the figures
+bench-readme: $(STAMP)
+	$(BIN)/sim bench --update-readme
 
 clean:
 	rm -rf .venv .pytest_cache

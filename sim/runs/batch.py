@@ -346,7 +346,17 @@ def replicate_seeds(root_seed: int, reps: int) -> list[int]:
 
 def replicate_result(params: Params, seed: int, replicate: int) -> tuple[pd.DataFrame, dict]:
     """Run one replicate: its monthly series (with a ``replicate`` column) and its summary row."""
-    model = ReoffendingModel(params, seed=seed, record_offences=False).run()
+    return replicate_outputs(replicate_model(params, seed).run(), seed, replicate)
+
+
+def replicate_model(params: Params, seed: int) -> ReoffendingModel:
+    """A batch replicate's model, built and not yet run (``sim.bench`` times the steps of ``replicate_result``)."""
+    return ReoffendingModel(params, seed=seed, record_offences=False)
+
+
+def replicate_outputs(model: ReoffendingModel, seed: int, replicate: int) -> tuple[pd.DataFrame, dict]:
+    """What a batch keeps of a replicate that has run: its monthly series and its summary row (summary and cohort
+    metrics, discounted costs by agency and kind, the parameter draws)."""
     ts = timeseries_frame(model)
     ts.insert(0, "replicate", np.int32(replicate))
     row: dict = {"replicate": replicate, "seed": seed, **summarise(model)}
