@@ -85,10 +85,9 @@ def step(model) -> None:
         return
     model.events.add("conviction", rows, month, offence_month=offence_month, offence_type=kind)
     # one sentencing decision per person per month, for their most serious case
-    people_conv = np.unique(rows)
-    type_log_odds = np.asarray(o.offence_type_custody_log_odds)[kind]
-    worst = np.full(p.n, -np.inf)
-    np.maximum.at(worst, rows, type_log_odds)
+    people_conv, case_person = np.unique(rows, return_inverse=True)
+    worst = np.full(len(people_conv), -np.inf)  # the most serious case of each person convicted
+    np.maximum.at(worst, case_person, np.asarray(o.offence_type_custody_log_odds)[kind])
     w = p.weight[people_conv]
     prev = p.prev_convictions[people_conv].copy()
     age = model.age_months[people_conv] / 12.0
@@ -97,7 +96,7 @@ def step(model) -> None:
     model.tally.add("first_time_entrants", w[prev == 0].sum())
     model.tally.add("children_convicted", w[youth].sum())
     model.tally.add("child_first_time_entrants", w[(prev == 0) & youth].sum())
-    np.add.at(p.prev_convictions, rows, 1)
+    p.prev_convictions[people_conv] += np.bincount(case_person, minlength=len(people_conv)).astype(np.int32)
     p.last_conviction_month[people_conv] = month
     p.changed(people_conv, needs=True, children=True)  # their needs group, sentence and (for their children) record
     exits.schedule_death(model, people_conv[prev == 0], "death_after_conviction")  # offenders' mortality from now
@@ -106,7 +105,7 @@ def step(model) -> None:
 
     ids = p.person_id[people_conv]
     status = p.status[people_conv]
-    pc = p_custody(prev, worst[people_conv], status != FREE, youth, j)
+    pc = p_custody(prev, worst, status != FREE, youth, j)
     u = draws.uniform("sentencing", month, ids)
     to_custody = u < pc
     to_order = ~to_custody & (draws.uniform("sentencing", month, ids, 1) < p_order(prev, j))
