@@ -49,10 +49,10 @@ class ReoffendingModel(mesa.Model):
         self.family_need_index = list(params.needs.names).index("family_relationships")
         self.iv_place_credit = 0.0  # intervention places accrued but not yet used (real families)
         self.tally = Tally()
+        self.released = np.zeros(0, np.int64)  # rows released from custody this month (set by justice)
         self._agents_by_row: list[Person | None] = []
         population.synthesize(params, np.random.default_rng(seed), self.people)
         self.add_agents(np.arange(self.people.n))
-        self._set_ages()
         p = self.people
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
         self.initial_stocks = justice_stocks(p.weight[: p.n], p.status[: p.n], self.age_months < 12 * params.family.age_adult)
@@ -65,7 +65,6 @@ class ReoffendingModel(mesa.Model):
     def step(self) -> None:
         """One month, processes in this order:"""
         self.tally.clear()
-        self._set_ages()
         justice.step(self)  # custody countdown, releases, licence and recall, orders ending
         intervention.step(self)  # multi-agency intervention: referrals, places, progress
         needs.step(self)  # criminogenic needs arise and resolve
@@ -78,8 +77,10 @@ class ReoffendingModel(mesa.Model):
         self.datacollector.collect(self)
         self.month += 1
 
-    def _set_ages(self) -> None:
-        self.age_months = self.people.age_months(self.month)  # every row, this month
+    @property
+    def age_months(self) -> np.ndarray:
+        """Everyone's age in whole months this month (rows 0..n-1; the processes take only the rows they need)."""
+        return self.people.age_months(self.month)
 
     def run(self, months: int | None = None) -> "ReoffendingModel":
         """Step ``months`` times (default: up to the end of the scenario's length)."""

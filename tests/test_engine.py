@@ -83,7 +83,7 @@ def test_need_changes_come_at_the_monthly_probability():
     p = model.people
     expected = observed = 0.0
     for _ in range(params.months):
-        model._set_ages()
+
         n = p.n
         adults = np.flatnonzero(p.present[:n] & (model.age_months >= 12 * params.family.age_adult))
         before = p.needs[adults].copy()

@@ -90,7 +90,7 @@ def step(model) -> None:
     np.maximum.at(worst, case_person, np.asarray(o.offence_type_custody_log_odds)[kind])
     w = p.weight[people_conv]
     prev = p.prev_convictions[people_conv].copy()
-    age = model.age_months[people_conv] / 12.0
+    age = (month - p.birth_month[people_conv]) / 12.0
     youth = age < model.params.family.age_adult
     model.tally.add("convictions", p.weight[rows].sum())
     model.tally.add("first_time_entrants", w[prev == 0].sum())

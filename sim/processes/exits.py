@@ -40,7 +40,7 @@ def schedule_death(model, rows: np.ndarray, stream: str) -> None:
     p, month = model.people, model.month
     table = survival_table(model.params.demography)
     convicted = (p.prev_convictions[rows] > 0).astype(int)
-    age = np.minimum(model.age_months[rows], table.shape[1] - 2)
+    age = np.minimum(month - p.birth_month[rows], table.shape[1] - 2)
     e = -np.log1p(-model.draws.uniform(stream, month, p.person_id[rows]))  # standard exponential
     target = table[convicted, age] + e
     end = np.empty(len(rows), np.int64)  # the first month of age whose end they do not reach, + 1
@@ -48,7 +48,7 @@ def schedule_death(model, rows: np.ndarray, stream: str) -> None:
         sel = convicted == c
         end[sel] = np.searchsorted(table[c], target[sel], side="left")
     survives_table = end >= table.shape[1]  # only where the hazard stays finite, e.g. no mortality at all
-    p.death_month[rows] = np.where(survives_table, NEVER, month + end - 1 - age)
+    p.schedule("death_month", rows, np.where(survives_table, NEVER, month + end - 1 - age))
 
 
 def schedule_new(model, rows: np.ndarray) -> None:
@@ -56,14 +56,14 @@ def schedule_new(model, rows: np.ndarray) -> None:
     d = model.params.demography
     schedule_death(model, rows, "death")
     p = model.people
-    p.move_next[rows] = model.month + model.draws.months_to_event("move", model.month, p.person_id[rows], monthly(d.p_emigrate_per_year))
+    p.schedule("move_next", rows, model.month + model.draws.months_to_event("move", model.month, p.person_id[rows], monthly(d.p_emigrate_per_year)))
 
 
 def children_moving_with(p, children: np.ndarray, movers: np.ndarray) -> np.ndarray:
     """The children (at liberty) whose home parent, the mother if present else the father, is among ``movers``."""
-    if len(movers) == 0:
-        return movers
-    moving = np.zeros(p.n, bool)
+    if len(movers) == 0 or len(children) == 0:
+        return movers[:0]
+    moving = np.zeros(max(int(movers.max()), int(p.mother[children].max()), int(p.father[children].max())) + 1, bool)
     moving[movers] = True
     mother = p.mother[children]
     mother_home = (mother >= 0) & p.present[np.maximum(mother, 0)]
@@ -75,17 +75,17 @@ def step(model) -> None:
     """Deaths on their drawn month; moves away at a constant monthly probability for adults at liberty, their
     children with them."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
-    n = p.n
     schedule_new(model, p.new_rows("exits"))
-    die = np.flatnonzero(p.death_month[:n] == month)
+    die = p.due("death_month", month)
     die = die[p.present[die]]
-    candidates = np.flatnonzero(p.move_next[:n] == month)
-    p.move_next[candidates] = month + 1 + draws.months_to_event("move", month, p.person_id[candidates], monthly(d.p_emigrate_per_year), 1)
+    candidates = p.due("move_next", month)
+    p.schedule("move_next", candidates, month + 1 + draws.months_to_event("move", month, p.person_id[candidates], monthly(d.p_emigrate_per_year), 1))
     adult_months = 12 * model.params.family.age_adult
-    movers = candidates[p.present[candidates] & (model.age_months[candidates] >= adult_months) & (p.status[candidates] == FREE)
+    movers = candidates[p.present[candidates] & (month - p.birth_month[candidates] >= adult_months) & (p.status[candidates] == FREE)
                         & (p.death_month[candidates] != month)]
     if len(movers):
-        children = np.flatnonzero(p.present[:n] & (model.age_months < adult_months) & (p.death_month[:n] != month))
+        children = np.unique(p.children.of(movers))
+        children = children[p.present[children] & (month - p.birth_month[children] < adult_months) & (p.death_month[children] != month)]
         movers = np.concatenate([movers, children_moving_with(p, children, movers)])
     leave = movers
     for rows, event in ((die, "death"), (leave, "exit")):

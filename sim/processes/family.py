@@ -77,16 +77,16 @@ def partnering(model) -> None:
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     n = p.n
     partner = p.partner[:n]
-    due = np.flatnonzero(p.separate_next[:n] == month)
-    p.separate_next[due] = month + 1 + draws.months_to_event("separation", month, p.person_id[due], monthly(d.p_separate_per_year), 1)
+    due = p.due("separate_next", month)
+    p.schedule("separate_next", due, month + 1 + draws.months_to_event("separation", month, p.person_id[due], monthly(d.p_separate_per_year), 1))
     split = due[(partner[due] > due) & p.present[due]]  # each couple once, from its lower row
     partner[partner[split]] = NO_ONE
     partner[split] = NO_ONE
-    cand = np.flatnonzero(p.partner_next[:n] == month)
-    p.partner_next[cand] = month + 1 + draws.months_to_event("partnering", month, p.person_id[cand], monthly(d.p_partner_per_year), 1)
-    age = model.age_months[cand] / 12.0
+    cand = p.due("partner_next", month)
+    p.schedule("partner_next", cand, month + 1 + draws.months_to_event("partnering", month, p.person_id[cand], monthly(d.p_partner_per_year), 1))
+    age = (month - p.birth_month[cand]) / 12.0
     cand = cand[p.present[cand] & (partner[cand] == NO_ONE) & (age >= model.params.family.age_adult) & (age < d.partnering_age_max)]
-    age = model.age_months[cand] / 12.0
+    age = (month - p.birth_month[cand]) / 12.0
     # buckets: stratum (agent weight) x 5-year age band, men's ages shifted by the usual age gap
     stratum = np.unique(p.weight[cand], return_inverse=True)[1]
     band = np.floor((age - np.where(p.sex_male[cand], d.partner_age_gap_mean_years, 0.0)) / 5).astype(np.int64)
@@ -107,8 +107,8 @@ def schedule_new(model, rows: np.ndarray) -> None:
     """The first months newcomers could separate, find a partner and (women) give birth."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     ids = p.person_id[rows]
-    p.separate_next[rows] = month + draws.months_to_event("separation", month, ids, monthly(d.p_separate_per_year))
-    p.partner_next[rows] = month + draws.months_to_event("partnering", month, ids, monthly(d.p_partner_per_year))
+    p.schedule("separate_next", rows, month + draws.months_to_event("separation", month, ids, monthly(d.p_separate_per_year)))
+    p.schedule("partner_next", rows, month + draws.months_to_event("partnering", month, ids, monthly(d.p_partner_per_year)))
     women = rows[~p.sex_male[rows]]
     every = np.ones(len(women), bool)
     redraw_births(model, women, every, every, after=0)
@@ -123,7 +123,7 @@ def redraw_births(model, women: np.ndarray, partnered: np.ndarray, single: np.nd
                                           (single, p.birth_single_next, "birth_single", d.fertility_single_per_year)):
         rows = women[which]
         column[rows] = month + after + draws.months_to_event(stream, month, p.person_id[rows], monthly(annual), after)
-    p.birth_next[women] = np.minimum(p.birth_partnered_next[women], p.birth_single_next[women])
+    p.schedule("birth_next", women, np.minimum(p.birth_partnered_next[women], p.birth_single_next[women]))
 
 
 def monthly(annual_probability: float | np.ndarray) -> float | np.ndarray:
@@ -137,11 +137,11 @@ def births(model) -> np.ndarray:
     schedules) and a chance is taken only if she is partnered (or single) that month."""
     p, month, draws, d, prm = model.people, model.month, model.draws, model.params.demography, model.params
     n = p.n
-    women = np.flatnonzero(p.birth_next[:n] == month)
+    women = p.due("birth_next", month)
     partnered_due = p.birth_partnered_next[women] == month
     single_due = p.birth_single_next[women] == month
     redraw_births(model, women, partnered_due, single_due, after=1)
-    age = model.age_months[women] / 12.0
+    age = (month - p.birth_month[women]) / 12.0
     fertile = p.present[women] & (age >= d.fertile_age_min) & (age < d.fertile_age_max)
     partnered = p.partner[women] >= 0
     mothers = women[fertile & np.where(partnered, partnered_due, single_due)]

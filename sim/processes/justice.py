@@ -34,6 +34,7 @@ def step(model) -> None:
     status[rel] = np.where(p.licence_months_left[rel] > 0, LICENCE, FREE)
     p.months_since_release[rel] = 0
     p.changed(rel, hazard=True, needs=True)  # the release excess; at liberty
+    model.released = rel
     log.add("release", rel, month)
 
     # licence: ends when the licence period is over; otherwise a monthly chance of recall for breach

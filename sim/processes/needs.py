@@ -62,22 +62,21 @@ def transition_probabilities(masks: np.ndarray, group: np.ndarray, prm, extra_re
 
 def refresh(model) -> None:
     """Redraw the month of the next need change of everyone whose change probabilities may have changed: new people,
-    people whose status, record or intervention changed (``stale_needs``), those whose recent conviction has just
+    people whose status, record or intervention changed (``people.pending["needs"]``), those whose recent conviction has just
     aged out of the offender group, and children coming of age (needs are an adult's)."""
     p, month, prm = model.people, model.month, model.params.needs
-    n = p.n
-    rows = np.flatnonzero((p.stale_needs[:n] | (p.need_refresh[:n] <= month)) & p.present[:n])
-    p.stale_needs[:n] = False
+    rows = np.unique(np.concatenate([p.pending["needs"].take(), p.due("need_refresh", month)]))
+    rows = rows[p.present[rows]]
     adult_months = math.ceil(12 * model.params.family.age_adult)
-    child = model.age_months[rows] < adult_months
+    child = month - p.birth_month[rows] < adult_months
     kids, rows = rows[child], rows[~child]
-    p.need_next[kids] = NEVER
-    p.need_refresh[kids] = p.birth_month[kids] + adult_months  # the month they come of age
+    p.schedule("need_next", kids, NEVER)
+    p.schedule("need_refresh", kids, p.birth_month[kids] + adult_months)  # the month they come of age
     schedule_next(model, rows, "needs_next", 0)
     # the offender group of someone at liberty lasts until their last conviction is recent_conviction_months old
     free = p.status[rows] == FREE
     expires = p.last_conviction_month[rows].astype(np.int64) + prm.recent_conviction_months + 1
-    p.need_refresh[rows] = np.where(free & (expires > month), np.minimum(expires, NEVER), NEVER)
+    p.schedule("need_refresh", rows, np.where(free & (expires > month), np.minimum(expires, NEVER), NEVER))
 
 
 def change_probability(model, rows: np.ndarray) -> np.ndarray:
@@ -97,16 +96,15 @@ def schedule_next(model, rows: np.ndarray, stream: str, draw: int, after: int = 
     """Draw the month of the next need change of ``rows``, ``after`` months from now at the earliest."""
     p, month = model.people, model.month
     total = change_probability(model, rows)[:, -1] if len(rows) else np.zeros(0)
-    p.need_next[rows] = month + after + model.draws.months_to_event(stream, month, p.person_id[rows], total, draw)
+    p.schedule("need_next", rows, month + after + model.draws.months_to_event(stream, month, p.person_id[rows], total, draw))
 
 
 def step(model) -> None:
     """Needs change one at a time (competing risks): for each adult the months between changes are geometric with
     the total monthly change probability, and which need changes is drawn when one does."""
     p, month, draws, prm = model.people, model.month, model.draws, model.params.needs
-    n = p.n
     refresh(model)
-    rows = np.flatnonzero(p.need_next[:n] == month)
+    rows = p.due("need_next", month)
     rows = rows[p.present[rows]]
     cum = change_probability(model, rows)
     u = draws.uniform("needs", month, p.person_id[rows]) * cum[:, -1]
@@ -120,8 +118,8 @@ def step(model) -> None:
     p.changed(rows[gained & (which == family)], children=True)
     schedule_next(model, rows, "needs_next", 1, after=1)
     # release from custody brings accommodation and employment needs
-    released = np.flatnonzero(p.months_since_release[:n] == 0)
-    released = released[p.present[released] & (model.age_months[released] >= 12 * model.params.family.age_adult)]
+    released = model.released  # this month, by justice
+    released = released[p.present[released] & (month - p.birth_month[released] >= 12 * model.params.family.age_adult)]
     names = list(prm.names)
     gained = []
     for name, prob in (("accommodation", prm.p_accommodation_on_release), ("employment", prm.p_employment_on_release)):

@@ -77,7 +77,7 @@ def hazard(model, rows: np.ndarray, bound: bool = False) -> np.ndarray:
     o, f = prm.offending, prm.family
     table = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier,
                              f.age_adult, BOUND_MONTHS if bound else 0)
-    age_months = model.age_months[rows]
+    age_months = model.month - p.birth_month[rows]
     lam = o.offences_per_month_base * p.propensity[rows]
     lam *= table.take(age_months, mode="clip")
     lam *= np.where(p.sex_male[rows], 1.0, o.female_multiplier)
@@ -93,33 +93,29 @@ def can_offend(model, rows: np.ndarray) -> np.ndarray:
     """Which of ``rows`` can offend this month: present, not in custody, over the age of criminal responsibility."""
     p = model.people
     age_min_months = 12 * model.params.family.age_criminal_responsibility
-    return p.present[rows] & (p.status[rows] != CUSTODY) & (model.age_months[rows] >= age_min_months)
+    return p.present[rows] & (p.status[rows] != CUSTODY) & (model.month - p.birth_month[rows] >= age_min_months)
 
 
 def refresh_bounds(model) -> None:
     """Recompute the hazard bound, and redraw the next candidate month, of everyone whose bound may no longer hold:
-    people whose hazard may have risen (``stale_offending``: released, an order started, a need gained, new), the
-    children of parents convicted, sent to custody or with a new family-relationships need (``stale_children``), and
-    bounds past their ``BOUND_MONTHS``. Changes that only lower a hazard leave the bound valid (a little loose)."""
+    people whose hazard may have risen (``people.pending["hazard"]``: released, an order started, a need gained,
+    new), the children of parents convicted, sent to custody or with a new family-relationships need
+    (``pending["children"]``), and bounds past their ``BOUND_MONTHS``. Changes that only lower a hazard leave the bound valid (a little loose)."""
     p, month = model.people, model.month
-    n = p.n
-    stale, parent_changed = p.stale_offending[:n], p.stale_children[:n]
-    fa, mo = p.father[:n], p.mother[:n]
-    via_parent = ((fa >= 0) & parent_changed[fa]) | ((mo >= 0) & parent_changed[mo])
-    rows = np.flatnonzero((stale | via_parent | (p.offending_refresh[:n] <= month)) & p.present[:n])
-    stale[:] = False
-    parent_changed[:] = False
+    parents = p.pending["children"].take()
+    rows = np.unique(np.concatenate([p.pending["hazard"].take(), p.children.of(parents), p.due("offending_refresh", month)]))
+    rows = rows[p.present[rows]]
     # children too young to offend within the bound's window: nothing to draw until the window reaches that age
     first_month = p.birth_month[rows] + math.ceil(12 * model.params.family.age_criminal_responsibility) - BOUND_MONTHS
     young = first_month > month
     p.offending_bound[rows[young]] = 0.0
-    p.offending_next[rows[young]] = NEVER
-    p.offending_refresh[rows[young]] = first_month[young]
+    p.schedule("offending_next", rows[young], NEVER)
+    p.schedule("offending_refresh", rows[young], first_month[young])
     rows = rows[~young]
     bound = hazard(model, rows, bound=True)
     p.offending_bound[rows] = bound
-    p.offending_next[rows] = month + model.draws.months_to_event("offending_next", month, p.person_id[rows], -np.expm1(-bound))
-    p.offending_refresh[rows] = month + BOUND_MONTHS
+    p.schedule("offending_next", rows, month + model.draws.months_to_event("offending_next", month, p.person_id[rows], -np.expm1(-bound)))
+    p.schedule("offending_refresh", rows, month + BOUND_MONTHS)
 
 
 def draw_offences(model, month: int):
@@ -131,10 +127,10 @@ def draw_offences(model, month: int):
     which gives exactly Poisson(hazard) offences a month. The bound does not depend on the intervention, so the
     baseline and an intervention share candidates (common random numbers) and differ only in acceptance."""
     p, draws = model.people, model.draws
-    due = np.flatnonzero(p.offending_next[: p.n] == month)
+    due = p.due("offending_next", month)
     bound = p.offending_bound[due]
     ids = p.person_id[due]
-    p.offending_next[due] = month + 1 + draws.months_to_event("offending_next", month, ids, -np.expm1(-bound), draw=1)
+    p.schedule("offending_next", due, month + 1 + draws.months_to_event("offending_next", month, ids, -np.expm1(-bound), draw=1))
     ok = can_offend(model, due)
     due, bound, ids = due[ok], bound[ok], ids[ok]
     candidates = draws.poisson("offending", month, ids, bound, at_least_one=True)
@@ -185,7 +181,7 @@ def prime_court_queue(model, months: int = 12) -> None:
     month = -months + np.minimum((model.draws.uniform("offence_month_before_start", 0, p.person_id[rows], nth) * months).astype(np.int64), months - 1)
     due = month + lag
     age_min_months = 12 * model.params.family.age_criminal_responsibility
-    possible = (model.age_months[rows] + month >= age_min_months) & (p.months_since_release[rows] >= -month)
+    possible = (model.month - p.birth_month[rows] + month >= age_min_months) & (p.months_since_release[rows] >= -month)
     pending = proven & (due >= 0) & possible
     for m in np.unique(month[pending]):
         at = pending & (month == m)

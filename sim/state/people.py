@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .rng import NEVER
+from .schedule import Calendar, ChildrenIndex, Pending
 
 # status codes: where a person stands with the criminal justice system this month
 FREE, CUSTODY, LICENCE, PROBATION = 0, 1, 2, 3
@@ -49,9 +50,6 @@ FIELDS = {
     "iv_months": (np.int32, 0),  # months waiting (state 1) or in the intervention (state 2)
     "iv_exit_month": (np.int32, 0),  # month they left (state 3)
     # --- schedules: the month of each person's next event, so a month's processes act only on those due
-    "stale_offending": (np.bool_, True),  # hazard may have risen: offending bound and next candidate to redraw
-    "stale_needs": (np.bool_, True),  # needs group or resolution changed: next need change to redraw
-    "stale_children": (np.bool_, False),  # a change that may raise their children's hazard (see family)
     "offending_bound": (np.float64, 0.0),  # upper bound of the offending hazard until offending_refresh
     "offending_next": (np.int32, NEVER),  # month of the next candidate offence (thinning, see offending)
     "offending_refresh": (np.int32, 0),  # month by which the bound must be recomputed
@@ -65,6 +63,9 @@ FIELDS = {
     "birth_partnered_next": (np.int32, NEVER),  # next month she would give birth if partnered
     "birth_single_next": (np.int32, NEVER),  # next month she would give birth if single
 }
+#: the columns that hold a month of a next event, each with a calendar to find the rows due in a month
+SCHEDULED = ("offending_next", "offending_refresh", "need_next", "need_refresh", "death_month", "move_next",
+             "partner_next", "separate_next", "birth_next")
 
 
 class People:
@@ -76,6 +77,11 @@ class People:
         self._seen: dict[str, int] = {}  # rows each reader of new_rows has seen
         for name, (dtype, fill) in FIELDS.items():
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
+        self.calendars = {column: Calendar(column) for column in SCHEDULED}
+        #: rows whose offending hazard may have risen / whose needs' probabilities changed / whose children's
+        #: hazard may have risen, since the process that redraws those schedules last looked (see ``changed``)
+        self.pending = {"hazard": Pending(), "needs": Pending(), "children": Pending()}
+        self.children = ChildrenIndex()
 
     def _grow(self, need: int) -> None:
         cap = self._cap
@@ -99,7 +105,19 @@ class People:
             self.innate_propensity[rows] = self.propensity[rows]
         self.present[rows] = values.get("present", True)
         self.n += count
+        if "father" in values or "mother" in values:
+            self.children.add(rows, np.broadcast_to(values.get("father", NO_ONE), rows.shape),
+                              np.broadcast_to(values.get("mother", NO_ONE), rows.shape))
+        self.changed(rows, hazard=True, needs=True)  # their first offending bound and needs schedule
         return rows
+
+    def schedule(self, column: str, rows, months) -> None:
+        """Set the month of ``rows``' next event of one kind (a column of ``SCHEDULED``)."""
+        self.calendars[column].put(self, rows, months)
+
+    def due(self, column: str, month: int) -> np.ndarray:
+        """Rows whose next event of that kind is in ``month``."""
+        return self.calendars[column].due(self, month)
 
     def new_rows(self, reader: str) -> np.ndarray:
         """Rows added since ``reader`` last asked (rows are never reused, so they are a range)."""
@@ -123,12 +141,9 @@ class People:
         """Record that ``rows``' state changed in a way that may raise their offending hazard (``hazard``), change their
         needs' probabilities (``needs``) or raise their children's hazard (``children``), so that the schedules drawn
         from the old state are redrawn (``offending.refresh_bounds``, ``needs.refresh``) before they are next used."""
-        if hazard:
-            self.stale_offending[rows] = True
-        if needs:
-            self.stale_needs[rows] = True
-        if children:
-            self.stale_children[rows] = True
+        for kind, flag in (("hazard", hazard), ("needs", needs), ("children", children)):
+            if flag:
+                self.pending[kind].add(rows)
 
     def touch(self, rows) -> None:
         """Any change at all (e.g. made by hand through an agent): every schedule of ``rows`` is redrawn."""
