@@ -15,6 +15,7 @@ import pandas as pd
 from .processes import intervention
 from .state.events import EVENT_CODE, NO_MONTH
 from .state.people import CUSTODY, LICENCE, PROBATION
+from .state.schedule import distinct
 
 #: flows counted during the month (model.tally) and stocks read at its end
 FLOWS = (
@@ -288,7 +289,7 @@ def proven_reoffending_by_previous_convictions(
     recall = ok & (md.event == EVENT_CODE["recall"])
     to_custody = np.concatenate([start_key, key(md.person[recall], md.month[recall])])
     # candidate index events: non-custodial conviction months and releases, with the month their history ends
-    conv_months = np.unique(conv_key)
+    conv_months = distinct(conv_key)
     non_custodial = conv_months[~np.isin(conv_months, to_custody)]  # no custody start or recall that month
     nc_person, nc_month = non_custodial // big, non_custodial % big - off
     rel = ok & (md.event == EVENT_CODE["release"])

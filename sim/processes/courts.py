@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
+from ..state.schedule import distinct_inverse
 from . import exits, justice
 
 
@@ -85,7 +86,7 @@ def step(model) -> None:
         return
     model.events.add("conviction", rows, month, offence_month=offence_month, offence_type=kind)
     # one sentencing decision per person per month, for their most serious case
-    people_conv, case_person = np.unique(rows, return_inverse=True)
+    people_conv, case_person = distinct_inverse(rows)
     worst = np.full(len(people_conv), -np.inf)  # the most serious case of each person convicted
     np.maximum.at(worst, case_person, np.asarray(o.offence_type_custody_log_odds)[kind])
     w = p.weight[people_conv]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..state.people import COMMUNITY_START, FREE, NO_ONE
 from ..state.rng import NEVER, hash_ids
+from ..state.schedule import distinct
 from .family import monthly
 
 
@@ -84,7 +85,7 @@ def step(model) -> None:
     movers = candidates[p.present[candidates] & (month - p.birth_month[candidates] >= adult_months) & (p.status[candidates] == FREE)
                         & (p.death_month[candidates] != month)]
     if len(movers):
-        children = np.unique(p.children.of(movers))
+        children = distinct(p.children.of(movers))
         children = children[p.present[children] & (month - p.birth_month[children] < adult_months) & (p.death_month[children] != month)]
         movers = np.concatenate([movers, children_moving_with(p, children, movers)])
     leave = movers

@@ -15,6 +15,7 @@ import numpy as np
 from ..state.people import CHILD_START, CUSTODY, NO_ONE
 from ..state.population import inherited_log_propensity, parents_log_dev
 from ..state.rng import hash_ids
+from ..state.schedule import distinct_inverse
 from . import intervention
 
 
@@ -88,7 +89,7 @@ def partnering(model) -> None:
     cand = cand[p.present[cand] & (partner[cand] == NO_ONE) & (age >= model.params.family.age_adult) & (age < d.partnering_age_max)]
     age = (month - p.birth_month[cand]) / 12.0
     # buckets: stratum (agent weight) x 5-year age band, men's ages shifted by the usual age gap
-    stratum = np.unique(p.weight[cand], return_inverse=True)[1]
+    stratum = distinct_inverse(p.weight[cand])[1]
     band = np.floor((age - np.where(p.sex_male[cand], d.partner_age_gap_mean_years, 0.0)) / 5).astype(np.int64)
     bucket = stratum * 1000 + np.maximum(band, 0)
     # assortative partnering: pairing by rank of a key that mixes each person's propensity score with noise. With

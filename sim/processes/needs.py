@@ -15,6 +15,7 @@ import numpy as np
 
 from ..state.people import FREE
 from ..state.rng import NEVER
+from ..state.schedule import distinct
 from . import intervention
 
 
@@ -65,7 +66,7 @@ def refresh(model) -> None:
     people whose status, record or intervention changed (``people.pending["needs"]``), those whose recent conviction has just
     aged out of the offender group, and children coming of age (needs are an adult's)."""
     p, month, prm = model.people, model.month, model.params.needs
-    rows = np.unique(np.concatenate([p.pending["needs"].take(), p.due("need_refresh", month)]))
+    rows = distinct(p.pending["needs"].take(), p.due("need_refresh", month))
     rows = rows[p.present[rows]]
     adult_months = math.ceil(12 * model.params.family.age_adult)
     child = month - p.birth_month[rows] < adult_months
@@ -128,6 +129,6 @@ def step(model) -> None:
         new = released[(u < prob) & ~p.has_need(released, j)]
         p.needs[new] |= np.uint8(1 << j)
         gained.append(new)
-    gained = np.unique(np.concatenate(gained))
+    gained = distinct(*gained)
     p.changed(gained, hazard=True)
     schedule_next(model, gained, "needs_next", 2, after=1)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..state.people import CUSTODY, FREE
 from ..state.rng import NEVER
+from ..state.schedule import distinct
 from . import family, intervention
 
 
@@ -103,7 +104,7 @@ def refresh_bounds(model) -> None:
     (``pending["children"]``), and bounds past their ``BOUND_MONTHS``. Changes that only lower a hazard leave the bound valid (a little loose)."""
     p, month = model.people, model.month
     parents = p.pending["children"].take()
-    rows = np.unique(np.concatenate([p.pending["hazard"].take(), p.children.of(parents), p.due("offending_refresh", month)]))
+    rows = distinct(p.pending["hazard"].take(), p.children.of(parents), p.due("offending_refresh", month))
     rows = rows[p.present[rows]]
     # children too young to offend within the bound's window: nothing to draw until the window reaches that age
     first_month = p.birth_month[rows] + math.ceil(12 * model.params.family.age_criminal_responsibility) - BOUND_MONTHS
@@ -183,7 +184,7 @@ def prime_court_queue(model, months: int = 12) -> None:
     age_min_months = 12 * model.params.family.age_criminal_responsibility
     possible = (model.month - p.birth_month[rows] + month >= age_min_months) & (p.months_since_release[rows] >= -month)
     pending = proven & (due >= 0) & possible
-    for m in np.unique(month[pending]):
+    for m in distinct(month[pending]):
         at = pending & (month == m)
         model.cases.add(rows[at], int(m), due[at], kind[at])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .rng import NEVER
-from .schedule import Calendar, ChildrenIndex, Pending
+from .schedule import ChildrenIndex, Pending
 
 # status codes: where a person stands with the criminal justice system this month
 FREE, CUSTODY, LICENCE, PROBATION = 0, 1, 2, 3
@@ -63,7 +63,7 @@ FIELDS = {
     "birth_partnered_next": (np.int32, NEVER),  # next month she would give birth if partnered
     "birth_single_next": (np.int32, NEVER),  # next month she would give birth if single
 }
-#: the columns that hold a month of a next event, each with a calendar to find the rows due in a month
+#: the columns that hold the month of a next event
 SCHEDULED = ("offending_next", "offending_refresh", "need_next", "need_refresh", "death_month", "move_next",
              "partner_next", "separate_next", "birth_next")
 
@@ -77,7 +77,6 @@ class People:
         self._seen: dict[str, int] = {}  # rows each reader of new_rows has seen
         for name, (dtype, fill) in FIELDS.items():
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
-        self.calendars = {column: Calendar(column) for column in SCHEDULED}
         #: rows whose offending hazard may have risen / whose needs' probabilities changed / whose children's
         #: hazard may have risen, since the process that redraws those schedules last looked (see ``changed``)
         self.pending = {"hazard": Pending(), "needs": Pending(), "children": Pending()}
@@ -112,12 +111,12 @@ class People:
         return rows
 
     def schedule(self, column: str, rows, months) -> None:
-        """Set the month of ``rows``' next event of one kind (a column of ``SCHEDULED``)."""
-        self.calendars[column].put(self, rows, months)
+        """Set the month of ``rows``' next event of one kind (a column of ``SCHEDULED``; NEVER: none)."""
+        getattr(self, column)[rows] = months
 
     def due(self, column: str, month: int) -> np.ndarray:
-        """Rows whose next event of that kind is in ``month``."""
-        return self.calendars[column].due(self, month)
+        """Rows whose next event of that kind is in ``month`` (ascending)."""
+        return np.flatnonzero(getattr(self, column)[: self.n] == month)
 
     def new_rows(self, reader: str) -> np.ndarray:
         """Rows added since ``reader`` last asked (rows are never reused, so they are a range)."""

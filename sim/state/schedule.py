@@ -1,87 +1,17 @@
-"""Indexes that let a month's processes find the few people concerned without scanning everyone.
+"""Indexes that let a month's processes find the few people concerned without looking at everyone.
 
-``Calendar``: the rows due in each month for one kind of event (the month itself is kept in a ``People`` column,
-which stays the truth: an entry whose row has since been given another month is dropped when its month comes).
 ``ChildrenIndex``: the children of given parents (parent links never change once a child is added).
 ``Pending``: rows whose state changed this month, waiting for a process to redraw their schedules.
+
+(The rows due for a scheduled event are found by comparing one column with the month: on contiguous int32 arrays
+that is cheaper than any calendar structure kept up to date, which was tried.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .rng import NEVER
-
 _EMPTY = np.zeros(0, np.int64)
-
-
-class Calendar:
-    """Rows by the month of their next event of one kind (``column`` of ``People``).
-
-    Months within ``WINDOW`` of the current window's start are kept in one bucket each; later ones wait in a
-    single list and are sorted into buckets when the window moves on (every ``WINDOW`` months), when entries made
-    stale by a later ``put`` are also dropped. So a ``put`` costs its rows and at most ``WINDOW`` buckets."""
-
-    WINDOW = 12
-
-    def __init__(self, column: str):
-        self.column = column
-        self._start = 0  # first month of the window
-        self._near: dict[int, list[np.ndarray]] = {}
-        self._far_rows: list[np.ndarray] = []
-        self._far_months: list[np.ndarray] = []
-
-    def put(self, people, rows: np.ndarray, months: np.ndarray | int) -> None:
-        """Set ``rows``' (distinct) next event to ``months`` (NEVER or later: none)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        months = np.broadcast_to(np.asarray(months, dtype=np.int64), rows.shape)
-        getattr(people, self.column)[rows] = months
-        finite = months < NEVER
-        if not finite.all():
-            rows, months = rows[finite], months[finite]
-        near = months < self._start + self.WINDOW
-        if not near.all():
-            self._far_rows.append(rows[~near])
-            self._far_months.append(months[~near])
-            rows, months = rows[near], months[near]
-        self._bucket(rows, months)
-
-    def _bucket(self, rows: np.ndarray, months: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
-        first = int(months.min())
-        if first == int(months.max()):
-            self._near.setdefault(first, []).append(rows)
-            return
-        order = np.argsort(months, kind="stable")
-        rows, months = rows[order], months[order]
-        starts = np.flatnonzero(np.r_[True, months[1:] != months[:-1]])
-        for month, chunk in zip(months[starts].tolist(), np.split(rows, starts[1:])):
-            self._near.setdefault(month, []).append(chunk)
-
-    def due(self, people, month: int) -> np.ndarray:
-        """The rows whose event is in ``month`` (each once); their entries leave the calendar. Months are asked
-        for in order."""
-        if month >= self._start + self.WINDOW:
-            self._move_window(people, month)
-        chunks = self._near.pop(month, None)
-        if not chunks:
-            return _EMPTY
-        rows = chunks[0] if len(chunks) == 1 else np.unique(np.concatenate(chunks))
-        return rows[getattr(people, self.column)[rows] == month]
-
-    def _move_window(self, people, month: int) -> None:
-        self._start = month
-        for m in [m for m in self._near if m < month]:  # nothing can be due there any more
-            del self._near[m]
-        if not self._far_rows:
-            return
-        rows, months = np.concatenate(self._far_rows), np.concatenate(self._far_months)
-        current = getattr(people, self.column)[rows] == months  # drop entries a later put replaced
-        rows, months = rows[current], months[current]
-        near = months < month + self.WINDOW
-        self._far_rows, self._far_months = [rows[~near]], [months[~near]]
-        self._bucket(rows[near], months[near])
 
 
 class ChildrenIndex:
@@ -143,6 +73,24 @@ class Pending:
         """The rows marked (each once, ascending), and forget them."""
         if not self._chunks:
             return _EMPTY
-        rows = np.unique(np.concatenate(self._chunks))
+        rows = distinct(*self._chunks)
         self._chunks = []
         return rows
+
+
+def distinct(*arrays: np.ndarray) -> np.ndarray:
+    """The distinct values of ``arrays`` together, ascending (sort and compare neighbours: numpy 2's ``np.unique``
+    is many times slower on large integer arrays)."""
+    values = np.sort(np.concatenate(arrays) if len(arrays) != 1 else arrays[0])
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
+def distinct_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``distinct(values)`` and, for each value, its index in it (as ``np.unique(..., return_inverse=True)``)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.zeros(0, bool)
+    inverse = np.empty(len(values), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], inverse
+
