@@ -51,10 +51,13 @@ class ChildrenIndex:
         count = np.searchsorted(self._parent, parents, side="right") - lo
         found = self._child[np.repeat(lo - np.cumsum(count) + count, count) + np.arange(count.sum())]
         if self._tail_size:
-            tail_parent = np.concatenate(self._tail_parent)
+            if len(self._tail_parent) > 1:  # join the tail once until the next add
+                self._tail_parent = [np.concatenate(self._tail_parent)]
+                self._tail_child = [np.concatenate(self._tail_child)]
+            tail_parent, tail_child = self._tail_parent[0], self._tail_child[0]
             asked = np.zeros(max(int(tail_parent.max()), int(parents.max())) + 1, bool)
             asked[parents] = True
-            found = np.concatenate([found, np.concatenate(self._tail_child)[asked[tail_parent]]])
+            found = np.concatenate([found, tail_child[asked[tail_parent]]])
         return found
 
 
