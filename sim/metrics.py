@@ -67,14 +67,11 @@ def monthly_record(model) -> dict[str, float]:
     """One row of the monthly series: stocks at the end of the month plus this month's flows."""
     p = model.people
     n = p.n
-    live = np.flatnonzero(p.present[:n])
-    w = p.weight[live]
-    child = model.month - p.birth_month[live] < 12 * model.params.family.age_adult
-    status = p.status[live]
-    # every stock by (status, child, ever convicted) in one pass
-    code = status.astype(np.int64) * 4 + child * 2 + (p.prev_convictions[live] > 0)
+    w = p.weight[:n] * p.present[:n]  # nobody who has left counts
+    child = p.birth_month[:n] > model.month - 12 * model.params.family.age_adult
+    # every stock by (status, child, ever convicted) in one pass over contiguous columns
+    code = p.status[:n].astype(np.int64) * 4 + child * 2 + (p.prev_convictions[:n] > 0)
     by = np.bincount(code, weights=w, minlength=16).reshape(4, 2, 2)  # status x child x convicted
-    kids = live[child]
     rec = {
         "month": model.month,
         "population": by.sum(),
@@ -85,13 +82,13 @@ def monthly_record(model) -> dict[str, float]:
         "youth_custody": by[CUSTODY, 1].sum(),
         "youth_supervision": by[LICENCE, 1].sum() + by[PROBATION, 1].sum(),
         "ever_convicted_adults": by[:, 0, 1].sum(),
-        "children_with_parent_in_custody": w[child][parent_in_custody(p, kids)].sum(),
+        "children_with_parent_in_custody": children_with_parent_in_custody(p, child),
         "iv_active_families": intervention.active_families(model),
     }
-    # adults at liberty with each need: weight by needs bit mask in one pass over those with a need, then each bit
-    needs = p.needs[live]
-    with_need = np.flatnonzero((needs != 0) & ~child & (status != CUSTODY))
-    by_mask = np.bincount(needs[with_need], weights=w[with_need], minlength=256)
+    # adults at liberty with each need: weight by needs bit mask over those with a need, then each bit
+    with_need = np.flatnonzero(p.needs[:n])
+    with_need = with_need[~child[with_need] & (p.status[with_need] != CUSTODY)]
+    by_mask = np.bincount(p.needs[with_need], weights=w[with_need], minlength=256)
     for j, name in enumerate(model.params.needs.names):
         rec[f"adults_with_{name}"] = by_mask[_HAS_BIT[j]].sum()
     for name in model.params.offending.offence_types:
@@ -100,6 +97,15 @@ def monthly_record(model) -> dict[str, float]:
         rec[name] = 0.0
     rec.update(model.tally)
     return rec
+
+
+def children_with_parent_in_custody(p, child: np.ndarray) -> float:
+    """Weighted children (present, under the adult age: ``child`` per row) with a father or mother present and in
+    custody, found from the parents' side (few are in custody)."""
+    parents = np.flatnonzero(p.status[: p.n] == CUSTODY)
+    kids = distinct(p.children.of(parents[p.present[parents]]))
+    kids = kids[p.present[kids] & child[kids]]
+    return float(p.weight[kids].sum())
 
 
 _HAS_BIT = [(np.arange(256) >> j) & 1 == 1 for j in range(8)]  # masks with bit j set
@@ -116,14 +122,6 @@ def justice_stocks(w: np.ndarray, status: np.ndarray, child: np.ndarray) -> dict
         "youth_custody": float(by[4 + CUSTODY]),
         "youth_supervision": float(by[4 + LICENCE] + by[4 + PROBATION]),
     }
-
-
-def parent_in_custody(p, rows: np.ndarray) -> np.ndarray:
-    """Boolean per row of ``rows``: their father or mother is present and in custody."""
-    in_custody = np.zeros(p.n + 1, bool)  # the extra last entry stands for "no parent" (row -1)
-    s = np.flatnonzero(p.status[: p.n] == CUSTODY)
-    in_custody[s[p.present[s]]] = True
-    return in_custody[p.father[rows]] | in_custody[p.mother[rows]]
 
 
 # --- cohort metrics on microdata ------------------------------------------------------------------------------
