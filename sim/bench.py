@@ -355,7 +355,7 @@ class Results:
 
 REPLICATE_HEADER = ["one replicate, one core", "weights (general / CJS)", "agents", "build", "run", "outputs", "write", "total",
                     "reference units", "peak memory"]
-TARGET_HEADER = ["figure", "measured", "reference units", "target (issue 13)", ""]
+TARGET_HEADER = ["figure", "measured", "reference units", "target", ""]
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:

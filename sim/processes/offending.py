@@ -65,7 +65,7 @@ def age_factor_table(ages: tuple, multipliers: tuple, age_min: float, youth_mult
 
 
 #: months a bound stays valid without a change of the person's state (the age-crime curve moves on)
-BOUND_MONTHS = 12
+BOUND_MONTHS = 36
 
 
 def hazard(model, rows: np.ndarray, bound: bool = False) -> np.ndarray:
