@@ -12,7 +12,6 @@ import itertools
 import logging
 import re
 import weakref
-from collections import deque
 from itertools import repeat
 
 import mesa
@@ -362,13 +361,20 @@ def create_agents(model, rows: list[int], cls=None) -> list:
             append(a)
         if plan["ids"] == "counter":
             model.agent_id_counter = start + n
-        if plan["hard"] is not None:
-            plan["hard"].update(zip(itertools.islice(agents, 1, None), repeat(None)))
+        # dicts keyed by the agents themselves: model._agents (Mesa < 3.5), the AgentSets' (Mesa 3.5+)
+        keyed = ([plan["hard"]] if plan["hard"] is not None else []) + [d for kind, d in plan["sets"] if kind == "dict"]
+        if len(keyed) == 1:
+            keyed[0].update(zip(itertools.islice(agents, 1, None), repeat(None)))
+        elif keyed:  # hash the batch once; a dict holding only the batch's first agent takes a copy of the table
+            table = dict.fromkeys(agents)
+            for d in keyed:
+                if len(d) == 1:
+                    d.clear()
+                d.update(table)  # ``first`` is already in a dict not cleared: it keeps its place
+            del table
         for kind, inner in plan["sets"]:
-            fresh = itertools.islice(agents, 1, None)
-            if kind == "dict":
-                inner.update(zip(fresh, repeat(None)))
-            else:  # the weak references WeakKeyDictionary.__setitem__ makes: with the dictionary's own callback
+            if kind == "weak":  # the weak references WeakKeyDictionary.__setitem__ makes, with the dict's callback
+                fresh = itertools.islice(agents, 1, None)
                 inner.data.update(zip(map(weakref.ref, fresh, repeat(inner._remove)), repeat(None)))
     finally:
         if gc_was_enabled:
