@@ -177,7 +177,8 @@ def _names(func, label: str) -> tuple[str, ...]:
 
 
 def _mesa_method(model, name: str, label: str):
-    """``type(model).<name>`` unwrapped from Mesa's signal decorator: (its names, the signal it emits or None)."""
+    """The names Mesa's ``type(model).<name>`` uses, after checking that it is Mesa's own, that nobody listens to
+    the signal it emits (Mesa 3.5+) and that Mesa's debug messages are off."""
     func = getattr(type(model), name, None)
     _require(func is not None and func is getattr(mesa.Model, name, None), f"{label} is overridden")
     signal = None
@@ -297,7 +298,7 @@ def _snapshot(plan) -> list:
 def _landed(kind, inner, length_before, agent) -> bool:
     """Whether ``agent`` was appended last to this container, as the fast path would append it."""
     if kind == "dict":
-        return len(inner) == length_before + 1 and _last_key(inner) is agent
+        return len(inner) == length_before + 1 and _last_key(inner) is agent and inner[agent] is None
     key = _last_key(inner.data)
     return (len(inner.data) == length_before + 1 and type(key) is weakref.ref and key() is agent
             and key.__callback__ is inner._remove and inner.data[key] is None)
