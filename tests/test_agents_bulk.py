@@ -115,6 +115,36 @@ def test_bulk_creation_leaves_the_model_as_the_ordinary_path(caplog):
     assert all(bulk.agent_at(r).row == r for r in range(sum(BATCHES)))
 
 
+class Other(mesa.Agent):
+    """Another kind of agent a researcher might add to the model."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.row = -1
+
+
+def test_bulk_creation_beside_agents_of_another_type(caplog):
+    def run():
+        model = Bare()
+        others = [Other(model) for _ in range(3)]
+        model.grow(100)
+        others.append(Other(model))
+        model.grow(50)
+        model.remove_agents(np.arange(20, 90))
+        others[1].remove()
+        model.grow(40)
+        return model, others
+
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    (bulk, _), messages = run(), bulk_messages(caplog)
+    assert messages[:2] == ["created 100 agents in bulk", "created 50 agents in bulk"]
+    with ordinary():
+        plain, _ = run()
+    assert state(bulk) == state(plain)
+    assert len(bulk.agents) == 3 + 190 - 70 and len(bulk.agents_by_type[Other]) == 3
+    assert next_unique_id(bulk) == next_unique_id(plain) == 4 + 190 + 1
+
+
 def test_bulk_agents_work_with_agentset_operations():
     model = build()
     agents = model.agents

@@ -12,7 +12,6 @@ import itertools
 import logging
 import re
 import weakref
-from collections import deque
 from itertools import repeat
 
 import mesa
@@ -182,7 +181,8 @@ def _names(func, label: str) -> tuple[str, ...]:
 
 
 def _mesa_method(model, name: str, label: str):
-    """``type(model).<name>`` unwrapped from Mesa's signal decorator: (its names, the signal it emits or None)."""
+    """The names Mesa's ``type(model).<name>`` uses, after checking that it is Mesa's own, that nobody listens to
+    the signal it emits (Mesa 3.5+) and that Mesa's debug messages are off."""
     func = getattr(type(model), name, None)
     _require(func is not None and func is getattr(mesa.Model, name, None), f"{label} is overridden")
     signal = None
@@ -302,7 +302,7 @@ def _snapshot(plan) -> list:
 def _landed(kind, inner, length_before, agent) -> bool:
     """Whether ``agent`` was appended last to this container, as the fast path would append it."""
     if kind == "dict":
-        return len(inner) == length_before + 1 and _last_key(inner) is agent
+        return len(inner) == length_before + 1 and _last_key(inner) is agent and inner[agent] is None
     key = _last_key(inner.data)
     return (len(inner.data) == length_before + 1 and type(key) is weakref.ref and key() is agent
             and key.__callback__ is inner._remove and inner.data[key] is None)
@@ -366,13 +366,20 @@ def create_agents(model, rows: list[int], cls=None) -> list:
             append(a)
         if plan["ids"] == "counter":
             model.agent_id_counter = start + n
-        if plan["hard"] is not None:
-            plan["hard"].update(zip(itertools.islice(agents, 1, None), repeat(None)))
+        # dicts keyed by the agents themselves: model._agents (Mesa < 3.5), the AgentSets' (Mesa 3.5+)
+        keyed = ([plan["hard"]] if plan["hard"] is not None else []) + [d for kind, d in plan["sets"] if kind == "dict"]
+        if len(keyed) == 1:
+            keyed[0].update(zip(itertools.islice(agents, 1, None), repeat(None)))
+        elif keyed:  # hash the batch once; a dict holding only the batch's first agent takes a copy of the table
+            table = dict.fromkeys(agents)
+            for d in keyed:
+                if len(d) == 1:
+                    d.clear()
+                d.update(table)  # ``first`` is already in a dict not cleared: it keeps its place
+            del table
         for kind, inner in plan["sets"]:
-            fresh = itertools.islice(agents, 1, None)
-            if kind == "dict":
-                inner.update(zip(fresh, repeat(None)))
-            else:  # the weak references WeakKeyDictionary.__setitem__ makes: with the dictionary's own callback
+            if kind == "weak":  # the weak references WeakKeyDictionary.__setitem__ makes, with the dict's callback
+                fresh = itertools.islice(agents, 1, None)
                 inner.data.update(zip(map(weakref.ref, fresh, repeat(inner._remove)), repeat(None)))
     finally:
         if gc_was_enabled:
