@@ -15,14 +15,14 @@ import pytest
 
 from sim import ReoffendingModel
 from sim.processes import needs, offending
-from sim.state.people import NEVER
+from sim.state.people import NEVER, SCHEDULED
 
 from conftest import load
 
 SMALL = ["run.years=4", "population.scale_general=200", "population.scale_cjs_families=4"]
 INTERVENTION = ["intervention.coverage=1", "intervention.capacity_families_per_year=5000",
                 "intervention.intensity_hours_per_month=20"]
-SCHEDULES = ("offending_next", "need_next", "death_month", "move_next", "partner_next", "separate_next", "birth_next")
+SCHEDULES = SCHEDULED  # every column holding the month of a next event
 
 
 def checked_run(params, seed: int, monkeypatch) -> dict[str, int]:

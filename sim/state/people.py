@@ -130,9 +130,6 @@ class People:
     def age_months(self, month: int) -> np.ndarray:
         return month - self.birth_month[: self.n]
 
-    def age_years(self, month: int, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-        return (month - self.birth_month[: self.n][rows]) / 12.0
-
     def has_need(self, rows: np.ndarray, j: int) -> np.ndarray:
         return (self.needs[rows] >> j) & 1 == 1
 
@@ -147,6 +144,3 @@ class People:
     def touch(self, rows) -> None:
         """Any change at all (e.g. made by hand through an agent): every schedule of ``rows`` is redrawn."""
         self.changed(rows, hazard=True, needs=True, children=True)
-
-    def ever_convicted(self) -> np.ndarray:
-        return self.prev_convictions[: self.n] > 0
