@@ -135,3 +135,18 @@ def frames(audited):
     from sim.runs.output import events_frame, people_frame
 
     return people_frame(audited.model), events_frame(audited.model)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_left_as_found(request):
+    """A test (or a library it drives, e.g. a Dask cluster) must not leave this process's SIGINT ignored or
+    replaced: the interruption tests, and every subprocess started later (which inherits an ignored SIGINT), depend
+    on it. Restores it and fails the test that changed it."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        pytest.fail(f"{request.node.nodeid} left SIGINT's handler changed ({before!r} -> {after!r})")
