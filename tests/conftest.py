@@ -150,3 +150,6 @@ def _sigint_left_as_found(request):
     if after is not before:
         signal.signal(signal.SIGINT, before)
         pytest.fail(f"{request.node.nodeid} left SIGINT's handler changed ({before!r} -> {after!r})")
+    if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):  # blocked: raised signals wait, children inherit it
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+        pytest.fail(f"{request.node.nodeid} left SIGINT blocked in the main thread")
