@@ -137,6 +137,18 @@ def frames(audited):
     return people_frame(audited.model), events_frame(audited.model)
 
 
+def _default_sigint() -> None:
+    """A test run started in the background by a non-interactive shell (``make test &``, ``nohup``) inherits SIGINT
+    ignored, and so would every process it starts: the tests of how a batch stops on Ctrl-C need it delivered."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_default_sigint()
+
+
 @pytest.fixture(autouse=True)
 def _sigint_left_as_found(request):
     """A test (or a library it drives, e.g. a Dask cluster) must not leave this process's SIGINT ignored or
