@@ -260,27 +260,14 @@ def _signals_stop():
     def handler(signum, frame):
         restore()
         name = signal.Signals(signum).name
-        _signalled.append(name)  # also noted: library code the signal lands in may swallow the exception
         raise _Stop(BatchInterrupted, f"interrupted by {name}", name)
 
-    _signalled.clear()
     for s in previous:
         signal.signal(s, handler)
     try:
         yield
     finally:
         restore()
-        _signalled.clear()
-
-
-#: names of the signals caught by ``_signals_stop`` in this batch, checked between calls in case the exception
-#: its handler raised was swallowed by the code it interrupted (e.g. an ``except Exception`` while writing a part)
-_signalled: list[str] = []
-
-
-def _check_signalled() -> None:
-    if _signalled:
-        raise _Stop(BatchInterrupted, f"interrupted by {_signalled[0]}", _signalled[0])
 
 
 def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, window: int, cancel: bool) -> None:
@@ -307,7 +294,6 @@ def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, windo
         top_up()
         deadline = time.monotonic() + stall_timeout
         while in_flight:
-            _check_signalled()
             try:  # in slices of a second: on some systems a signal may land in another thread and not wake this one
                 future = finished.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
             except queue.Empty:
@@ -319,7 +305,6 @@ def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, windo
                 raise _Stop(BatchBroken, f"the executor broke ({cause}): was a worker process killed, or out of memory?")
             on_done(in_flight[future], future)
             del in_flight[future]
-            _check_signalled()
             top_up()
             deadline = time.monotonic() + stall_timeout
     except (_Stop, KeyboardInterrupt) as exc:
