@@ -69,18 +69,12 @@ def monthly_record(model) -> dict[str, float]:
     n = p.n
     w = p.weight[:n] * p.present[:n]  # nobody who has left counts
     child = p.birth_month[:n] > model.month - 12 * model.params.family.age_adult
-    # every stock by (status, child, ever convicted) in one pass over contiguous columns
-    code = p.status[:n].astype(np.int64) * 4 + child * 2 + (p.prev_convictions[:n] > 0)
-    by = np.bincount(code, weights=w, minlength=16).reshape(4, 2, 2)  # status x child x convicted
+    by = stock_table(w, p.status[:n], child, p.prev_convictions[:n] > 0)
     rec = {
         "month": model.month,
         "population": by.sum(),
         "children": by[:, 1, :].sum(),
-        "custody": by[CUSTODY, 0].sum(),
-        "licence": by[LICENCE, 0].sum(),
-        "probation": by[PROBATION, 0].sum(),
-        "youth_custody": by[CUSTODY, 1].sum(),
-        "youth_supervision": by[LICENCE, 1].sum() + by[PROBATION, 1].sum(),
+        **justice_stocks(by),
         "ever_convicted_adults": by[:, 0, 1].sum(),
         "children_with_parent_in_custody": children_with_parent_in_custody(p, child),
         "iv_active_families": intervention.active_families(model),
@@ -99,6 +93,24 @@ def monthly_record(model) -> dict[str, float]:
     return rec
 
 
+def stock_table(w: np.ndarray, status: np.ndarray, child: np.ndarray, convicted: np.ndarray) -> np.ndarray:
+    """Weight (``w`` per row, 0 for anyone not counted) by status x child x ever convicted, in one pass."""
+    code = status.astype(np.int64) * 4 + child * 2 + convicted
+    return np.bincount(code, weights=w, minlength=16).reshape(4, 2, 2)
+
+
+def justice_stocks(by: np.ndarray) -> dict[str, float]:
+    """Weighted people in custody, on licence and on orders (adults), and children in custody or supervised, from a
+    ``stock_table``."""
+    return {
+        "custody": float(by[CUSTODY, 0].sum()),
+        "licence": float(by[LICENCE, 0].sum()),
+        "probation": float(by[PROBATION, 0].sum()),
+        "youth_custody": float(by[CUSTODY, 1].sum()),
+        "youth_supervision": float(by[LICENCE, 1].sum() + by[PROBATION, 1].sum()),
+    }
+
+
 def children_with_parent_in_custody(p, child: np.ndarray) -> float:
     """Weighted children (present, under the adult age: ``child`` per row) with a father or mother present and in
     custody, found from the parents' side (few are in custody)."""
@@ -109,19 +121,6 @@ def children_with_parent_in_custody(p, child: np.ndarray) -> float:
 
 
 _HAS_BIT = [(np.arange(256) >> j) & 1 == 1 for j in range(8)]  # masks with bit j set
-
-
-def justice_stocks(w: np.ndarray, status: np.ndarray, child: np.ndarray) -> dict[str, float]:
-    """Weighted people in custody, on licence and on orders (adults), and children in custody or supervised."""
-    s = np.flatnonzero(status)  # everyone not free
-    by = np.bincount(status[s].astype(np.int64) + 4 * child[s], weights=w[s], minlength=8)  # (status, child) in one pass
-    return {
-        "custody": float(by[CUSTODY]),
-        "licence": float(by[LICENCE]),
-        "probation": float(by[PROBATION]),
-        "youth_custody": float(by[4 + CUSTODY]),
-        "youth_supervision": float(by[4 + LICENCE] + by[4 + PROBATION]),
-    }
 
 
 # --- cohort metrics on microdata ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import gc
 import mesa
 import numpy as np
 
-from .metrics import justice_stocks, monthly_record, series_names
+from .metrics import justice_stocks, monthly_record, series_names, stock_table
 from .processes import courts, exits, family, intervention, justice, needs, offending
 from .processes.courts import PendingCases
 from .state import population
@@ -55,7 +55,8 @@ class ReoffendingModel(mesa.Model):
         self.add_agents(np.arange(self.people.n))
         p = self.people
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
-        self.initial_stocks = justice_stocks(p.weight[: p.n], p.status[: p.n], self.age_months < 12 * params.family.age_adult)
+        self.initial_stocks = justice_stocks(stock_table(p.weight[: p.n] * p.present[: p.n], p.status[: p.n],
+                                                         self.age_months < 12 * params.family.age_adult, p.prev_convictions[: p.n] > 0))
         offending.prime_court_queue(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
