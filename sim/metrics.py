@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from .processes import intervention
 from .state.events import EVENT_CODE, NO_MONTH
@@ -66,23 +67,17 @@ def series_names(params) -> tuple[str, ...]:
 def monthly_record(model) -> dict[str, float]:
     """One row of the monthly series: stocks at the end of the month plus this month's flows."""
     p = model.people
-    n = p.n
-    w = p.weight[:n] * p.present[:n]  # nobody who has left counts
-    child = p.birth_month[:n] > model.month - 12 * model.params.family.age_adult
-    by = stock_table(w, p.status[:n], child, p.prev_convictions[:n] > 0)
+    child_born_after = model.month - 12 * model.params.family.age_adult
+    by, by_mask = stock_table(p, child_born_after)
     rec = {
         "month": model.month,
         "population": by.sum(),
         "children": by[:, 1, :].sum(),
         **justice_stocks(by),
         "ever_convicted_adults": by[:, 0, 1].sum(),
-        "children_with_parent_in_custody": children_with_parent_in_custody(p, child),
+        "children_with_parent_in_custody": children_with_parent_in_custody(p, child_born_after),
         "iv_active_families": intervention.active_families(model),
     }
-    # adults at liberty with each need: weight by needs bit mask over those with a need, then each bit
-    with_need = np.flatnonzero(p.needs[:n])
-    with_need = with_need[~child[with_need] & (p.status[with_need] != CUSTODY)]
-    by_mask = np.bincount(p.needs[with_need], weights=w[with_need], minlength=256)
     for j, name in enumerate(model.params.needs.names):
         rec[f"adults_with_{name}"] = by_mask[_HAS_BIT[j]].sum()
     for name in model.params.offending.offence_types:
@@ -93,10 +88,26 @@ def monthly_record(model) -> dict[str, float]:
     return rec
 
 
-def stock_table(w: np.ndarray, status: np.ndarray, child: np.ndarray, convicted: np.ndarray) -> np.ndarray:
-    """Weight (``w`` per row, 0 for anyone not counted) by status x child x ever convicted, in one pass."""
-    code = status.astype(np.int64) * 4 + child * 2 + convicted
-    return np.bincount(code, weights=w, minlength=16).reshape(4, 2, 2)
+def stock_table(p, child_born_after: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted people present by status x child (born after ``child_born_after``) x ever convicted, and weighted
+    adults at liberty by their needs bit mask (256 combinations), in one pass over the population."""
+    n = p.n
+    by, by_mask = _stock_pass(p.weight[:n], p.present[:n], p.birth_month[:n], p.status[:n], p.prev_convictions[:n],
+                              p.needs[:n], float(child_born_after), CUSTODY)
+    return by.reshape(4, 2, 2), by_mask
+
+
+@njit(cache=True, nogil=True)
+def _stock_pass(weight, present, birth_month, status, prev_convictions, needs, child_born_after, custody):
+    by = np.zeros(16)
+    by_mask = np.zeros(256)
+    for i in range(len(weight)):
+        if present[i]:
+            child = birth_month[i] > child_born_after
+            by[status[i] * 4 + child * 2 + (prev_convictions[i] > 0)] += weight[i]
+            if needs[i] and not child and status[i] != custody:
+                by_mask[needs[i]] += weight[i]
+    return by, by_mask
 
 
 def justice_stocks(by: np.ndarray) -> dict[str, float]:
@@ -111,12 +122,12 @@ def justice_stocks(by: np.ndarray) -> dict[str, float]:
     }
 
 
-def children_with_parent_in_custody(p, child: np.ndarray) -> float:
-    """Weighted children (present, under the adult age: ``child`` per row) with a father or mother present and in
+def children_with_parent_in_custody(p, child_born_after: float) -> float:
+    """Weighted children (present, born after ``child_born_after``) with a father or mother present and in
     custody, found from the parents' side (few are in custody)."""
     parents = np.flatnonzero(p.status[: p.n] == CUSTODY)
     kids = distinct(p.children.of(parents[p.present[parents]]))
-    kids = kids[p.present[kids] & child[kids]]
+    kids = kids[p.present[kids] & (p.birth_month[kids] > child_born_after)]
     return float(p.weight[kids].sum())
 
 

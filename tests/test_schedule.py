@@ -19,8 +19,6 @@ def test_children_index_finds_every_child_of_the_parents_asked_about(links, aske
     index = ChildrenIndex()
     for part in np.array_split(np.arange(len(links)), batches):  # in several adds, as births come month by month
         index.add(kids[part], father[part], mother[part])
-        if len(part) % 2:
-            index._merge()  # some already merged into the sorted part, some still in the tail
     asked = np.array(sorted(set(asked)))
     expected = np.sort(np.concatenate([kids[np.isin(father, asked)], kids[np.isin(mother, asked)]]))
     assert np.array_equal(np.sort(index.of(asked)), expected)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+from numba import njit
 
 _MASK64 = (1 << 64) - 1
 NEVER = np.iinfo(np.int32).max  # the month of an event that will not happen
@@ -40,6 +41,25 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x *= _U_M2
     x ^= x >> _U31
     return x
+
+
+@njit(cache=True, nogil=True)
+def _uniforms(person_ids: np.ndarray, key: np.uint64, draw: np.ndarray, draw_step: np.uint64) -> np.ndarray:
+    """``_mix(id x golden ^ key + draw x draw_step)`` as a uniform on 53 bits, one pass (``draw``: length 1 or per id)."""
+    out = np.empty(len(person_ids), np.float64)
+    one_draw = len(draw) == 1
+    for i in range(len(person_ids)):
+        x = np.uint64(person_ids[i]) * np.uint64(_GOLDEN)
+        x ^= key
+        x += np.uint64(draw[0] if one_draw else draw[i]) * draw_step
+        x += np.uint64(_GOLDEN)
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+        out[i] = np.float64(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return out
 
 
 def stream_id(name: str) -> int:
@@ -79,17 +99,9 @@ class CounterRNG:
 
         One SplitMix64 finaliser of (id x golden ratio) XOR key(seed, stream, month), plus draw x another odd
         constant: the same construction as SplitMix64's stream (a Weyl sequence through the finaliser)."""
-        x = np.ascontiguousarray(person_ids, dtype=np.int64).view(np.uint64) * _U_GOLDEN
-        x ^= self._key(stream, month)
-        if isinstance(draw, np.ndarray) and draw.ndim:
-            x += draw.astype(np.uint64) * _U_DRAW_STEP
-        elif draw:
-            x += np.uint64((int(draw) * _DRAW_STEP) & _MASK64)
-        _mix(x)
-        x >>= _U11
-        u = x.astype(np.float64)
-        u *= 1.0 / (1 << 53)
-        return u
+        ids = np.ascontiguousarray(person_ids, dtype=np.int64)
+        draws = np.ascontiguousarray(draw, dtype=np.int64).reshape(-1) if isinstance(draw, np.ndarray) and draw.ndim else np.array([int(draw)], np.int64)
+        return _uniforms(ids, self._key(stream, month), draws, _U_DRAW_STEP)
 
     def normal(self, stream: str, month: int, person_ids: np.ndarray, draw: int = 0) -> np.ndarray:
         """Standard normal per person (inverse CDF of a keyed uniform)."""

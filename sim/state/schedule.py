@@ -10,55 +10,76 @@ that is cheaper than any calendar structure kept up to date, which was tried.)
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 _EMPTY = np.zeros(0, np.int64)
+NO_ROW = -1
 
 
 class ChildrenIndex:
-    """(parent, child) pairs: the built population's sorted by parent, later births in an unsorted tail that is
-    merged in when it grows, so a lookup costs the number of parents and children asked about, not the population."""
+    """Each parent's children as two linked lists (as father, as mother) threaded through the children's rows: adding
+    a child and finding the children of given parents cost the number of people concerned, not the population."""
 
     def __init__(self):
-        self._parent = _EMPTY
-        self._child = _EMPTY
-        self._tail_parent: list[np.ndarray] = []
-        self._tail_child: list[np.ndarray] = []
-        self._tail_size = 0
+        self._first = np.full((2, 0), NO_ROW, np.int64)  # [role, parent]: the parent's most recently added child
+        self._next = np.full((2, 0), NO_ROW, np.int64)  # [role, child]: the next (older) child of that parent
+
+    def _grow(self, rows: int) -> None:
+        if rows > self._first.shape[1]:
+            cap = max(rows, 2 * self._first.shape[1], 1024)
+            for name in ("_first", "_next"):
+                old = getattr(self, name)
+                new = np.full((2, cap), NO_ROW, np.int64)
+                new[:, : old.shape[1]] = old
+                setattr(self, name, new)
 
     def add(self, children: np.ndarray, father: np.ndarray, mother: np.ndarray) -> None:
-        for parent in (np.asarray(father, np.int64), np.asarray(mother, np.int64)):
-            known = parent >= 0
-            if known.any():
-                self._tail_parent.append(parent[known])
-                self._tail_child.append(np.asarray(children, np.int64)[known])
-                self._tail_size += int(known.sum())
-        if self._tail_size > max(20_000, len(self._parent) // 20):
-            self._merge()
-
-    def _merge(self) -> None:
-        parent = np.concatenate([self._parent, *self._tail_parent])
-        child = np.concatenate([self._child, *self._tail_child])
-        order = np.argsort(parent, kind="stable")
-        self._parent, self._child = parent[order], child[order]
-        self._tail_parent, self._tail_child, self._tail_size = [], [], 0
+        """Link ``children`` (rows not added before) to their ``father`` and ``mother`` rows (negative: unknown)."""
+        children = np.asarray(children, np.int64)
+        parents = np.stack([np.asarray(father, np.int64), np.asarray(mother, np.int64)])
+        if len(children):
+            self._grow(max(int(children.max()), int(parents.max())) + 1)
+            _link(self._first, self._next, children, parents)
 
     def of(self, parents: np.ndarray) -> np.ndarray:
         """Rows of every child of ``parents`` (a child of two of them appears twice)."""
         parents = np.asarray(parents, np.int64)
-        if len(parents) == 0:
+        if len(parents) == 0 or self._first.shape[1] == 0:
             return _EMPTY
-        lo = np.searchsorted(self._parent, parents, side="left")
-        count = np.searchsorted(self._parent, parents, side="right") - lo
-        found = self._child[np.repeat(lo - np.cumsum(count) + count, count) + np.arange(count.sum())]
-        if self._tail_size:
-            if len(self._tail_parent) > 1:  # join the tail once until the next add
-                self._tail_parent = [np.concatenate(self._tail_parent)]
-                self._tail_child = [np.concatenate(self._tail_child)]
-            tail_parent, tail_child = self._tail_parent[0], self._tail_child[0]
-            asked = np.zeros(max(int(tail_parent.max()), int(parents.max())) + 1, bool)
-            asked[parents] = True
-            found = np.concatenate([found, tail_child[asked[tail_parent]]])
-        return found
+        return _children_of(self._first, self._next, parents)
+
+
+@njit(cache=True, nogil=True)
+def _link(first, next_, children, parents):
+    for role in range(2):
+        for i in range(len(children)):
+            parent = parents[role, i]
+            if parent >= 0:
+                next_[role, children[i]] = first[role, parent]
+                first[role, parent] = children[i]
+
+
+@njit(cache=True, nogil=True)
+def _children_of(first, next_, parents):
+    count = 0
+    for role in range(2):
+        for parent in parents:
+            if parent < first.shape[1]:
+                child = first[role, parent]
+                while child >= 0:
+                    count += 1
+                    child = next_[role, child]
+    found = np.empty(count, np.int64)
+    k = 0
+    for role in range(2):
+        for parent in parents:
+            if parent < first.shape[1]:
+                child = first[role, parent]
+                while child >= 0:
+                    found[k] = child
+                    k += 1
+                    child = next_[role, child]
+    return found
 
 
 class Pending:
