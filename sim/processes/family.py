@@ -11,12 +11,14 @@ so the same child has the same id (and random draws) in every scenario.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..state.people import CHILD_START, CUSTODY, NO_ONE
 from ..state.population import inherited_log_propensity, parents_log_dev
 from ..state.rng import hash_ids
 from ..state.schedule import distinct_inverse
 from . import intervention
+from .intervention import strength_of
 
 
 def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray, bound: bool = False) -> np.ndarray:
@@ -24,34 +26,58 @@ def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray, bound:
     ``parent_conviction_effect_until_age`` (upbringing leaves a lasting mark), and in childhood only a parent in
     custody, a parent's family-relationships need and the intervention's effect through a parent. 1 otherwise.
     With ``bound``, the intervention's effect at its largest (see ``offending.hazard``)."""
+    rows, age_years = np.asarray(rows, np.int64), np.asarray(age_years, np.float64)
+    return family_multipliers(rows, age_years, risk_terms(model), intervention.hazard_terms(model, bound), model.month)
+
+
+def risk_terms(model) -> tuple:
+    """What the compiled family multiplier needs: the people's parent links and states, and the relative risks
+    (father convicted: son, daughter; mother convicted: son, daughter; parent in custody; parent's family need),
+    the ages (conviction effect until, adult) and the family-relationships need's bit."""
     p, f = model.people, model.params.family
-    mult = np.ones(len(rows))
-    # only people with a known parent, young enough for a parent to matter
-    until = max(f.parent_conviction_effect_until_age, f.age_adult)
-    known = np.flatnonzero(((p.father[rows] >= 0) | (p.mother[rows] >= 0)) & (age_years < until))
-    if len(known) == 0:
-        return mult
-    fa, mo, age = p.father[rows[known]], p.mother[rows[known]], age_years[known]
-    has_fa, has_mo = fa >= 0, mo >= 0
-    fa_c, mo_c = np.maximum(fa, 0), np.maximum(mo, 0)
-    son = p.sex_male[rows[known]]
-    marked = age < f.parent_conviction_effect_until_age
-    m = np.where(marked & has_fa & (p.prev_convictions[fa_c] > 0), np.where(son, f.rr_father_convicted_son, f.rr_father_convicted_daughter), 1.0)
-    m *= np.where(marked & has_mo & (p.prev_convictions[mo_c] > 0), np.where(son, f.rr_mother_convicted_son, f.rr_mother_convicted_daughter), 1.0)
-    # childhood only: a parent in custody or with a family-relationships need, the intervention through a parent
-    child = np.flatnonzero(age < f.age_adult)
-    if len(child):
-        fa, mo, has_fa, has_mo, fa_c, mo_c = fa[child], mo[child], has_fa[child], has_mo[child], fa_c[child], mo_c[child]
-        fa_here, mo_here = has_fa & p.present[fa_c], has_mo & p.present[mo_c]
-        parent_in_custody = (fa_here & (p.status[fa_c] == CUSTODY)) | (mo_here & (p.status[mo_c] == CUSTODY))
-        j = model.family_need_index
-        parent_need = (fa_here & p.has_need(fa_c, j)) | (mo_here & p.has_need(mo_c, j))
-        c = np.where(parent_in_custody, f.rr_parent_in_custody, 1.0)
-        c *= np.where(parent_need, f.rr_parent_family_need, 1.0)
-        c *= intervention.child_multiplier(model, fa, mo, bound=bound)
-        m[child] *= c
-    mult[known] = m
-    return mult
+    rr = np.array([f.rr_father_convicted_son, f.rr_father_convicted_daughter, f.rr_mother_convicted_son,
+                   f.rr_mother_convicted_daughter, f.rr_parent_in_custody, f.rr_parent_family_need])
+    ages = np.array([f.parent_conviction_effect_until_age, f.age_adult])
+    return (p.father, p.mother, p.sex_male, p.prev_convictions, p.present, p.status, p.needs, rr, ages,
+            np.uint8(1 << model.family_need_index))
+
+
+@njit(cache=True, nogil=True)
+def family_multipliers(rows, age_years, family, iv, month):
+    """``child_risk_multiplier`` of ``rows`` at ``age_years`` (``family``: ``risk_terms``; ``iv``:
+    ``intervention.hazard_terms``), compiled: one pass, no temporaries."""
+    father, mother, sex_male, prev_convictions, present, status, needs, rr, ages, need_bit = family
+    mode, k_child, iv_state, iv_engaged, iv_exit_month, decay = iv[0], iv[2], iv[3], iv[4], iv[5], iv[6]
+    until = max(ages[0], ages[1])
+    out = np.ones(len(rows))
+    for i in range(len(rows)):
+        row, age = rows[i], age_years[i]
+        fa, mo = father[row], mother[row]
+        if (fa < 0 and mo < 0) or not age < until:
+            continue
+        son = sex_male[row]
+        marked = age < ages[0]
+        m = (rr[0] if son else rr[1]) if marked and fa >= 0 and prev_convictions[fa] > 0 else 1.0
+        m *= (rr[2] if son else rr[3]) if marked and mo >= 0 and prev_convictions[mo] > 0 else 1.0
+        if age < ages[1]:  # childhood only: a parent in custody or with a family-relationships need, the intervention
+            fa_here = fa >= 0 and present[fa]
+            mo_here = mo >= 0 and present[mo]
+            in_custody = (fa_here and status[fa] == CUSTODY) or (mo_here and status[mo] == CUSTODY)
+            need = (fa_here and needs[fa] & need_bit != 0) or (mo_here and needs[mo] & need_bit != 0)
+            c = rr[4] if in_custody else 1.0
+            c *= rr[5] if need else 1.0
+            if mode == 1:
+                c *= k_child
+            elif mode == 2:
+                s = 0.0
+                if fa >= 0:
+                    s = max(s, strength_of(fa, month, iv_state, iv_engaged, iv_exit_month, decay))
+                if mo >= 0:
+                    s = max(s, strength_of(mo, month, iv_state, iv_engaged, iv_exit_month, decay))
+                c *= 1.0 - k_child * s
+            m *= c
+        out[i] = m
+    return out
 
 
 def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key):

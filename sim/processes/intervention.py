@@ -18,7 +18,10 @@ streams, so nobody else's random numbers change).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+from numba import njit
 
 from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
 
@@ -40,6 +43,37 @@ def effect_strength(state, engaged, exit_month, month: int, decay_months: float)
     after = (state == LEFT) & engaged
     decayed = np.exp(-np.maximum(month - exit_month, 0) / decay_months)
     return np.where(in_it, 1.0, np.where(after, decayed, 0.0))
+
+
+@lru_cache(maxsize=16)
+def decay_table(decay_months: float, months: int) -> np.ndarray:
+    """``exp(-t / decay_months)`` for whole months t = 0 .. ``months`` - 1, as ``effect_strength`` computes it."""
+    return np.exp(-np.arange(months) / decay_months)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def strength_of(row, month, iv_state, iv_engaged, iv_exit_month, decay):
+    """``effect_strength`` of one row (``decay``: a ``decay_table`` long enough for any month since exit)."""
+    if not iv_engaged[row]:
+        return 0.0
+    if iv_state[row] == ACTIVE:
+        return 1.0
+    if iv_state[row] == LEFT:
+        return decay[max(month - iv_exit_month[row], 0)]
+    return 0.0
+
+
+def hazard_terms(model, bound: bool):
+    """What the compiled hazard (``offending.hazard``) needs of the intervention: (mode, offender factor, child
+    factor, state, engaged, exit month, decay table). Mode 0: off (factors 1); 1: ``bound``, the factors are the
+    largest multipliers; 2: the multipliers are 1 - factor x strength of the offender or the stronger parent."""
+    iv, p = model.params.intervention, model.people
+    if not is_on(iv):
+        return 0, 1.0, 1.0, p.iv_state, p.iv_engaged, p.iv_exit_month, np.ones(1)
+    k_offender, k_child = (1.0 - iv.offending_rr_at_full_dose) * dose(iv), (1.0 - iv.child_rr_at_full_dose) * dose(iv)
+    if bound:
+        return 1, max(1.0, 1.0 - k_offender), max(1.0, 1.0 - k_child), p.iv_state, p.iv_engaged, p.iv_exit_month, np.ones(1)
+    return 2, k_offender, k_child, p.iv_state, p.iv_engaged, p.iv_exit_month, decay_table(iv.effect_decay_months, 240 * (1 + model.month // 240))
 
 
 def offending_multiplier(model, rows: np.ndarray, bound: bool = False) -> np.ndarray | float:

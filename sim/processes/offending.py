@@ -11,6 +11,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from ..state.people import CUSTODY, FREE
 from ..state.rng import NEVER
@@ -69,25 +70,62 @@ BOUND_MONTHS = 36
 
 
 def hazard(model, rows: np.ndarray, bound: bool = False) -> np.ndarray:
-    """Expected offences this month of ``rows`` (present, at liberty, over the age limit).
+    """Expected offences this month of ``rows`` (present, at liberty, over the age limit): base rate x propensity x
+    age-crime curve (x the youth multiplier) x sex x the excess after release and after an order start x needs x
+    family (``family.child_risk_multiplier``) x the intervention's direct effect.
 
     With ``bound``, an upper bound of the hazard that holds for ``BOUND_MONTHS`` months unless the person's state
     changes (see ``refresh_bounds``): the age factor at its largest over that window, the intervention's effects at
     their largest; every other factor only falls as time passes (supervision excess, family effects by age)."""
     p, prm = model.people, model.params
     o, f = prm.offending, prm.family
-    table = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier,
-                             f.age_adult, BOUND_MONTHS if bound else 0)
-    age_months = model.month - p.birth_month[rows]
-    lam = o.offences_per_month_base * p.propensity[rows]
-    lam *= table.take(age_months, mode="clip")
-    lam *= np.where(p.sex_male[rows], 1.0, o.female_multiplier)
-    lam *= supervision_multiplier(p.months_since_release[rows], o.release_multiplier_initial, o.supervision_decay_months)
-    lam *= supervision_multiplier(p.months_since_order_start[rows], o.order_start_multiplier_initial, o.supervision_decay_months)
-    lam *= needs_multiplier(p.needs[rows], prm.needs.offending_rr)
-    lam *= family.child_risk_multiplier(model, rows, age_months / 12.0, bound=bound)
-    lam *= intervention.offending_multiplier(model, rows, bound=bound)
+    ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier,
+                            f.age_adult, BOUND_MONTHS if bound else 0)
+    terms = (o.offences_per_month_base, ages, o.female_multiplier,
+             excess_table(o.release_multiplier_initial, o.supervision_decay_months),
+             excess_table(o.order_start_multiplier_initial, o.supervision_decay_months),
+             needs_rr_table(tuple(prm.needs.offending_rr)))
+    person = (p.birth_month, p.propensity, p.sex_male, p.months_since_release, p.months_since_order_start, p.needs)
+    rows, iv = np.asarray(rows, np.int64), intervention.hazard_terms(model, bound)
+    from_family = family.family_multipliers(rows, (model.month - p.birth_month[rows]) / 12.0, family.risk_terms(model), iv, model.month)
+    return _hazard(rows, model.month, terms, person, from_family, iv)
+
+
+@lru_cache(maxsize=16)
+def excess_table(initial_excess: float, decay_months: float) -> np.ndarray:
+    """``supervision_multiplier`` by whole months since release or order start, up to where it is 1."""
+    return supervision_multiplier(np.arange(math.ceil(12 * decay_months)), initial_excess, decay_months)
+
+
+@njit(cache=True, nogil=True)
+def _hazard(rows, month, terms, person, from_family, iv):
+    base, ages, female_multiplier, release_excess, order_excess, needs_rr = terms
+    birth_month, propensity, sex_male, months_since_release, months_since_order_start, needs = person
+    mode, k_offender = iv[0], iv[1]
+    iv_state, iv_engaged, iv_exit_month, decay = iv[3], iv[4], iv[5], iv[6]
+    lam = np.empty(len(rows))
+    for i in range(len(rows)):
+        row = rows[i]
+        age_months = month - birth_month[row]
+        x = base * propensity[row]
+        x *= ages[min(max(age_months, 0), len(ages) - 1)]
+        x *= 1.0 if sex_male[row] else female_multiplier
+        x *= _excess(months_since_release[row], release_excess)
+        x *= _excess(months_since_order_start[row], order_excess)
+        x *= needs_rr[needs[row]]
+        x *= from_family[i]
+        if mode == 1:
+            x *= k_offender
+        elif mode == 2:
+            x *= 1.0 - k_offender * intervention.strength_of(row, month, iv_state, iv_engaged, iv_exit_month, decay)
+        lam[i] = x
     return lam
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _excess(months_since, table):
+    """The ``excess_table`` entry; 1 beyond it (a sentence not yet started counts as just started)."""
+    return table[max(months_since, 0)] if months_since < len(table) else 1.0
 
 
 def can_offend(model, rows: np.ndarray) -> np.ndarray:
