@@ -8,7 +8,6 @@ scenario-independent identity used for random draws and exports; the row is only
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from .rng import NEVER
 from .schedule import ChildrenIndex, Pending
@@ -117,7 +116,7 @@ class People:
 
     def due(self, column: str, month: int) -> np.ndarray:
         """Rows whose next event of that kind is in ``month`` (ascending)."""
-        return rows_equal(getattr(self, column)[: self.n], month)
+        return np.flatnonzero(getattr(self, column)[: self.n] == month)
 
     def new_rows(self, reader: str) -> np.ndarray:
         """Rows added since ``reader`` last asked (rows are never reused, so they are a range)."""
@@ -146,17 +145,3 @@ class People:
         """Any change at all (e.g. made by hand through an agent): every schedule of ``rows`` is redrawn."""
         self.changed(rows, hazard=True, needs=True, children=True)
 
-
-@njit(cache=True, nogil=True)
-def rows_equal(column: np.ndarray, value: int) -> np.ndarray:
-    """``np.flatnonzero(column == value)`` in one pass without a temporary mask (the schedules are scanned monthly)."""
-    count = 0
-    for x in column:
-        count += x == value
-    rows = np.empty(count, np.int64)
-    k = 0
-    for i in range(len(column)):
-        if column[i] == value:
-            rows[k] = i
-            k += 1
-    return rows

@@ -8,6 +8,7 @@ scenarios then measures the intervention, not noise (see DESIGN, principle 4).
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -43,22 +44,66 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _uniform(person_id, key, offset):
+    """SplitMix64 finaliser of (id x golden ratio) XOR key, plus the draw's offset, as a uniform on 53 bits."""
+    x = ((np.uint64(person_id) * np.uint64(_GOLDEN)) ^ key) + offset + np.uint64(_GOLDEN)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return np.float64(np.int64(x >> np.uint64(11))) * (1.0 / 9007199254740992.0)
+
+
 @njit(cache=True, nogil=True)
-def _uniforms(person_ids: np.ndarray, key: np.uint64, draw: np.ndarray, draw_step: np.uint64) -> np.ndarray:
-    """``_mix(id x golden ^ key + draw x draw_step)`` as a uniform on 53 bits, one pass (``draw``: length 1 or per id)."""
+def _uniforms(person_ids, key, draw, draw_step):
+    """One uniform per id (``draw``: one draw index for all, or one per id)."""
     out = np.empty(len(person_ids), np.float64)
     one_draw = len(draw) == 1
     for i in range(len(person_ids)):
-        x = np.uint64(person_ids[i]) * np.uint64(_GOLDEN)
-        x ^= key
-        x += np.uint64(draw[0] if one_draw else draw[i]) * draw_step
-        x += np.uint64(_GOLDEN)
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-        out[i] = np.float64(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+        out[i] = _uniform(person_ids[i], key, np.uint64(draw[0] if one_draw else draw[i]) * draw_step)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _months_to_event(person_ids, key, offset, p_month, longest):
+    """Geometric whole months to the next event at monthly probability ``p_month`` (one for all, or one per id),
+    by inverse CDF of one keyed uniform each; ``longest`` where the probability is 0."""
+    out = np.empty(len(person_ids), np.int64)
+    one_p = len(p_month) == 1
+    for i in range(len(person_ids)):
+        p = p_month[0 if one_p else i]
+        if p >= 1.0:
+            out[i] = 0
+        elif not p > 0.0:
+            out[i] = longest
+        else:
+            gap = math.log1p(-_uniform(person_ids[i], key, offset)) / math.log1p(-p)  # >= 0; inf or nan if p is 0
+            out[i] = int(gap) if gap < longest else longest
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _poisson_quantile(u, lam, at_least_one):
+    """Inverse CDF of Poisson(``lam``) (zero-truncated with ``at_least_one``) at ``u``, element by element."""
+    out = np.empty(len(u), np.int64)
+    for i in range(len(u)):
+        m = lam[i]
+        if at_least_one:
+            k = 1
+            p = math.exp(-m) * m / -math.expm1(-m) if m > 0 else 1.0  # P(1 | at least 1)
+        else:
+            k = 0
+            p = math.exp(-m)
+        cdf = p
+        while u[i] >= cdf and k < 200:
+            k += 1
+            p *= m / k
+            cdf += p
+            if p <= 1e-17:  # the tail beyond 1e-17 is below rounding
+                break
+        out[i] = k
     return out
 
 
@@ -113,22 +158,16 @@ class CounterRNG:
     def poisson(self, stream: str, month: int, person_ids: np.ndarray, lam: np.ndarray, at_least_one: bool = False) -> np.ndarray:
         """Poisson counts by inverse CDF of one keyed uniform per person (rates are small, so few iterations);
         ``at_least_one`` draws from the Poisson conditioned on a count of 1 or more (zero-truncated)."""
-        u = self.uniform(stream, month, person_ids)
-        lam = np.asarray(lam, dtype=np.float64)
-        return poisson_quantile(u, lam, at_least_one)
+        return poisson_quantile(self.uniform(stream, month, person_ids), lam, at_least_one)
 
     def months_to_event(self, stream: str, month: int, person_ids: np.ndarray, p_month: np.ndarray | float, draw: int = 0) -> np.ndarray:
         """Whole months from ``month`` to the next event of a process that happens each month with probability
         ``p_month`` (0 = this month): geometric, by inverse CDF of one keyed uniform. ``NEVER - month`` where the
         probability is 0. Drawing afresh at any month is exact, since the geometric distribution has no memory."""
-        u = self.uniform(stream, month, person_ids, draw)
-        e = np.log1p(np.negative(u, out=u), out=u)  # minus a standard exponential
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_stay = np.log1p(-np.minimum(p_month, 1.0))  # minus the monthly hazard (-inf when p = 1)
-            gap = np.floor(np.divide(e, log_stay, out=e), out=e)
-        gap = np.where(log_stay < 0, gap, np.inf)  # p = 0: never
-        np.fmin(gap, NEVER - 1 - month, out=gap)
-        return gap.astype(np.int64)
+        ids = np.ascontiguousarray(person_ids, dtype=np.int64)
+        p_month = np.ascontiguousarray(p_month, dtype=np.float64).reshape(-1)
+        offset = np.uint64((int(draw) * _DRAW_STEP) & _MASK64)
+        return _months_to_event(ids, self._key(stream, month), offset, p_month, NEVER - 1 - month)
 
     def choice(self, stream: str, month: int, person_ids: np.ndarray, probs: np.ndarray, draw: int = 0) -> np.ndarray:
         """Categorical index per person from one probability vector (inverse CDF)."""
@@ -142,20 +181,6 @@ def poisson_quantile(u: np.ndarray, lam: np.ndarray, at_least_one: bool = False)
     """Inverse CDF of the Poisson distribution with means ``lam`` at probabilities ``u`` (small means: few steps);
     ``at_least_one``: of the Poisson conditioned on at least one (zero-truncated), whose terms are computed as
     such so that tiny means do not lose the answer in rounding."""
-    if at_least_one:
-        k = np.ones(lam.shape, dtype=np.int64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = np.where(lam > 0, np.exp(-lam) * lam / -np.expm1(-lam), 1.0)  # P(1 | at least 1)
-    else:
-        k = np.zeros(lam.shape, dtype=np.int64)
-        p = np.exp(-lam)
-    cdf = p.copy()
-    todo = np.flatnonzero(u >= cdf)
-    kk = k[0] if len(k) else 0
-    while len(todo) and kk < 200:
-        kk += 1
-        p[todo] *= lam[todo] / kk
-        cdf[todo] += p[todo]
-        k[todo] = kk
-        todo = todo[(u[todo] >= cdf[todo]) & (p[todo] > 1e-17)]  # the tail beyond 1e-17 is below rounding
-    return k
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), u.shape)
+    return _poisson_quantile(u, np.ascontiguousarray(lam), bool(at_least_one))
