@@ -53,6 +53,18 @@ def _both_tables(prevalence_general: tuple, prevalence_offenders: tuple, resolut
     return tables
 
 
+def _cumulative_tables(prm) -> np.ndarray:
+    """``_tables`` summed along the needs: (group, mask, need), the last column the total change probability."""
+    return _both_cumulative(tuple(prm.prevalence_general), tuple(prm.prevalence_offenders), tuple(prm.monthly_resolution))
+
+
+@lru_cache(maxsize=16)
+def _both_cumulative(prevalence_general: tuple, prevalence_offenders: tuple, resolution: tuple) -> np.ndarray:
+    tables = np.cumsum(_both_tables(prevalence_general, prevalence_offenders, resolution), axis=2)
+    tables.flags.writeable = False
+    return tables
+
+
 def transition_probabilities(masks: np.ndarray, group: np.ndarray, prm, extra_resolution: np.ndarray) -> np.ndarray:
     """Per-person monthly change probabilities (k x needs) with extra resolution, e.g. from an intervention."""
     prob = _tables(prm)[group, masks].copy()
@@ -83,14 +95,13 @@ def refresh(model) -> None:
 def change_probability(model, rows: np.ndarray) -> np.ndarray:
     """Cumulative monthly probability that each need changes (k x needs; the last column is the total)."""
     p, prm = model.people, model.params.needs
-    group = active_offender(p, rows, model.month, prm.recent_conviction_months).astype(int)
+    group = active_offender(p, rows, model.month, prm.recent_conviction_months)
     masks = p.needs[rows]
-    prob = _tables(prm)[group, masks]
+    cum = _cumulative_tables(prm)[group.view(np.int8), masks]
     pos, extra = intervention.extra_need_resolution(model, rows)  # families in the intervention resolve needs faster
     if len(pos):
-        prob = prob.copy()
-        prob[pos] = transition_probabilities(masks[pos], group[pos], prm, extra)
-    return np.cumsum(prob, axis=1)
+        cum[pos] = np.cumsum(transition_probabilities(masks[pos], group[pos].astype(int), prm, extra), axis=1)
+    return cum
 
 
 def schedule_next(model, rows: np.ndarray, stream: str, draw: int, after: int = 0) -> None:
