@@ -100,13 +100,12 @@ def stock_table(p, child_born_after: float) -> tuple[np.ndarray, np.ndarray]:
 @njit(cache=True, nogil=True)
 def _stock_pass(weight, present, birth_month, status, prev_convictions, needs, child_born_after, custody):
     by = np.zeros(16)
-    by_mask = np.zeros(256)
+    by_mask = np.zeros(256)  # entry 0: nobody with a need, children and people in custody (not reported)
     for i in range(len(weight)):
-        if present[i]:
-            child = birth_month[i] > child_born_after
-            by[status[i] * 4 + child * 2 + (prev_convictions[i] > 0)] += weight[i]
-            if needs[i] and not child and status[i] != custody:
-                by_mask[needs[i]] += weight[i]
+        w = weight[i] if present[i] else 0.0  # branch-free: adding 0 leaves a sum as it was
+        child = birth_month[i] > child_born_after
+        by[status[i] * 4 + child * 2 + (prev_convictions[i] > 0)] += w
+        by_mask[needs[i] if not child and status[i] != custody else 0] += w
     return by, by_mask
 
 
