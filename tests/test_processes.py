@@ -81,8 +81,8 @@ def test_supervision_multiplier():
 def test_needs_multiplier_multiplies_relative_risks_of_set_bits():
     rr = (2.0, 3.0, 5.0)
     masks = np.array([0, 1, 2, 4, 3, 5, 7], dtype=np.uint8)
-    assert_allclose(offending.needs_multiplier(masks, rr), [1, 2, 3, 5, 6, 10, 30])
-    assert_allclose(offending.needs_multiplier(masks, (1.0, 1.0, 1.0)), np.ones(len(masks)))
+    assert_allclose(offending.needs_rr_table(rr)[masks], [1, 2, 3, 5, 6, 10, 30])
+    assert_allclose(offending.needs_rr_table((1.0, 1.0, 1.0))[masks], np.ones(len(masks)))
 
 
 def test_geometric_lag_known_values_and_mean():
@@ -401,3 +401,37 @@ def test_parent_conviction_effect_childhood_only_when_it_ends_at_18(baseline_par
     model, rows, ages = _family_model(baseline_params, parent_conviction_effect_until_age=18.0)
     m = family.child_risk_multiplier(model, rows, ages)
     assert_allclose(m, [f.rr_father_convicted_son * f.rr_parent_in_custody * f.rr_parent_family_need, 1.0, 1.0, 1.0])
+
+
+def _intervention_model(params, month: int = 10):
+    """An engaged offender in the intervention (row 0), one who left 4 months ago (1), one who left without engaging
+    (2), one never referred (3), and a 12-year-old son of row 0 (4), all present and at liberty."""
+    from sim.processes.intervention import ACTIVE, LEFT
+
+    p = People(capacity=8)
+    p.add(4, sex_male=True, birth_month=month - 360, iv_state=np.array([ACTIVE, LEFT, LEFT, 0], np.int8),
+          iv_engaged=np.array([True, True, False, False]), iv_exit_month=np.array([0, month - 4, month - 4, 0]))
+    p.add(1, sex_male=True, birth_month=month - 144, father=0)
+    j = list(params.needs.names).index("family_relationships")
+    return SimpleNamespace(people=p, params=params, family_need_index=j, month=month)
+
+
+@pytest.mark.parametrize("offender_rr, child_rr", [(0.6, 0.7), (1.2, 1.1)])
+def test_intervention_multiplies_hazards_while_in_it_and_decays_after(baseline_params, offender_rr, child_rr):
+    """The intervention's direct effects on the hazard, against the same people with it switched off: 1 - (1 - rr) x
+    dose for an engaged participant and a participant's child, decaying with exp(-months / decay) after leaving,
+    nothing for those who did not engage or were never referred; a bound allows the largest multiplier."""
+    from dataclasses import replace
+
+    from sim.processes.intervention import dose
+
+    iv = replace(baseline_params.intervention, coverage=1.0, intensity_hours_per_month=6.0, capacity_families_per_year=50.0,
+                 offending_rr_at_full_dose=offender_rr, child_rr_at_full_dose=child_rr, effect_decay_months=6.0)
+    on = _intervention_model(replace(baseline_params, intervention=iv))
+    off = _intervention_model(replace(baseline_params, intervention=replace(iv, coverage=0.0)))
+    rows = np.arange(5)
+    k, kc = (1 - offender_rr) * dose(iv), (1 - child_rr) * dose(iv)
+    ratio = offending.hazard(on, rows) / offending.hazard(off, rows)
+    assert_allclose(ratio, [1 - k, 1 - k * np.exp(-4 / 6), 1, 1, 1 - kc])
+    bound_ratio = offending.hazard(on, rows, bound=True) / offending.hazard(off, rows, bound=True)
+    assert_allclose(bound_ratio, [max(1, 1 - k)] * 4 + [max(1, 1 - k) * max(1, 1 - kc)])  # anyone could be either

@@ -37,23 +37,16 @@ def dose(iv) -> float:
     return 1.0 - np.exp(-iv.intensity_hours_per_month / iv.dose_scale_hours)
 
 
-def effect_strength(state, engaged, exit_month, month: int, decay_months: float) -> np.ndarray:
-    """1 while an engaged family is in the intervention, decaying after it leaves; 0 otherwise."""
-    in_it = (state == ACTIVE) & engaged
-    after = (state == LEFT) & engaged
-    decayed = np.exp(-np.maximum(month - exit_month, 0) / decay_months)
-    return np.where(in_it, 1.0, np.where(after, decayed, 0.0))
-
-
 @lru_cache(maxsize=16)
 def decay_table(decay_months: float, months: int) -> np.ndarray:
-    """``exp(-t / decay_months)`` for whole months t = 0 .. ``months`` - 1, as ``effect_strength`` computes it."""
+    """``exp(-t / decay_months)`` for whole months t = 0 .. ``months`` - 1: the effect's strength t months after leaving."""
     return np.exp(-np.arange(months) / decay_months)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def strength_of(row, month, iv_state, iv_engaged, iv_exit_month, decay):
-    """``effect_strength`` of one row (``decay``: a ``decay_table`` long enough for any month since exit)."""
+    """Strength of the intervention's direct effects on one row: 1 while an engaged family is in the intervention,
+    decaying after it leaves (``decay``: a ``decay_table`` long enough for any month since), 0 otherwise."""
     if not iv_engaged[row]:
         return 0.0
     if iv_state[row] == ACTIVE:
@@ -74,38 +67,6 @@ def hazard_terms(model, bound: bool):
     if bound:
         return 1, max(1.0, 1.0 - k_offender), max(1.0, 1.0 - k_child), p.iv_state, p.iv_engaged, p.iv_exit_month, np.ones(1)
     return 2, k_offender, k_child, p.iv_state, p.iv_engaged, p.iv_exit_month, decay_table(iv.effect_decay_months, 240 * (1 + model.month // 240))
-
-
-def offending_multiplier(model, rows: np.ndarray, bound: bool = False) -> np.ndarray | float:
-    """Direct effect on the offenders among ``rows`` (1 for everyone else); with ``bound``, its largest value for
-    anyone (1, or more if the effect is harmful), so that hazard bounds are the same with and without it."""
-    iv = model.params.intervention
-    if not is_on(iv):
-        return 1.0
-    if bound:
-        return max(1.0, 1.0 - (1.0 - iv.offending_rr_at_full_dose) * dose(iv))
-    p = model.people
-    s = effect_strength(p.iv_state[rows], p.iv_engaged[rows], p.iv_exit_month[rows], model.month, iv.effect_decay_months)
-    return 1.0 - (1.0 - iv.offending_rr_at_full_dose) * dose(iv) * s
-
-
-def child_multiplier(model, father: np.ndarray, mother: np.ndarray, bound: bool = False) -> np.ndarray | float:
-    """Effect on children through a parent in (or recently out of) the intervention; parents are rows or -1. With
-    ``bound``, its largest value for anyone (1, or more if the effect is harmful)."""
-    iv = model.params.intervention
-    if not is_on(iv):
-        return 1.0
-    if bound:
-        return max(1.0, 1.0 - (1.0 - iv.child_rr_at_full_dose) * dose(iv))
-    p = model.people
-    strength = np.zeros(len(father))
-    for parent in (father, mother):
-        known = parent >= 0
-        r = parent[known]
-        strength[known] = np.maximum(
-            strength[known], effect_strength(p.iv_state[r], p.iv_engaged[r], p.iv_exit_month[r], model.month, iv.effect_decay_months)
-        )
-    return 1.0 - (1.0 - iv.child_rr_at_full_dose) * dose(iv) * strength
 
 
 def extra_need_resolution(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,11 +33,6 @@ def supervision_multiplier(months_since: np.ndarray, initial_excess: float, deca
     return out
 
 
-def needs_multiplier(needs_mask: np.ndarray, relative_risks: tuple) -> np.ndarray:
-    """Product of the relative risks of the needs each person has (``needs_mask``: bit j = need j)."""
-    return needs_rr_table(tuple(relative_risks))[needs_mask]
-
-
 @lru_cache(maxsize=16)
 def needs_rr_table(relative_risks: tuple) -> np.ndarray:
     """Relative risk for every combination of needs, indexed by bit mask."""
