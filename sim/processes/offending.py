@@ -11,10 +11,10 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
+from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
-from ..state.rng import NEVER
+from ..state.rng import NEVER, poisson_at, uniform_at
 from ..state.schedule import distinct
 from . import family, intervention
 
@@ -167,36 +167,62 @@ def draw_offences(model, month: int):
     p.schedule("offending_next", due, month + 1 + draws.months_to_event("offending_next", month, ids, -np.expm1(-bound), draw=1))
     ok = can_offend(model, due)
     due, bound, ids = due[ok], bound[ok], ids[ok]
-    candidates = draws.poisson("offending", month, ids, bound, at_least_one=True)
-    accept = hazard(model, due) / bound
-    who = np.repeat(np.arange(len(due)), candidates)
-    nth = np.arange(len(who)) - np.repeat(np.cumsum(candidates) - candidates, candidates)
-    taken = draws.uniform("offence_accepted", month, ids[who], nth) < accept[who]
-    counts = np.bincount(who[taken], minlength=len(due))
+    counts = _accepted(ids, bound, hazard(model, due) / bound, draws.key("offending", month), draws.key("offence_accepted", month))
     return _offences(model, month, due, counts)
+
+
+@njit(cache=True, nogil=True)
+def _accepted(ids, bound, accept, candidates_key, accepted_key):
+    """Offences of each person: Poisson(bound) candidates (at least one: they are due), the n-th accepted if its
+    keyed uniform (draw n) is below ``accept`` = hazard / bound."""
+    counts = np.zeros(len(ids), np.int64)
+    for i in range(len(ids)):
+        for n in range(poisson_at(uniform_at(ids[i], candidates_key, 0), bound[i], True)):
+            counts[i] += uniform_at(ids[i], accepted_key, n) < accept[i]
+    return counts
 
 
 def _offences(model, month: int, offenders: np.ndarray, counts: np.ndarray):
     """Offence type, detection and court lag of ``counts`` offences by each of ``offenders`` in ``month``."""
     p, draws, o = model.people, model.draws, model.params.offending
-    rows = np.repeat(offenders, counts)  # one entry per offence
-    nth = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, ... within a person
-    ids = p.person_id[rows]
     # the shares sum to 1 within 1e-6 (sim.state.scenario refuses others); dividing by the sum only removes that rounding,
     # so the CDF ends at exactly 1 (and is unchanged when they sum to exactly 1)
     cdf = np.cumsum(o.offence_type_share) / np.sum(o.offence_type_share)
-    kind = np.minimum(np.searchsorted(cdf, draws.uniform("offence_type", month, ids, nth), side="right"), len(cdf) - 1)
-    proven = draws.uniform("detection", month, ids, nth) < np.asarray(o.offence_type_p_proven)[kind]
-    lag = geometric_lag(draws.uniform("court_lag", month, ids, nth), o.court_lag_mean_months)
-    return rows, kind, proven, lag
+    kind, proven, lag = _offence_details(p.person_id[offenders], counts, cdf, np.asarray(o.offence_type_p_proven, float),
+                                         float(o.court_lag_mean_months), draws.key("offence_type", month),
+                                         draws.key("detection", month), draws.key("court_lag", month))
+    return np.repeat(offenders, counts), kind, proven, lag
 
 
-def geometric_lag(u: np.ndarray, mean_months: float) -> np.ndarray:
-    """Whole months from offence to conviction, geometric on 0, 1, 2, ... with the given mean (inverse CDF)."""
+@njit(cache=True, nogil=True)
+def _offence_details(ids, counts, cdf, p_proven, lag_mean_months, type_key, detection_key, lag_key):
+    """Per offence (the n-th of its person uses draw n of each stream): type by the shares' CDF, proven or not,
+    and the court lag (``geometric_lag``)."""
+    total = counts.sum()
+    kind = np.empty(total, np.int8)
+    proven = np.empty(total, np.bool_)
+    lag = np.empty(total, np.int64)
+    k = 0
+    for i in range(len(ids)):
+        for n in range(counts[i]):
+            u = uniform_at(ids[i], type_key, n)
+            t = 0
+            while t < len(cdf) - 1 and cdf[t] <= u:
+                t += 1
+            kind[k] = t
+            proven[k] = uniform_at(ids[i], detection_key, n) < p_proven[t]
+            lag[k] = geometric_lag(uniform_at(ids[i], lag_key, n), lag_mean_months)
+            k += 1
+    return kind, proven, lag
+
+
+@vectorize(["int64(float64, float64)"], cache=True)
+def geometric_lag(u, mean_months):
+    """Whole months from offence to conviction, geometric on 0, 1, 2, ... with the given mean (inverse CDF at ``u``)."""
     if mean_months <= 0:
-        return np.zeros(len(u), dtype=np.int64)
+        return 0
     q = mean_months / (1.0 + mean_months)  # P(lag >= k+1 | lag >= k)
-    return np.floor(np.log1p(-u) / np.log(q)).astype(np.int64)
+    return math.floor(math.log1p(-u) / math.log(q))
 
 
 def prime_court_queue(model, months: int = 12) -> None:

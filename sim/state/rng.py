@@ -84,26 +84,36 @@ def _months_to_event(person_ids, key, offset, p_month, longest):
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def uniform_at(person_id, key, draw):
+    """``CounterRNG.uniform`` of one id and draw index, for compiled kernels (``key``: ``CounterRNG.key``)."""
+    return _uniform(person_id, key, np.uint64(draw) * np.uint64(_DRAW_STEP))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def poisson_at(u, lam, at_least_one):
+    """Inverse CDF of Poisson(``lam``) (zero-truncated with ``at_least_one``) at ``u``: few steps for small means."""
+    if at_least_one:
+        k = 1
+        p = math.exp(-lam) * lam / -math.expm1(-lam) if lam > 0 else 1.0  # P(1 | at least 1)
+    else:
+        k = 0
+        p = math.exp(-lam)
+    cdf = p
+    while u >= cdf and k < 200:
+        k += 1
+        p *= lam / k
+        cdf += p
+        if p <= 1e-17:  # the tail beyond 1e-17 is below rounding
+            break
+    return k
+
+
 @njit(cache=True, nogil=True)
 def _poisson_quantile(u, lam, at_least_one):
-    """Inverse CDF of Poisson(``lam``) (zero-truncated with ``at_least_one``) at ``u``, element by element."""
     out = np.empty(len(u), np.int64)
     for i in range(len(u)):
-        m = lam[i]
-        if at_least_one:
-            k = 1
-            p = math.exp(-m) * m / -math.expm1(-m) if m > 0 else 1.0  # P(1 | at least 1)
-        else:
-            k = 0
-            p = math.exp(-m)
-        cdf = p
-        while u[i] >= cdf and k < 200:
-            k += 1
-            p *= m / k
-            cdf += p
-            if p <= 1e-17:  # the tail beyond 1e-17 is below rounding
-                break
-        out[i] = k
+        out[i] = poisson_at(u[i], lam[i], at_least_one)
     return out
 
 
@@ -132,8 +142,9 @@ class CounterRNG:
         key = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
         return _mix_int(key ^ ((month + 1_000_000) & _MASK64))
 
-    def _key(self, stream: str, month: int) -> np.uint64:
-        """``_prefix`` as a numpy scalar, the stream's part computed once."""
+    def key(self, stream: str, month: int) -> np.uint64:
+        """The key of a stream's draws in a month (``_prefix`` as a numpy scalar, the stream's part computed once),
+        for compiled kernels that draw with ``uniform_at``."""
         stream_key = self._keys.get(stream)
         if stream_key is None:
             stream_key = self._keys[stream] = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
@@ -146,7 +157,7 @@ class CounterRNG:
         constant: the same construction as SplitMix64's stream (a Weyl sequence through the finaliser)."""
         ids = np.ascontiguousarray(person_ids, dtype=np.int64)
         draws = np.ascontiguousarray(draw, dtype=np.int64).reshape(-1) if isinstance(draw, np.ndarray) and draw.ndim else np.array([int(draw)], np.int64)
-        return _uniforms(ids, self._key(stream, month), draws, _U_DRAW_STEP)
+        return _uniforms(ids, self.key(stream, month), draws, _U_DRAW_STEP)
 
     def normal(self, stream: str, month: int, person_ids: np.ndarray, draw: int = 0) -> np.ndarray:
         """Standard normal per person (inverse CDF of a keyed uniform)."""
@@ -167,7 +178,7 @@ class CounterRNG:
         ids = np.ascontiguousarray(person_ids, dtype=np.int64)
         p_month = np.ascontiguousarray(p_month, dtype=np.float64).reshape(-1)
         offset = np.uint64((int(draw) * _DRAW_STEP) & _MASK64)
-        return _months_to_event(ids, self._key(stream, month), offset, p_month, NEVER - 1 - month)
+        return _months_to_event(ids, self.key(stream, month), offset, p_month, NEVER - 1 - month)
 
     def choice(self, stream: str, month: int, person_ids: np.ndarray, probs: np.ndarray, draw: int = 0) -> np.ndarray:
         """Categorical index per person from one probability vector (inverse CDF)."""
