@@ -6,6 +6,7 @@ visualisation) and a researcher's own code can look at, and change, one person a
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import itertools
@@ -171,8 +172,10 @@ def _require(ok, why: str) -> None:
         raise _Refused(why)
 
 
+@functools.lru_cache(maxsize=64)
 def _names(func, label: str) -> tuple[str, ...]:
-    """The names ``func`` uses (in the order it first uses them), if all are ones the fast path knows."""
+    """The names ``func`` uses (in the order it first uses them), if all are ones the fast path knows (a function's
+    code does not change, so the answer is kept; a refusal is not)."""
     code = getattr(func, "__code__", None)
     _require(code is not None, f"{label} is not a Python function")
     unknown = set(code.co_names) - _KNOWN_NAMES[label]
