@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from .processes import intervention
+from .processes.intervention import ACTIVE
 from .state.events import EVENT_CODE, NO_MONTH
 from .state.people import CUSTODY, LICENCE, PROBATION
 from .state.schedule import distinct
@@ -67,16 +67,19 @@ def series_names(params) -> tuple[str, ...]:
 def monthly_record(model) -> dict[str, float]:
     """One row of the monthly series: stocks at the end of the month plus this month's flows."""
     p = model.people
-    child_born_after = model.month - 12 * model.params.family.age_adult
-    by, by_mask = stock_table(p, child_born_after)
+    n = p.n
+    by, by_mask, others = _stock_pass(p.weight[:n], p.present[:n], p.birth_month[:n], p.status[:n], p.prev_convictions[:n],
+                                      p.needs[:n], float(model.month - 12 * model.params.family.age_adult), p.father[:n],
+                                      p.mother[:n], p.iv_state[:n], p.iv_engaged[:n])
+    by = by.reshape(4, 2, 2)
     rec = {
         "month": model.month,
         "population": by.sum(),
         "children": by[:, 1, :].sum(),
         **justice_stocks(by),
         "ever_convicted_adults": by[:, 0, 1].sum(),
-        "children_with_parent_in_custody": children_with_parent_in_custody(p, child_born_after),
-        "iv_active_families": intervention.active_families(model),
+        "children_with_parent_in_custody": others[0],
+        "iv_active_families": others[1],
     }
     for j, name in enumerate(model.params.needs.names):
         rec[f"adults_with_{name}"] = by_mask[_HAS_BIT[j]].sum()
@@ -88,25 +91,36 @@ def monthly_record(model) -> dict[str, float]:
     return rec
 
 
-def stock_table(p, child_born_after: float) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted people present by status x child (born after ``child_born_after``) x ever convicted, and weighted
-    adults at liberty by their needs bit mask (256 combinations), in one pass over the population."""
+def stock_table(p, child_born_after: float) -> np.ndarray:
+    """Weighted people present by status x child (born after ``child_born_after``) x ever convicted."""
     n = p.n
-    by, by_mask = _stock_pass(p.weight[:n], p.present[:n], p.birth_month[:n], p.status[:n], p.prev_convictions[:n],
-                              p.needs[:n], float(child_born_after), CUSTODY)
-    return by.reshape(4, 2, 2), by_mask
+    no_one = np.full(n, -1, np.int64)
+    return _stock_pass(p.weight[:n], p.present[:n], p.birth_month[:n], p.status[:n], p.prev_convictions[:n], p.needs[:n],
+                       float(child_born_after), no_one, no_one, p.iv_state[:n], p.iv_engaged[:n])[0].reshape(4, 2, 2)
 
 
 @njit(cache=True, nogil=True)
-def _stock_pass(weight, present, birth_month, status, prev_convictions, needs, child_born_after, custody):
+def _stock_pass(weight, present, birth_month, status, prev_convictions, needs, child_born_after, father, mother,
+                iv_state, iv_engaged):
+    """In one pass over the population, weighted people present: by status x child x ever convicted (16); adults at
+    liberty by needs bit mask (256; entry 0 also holds everyone not counted there); and (children with a father or
+    mother present and in custody, engaged families in the intervention)."""
     by = np.zeros(16)
-    by_mask = np.zeros(256)  # entry 0: nobody with a need, children and people in custody (not reported)
+    by_mask = np.zeros(256)
+    with_parent_in_custody = 0.0
+    in_intervention = 0.0
     for i in range(len(weight)):
         w = weight[i] if present[i] else 0.0  # branch-free: adding 0 leaves a sum as it was
         child = birth_month[i] > child_born_after
         by[status[i] * 4 + child * 2 + (prev_convictions[i] > 0)] += w
-        by_mask[needs[i] if not child and status[i] != custody else 0] += w
-    return by, by_mask
+        by_mask[needs[i] if not child and status[i] != CUSTODY else 0] += w
+        if child and w > 0.0:
+            fa, mo = father[i], mother[i]
+            if (fa >= 0 and present[fa] and status[fa] == CUSTODY) or (mo >= 0 and present[mo] and status[mo] == CUSTODY):
+                with_parent_in_custody += w
+        if iv_engaged[i] and iv_state[i] == ACTIVE:  # until the intervention process ends it (next month if gone)
+            in_intervention += weight[i]
+    return by, by_mask, (with_parent_in_custody, in_intervention)
 
 
 def justice_stocks(by: np.ndarray) -> dict[str, float]:
@@ -119,15 +133,6 @@ def justice_stocks(by: np.ndarray) -> dict[str, float]:
         "youth_custody": float(by[CUSTODY, 1].sum()),
         "youth_supervision": float(by[LICENCE, 1].sum() + by[PROBATION, 1].sum()),
     }
-
-
-def children_with_parent_in_custody(p, child_born_after: float) -> float:
-    """Weighted children (present, born after ``child_born_after``) with a father or mother present and in
-    custody, found from the parents' side (few are in custody)."""
-    parents = np.flatnonzero(p.status[: p.n] == CUSTODY)
-    kids = distinct(p.children.of(parents[p.present[parents]]))
-    kids = kids[p.present[kids] & (p.birth_month[kids] > child_born_after)]
-    return float(p.weight[kids].sum())
 
 
 _HAS_BIT = [(np.arange(256) >> j) & 1 == 1 for j in range(8)]  # masks with bit j set

@@ -55,7 +55,7 @@ class ReoffendingModel(mesa.Model):
         self.add_agents(np.arange(self.people.n))
         p = self.people
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
-        self.initial_stocks = justice_stocks(stock_table(p, self.month - 12 * params.family.age_adult)[0])
+        self.initial_stocks = justice_stocks(stock_table(p, self.month - 12 * params.family.age_adult))
         offending.prime_court_queue(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}

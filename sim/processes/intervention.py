@@ -156,11 +156,3 @@ def step(model) -> None:
     p.changed(starting[engaged], needs=True)  # their needs resolve faster from now
     tally.add("iv_starts", p.weight[starting].sum())
     tally.add("iv_engaged_starts", p.weight[starting[engaged]].sum())
-
-
-def active_families(model) -> float:
-    """Engaged families in the intervention at the end of the month (real families)."""
-    p = model.people
-    n = p.n
-    in_it = (p.iv_state[:n] == ACTIVE) & p.iv_engaged[:n]
-    return float(p.weight[:n][in_it].sum())
