@@ -72,6 +72,7 @@ def _months_to_event(person_ids, key, offset, p_month, longest):
     by inverse CDF of one keyed uniform each; ``longest`` where the probability is 0."""
     out = np.empty(len(person_ids), np.int64)
     one_p = len(p_month) == 1
+    log_stay = math.log1p(-p_month[0]) if one_p and 0.0 < p_month[0] < 1.0 else 0.0
     for i in range(len(person_ids)):
         p = p_month[0 if one_p else i]
         if p >= 1.0:
@@ -79,7 +80,7 @@ def _months_to_event(person_ids, key, offset, p_month, longest):
         elif not p > 0.0:
             out[i] = longest
         else:
-            gap = math.log1p(-_uniform(person_ids[i], key, offset)) / math.log1p(-p)  # >= 0; inf or nan if p is 0
+            gap = math.log1p(-_uniform(person_ids[i], key, offset)) / (log_stay if one_p else math.log1p(-p))
             out[i] = int(gap) if gap < longest else longest
     return out
 
