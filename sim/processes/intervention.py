@@ -69,17 +69,6 @@ def hazard_terms(model, bound: bool):
     return 2, k_offender, k_child, p.iv_state, p.iv_engaged, p.iv_exit_month, decay_table(iv.effect_decay_months, 240 * (1 + model.month // 240))
 
 
-def extra_need_resolution(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``rows`` of engaged families in the intervention, and their extra monthly resolution (k x needs)."""
-    iv = model.params.intervention
-    if not is_on(iv):
-        return np.zeros(0, np.int64), np.zeros((0, len(iv.need_resolution_at_full_dose)))
-    p = model.people
-    pos = np.flatnonzero((p.iv_state[rows] == ACTIVE) & p.iv_engaged[rows])
-    extra = np.broadcast_to(np.asarray(iv.need_resolution_at_full_dose) * dose(iv), (len(pos), len(iv.need_resolution_at_full_dose)))
-    return pos, extra
-
-
 def parents_of_dependent_children(model) -> np.ndarray:
     """Boolean per row: has a child under the adult age who is present."""
     p = model.people

@@ -12,6 +12,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from ..state.people import FREE
 from ..state.rng import NEVER
@@ -33,12 +34,6 @@ def transition_table(prevalence: tuple, resolution: tuple) -> np.ndarray:
     onset = onset_probability(np.asarray(prevalence, float), res)
     bits = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1
     return np.where(bits == 1, res, onset)
-
-
-def active_offender(p, rows: np.ndarray, month: int, recent_months: int) -> np.ndarray:
-    """Under CJS supervision or convicted in the last ``recent_months``: held to offenders' need prevalence (an
-    old conviction alone does not give someone an offender's needs)."""
-    return (p.status[rows] != FREE) | (p.last_conviction_month[rows] >= month - recent_months)
 
 
 def _tables(prm) -> np.ndarray:
@@ -65,14 +60,6 @@ def _both_cumulative(prevalence_general: tuple, prevalence_offenders: tuple, res
     return tables
 
 
-def transition_probabilities(masks: np.ndarray, group: np.ndarray, prm, extra_resolution: np.ndarray) -> np.ndarray:
-    """Per-person monthly change probabilities (k x needs) with extra resolution, e.g. from an intervention."""
-    prob = _tables(prm)[group, masks].copy()
-    bits = (masks[:, None] >> np.arange(prob.shape[1])) & 1
-    prob += np.where(bits == 1, extra_resolution, 0.0)
-    return np.clip(prob, 0.0, 1.0)
-
-
 def refresh(model) -> None:
     """Redraw the month of the next need change of everyone whose change probabilities may have changed: new people,
     people whose status, record or intervention changed (``people.pending["needs"]``), those whose recent conviction has just
@@ -93,14 +80,35 @@ def refresh(model) -> None:
 
 
 def change_probability(model, rows: np.ndarray) -> np.ndarray:
-    """Cumulative monthly probability that each need changes (k x needs; the last column is the total)."""
+    """Cumulative monthly probability that each need changes (k x needs; the last column is the total), from the
+    table of their group: active offenders (under CJS supervision or convicted in the last ``recent_conviction_months``,
+    held to offenders' need prevalence; an old conviction alone does not give someone an offender's needs) or the
+    general population; engaged families in the intervention resolve needs faster (each need's probability raised
+    by its extra resolution, at most 1)."""
     p, prm = model.people, model.params.needs
-    group = active_offender(p, rows, model.month, prm.recent_conviction_months)
-    masks = p.needs[rows]
-    cum = _cumulative_tables(prm)[group.view(np.int8), masks]
-    pos, extra = intervention.extra_need_resolution(model, rows)  # families in the intervention resolve needs faster
-    if len(pos):
-        cum[pos] = np.cumsum(transition_probabilities(masks[pos], group[pos].astype(int), prm, extra), axis=1)
+    iv = model.params.intervention
+    on = intervention.is_on(iv)
+    extra = np.asarray(iv.need_resolution_at_full_dose, float) * intervention.dose(iv) if on else np.zeros(len(prm.names))
+    return _cumulative(np.asarray(rows, np.int64), p.status, p.last_conviction_month, p.needs, p.iv_state, p.iv_engaged,
+                       model.month - prm.recent_conviction_months, _tables(prm), _cumulative_tables(prm), extra, on)
+
+
+@njit(cache=True, nogil=True)
+def _cumulative(rows, status, last_conviction_month, needs, iv_state, iv_engaged, recent_since, tables, cum_tables, extra,
+                intervention_on):
+    cum = np.empty((len(rows), tables.shape[2]))
+    for i in range(len(rows)):
+        r = rows[i]
+        group = 1 if status[r] != FREE or last_conviction_month[r] >= recent_since else 0  # active offender
+        mask = needs[r]
+        if intervention_on and iv_state[r] == intervention.ACTIVE and iv_engaged[r]:
+            total = 0.0
+            for j in range(tables.shape[2]):
+                x = tables[group, mask, j] + (extra[j] if (mask >> j) & 1 else 0.0)
+                total += min(max(x, 0.0), 1.0)
+                cum[i, j] = total
+        else:
+            cum[i] = cum_tables[group, mask]
     return cum
 
 
