@@ -7,12 +7,14 @@ Exits keep their row (``present = False``) so family links and the event log sta
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from ..state.people import COMMUNITY_START, FREE, NO_ONE
-from ..state.rng import NEVER, hash_ids
+from ..state.rng import NEVER, hash_ids, uniform_at
 from ..state.schedule import distinct
 from .family import monthly
 
@@ -39,17 +41,24 @@ def schedule_death(model, rows: np.ndarray, stream: str) -> None:
     """Draw the month each of ``rows`` dies (from this month on) by the inverse of their survival curve, the
     offenders' curve for anyone with a conviction. Redrawn at a first conviction: survival has no memory given age."""
     p, month = model.people, model.month
-    table = survival_table(model.params.demography)
-    convicted = (p.prev_convictions[rows] > 0).astype(int)
-    age = np.minimum(month - p.birth_month[rows], table.shape[1] - 2)
-    e = -np.log1p(-model.draws.uniform(stream, month, p.person_id[rows]))  # standard exponential
-    target = table[convicted, age] + e
-    end = np.empty(len(rows), np.int64)  # the first month of age whose end they do not reach, + 1
-    for c in (0, 1):
-        sel = convicted == c
-        end[sel] = np.searchsorted(table[c], target[sel], side="left")
-    survives_table = end >= table.shape[1]  # only where the hazard stays finite, e.g. no mortality at all
-    p.schedule("death_month", rows, np.where(survives_table, NEVER, month + end - 1 - age))
+    rows = np.asarray(rows, np.int64)
+    p.schedule("death_month", rows, _death_months(rows, month, p.person_id, p.birth_month, p.prev_convictions,
+                                                  survival_table(model.params.demography), model.draws.key(stream, month)))
+
+
+@njit(cache=True, nogil=True)
+def _death_months(rows, month, person_id, birth_month, prev_convictions, table, key):
+    """The month each row's cumulative hazard from its present age passes a standard exponential draw."""
+    out = np.empty(len(rows), np.int64)
+    last = table.shape[1] - 2
+    for i in range(len(rows)):
+        r = rows[i]
+        curve = table[1 if prev_convictions[r] > 0 else 0]
+        age = min(month - birth_month[r], last)
+        target = curve[age] - math.log1p(-uniform_at(person_id[r], key, 0))  # + a standard exponential
+        end = np.searchsorted(curve, target)  # the first month of age whose end they do not reach, + 1
+        out[i] = NEVER if end >= len(curve) else month + end - 1 - age  # beyond the table: only with no mortality
+    return out
 
 
 def schedule_new(model, rows: np.ndarray) -> None:
