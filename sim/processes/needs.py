@@ -15,9 +15,10 @@ import numpy as np
 from numba import njit
 
 from ..state.people import FREE
-from ..state.rng import NEVER
+from ..state.rng import NEVER, geometric_wait, uniform_at
 from ..state.schedule import distinct
 from . import intervention
+from .intervention import ACTIVE
 
 
 def onset_probability(prevalence: np.ndarray, resolution: np.ndarray) -> np.ndarray:
@@ -67,56 +68,78 @@ def refresh(model) -> None:
     p, month, prm = model.people, model.month, model.params.needs
     rows = distinct(p.pending["needs"].take(), p.due("need_refresh", month))
     rows = rows[p.present[rows]]
-    adult_months = math.ceil(12 * model.params.family.age_adult)
-    child = month - p.birth_month[rows] < adult_months
-    kids, rows = rows[child], rows[~child]
-    p.schedule("need_next", kids, NEVER)
-    p.schedule("need_refresh", kids, p.birth_month[kids] + adult_months)  # the month they come of age
-    schedule_next(model, rows, "needs_next", 0)
-    # the offender group of someone at liberty lasts until their last conviction is recent_conviction_months old
-    free = p.status[rows] == FREE
-    expires = p.last_conviction_month[rows].astype(np.int64) + prm.recent_conviction_months + 1
-    p.schedule("need_refresh", rows, np.where(free & (expires > month), np.minimum(expires, NEVER), NEVER))
-
-
-def change_probability(model, rows: np.ndarray) -> np.ndarray:
-    """Cumulative monthly probability that each need changes (k x needs; the last column is the total), from the
-    table of their group: active offenders (under CJS supervision or convicted in the last ``recent_conviction_months``,
-    held to offenders' need prevalence; an old conviction alone does not give someone an offender's needs) or the
-    general population; engaged families in the intervention resolve needs faster (each need's probability raised
-    by its extra resolution, at most 1)."""
-    p, prm = model.people, model.params.needs
-    iv = model.params.intervention
-    on = intervention.is_on(iv)
-    extra = np.asarray(iv.need_resolution_at_full_dose, float) * intervention.dose(iv) if on else np.zeros(len(prm.names))
-    return _cumulative(np.asarray(rows, np.int64), p.status, p.last_conviction_month, p.needs, p.iv_state, p.iv_engaged,
-                       model.month - prm.recent_conviction_months, _tables(prm), _cumulative_tables(prm), extra, on)
+    adult = month - p.birth_month[rows] >= math.ceil(12 * model.params.family.age_adult)
+    _refresh(rows, adult, change_probability(model, rows[adult])[:, -1], month, math.ceil(12 * model.params.family.age_adult),
+             prm.recent_conviction_months, p.status, p.last_conviction_month, p.birth_month, p.person_id, p.need_next,
+             p.need_refresh, model.draws.key("needs_next", month))
 
 
 @njit(cache=True, nogil=True)
-def _cumulative(rows, status, last_conviction_month, needs, iv_state, iv_engaged, recent_since, tables, cum_tables, extra,
-                intervention_on):
+def _refresh(rows, adult, total, month, adult_months, recent_months, status, last_conviction_month, birth_month,
+             person_id, need_next, need_refresh, key):
+    """A child waits for their coming of age; an adult's next change is drawn at their ``total`` change probability
+    (draw 0), and their needs group is looked at again when a recent conviction ages out."""
+    k = 0
+    for i in range(len(rows)):
+        r = rows[i]
+        if not adult[i]:
+            need_next[r] = NEVER
+            need_refresh[r] = birth_month[r] + adult_months  # the month they come of age
+            continue
+        need_next[r] = month + geometric_wait(uniform_at(person_id[r], key, 0), total[k], NEVER - 1 - month)
+        k += 1
+        # the offender group of someone at liberty lasts until their last conviction is recent_conviction_months old
+        expires = np.int64(last_conviction_month[r]) + recent_months + 1
+        need_refresh[r] = min(expires, NEVER) if status[r] == FREE and expires > month else NEVER
+
+
+def change_probability(model, rows: np.ndarray) -> np.ndarray:
+    """Cumulative monthly probability that each need of ``rows`` changes (k x needs; the last column is the total),
+    from the table of their group: active offenders (under CJS supervision or convicted in the last
+    ``recent_conviction_months``, held to offenders' need prevalence; an old conviction alone does not give someone an
+    offender's needs) or the general population; engaged families in the intervention resolve needs faster (each
+    need's probability raised by its extra resolution, at most 1)."""
+    p, prm, iv = model.people, model.params.needs, model.params.intervention
+    on = intervention.is_on(iv)
+    extra = np.asarray(iv.need_resolution_at_full_dose, float) * intervention.dose(iv) if on else np.zeros(len(prm.names))
+    return _cumulative(np.asarray(rows, np.int64), model.month - prm.recent_conviction_months, p.status,
+                       p.last_conviction_month, p.needs, p.iv_state, p.iv_engaged, _tables(prm), _cumulative_tables(prm),
+                       extra, on)
+
+
+@njit(cache=True, nogil=True)
+def _cumulative(rows, recent_since, status, last_conviction_month, needs, iv_state, iv_engaged, tables, cum_tables,
+                extra, intervention_on):
     cum = np.empty((len(rows), tables.shape[2]))
     for i in range(len(rows)):
         r = rows[i]
         group = 1 if status[r] != FREE or last_conviction_month[r] >= recent_since else 0  # active offender
         mask = needs[r]
-        if intervention_on and iv_state[r] == intervention.ACTIVE and iv_engaged[r]:
+        if intervention_on and iv_state[r] == ACTIVE and iv_engaged[r]:
             total = 0.0
             for j in range(tables.shape[2]):
                 x = tables[group, mask, j] + (extra[j] if (mask >> j) & 1 else 0.0)
                 total += min(max(x, 0.0), 1.0)
                 cum[i, j] = total
         else:
-            cum[i] = cum_tables[group, mask]
+            for j in range(tables.shape[2]):
+                cum[i, j] = cum_tables[group, mask, j]
     return cum
 
 
-def schedule_next(model, rows: np.ndarray, stream: str, draw: int, after: int = 0) -> None:
-    """Draw the month of the next need change of ``rows``, ``after`` months from now at the earliest."""
-    p, month = model.people, model.month
-    total = change_probability(model, rows)[:, -1] if len(rows) else np.zeros(0)
-    p.schedule("need_next", rows, month + after + model.draws.months_to_event(stream, month, p.person_id[rows], total, draw))
+def schedule_next(model, rows: np.ndarray, key, draw: int, after: int) -> None:
+    """Draw the month of the next need change of ``rows``, ``after`` months from now at the earliest (keyed draw
+    ``draw`` of the stream whose ``key`` is given)."""
+    p = model.people
+    _redraw(rows, change_probability(model, rows)[:, -1], model.month + after, p.person_id, p.need_next, key, draw,
+            NEVER - 1 - model.month)
+
+
+@njit(cache=True, nogil=True)
+def _redraw(rows, total, start, person_id, need_next, key, draw, longest):
+    for i in range(len(rows)):
+        r = rows[i]
+        need_next[r] = start + geometric_wait(uniform_at(person_id[r], key, draw), total[i], longest)
 
 
 def step(model) -> None:
@@ -126,17 +149,12 @@ def step(model) -> None:
     refresh(model)
     rows = p.due("need_next", month)
     rows = rows[p.present[rows]]
-    cum = change_probability(model, rows)
-    u = draws.uniform("needs", month, p.person_id[rows]) * cum[:, -1]
-    which = (u[:, None] >= cum).sum(axis=1)
-    changed = which < cum.shape[1]  # always, but for rounding at the top
-    rows, which = rows[changed], which[changed]
-    gained = ~p.has_need(rows, which)
-    p.needs[rows] ^= (1 << which).astype(np.uint8)
-    family = model.family_need_index
+    changed, gained, family = _change(rows, change_probability(model, rows), p.needs, p.person_id, draws.key("needs", month),
+                                      np.uint8(1 << model.family_need_index))
+    rows = rows[changed]
     p.changed(rows[gained], hazard=True)  # a need resolved only lowers the hazard: the bound still holds
-    p.changed(rows[gained & (which == family)], children=True)
-    schedule_next(model, rows, "needs_next", 1, after=1)
+    p.changed(rows[family], children=True)
+    schedule_next(model, rows, draws.key("needs_next", month), 1, after=1)
     # release from custody brings accommodation and employment needs
     released = model.released  # this month, by justice
     released = released[p.present[released] & (month - p.birth_month[released] >= 12 * model.params.family.age_adult)]
@@ -150,4 +168,27 @@ def step(model) -> None:
         gained.append(new)
     gained = distinct(*gained)
     p.changed(gained, hazard=True)
-    schedule_next(model, gained, "needs_next", 2, after=1)
+    schedule_next(model, gained, draws.key("needs_next", month), 2, after=1)
+
+
+@njit(cache=True, nogil=True)
+def _change(rows, cum, needs, person_id, key, family_bit):
+    """Which need of each row changes, by one keyed uniform against its cumulative probabilities ``cum``, and the bit
+    flipped. Returns, per row, whether a need changed (always, but for rounding at the top), whether it was gained,
+    and whether it is the family-relationships need, gained."""
+    changed = np.zeros(len(rows), np.bool_)
+    gained = np.zeros(len(rows), np.bool_)
+    family = np.zeros(len(rows), np.bool_)
+    for i in range(len(rows)):
+        r = rows[i]
+        u = uniform_at(person_id[r], key, 0) * cum[i, -1]
+        which = 0
+        while which < cum.shape[1] and cum[i, which] <= u:
+            which += 1
+        if which < cum.shape[1]:
+            bit = np.uint8(1 << which)
+            changed[i] = True
+            gained[i] = needs[r] & bit == 0
+            family[i] = gained[i] and bit == family_bit
+            needs[r] ^= bit
+    return changed, gained[changed], family[changed]

@@ -66,6 +66,18 @@ def _uniforms(person_ids, key, draw, draw_step):
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def geometric_wait(u, p_month, longest):
+    """Whole months to the next event of a process with monthly probability ``p_month``, by inverse CDF at ``u``
+    (``CounterRNG.months_to_event`` for one person, for compiled kernels); ``longest`` if the probability is 0."""
+    if p_month >= 1.0:
+        return 0
+    if not p_month > 0.0:
+        return longest
+    gap = math.log1p(-u) / math.log1p(-p_month)
+    return int(gap) if gap < longest else longest
+
+
 @njit(cache=True, nogil=True)
 def _months_to_event(person_ids, key, offset, p_month, longest):
     """Geometric whole months to the next event at monthly probability ``p_month`` (one for all, or one per id),
