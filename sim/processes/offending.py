@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
-from ..state.rng import NEVER, poisson_at, uniform_at
+from ..state.rng import NEVER, geometric_wait, poisson_at, uniform_at
 from ..state.schedule import distinct
 from . import family, intervention
 
@@ -141,15 +141,28 @@ def refresh_bounds(model) -> None:
     rows = rows[p.present[rows]]
     # children too young to offend within the bound's window: nothing to draw until the window reaches that age
     first_month = p.birth_month[rows] + math.ceil(12 * model.params.family.age_criminal_responsibility) - BOUND_MONTHS
-    young = first_month > month
-    p.offending_bound[rows[young]] = 0.0
-    p.schedule("offending_next", rows[young], NEVER)
-    p.schedule("offending_refresh", rows[young], first_month[young])
-    rows = rows[~young]
-    bound = hazard(model, rows, bound=True)
-    p.offending_bound[rows] = bound
-    p.schedule("offending_next", rows, month + model.draws.months_to_event("offending_next", month, p.person_id[rows], -np.expm1(-bound)))
-    p.schedule("offending_refresh", rows, month + BOUND_MONTHS)
+    old_enough = first_month <= month
+    _rebound(rows, old_enough, first_month, hazard(model, rows[old_enough], bound=True), month, p.person_id,
+             p.offending_bound, p.offending_next, p.offending_refresh, model.draws.key("offending_next", month))
+
+
+@njit(cache=True, nogil=True)
+def _rebound(rows, old_enough, first_month, bound, month, person_id, offending_bound, offending_next, offending_refresh,
+             key):
+    """New bounds (``bound``, for the rows ``old_enough``), the next candidate month at the bound's rate (draw 0) and
+    the month the bound expires; for children too young, no candidate until ``first_month``."""
+    k = 0
+    for i in range(len(rows)):
+        r = rows[i]
+        if not old_enough[i]:
+            offending_bound[r] = 0.0
+            offending_next[r] = NEVER
+            offending_refresh[r] = first_month[i]
+            continue
+        offending_bound[r] = bound[k]
+        offending_next[r] = month + geometric_wait(uniform_at(person_id[r], key, 0), -math.expm1(-bound[k]), NEVER - 1 - month)
+        offending_refresh[r] = month + BOUND_MONTHS
+        k += 1
 
 
 def draw_offences(model, month: int):
@@ -162,13 +175,26 @@ def draw_offences(model, month: int):
     baseline and an intervention share candidates (common random numbers) and differ only in acceptance."""
     p, draws = model.people, model.draws
     due = p.due("offending_next", month)
+    due = due[_next_candidates(due, month, p.person_id, p.offending_bound, p.offending_next, p.present, p.status, p.birth_month,
+                               12 * model.params.family.age_criminal_responsibility, draws.key("offending_next", month))]
     bound = p.offending_bound[due]
-    ids = p.person_id[due]
-    p.schedule("offending_next", due, month + 1 + draws.months_to_event("offending_next", month, ids, -np.expm1(-bound), draw=1))
-    ok = can_offend(model, due)
-    due, bound, ids = due[ok], bound[ok], ids[ok]
-    counts = _accepted(ids, bound, hazard(model, due) / bound, draws.key("offending", month), draws.key("offence_accepted", month))
+    counts = _accepted(p.person_id[due], bound, hazard(model, due) / bound, draws.key("offending", month),
+                       draws.key("offence_accepted", month))
     return _offences(model, month, due, counts)
+
+
+@njit(cache=True, nogil=True)
+def _next_candidates(due, month, person_id, offending_bound, offending_next, present, status, birth_month, age_min_months,
+                     key):
+    """Draw the next candidate month of the rows ``due`` (draw 1, from next month); returns which of them can offend
+    this month (``can_offend``)."""
+    ok = np.empty(len(due), np.bool_)
+    for i in range(len(due)):
+        r = due[i]
+        offending_next[r] = month + 1 + geometric_wait(uniform_at(person_id[r], key, 1), -math.expm1(-offending_bound[r]),
+                                                       NEVER - 1 - month)
+        ok[i] = present[r] and status[r] != CUSTODY and month - birth_month[r] >= age_min_months
+    return ok
 
 
 @njit(cache=True, nogil=True)
