@@ -177,7 +177,7 @@ class CounterRNG:
         from scipy.special import ndtri
 
         u = self.uniform(stream, month, person_ids, draw)
-        return ndtri(np.clip(u, 1e-12, 1 - 1e-12))
+        return ndtri(np.minimum(np.maximum(u, 1e-12, out=u), 1 - 1e-12, out=u))  # (np.clip: the same, slower)
 
     def poisson(self, stream: str, month: int, person_ids: np.ndarray, lam: np.ndarray, at_least_one: bool = False) -> np.ndarray:
         """Poisson counts by inverse CDF of one keyed uniform per person (rates are small, so few iterations);
