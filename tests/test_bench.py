@@ -64,7 +64,7 @@ def test_verdicts_and_reference_units():
     assert {r[0]: r for r in measured.target_rows()}["1,000 replicates, 2 workers"][-1] == "misses"
     md = bench.render_markdown(res)
     prose = " ".join(md.split())  # the prose is wrapped as the README is
-    assert "reference kernel 100 ms = 1 reference unit" in prose and "2 cores (Test CPU)" in prose and "2026-12-02" in prose
+    assert "reference kernel 100 ms = 1 reference unit, timed again beside each figure" in prose and "2 cores (Test CPU)" in prose and "2026-12-02" in prose
     assert all(len(line) <= 115 for line in md.splitlines() if not line.startswith("|"))
     assert "| one replicate, weight 5 | 3.00 s | 30.0 | ≤ 2 s | misses |" in md
 
@@ -144,3 +144,14 @@ def test_one_replicate_in_a_fresh_process():
     assert min(t.build, t.run, t.outputs, t.write) > 0 and t.agents_start > 0
     with pytest.raises(RuntimeError, match="failed"):
         bench.time_in_fresh_process(BASELINE, ["population.no_such_key=1"], seed=7)
+
+
+def test_units_are_against_the_reference_timed_beside_each_figure():
+    """A figure measured while the machine ran at half speed (its reference kernel took twice as long) has the same
+    units as at full speed; without a reference beside it, the one at the start counts."""
+    res = _fake_results(batch_reps=100, batch_wall_s=20.0, batch_reference_s=0.2)
+    res.case("default").timing.reference_s = 0.2  # 0.5 s against a reference of 200 ms
+    rows = {r[0]: r for r in res.target_rows()}
+    assert rows["one replicate, default weights, with outputs"][1:3] == ["0.50 s", "2.5"]
+    assert rows["one replicate, weight 5"][1:3] == ["3.00 s", "30.0"]  # no reference beside it: 100 ms
+    assert rows["1,000 replicates, 2 workers"][2] == "1,000"  # 200 s against 200 ms
