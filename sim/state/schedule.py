@@ -46,7 +46,9 @@ class ChildrenIndex:
         parents = np.asarray(parents, np.int64)
         if len(parents) == 0 or self._first.shape[1] == 0:
             return _EMPTY
-        return _children_of(self._first, self._next, parents)
+        found = np.empty(_walk(self._first, self._next, parents, _EMPTY), np.int64)  # count, then fill
+        _walk(self._first, self._next, parents, found)
+        return found
 
 
 @njit(cache=True, nogil=True)
@@ -60,26 +62,19 @@ def _link(first, next_, children, parents):
 
 
 @njit(cache=True, nogil=True)
-def _children_of(first, next_, parents):
-    count = 0
-    for role in range(2):
-        for parent in parents:
-            if parent < first.shape[1]:
-                child = first[role, parent]
-                while child >= 0:
-                    count += 1
-                    child = next_[role, child]
-    found = np.empty(count, np.int64)
+def _walk(first, next_, parents, found):
+    """Write the children of ``parents`` into ``found`` as far as it has room; returns how many there are."""
     k = 0
     for role in range(2):
         for parent in parents:
             if parent < first.shape[1]:
                 child = first[role, parent]
                 while child >= 0:
-                    found[k] = child
+                    if k < len(found):
+                        found[k] = child
                     k += 1
                     child = next_[role, child]
-    return found
+    return k
 
 
 class Pending:
