@@ -321,3 +321,21 @@ def test_a_real_model_is_the_same_with_and_without_the_fast_path():
     assert bulk_df.equals(plain_df)
     present = np.flatnonzero(bulk.people.view("present"))
     assert sorted(a.row for a in bulk.agents) == present.tolist()
+
+
+def test_a_model_and_its_agents_are_freed_once_dropped():
+    """Mesa 3.3 keeps every model it has seen in ``Agent._ids`` (mesa/mesa#3179): a batch worker grew by a replicate
+    with each replicate it ran. A dropped model, agents and all, must be collectable."""
+    import gc
+    import weakref
+
+    from sim.runs.batch import replicate_model
+
+    params = load("run.years=1", "population.scale_general=400", "population.scale_cjs_families=20")
+    model = replicate_model(params, seed=3)
+    model.run()
+    agent = weakref.ref(next(iter(model.agents)))
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None and agent() is None

@@ -376,6 +376,13 @@ def counting_step(self):
     seen["agent_months"] += int(self.people.present[: self.people.n].sum())
     step(self)
 
+from dataclasses import replace
+# the compiled kernels load (or compile, on a machine that has not run them yet) the first time they run: a tiny
+# replicate first, so that the base includes them and the replicate measured is what every later one costs
+pop = params.population
+ReoffendingModel(replace(params, run=replace(params.run, years=1),
+                         population=replace(pop, scale_general=pop.scale_general * 100,
+                                            scale_cjs_families=pop.scale_cjs_families * 100)), seed=seed).run()
 ReoffendingModel.__init__, ReoffendingModel.step = counting_init, counting_step
 import gc
 gc.collect()

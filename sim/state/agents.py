@@ -6,6 +6,7 @@ visualisation) and a researcher's own code can look at, and change, one person a
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
 import inspect
@@ -18,6 +19,35 @@ from itertools import repeat
 import mesa
 
 from .people import CUSTODY, LICENCE, PROBATION, START_STATUS, STATUS_NAMES
+
+
+class _WeakModelIds(weakref.WeakKeyDictionary):
+    """Mesa 3.3's ``Agent._ids`` (each model's counter of unique_ids), holding its models weakly.
+
+    Mesa 3.3 keeps them in a class-level ``defaultdict`` keyed by the model, so every model built in a process stays
+    in memory for good (mesa/mesa#3179, fixed in later Mesa): a batch worker grew by the size of a replicate with
+    every replicate it ran. Counters are made as Mesa makes them, on first use."""
+
+    def __init__(self, default_factory, entries=()):
+        super().__init__(entries)
+        self.default_factory = default_factory
+
+    def __getitem__(self, model):
+        try:
+            return super().__getitem__(model)
+        except KeyError:
+            counter = self[model] = self.default_factory()
+            return counter
+
+
+def _release_models_from_agent_ids() -> None:
+    """Put ``_WeakModelIds`` in place of Mesa 3.3's ``Agent._ids`` (later versions have none: nothing to do)."""
+    ids = mesa.Agent.__dict__.get("_ids")
+    if type(ids) is collections.defaultdict and ids.default_factory is not None:
+        mesa.Agent._ids = _WeakModelIds(ids.default_factory, ids.items())
+
+
+_release_models_from_agent_ids()
 
 
 class Person(mesa.Agent):
