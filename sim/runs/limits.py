@@ -38,19 +38,20 @@ from ..state.scenario import DRAW_TAIL, ScenarioError, _map_uncertain
 # Measured on 2026-11-27 on the project's 2-core, 24 GB machine (Linux, Python 3.11, numpy 2, mesa 3) with
 # `python -m sim.runs.limits --measure`: 12 replicates of 4,400 to 440,000 agents and 10 to 200 years, 3 of them with
 # --events, fitted by least squares on relative error (memory above the base and the rows' arrays; CPU time).
-# Memory re-measured on 2026-12-02 with the compiled kernels (numba): importing LLVM adds about 110 MB to every
-# process (compiling the kernels, once per machine, about 12 MB more); CPU time per agent-month fell (0.13 us fitted), the
-# figures below are kept as the safer, higher ones.
 # The fit was within 10% of every measured peak but one (--events, Essex, 10 years: 20% low); CPU time is noisier
 # (the same replicate varies by 25-50% from one run to the next on this machine). With MARGIN on every variable
 # cost the estimate errs high: in the last measurement peaks of 211-879 MB were estimated 2% to 28% above, rows at
 # the end +2% (10 years) and +7% (40 years), CPU time 20% to 90% above.
+# Memory re-measured on 2026-12-03 with the compiled kernels (numba), the base now taken after a tiny replicate
+# has loaded them: numba's LLVM adds about 70-110 MB to every process, compiling the kernels (a machine's first run)
+# about 65 MB more; CPU time per agent-month fell (0.13 us fitted), the figures below are kept as the safer, higher ones.
 
 #: deliberate over-estimate of every variable cost (memory and CPU time besides the process's base)
 MARGIN = 1.25
-#: resident memory of a process that has imported the model, pandas and pyarrow, before it builds anything
-#: (measured 302.5-302.6 MB, numba's LLVM included)
-BASE_BYTES = 303e6
+#: resident memory of a process that has imported the model, pandas and pyarrow and run the compiled kernels once
+#: (measured 270-271 MB when they load from numba's cache; 338 MB when that first run compiles them, once per
+#: machine or after the code changes; the estimate allows for compiling)
+BASE_BYTES = 335e6
 #: memory of a replicate whatever its size: compiled kernels loaded, lookup tables, Mesa's structures, the collector
 #: (fits: 14.2-14.5 MB; 26.7 MB with a first run that compiles the kernels, once per machine)
 FIXED_BYTES = 15e6
