@@ -52,9 +52,10 @@ MARGIN = 1.25
 #: (measured 270-271 MB when they load from numba's cache; 338 MB when that first run compiles them, once per
 #: machine or after the code changes; the estimate allows for compiling)
 BASE_BYTES = 335e6
-#: memory of a replicate whatever its size: compiled kernels loaded, lookup tables, Mesa's structures, the collector
-#: (fits: 14.2-14.5 MB; 26.7 MB with a first run that compiles the kernels, once per machine)
-FIXED_BYTES = 15e6
+#: memory of a replicate whatever its size: lookup tables, Mesa's structures, the collector (fits: 14.2-14.5 MB while
+#: the base was taken before any replicate had run; since a first tiny replicate is in the base, a 4,400-agent 1-year
+#: replicate adds 10-14 MB in all, rows included)
+FIXED_BYTES = 8e6
 #: memory per row besides its ``people.FIELDS`` arrays: its Mesa agent, per-month temporaries, metrics (fits: 486-495; 505 with the kernels)
 BYTES_PER_ROW = 510.0
 #: memory per simulated month: collected series, cost ledger, cohort tables (fits: 14,100-14,200)
