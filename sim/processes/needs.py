@@ -68,10 +68,11 @@ def refresh(model) -> None:
     p, month, prm = model.people, model.month, model.params.needs
     rows = distinct(p.pending["needs"].take(), p.due("need_refresh", month))
     rows = rows[p.present[rows]]
-    adult = month - p.birth_month[rows] >= math.ceil(12 * model.params.family.age_adult)
-    _refresh(rows, adult, change_probability(model, rows[adult])[:, -1], month, math.ceil(12 * model.params.family.age_adult),
-             prm.recent_conviction_months, p.status, p.last_conviction_month, p.birth_month, p.person_id, p.need_next,
-             p.need_refresh, model.draws.key("needs_next", month))
+    adult_months = math.ceil(12 * model.params.family.age_adult)
+    adult = month - p.birth_month[rows] >= adult_months
+    _refresh(rows, adult, change_probability(model, rows[adult])[:, -1], month, adult_months, prm.recent_conviction_months,
+             p.status, p.last_conviction_month, p.birth_month, p.person_id, p.need_next, p.need_refresh,
+             model.draws.key("needs_next", month))
 
 
 @njit(cache=True, nogil=True)
