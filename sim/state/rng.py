@@ -80,20 +80,11 @@ def geometric_wait(u, p_month, longest):
 
 @njit(cache=True, nogil=True)
 def _months_to_event(person_ids, key, offset, p_month, longest):
-    """Geometric whole months to the next event at monthly probability ``p_month`` (one for all, or one per id),
-    by inverse CDF of one keyed uniform each; ``longest`` where the probability is 0."""
+    """``geometric_wait`` for each id at monthly probability ``p_month`` (one for all, or one per id)."""
     out = np.empty(len(person_ids), np.int64)
     one_p = len(p_month) == 1
-    log_stay = math.log1p(-p_month[0]) if one_p and 0.0 < p_month[0] < 1.0 else 0.0
     for i in range(len(person_ids)):
-        p = p_month[0 if one_p else i]
-        if p >= 1.0:
-            out[i] = 0
-        elif not p > 0.0:
-            out[i] = longest
-        else:
-            gap = math.log1p(-_uniform(person_ids[i], key, offset)) / (log_stay if one_p else math.log1p(-p))
-            out[i] = int(gap) if gap < longest else longest
+        out[i] = geometric_wait(_uniform(person_ids[i], key, offset), p_month[0 if one_p else i], longest)
     return out
 
 
