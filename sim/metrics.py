@@ -66,12 +66,7 @@ def series_names(params) -> tuple[str, ...]:
 
 def monthly_record(model) -> dict[str, float]:
     """One row of the monthly series: stocks at the end of the month plus this month's flows."""
-    p = model.people
-    n = p.n
-    by, by_mask, others = _stock_pass(p.weight[:n], p.present[:n], p.birth_month[:n], p.status[:n], p.prev_convictions[:n],
-                                      p.needs[:n], float(model.month - 12 * model.params.family.age_adult), p.father[:n],
-                                      p.mother[:n], p.iv_state[:n], p.iv_engaged[:n])
-    by = by.reshape(4, 2, 2)
+    by, by_mask, others = model.stocks.update(model.people, model.month - 12 * model.params.family.age_adult)
     rec = {
         "month": model.month,
         "population": by.sum(),
@@ -93,34 +88,98 @@ def monthly_record(model) -> dict[str, float]:
 
 def stock_table(p, child_born_after: float) -> np.ndarray:
     """Weighted people present by status x child (born after ``child_born_after``) x ever convicted."""
-    n = p.n
-    no_one = np.full(n, -1, np.int64)
-    return _stock_pass(p.weight[:n], p.present[:n], p.birth_month[:n], p.status[:n], p.prev_convictions[:n], p.needs[:n],
-                       float(child_born_after), no_one, no_one, p.iv_state[:n], p.iv_engaged[:n])[0].reshape(4, 2, 2)
+    return StockTally().update(p, child_born_after)[0]
+
+
+class StockTally:
+    """The end-of-month stocks, kept up to date rather than summed afresh: each row's cell (status x child x ever
+    convicted; the needs mask of an adult at liberty) as last counted is remembered, and a month moves only the rows
+    whose cell changed. Comparing a million rows is many times cheaper than adding them up (each addition to a table
+    waits for the one before). The cells are recomputed from the people's arrays every month, so any change, however
+    made, is counted. Sums of whole-number weights (every shipped scenario) are exact, as a fresh sum would be."""
+
+    def __init__(self):
+        self._cell = np.full(0, _ABSENT, np.uint8)  # per row: status x 4 + child x 2 + ever convicted; _ABSENT: not counted
+        self._mask = np.full(0, _NO_MASK, np.uint16)  # per row: needs mask of an adult at liberty; _NO_MASK: not one
+        self._by = np.zeros(_ABSENT + 1)  # weighted people by cell (the last entry: rows not counted)
+        self._by_mask = np.zeros(_NO_MASK + 1)
+        self._flag = np.empty(0, np.bool_)  # per row: to look at this month
+
+    def update(self, p, child_born_after: float) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        """Count this month's changes; returns the stock table (status x child x ever convicted, 4x2x2), adults at
+        liberty by needs bit mask (256) and (children present with a parent present and in custody, weighted; engaged
+        families in the intervention)."""
+        n = p.n
+        if len(self._cell) < n:
+            grown = max(n, 2 * len(self._cell))
+            self._cell = np.concatenate([self._cell, np.full(grown - len(self._cell), _ABSENT, np.uint8)])
+            self._mask = np.concatenate([self._mask, np.full(grown - len(self._mask), _NO_MASK, np.uint16)])
+            self._flag = np.empty(grown, np.bool_)
+        arrays = (p.present[:n], p.birth_month[:n], p.status[:n], p.prev_convictions[:n], p.needs[:n])
+        flag = self._flag[:n]
+        _flag_changes(*arrays, p.iv_engaged[:n], float(child_born_after), self._cell, self._mask, flag)
+        custody, in_intervention = _move_cells(np.flatnonzero(flag), *arrays, p.weight, p.iv_state, p.iv_engaged,
+                                               float(child_born_after), self._cell, self._mask, self._by, self._by_mask)
+        children = distinct(p.children.of(custody))
+        children = children[p.present[children] & (p.birth_month[children] > child_born_after)]
+        return (self._by[:_ABSENT].reshape(4, 2, 2).copy(), self._by_mask[:_NO_MASK].copy(),
+                (float(p.weight[children].sum()), in_intervention))
+
+
+_ABSENT, _NO_MASK = 16, 256
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cell(present, status, child, convicted):
+    """A row's cell as counted: status x 4 + child x 2 + ever convicted (``_ABSENT`` if not present). (Kernels' helpers
+    take scalars: an array passed to a helper costs a reference count per call, many times the work here.)"""
+    return np.uint8(status * 4 + child * 2 + convicted) if present else np.uint8(_ABSENT)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mask(present, status, child, needs):
+    """A row's needs mask as counted: an adult's at liberty (else ``_NO_MASK``)."""
+    mask = np.uint16(_NO_MASK) if child or status == CUSTODY else np.uint16(needs)
+    return mask if present else np.uint16(_NO_MASK)
 
 
 @njit(cache=True, nogil=True)
-def _stock_pass(weight, present, birth_month, status, prev_convictions, needs, child_born_after, father, mother,
-                iv_state, iv_engaged):
-    """In one pass over the population, weighted people present: by status x child x ever convicted (16); adults at
-    liberty by needs bit mask (256; entry 0 also holds everyone not counted there); and (children with a father or
-    mother present and in custody, engaged families in the intervention)."""
-    by = np.zeros(16)
-    by_mask = np.zeros(256)
-    with_parent_in_custody = 0.0
-    in_intervention = 0.0
-    for i in range(len(weight)):
-        w = weight[i] if present[i] else 0.0  # branch-free: adding 0 leaves a sum as it was
+def _flag_changes(present, birth_month, status, prev_convictions, needs, iv_engaged, child_born_after, cell, mask, flag):
+    """Flag the rows to look at: cell or mask changed, in custody (their children) or engaged in the intervention.
+    Branch-free, so the compiler vectorises it: the month's only pass over everyone."""
+    for i in range(len(present)):
         child = birth_month[i] > child_born_after
-        by[status[i] * 4 + child * 2 + (prev_convictions[i] > 0)] += w
-        by_mask[needs[i] if not child and status[i] != CUSTODY else 0] += w
-        if child and w > 0.0:
-            fa, mo = father[i], mother[i]
-            if (fa >= 0 and present[fa] and status[fa] == CUSTODY) or (mo >= 0 and present[mo] and status[mo] == CUSTODY):
-                with_parent_in_custody += w
+        c = _cell(present[i], status[i], child, prev_convictions[i] > 0)
+        m = _mask(present[i], status[i], child, needs[i])
+        flag[i] = (c != cell[i]) | (m != mask[i]) | (c >> 2 == CUSTODY) | iv_engaged[i]
+
+
+@njit(cache=True, nogil=True)
+def _move_cells(rows, present, birth_month, status, prev_convictions, needs, weight, iv_state, iv_engaged,
+                child_born_after, cell, mask, by, by_mask):
+    """Move each of the flagged ``rows`` whose cell or mask changed from the old one to the new; returns the rows
+    present and in custody and the weight of engaged families in the intervention."""
+    custody = np.empty(len(rows), np.int64)
+    k = 0
+    in_intervention = 0.0
+    for i in rows:
+        child = birth_month[i] > child_born_after
+        c = _cell(present[i], status[i], child, prev_convictions[i] > 0)
+        m = _mask(present[i], status[i], child, needs[i])
+        if c != cell[i]:
+            by[cell[i]] -= weight[i]
+            by[c] += weight[i]
+            cell[i] = c
+        if m != mask[i]:
+            by_mask[mask[i]] -= weight[i]
+            by_mask[m] += weight[i]
+            mask[i] = m
+        if c >> 2 == CUSTODY:
+            custody[k] = i
+            k += 1
         if iv_engaged[i] and iv_state[i] == ACTIVE:  # until the intervention process ends it (next month if gone)
             in_intervention += weight[i]
-    return by, by_mask, (with_parent_in_custody, in_intervention)
+    return custody[:k], in_intervention
 
 
 def justice_stocks(by: np.ndarray) -> dict[str, float]:

@@ -7,7 +7,7 @@ import gc
 import mesa
 import numpy as np
 
-from .metrics import justice_stocks, monthly_record, series_names, stock_table
+from .metrics import StockTally, justice_stocks, monthly_record, series_names, stock_table
 from .processes import courts, exits, family, intervention, justice, needs, offending
 from .processes.courts import PendingCases
 from .state import population
@@ -61,6 +61,7 @@ class ReoffendingModel(mesa.Model):
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
         )
         self.record: dict[str, float] = {}
+        self.stocks = StockTally()  # the end-of-month stocks, kept up to date by monthly_record
 
     def step(self) -> None:
         """One month, processes in this order:"""
