@@ -98,11 +98,12 @@ class People:
         """Append ``count`` people with the given field values (arrays or scalars); returns their rows."""
         self._grow(self.n + count)
         rows = np.arange(self.n, self.n + count)
+        new = slice(self.n, self.n + count)  # (a slice: cheaper than the rows as an index)
         for name, value in values.items():
-            getattr(self, name)[rows] = value
+            getattr(self, name)[new] = value
         if "propensity" in values and "innate_propensity" not in values:
-            self.innate_propensity[rows] = self.propensity[rows]
-        self.present[rows] = values.get("present", True)
+            self.innate_propensity[new] = self.propensity[new]
+        self.present[new] = values.get("present", True)
         self.n += count
         if "father" in values or "mother" in values:
             self.children.add(rows, np.broadcast_to(values.get("father", NO_ONE), rows.shape),
