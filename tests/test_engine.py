@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from sim import ReoffendingModel
+from sim.metrics import stock_table
 from sim.processes import needs, offending
 from sim.state.people import NEVER, SCHEDULED
 
@@ -106,7 +107,8 @@ def test_never_is_far_beyond_any_run():
 
 
 def test_monthly_stocks_equal_a_direct_count():
-    """The monthly record's stocks (computed in one pass for speed) equal a plain count over the people table."""
+    """The monthly record's stocks (kept up to date month by month, for speed) equal a plain count over the people
+    table."""
     params = load("run.years=2", "population.scale_general=100", "population.scale_cjs_families=4")
     model = ReoffendingModel(params, seed=8)
     model.run(months=17)
@@ -130,6 +132,33 @@ def test_monthly_stocks_equal_a_direct_count():
     parents_in_custody = {r for r in np.flatnonzero(live & (status == 1))}
     with_parent = [r for r in np.flatnonzero(live & child) if p.father[r] in parents_in_custody or p.mother[r] in parents_in_custody]
     assert rec["children_with_parent_in_custody"] == pytest.approx(w[with_parent].sum())
+
+
+def test_stocks_kept_up_to_date_count_every_change_every_month():
+    """The running stock table equals a fresh count at the end of every month, including changes made by hand between
+    months (a need set through an agent, a person sent to custody, one gone) and with weights that are not whole."""
+    params = load(*SMALL, "population.scale_general=212.5")
+    model = ReoffendingModel(params, seed=4)
+    adult_months = 12 * params.family.age_adult
+    for month in range(14):
+        model.step()
+        p = model.people
+        fresh = stock_table(p, model.month - 1 - adult_months)
+        rec = model.record
+        assert rec["population"] == pytest.approx(fresh.sum(), rel=1e-12)
+        assert rec["custody"] == pytest.approx(fresh[1, 0].sum(), rel=1e-12)
+        assert rec["ever_convicted_adults"] == pytest.approx(fresh[:, 0, 1].sum(), rel=1e-12)
+        adults = np.flatnonzero(p.present[: p.n] & (model.month - p.birth_month[: p.n] >= adult_months) & (p.status[: p.n] == 0))
+        row = int(adults[month])
+        if month == 3:
+            model.agent_at(row).set_need("employment", True)
+        elif month == 5:
+            p.status[row] = 1
+        elif month == 7:
+            p.present[row] = False
+    with_need = ((p.needs[: p.n] >> list(params.needs.names).index("employment")) & 1 == 1)
+    at_liberty = p.present[: p.n] & (model.month - 1 - p.birth_month[: p.n] >= adult_months) & (p.status[: p.n] != 1)
+    assert rec["adults_with_employment"] == pytest.approx(p.weight[: p.n][at_liberty & with_need].sum(), rel=1e-12)
 
 
 def test_changes_made_through_agents_redraw_the_schedules(monkeypatch):
