@@ -15,7 +15,7 @@ from numba import njit
 
 from ..state.people import CHILD_START, CUSTODY, NO_ONE
 from ..state.population import inherited_log_propensity, parents_log_dev
-from ..state.rng import hash_ids
+from ..state.rng import NEVER, geometric_wait, hash_ids, uniform_at
 from ..state.schedule import distinct_inverse
 from . import intervention
 from .intervention import strength_of
@@ -102,17 +102,13 @@ def partnering(model) -> None:
     band, and assortatively by propensity). Both happen at constant monthly probabilities, so each person's next
     chance is drawn ahead (``separate_next``, ``partner_next``) and taken if they are (still) in a position to."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
-    n = p.n
-    partner = p.partner[:n]
-    due = p.due("separate_next", month)
-    p.schedule("separate_next", due, month + 1 + draws.months_to_event("separation", month, p.person_id[due], monthly(d.p_separate_per_year), 1))
-    split = due[(partner[due] > due) & p.present[due]]  # each couple once, from its lower row
-    partner[partner[split]] = NO_ONE
-    partner[split] = NO_ONE
+    partner = p.partner
+    _separate(p.due("separate_next", month), month, monthly(d.p_separate_per_year), p.person_id, p.present, partner,
+              p.separate_next, draws.key("separation", month))
     cand = p.due("partner_next", month)
-    p.schedule("partner_next", cand, month + 1 + draws.months_to_event("partnering", month, p.person_id[cand], monthly(d.p_partner_per_year), 1))
-    age = (month - p.birth_month[cand]) / 12.0
-    cand = cand[p.present[cand] & (partner[cand] == NO_ONE) & (age >= model.params.family.age_adult) & (age < d.partnering_age_max)]
+    cand = cand[_partner_candidates(cand, month, monthly(d.p_partner_per_year), model.params.family.age_adult,
+                                    d.partnering_age_max, p.person_id, p.present, partner, p.birth_month, p.partner_next,
+                                    draws.key("partnering", month))]
     age = (month - p.birth_month[cand]) / 12.0
     # buckets: stratum (agent weight) x 5-year age band, men's ages shifted by the usual age gap
     stratum = distinct_inverse(p.weight[cand])[1]
@@ -130,27 +126,87 @@ def partnering(model) -> None:
     partner[women] = men
 
 
+@njit(cache=True, nogil=True)
+def _separate(due, month, p_month, person_id, present, partner, separate_next, key):
+    """The next chance to separate of the rows ``due`` (draw 1, from next month); a couple due separates (each couple
+    once, from its lower row, if present)."""
+    for r in due:
+        separate_next[r] = _next_chance(person_id[r], key, 1, p_month, month + 1, month)
+        mate = partner[r]
+        if mate > r and present[r]:
+            partner[mate] = NO_ONE
+            partner[r] = NO_ONE
+
+
+@njit(cache=True, nogil=True)
+def _partner_candidates(due, month, p_month, age_min, age_max, person_id, present, partner, birth_month, partner_next,
+                        key):
+    """The next chance to find a partner of the rows ``due`` (draw 1, from next month); returns which of them are
+    candidates this month: present, single and of partnering age."""
+    ok = np.empty(len(due), np.bool_)
+    for i in range(len(due)):
+        r = due[i]
+        partner_next[r] = _next_chance(person_id[r], key, 1, p_month, month + 1, month)
+        age = (month - birth_month[r]) / 12.0
+        ok[i] = present[r] and partner[r] == NO_ONE and age >= age_min and age < age_max
+    return ok
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_chance(person_id, key, draw, p_month, start, month):
+    """``start`` + the months to the next chance of an event at ``p_month`` a month, by keyed draw ``draw`` (as
+    ``CounterRNG.months_to_event``)."""
+    return start + geometric_wait(uniform_at(person_id, key, draw), p_month, NEVER - 1 - month)
+
+
 def schedule_new(model, rows: np.ndarray) -> None:
     """The first months newcomers could separate, find a partner and (women) give birth."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
-    ids = p.person_id[rows]
-    p.schedule("separate_next", rows, month + draws.months_to_event("separation", month, ids, monthly(d.p_separate_per_year)))
-    p.schedule("partner_next", rows, month + draws.months_to_event("partnering", month, ids, monthly(d.p_partner_per_year)))
-    women = rows[~p.sex_male[rows]]
-    every = np.ones(len(women), bool)
-    redraw_births(model, women, every, every, after=0)
+    _first_chances(rows, month, monthly(d.p_separate_per_year), monthly(d.p_partner_per_year), *_birth_terms(model),
+                   p.person_id, p.sex_male, p.separate_next, p.partner_next, draws.key("separation", month),
+                   draws.key("partnering", month))
 
 
-def redraw_births(model, women: np.ndarray, partnered: np.ndarray, single: np.ndarray, after: int) -> None:
-    """Draw the next month a birth could come to ``women`` if partnered (where ``partnered``) and if single (where
-    ``single``), ``after`` months from now at the earliest. The two schedules are separate streams, so a change to
-    one rate leaves the other's draws alone (common random numbers)."""
-    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
-    for which, column, stream, annual in ((partnered, p.birth_partnered_next, "birth_partnered", d.fertility_partnered_per_year),
-                                          (single, p.birth_single_next, "birth_single", d.fertility_single_per_year)):
-        rows = women[which]
-        column[rows] = month + after + draws.months_to_event(stream, month, p.person_id[rows], monthly(annual), after)
-    p.schedule("birth_next", women, np.minimum(p.birth_partnered_next[women], p.birth_single_next[women]))
+def _birth_terms(model) -> tuple:
+    """What the compiled birth schedules need: the monthly probabilities if partnered and if single, the two
+    schedules, their earlier, and the keys of their streams this month. The two schedules are separate streams, so
+    a change to one rate leaves the other's draws alone (common random numbers)."""
+    p, d, month, draws = model.people, model.params.demography, model.month, model.draws
+    return (monthly(d.fertility_partnered_per_year), monthly(d.fertility_single_per_year), p.birth_partnered_next,
+            p.birth_single_next, p.birth_next, draws.key("birth_partnered", month), draws.key("birth_single", month))
+
+
+@njit(cache=True, nogil=True)
+def _first_chances(rows, month, p_separate, p_partner, p_partnered, p_single, partnered_next, single_next, birth_next,
+                   key_partnered, key_single, person_id, sex_male, separate_next, partner_next, key_separate,
+                   key_partner):
+    for r in rows:
+        separate_next[r] = _next_chance(person_id[r], key_separate, 0, p_separate, month, month)
+        partner_next[r] = _next_chance(person_id[r], key_partner, 0, p_partner, month, month)
+        if not sex_male[r]:
+            partnered_next[r] = _next_chance(person_id[r], key_partnered, 0, p_partnered, month, month)
+            single_next[r] = _next_chance(person_id[r], key_single, 0, p_single, month, month)
+            birth_next[r] = min(partnered_next[r], single_next[r])
+
+
+@njit(cache=True, nogil=True)
+def _due_mothers(women, month, fertile_min, fertile_max, p_partnered, p_single, partnered_next, single_next, birth_next,
+                 key_partnered, key_single, person_id, present, partner, birth_month):
+    """For the ``women`` due a chance of a birth: draw again each chance taken (draw 1, from next month), and return
+    which of them give birth: present, of fertile age, and due the chance of their kind (partnered or single)."""
+    mother = np.empty(len(women), np.bool_)
+    for i in range(len(women)):
+        r = women[i]
+        partnered_due, single_due = partnered_next[r] == month, single_next[r] == month
+        if partnered_due:
+            partnered_next[r] = _next_chance(person_id[r], key_partnered, 1, p_partnered, month + 1, month)
+        if single_due:
+            single_next[r] = _next_chance(person_id[r], key_single, 1, p_single, month + 1, month)
+        birth_next[r] = min(partnered_next[r], single_next[r])
+        age = (month - birth_month[r]) / 12.0
+        fertile = present[r] and age >= fertile_min and age < fertile_max
+        mother[i] = fertile and (partnered_due if partner[r] >= 0 else single_due)
+    return mother
 
 
 def monthly(annual_probability: float | np.ndarray) -> float | np.ndarray:
@@ -163,15 +219,9 @@ def births(model) -> np.ndarray:
     newborns' rows. Each woman has a chance of each kind drawn ahead (``birth_next``: the earlier of the two
     schedules) and a chance is taken only if she is partnered (or single) that month."""
     p, month, draws, d, prm = model.people, model.month, model.draws, model.params.demography, model.params
-    n = p.n
     women = p.due("birth_next", month)
-    partnered_due = p.birth_partnered_next[women] == month
-    single_due = p.birth_single_next[women] == month
-    redraw_births(model, women, partnered_due, single_due, after=1)
-    age = (month - p.birth_month[women]) / 12.0
-    fertile = p.present[women] & (age >= d.fertile_age_min) & (age < d.fertile_age_max)
-    partnered = p.partner[women] >= 0
-    mothers = women[fertile & np.where(partnered, partnered_due, single_due)]
+    mothers = women[_due_mothers(women, month, d.fertile_age_min, d.fertile_age_max, *_birth_terms(model), p.person_id,
+                                 p.present, p.partner, p.birth_month)]
     k = len(mothers)
     if k == 0:
         return mothers
