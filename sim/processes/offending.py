@@ -211,13 +211,21 @@ def _accepted(ids, bound, accept, candidates_key, accepted_key):
 def _offences(model, month: int, offenders: np.ndarray, counts: np.ndarray):
     """Offence type, detection and court lag of ``counts`` offences by each of ``offenders`` in ``month``."""
     p, draws, o = model.people, model.draws, model.params.offending
-    # the shares sum to 1 within 1e-6 (sim.state.scenario refuses others); dividing by the sum only removes that rounding,
-    # so the CDF ends at exactly 1 (and is unchanged when they sum to exactly 1)
-    cdf = np.cumsum(o.offence_type_share) / np.sum(o.offence_type_share)
-    kind, proven, lag = _offence_details(p.person_id[offenders], counts, cdf, np.asarray(o.offence_type_p_proven, float),
-                                         float(o.court_lag_mean_months), draws.key("offence_type", month),
+    cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
+    kind, proven, lag = _offence_details(p.person_id[offenders], counts, cdf, p_proven, float(o.court_lag_mean_months),
+                                         draws.key("offence_type", month),
                                          draws.key("detection", month), draws.key("court_lag", month))
     return np.repeat(offenders, counts), kind, proven, lag
+
+
+@lru_cache(maxsize=16)
+def _type_tables(shares: tuple, p_proven: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The offence types' CDF and their probabilities of being proven, as arrays. The shares sum to 1 within 1e-6
+    (sim.state.scenario refuses others); dividing by the sum only removes that rounding, so the CDF ends at exactly 1
+    (and is unchanged when they sum to exactly 1)."""
+    cdf, p_proven = np.cumsum(shares) / np.sum(shares), np.asarray(p_proven, float)
+    cdf.flags.writeable = p_proven.flags.writeable = False  # shared between calls
+    return cdf, p_proven
 
 
 @njit(cache=True, nogil=True)
