@@ -89,6 +89,7 @@ class ReoffendingModel(mesa.Model):
         try:
             for _ in range(self.params.months - self.month if months is None else months):
                 self.step()
+                gc.freeze()  # and so do those born or arrived this month: no full collection over a growing heap
         finally:
             gc.unfreeze()  # collectable again once the model is dropped
         return self
