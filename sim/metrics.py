@@ -65,19 +65,20 @@ def series_names(params) -> tuple[str, ...]:
 
 
 def monthly_record(model) -> dict[str, float]:
-    """One row of the monthly series: stocks at the end of the month plus this month's flows."""
+    """One row of the monthly series: stocks at the end of the month plus this month's flows (Python numbers, which
+    Mesa's DataCollector copies fastest)."""
     by, by_mask, others = model.stocks.update(model.people, model.month - 12 * model.params.family.age_adult)
     rec = {
         "month": model.month,
-        "population": by.sum(),
-        "children": by[:, 1, :].sum(),
+        "population": float(by.sum()),
+        "children": float(by[:, 1, :].sum()),
         **justice_stocks(by),
-        "ever_convicted_adults": by[:, 0, 1].sum(),
+        "ever_convicted_adults": float(by[:, 0, 1].sum()),
         "children_with_parent_in_custody": others[0],
         "iv_active_families": others[1],
     }
     for j, name in enumerate(model.params.needs.names):
-        rec[f"adults_with_{name}"] = by_mask[_HAS_BIT[j]].sum()
+        rec[f"adults_with_{name}"] = float(by_mask[_HAS_BIT[j]].sum())
     for name in model.params.offending.offence_types:
         rec[f"offences_{name}"] = 0.0
     for name in FLOWS:

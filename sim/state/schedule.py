@@ -101,14 +101,22 @@ def distinct(*arrays: np.ndarray) -> np.ndarray:
     """The distinct values of ``arrays`` together, ascending (sort and compare neighbours: numpy 2's ``np.unique``
     is many times slower on large integer arrays)."""
     values = np.sort(np.concatenate(arrays) if len(arrays) != 1 else arrays[0])
-    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+    return values[_first_of_runs(values)] if len(values) else values
+
+
+def _first_of_runs(ordered: np.ndarray) -> np.ndarray:
+    """Where each run of equal values in ``ordered`` starts (not empty; ``np.r_`` is slower on small arrays)."""
+    first = np.empty(len(ordered), np.bool_)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return first
 
 
 def distinct_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``distinct(values)`` and, for each value, its index in it (as ``np.unique(..., return_inverse=True)``)."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
-    new = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.zeros(0, bool)
+    new = _first_of_runs(ordered) if len(ordered) else np.zeros(0, bool)
     inverse = np.empty(len(values), np.int64)
     inverse[order] = np.cumsum(new) - 1
     return ordered[new], inverse
