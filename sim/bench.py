@@ -25,6 +25,9 @@ The stages, each announced by a line on stderr as it starts (the whole takes a f
 6. the reference kernel again: how far it moved from stage 1 shows how steady the machine was. The heading also
    gives the 1-minute load average as the benchmark started (other work on the cores).
 
+``sim bench --against DIR`` instead times this engine and the one in another checkout in turn (``compare_engines``):
+on a machine whose speed wanders, the way to tell whether a change made the engine faster.
+
 The targets (``TARGETS``) are those of issue 13. ``--update-readme`` rewrites the README's Speed table, only the
 text between ``README_START`` and ``README_END``. A benchmark to read: the tests check its table, never its timings.
 """
@@ -545,6 +548,72 @@ def main(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3, bat
             print(f"sim: error: --update-readme: {readme} {exc}; nothing written", file=sys.stderr)
             return 2
         print(f"-> {readme}: Speed table between {README_START} and {README_END} rewritten", flush=True)
+    return 0
+
+
+# --- two versions of the engine, in turn ----------------------------------------------------------------------------
+
+#: run in a fresh process by ``compare_engines``: one replicate from the checkout ``sys.argv[1]`` (its ``sim``, not the
+#: installed one: the editable install's import hook is taken off), a first run to warm up (compiled kernels, caches),
+#: then the best of ``sys.argv[3]`` timed runs of build + run + outputs, printed in seconds
+_AB_SCRIPT = """
+import sys, time
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in (getattr(f, "__module__", "") + getattr(f, "__name__", ""))]
+sys.path.insert(0, sys.argv[1])
+from sim.runs.batch import replicate_model, replicate_outputs
+from sim.state.scenario import load_scenario
+import sim
+assert sim.__file__.startswith(sys.argv[1]), sim.__file__
+params, seed = load_scenario(sys.argv[2]), int(sys.argv[4])
+replicate_model(params, seed).run(12)
+best = float("inf")
+for _ in range(int(sys.argv[3])):
+    t = time.perf_counter(); m = replicate_model(params, seed); m.run(); replicate_outputs(m, seed, 0)
+    best = min(best, time.perf_counter() - t)
+print(best)
+"""
+
+
+def compare_engines(other: Path, scenario: str | Path = "scenarios/baseline.toml", rounds: int = 6, repeats: int = 2) -> dict:
+    """This checkout's engine against the one in the checkout ``other`` (e.g. ``git worktree add /tmp/old REV``), run
+    in turn ``rounds`` times, each a fresh process timing one replicate at default weights (best of ``repeats``, after
+    a warm-up). On a machine whose speed wanders, only versions timed in the same minutes compare; the paired ratio of
+    each round (this / other) is the figure to read. Returns the times and the median ratio."""
+    here = Path(__file__).resolve().parents[1]
+    seed = replicate_seeds(1, 1)[0]
+    times: dict[str, list[float]] = {"other": [], "this": []}
+    for r in range(rounds):
+        for name, root in (("other", Path(other).resolve()), ("this", here)):
+            out = subprocess.run([sys.executable, "-c", _AB_SCRIPT, str(root), str(Path(scenario).resolve()), str(repeats),
+                                  str(seed)], capture_output=True, text=True, cwd=root)
+            if out.returncode != 0:
+                raise RuntimeError(f"the engine in {root} did not run: {out.stderr.strip().splitlines()[-1:]}")
+            times[name].append(float(out.stdout.split()[-1]))
+        _done(f"round {r + 1}/{rounds}: other {times['other'][-1]:.3f} s, this {times['this'][-1]:.3f} s")
+    ratios = [t / o for t, o in zip(times["this"], times["other"])]
+    return {**times, "ratio_median": float(np.median(ratios)), "other_median": float(np.median(times["other"])),
+            "this_median": float(np.median(times["this"]))}
+
+
+def main_against(other: Path, scenario: str | Path, rounds: int) -> int:
+    """``sim bench --against DIR``: print ``compare_engines``' answer."""
+    if not (Path(other) / "sim" / "runs" / "batch.py").is_file():
+        print(f"sim: error: --against: {other} is not a checkout of this project with sim/runs/batch.py", file=sys.stderr)
+        return 2
+    try:
+        load_scenario(scenario)
+    except ScenarioError as exc:
+        print(f"sim: error: {exc}", file=sys.stderr)
+        return 2
+    _stage(1, 1, f"this engine against {other}, {rounds} rounds in turn, one replicate each (best of 2)")
+    try:
+        res = compare_engines(Path(other), scenario, rounds)
+    except RuntimeError as exc:
+        print(f"sim: error: {exc}", file=sys.stderr)
+        return 1
+    speed = 1 / res["ratio_median"]
+    print(f"median of {rounds} rounds: this {res['this_median']:.3f} s, other {res['other_median']:.3f} s; this engine is "
+          + (f"{speed:.2f} times as fast" if speed >= 1 else f"{1 / speed:.2f} times as slow") + " (median paired ratio)")
     return 0
 
 

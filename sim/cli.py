@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--update-readme", action="store_true",
                        help="also rewrite the Speed table of --readme between its <!-- bench:start --> and <!-- bench:end --> markers")
     bench.add_argument("--readme", type=Path, default=Path("README.md"), help="the README for --update-readme (default README.md)")
+    bench.add_argument("--against", type=Path, metavar="DIR",
+                       help="instead: time this engine and the one in the checkout DIR in turn (e.g. git worktree add DIR REV)")
+    bench.add_argument("--rounds", type=_pos_int, default=6, help="rounds of --against (default 6)")
     return parser
 
 
@@ -451,7 +454,13 @@ def cmd_report(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
+    from .bench import main_against
 
+    if args.against is not None:
+        if args.update_readme:
+            print("sim: error: --against with --update-readme: a comparison is not the Speed table", file=sys.stderr)
+            return 2
+        return main_against(args.against, args.scenario, args.rounds)
     return bench_main(args.scenario, args.repeats, args.batch_reps, args.workers, full=args.full, quick=args.quick,
                       readme=args.readme if args.update_readme else None)
 

@@ -155,3 +155,23 @@ def test_units_are_against_the_reference_timed_beside_each_figure():
     assert rows["one replicate, default weights, with outputs"][1:3] == ["0.50 s", "2.5"]
     assert rows["one replicate, weight 5"][1:3] == ["3.00 s", "30.0"]  # no reference beside it: 100 ms
     assert rows["1,000 replicates, 2 workers"][2] == "1,000"  # 200 s against 200 ms
+
+
+def test_against_times_two_checkouts_in_turn(tmp_path):
+    """``sim bench --against``: each round runs each checkout's own engine in a fresh process (here this checkout
+    twice, on a tiny scenario) and the answer is the median paired ratio."""
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(f'extends = "{BASELINE.resolve()}"\n[run]\nyears = {{ value = 1, unit = "years" }}\n[population]\n'
+                    'scale_general = { value = 4000, unit = "real people per agent" }\n'
+                    'scale_cjs_families = { value = 200, unit = "real people per agent" }\n')
+    res = bench.compare_engines(ROOT, tiny, rounds=2, repeats=1)
+    assert len(res["this"]) == len(res["other"]) == 2 and min(res["this"] + res["other"]) > 0
+    ratios = [t / o for t, o in zip(res["this"], res["other"])]
+    assert min(ratios) <= res["ratio_median"] <= max(ratios)
+
+
+@pytest.mark.parametrize("args", [["--against", "{tmp}"], ["--against", "{root}", "--update-readme"]])
+def test_against_refuses_what_it_cannot_compare(tmp_path, capsys, args):
+    args = [a.format(tmp=tmp_path, root=ROOT) for a in args]
+    assert cli_main(["bench", *args]) == 2
+    assert capsys.readouterr().err.count("sim: error:") == 1
