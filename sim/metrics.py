@@ -96,34 +96,63 @@ class StockTally:
     """The end-of-month stocks, kept up to date rather than summed afresh: each row's cell (status x child x ever
     convicted; the needs mask of an adult at liberty) as last counted is remembered, and a month moves only the rows
     whose cell changed. Comparing a million rows is many times cheaper than adding them up (each addition to a table
-    waits for the one before). The cells are recomputed from the people's arrays every month, so any change, however
-    made, is counted. Sums of whole-number weights (every shipped scenario) are exact, as a fresh sum would be."""
+    waits for the one before). The cells are recomputed from the people's arrays every month, so any change to them,
+    however made, is counted (a row's weight cannot change: ``People.weight`` is read-only once written). People are
+    counted, by cell and weight class, as whole numbers, and weighted at the end: exact, with no drift and no stock a
+    rounding away from zero, whatever the weights; for whole-number weights (every shipped scenario) the same numbers
+    as a fresh weighted sum."""
 
     def __init__(self):
         self._cell = np.full(0, _ABSENT, np.uint8)  # per row: status x 4 + child x 2 + ever convicted; _ABSENT: not counted
         self._mask = np.full(0, _NO_MASK, np.uint16)  # per row: needs mask of an adult at liberty; _NO_MASK: not one
-        self._by = np.zeros(_ABSENT + 1)  # weighted people by cell (the last entry: rows not counted)
-        self._by_mask = np.zeros(_NO_MASK + 1)
         self._flag = np.empty(0, np.bool_)  # per row: to look at this month
+        self._weight_class = np.zeros(0, np.uint16)  # per row: index of its weight in _weights
+        self._weights: list[float] = []  # the distinct weights seen, in order of first sight
+        self._seen = 0  # rows given a weight class
+        self._by = np.zeros((_ABSENT + 1, 0), np.int64)  # people by cell x weight class (the last cell: not counted)
+        self._by_mask = np.zeros((_NO_MASK + 1, 0), np.int64)
 
-    def update(self, p, child_born_after: float) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-        """Count this month's changes; returns the stock table (status x child x ever convicted, 4x2x2), adults at
-        liberty by needs bit mask (256) and (children present with a parent present and in custody, weighted; engaged
-        families in the intervention)."""
+    def _classify(self, p) -> None:
+        """Give the rows added since last time their weight class (a new weight gets a new class)."""
         n = p.n
         if len(self._cell) < n:
             grown = max(n, 2 * len(self._cell))
             self._cell = np.concatenate([self._cell, np.full(grown - len(self._cell), _ABSENT, np.uint8)])
             self._mask = np.concatenate([self._mask, np.full(grown - len(self._mask), _NO_MASK, np.uint16)])
+            self._weight_class = np.concatenate([self._weight_class, np.zeros(grown - len(self._weight_class), np.uint16)])
             self._flag = np.empty(grown, np.bool_)
+        new = p.weight[self._seen:n]
+        values, inverse = np.unique(new, return_inverse=True)
+        index = {w: k for k, w in enumerate(self._weights)}
+        for w in values.tolist():
+            if w not in index:
+                if len(self._weights) == np.iinfo(np.uint16).max:
+                    raise ValueError("more than 65,535 distinct agent weights: the stock table counts by weight class")
+                index[w] = len(self._weights)
+                self._weights.append(w)
+        self._weight_class[self._seen:n] = np.array([index[w] for w in values.tolist()], np.uint16)[inverse]
+        self._seen = n
+        k = len(self._weights)
+        if self._by.shape[1] < k:
+            self._by = np.pad(self._by, ((0, 0), (0, k - self._by.shape[1])))
+            self._by_mask = np.pad(self._by_mask, ((0, 0), (0, k - self._by_mask.shape[1])))
+
+    def update(self, p, child_born_after: float) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        """Count this month's changes; returns the stock table (status x child x ever convicted, 4x2x2), adults at
+        liberty by needs bit mask (256) and (children present with a parent present and in custody, weighted; engaged
+        families in the intervention)."""
+        self._classify(p)
+        n = p.n
         arrays = (p.present[:n], p.birth_month[:n], p.status[:n], p.prev_convictions[:n], p.needs[:n])
         flag = self._flag[:n]
         _flag_changes(*arrays, p.iv_engaged[:n], float(child_born_after), self._cell, self._mask, flag)
-        custody, in_intervention = _move_cells(np.flatnonzero(flag), *arrays, p.weight, p.iv_state, p.iv_engaged,
-                                               float(child_born_after), self._cell, self._mask, self._by, self._by_mask)
+        custody, in_intervention = _move_cells(np.flatnonzero(flag), *arrays, self._weight_class, p.weight, p.iv_state,
+                                               p.iv_engaged, float(child_born_after), self._cell, self._mask, self._by,
+                                               self._by_mask)
         children = distinct(p.children.of(custody))
         children = children[p.present[children] & (p.birth_month[children] > child_born_after)]
-        return (self._by[:_ABSENT].reshape(4, 2, 2).copy(), self._by_mask[:_NO_MASK].copy(),
+        weights = np.array(self._weights)
+        return ((self._by[:_ABSENT] * weights).sum(axis=1).reshape(4, 2, 2), (self._by_mask[:_NO_MASK] * weights).sum(axis=1),
                 (float(p.weight[children].sum()), in_intervention))
 
 
@@ -156,10 +185,10 @@ def _flag_changes(present, birth_month, status, prev_convictions, needs, iv_enga
 
 
 @njit(cache=True, nogil=True)
-def _move_cells(rows, present, birth_month, status, prev_convictions, needs, weight, iv_state, iv_engaged,
+def _move_cells(rows, present, birth_month, status, prev_convictions, needs, weight_class, weight, iv_state, iv_engaged,
                 child_born_after, cell, mask, by, by_mask):
-    """Move each of the flagged ``rows`` whose cell or mask changed from the old one to the new; returns the rows
-    present and in custody and the weight of engaged families in the intervention."""
+    """Move each of the flagged ``rows`` whose cell or mask changed from the old one to the new (counts by cell x
+    weight class); returns the rows present and in custody and the weight of engaged families in the intervention."""
     custody = np.empty(len(rows), np.int64)
     k = 0
     in_intervention = 0.0
@@ -167,13 +196,14 @@ def _move_cells(rows, present, birth_month, status, prev_convictions, needs, wei
         child = birth_month[i] > child_born_after
         c = _cell(present[i], status[i], child, prev_convictions[i] > 0)
         m = _mask(present[i], status[i], child, needs[i])
+        w = weight_class[i]
         if c != cell[i]:
-            by[cell[i]] -= weight[i]
-            by[c] += weight[i]
+            by[cell[i], w] -= 1
+            by[c, w] += 1
             cell[i] = c
         if m != mask[i]:
-            by_mask[mask[i]] -= weight[i]
-            by_mask[m] += weight[i]
+            by_mask[mask[i], w] -= 1
+            by_mask[m, w] += 1
             mask[i] = m
         if c >> 2 == CUSTODY:
             custody[k] = i

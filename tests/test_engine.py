@@ -135,30 +135,43 @@ def test_monthly_stocks_equal_a_direct_count():
 
 
 def test_stocks_kept_up_to_date_count_every_change_every_month():
-    """The running stock table equals a fresh count at the end of every month, including changes made by hand between
-    months (a need set through an agent, a person sent to custody, one gone) and with weights that are not whole."""
-    params = load(*SMALL, "population.scale_general=212.5")
+    """Every stock of the monthly record equals a plain count over the people table at the end of every month, with
+    weights that are not whole (nor binary fractions) and changes made by hand between months (a need set through an
+    agent, a person sent to custody, one gone); a weight cannot be changed by hand (the stock table counts on it)."""
+    params = load(*SMALL, "population.scale_general=133.3", "population.scale_cjs_families=2.7")
     model = ReoffendingModel(params, seed=4)
     adult_months = 12 * params.family.age_adult
-    for month in range(14):
+    for month in range(16):
         model.step()
-        p = model.people
-        fresh = stock_table(p, model.month - 1 - adult_months)
-        rec = model.record
-        assert rec["population"] == pytest.approx(fresh.sum(), rel=1e-12)
-        assert rec["custody"] == pytest.approx(fresh[1, 0].sum(), rel=1e-12)
-        assert rec["ever_convicted_adults"] == pytest.approx(fresh[:, 0, 1].sum(), rel=1e-12)
-        adults = np.flatnonzero(p.present[: p.n] & (model.month - p.birth_month[: p.n] >= adult_months) & (p.status[: p.n] == 0))
-        row = int(adults[month])
+        p, n, rec = model.people, model.people.n, model.record
+        w, live, status = p.weight[:n], p.present[:n], p.status[:n]
+        child = model.month - 1 - p.birth_month[:n] < adult_months
+        adult = live & ~child
+        expected = {"population": w[live].sum(), "children": w[live & child].sum(),
+                    "custody": w[adult & (status == 1)].sum(), "licence": w[adult & (status == 2)].sum(),
+                    "probation": w[adult & (status == 3)].sum(), "youth_custody": w[live & child & (status == 1)].sum(),
+                    "youth_supervision": w[live & child & (status >= 2)].sum(),
+                    "ever_convicted_adults": w[adult & (p.prev_convictions[:n] > 0)].sum(),
+                    "iv_active_families": w[p.iv_engaged[:n] & (p.iv_state[:n] == 2)].sum()}
+        for j, name in enumerate(params.needs.names):
+            expected[f"adults_with_{name}"] = w[adult & (status != 1) & ((p.needs[:n] >> j) & 1 == 1)].sum()
+        in_custody = live & (status == 1)
+        with_parent = live & child & ((in_custody[np.maximum(p.father[:n], 0)] & (p.father[:n] >= 0))
+                                      | (in_custody[np.maximum(p.mother[:n], 0)] & (p.mother[:n] >= 0)))
+        expected["children_with_parent_in_custody"] = w[with_parent].sum()
+        for name, value in expected.items():
+            assert rec[name] == pytest.approx(value, rel=1e-12, abs=1e-9), (month, name)
+        assert expected["custody"] > 0 and expected["children_with_parent_in_custody"] > 0
+        row = int(np.flatnonzero(adult & (status == 0))[month])
         if month == 3:
             model.agent_at(row).set_need("employment", True)
         elif month == 5:
             p.status[row] = 1
+            p.custody_months_left[row] = 3
         elif month == 7:
             p.present[row] = False
-    with_need = ((p.needs[: p.n] >> list(params.needs.names).index("employment")) & 1 == 1)
-    at_liberty = p.present[: p.n] & (model.month - 1 - p.birth_month[: p.n] >= adult_months) & (p.status[: p.n] != 1)
-    assert rec["adults_with_employment"] == pytest.approx(p.weight[: p.n][at_liberty & with_need].sum(), rel=1e-12)
+    with pytest.raises(ValueError, match="read-only"):
+        p.weight[0] = 1.0
 
 
 def test_changes_made_through_agents_redraw_the_schedules(monkeypatch):

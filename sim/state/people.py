@@ -81,6 +81,7 @@ class People:
         #: hazard may have risen, since the process that redraws those schedules last looked (see ``changed``)
         self.pending = {"hazard": Pending(), "needs": Pending(), "children": Pending()}
         self.children = ChildrenIndex()
+        self.weight.flags.writeable = False  # set when a row is added, then fixed (the stock table counts on it)
 
     def _grow(self, need: int) -> None:
         cap = self._cap
@@ -92,6 +93,7 @@ class People:
             new = np.full(cap, fill, dtype=dtype)
             new[: self.n] = getattr(self, name)[: self.n]
             setattr(self, name, new)
+        self.weight.flags.writeable = False
         self._cap = cap
 
     def add(self, count: int, **values) -> np.ndarray:
@@ -99,8 +101,12 @@ class People:
         self._grow(self.n + count)
         rows = np.arange(self.n, self.n + count)
         new = slice(self.n, self.n + count)  # (a slice: cheaper than the rows as an index)
-        for name, value in values.items():
-            getattr(self, name)[new] = value
+        self.weight.flags.writeable = True
+        try:
+            for name, value in values.items():
+                getattr(self, name)[new] = value
+        finally:
+            self.weight.flags.writeable = False
         if "propensity" in values and "innate_propensity" not in values:
             self.innate_propensity[new] = self.propensity[new]
         self.present[new] = values.get("present", True)
