@@ -554,45 +554,57 @@ def main(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3, bat
 # --- two versions of the engine, in turn ----------------------------------------------------------------------------
 
 #: run in a fresh process by ``compare_engines``: one replicate from the checkout ``sys.argv[1]`` (its ``sim``, not the
-#: installed one: the editable install's import hook is taken off), a first run to warm up (compiled kernels, caches),
-#: then the best of ``sys.argv[3]`` timed runs of build + run + outputs, printed in seconds
+#: installed one: the editable install's import hook is taken off), a warm-up replicate of a year with its outputs
+#: (compiled kernels, caches), then the best of ``sys.argv[3]`` timed runs of build + run + outputs; prints the file
+#: of the ``sim`` it imported and the seconds
 _AB_SCRIPT = """
 import sys, time
 sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in (getattr(f, "__module__", "") + getattr(f, "__name__", ""))]
 sys.path.insert(0, sys.argv[1])
+import sim
 from sim.runs.batch import replicate_model, replicate_outputs
 from sim.state.scenario import load_scenario
-import sim
-assert sim.__file__.startswith(sys.argv[1]), sim.__file__
 params, seed = load_scenario(sys.argv[2]), int(sys.argv[4])
-replicate_model(params, seed).run(12)
+m = replicate_model(params, seed); m.run(12); replicate_outputs(m, seed, 0)
 best = float("inf")
 for _ in range(int(sys.argv[3])):
     t = time.perf_counter(); m = replicate_model(params, seed); m.run(); replicate_outputs(m, seed, 0)
     best = min(best, time.perf_counter() - t)
+print(sim.__file__)
 print(best)
 """
 
 
+def _time_checkout(root: Path, scenario: Path, repeats: int, seed: int) -> float:
+    """``_AB_SCRIPT`` in a fresh process for the checkout ``root``: its best time, after checking it imported that
+    checkout's ``sim``."""
+    out = subprocess.run([sys.executable, "-c", _AB_SCRIPT, str(root), str(scenario), str(repeats), str(seed)],
+                         capture_output=True, text=True, cwd=root)
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"the engine in {root} did not run: {last}")
+    if not Path(lines[0]).resolve().is_relative_to(root / "sim"):
+        raise RuntimeError(f"the run meant for {root} imported {lines[0]}")
+    return float(lines[1])
+
+
 def compare_engines(other: Path, scenario: str | Path = "scenarios/baseline.toml", rounds: int = 6, repeats: int = 2) -> dict:
     """This checkout's engine against the one in the checkout ``other`` (e.g. ``git worktree add /tmp/old REV``), run
-    in turn ``rounds`` times, each a fresh process timing one replicate at default weights (best of ``repeats``, after
-    a warm-up). On a machine whose speed wanders, only versions timed in the same minutes compare; the paired ratio of
-    each round (this / other) is the figure to read. Returns the times and the median ratio."""
-    here = Path(__file__).resolve().parents[1]
-    seed = replicate_seeds(1, 1)[0]
+    in turn ``rounds`` times (which goes first alternates), each a fresh process timing one replicate of
+    ``scenario`` (best of ``repeats``, after a warm-up; both engines read the same scenario file, which an older
+    engine may not understand). On a machine whose speed wanders, only versions timed in the same minutes compare;
+    the paired ratio of each round (this / other) is the figure to read. Returns the times, the ratios and medians."""
+    roots = {"other": Path(other).resolve(), "this": Path(__file__).resolve().parents[1]}
+    scenario, seed = Path(scenario).resolve(), replicate_seeds(1, 1)[0]
     times: dict[str, list[float]] = {"other": [], "this": []}
     for r in range(rounds):
-        for name, root in (("other", Path(other).resolve()), ("this", here)):
-            out = subprocess.run([sys.executable, "-c", _AB_SCRIPT, str(root), str(Path(scenario).resolve()), str(repeats),
-                                  str(seed)], capture_output=True, text=True, cwd=root)
-            if out.returncode != 0:
-                raise RuntimeError(f"the engine in {root} did not run: {out.stderr.strip().splitlines()[-1:]}")
-            times[name].append(float(out.stdout.split()[-1]))
+        for name in (("other", "this") if r % 2 == 0 else ("this", "other")):
+            times[name].append(_time_checkout(roots[name], scenario, repeats, seed))
         _done(f"round {r + 1}/{rounds}: other {times['other'][-1]:.3f} s, this {times['this'][-1]:.3f} s")
     ratios = [t / o for t, o in zip(times["this"], times["other"])]
-    return {**times, "ratio_median": float(np.median(ratios)), "other_median": float(np.median(times["other"])),
-            "this_median": float(np.median(times["this"]))}
+    return {**times, "ratios": ratios, "ratio_median": float(np.median(ratios)),
+            "other_median": float(np.median(times["other"])), "this_median": float(np.median(times["this"]))}
 
 
 def main_against(other: Path, scenario: str | Path, rounds: int) -> int:
@@ -612,8 +624,9 @@ def main_against(other: Path, scenario: str | Path, rounds: int) -> int:
         print(f"sim: error: {exc}", file=sys.stderr)
         return 1
     speed = 1 / res["ratio_median"]
-    print(f"median of {rounds} rounds: this {res['this_median']:.3f} s, other {res['other_median']:.3f} s; this engine is "
-          + (f"{speed:.2f} times as fast" if speed >= 1 else f"{1 / speed:.2f} times as slow") + " (median paired ratio)")
+    print(f"{rounds} rounds: this {res['this_median']:.3f} s, other {res['other_median']:.3f} s (medians); time ratio this / other"
+          f" {res['ratio_median']:.2f} (median; rounds {min(res['ratios']):.2f} to {max(res['ratios']):.2f}): this engine is "
+          + (f"{speed:.2f} times as fast" if speed >= 1 else f"{1 / speed:.2f} times as slow"))
     return 0
 
 

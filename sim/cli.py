@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also rewrite the Speed table of --readme between its <!-- bench:start --> and <!-- bench:end --> markers")
     bench.add_argument("--readme", type=Path, default=Path("README.md"), help="the README for --update-readme (default README.md)")
     bench.add_argument("--against", type=Path, metavar="DIR",
-                       help="instead: time this engine and the one in the checkout DIR in turn (e.g. git worktree add DIR REV)")
+                       help="instead: time this engine and the one in the checkout DIR in turn on --scenario (e.g. after git "
+                            "worktree add DIR REV); other options but --rounds are ignored")
     bench.add_argument("--rounds", type=_pos_int, default=6, help="rounds of --against (default 6)")
     return parser
 

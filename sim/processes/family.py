@@ -180,6 +180,8 @@ def _birth_terms(model) -> tuple:
 def _first_chances(rows, month, p_separate, p_partner, p_partnered, p_single, partnered_next, single_next, birth_next,
                    key_partnered, key_single, person_id, sex_male, separate_next, partner_next, key_separate,
                    key_partner):
+    """The first chances of newcomers ``rows`` (draw 0, from this month): to separate, to find a partner and, for
+    women, to give birth if partnered and if single (``birth_next``: the earlier)."""
     for r in rows:
         separate_next[r] = _next_chance(person_id[r], key_separate, 0, p_separate, month, month)
         partner_next[r] = _next_chance(person_id[r], key_partner, 0, p_partner, month, month)
