@@ -85,15 +85,14 @@ class ReoffendingModel(mesa.Model):
 
     def run(self, months: int | None = None) -> "ReoffendingModel":
         """Step ``months`` times (default: up to the end of the scenario's length)."""
-        frozen_before = gc.get_freeze_count() > 0  # (a caller's own freeze, e.g. before forking, is left as it was)
         gc.freeze()  # the people built so far live through the run: the collector need not walk them again and again
         try:
             for _ in range(self.params.months - self.month if months is None else months):
                 self.step()
                 gc.freeze()  # and so do those born or arrived this month: no full collection over a growing heap
         finally:
-            if not frozen_before:
-                gc.unfreeze()  # collectable again once the model is dropped
+            gc.unfreeze()  # collectable again once the model is dropped (a caller's own freeze is undone too: else a
+            # model run after one would stay frozen, cycles and all, for good)
         return self
 
     # --- agents as handles onto rows -------------------------------------------------------------------------
