@@ -98,9 +98,9 @@ class StockTally:
     whose cell changed. Comparing a million rows is many times cheaper than adding them up (each addition to a table
     waits for the one before). The cells are recomputed from the people's arrays every month, so any change to them,
     however made, is counted (a row's weight cannot change: ``People.weight`` is read-only once written). People are
-    counted, by cell and weight class, as whole numbers, and weighted at the end: exact, with no drift and no stock a
-    rounding away from zero, whatever the weights; for whole-number weights (every shipped scenario) the same numbers
-    as a fresh weighted sum."""
+    counted, by cell and weight class, as whole numbers, and weighted at the end: no rounding builds up over the
+    months and an empty cell reads exactly 0, whatever the weights; for whole-number weights (every shipped scenario)
+    the same numbers as a fresh weighted sum."""
 
     def __init__(self):
         self._cell = np.full(0, _ABSENT, np.uint8)  # per row: status x 4 + child x 2 + ever convicted; _ABSENT: not counted
