@@ -150,15 +150,18 @@ def test_formatting():
     ids=["4k agents", "44k agents", "100k agents"],
 )
 def test_estimate_is_close_to_a_measured_replicate(overrides):
-    """Fresh processes run what a batch replicate runs; the estimate is within 30% of their peak memory and rows,
-    and not below the peak memory (it errs high on purpose)."""
+    """Fresh processes run what a batch replicate runs; the estimate is within 30% of their rows, not below their peak
+    memory (it errs high on purpose), its part for the run itself is close to what the run added, and its base covers
+    the process's imports without being far above them (imports alone differ by 80 MB between two virtual
+    environments of the same packages on the same machine, so the total is not held to 30%)."""
     params = load_scenario(BASELINE, overrides)
     est, got = L.estimate(params), L.measure(params, seed=3, timeout=120)
     assert est.agents_at_start == pytest.approx(got["agents_at_start"], rel=0.05)
     assert est.agents_at_end == pytest.approx(got["agents_at_end"], rel=0.3)
     assert est.months == got["months"]
     assert est.agent_months == pytest.approx(got["agent_months"], rel=0.3)
-    assert 0.95 * got["peak_rss_bytes"] <= est.peak_memory_bytes <= 1.3 * got["peak_rss_bytes"]
+    assert 0.95 * got["peak_rss_bytes"] <= est.peak_memory_bytes
+    assert got["base_rss_bytes"] <= L.BASE_BYTES <= 1.6 * got["base_rss_bytes"]
     # the part of the memory that the run itself adds, not the process's imports
     run_part_est = est.peak_memory_bytes - L.BASE_BYTES
     run_part_got = got["peak_rss_bytes"] - got["base_rss_bytes"]
