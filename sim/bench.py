@@ -70,6 +70,8 @@ BATCH_TARGET_REPS = 1000
 QUICK_WEIGHT_FACTOR = 100
 #: the full-scale subprocess is stopped after this many seconds
 FULL_SCALE_TIMEOUT = 3600
+#: each run of ``sim bench --against`` (a warm-up and the timed replicates of one checkout) is stopped after this many seconds
+AGAINST_TIMEOUT = 1800
 
 # --- the reference kernel: FIXED ----------------------------------------------------------------------------------
 
@@ -578,8 +580,11 @@ print(best)
 def _time_checkout(root: Path, scenario: Path, repeats: int, seed: int) -> float:
     """``_AB_SCRIPT`` in a fresh process for the checkout ``root``: its best time, after checking it imported that
     checkout's ``sim``."""
-    out = subprocess.run([sys.executable, "-c", _AB_SCRIPT, str(root), str(scenario), str(repeats), str(seed)],
-                         capture_output=True, text=True, cwd=root)
+    try:
+        out = subprocess.run([sys.executable, "-c", _AB_SCRIPT, str(root), str(scenario), str(repeats), str(seed)],
+                             capture_output=True, text=True, cwd=root, timeout=AGAINST_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"the engine in {root} took more than {AGAINST_TIMEOUT} s for {repeats + 1} replicates; stopped") from None
     lines = out.stdout.split()
     if out.returncode != 0 or len(lines) != 2:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]

@@ -178,3 +178,12 @@ def test_against_refuses_what_it_cannot_compare(tmp_path, capsys, args):
     args = [a.format(tmp=tmp_path, root=ROOT) for a in args]
     assert cli_main(["bench", *args]) == 2
     assert capsys.readouterr().err.count("sim: error:") == 1
+
+
+def test_against_stops_an_engine_that_hangs(tmp_path, monkeypatch):
+    other = tmp_path / "other"
+    shutil.copytree(ROOT / "sim", other / "sim", ignore=shutil.ignore_patterns("__pycache__"))
+    (other / "sim" / "runs" / "batch.py").write_text("import time\ntime.sleep(60)\n")
+    monkeypatch.setattr(bench, "AGAINST_TIMEOUT", 3)
+    with pytest.raises(RuntimeError, match="took more than 3 s"):
+        bench.compare_engines(other, BASELINE, rounds=1, repeats=1)
