@@ -15,7 +15,7 @@ from numba import njit
 
 from ..state.people import CHILD_START, CUSTODY, NO_ONE
 from ..state.population import inherited_log_propensity, parents_log_dev
-from ..state.rng import NEVER, geometric_wait, hash_ids, uniform_at
+from ..state.rng import hash_ids, next_month_at
 from ..state.schedule import distinct_inverse
 from . import intervention
 from .intervention import strength_of
@@ -131,7 +131,7 @@ def _separate(due, month, p_month, person_id, present, partner, separate_next, k
     """The next chance to separate of the rows ``due`` (draw 1, from next month); a couple due separates (each couple
     once, from its lower row, if present)."""
     for r in due:
-        separate_next[r] = _next_chance(person_id[r], key, 1, p_month, month + 1, month)
+        separate_next[r] = next_month_at(person_id[r], key, 1, p_month, month + 1, month)
         mate = partner[r]
         if mate > r and present[r]:
             partner[mate] = NO_ONE
@@ -146,17 +146,10 @@ def _partner_candidates(due, month, p_month, age_min, age_max, person_id, presen
     ok = np.empty(len(due), np.bool_)
     for i in range(len(due)):
         r = due[i]
-        partner_next[r] = _next_chance(person_id[r], key, 1, p_month, month + 1, month)
+        partner_next[r] = next_month_at(person_id[r], key, 1, p_month, month + 1, month)
         age = (month - birth_month[r]) / 12.0
         ok[i] = present[r] and partner[r] == NO_ONE and age >= age_min and age < age_max
     return ok
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _next_chance(person_id, key, draw, p_month, start, month):
-    """``start`` + the months to the next chance of an event at ``p_month`` a month, by keyed draw ``draw`` (as
-    ``CounterRNG.months_to_event``)."""
-    return start + geometric_wait(uniform_at(person_id, key, draw), p_month, NEVER - 1 - month)
 
 
 def schedule_new(model, rows: np.ndarray) -> None:
@@ -183,11 +176,11 @@ def _first_chances(rows, month, p_separate, p_partner, p_partnered, p_single, pa
     """The first chances of newcomers ``rows`` (draw 0, from this month): to separate, to find a partner and, for
     women, to give birth if partnered and if single (``birth_next``: the earlier)."""
     for r in rows:
-        separate_next[r] = _next_chance(person_id[r], key_separate, 0, p_separate, month, month)
-        partner_next[r] = _next_chance(person_id[r], key_partner, 0, p_partner, month, month)
+        separate_next[r] = next_month_at(person_id[r], key_separate, 0, p_separate, month, month)
+        partner_next[r] = next_month_at(person_id[r], key_partner, 0, p_partner, month, month)
         if not sex_male[r]:
-            partnered_next[r] = _next_chance(person_id[r], key_partnered, 0, p_partnered, month, month)
-            single_next[r] = _next_chance(person_id[r], key_single, 0, p_single, month, month)
+            partnered_next[r] = next_month_at(person_id[r], key_partnered, 0, p_partnered, month, month)
+            single_next[r] = next_month_at(person_id[r], key_single, 0, p_single, month, month)
             birth_next[r] = min(partnered_next[r], single_next[r])
 
 
@@ -201,9 +194,9 @@ def _due_mothers(women, month, fertile_min, fertile_max, p_partnered, p_single, 
         r = women[i]
         partnered_due, single_due = partnered_next[r] == month, single_next[r] == month
         if partnered_due:
-            partnered_next[r] = _next_chance(person_id[r], key_partnered, 1, p_partnered, month + 1, month)
+            partnered_next[r] = next_month_at(person_id[r], key_partnered, 1, p_partnered, month + 1, month)
         if single_due:
-            single_next[r] = _next_chance(person_id[r], key_single, 1, p_single, month + 1, month)
+            single_next[r] = next_month_at(person_id[r], key_single, 1, p_single, month + 1, month)
         birth_next[r] = min(partnered_next[r], single_next[r])
         age = (month - birth_month[r]) / 12.0
         fertile = present[r] and age >= fertile_min and age < fertile_max

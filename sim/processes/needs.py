@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from ..state.people import FREE
-from ..state.rng import NEVER, geometric_wait, uniform_at
+from ..state.rng import NEVER, next_month_at, uniform_at
 from ..state.schedule import distinct
 from . import intervention
 from .intervention import ACTIVE
@@ -87,7 +87,7 @@ def _refresh(rows, adult, total, month, adult_months, recent_months, status, las
             need_next[r] = NEVER
             need_refresh[r] = birth_month[r] + adult_months  # the month they come of age
             continue
-        need_next[r] = month + geometric_wait(uniform_at(person_id[r], key, 0), total[k], NEVER - 1 - month)
+        need_next[r] = next_month_at(person_id[r], key, 0, total[k], month, month)
         k += 1
         # the offender group of someone at liberty lasts until their last conviction is recent_conviction_months old
         expires = np.int64(last_conviction_month[r]) + recent_months + 1
@@ -132,15 +132,15 @@ def schedule_next(model, rows: np.ndarray, key, draw: int, after: int) -> None:
     """Draw the month of the next need change of ``rows``, ``after`` months from now at the earliest (keyed draw
     ``draw`` of the stream whose ``key`` is given)."""
     p = model.people
-    _redraw(rows, change_probability(model, rows)[:, -1], model.month + after, p.person_id, p.need_next, key, draw,
-            NEVER - 1 - model.month)
+    _redraw(rows, change_probability(model, rows)[:, -1], model.month + after, model.month, p.person_id, p.need_next, key,
+            draw)
 
 
 @njit(cache=True, nogil=True)
-def _redraw(rows, total, start, person_id, need_next, key, draw, longest):
+def _redraw(rows, total, start, month, person_id, need_next, key, draw):
     for i in range(len(rows)):
         r = rows[i]
-        need_next[r] = start + geometric_wait(uniform_at(person_id[r], key, draw), total[i], longest)
+        need_next[r] = next_month_at(person_id[r], key, draw, total[i], start, month)
 
 
 def step(model) -> None:

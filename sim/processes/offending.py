@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
-from ..state.rng import NEVER, geometric_wait, poisson_at, uniform_at
+from ..state.rng import NEVER, next_month_at, poisson_at, uniform_at
 from ..state.schedule import distinct
 from . import family, intervention
 
@@ -160,7 +160,7 @@ def _rebound(rows, old_enough, first_month, bound, month, person_id, offending_b
             offending_refresh[r] = first_month[i]
             continue
         offending_bound[r] = bound[k]
-        offending_next[r] = month + geometric_wait(uniform_at(person_id[r], key, 0), -math.expm1(-bound[k]), NEVER - 1 - month)
+        offending_next[r] = next_month_at(person_id[r], key, 0, -math.expm1(-bound[k]), month, month)
         offending_refresh[r] = month + BOUND_MONTHS
         k += 1
 
@@ -191,8 +191,7 @@ def _next_candidates(due, month, person_id, offending_bound, offending_next, pre
     ok = np.empty(len(due), np.bool_)
     for i in range(len(due)):
         r = due[i]
-        offending_next[r] = month + 1 + geometric_wait(uniform_at(person_id[r], key, 1), -math.expm1(-offending_bound[r]),
-                                                       NEVER - 1 - month)
+        offending_next[r] = next_month_at(person_id[r], key, 1, -math.expm1(-offending_bound[r]), month + 1, month)
         ok[i] = present[r] and status[r] != CUSTODY and month - birth_month[r] >= age_min_months
     return ok
 

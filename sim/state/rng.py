@@ -95,6 +95,13 @@ def uniform_at(person_id, key, draw):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def next_month_at(person_id, key, draw, p_month, start, month):
+    """``start`` + the months to the next event of a process at ``p_month`` a month, drawn in ``month`` with keyed draw
+    ``draw`` (``CounterRNG.months_to_event`` for one person, for compiled kernels)."""
+    return start + geometric_wait(uniform_at(person_id, key, draw), p_month, NEVER - 1 - month)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def poisson_at(u, lam, at_least_one):
     """Inverse CDF of Poisson(``lam``) (zero-truncated with ``at_least_one``) at ``u``: few steps for small means."""
     if at_least_one:
