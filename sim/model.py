@@ -52,7 +52,7 @@ class ReoffendingModel(mesa.Model):
         self.released = np.zeros(0, np.int64)  # rows released from custody this month (set by justice)
         self._agents_by_row: list[Person | None] = []
         population.synthesize(params, np.random.default_rng(seed), self.people)
-        self.add_agents(np.arange(self.people.n))
+        self.register_newcomers()
         p = self.people
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
         self.initial_stocks = justice_stocks(stock_table(p, self.month - 12 * params.family.age_adult))
@@ -73,7 +73,8 @@ class ReoffendingModel(mesa.Model):
         courts.step(self)  # convictions due, sentencing
         exits.step(self)  # deaths, moves away
         family.step(self)  # partnerships, births
-        exits.arrivals_step(self)  # adults moving into the area
+        exits.arrivals(self)  # adults moving into the area
+        self.register_newcomers()  # a Person agent for each of the month's births and arrivals
         self.record = monthly_record(self)
         self.datacollector.collect(self)
         self.month += 1
@@ -96,6 +97,10 @@ class ReoffendingModel(mesa.Model):
         return self
 
     # --- agents as handles onto rows -------------------------------------------------------------------------
+    def register_newcomers(self) -> None:
+        """A ``Person`` agent for every row added since the last call (all at once: one bulk registration a month)."""
+        self.add_agents(self.people.new_rows("agents"))
+
     def add_agents(self, rows: np.ndarray) -> None:
         """Register a ``Person`` agent for each new row (rows are appended in order)."""
         from .state.agents import create_agents  # as ``Person(self, row)`` for each row, in bulk

@@ -118,10 +118,6 @@ def needs_at_prevalence(draws, stream: str, month: int, ids: np.ndarray, prevale
     return masks
 
 
-def arrivals_step(model) -> None:
-    model.add_agents(arrivals(model))
-
-
 def arrivals(model) -> np.ndarray:
     """Adults moving into the area (general population, no convictions); returns their rows.
 

@@ -252,4 +252,4 @@ def births(model) -> np.ndarray:
 def step(model) -> None:
     schedule_new(model, model.people.new_rows("family"))
     partnering(model)
-    model.add_agents(births(model))
+    births(model)
