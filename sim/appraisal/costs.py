@@ -94,8 +94,9 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
     rows += _fiscal("local_authority", local, c.cashable_share_local_authority)
     rows += _fiscal("dwp", unemployed * uprate(c.dwp_cost_per_month_unemployed, c), c.cashable_share_dwp)
     rows.append(("intervention", "fiscal_cashable", intervention_cost(ts, params)))
-    frames = [pd.DataFrame({"month": months, "agency": a, "kind": k, "cost_gbp": v}) for a, k, v in rows]
-    out = pd.concat(frames, ignore_index=True)
+    n = len(months)  # one frame of every line item's months (building a frame per item costs more than the sums)
+    out = pd.DataFrame({"month": np.tile(months, len(rows)), "agency": np.repeat([a for a, _, _ in rows], n),
+                        "kind": np.repeat([k for _, k, _ in rows], n), "cost_gbp": np.concatenate([v for _, _, v in rows])})
     return out.groupby(["month", "agency", "kind"], as_index=False, sort=True)["cost_gbp"].sum()
 
 
