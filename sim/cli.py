@@ -382,26 +382,34 @@ def cmd_calibrate(args) -> int:
 def cmd_validate(args) -> int:
     import json
 
-    from .fitting.calibration import CALIBRATION_DIR, validate, write_fitted
-    from .present.figures import calibration_figure, save
+    from .fitting.calibration import CALIBRATION_DIR, steadiness_summary, validate_all, write_fitted
+    from .present.figures import calibration_figure, save, steadiness_figure
     from .runs.output import write_validation
 
     if args.record and (args.set or Path(args.scenario).resolve() != (CALIBRATION_DIR.parent / "scenarios" / "baseline.toml").resolve()):
         raise ScenarioError("--record: the record describes the baseline as fitted; drop --set and --scenario")
     params = load_scenario(args.scenario, args.set)
     with claimed(args.out, force=args.force):
-        table = validate(args.scenario, args.reps, args.seed, args.workers, args.set)
+        table, steady = validate_all(args.scenario, args.reps, args.seed, args.workers, args.set)
         if args.record:
             write_fitted([], table)
-        write_validation(args.out, params, args.seed, table, lambda path: save(calibration_figure(table), path), force=args.force)
+        write_validation(args.out, params, args.seed, table, lambda path: save(calibration_figure(table), path), force=args.force,
+                         steady=steady, draw_steady=lambda path: save(steadiness_figure(steady), path))
+    summary = steadiness_summary(steady)
     if args.json:
-        print(json.dumps(table.to_dict(orient="records"), indent=2, default=float))
+        print(json.dumps({"targets": table.to_dict(orient="records"), "steadiness": summary.to_dict(orient="records")},
+                         indent=2, default=float))
     else:
         for _, r in table.iterrows():
             mark = "pass" if r["pass"] else "FAIL"
             print(f"  {mark}  {r['target']:<42} target {r['value']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}]   "
                   f"simulated {r['simulated']:.3f} (90%: {r['sim_p05']:.3f} to {r['sim_p95']:.3f}, {r['replicates']} replicates)")
-        print(f"-> {args.out}/calibration.png, {args.out}/validation.csv")
+        print("Steadiness (each series relative to its start, mean of replicates; steady: every year within its tolerance of "
+              "no change, the population of its projected growth; calibration/steadiness.toml):")
+        for _, r in summary.iterrows():
+            print(f"  {'steady' if r['steady'] else 'DRIFTS'}  {r['run']:<5} {r['series']:<26} furthest in year {r['worst_year'] + 1} of {r['years']}: "
+                  f"{r['worst_mean']:.2f} x the start, expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}")
+        print(f"-> {args.out}/calibration.png, validation.csv, steadiness.png, steadiness.csv")
     return 0 if table.loc[table["weight"] > 0, "pass"].all() else 1
 
 

@@ -15,7 +15,8 @@ from conftest import BASELINE, FULL, ROOT
 
 ROOT_CALIBRATION = ROOT / "calibration"
 from sim import metrics
-from sim.fitting.calibration import compare_to_targets, load_targets, measure, scenario_for, validate
+from sim.fitting.calibration import (compare_to_targets, load_targets, measure, scenario_for, steadiness, steadiness_summary,
+                                    validate_all)
 
 REPS = 32 if FULL else 16
 LONG_REPS = 8 if FULL else 4
@@ -24,9 +25,14 @@ TARGETS = {t.name: t for t in load_targets()}
 
 
 @pytest.fixture(scope="module")
-def validation() -> pd.DataFrame:
-    """Every target on REPS 10-year and LONG_REPS 40-year runs (seeds other than the fit's)."""
-    return validate(BASELINE, REPS, seed=2024, workers=WORKERS, overrides=(), long_reps=LONG_REPS).set_index("target")
+def validated() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every target, and the steadiness, on REPS 10-year and LONG_REPS 40-year runs (seeds other than the fit's)."""
+    return validate_all(BASELINE, REPS, seed=2024, workers=WORKERS, overrides=(), long_reps=LONG_REPS)
+
+
+@pytest.fixture(scope="module")
+def validation(validated) -> pd.DataFrame:
+    return validated[0].set_index("target")
 
 
 # --- the measuring code, on hand-made event logs ---------------------------------------------------------------
@@ -270,3 +276,71 @@ def test_calibrate_only_moves_the_named_parameters_and_refuses_others():
     assert set(fit["values"]) == {key} and fit["parameters"] == [key] and fit["evaluations"] == 2
     with pytest.raises(ScenarioError, match="family.rr_father_convicted_son"):
         calibrate(BASELINE, "short", reps=1, seed=5, maxfev=2, workers=1, log=lambda _: None, only=["family.rr_father_convicted_son"])
+
+
+# --- is the baseline steady? -----------------------------------------------------------------------------------
+
+
+def test_yearly_relative_takes_flows_by_yearly_total_and_stocks_by_yearly_mean():
+    """Two years of a hand-made series: flows summed by year over the first year's total (adult convictions are all
+    convictions less children's), stocks' yearly means over the stock at the start, the population over its first
+    month; a part year is left out."""
+    months = 30
+    ts = pd.DataFrame({"month": np.arange(months), "children_convicted": np.r_[np.full(12, 1.0), np.full(18, 3.0)],
+                       "child_first_time_entrants": np.r_[np.full(12, 2.0), np.full(18, 1.0)],
+                       "convictions": np.r_[np.full(12, 5.0), np.full(18, 4.0)],
+                       "custody": np.r_[np.full(12, 90.0), np.full(18, 120.0)], "licence": np.full(months, 50.0),
+                       "probation": np.r_[np.full(6, 0.0), np.full(24, 30.0)], "population": np.r_[1000.0, np.full(29, 1100.0)]})
+    out = metrics.yearly_relative(ts, {"custody": 100.0, "licence": 50.0, "probation": 20.0})
+    assert list(out.index) == [0, 1]
+    assert out.loc[1, "children_convicted"] == 3.0  # 36 / 12
+    assert out.loc[1, "child_first_time_entrants"] == 0.5  # 12 / 24
+    assert out.loc[1, "adult_convictions"] == 0.25  # (48 - 36) / (60 - 12)
+    assert out.loc[0, "custody"] == 0.9 and out.loc[1, "custody"] == 1.2
+    assert out.loc[0, "probation"] == 0.75  # half a year at 0, half at 30, over a start of 20
+    assert out.loc[0, "population"] == pytest.approx(1.0916667) and out.loc[1, "population"] == pytest.approx(1.1)
+
+
+def _steady_rows(series: str, values_by_year: list[list[float]], run: str = "short") -> list[dict]:
+    return [{"metric": f"steady:{run}:{series}:{year}", "seed": k, "value": v}
+            for year, values in enumerate(values_by_year) for k, v in enumerate(values)]
+
+
+def test_steadiness_judges_the_mean_of_replicates_against_the_expected_path():
+    """A series whose replicates' mean stays within the tolerance is steady even if single replicates stray; one
+    whose mean leaves it is not; the population is held to its projected growth, not to no change."""
+    criteria = {"tolerance": 0.10, "population_growth_10_years": 0.21, "population_tolerance": 0.02}
+    measured = pd.DataFrame(
+        _steady_rows("custody", [[1.0, 1.0], [1.3, 0.8], [0.85, 1.2]])  # means 1, 1.05, 1.025: steady, replicates stray
+        + _steady_rows("children_convicted", [[1.0, 1.0], [1.05, 1.1], [1.2, 1.15]])  # 1.175 in year 2: drifts
+        + _steady_rows("population", [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])  # flat where 1.1 is expected by year 5: drifts
+        + _steady_rows("population", [[1.0], [1.0], [1.0]], run="long")
+        + [{"metric": "proven_reoffending_prison", "seed": 0, "value": 0.4}])
+    table = steadiness(measured, criteria)
+    assert set(table["series"]) == {"custody", "children_convicted", "population"}
+    custody = table[table["series"] == "custody"]
+    assert custody["within"].all() and custody["p95"].max() > 1.1 and custody["replicates"].eq(2).all()
+    kids = table[table["series"] == "children_convicted"].set_index("year")
+    assert list(kids["within"]) == [True, True, False]
+    pop = table[(table["series"] == "population") & (table["run"] == "short")].set_index("year")
+    assert pop.loc[2, "expected"] == pytest.approx(1.21 ** 0.2) and pop.loc[2, "tolerance"] == 0.02
+    assert list(pop["within"]) == [True, True, False]  # 1.21^0.1 = 1.019 is within 2% of 1; 1.039 is not
+    summary = steadiness_summary(table).set_index(["run", "series"])
+    assert summary.loc[("short", "custody"), "steady"] and not summary.loc[("short", "children_convicted"), "steady"]
+    assert summary.loc[("short", "children_convicted"), "worst_year"] == 2
+    assert summary.loc[("long", "population"), "worst_mean"] == 1.0
+
+
+#: why the baseline is not yet steady (test_the_baseline_is_steady fails as expected until it is; strict: it turns red
+#: the moment the baseline becomes steady, and this note must go)
+NOT_YET_STEADY = ("the starting population's children are mostly young (a child's age is drawn under a household's eldest, "
+                  "itself uniform), so children convicted rise several-fold as they grow up; adults without dependent "
+                  "children are not in the starting population, so it grows about twice as fast as projected")
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_YET_STEADY)
+def test_the_baseline_is_steady(validated):
+    """Every steady series of the 10-year runs stays within its tolerance of its expected path, every year."""
+    summary = steadiness_summary(validated[1])
+    drifting = summary[(summary["run"] == "short") & ~summary["steady"]]
+    assert drifting.empty, drifting.to_string()

@@ -37,7 +37,8 @@ def comparison_folder(tmp_path_factory):
     return out
 
 
-EXPECTED_FIGURES = ("timeseries.png", "savings_by_agency_and_kind.png", "cumulative_net_benefit.png", "sensitivity.png", "calibration.png")
+EXPECTED_FIGURES = ("timeseries.png", "savings_by_agency_and_kind.png", "cumulative_net_benefit.png", "sensitivity.png", "calibration.png",
+                    "steadiness.png")
 
 
 @pytest.mark.parametrize("name", EXPECTED_FIGURES)

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import metrics
 from ..model import ReoffendingModel
 from ..runs.batch import replicate_seeds, write_atomic
-from ..runs.output import events_frame, people_frame, summarise
+from ..runs.output import events_frame, people_frame, summarise, timeseries_frame
 from ..runs.paired import run_all
 from ..state.params import Params
 from ..state.scenario import ScenarioError, load_scenario
@@ -63,6 +63,13 @@ def load_free_parameters(path: Path = CALIBRATION_DIR / "free_parameters.toml") 
 def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
     """The target metrics of one replicate: a 10-year run ("short") or a 40-year run ("long")."""
     model = ReoffendingModel(params, seed=seed, record_offences=False).run()
+    steady = {f"steady:{run}:{series}:{year}": float(v)
+              for year, row in metrics.yearly_relative(timeseries_frame(model), model.initial_stocks).iterrows()
+              for series, v in row.items()}
+    return {**_target_metrics(model, params, run), **steady}
+
+
+def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
     if run == "short":
         s = summarise(model)
         md = metrics.Microdata.from_model(model)
@@ -289,7 +296,51 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
 def validate(scenario: str | Path, reps: int, seed: int, workers: int, overrides=(), long_reps: int | None = None) -> pd.DataFrame:
     """Every target beside its simulated value (mean over ``reps`` 10-year and ``long_reps`` (default ``reps``)
     40-year replicates)."""
+    return validate_all(scenario, reps, seed, workers, overrides, long_reps)[0]
+
+
+def validate_all(scenario: str | Path, reps: int, seed: int, workers: int, overrides=(), long_reps: int | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``validate``'s table, and the steadiness of the same runs (``steadiness``)."""
     targets = load_targets()
     runs = {t.run for t in targets}
     measured = measure({run: scenario_for(run, scenario, overrides) for run in sorted(runs)}, reps, seed, workers, long_reps)
-    return compare_to_targets(measured, targets)
+    return compare_to_targets(measured, targets), steadiness(measured)
+
+
+def load_steadiness_criteria(path: Path = CALIBRATION_DIR / "steadiness.toml") -> dict[str, float]:
+    """The steadiness criteria's values (tolerance, the population's projected growth and its tolerance)."""
+    return {key: float(entry["value"]) for key, entry in tomllib.loads(Path(path).read_text()).items()}
+
+
+def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None) -> pd.DataFrame:
+    """How steady the runs of ``measure`` are: per run ("short", "long"), series (``metrics.STEADY_FLOWS``,
+    ``STEADY_STOCKS``) and year, the mean over replicates of the series relative to its start, the 5-95% range of
+    single replicates, the expected path (1; for the population, its projected growth) with its tolerance
+    (``criteria``, default calibration/steadiness.toml), and whether the mean is within it."""
+    c = load_steadiness_criteria() if criteria is None else criteria
+    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "expected", "tolerance", "within"]
+    steady = measured[measured["metric"].str.startswith("steady:")]
+    if steady.empty:
+        return pd.DataFrame(columns=columns)
+    parts = steady["metric"].str.split(":", expand=True)
+    df = steady.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
+    out = df.groupby(["run", "series", "year"], sort=False)["value"].agg(
+        mean="mean", p05=lambda v: v.quantile(0.05), p95=lambda v: v.quantile(0.95), replicates="count").reset_index()
+    population = out["series"] == "population"
+    out["expected"] = np.where(population, (1 + c["population_growth_10_years"]) ** (out["year"] / 10), 1.0)
+    out["tolerance"] = np.where(population, c["population_tolerance"], c["tolerance"])
+    out["within"] = (out["mean"] / out["expected"] - 1).abs() <= out["tolerance"]
+    return out[columns].sort_values(["run", "series", "year"], kind="stable").reset_index(drop=True)
+
+
+def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per run and series of ``steadiness``: the year whose mean is furthest from its expected path, that mean and the
+    path there, and whether every year stays within the tolerance."""
+    rows = []
+    for (run, series), g in table.groupby(["run", "series"], sort=False):
+        worst = g.loc[(g["mean"] / g["expected"] - 1).abs().idxmax()] if g["mean"].notna().any() else g.iloc[0]
+        rows.append({"run": run, "series": series, "years": int(g["year"].max()) + 1, "worst_year": int(worst["year"]),
+                     "worst_mean": float(worst["mean"]), "worst_expected": float(worst["expected"]),
+                     "tolerance": float(worst["tolerance"]), "steady": bool(g["within"].all())})
+    return pd.DataFrame(rows)

@@ -103,6 +103,42 @@ def timeseries_figure(series: pd.DataFrame):
     return fig
 
 
+STEADY_LABELS = {"children_convicted": "children convicted a year", "child_first_time_entrants": "youth first-time entrants a year",
+                 "adult_convictions": "adult convictions a year", "custody": "adults in custody", "licence": "adults on licence",
+                 "probation": "adults on orders", "population": "population"}
+RUN_COLOURS = {"short": OKABE_ITO["blue"], "long": OKABE_ITO["orange"]}
+
+
+def steadiness_figure(table: pd.DataFrame):
+    """Each steady series relative to its start, year by year (``sim.fitting.calibration.steadiness``): mean over
+    replicates and the 5-95% range of single replicates, per run length, against the expected path and its tolerance."""
+    series = list(dict.fromkeys(table["series"]))
+    cols = 4
+    rows = max(1, -(-len(series) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 2.9 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, series):
+        path = table[table["series"] == name].drop_duplicates("year").sort_values("year")
+        ax.fill_between(path["year"], path["expected"] * (1 - path["tolerance"]), path["expected"] * (1 + path["tolerance"]),
+                        color=OKABE_ITO["green"], alpha=0.18, lw=0)
+        ax.plot(path["year"], path["expected"], color=OKABE_ITO["green"], lw=1)
+        for run, g in table[table["series"] == name].groupby("run", sort=False):
+            colour = RUN_COLOURS.get(run, OKABE_ITO["grey"])
+            label = {"short": "10-year runs", "long": "40-year runs"}.get(run, run)
+            ax.fill_between(g["year"], g["p05"], g["p95"], color=colour, alpha=0.2, lw=0)
+            ax.plot(g["year"], g["mean"], color=colour, lw=1.6, label=f"{label} ({int(g['replicates'].max())})")
+        ax.set_title(STEADY_LABELS.get(name, name))
+        ax.set_xlabel("year of the run (0: the first)")
+    for ax in axes.flat[len(series):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("relative to the start")
+    axes.flat[0].legend(frameon=False, fontsize=8)
+    fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band);\n"
+                 "green: the expected path (no change; the population as projected) and its tolerance", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
 AGENCY_COLOURS = {"police": OKABE_ITO["blue"], "courts": OKABE_ITO["sky"], "prisons": OKABE_ITO["black"],
                   "probation": OKABE_ITO["grey"], "youth_justice": "#882255", "local_authority": OKABE_ITO["green"],
                   "nhs": OKABE_ITO["purple"], "dwp": OKABE_ITO["yellow"], "wider_economy": "#44AA99",

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from ..fitting.calibration import CALIBRATION_DIR, load_targets
+from .. import metrics
+from ..fitting.calibration import CALIBRATION_DIR, load_targets, steadiness, steadiness_summary
 from ..runs.outdir import read_manifest
 from ..state.scenario import ScenarioError, documented_values
 from . import figures as F
@@ -168,6 +169,32 @@ def _calibration_section(folder: Path, rows: pd.DataFrame | None) -> str:
     return f'<p class="note">{note}</p>' + _figure(path, "Calibration: simulated (mean and 90% Monte Carlo interval) against published targets (band).")
 
 
+def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
+    """The baseline arm's steady series relative to their first year (stocks: their first month), with bands, and
+    in words which of them drift."""
+    base = series[series["scenario"] == "baseline"]
+    rows = [{"metric": f"steady:short:{name}:{year}", "seed": rep, "value": v}
+            for rep, ts in base.groupby("replicate")
+            for year, r in metrics.yearly_relative(ts.sort_values("month").reset_index(drop=True)).iterrows()
+            for name, v in r.items()]
+    table = steadiness(pd.DataFrame(rows, columns=["metric", "seed", "value"]))
+    if table.empty or table["year"].max() < 1:
+        return "<p>The run is shorter than two years: too short to judge.</p>"
+    path = F.save(F.steadiness_figure(table), folder / "figures" / "steadiness.png")
+    summary = steadiness_summary(table)
+    drifting = summary[~summary["steady"]]
+    words = ("Every series stays within its tolerance: the differences above are measured against a steady baseline."
+             if drifting.empty else
+             "<b>The baseline is not steady</b>, so part of any difference is measured against a changing background: "
+             + "; ".join(f"{F.STEADY_LABELS.get(r['series'], r['series'])}: {r['worst_mean']:.2f} x the start in year "
+                         f"{r['worst_year'] + 1} of {r['years']} (expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%})"
+                         for _, r in drifting.iterrows()) + ". The README's Calibration section says why and what is being done.")
+    return f'<p class="note">{words}</p>' + _figure(
+        path, "The baseline arm's series relative to the start (flows: their first year; stocks: their first month): mean "
+              "over replicates and 5-95% of single replicates; green: no change (the population: its projected growth) "
+              "and the tolerance (calibration/steadiness.toml).")
+
+
 def comparison_report(folder: Path) -> Path:
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -249,6 +276,8 @@ Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if unce
 {sens_html}
 <h2>Calibration</h2>
 {_calibration_section(folder, rows)}
+<h3>Is the baseline steady?</h3>
+{_steadiness_section(folder, series)}
 <h2>Assumptions and sources</h2>
 <p>Every value with its unit, price year and source ("from memory" marks an unverified placeholder, "assumption" a modelling choice):</p>
 {_assumptions(manifest)}

@@ -233,11 +233,17 @@ def write_sweep(out_dir: Path, params, root_seed: int, reps: int, tables: list, 
     return result
 
 
-def write_validation(out_dir: Path, params, seed: int, table: pd.DataFrame, draw_figure, force: bool = False) -> None:
+def write_validation(out_dir: Path, params, seed: int, table: pd.DataFrame, draw_figure, force: bool = False,
+                     steady: pd.DataFrame | None = None, draw_steady=None) -> None:
     """A validation folder: validation.csv (every target beside its simulated value), calibration.png
-    (``draw_figure(path)`` writes it) and manifest.json. Written atomically."""
+    (``draw_figure(path)`` writes it), with ``steady`` steadiness.csv and steadiness.png (``draw_steady(path)``), and
+    manifest.json. Written atomically."""
+    files = ["validation.csv", "calibration.png"] + (["steadiness.csv", "steadiness.png"] if steady is not None else [])
     with atomic_dir(out_dir, force) as tmp:
         table.to_csv(tmp / "validation.csv", index=False)
         draw_figure(tmp / "calibration.png")
-        info = manifest(params, seed, {"kind": "validation", "files": ["validation.csv", "calibration.png", "manifest.json"]})
+        if steady is not None:
+            steady.to_csv(tmp / "steadiness.csv", index=False)
+            draw_steady(tmp / "steadiness.png")
+        info = manifest(params, seed, {"kind": "validation", "files": [*files, "manifest.json"]})
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
