@@ -122,7 +122,12 @@ def test_awaiting_court_means_an_earlier_offence(monkeypatch):
 
 #: targets the current calibration does not reach, with the evidence: these tests are expected to fail (strict, so
 #: they turn red as soon as a better calibration reaches them and this list must be emptied)
-KNOWN_GAPS: dict[str, str] = {}
+KNOWN_GAPS: dict[str, str] = {
+    "share_of_crime_by_known_offenders": (
+        "read as the national wording defines it (anyone who has been through the CJS), about two thirds of the model's "
+        "offences are by people with a previous conviction, not 40-50%; the fit so far aimed at the narrower reading "
+        "(in the CJS now), which the model meets (about 44%) and which is reported as share_of_crime_by_offenders_in_cjs"),
+}
 
 
 def _targets(run: str) -> list:

@@ -282,10 +282,10 @@ def prime_court_queue(model, months: int = 12) -> None:
 
 
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:
-    """Offenders "already in the criminal justice system" when they offend (the WECB's 40-50% of crime; the plan
-    states no definition, so this is ours): serving a sentence (licence, community or suspended-sentence order),
-    awaiting court for an earlier proven offence, or convicted in the last ``recent_months`` months - the
-    known-offender population the model starts from. An old conviction alone does not count."""
+    """Offenders in the criminal justice system now when they offend (the secondary reading of the WECB's 40-50% of
+    crime, ours; the primary, from the national wording, is anyone with a previous conviction): serving a sentence
+    (licence, community or suspended-sentence order), awaiting court for an earlier proven offence, or convicted in
+    the last ``recent_months`` months - the known-offender population the model starts from."""
     recent = (month - last_conviction_month) <= recent_months
     return (status != FREE) | awaiting_court | recent
 

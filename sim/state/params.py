@@ -85,7 +85,7 @@ class RunParams:
     seed: int = _f(COUNT, "default replicate seed when none is given on the command line")
     cohort_follow_up_months: int = _f(POSINT, "MoJ proven reoffending: follow-up for offences to be committed")
     cohort_waiting_months: int = _f(COUNT, "MoJ proven reoffending: further wait for the offence to be proven")
-    in_cjs_recent_conviction_months: int = _f(POSINT, "share of crime by offenders already in the CJS: a conviction this recent counts")
+    in_cjs_recent_conviction_months: int = _f(POSINT, "share of crime by offenders in the CJS now (the secondary reading): a conviction this recent counts")
 
 
 @dataclass(frozen=True)
