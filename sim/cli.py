@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--seed", type=_nonneg_int, default=1001, help="root seed (default differs from the calibration's)")
     val.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     val.add_argument("--json", action="store_true", help="print the targets and the steadiness summary as JSON ({\"targets\": [...], \"steadiness\": [...]})")
-    val.add_argument("--out", type=Path, default=Path("outputs/validation"), help="new folder for calibration.png and validation.csv (default outputs/validation)")
+    val.add_argument("--out", type=Path, default=Path("outputs/validation"), help="new folder for calibration.png, validation.csv, steadiness.png and steadiness.csv (default outputs/validation)")
     val.add_argument("--force", action="store_true", help="replace an existing --out folder that sim wrote (refused if it holds anything else)")
     val.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
     val.add_argument("--record", action="store_true",
