@@ -397,8 +397,10 @@ def cmd_validate(args) -> int:
                          steady=steady, draw_steady=lambda path: save(steadiness_figure(steady), path))
     summary = steadiness_summary(steady)
     if args.json:
-        print(json.dumps({"targets": table.to_dict(orient="records"), "steadiness": summary.to_dict(orient="records")},
-                         indent=2, default=float))
+        def records(df):  # NaN (no value) as null: JSON has no NaN
+            return df.astype(object).where(df.notna(), None).to_dict(orient="records")
+
+        print(json.dumps({"targets": records(table), "steadiness": records(summary)}, indent=2, default=float, allow_nan=False))
     else:
         for _, r in table.iterrows():
             mark = "pass" if r["pass"] else "FAIL"

@@ -61,10 +61,11 @@ def load_free_parameters(path: Path = CALIBRATION_DIR / "free_parameters.toml") 
 
 
 def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
-    """The target metrics of one replicate: a 10-year run ("short") or a 40-year run ("long")."""
+    """The target metrics of one replicate, a 10-year run ("short") or a 40-year run ("long"), and its steady series
+    year by year (``steady:<run>:<series>:<year>``, see ``steadiness``)."""
     model = ReoffendingModel(params, seed=seed, record_offences=False).run()
     steady = {f"steady:{run}:{series}:{year}": float(v)
-              for year, row in metrics.yearly_relative(timeseries_frame(model), model.initial_stocks).iterrows()
+              for year, row in metrics.yearly_relative(timeseries_frame(model)).iterrows()
               for series, v in row.items()}
     return {**_target_metrics(model, params, run), **steady}
 
@@ -105,7 +106,7 @@ def _measure_task(args):
 
 
 def measure(params_by_run: dict[str, Params], reps: int, seed: int, workers: int = 1, long_reps: int | None = None) -> pd.DataFrame:
-    """Every target metric over ``reps`` replicates (``long_reps`` for the 40-year runs, default ``reps``): one row
+    """Every target metric and steady series (``measure_one``) over ``reps`` replicates (``long_reps`` for the 40-year runs, default ``reps``): one row
     per (metric, replicate). The long runs' seeds are the first ``long_reps`` of the short runs'."""
     n_reps = {run: (reps if run != "long" or long_reps is None else long_reps) for run in params_by_run}
     tasks = [(params_by_run[run], s, run) for run in params_by_run for s in replicate_seeds(seed, n_reps[run])]
@@ -316,8 +317,9 @@ def load_steadiness_criteria(path: Path = CALIBRATION_DIR / "steadiness.toml") -
 def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None) -> pd.DataFrame:
     """How steady the runs of ``measure`` are: per run ("short", "long"), series (``metrics.STEADY_FLOWS``,
     ``STEADY_STOCKS``) and year, the mean over replicates of the series relative to its start, the 5-95% range of
-    single replicates, the expected path (1; for the population, its projected growth) with its tolerance
-    (``criteria``, default calibration/steadiness.toml), and whether the mean is within it."""
+    single replicates, the expected path (1; for the population, its projected growth, judged over the projection's 10
+    years) with its tolerance (``criteria``, default calibration/steadiness.toml), and whether the mean is within it
+    (True where there is nothing to judge: beyond the projection, or a start of 0)."""
     c = load_steadiness_criteria() if criteria is None else criteria
     columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "expected", "tolerance", "within"]
     steady = measured[measured["metric"].str.startswith("steady:")]
@@ -328,9 +330,12 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     out = df.groupby(["run", "series", "year"], sort=False)["value"].agg(
         mean="mean", p05=lambda v: v.quantile(0.05), p95=lambda v: v.quantile(0.95), replicates="count").reset_index()
     population = out["series"] == "population"
-    out["expected"] = np.where(population, (1 + c["population_growth_10_years"]) ** (out["year"] / 10), 1.0)
+    # a year's mean sits mid-year (month 12 y + 5.5 from the first); the projection is judged over its 10 years only
+    growth = (1 + c["population_growth_10_years"]) ** ((12 * out["year"] + 5.5) / 120)
+    out["expected"] = np.where(population, np.where(out["year"] < 10, growth, np.nan), 1.0)
     out["tolerance"] = np.where(population, c["population_tolerance"], c["tolerance"])
-    out["within"] = (out["mean"] / out["expected"] - 1).abs() <= out["tolerance"]
+    judged = out["expected"].notna() & out["mean"].notna()
+    out["within"] = ~judged | ((out["mean"] / out["expected"] - 1).abs() <= out["tolerance"])
     return out[columns].sort_values(["run", "series", "year"], kind="stable").reset_index(drop=True)
 
 
@@ -339,7 +344,10 @@ def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
     path there, and whether every year stays within the tolerance."""
     rows = []
     for (run, series), g in table.groupby(["run", "series"], sort=False):
-        worst = g.loc[(g["mean"] / g["expected"] - 1).abs().idxmax()] if g["mean"].notna().any() else g.iloc[0]
+        off = (g["mean"] / g["expected"] - 1).abs()
+        if off.notna().sum() == 0:
+            continue  # nothing to judge (a zero start, or beyond the population's projection)
+        worst = g.loc[off.idxmax()]
         rows.append({"run": run, "series": series, "years": int(g["year"].max()) + 1, "worst_year": int(worst["year"]),
                      "worst_mean": float(worst["mean"]), "worst_expected": float(worst["expected"]),
                      "tolerance": float(worst["tolerance"]), "steady": bool(g["within"].all())})

@@ -106,7 +106,7 @@ def timeseries_figure(series: pd.DataFrame):
 STEADY_LABELS = {"children_convicted": "children convicted a year", "child_first_time_entrants": "youth first-time entrants a year",
                  "adult_convictions": "adult convictions a year", "custody": "adults in custody", "licence": "adults on licence",
                  "probation": "adults on orders", "population": "population"}
-RUN_COLOURS = {"short": OKABE_ITO["blue"], "long": OKABE_ITO["orange"]}
+RUN_COLOURS = {"short": OKABE_ITO["blue"], "long": OKABE_ITO["orange"], "baseline": OKABE_ITO["grey"]}
 
 
 def steadiness_figure(table: pd.DataFrame):
@@ -118,16 +118,17 @@ def steadiness_figure(table: pd.DataFrame):
     fig, axes = plt.subplots(rows, cols, figsize=(12, 2.9 * rows), squeeze=False)
     for ax, name in zip(axes.flat, series):
         path = table[table["series"] == name].drop_duplicates("year").sort_values("year")
-        ax.fill_between(path["year"], path["expected"] * (1 - path["tolerance"]), path["expected"] * (1 + path["tolerance"]),
+        year = path["year"] + 1  # the first year is year 1, as in the words beside the figure
+        ax.fill_between(year, path["expected"] * (1 - path["tolerance"]), path["expected"] * (1 + path["tolerance"]),
                         color=OKABE_ITO["green"], alpha=0.18, lw=0)
-        ax.plot(path["year"], path["expected"], color=OKABE_ITO["green"], lw=1)
+        ax.plot(year, path["expected"], color=OKABE_ITO["green"], lw=1)
         for run, g in table[table["series"] == name].groupby("run", sort=False):
             colour = RUN_COLOURS.get(run, OKABE_ITO["grey"])
-            label = {"short": "10-year runs", "long": "40-year runs"}.get(run, run)
-            ax.fill_between(g["year"], g["p05"], g["p95"], color=colour, alpha=0.2, lw=0)
-            ax.plot(g["year"], g["mean"], color=colour, lw=1.6, label=f"{label} ({int(g['replicates'].max())})")
+            label = {"short": "10-year runs", "long": "40-year runs", "baseline": "baseline arm"}.get(run, run)
+            ax.fill_between(g["year"] + 1, g["p05"], g["p95"], color=colour, alpha=0.2, lw=0)
+            ax.plot(g["year"] + 1, g["mean"], color=colour, lw=1.6, label=f"{label} ({int(g['replicates'].max())})")
         ax.set_title(STEADY_LABELS.get(name, name))
-        ax.set_xlabel("year of the run (0: the first)")
+        ax.set_xlabel("year of the run")
     for ax in axes.flat[len(series):]:
         ax.axis("off")
     for ax in axes[:, 0]:

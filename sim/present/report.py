@@ -173,7 +173,7 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
     """The baseline arm's steady series relative to their first year (stocks: their first month), with bands, and
     in words which of them drift."""
     base = series[series["scenario"] == "baseline"]
-    rows = [{"metric": f"steady:short:{name}:{year}", "seed": rep, "value": v}
+    rows = [{"metric": f"steady:baseline:{name}:{year}", "seed": rep, "value": v}
             for rep, ts in base.groupby("replicate")
             for year, r in metrics.yearly_relative(ts.sort_values("month").reset_index(drop=True)).iterrows()
             for name, v in r.items()]
@@ -190,7 +190,7 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
                          f"{r['worst_year'] + 1} of {r['years']} (expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%})"
                          for _, r in drifting.iterrows()) + ". The README's Calibration section says why and what is being done.")
     return f'<p class="note">{words}</p>' + _figure(
-        path, "The baseline arm's series relative to the start (flows: their first year; stocks: their first month): mean "
+        path, "The baseline arm's series relative to the start (flows: their first year; stocks: their first month, as in sim validate): mean "
               "over replicates and 5-95% of single replicates; green: no change (the population: its projected growth) "
               "and the tolerance (calibration/steadiness.toml).")
 
