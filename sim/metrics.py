@@ -236,11 +236,10 @@ STEADY_FLOWS = ("children_convicted", "child_first_time_entrants", "adult_convic
 STEADY_STOCKS = ("custody", "licence", "probation", "population")
 
 
-def yearly_relative(ts: pd.DataFrame, start_stocks: dict[str, float] | None = None) -> pd.DataFrame:
+def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
     """Each steady series (``STEADY_FLOWS``, ``STEADY_STOCKS``) year by year relative to its start: a flow's yearly
-    total over its first year's, a stock's yearly mean over its value at the start (``start_stocks``, e.g. the model's
-    ``initial_stocks`` as built; otherwise, and for the population, its first month). Whole years only; NaN where the
-    start is 0."""
+    total over its first year's, a stock's yearly mean over its first month. Whole years only; NaN where the start
+    is 0."""
     years = len(ts) // 12
     year = np.arange(12 * years) // 12
     ts = ts.iloc[: 12 * years]
@@ -249,10 +248,8 @@ def yearly_relative(ts: pd.DataFrame, start_stocks: dict[str, float] | None = No
                           "adult_convictions": (ts["convictions"] - ts["children_convicted"]).to_numpy()})
     out = flows.groupby(year).sum()
     out = out / out.iloc[0].replace(0, np.nan) if years else out
-    first = {name: float(ts[name].iloc[0]) if years else np.nan for name in STEADY_STOCKS}
-    starts = {**first, **(start_stocks or {}), "population": first["population"]}
     for name in STEADY_STOCKS:
-        start = starts[name]
+        start = float(ts[name].iloc[0]) if years else np.nan
         out[name] = ts[name].groupby(year).mean().to_numpy() / start if start else np.nan
     out.index.name = "year"
     return out

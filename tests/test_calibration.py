@@ -288,21 +288,20 @@ def test_calibrate_only_moves_the_named_parameters_and_refuses_others():
 
 def test_yearly_relative_takes_flows_by_yearly_total_and_stocks_by_yearly_mean():
     """Two years of a hand-made series: flows summed by year over the first year's total (adult convictions are all
-    convictions less children's), stocks' yearly means over the stock at the start, the population over its first
-    month; a part year is left out."""
+    convictions less children's), stocks' yearly means over their first month; a part year is left out."""
     months = 30
     ts = pd.DataFrame({"month": np.arange(months), "children_convicted": np.r_[np.full(12, 1.0), np.full(18, 3.0)],
                        "child_first_time_entrants": np.r_[np.full(12, 2.0), np.full(18, 1.0)],
                        "convictions": np.r_[np.full(12, 5.0), np.full(18, 4.0)],
-                       "custody": np.r_[np.full(12, 90.0), np.full(18, 120.0)], "licence": np.full(months, 50.0),
-                       "probation": np.r_[np.full(6, 0.0), np.full(24, 30.0)], "population": np.r_[1000.0, np.full(29, 1100.0)]})
-    out = metrics.yearly_relative(ts, {"custody": 100.0, "licence": 50.0, "probation": 20.0})
+                       "custody": np.r_[100.0, np.full(11, 980 / 11), np.full(18, 120.0)], "licence": np.full(months, 50.0),
+                       "probation": np.r_[20.0, np.full(6, 0.0), np.full(23, 32.0)], "population": np.r_[1000.0, np.full(29, 1100.0)]})
+    out = metrics.yearly_relative(ts)
     assert list(out.index) == [0, 1]
     assert out.loc[1, "children_convicted"] == 3.0  # 36 / 12
     assert out.loc[1, "child_first_time_entrants"] == 0.5  # 12 / 24
     assert out.loc[1, "adult_convictions"] == 0.25  # (48 - 36) / (60 - 12)
-    assert out.loc[0, "custody"] == 0.9 and out.loc[1, "custody"] == 1.2
-    assert out.loc[0, "probation"] == 0.75  # half a year at 0, half at 30, over a start of 20
+    assert out.loc[0, "custody"] == pytest.approx(0.9) and out.loc[1, "custody"] == 1.2
+    assert out.loc[0, "probation"] == pytest.approx(0.75)  # (20 + 6 months at 0 + 5 at 32) / 12 = 15, over 20
     assert out.loc[0, "population"] == pytest.approx(1.0916667) and out.loc[1, "population"] == pytest.approx(1.1)
 
 
