@@ -6,6 +6,9 @@ PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 VENV   ?= .venv/py$(PYVER)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# tests in as many processes as there are cores (at most 4: each can take 1.5 GB), a test module's tests kept together
+# so that its fixtures are built once; PYTEST_PARALLEL= runs them in one process
+PYTEST_PARALLEL ?= --numprocesses=auto --maxprocesses=4 --dist=loadscope
 
 .PHONY: run test test-full bench bench-readme clean venv
 
@@ -24,10 +27,10 @@ run: $(STAMP)
 
 ## The test suite (statistical tests in their fast version; `make test-full` runs the long ones)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 test-full: $(STAMP)
-	REOFFSIM_FULL=1 $(BIN)/python -m pytest -q
+	REOFFSIM_FULL=1 $(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 ## Speed and memory benchmark against the targets and a fixed reference workload, a few minutes (not part of the tests)
 bench: $(STAMP)
