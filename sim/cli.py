@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--seed", type=_nonneg_int, default=1, help="root seed of the fit's fixed replicates (default 1)")
     cal.add_argument("--maxfev", type=_pos_int, default=150, help="evaluations at most, Jacobian columns included (default 150)")
     cal.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    cal.add_argument("--method", choices=["least-squares", "history-matching"], default="least-squares",
+                     help="least-squares (default): one point by scipy's trust-region method; history-matching: rule out "
+                          "the parameter sets that cannot meet the targets, wave by wave, with emulators (runs kept in "
+                          "calibration/history_matching/), and take the best of the rest (joint stage only)")
+    cal.add_argument("--waves", type=_pos_int, default=3, help="history matching: waves (default 3)")
+    cal.add_argument("--points", type=_pos_int, default=120, help="history matching: parameter sets per wave (default 120)")
     val = sub.add_parser("validate", help="every calibration target beside its simulated value, pass/fail, and a figure")
     val.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario to validate (default scenarios/baseline.toml)")
     val.add_argument("--reps", type=_pos_int, default=8, help="replicates of each run length (default 8)")
@@ -116,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
     val.add_argument("--record", action="store_true",
                      help="also write the achieved metrics to calibration/fitted.toml's record (the fitted values unchanged; not with --set)")
+    noise = sub.add_parser("noise", help="how noisy one replicate is, and what it costs, at each weight of the general population's agents")
+    noise.add_argument("--weights", type=lambda v: [_pos_float(x) for x in v.split(",") if x], default=[40.0, 20.0, 10.0],
+                       metavar="W[,W...]", help="real people per general-population agent to compare (default 40,20,10)")
+    noise.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario (default scenarios/baseline.toml)")
+    noise.add_argument("--reps", type=_pos_int, default=16, help="replicates at each weight, on the same seeds (default 16)")
+    noise.add_argument("--seed", type=_nonneg_int, default=1, help="root seed (default 1)")
+    noise.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    noise.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
+    noise.add_argument("--json", action="store_true", help="print the table as JSON records")
     bench = sub.add_parser("bench", help="the engine's speed against the targets and a fixed reference workload (a few minutes)")
     bench.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario to time (default scenarios/baseline.toml)")
     bench.add_argument("--repeats", type=_pos_int, default=3,
@@ -370,8 +385,23 @@ def cmd_calibrate(args) -> int:
     free_parameters_to_fit(args.stage, args.only)  # and on a bad --only
     stage = args.stage
     long_runs = f" ({args.long_reps or args.reps} of the 40-year runs)" if stage != "short" else ""
-    print(f"stage {stage}: fitting with {args.reps} replicates per evaluation{long_runs}, at most {args.maxfev} evaluations")
-    fit = calibrate(args.scenario, stage, args.reps, args.seed, args.maxfev, args.workers, long_reps=args.long_reps, only=args.only)
+    if args.method == "least-squares":
+        print(f"stage {stage}: fitting with {args.reps} replicates per evaluation{long_runs}, at most {args.maxfev} evaluations")
+    if args.method == "history-matching":
+        from .fitting.history_matching import history_match
+
+        if stage != "joint" or args.only:
+            raise ScenarioError("--method history-matching: fits every free parameter at once (no --stage or --only)")
+        fit = history_match(args.scenario, args.waves, args.points, args.reps, args.long_reps or args.reps, args.seed, args.workers)
+        if fit["waves"][-1]["not_ruled_out"] > 0:
+            print("what is left (5-50-95% of the parameter sets not ruled out; 'of range' near 100% = not identified by the targets):")
+        else:
+            print("no parameter set meets every target; the 1,000 least implausible sets (5-50-95%):")
+        for _, r in fit["ranges"].iterrows():
+            print(f"  {r['parameter']:45s} [{r['lower']:g}, {r['upper']:g}]  {r['p05']:.3g} - {r['p50']:.3g} - {r['p95']:.3g}"
+                  f"  ({100 * r['share_of_range']:.0f}% of range)")
+    else:
+        fit = calibrate(args.scenario, stage, args.reps, args.seed, args.maxfev, args.workers, long_reps=args.long_reps, only=args.only)
     write_fitted([fit], pd.DataFrame(columns=["target"]))  # the values first, so the check below runs with them
     # the achieved metrics are measured out of sample: on other seeds than the fit's
     write_fitted([fit], validate(args.scenario, max(args.reps, 8), args.seed + 1000, args.workers))
@@ -476,9 +506,28 @@ def cmd_bench(args) -> int:
                       readme=args.readme if args.update_readme else None)
 
 
+def cmd_noise(args) -> int:
+    from .fitting.noise import MAX_CHILD_CV, MAX_RATE_SD, noise_by_weight
+
+    if args.reps < 2:
+        raise ScenarioError(f"--reps {args.reps}: noise needs at least 2 replicates")
+    load_scenario(args.scenario, args.set)  # fail early on a bad scenario or --set
+    table = noise_by_weight(args.scenario, args.weights, args.reps, args.seed, args.workers, args.set)
+    if args.json:
+        print(table.to_json(orient="records"))
+        return 0
+    print(f"one replicate's noise ({args.reps} replicates a weight; criteria: yearly prison and probation rates sd <= "
+          f"{100 * MAX_RATE_SD:.0f} points, children convicted a year within {100 * MAX_CHILD_CV:.0f}%)")
+    print(f"  {'weight':>7} {'agents':>9} {'s/replicate':>12} {'prison sd':>10} {'probation sd':>13} {'children cv':>12}")
+    for _, r in table.iterrows():
+        print(f"  {r['weight']:>7g} {r['agents']:>9,} {r['seconds']:>12.2f} {100 * r['prison_rate_sd']:>9.1f}p "
+              f"{100 * r['probation_rate_sd']:>12.1f}p {100 * r['children_convicted_cv']:>11.0f}%  {'meets' if r['meets'] else 'misses'}")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "report": cmd_report, "plot": cmd_plot,
-    "calibrate": cmd_calibrate, "validate": cmd_validate, "bench": cmd_bench,
+    "calibrate": cmd_calibrate, "validate": cmd_validate, "noise": cmd_noise, "bench": cmd_bench,
 }
 
 

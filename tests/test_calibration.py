@@ -123,10 +123,17 @@ def test_awaiting_court_means_an_earlier_offence(monkeypatch):
 #: targets the current calibration does not reach, with the evidence: these tests are expected to fail (strict, so
 #: they turn red as soon as a better calibration reaches them and this list must be emptied)
 KNOWN_GAPS: dict[str, str] = {
+    "prison_one_year_proven_reoffending": (
+        "about 42% against 38.5-41.5%: history matching (360 parameter sets) found no set that meets all nine weighted "
+        "targets; the compromise the fit found misses this, the sourced crime share and the two stock conditions by a "
+        "little each"),
     "share_of_crime_by_known_offenders": (
-        "read as the national wording defines it (anyone who has been through the CJS), about two thirds of the model's "
-        "offences are by people with a previous conviction, not 40-50%; the fit so far aimed at the narrower reading "
-        "(in the CJS now), which the model meets (about 44%) and which is reported as share_of_crime_by_offenders_in_cjs"),
+        "about 50.2-50.3% against 40-50% (it was 66% before the whole population was modelled): just above the band"),
+    "custody_stock_stable": "yearly RMS deviation about 0.101 against 0.10 on these seeds: at the band's edge",
+    "probation_stock_stable": (
+        "yearly RMS deviation about 0.11 against 0.10: the stock falls about 12% in its first years; more orders would "
+        "hold it at its starting count (4,500, from memory) but put lower-risk people on orders, and probation "
+        "reoffending falls to 20-23% (README, Calibration)"),
 }
 
 
@@ -339,17 +346,19 @@ def test_steadiness_judges_the_mean_of_replicates_against_the_expected_path():
     assert ("short", "licence") not in summary.index
 
 
-def test_the_other_reading_of_the_cjs_share_is_met(validation):
-    """The secondary reading of the WECB's 40-50% (offenders in the CJS now), which the fit aimed at, stays in band."""
-    r = validation.loc["share_of_crime_by_offenders_in_cjs"]
-    assert r["weight"] == 0 and r["lower"] <= r["simulated"] <= r["upper"], r["simulated"]
+def test_both_readings_of_the_cjs_share_are_reported(validation):
+    """The WECB's 40-50% is fitted on the reading its source supports (anyone previously convicted); the other reading
+    (offenders in the CJS now) is reported beside it, not fitted, and is the narrower of the two."""
+    primary, other = validation.loc["share_of_crime_by_known_offenders"], validation.loc["share_of_crime_by_offenders_in_cjs"]
+    assert primary["weight"] > 0 and other["weight"] == 0
+    assert 0 < other["simulated"] < primary["simulated"] < 1
 
 
 #: why the baseline is not yet steady (test_the_baseline_is_steady fails as expected until it is; strict: it turns red
 #: the moment the baseline becomes steady, and this note must go)
-NOT_YET_STEADY = ("the starting population's children are mostly young (a child's age is drawn under a household's eldest, "
-                  "itself uniform), so children convicted rise several-fold as they grow up; adults without dependent "
-                  "children are not in the starting population, so it grows about twice as fast as projected")
+NOT_YET_STEADY = ("with the whole population the population grows as projected, but children convicted a year rise about 40% "
+                  "and youth first-time entrants about 20% over 10 years, the licence stock falls about 16% and the "
+                  "probation stock about 12% in its first years (README, Is the baseline steady?)")
 
 
 @pytest.mark.xfail(strict=True, reason=NOT_YET_STEADY)
@@ -358,3 +367,25 @@ def test_the_baseline_is_steady(validated):
     summary = steadiness_summary(validated[1])
     drifting = summary[(summary["run"] == "short") & ~summary["steady"]]
     assert drifting.empty, drifting.to_string()
+
+
+def test_a_polish_is_recorded_after_the_fit_it_starts_from(tmp_path):
+    """A fit of some parameters only (--only) keeps the record of the fit it polishes and adds its own, numbered; a
+    new fit of every parameter replaces them all."""
+    import tomllib
+
+    from sim.fitting.calibration import load_free_parameters, write_fitted
+
+    key = next(iter(load_free_parameters()))
+    out = tmp_path / "fitted.toml"
+    out.write_text('[calibration]\nstage_joint = { method = "history matching", loss = 9.0 }\n')
+    fit = {"stage": "short", "only": [key], "values": {key: 2.0}, "loss": 5.0, "evaluations": 3, "seconds": 1.0, "reps": 2, "seed": 1}
+    write_fitted([fit], pd.DataFrame(columns=["target"]), out)
+    write_fitted([{**fit, "stage": "joint", "loss": 4.0}], pd.DataFrame(columns=["target"]), out)
+    record = tomllib.loads(out.read_text())["calibration"]
+    assert record["stage_joint"]["method"] == "history matching"
+    assert (record["polish_1_short"]["loss"], record["polish_2_joint"]["loss"]) == (5.0, 4.0)
+    write_fitted([{**fit, "stage": "joint", "only": []}], pd.DataFrame(columns=["target"]), out)
+    record = tomllib.loads(out.read_text())["calibration"]
+    assert [k for k in record if k.startswith(("stage_", "polish_"))] == ["stage_joint"]
+    assert record["stage_joint"]["method"].startswith("least squares")

@@ -74,11 +74,12 @@ def test_without_event_log_same_timeseries(params, runs):
 
 
 def test_starting_population_depends_only_on_population_parameters():
-    """Scenarios that change a process (not who lives in Essex) start from the very same people."""
+    """Scenarios that change how the justice system treats new cases (as the intervention scenarios do) start from
+    the very same people. (The start is in equilibrium with the partnering and offending processes: who is partnered
+    follows the partnering rates, and the children's records the offending hazard, so those do change it.)"""
     a = ReoffendingModel(load(*SMALL), seed=4)
     b = ReoffendingModel(
-        load(*SMALL, "offending.offences_per_month_base=0.2", "demography.p_partner_per_year=0.5",
-             "justice.p_recall_per_month=0.5"),
+        load(*SMALL, "justice.order_log_odds_intercept=0.5", "justice.p_recall_per_month=0.5"),
         seed=4,
     )
     for name in FIELDS:

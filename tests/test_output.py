@@ -48,7 +48,7 @@ def test_run_folder_files_and_manifest(written, audited):
     assert len(csv) == 1 and csv["months"].iloc[0] == summary["months"]
 
 
-def test_people_parquet_schema(written, frames):
+def test_people_parquet_schema(written, frames, audited):
     out, _ = written
     people = pd.read_parquet(out / "people.parquet")
     assert PEOPLE_COLUMNS == list(people.columns)[: len(PEOPLE_COLUMNS)]
@@ -68,7 +68,9 @@ def test_people_parquet_schema(written, frames):
     assert (fathers.astype(str) == "M").all() and (mothers.astype(str) == "F").all()
     offenders = people["status_at_start"].isin(["custody", "licence", "probation"])
     assert people.loc[offenders, "convicted_before_start"].all()
-    assert not people.loc[people["status_at_start"] == "child", "convicted_before_start"].any()
+    # children start with a record only from the age of criminal responsibility (offending.record_childhood_convictions)
+    too_young = -people["birth_month"] < 12 * audited.model.params.family.age_criminal_responsibility
+    assert not people.loc[(people["status_at_start"] == "child") & too_young, "convicted_before_start"].any()
     pd.testing.assert_frame_equal(people, frames[0], check_categorical=False, check_dtype=False)
 
 

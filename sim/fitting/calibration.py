@@ -232,7 +232,7 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
         pass
     best_loss, best_x = min(history, key=lambda h: h[0])
     values = {k: _from_unit(xi, spec) for xi, (k, spec) in zip(best_x, free.items())}
-    return {"stage": stage, "values": values, "loss": best_loss, "evaluations": len(history), "seconds": time.perf_counter() - t0,
+    return {"stage": stage, "only": list(only or []), "values": values, "loss": best_loss, "evaluations": len(history), "seconds": time.perf_counter() - t0,
             "reps": reps, "long_reps": reps if long_reps is None else long_reps, "seed": seed, "parameters": list(free)}
 
 
@@ -254,12 +254,17 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
                 "value": v, "unit": spec.get("unit", ""),
                 "source": f"fitted by sim calibrate ({fit['stage']} stage, {date.today().isoformat()}) to calibration/targets.toml within [{spec['lower']}, {spec['upper']}]",
             }
-        if fit["stage"] == "joint":  # supersedes any stage-by-stage fit
-            record = {k: v for k, v in record.items() if not k.startswith("stage_")}
-        record[f"stage_{fit['stage']}"] = {"date": date.today().isoformat(), "method": "least squares (scipy trf)", "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
+        polish = bool(fit.get("only"))
+        if fit["stage"] == "joint" and not polish:  # supersedes any earlier fit
+            record = {k: v for k, v in record.items() if not k.startswith(("stage_", "polish_"))}
+        # a polish (--only) is recorded after the fit it starts from, which stays on record
+        key = f"polish_{sum(k.startswith('polish_') for k in record) + 1}_{fit['stage']}" if polish else f"stage_{fit['stage']}"
+        record[key] = {"date": date.today().isoformat(), "method": fit.get("method", "least squares (scipy trf)"), "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
                                           "seconds": round(fit["seconds"]), "replicates": fit["reps"],
                                           "replicates_long": fit.get("long_reps", fit["reps"]), "seed": fit["seed"],
                                           "parameters": fit.get("parameters", sorted(fit["values"]))}
+        if "waves" in fit:
+            record[key]["waves"] = [w["not_ruled_out"] for w in fit["waves"]]
     if not len(table):  # new values, not yet checked: an old record of achieved metrics would be stale
         record.pop("achieved", None)
         record.pop("date", None)

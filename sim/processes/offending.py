@@ -281,6 +281,35 @@ def prime_court_queue(model, months: int = 12) -> None:
         model.cases.add(rows[at], int(m), due[at], kind[at])
 
 
+def record_childhood_convictions(model) -> None:
+    """Before the run starts, give the starting children (from the age of criminal responsibility to adulthood) the
+    convictions they would already have: a child is convicted before the start with probability 1 - exp(-m), m the
+    proven offences expected since the age of criminal responsibility at today's hazard moved along the age-crime
+    curve (offences proven by the offence types' mix); the conviction is in a month drawn since then. Without it
+    every starting child has a clean record, so the first years count too many first-time entrants."""
+    p, prm = model.people, model.params
+    f, o = prm.family, prm.offending
+    age_months = model.month - p.birth_month[: p.n]
+    rows = np.flatnonzero(can_offend(model, np.arange(p.n)) & (age_months < 12 * f.age_adult) & (p.prev_convictions[: p.n] == 0))
+    if not len(rows):
+        return
+    ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
+    months_of_age = np.concatenate([[0.0], np.cumsum(ages)])  # months_of_age[a]: the age factor summed over months 0..a-1
+    since = 12 * int(f.age_criminal_responsibility)
+    a = age_months[rows]
+    past = (months_of_age[a] - months_of_age[since]) / ages[a]  # months at today's age factor
+    cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
+    share_proven = float(np.diff(cdf, prepend=0.0) @ p_proven)
+    expected = hazard(model, rows) * past * share_proven
+    ids = p.person_id[rows]
+    convicted = model.draws.uniform("childhood_record", 0, ids) < -np.expm1(-expected)
+    chosen, months_back = rows[convicted], (a - since)[convicted]
+    when = np.floor(model.draws.uniform("childhood_record_month", 0, ids[convicted]) * np.maximum(months_back, 1)).astype(np.int64)
+    p.prev_convictions[chosen] = 1
+    p.convictions_before_start[chosen] = 1
+    p.last_conviction_month[chosen] = model.month - 1 - when
+
+
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:
     """Offenders in the criminal justice system now when they offend (the secondary reading of the WECB's 40-50% of
     crime, ours; the primary, from the national wording, is anyone with a previous conviction): serving a sentence

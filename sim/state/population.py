@@ -162,14 +162,16 @@ def _ages_of_children(rng, n_children: np.ndarray, parent_age: np.ndarray, young
     return rng.random(n_children.sum()) * eldest_max
 
 
-def _add_children(params: Params, rng, people: P.People, father, mother, n_children, parent_age, weight) -> None:
-    """Children of the given parent pairs (row or NO_ONE), with inherited propensity."""
+def _add_children(params: Params, rng, people: P.People, father, mother, n_children, parent_age, weight, ages=None) -> None:
+    """Children of the given parent pairs (row or NO_ONE), with inherited propensity; their ``ages`` (years, one per
+    child in household order) given, or drawn under the parent's age (``_ages_of_children``)."""
     total = int(n_children.sum())
     if total == 0:
         return
     fam = params.family
     father_r, mother_r = np.repeat(father, n_children), np.repeat(mother, n_children)
-    ages = _ages_of_children(rng, n_children, parent_age, params.demography.fertile_age_min, fam.age_adult)
+    if ages is None:
+        ages = _ages_of_children(rng, n_children, parent_age, params.demography.fertile_age_min, fam.age_adult)
     log_dev = parents_log_dev(people, father_r, mother_r, params.population.propensity_median_general)
     z = rng.standard_normal(total)
     n_parents = (father_r >= 0).astype(int) + (mother_r >= 0)
@@ -245,7 +247,10 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     lone_is_mother = rng.random(h) < pop.lone_parent_mother_share
     n_children = 1 + rng.poisson(pop.children_per_parent_mean - 1, h)
     adult = params.family.age_adult
-    eldest = rng.random(h) * adult
+    # every child's age uniform over childhood, as in a population with steady births (each year of age about as
+    # many children); the household's parents are then as old as their eldest child requires
+    child_ages = rng.random(int(n_children.sum())) * adult
+    eldest = np.maximum.reduceat(child_ages, np.cumsum(n_children) - n_children)
     first_birth_age = rng.normal(pop.parent_age_at_first_child_mean_years, pop.parent_age_at_first_child_sd_years, h)
     mother_age = np.maximum(adult, eldest + np.maximum(first_birth_age, params.demography.fertile_age_min))
     father_age = np.maximum(adult, mother_age + rng.normal(params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, h))
@@ -275,21 +280,83 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     both = two_parent
     people.partner[mothers[both]] = fathers[both]
     people.partner[fathers[both]] = mothers[both]
-    k = _sample_count(rng, pop.general_young_adults, w)
-    young_age = pop.young_adult_age_min + rng.random(k) * (pop.young_adult_age_max - pop.young_adult_age_min)
-    young = people.add(
-        k,
-        sex_male=rng.random(k) < pop.young_adult_male_share,
-        birth_month=-np.rint(young_age * 12).astype(np.int32),
-        weight=w,
-        propensity=median * np.exp(sigma * rng.standard_normal(k)),
-        status_at_start=P.COMMUNITY_START,
-    )
-    adult_rows = np.concatenate([mothers[has_mother], fathers[has_father], young])
+    _add_children(params, rng, people, fathers, mothers, n_children, None, w, ages=child_ages)
+    others = _add_other_adults(params, rng, people)
+    adult_rows = np.concatenate([mothers[has_mother], fathers[has_father], others])
     people.needs[adult_rows] = draw_needs(rng, len(adult_rows), params.needs.prevalence_general)
     _mark_old_convictions(params, rng, people, adult_rows)
-    # children no older than the eldest child the household's ages were built from
-    _add_children(params, rng, people, fathers, mothers, n_children, eldest + params.demography.fertile_age_min, w)
+
+
+def adult_age_targets(pop, d) -> tuple[np.ndarray, np.ndarray]:
+    """Real people the whole population should have at each whole year of adult age (the grid, and the counts): each
+    band's share of ``total_population``, spread evenly over a band's years, and over the last band's in proportion
+    to the chance of surviving to each age (the Gompertz curve of [demography]), as with steady births."""
+    bands = [*pop.adult_age_band_lower_years, pop.oldest_age_years]
+    grid = np.arange(bands[0], bands[-1], 1.0)
+    target = np.zeros(len(grid))
+    for k, (lo, hi, share) in enumerate(zip(bands[:-1], bands[1:], pop.adult_age_band_share)):
+        years = (grid >= lo) & (grid < hi)
+        shape = np.ones(years.sum())
+        if k == len(bands) - 2:
+            annual = np.minimum(1.0 - 1e-12, d.mortality_gompertz_a * np.exp(d.mortality_gompertz_b * grid[years]))
+            shape = np.exp(-np.cumsum(np.r_[0.0, -np.log1p(-annual[:-1])]))
+        target[years] = share * pop.total_population * shape / shape.sum()
+    return grid, target
+
+
+def partnered_share(age: np.ndarray, d, age_adult: float) -> np.ndarray:
+    """The share of people of each age with a partner if they were single at ``age_adult`` and have partnered and
+    separated since at the model's own yearly rates ([demography]; no new partners after partnering_age_max)."""
+    join, part = -np.log1p(-min(d.p_partner_per_year, 1 - 1e-12)), -np.log1p(-min(d.p_separate_per_year, 1 - 1e-12))
+    t = np.clip(age, age_adult, d.partnering_age_max) - age_adult
+    share = join / (join + part) * -np.expm1(-(join + part) * t) if join + part > 0 else np.zeros_like(t)
+    return share * np.exp(-part * np.maximum(age - d.partnering_age_max, 0))
+
+
+def _ages_filling(rng, grid: np.ndarray, shortfall: np.ndarray, weight: float) -> np.ndarray:
+    """Ages (years) of agents of ``weight`` filling ``shortfall`` real people at each whole year of ``grid``."""
+    total = shortfall.sum()
+    n = _sample_count(rng, total, weight)
+    if n == 0:
+        return np.zeros(0)
+    return grid[rng.choice(len(grid), size=n, p=shortfall / total)] + rng.random(n)
+
+
+def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
+    """Adults neither known to the CJS nor in the households with dependent children, as many at each year of age as
+    the population's age structure (``adult_age_targets``) has beyond the adults already there, by sex. Women are
+    partnered as often as the partnering process leaves people of their age (``partnered_share``), each with a man of
+    the usual age gap and a correlated propensity; the other men are single. Returns their rows."""
+    pop, d, w = params.population, params.demography, params.population.scale_general
+    n = people.n
+    grid, target = adult_age_targets(pop, d)
+    edges = np.r_[grid, grid[-1] + 1]
+    age_now, weight, male = -people.birth_month[:n] / 12.0, people.weight[:n], people.sex_male[:n]
+
+    def there(ages, weights):
+        return np.histogram(ages, bins=edges, weights=weights)[0]
+
+    women_age = _ages_filling(rng, grid, np.maximum(0.0, (1 - pop.other_adults_male_share) * target - there(age_now[~male], weight[~male])), w)
+    partnered = rng.random(len(women_age)) < partnered_share(women_age, d, params.family.age_adult)
+    k = int(partnered.sum())
+    husband_age = np.clip(women_age[partnered] + rng.normal(d.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k),
+                          grid[0], pop.oldest_age_years - 1 / 12)
+    men_short = pop.other_adults_male_share * target - there(age_now[male], weight[male]) - there(husband_age, np.full(k, w))
+    men_age = _ages_filling(rng, grid, np.maximum(0.0, men_short), w)
+    median, sigma = pop.propensity_median_general, pop.propensity_sigma_general
+    women_z = rng.standard_normal(len(women_age))
+    husbands_z = partner_z(women_z[partnered], params.family.partner_propensity_correlation, rng.standard_normal(k))
+
+    def add(age, is_male, z):
+        return people.add(len(age), sex_male=is_male, birth_month=-np.rint(age * 12).astype(np.int32), weight=w,
+                          propensity=median * np.exp(sigma * z), status_at_start=P.COMMUNITY_START)
+
+    women = add(women_age, False, women_z)
+    husbands = add(husband_age, True, husbands_z)
+    men = add(men_age, True, rng.standard_normal(len(men_age)))
+    people.partner[women[partnered]] = husbands
+    people.partner[husbands] = women[partnered]
+    return np.concatenate([women, husbands, men])
 
 
 def _mark_old_convictions(params: Params, rng, people: P.People, rows: np.ndarray) -> None:

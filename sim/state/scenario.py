@@ -203,7 +203,8 @@ MAX_LOG_SD = 10
 #: age parameters (years), checked against MAX_AGE_YEARS
 AGE_KEYS = {
     "population": ("offender_age_mean_years", "offender_age_sd_years", "parent_age_at_first_child_mean_years",
-                   "parent_age_at_first_child_sd_years", "partner_age_gap_sd_years", "young_adult_age_min", "young_adult_age_max"),
+                   "parent_age_at_first_child_sd_years", "partner_age_gap_sd_years", "adult_age_band_lower_years",
+                   "oldest_age_years"),
     "family": ("age_criminal_responsibility", "age_adult", "parent_conviction_effect_until_age"),
     "demography": ("arrival_age_min", "arrival_age_max", "fertile_age_min", "fertile_age_max", "partnering_age_max",
                    "partner_age_gap_mean_years"),
@@ -305,8 +306,14 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
              "can be followed by licence (population.start_sentence_median_months and start_sentence_sigma, "
              "justice.release_fraction and licence_min_sentence_months): make more possible or set licence_count to 0")
     d = p.demography
-    if p.population.young_adult_age_max <= p.population.young_adult_age_min:
-        fail("population", "young_adult_age_max", p.population.young_adult_age_max, "must exceed young_adult_age_min")
+    bands, shares = list(p.population.adult_age_band_lower_years), list(p.population.adult_age_band_share)
+    if len(shares) != len(bands) or not bands:
+        fail("population", "adult_age_band_share", shares, "needs one share per age in adult_age_band_lower_years (at least one)")
+    if bands != sorted(set(bands)) or bands[0] != p.family.age_adult or bands[-1] >= p.population.oldest_age_years:
+        fail("population", "adult_age_band_lower_years", bands,
+             f"must increase, start at family.age_adult ({p.family.age_adult:g}) and end below oldest_age_years")
+    if math.fsum(shares) > 1:
+        fail("population", "adult_age_band_share", shares, "the shares of the whole population cannot sum to more than 1")
     if d.arrival_age_max <= d.arrival_age_min:
         fail("demography", "arrival_age_max", d.arrival_age_max, "must exceed arrival_age_min")
     if d.fertile_age_max <= d.fertile_age_min:

@@ -1,0 +1,124 @@
+"""The starting population: the whole area by the Census age structure, children of every age alike, partners as the
+partnering process leaves them, so that ageing alone does not change the baseline (a steady start)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import BASELINE
+from sim.state import population as pop_mod
+from sim.state.people import People
+from sim.state.scenario import load_scenario
+
+
+@pytest.fixture(scope="module")
+def built():
+    """The baseline's starting population at a finer general weight than the default (less sampling noise), 2 seeds."""
+    params = load_scenario(BASELINE, ["population.scale_general=10"])
+    out = []
+    for seed in (1, 2):
+        people = People()
+        pop_mod.synthesize(params, np.random.default_rng(seed), people)
+        out.append(people)
+    return params, out
+
+
+def _arrays(people):
+    n = people.n
+    return -people.birth_month[:n] / 12.0, people.weight[:n], people.sex_male[:n], people.partner[:n]
+
+
+def test_total_and_adult_age_bands_are_the_census_shares(built):
+    """Each adult band holds its share of the total population (within 1% of the total), and the whole adds up to
+    the total (within 1%)."""
+    params, built_people = built
+    pop = params.population
+    bands = [*pop.adult_age_band_lower_years, pop.oldest_age_years]
+    for people in built_people:
+        age, w, _, _ = _arrays(people)
+        assert w.sum() == pytest.approx(pop.total_population, rel=0.01)
+        counts = np.histogram(age, bins=bands, weights=w)[0]
+        for (lo, hi), count, share in zip(zip(bands[:-1], bands[1:]), counts, pop.adult_age_band_share):
+            assert count == pytest.approx(share * pop.total_population, abs=0.01 * pop.total_population), (lo, hi)
+
+
+def test_children_are_spread_evenly_over_the_years_of_childhood(built):
+    """As many children at each year of age, within sampling noise: no year of childhood holds more than 1.25 times
+    the mean (the old households drew most children young: under-5s were three times 15-17s)."""
+    params, built_people = built
+    adult = params.family.age_adult
+    for people in built_people:
+        age, w, _, _ = _arrays(people)
+        by_year = np.histogram(age, bins=np.arange(0, adult + 1), weights=w)[0]
+        assert by_year.max() < 1.25 * by_year.mean() and by_year.min() > 0.75 * by_year.mean(), by_year
+
+
+def test_adults_of_every_year_of_age_to_the_oldest(built):
+    """Within the first two bands every year of age holds about its even part of the band (the shortfall is filled
+    where it is); the last band falls with age as survival does; nobody is older than the oldest age."""
+    params, built_people = built
+    pop = params.population
+    lo0, lo1, lo2 = pop.adult_age_band_lower_years
+    for people in built_people:
+        age, w, _, _ = _arrays(people)
+        assert age[w == pop.scale_general].max() <= pop.oldest_age_years  # (the offenders' ages have a gamma tail of their own)
+        for lo, hi, share in ((lo0, lo1, pop.adult_age_band_share[0]), (lo1, lo2, pop.adult_age_band_share[1])):
+            by_year = np.histogram(age, bins=np.arange(lo, hi + 1), weights=w)[0]
+            even = share * pop.total_population / (hi - lo)
+            assert np.all(np.abs(by_year / even - 1) < 0.2), (lo, by_year / even)
+        old = np.histogram(age, bins=[60, 70, 80, 90, 100], weights=w)[0]
+        assert np.all(np.diff(old) < 0), old
+
+
+def test_other_adults_are_partnered_as_the_partnering_process_leaves_people(built):
+    """Couples are mutual and of opposite sex; among adults aged 35-45 (past the first years of partnering, before
+    it stops), the partnered share is near what the model's own partnering and separation rates give."""
+    params, built_people = built
+    for people in built_people:
+        age, w, male, partner = _arrays(people)
+        has = partner >= 0
+        rows = np.flatnonzero(has)
+        assert np.array_equal(partner[partner[rows]], rows)
+        assert np.all(male[rows] != male[partner[rows]])
+        mid = (age >= 35) & (age < 45) & (w == params.population.scale_general)
+        expected = np.average(pop_mod.partnered_share(age[mid], params.demography, params.family.age_adult), weights=w[mid])
+        assert np.average(has[mid], weights=w[mid]) == pytest.approx(expected, abs=0.08)
+
+
+def test_partnered_share_rises_to_its_balance_and_falls_after_partnering_stops():
+    params = load_scenario(BASELINE)
+    d = params.demography
+    ages = np.array([18.0, 25.0, 40.0, d.partnering_age_max, d.partnering_age_max + 20])
+    share = pop_mod.partnered_share(ages, d, params.family.age_adult)
+    join, part = -np.log1p(-d.p_partner_per_year), -np.log1p(-d.p_separate_per_year)
+    assert share[0] == 0 and share[1] < share[2] < join / (join + part)  # rising towards the balance of the two rates
+    assert 0 < share[4] < share[3]  # separations go on, new partnerships do not
+
+
+def test_starting_children_have_the_records_their_age_gives_them():
+    """Children from the age of criminal responsibility start with the convictions the model's own hazard would have
+    given them: none younger, more of the older ones, each dated after their 10th birthday and before the start;
+    adults' records are left as the population drew them."""
+    from sim import ReoffendingModel
+
+    params = load_scenario(BASELINE, ["population.scale_general=10"])
+    model = ReoffendingModel(params, seed=3, record_offences=False)
+    p, n = model.people, model.people.n
+    age_months = -p.birth_month[:n]
+    adult, youngest = 12 * params.family.age_adult, 12 * params.family.age_criminal_responsibility
+    record = p.prev_convictions[:n] > 0
+    general_child = (age_months < adult) & (p.weight[:n] > 1)
+    assert not record[general_child & (age_months < youngest)].any()
+    young = general_child & (age_months >= youngest) & (age_months < youngest + 24)
+    old = general_child & (age_months >= adult - 24)
+    assert record[old].mean() > 2 * record[young].mean() > 0
+    dated = p.last_conviction_month[:n][record & (age_months < adult)]
+    born = p.birth_month[:n][record & (age_months < adult)]
+    assert (dated < 0).all() and (dated >= born + youngest).all()
+    assert (p.convictions_before_start[:n] == p.prev_convictions[:n]).all()
+
+    unseeded = People()
+    pop_mod.synthesize(params, np.random.default_rng(3), unseeded)
+    grown = p.prev_convictions[:n] != unseeded.prev_convictions[:n]
+    assert (age_months[grown] < adult).all() and grown.any()
