@@ -15,7 +15,8 @@ targets *cannot* be met and rules that out (Craig et al. 1997; Vernon, Goldstein
    miss by); x is ruled out when its largest implausibility exceeds 3;
 4. the next wave's design is drawn from what is not ruled out, and the emulators are refitted on every wave's runs.
 
-The best point (least emulated loss among the not-ruled-out sets) becomes the fit; the runs of every wave are kept
+The best point (least loss by emulators of every run, among the sets not ruled out, or among all when nothing is
+left) becomes the fit; the runs of every wave are kept
 (calibration/history_matching/wave_<k>.parquet: one row per parameter set, its parameters, the mean and standard
 error of each target metric) so that an ensemble can be drawn from them.
 """
@@ -216,8 +217,9 @@ def _claim_store(store: Path, settings: dict) -> None:
 
 def history_match(scenario, waves: int, points: int, reps: int, long_reps: int, seed: int, workers: int,
                   store: Path = STORE, log=print) -> dict:
-    """Run ``waves`` waves of ``points`` parameter sets each, refitting the emulators on every wave so far, and return
-    the best point as a fit (``calibrate``'s dictionary, ``method`` "history matching") with the waves' summary."""
+    """Run ``waves`` waves of ``points`` parameter sets each (each wave's emulators fitted where the earlier waves left
+    room) and return the best point as a fit (``calibrate``'s dictionary, ``method`` "history matching") with the
+    waves' summary and what is left of each parameter's range."""
     free = load_free_parameters()
     targets = [t for t in load_targets() if t.weight > 0]
     _claim_store(store, {"scenario": Path(scenario).read_text(), "points": points, "reps": reps, "long_reps": long_reps,
