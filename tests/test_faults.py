@@ -403,9 +403,20 @@ def test_interrupt_keeps_replicates_that_finished_but_were_not_written_yet(refer
     pd.testing.assert_frame_equal(read_timeseries(out), read_timeseries(reference), check_exact=True)
 
 
+@pytest.fixture(scope="module")
+def compiled_kernels(tmp_path_factory) -> None:
+    """One small run in a process of its own first, so that the compiled kernels are in numba's cache: on a fresh
+    clone the first processes compile them, and a signal that lands inside the compiler's callback is reported by
+    numba with a traceback of its own (the batch still stops as it should)."""
+    out = tmp_path_factory.mktemp("warm") / "run"
+    proc = sim_popen("run", BASELINE, "--seed", SEED, "--out", out, *SET_ONE_YEAR)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
+
+
 def interrupted_batch(tmp_path, reps: int, send) -> tuple[subprocess.CompletedProcess, float, Path]:
     """Start a ``--workers 2`` batch, wait for its first part, ``send(proc)`` a signal; returns the finished process,
-    the seconds from the signal to its exit, and its folder. Checks that nothing of it is left running."""
+    the seconds from the signal to its exit, and its folder. Checks that nothing of it is left running. Use it with
+    the ``compiled_kernels`` fixture."""
     out = tmp_path / "batch"
     proc = sim_popen("run", BASELINE, "--reps", reps, "--seed", SEED, "--workers", 2, "--out", out, *SET_ONE_YEAR)
     try:
@@ -423,7 +434,7 @@ def interrupted_batch(tmp_path, reps: int, send) -> tuple[subprocess.CompletedPr
 
 
 @linux_only
-def test_sigint_to_the_main_process_stops_a_long_batch_at_once(tmp_path):
+def test_sigint_to_the_main_process_stops_a_long_batch_at_once(tmp_path, compiled_kernels):
     """300 replicates (~20 s of work for 2 workers): the old code first ran every queued one."""
     result, elapsed, out = interrupted_batch(tmp_path, 300, lambda proc: proc.send_signal(signal.SIGINT))
     assert elapsed < 15, elapsed
@@ -436,7 +447,7 @@ def test_sigint_to_the_main_process_stops_a_long_batch_at_once(tmp_path):
 
 
 @linux_only
-def test_sigint_to_the_process_group_is_handled_once(tmp_path):
+def test_sigint_to_the_process_group_is_handled_once(tmp_path, compiled_kernels):
     """Ctrl-C in a terminal signals every process of the group: the workers ignore it, the main process stops."""
     result, elapsed, out = interrupted_batch(tmp_path, 300, lambda proc: os.killpg(proc.pid, signal.SIGINT))
     assert elapsed < 15, elapsed
@@ -448,7 +459,7 @@ def test_sigint_to_the_process_group_is_handled_once(tmp_path):
 
 
 @linux_only
-def test_sigterm_stops_the_batch_and_resume_completes_it(tmp_path, reference):
+def test_sigterm_stops_the_batch_and_resume_completes_it(tmp_path, reference, compiled_kernels):
     result, elapsed, out = interrupted_batch(tmp_path, REPS, lambda proc: proc.send_signal(signal.SIGTERM))
     assert elapsed < 15, elapsed
     assert result.returncode == 143 and "Traceback" not in result.stderr, result.stderr
