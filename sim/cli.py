@@ -511,6 +511,8 @@ def cmd_noise(args) -> int:
 
     if args.reps < 2:
         raise ScenarioError(f"--reps {args.reps}: noise needs at least 2 replicates")
+    if not args.weights:
+        raise ScenarioError("--weights: give at least one weight (real people per agent), e.g. --weights 40,20,10")
     load_scenario(args.scenario, args.set)  # fail early on a bad scenario or --set
     table = noise_by_weight(args.scenario, args.weights, args.reps, args.seed, args.workers, args.set)
     if args.json:

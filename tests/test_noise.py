@@ -24,6 +24,8 @@ def test_finer_weights_mean_more_agents_and_less_noise():
 def test_noise_refuses_one_replicate_and_prints_json(capsys):
     assert main(["noise", "--reps", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+    assert main(["noise", "--weights", ""]) == 2
+    assert "at least one weight" in capsys.readouterr().err
     assert main(["noise", "--weights", "400", "--reps", "2", "--workers", "1", "--set", "run.years=3", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["weight"] for r in rows] == [400.0] and set(rows[0]) >= {"agents", "seconds", "prison_rate_sd", "meets"}

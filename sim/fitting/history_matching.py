@@ -35,7 +35,8 @@ import pandas as pd
 from ..runs.batch import replicate_seeds, write_atomic
 from ..runs.paired import run_all
 from ..state.scenario import ScenarioError
-from .calibration import CALIBRATION_DIR, Target, _measure_task, load_free_parameters, load_targets, scenario_for
+from .calibration import (CALIBRATION_DIR, Target, _measure_task, compare_to_targets, load_free_parameters, load_targets,
+                          scenario_for)
 
 CUTOFF = 3.0  # Pukelsheim's three-sigma rule, the usual cut-off of history matching
 STORE = CALIBRATION_DIR / "history_matching"
@@ -88,13 +89,12 @@ def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Ta
         for i, res in zip(owners, results):
             by_point[i].append(res)
         for i in points:
-            row = {"point": i, **{f"u:{k}": float(u) for u, k in zip(cube[i], free)}, **values[i]}
-            for m in metrics:
-                v = np.array([r[m] for r in by_point[i] if m in r], dtype=float)
-                v = v[~np.isnan(v)]
-                row[m] = float(v.mean()) if len(v) else np.nan
-                row[f"se:{m}"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else np.nan
-            rows.append(row)
+            measured = pd.DataFrame([{"metric": m, "value": v} for r in by_point[i] for m, v in r.items() if m in metrics],
+                                    columns=["metric", "value"])
+            table = compare_to_targets(measured, targets).drop_duplicates("metric").set_index("metric")
+            rows.append({"point": i, **{f"u:{k}": float(u) for u, k in zip(cube[i], free)}, **values[i],
+                         **{m: float(table.loc[m, "simulated"]) for m in metrics},
+                         **{f"se:{m}": float(table.loc[m, "mc_se"]) for m in metrics}})
         frame = pd.DataFrame(rows)
         write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
         log(f"  {len(rows)} of {len(cube)} parameter sets run ({time.perf_counter() - t0:.0f} s)")
