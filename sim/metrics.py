@@ -466,6 +466,16 @@ def proven_reoffending_by_previous_annual_cohorts(md: Microdata, months: int, fo
     return {f"rate_{band}": (a / b if b else float("nan")) for band, (a, b) in sums.items()}
 
 
+def share_ever_convicted(people, month: int, male: bool, age_min: float = 10, age_max: float = 52) -> float:
+    """Share of the people living in the area in ``month`` of one sex aged ``age_min`` to ``age_max`` (whole years)
+    with a conviction, before the run or in it (the MoJ's "conviction histories" measure; ``people``: ``People``)."""
+    n = people.n
+    age = (month - people.birth_month[:n]) // 12
+    group = people.present[:n] & (people.sex_male[:n] == male) & (age >= age_min) & (age <= age_max)
+    w = people.weight[:n][group]
+    return float((w * (people.prev_convictions[:n][group] > 0)).sum() / w.sum()) if w.sum() else float("nan")
+
+
 def share_of_offences_by_previously_convicted(people: pd.DataFrame, events: pd.DataFrame, start: int = 0, end: int | None = None) -> float:
     """Share of all offences (detected or not) committed by someone with a conviction before the offence month
     (a conviction before the run, or a conviction event in an earlier month)."""

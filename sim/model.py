@@ -56,7 +56,7 @@ class ReoffendingModel(mesa.Model):
         p = self.people
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
         self.initial_stocks = justice_stocks(stock_table(p, self.month - 12 * params.family.age_adult))
-        offending.record_childhood_convictions(self)
+        offending.record_past_convictions(self)
         offending.prime_court_queue(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}

@@ -68,7 +68,7 @@ def test_people_parquet_schema(written, frames, audited):
     assert (fathers.astype(str) == "M").all() and (mothers.astype(str) == "F").all()
     offenders = people["status_at_start"].isin(["custody", "licence", "probation"])
     assert people.loc[offenders, "convicted_before_start"].all()
-    # children start with a record only from the age of criminal responsibility (offending.record_childhood_convictions)
+    # children start with a record only from the age of criminal responsibility (offending.record_past_convictions)
     too_young = -people["birth_month"] < 12 * audited.model.params.family.age_criminal_responsibility
     assert not people.loc[(people["status_at_start"] == "child") & too_young, "convicted_before_start"].any()
     pd.testing.assert_frame_equal(people, frames[0], check_categorical=False, check_dtype=False)

@@ -96,10 +96,11 @@ def test_partnered_share_rises_to_its_balance_and_falls_after_partnering_stops()
     assert 0 < share[4] < share[3]  # separations go on, new partnerships do not
 
 
-def test_starting_children_have_the_records_their_age_gives_them():
-    """Children from the age of criminal responsibility start with the convictions the model's own hazard would have
-    given them: none younger, more of the older ones, each dated after their 10th birthday and before the start;
-    adults' records are left as the population drew them."""
+def test_people_start_with_the_records_their_age_and_propensity_give_them():
+    """Everyone at liberty with a clean record from the synthesis starts with the convictions the model's own hazard
+    would have given them: none under the age of criminal responsibility, more of the older children, more of the
+    more prone, each dated after their 10th birthday and before the start (adults' before the offender groups'
+    recent window); the starting offender groups keep the records the synthesis drew for them."""
     from sim import ReoffendingModel
 
     params = load_scenario(BASELINE, ["population.scale_general=10"])
@@ -108,17 +109,28 @@ def test_starting_children_have_the_records_their_age_gives_them():
     age_months = -p.birth_month[:n]
     adult, youngest = 12 * params.family.age_adult, 12 * params.family.age_criminal_responsibility
     record = p.prev_convictions[:n] > 0
-    general_child = (age_months < adult) & (p.weight[:n] > 1)
+    general = p.weight[:n] > params.population.scale_cjs_families
+    general_child = (age_months < adult) & general
     assert not record[general_child & (age_months < youngest)].any()
     young = general_child & (age_months >= youngest) & (age_months < youngest + 24)
     old = general_child & (age_months >= adult - 24)
     assert record[old].mean() > 2 * record[young].mean() > 0
-    dated = p.last_conviction_month[:n][record & (age_months < adult)]
-    born = p.birth_month[:n][record & (age_months < adult)]
+    dated, born = p.last_conviction_month[:n][record & general], p.birth_month[:n][record & general]
     assert (dated < 0).all() and (dated >= born + youngest).all()
+    recent = params.run.in_cjs_recent_conviction_months
+    general_adult = general & (age_months >= adult)
+    assert (p.last_conviction_month[:n][record & general_adult] < -recent).all()
     assert (p.convictions_before_start[:n] == p.prev_convictions[:n]).all()
+    # the more prone have records more often (top against bottom quarter of general men aged 30-50)
+    men = general_adult & p.sex_male[:n] & (age_months >= 360) & (age_months < 600)
+    prone = p.propensity[:n]
+    lo, hi = np.quantile(prone[men], [0.25, 0.75])
+    assert record[men & (prone >= hi)].mean() > 2 * record[men & (prone <= lo)].mean()
+    assert 0.05 < record[men].mean() < 0.6  # some, not all
 
     unseeded = People()
     pop_mod.synthesize(params, np.random.default_rng(3), unseeded)
     grown = p.prev_convictions[:n] != unseeded.prev_convictions[:n]
-    assert (age_months[grown] < adult).all() and grown.any()
+    assert grown.any() and (unseeded.prev_convictions[:n][grown] == 0).all()
+    drawn = unseeded.prev_convictions[:n] > 0
+    assert drawn.any() and (p.prev_convictions[:n][drawn] == unseeded.prev_convictions[:n][drawn]).all()  # offender groups' kept

@@ -93,6 +93,8 @@ def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
             "offences_drift": s["offences_drift"],
             "custody_rms_deviation": s["custody_rms_deviation"],
             "probation_rms_deviation": s["probation_rms_deviation"],
+            "men_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=True),
+            "women_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=False),
         }
     sons = metrics.sons_convicted_by_age(people_frame(model), events_frame(model), 40)
     return {

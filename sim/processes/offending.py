@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
-from ..state.rng import NEVER, next_month_at, poisson_at, uniform_at
+from ..state.rng import NEVER, next_month_at, poisson_at, poisson_quantile, uniform_at
 from ..state.schedule import distinct
 from . import family, intervention
 
@@ -281,33 +281,44 @@ def prime_court_queue(model, months: int = 12) -> None:
         model.cases.add(rows[at], int(m), due[at], kind[at])
 
 
-def record_childhood_convictions(model) -> None:
-    """Before the run starts, give the starting children (from the age of criminal responsibility to adulthood) the
-    convictions they would already have: a child is convicted before the start with probability 1 - exp(-m), m the
-    proven offences expected since the age of criminal responsibility at today's hazard moved along the age-crime
-    curve (offences proven by the offence types' mix); the conviction is in a month drawn since then. Without it
-    every starting child has a clean record, so the first years count too many first-time entrants."""
+def record_past_convictions(model) -> None:
+    """Before the run starts, give everyone at liberty with a clean record (the starting children from the age of
+    criminal responsibility, and the general population's adults) the convictions the model's own hazard would have
+    given them: a Poisson number with mean m, the proven offences expected since the age of criminal responsibility
+    at today's hazard moved along the age-crime curve (offences proven by the offence types' mix). Adults' past ends
+    ``run.in_cjs_recent_conviction_months`` before the start: the adults convicted more recently are the starting
+    offender groups. The last conviction falls where the latest of that many draws along the age-crime curve falls.
+    Records thus follow propensity and age as the run's own convictions do, so the share of people and parents with
+    a record stays where the run keeps it (instead of a fixed share drawn at random, which the run then outgrew)."""
     p, prm = model.people, model.params
     f, o = prm.family, prm.offending
     age_months = model.month - p.birth_month[: p.n]
-    rows = np.flatnonzero(can_offend(model, np.arange(p.n)) & (age_months < 12 * f.age_adult) & (p.prev_convictions[: p.n] == 0))
+    since = 12 * int(f.age_criminal_responsibility)
+    rows = np.flatnonzero(can_offend(model, np.arange(p.n)) & (p.prev_convictions[: p.n] == 0) & (age_months > since))
     if not len(rows):
         return
     ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
+    ages = np.concatenate([ages, np.full(max(0, int(age_months.max()) + 1 - len(ages)), ages[-1])])
     months_of_age = np.concatenate([[0.0], np.cumsum(ages)])  # months_of_age[a]: the age factor summed over months 0..a-1
-    since = 12 * int(f.age_criminal_responsibility)
     a = age_months[rows]
-    past = (months_of_age[a] - months_of_age[since]) / ages[a]  # months at today's age factor
+    adult = a >= 12 * f.age_adult
+    gap = np.where(adult, int(prm.run.in_cjs_recent_conviction_months), 0)  # the months the offender groups stand for
+    end = np.maximum(a - gap, since)
+    exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
     cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
     share_proven = float(np.diff(cdf, prepend=0.0) @ p_proven)
-    expected = hazard(model, rows) * past * share_proven
+    expected = hazard(model, rows) / ages[a] * exposure * share_proven
     ids = p.person_id[rows]
-    convicted = model.draws.uniform("childhood_record", 0, ids) < -np.expm1(-expected)
-    chosen, months_back = rows[convicted], (a - since)[convicted]
-    when = np.floor(model.draws.uniform("childhood_record_month", 0, ids[convicted]) * np.maximum(months_back, 1)).astype(np.int64)
-    p.prev_convictions[chosen] = 1
-    p.convictions_before_start[chosen] = 1
-    p.last_conviction_month[chosen] = model.month - 1 - when
+    count = poisson_quantile(model.draws.uniform("past_record", 0, ids), expected).astype(np.int64)
+    had = count > 0
+    chosen, count, ids = rows[had], count[had], ids[had]
+    # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the weighted past
+    u = model.draws.uniform("past_record_month", 0, ids) ** (1.0 / count)
+    level = months_of_age[since] + u * (months_of_age[end[had]] - months_of_age[since])
+    month_of_age = np.clip(np.searchsorted(months_of_age, level, side="right") - 1, since, end[had] - 1)
+    p.prev_convictions[chosen] = count
+    p.convictions_before_start[chosen] = count
+    p.last_conviction_month[chosen] = model.month - (age_months[chosen] - month_of_age)
 
 
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:

@@ -124,13 +124,10 @@ class PopulationParams:
     adult_age_band_share: tuple = _f("list of probabilities", "share of the whole population in each adult age band")
     oldest_age_years: float = _f(POS, "no one at the start is older (the last band's ages follow survival up to it)")
     other_adults_male_share: float = _f(PROB, "share of men among adults not in the households above nor known to the CJS")
-    general_share_convicted_before_male: float = _f(PROB, "general-population men with an old conviction")
-    general_share_convicted_before_female: float = _f(PROB, "general-population women with an old conviction")
     parent_age_at_first_child_mean_years: float = _f(POS, "mean age of a mother at the birth of the eldest child")
     parent_age_at_first_child_sd_years: float = _f(NONNEG, "sd of that age")
     partner_age_gap_sd_years: float = _f(NONNEG, "sd of the age gap (man minus woman) in couples at the start")
     lone_parent_mother_share: float = _f(PROB, "share of lone parents who are mothers")
-    old_convictions_mean: float = _f(NONNEG, "mean number of old convictions of a general-population adult who has any (>= 1)")
 
 
 @dataclass(frozen=True)

@@ -284,7 +284,6 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     others = _add_other_adults(params, rng, people)
     adult_rows = np.concatenate([mothers[has_mother], fathers[has_father], others])
     people.needs[adult_rows] = draw_needs(rng, len(adult_rows), params.needs.prevalence_general)
-    _mark_old_convictions(params, rng, people, adult_rows)
 
 
 def adult_age_targets(pop, d) -> tuple[np.ndarray, np.ndarray]:
@@ -357,17 +356,3 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     people.partner[women[partnered]] = husbands
     people.partner[husbands] = women[partnered]
     return np.concatenate([women, husbands, men])
-
-
-def _mark_old_convictions(params: Params, rng, people: P.People, rows: np.ndarray) -> None:
-    """Some general-population adults have an old conviction; who has one is drawn in proportion to propensity
-    (people more prone to offend are more likely to have been convicted)."""
-    pop = params.population
-    for male, share in ((True, pop.general_share_convicted_before_male), (False, pop.general_share_convicted_before_female)):
-        group = rows[people.sex_male[rows] == male]
-        k = int(round(share * len(group)))
-        if k == 0:
-            continue
-        prop = people.propensity[group]
-        chosen = rng.choice(group, size=k, replace=False, p=prop / prop.sum())
-        people.prev_convictions[chosen] = rng.geometric(1.0 / max(pop.old_convictions_mean, 1.0), k)
