@@ -207,6 +207,38 @@ def test_pairing_changes_stay_inside_a_bucket():
     assert changed and all(mb[m] == mb[7] for m in changed)
 
 
+def test_small_stratum_finds_partners_from_outside():
+    """Single people of the CJS families' stratum (weight below the general population's) who find no partner of
+    their stratum get one made for them: opposite sex, their weight, linked both ways, logged as an arrival; the
+    general stratum partners only within itself. The same partners are made in a scenario that changes policy."""
+    from conftest import SMALL, load
+
+    from sim.model import ReoffendingModel
+    from sim.state.events import EVENT_CODE
+
+    def run(*extra):
+        model = ReoffendingModel(load("run.years=2", *SMALL, *extra), seed=4)
+        p, general, made = model.people, model.params.population.scale_general, []
+        for _ in range(model.params.months):
+            model.step()
+            rows, month, code, _, _ = model.events.arrays()
+            new = rows[(code == EVENT_CODE["arrival"]) & (month == model.month - 1)]
+            outside = new[p.weight[new] < general]
+            mate = p.partner[outside]
+            assert (mate >= 0).all() and (p.partner[mate] == outside).all()  # linked both ways, this month
+            assert (p.weight[mate] == p.weight[outside]).all() and (p.sex_male[mate] != p.sex_male[outside]).all()
+            assert (p.present[outside] & (p.prev_convictions[outside] == 0)).all()
+            made.extend(p.person_id[outside].tolist())
+        assert (p.weight[rows[(code == EVENT_CODE["arrival"])]] <= general).all()
+        assert len(np.unique(p.person_id[: p.n])) == p.n
+        return made
+
+    made = run()
+    assert len(made) > 20 and len(set(made)) == len(made)
+    other = run("justice.release_fraction=0.4")  # a policy change: who is single and due a chance hardly moves
+    assert len(set(made) & set(other)) >= 0.8 * len(made)  # common random numbers: mostly the same people
+
+
 def test_monthly_probability_compounds_to_annual():
     for annual in (0.0, 0.01, 0.12, 0.5, 1.0):
         m = family.monthly(annual)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..state.people import CHILD_START, CUSTODY, NO_ONE
-from ..state.population import inherited_log_propensity, parents_log_dev
+from ..state.people import CHILD_START, COMMUNITY_START, CUSTODY, NO_ONE
+from ..state.population import inherited_log_propensity, parents_log_dev, partners_of
 from ..state.rng import hash_ids, next_month_at
 from ..state.schedule import distinct_inverse
 from . import intervention
@@ -100,7 +100,10 @@ def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key
 def partnering(model) -> None:
     """Couples separate, and unpartnered adults form couples (within their own stratum, i.e. agent weight, and age
     band, and assortatively by propensity). Both happen at constant monthly probabilities, so each person's next
-    chance is drawn ahead (``separate_next``, ``partner_next``) and taken if they are (still) in a position to."""
+    chance is drawn ahead (``separate_next``, ``partner_next``) and taken if they are (still) in a position to.
+    People of a stratum too small to hold a partner pool (the CJS families) who find no partner of their stratum in
+    their bucket get one from the general population (``_partners_from_outside``), so they partner at the monthly
+    probability itself."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     partner = p.partner
     _separate(p.due("separate_next", month), month, monthly(d.p_separate_per_year), p.person_id, p.present, partner,
@@ -124,6 +127,56 @@ def partnering(model) -> None:
     men, women = pair_within_buckets(cand[male], cand[~male], bucket[male], bucket[~male], key[male], key[~male])
     partner[men] = women
     partner[women] = men
+    small = p.weight[cand] < model.params.population.scale_general
+    if small.any():
+        lonely = cand[small & (partner[cand] == NO_ONE)]
+        if len(lonely):
+            _partners_from_outside(model, lonely)
+
+
+_OUTSIDE_PARTNER_SALT = 1 << 40  # second part of a partner from outside's id (births use the birth order: small)
+
+
+def _partners_from_outside(model, rows: np.ndarray) -> np.ndarray:
+    """A partner for each of ``rows``: candidates of a stratum too small to hold a partner pool (agents standing for
+    fewer people than the general population's, ``scale_general``: the CJS families) who found no partner of their
+    own stratum in their bucket this month. The partner is made the way the start makes the partners of offenders
+    (``population.partners_of``: opposite sex, the usual age gap, a propensity correlated with theirs, the general
+    population's needs, no convictions), with their weight, and stands for someone from the general population.
+    The general population is not reduced: it is some 35 times larger than the CJS families and these partners are
+    about 50 real people a month (some 0.35% of the population over ten years, in the baseline), so the loss there
+    is negligible; they are added instead, and enter as arrivals (event and tally), so people are conserved.
+
+    Without this, people of the small stratum partner only each other, and since most of them are male offenders,
+    their men hardly ever find a partner and the stratum's births collapse. Ids derive from the person's id and the
+    month, and every draw is keyed by them, so the same partner is made in every scenario where the person is single
+    and due a chance that month. Returns the partners' rows."""
+    from .exits import needs_at_prevalence  # (exits imports this module)
+
+    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
+    # (hashed twice, the second time with an order no mother reaches: a single hash of (id, -(month + 1)) can equal an
+    # arrival's id, hash_ids being XOR-based)
+    ids = hash_ids(hash_ids(p.person_id[rows], month), _OUTSIDE_PARTNER_SALT)
+    gap = d.partner_age_gap_mean_years + model.params.population.partner_age_gap_sd_years * draws.normal(
+        "partner_outside_age_gap", month, ids)
+    fresh = draws.normal("partner_outside_propensity", month, ids)
+    male, age, propensity = partners_of(model.params, p.sex_male[rows], (month - p.birth_month[rows]) / 12.0,
+                                        p.innate_propensity[rows], gap, fresh)
+    new = p.add(
+        len(rows),
+        person_id=ids,
+        sex_male=male,
+        birth_month=month - np.rint(age * 12).astype(np.int32),
+        weight=p.weight[rows],
+        propensity=propensity,
+        partner=rows,
+        needs=needs_at_prevalence(draws, "partner_outside_needs", month, ids, model.params.needs.prevalence_general),
+        status_at_start=COMMUNITY_START,
+    )
+    p.partner[rows] = new
+    model.events.add("arrival", new, month)
+    model.tally.add("arrivals", p.weight[new].sum())
+    return new
 
 
 @njit(cache=True, nogil=True)

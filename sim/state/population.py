@@ -42,6 +42,21 @@ def partner_z(own_z: np.ndarray, correlation: float, fresh: np.ndarray) -> np.nd
     return correlation * own_z + np.sqrt(1.0 - correlation**2) * fresh
 
 
+def partners_of(params: Params, sex_male: np.ndarray, age_years: np.ndarray, propensity: np.ndarray, gap: np.ndarray,
+                fresh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Partners from the general population for people of the given sex, age (years) and propensity: the opposite
+    sex, ``gap`` years younger (for a man) or older (for a woman; ``gap``: man minus woman, drawn around
+    ``partner_age_gap_mean_years``) but adults, and a propensity whose score is correlated with theirs
+    (``partner_z`` with the standard normal ``fresh``). Returns (sex_male, age in years, propensity).
+    Used for the partners of offenders at the start and for partners found in the run by people of a stratum too
+    small to hold a partner pool (``sim.processes.family.partnering``)."""
+    pop = params.population
+    age = np.maximum(params.family.age_adult, age_years + np.where(sex_male, -gap, gap))
+    own_z = np.log(propensity / pop.propensity_median_general) / max(pop.propensity_sigma_general, 1e-9)
+    z = partner_z(own_z, params.family.partner_propensity_correlation, fresh)
+    return ~np.asarray(sex_male, bool), age, pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z)
+
+
 def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarray:
     """Independent needs with the given prevalences, packed as bit masks (bit j = need j)."""
     has = rng.random((n, len(prevalence))) < np.asarray(prevalence)
@@ -215,16 +230,15 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     k = len(partnered)
     off_age = -people.birth_month[partnered] / 12
     gap = rng.normal(params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k)  # man minus woman
-    partner_age = np.maximum(params.family.age_adult, off_age + np.where(people.sex_male[partnered], -gap, gap))
-    own_z = np.log(people.propensity[partnered] / pop.propensity_median_general) / max(pop.propensity_sigma_general, 1e-9)
+    fresh = rng.standard_normal(k)
+    partner_male, partner_age, partner_propensity = partners_of(params, people.sex_male[partnered], off_age,
+                                                                people.propensity[partnered], gap, fresh)
     prows = people.add(
         k,
-        sex_male=~people.sex_male[partnered],
+        sex_male=partner_male,
         birth_month=-np.rint(partner_age * 12).astype(np.int32),
         weight=w,
-        propensity=pop.propensity_median_general * np.exp(
-            pop.propensity_sigma_general * partner_z(own_z, params.family.partner_propensity_correlation, rng.standard_normal(k))
-        ),
+        propensity=partner_propensity,
         partner=partnered,
         status_at_start=P.COMMUNITY_START,
     )
