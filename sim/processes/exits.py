@@ -17,6 +17,7 @@ from ..state.people import COMMUNITY_START, FREE, NO_ONE
 from ..state.rng import NEVER, hash_ids, uniform_at
 from ..state.schedule import distinct
 from .family import monthly
+from .needs import needs_at_prevalence
 
 
 def death_probability(age_years: np.ndarray, convicted: np.ndarray, d) -> np.ndarray:
@@ -108,14 +109,6 @@ def step(model) -> None:
     model.tally.add("deaths", p.weight[die].sum())
     model.tally.add("exits", p.weight[leave].sum())
     model.remove_agents(gone)
-
-
-def needs_at_prevalence(draws, stream: str, month: int, ids: np.ndarray, prevalence: tuple) -> np.ndarray:
-    """Needs bit masks with independent needs at the given prevalences (one keyed draw per person and need)."""
-    masks = np.zeros(len(ids), np.uint8)
-    for j, prev in enumerate(prevalence):
-        masks |= ((draws.uniform(stream, month, ids, j) < prev).astype(np.uint8) << j).astype(np.uint8)
-    return masks
 
 
 def arrivals(model) -> np.ndarray:

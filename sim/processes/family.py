@@ -19,6 +19,7 @@ from ..state.rng import hash_ids, next_month_at
 from ..state.schedule import distinct_inverse
 from . import intervention
 from .intervention import strength_of
+from .needs import needs_at_prevalence
 
 
 def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray, bound: bool = False) -> np.ndarray:
@@ -151,8 +152,6 @@ def _partners_from_outside(model, rows: np.ndarray) -> np.ndarray:
     their men hardly ever find a partner and the stratum's births collapse. Ids derive from the person's id and the
     month, and every draw is keyed by them, so the same partner is made in every scenario where the person is single
     and due a chance that month. Returns the partners' rows."""
-    from .exits import needs_at_prevalence  # (exits imports this module)
-
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     # (hashed twice, the second time with an order no mother reaches: a single hash of (id, -(month + 1)) can equal an
     # arrival's id, hash_ids being XOR-based)

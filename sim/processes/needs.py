@@ -193,3 +193,11 @@ def _change(rows, cum, needs, person_id, key, family_bit):
             family[i] = gained[i] and bit == family_bit
             needs[r] ^= bit
     return changed, gained[changed], family[changed]
+
+
+def needs_at_prevalence(draws, stream: str, month: int, ids: np.ndarray, prevalence: tuple) -> np.ndarray:
+    """Needs bit masks with independent needs at the given prevalences (one keyed draw per person and need)."""
+    masks = np.zeros(len(ids), np.uint8)
+    for j, prev in enumerate(prevalence):
+        masks |= ((draws.uniform(stream, month, ids, j) < prev).astype(np.uint8) << j).astype(np.uint8)
+    return masks
