@@ -165,3 +165,21 @@ def test_sons_convicted_by_age_none_old_enough():
     ev = events(offence_and_conviction(1, 2, 3))
     r = metrics.sons_convicted_by_age(ppl, ev, age_years=40)
     assert r["sons"] == 0 and math.isnan(r["rate_father_convicted"])
+
+
+def test_share_ever_convicted_counts_one_sex_in_the_age_band_by_weight():
+    """Weighted share with a record among the present people of one sex aged 10-52 in whole years at the month."""
+    import numpy as np
+
+    from sim.state.people import People
+
+    p = People()
+    month = 600
+    ages = np.array([9, 10, 30, 52, 53, 30, 30, 30])  # whole years at `month`
+    p.add(8, birth_month=month - 12 * ages - 6, sex_male=np.array([1, 1, 1, 1, 1, 0, 1, 1], bool),
+          present=np.array([1, 1, 1, 1, 1, 1, 1, 0], bool), weight=np.array([1, 2, 3, 4, 5, 6, 10, 7.0]),
+          prev_convictions=np.array([1, 1, 0, 2, 1, 1, 0, 1]))
+    # men 10-52 present: ages 10 (w2, record), 30 (w3), 52 (w4, record), 30 (w10) -> (2 + 4) / 19
+    assert metrics.share_ever_convicted(p, month, male=True) == pytest.approx(6 / 19)
+    assert metrics.share_ever_convicted(p, month, male=False) == pytest.approx(1.0)
+    assert math.isnan(metrics.share_ever_convicted(p, month, male=False, age_min=40))
