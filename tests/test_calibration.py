@@ -389,3 +389,31 @@ def test_a_polish_is_recorded_after_the_fit_it_starts_from(tmp_path):
     record = tomllib.loads(out.read_text())["calibration"]
     assert [k for k in record if k.startswith(("stage_", "polish_"))] == ["stage_joint"]
     assert record["stage_joint"]["method"].startswith("least squares")
+
+
+def test_sim_calibrate_records_a_polish_once(tmp_path, monkeypatch):
+    """`sim calibrate --only` writes the values, validates on other seeds and writes the achieved metrics: the polish
+    is on record once (it was twice: both writes added a record)."""
+    import shutil
+    import tomllib
+
+    import sim.fitting.calibration as cal
+    from sim.cli import main
+
+    fitted = tmp_path / "fitted.toml"
+    shutil.copy(cal.CALIBRATION_DIR / "fitted.toml", fitted)
+    before = [k for k in tomllib.loads(fitted.read_text())["calibration"] if k.startswith("polish_")]
+    key = next(iter(cal.load_free_parameters()))
+    fake = {"stage": "short", "only": [key], "values": {key: 0.5}, "loss": 1.0, "evaluations": 2, "seconds": 1.0, "reps": 1,
+            "long_reps": 1, "seed": 5, "parameters": [key]}
+    table = pd.DataFrame([{"target": "prison_one_year_proven_reoffending", "simulated": 0.4, "sim_p05": 0.39, "sim_p95": 0.41,
+                           "replicates": 8}])
+    real_write = cal.write_fitted
+    monkeypatch.setattr(cal, "calibrate", lambda *a, **k: fake)
+    monkeypatch.setattr(cal, "validate", lambda *a, **k: table)
+    monkeypatch.setattr(cal, "write_fitted", lambda fits, t, path=fitted: real_write(fits, t, fitted))
+    assert main(["calibrate", "--stage", "short", "--only", key, "--reps", "1"]) == 0
+    record = tomllib.loads(fitted.read_text())["calibration"]
+    after = [k for k in record if k.startswith("polish_")]
+    assert after == before + [f"polish_{len(before) + 1}_short"]
+    assert record["achieved"]["prison_one_year_proven_reoffending"]["simulated"] == 0.4
