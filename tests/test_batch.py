@@ -522,3 +522,24 @@ def test_replicate_seeds_depend_only_on_root_and_index():
     assert len(set(five)) == 5 and all(0 <= s < 2**63 for s in five)
     assert replicate_seeds(10, 5) != five
     assert replicate_seeds(9, 5) == five
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the finalizer's dropped exception
+def test_a_signal_swallowed_in_a_finalizer_still_stops_the_run():
+    """A signal handler runs wherever the main thread is, also inside a finalizer (``__del__``), where Python prints
+    an exception and drops it: a SIGTERM that landed in a ZipFile's finalizer let a batch run to the end and exit 0.
+    The stop is kept and raised again by the loop that waits for the calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Finalised:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)  # the handler's exception is raised here, and dropped
+
+    calls = {i: (time.sleep, 0.2) for i in range(20)}
+    done = []
+    with ThreadPoolExecutor(2) as ex, batch._signals_stop():
+        Finalised()
+        with pytest.raises(batch._Stop) as stop:
+            batch._finish_each(ex, calls, lambda key, future: done.append(key), stall_timeout=60, window=2, cancel=True)
+    assert stop.value.signal == "SIGTERM" and len(done) < 20
+    assert signal.getsignal(signal.SIGTERM) is not None and not batch._STOP_REQUESTED

@@ -260,14 +260,23 @@ def _signals_stop():
     def handler(signum, frame):
         restore()
         name = signal.Signals(signum).name
-        raise _Stop(BatchInterrupted, f"interrupted by {name}", name)
+        stop = _Stop(BatchInterrupted, f"interrupted by {name}", name)
+        _STOP_REQUESTED[:] = [stop]  # kept: raised where Python swallows exceptions (a __del__), it would be lost
+        raise stop
 
+    _STOP_REQUESTED.clear()
     for s in previous:
         signal.signal(s, handler)
     try:
         yield
     finally:
         restore()
+        _STOP_REQUESTED.clear()
+
+
+#: the stop a signal raised, for ``_finish_each`` to raise again if it was swallowed on its way (a signal handler runs
+#: wherever the main thread is, also inside a finalizer, whose exceptions Python only prints)
+_STOP_REQUESTED: list[_Stop] = []
 
 
 def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, window: int, cancel: bool) -> None:
@@ -294,6 +303,8 @@ def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, windo
         top_up()
         deadline = time.monotonic() + stall_timeout
         while in_flight:
+            if _STOP_REQUESTED:  # a signal's stop that did not reach us (swallowed in a finalizer)
+                raise _STOP_REQUESTED[0]
             try:  # in slices of a second: on some systems a signal may land in another thread and not wake this one
                 future = finished.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
             except queue.Empty:
