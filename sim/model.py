@@ -56,7 +56,7 @@ class ReoffendingModel(mesa.Model):
         p = self.people
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
         self.initial_stocks = justice_stocks(stock_table(p, self.month - 12 * params.family.age_adult))
-        offending.record_past_convictions(self)
+        offending.record_past_convictions(self, self.people.new_rows("records"))
         offending.prime_court_queue(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
@@ -75,6 +75,7 @@ class ReoffendingModel(mesa.Model):
         exits.step(self)  # deaths, moves away
         family.step(self)  # partnerships, births
         exits.arrivals(self)  # adults moving into the area
+        offending.record_past_convictions(self, self.people.new_rows("records"))  # newcomers' records, from their past
         self.register_newcomers()  # a Person agent for each of the month's births and arrivals
         self.record = monthly_record(self)
         self.datacollector.collect(self)

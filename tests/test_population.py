@@ -127,6 +127,15 @@ def test_people_start_with_the_records_their_age_and_propensity_give_them():
     lo, hi = np.quantile(prone[men], [0.25, 0.75])
     assert record[men & (prone >= hi)].mean() > 2 * record[men & (prone <= lo)].mean()
     assert 0.05 < record[men].mean() < 0.6  # some, not all
+    # adults first: a son's record sees his father's (a convicted father raises the son's hazard); with nothing
+    # inherited, only that link makes sons of fathers with a record have records more often
+    q = ReoffendingModel(load_scenario(BASELINE, ["population.scale_general=10", "family.propensity_heritability=0",
+                                                  "family.rr_father_convicted_son=5"]), seed=3, record_offences=False).people
+    age_q = -q.birth_month[: q.n]
+    sons = np.flatnonzero((age_q >= 168) & (age_q < adult) & q.sex_male[: q.n] & (q.father[: q.n] >= 0)
+                          & (q.weight[: q.n] > params.population.scale_cjs_families))
+    has, fathers_have = q.prev_convictions[sons] > 0, q.prev_convictions[q.father[sons]] > 0
+    assert has[fathers_have].mean() > 2 * has[~fathers_have].mean()
 
     unseeded = People()
     pop_mod.synthesize(params, np.random.default_rng(3), unseeded)

@@ -14,7 +14,7 @@ from sim.processes import courts, exits, family, justice, needs, offending
 
 from sim.state import population
 from sim.processes.courts import PendingCases
-from sim.state.people import NO_ONE, PROBATION, People
+from sim.state.people import CUSTODY, FREE, NO_ONE, PROBATION, People
 
 
 def logistic(x):
@@ -225,9 +225,10 @@ def test_small_stratum_finds_partners_from_outside():
             new = rows[(code == EVENT_CODE["arrival"]) & (month == model.month - 1)]
             outside = new[p.weight[new] < general]
             mate = p.partner[outside]
+            assert (p.status[mate] != CUSTODY).all()  # no partner is made for someone in prison
             assert (mate >= 0).all() and (p.partner[mate] == outside).all()  # linked both ways, this month
             assert (p.weight[mate] == p.weight[outside]).all() and (p.sex_male[mate] != p.sex_male[outside]).all()
-            assert (p.present[outside] & (p.prev_convictions[outside] == 0)).all()
+            assert p.present[outside].all() and (p.status[outside] == FREE).all()  # at liberty (a record only from their past)
             made.extend(p.person_id[outside].tolist())
         assert (p.weight[rows[(code == EVENT_CODE["arrival"])]] <= general).all()
         assert len(np.unique(p.person_id[: p.n])) == p.n
@@ -467,3 +468,27 @@ def test_intervention_multiplies_hazards_while_in_it_and_decays_after(baseline_p
     assert_allclose(ratio, [1 - k, 1 - k * np.exp(-4 / 6), 1, 1, 1 - kc])
     bound_ratio = offending.hazard(on, rows, bound=True) / offending.hazard(off, rows, bound=True)
     assert_allclose(bound_ratio, [max(1, 1 - k)] * 4 + [max(1, 1 - k) * max(1, 1 - kc)])  # anyone could be either
+
+
+def test_newcomers_bring_the_records_their_past_gives_them():
+    """Adults moving in (and partners from outside) are drawn from the general population, whose records now come from
+    the model's own hazard: some arrive with convictions, dated before the recent window the offender groups stand
+    for, and counted as brought into the run; without this the run diluted the share of people with a record."""
+    from conftest import SMALL, load
+
+    from sim.model import ReoffendingModel
+    from sim.state.events import EVENT_CODE
+
+    model = ReoffendingModel(load("run.years=3", *SMALL, "demography.arrivals_per_year=40000"), seed=6)
+    model.run()
+    p = model.people
+    rows, month, code, _, _ = model.events.arrays()
+    arrived = code == EVENT_CODE["arrival"]
+    rows, month = rows[arrived], month[arrived]
+    brought = p.convictions_before_start[rows]
+    assert 0.02 < (brought > 0).mean() < 0.6, (brought > 0).mean()
+    with_record = brought > 0
+    recent = model.params.needs.recent_conviction_months
+    untouched = with_record & (p.prev_convictions[rows] == brought)  # no conviction in the run since
+    assert untouched.any() and (p.last_conviction_month[rows[untouched]] <= month[untouched] - recent).all()
+    assert (p.prev_convictions[rows] >= brought).all()

@@ -130,7 +130,7 @@ def partnering(model) -> None:
     partner[women] = men
     small = p.weight[cand] < model.params.population.scale_general
     if small.any():
-        lonely = cand[small & (partner[cand] == NO_ONE)]
+        lonely = cand[small & (partner[cand] == NO_ONE) & (p.status[cand] != CUSTODY)]
         if len(lonely):
             _partners_from_outside(model, lonely)
 

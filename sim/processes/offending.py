@@ -281,44 +281,52 @@ def prime_court_queue(model, months: int = 12) -> None:
         model.cases.add(rows[at], int(m), due[at], kind[at])
 
 
-def record_past_convictions(model) -> None:
-    """Before the run starts, give everyone at liberty with a clean record (the starting children from the age of
-    criminal responsibility, and the general population's adults) the convictions the model's own hazard would have
-    given them: a Poisson number with mean m, the proven offences expected since the age of criminal responsibility
-    at today's hazard moved along the age-crime curve (offences proven by the offence types' mix). Adults' past ends
-    ``run.in_cjs_recent_conviction_months`` before the start: the adults convicted more recently are the starting
-    offender groups. The last conviction falls where the latest of that many draws along the age-crime curve falls.
-    Records thus follow propensity and age as the run's own convictions do, so the share of people and parents with
-    a record stays where the run keeps it (instead of a fixed share drawn at random, which the run then outgrew)."""
+def record_past_convictions(model, rows: np.ndarray) -> None:
+    """Give the newcomers ``rows`` (the starting population, then each month's arrivals and partners from outside)
+    who are at liberty with a clean record the convictions the model's own hazard would have given them: a Poisson
+    number with mean m, the proven offences expected since the age of criminal responsibility at today's hazard
+    moved along the age-crime curve (offences proven by the offence types' mix). Adults' past ends
+    ``needs.recent_conviction_months`` back: the adults convicted more recently are the starting offender groups.
+    The last conviction falls where the latest of that many draws along the age-crime curve falls. Adults go first,
+    so that children's hazards see their parents' records. Records thus follow propensity and age as the run's own
+    convictions do, instead of a fixed share drawn at random, which the run then outgrew."""
+    p, f = model.people, model.params.family
+    rows = np.asarray(rows, np.int64)
+    age_months = model.month - p.birth_month[rows]
+    since = 12 * int(f.age_criminal_responsibility)
+    rows = rows[can_offend(model, rows) & (p.prev_convictions[rows] == 0) & (age_months > since)]
+    adult = model.month - p.birth_month[rows] >= 12 * f.age_adult
+    for group in (rows[adult], rows[~adult]):
+        if len(group):
+            _draw_past_convictions(model, group)
+
+
+def _draw_past_convictions(model, rows: np.ndarray) -> None:
     p, prm = model.people, model.params
     f, o = prm.family, prm.offending
-    age_months = model.month - p.birth_month[: p.n]
     since = 12 * int(f.age_criminal_responsibility)
-    rows = np.flatnonzero(can_offend(model, np.arange(p.n)) & (p.prev_convictions[: p.n] == 0) & (age_months > since))
-    if not len(rows):
-        return
+    a = (model.month - p.birth_month[rows]).astype(np.int64)
     ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
-    ages = np.concatenate([ages, np.full(max(0, int(age_months.max()) + 1 - len(ages)), ages[-1])])
+    ages = np.concatenate([ages, np.full(max(0, int(a.max()) + 1 - len(ages)), ages[-1])])
     months_of_age = np.concatenate([[0.0], np.cumsum(ages)])  # months_of_age[a]: the age factor summed over months 0..a-1
-    a = age_months[rows]
-    adult = a >= 12 * f.age_adult
-    gap = np.where(adult, int(prm.run.in_cjs_recent_conviction_months), 0)  # the months the offender groups stand for
+    gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months), 0)  # what the offender groups stand for
     end = np.maximum(a - gap, since)
     exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
     cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
     share_proven = float(np.diff(cdf, prepend=0.0) @ p_proven)
-    expected = hazard(model, rows) / ages[a] * exposure * share_proven
+    per_age_factor = np.divide(hazard(model, rows), ages[a], out=np.zeros(len(rows)), where=ages[a] > 0)
+    expected = per_age_factor * exposure * share_proven
     ids = p.person_id[rows]
-    count = poisson_quantile(model.draws.uniform("past_record", 0, ids), expected).astype(np.int64)
+    count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
     had = count > 0
     chosen, count, ids = rows[had], count[had], ids[had]
     # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the weighted past
-    u = model.draws.uniform("past_record_month", 0, ids) ** (1.0 / count)
+    u = model.draws.uniform("past_record_month", model.month, ids) ** (1.0 / count)
     level = months_of_age[since] + u * (months_of_age[end[had]] - months_of_age[since])
     month_of_age = np.clip(np.searchsorted(months_of_age, level, side="right") - 1, since, end[had] - 1)
     p.prev_convictions[chosen] = count
     p.convictions_before_start[chosen] = count
-    p.last_conviction_month[chosen] = model.month - (age_months[chosen] - month_of_age)
+    p.last_conviction_month[chosen] = model.month - (a[had] - month_of_age)
 
 
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:

@@ -279,6 +279,12 @@ def _signals_stop():
 _STOP_REQUESTED: list[_Stop] = []
 
 
+def _raise_requested_stop() -> None:
+    """Raise the stop a signal asked for, if it was swallowed on its way (see ``_STOP_REQUESTED``)."""
+    if _STOP_REQUESTED:
+        raise _STOP_REQUESTED[0]
+
+
 def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, window: int, cancel: bool) -> None:
     """Submit ``calls`` ({key: (fn, *args)}), at most ``window`` unfinished at a time, and hand each finished
     (key, future) to ``on_done`` as it finishes. Raises ``_Stop`` when nothing finishes for ``stall_timeout``
@@ -303,8 +309,7 @@ def _finish_each(ex: Executor, calls: dict, on_done, stall_timeout: float, windo
         top_up()
         deadline = time.monotonic() + stall_timeout
         while in_flight:
-            if _STOP_REQUESTED:  # a signal's stop that did not reach us (swallowed in a finalizer)
-                raise _STOP_REQUESTED[0]
+            _raise_requested_stop()
             try:  # in slices of a second: on some systems a signal may land in another thread and not wake this one
                 future = finished.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
             except queue.Empty:
@@ -345,6 +350,7 @@ def run_calls(calls: dict, on_done, on_stop, *, executor: Executor | None = None
                 # one at a time in this process, so that each is handed over (written) before the next starts
                 window = 1 if isinstance(ex, InlineExecutor) else max(1, len(calls))
                 _finish_each(ex, calls, on_done, stall_timeout, window, cancel=executor is not None)
+            _raise_requested_stop()  # swallowed after the last check: in the last hand-over or the executor's shutdown
         except _Stop as stop:
             raise stop.as_error(*on_stop()) from None
 
