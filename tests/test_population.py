@@ -119,7 +119,9 @@ def test_people_start_with_the_records_their_age_and_propensity_give_them():
     assert (dated < 0).all() and (dated >= born + youngest).all()
     recent = params.run.in_cjs_recent_conviction_months
     general_adult = general & (age_months >= adult)
-    assert (p.last_conviction_month[:n][record & general_adult] < -recent).all()
+    dated_adult = p.last_conviction_month[:n][record & general_adult]
+    as_child = dated_adult < p.birth_month[:n][record & general_adult] + adult
+    assert ((dated_adult < -recent) | as_child).all() and as_child.any()
     assert (p.convictions_before_start[:n] == p.prev_convictions[:n]).all()
     # the more prone have records more often (top against bottom quarter of general men aged 30-50)
     men = general_adult & p.sex_male[:n] & (age_months >= 360) & (age_months < 600)
@@ -127,6 +129,10 @@ def test_people_start_with_the_records_their_age_and_propensity_give_them():
     lo, hi = np.quantile(prone[men], [0.25, 0.75])
     assert record[men & (prone >= hi)].mean() > 2 * record[men & (prone <= lo)].mean()
     assert 0.05 < record[men].mean() < 0.6  # some, not all
+    # a young adult's convictions as a child all count (only adult ones in the offender groups' window are left out)
+    year = age_months // 12
+    young_men = general & p.sex_male[:n]
+    assert record[young_men & (year == 18)].mean() > 0.6 * record[young_men & (year == 17)].mean()
     # adults first: a son's record sees his father's (a convicted father raises the son's hazard); with nothing
     # inherited, only that link makes sons of fathers with a record have records more often
     q = ReoffendingModel(load_scenario(BASELINE, ["population.scale_general=10", "family.propensity_heritability=0",

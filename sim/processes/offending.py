@@ -286,7 +286,8 @@ def record_past_convictions(model, rows: np.ndarray) -> None:
     who are at liberty with a clean record the convictions the model's own hazard would have given them: a Poisson
     number with mean m, the proven offences expected since the age of criminal responsibility at today's hazard
     moved along the age-crime curve (offences proven by the offence types' mix). Adults' past ends
-    ``needs.recent_conviction_months`` back: the adults convicted more recently are the starting offender groups.
+    ``needs.recent_conviction_months`` back (the adults convicted more recently are the starting offender groups),
+    but not before their 18th birthday.
     The last conviction falls where the latest of that many draws along the age-crime curve falls. Adults go first,
     so that children's hazards see their parents' records. Records thus follow propensity and age as the run's own
     convictions do, instead of a fixed share drawn at random, which the run then outgrew."""
@@ -309,8 +310,10 @@ def _draw_past_convictions(model, rows: np.ndarray) -> None:
     ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
     ages = np.concatenate([ages, np.full(max(0, int(a.max()) + 1 - len(ages)), ages[-1])])
     months_of_age = np.concatenate([[0.0], np.cumsum(ages)])  # months_of_age[a]: the age factor summed over months 0..a-1
-    gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months), 0)  # what the offender groups stand for
-    end = np.maximum(a - gap, since)
+    # the adults convicted in the last recent_conviction_months are the offender groups (adults from 18), so an
+    # adult's past ends that far back, but never before their 18th birthday: convictions as a child all count
+    gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months), 0)
+    end = np.maximum(np.maximum(a - gap, np.minimum(a, int(12 * f.age_adult))), since)
     exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
     cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
     share_proven = float(np.diff(cdf, prepend=0.0) @ p_proven)
