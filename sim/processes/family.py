@@ -129,10 +129,9 @@ def partnering(model) -> None:
     partner[men] = women
     partner[women] = men
     small = p.weight[cand] < model.params.population.scale_general
-    if small.any():
-        lonely = cand[small & (partner[cand] == NO_ONE) & (p.status[cand] != CUSTODY)]
-        if len(lonely):
-            _partners_from_outside(model, lonely)
+    lonely = cand[small & (partner[cand] == NO_ONE) & (p.status[cand] != CUSTODY)]
+    if len(lonely):
+        _partners_from_outside(model, lonely)
 
 
 _OUTSIDE_PARTNER_SALT = 1 << 40  # second part of a partner from outside's id (births use the birth order: small)
@@ -143,7 +142,8 @@ def _partners_from_outside(model, rows: np.ndarray) -> np.ndarray:
     fewer people than the general population's, ``scale_general``: the CJS families) who found no partner of their
     own stratum in their bucket this month. The partner is made the way the start makes the partners of offenders
     (``population.partners_of``: opposite sex, the usual age gap, a propensity correlated with theirs, the general
-    population's needs, no convictions), with their weight, and stands for someone from the general population.
+    population's needs; the records of their past come with the month's other newcomers,
+    ``offending.record_past_convictions``), with their weight, and stands for someone from the general population.
     The general population is not reduced: it is some 35 times larger than the CJS families and these partners are
     about 50 real people a month (some 0.35% of the population over ten years, in the baseline), so the loss there
     is negligible; they are added instead, and enter as arrivals (event and tally), so people are conserved.

@@ -294,10 +294,9 @@ def record_past_convictions(model, rows: np.ndarray) -> None:
     p, f = model.people, model.params.family
     rows = np.asarray(rows, np.int64)
     age_months = model.month - p.birth_month[rows]
-    since = 12 * int(f.age_criminal_responsibility)
-    rows = rows[can_offend(model, rows) & (p.prev_convictions[rows] == 0) & (age_months > since)]
-    adult = model.month - p.birth_month[rows] >= 12 * f.age_adult
-    for group in (rows[adult], rows[~adult]):
+    eligible = can_offend(model, rows) & (p.prev_convictions[rows] == 0) & (age_months > 12 * f.age_criminal_responsibility)
+    adult = age_months >= 12 * f.age_adult
+    for group in (rows[eligible & adult], rows[eligible & ~adult]):
         if len(group):
             _draw_past_convictions(model, group)
 
