@@ -388,3 +388,56 @@ def test_participants_offend_less():
         diffs.append(float(((offences(m_on) - offences(m_off)) * weight).sum()))
     m, se = mean_se(diffs)
     assert m + 2 * se < 0, (diffs, m, se)
+
+
+# --- every channel at no effect: the baseline at a cost -----------------------------------------------------------
+
+NO_EFFECT = ROOT / "scenarios" / "multi_agency_no_effect.toml"
+
+
+@pytest.fixture(scope="module")
+def no_effect_rows():
+    base = load(*OFF_COMMON, path=BASELINE)
+    iv = load(*OFF_COMMON, "intervention.capacity_families_per_year=100000", path=NO_EFFECT)
+    return compare(base, iv, 2, SEED, workers=1)[0]
+
+
+def test_no_effect_scenario_changes_no_outcome(no_effect_rows):
+    """Families are referred, start and engage, yet with every channel at no effect nothing else moves: every
+    outcome equals the baseline's, replicate by replicate (the intervention's draws use their own streams)."""
+    rows = no_effect_rows
+    assert (rows["intervention:iv_families_started"] > 20).all()
+    for name in ("offences", "convictions", "custody_months", "children_convicted", "first_time_entrants",
+                 "proven_reoffending_prison", "proven_reoffending_probation"):
+        assert (rows[f"difference:{name}"] == 0).all(), name
+
+
+def test_no_effect_scenario_nets_minus_its_cost(no_effect_rows):
+    rows = no_effect_rows
+    assert (rows["appraisal:intervention_cost"] > 0).all()
+    assert (rows["appraisal:total_savings"] == 0).all()
+    assert np.allclose(rows["appraisal:npv"], -rows["appraisal:intervention_cost"], rtol=0, atol=1e-6)
+
+
+def test_no_effect_scenario_sets_every_channel_to_none():
+    """The file is what its name says: each channel's keys at their no-effect values (so a new channel cannot be
+    added to ``CHANNELS`` without the check above covering it)."""
+    iv = load(path=NO_EFFECT).intervention
+    assert {key: getattr(iv, key) for key in intervention.NO_EFFECT} == intervention.NO_EFFECT
+
+
+@pytest.mark.parametrize("channel, key, value, outcome, sign", [
+    ("direct", "offending_rr_at_full_dose", 0.5, "offences", -1),
+    ("children", "child_rr_at_full_dose", 0.3, "children_convicted", -1),
+    ("supervision", "detection_rr_at_full_dose", 2.0, "convictions", +1),
+    ("supervision", "recall_rr_at_full_dose", 3.0, "custody_months", +1),
+])
+def test_each_channel_moves_its_outcome_alone(channel, key, value, outcome, sign):
+    """From the no-effect scenario, switching one channel on moves the outcome it acts on (paired, same seeds), and
+    ``without_channels`` takes it back to no change."""
+    base = load(*OFF_COMMON, path=BASELINE)
+    iv = load(*OFF_COMMON, "intervention.capacity_families_per_year=100000", f"intervention.{key}={value}", path=NO_EFFECT)
+    rows = compare(base, iv, 2, SEED, workers=1)[0]
+    assert (sign * rows[f"difference:{outcome}"] > 0).all(), rows[f"difference:{outcome}"].tolist()
+    back = compare(base, intervention.without_channels(iv, [channel]), 1, SEED, workers=1)[0]
+    assert back[f"difference:{outcome}"].iloc[0] == 0

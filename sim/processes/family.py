@@ -68,7 +68,8 @@ def family_multipliers(rows, age_years, family, iv, month):
             c = rr[4] if in_custody else 1.0
             c *= rr[5] if need else 1.0
             if mode == 1:
-                c *= k_child
+                if (fa >= 0 and iv_engaged[fa]) or (mo >= 0 and iv_engaged[mo]):
+                    c *= k_child
             elif mode == 2:
                 s = 0.0
                 if fa >= 0:

@@ -8,16 +8,23 @@ child under the adult age living in the area are referred with probability
 or lapse after ``max_wait_months``; a family that starts engages with probability ``p_engage`` and stays
 ``duration_months`` unless it drops out or the offender goes to custody, dies or leaves.
 
-While an engaged family is in the intervention, at ``dose = 1 - exp(-hours / dose_scale_hours)`` the offender's
-needs resolve faster, the offender's hazard is multiplied by ``1 - (1 - offending_rr_at_full_dose) x dose`` and the
-children's by ``1 - (1 - child_rr_at_full_dose) x dose``; after they leave these direct effects decay with
-``effect_decay_months``. Reduced parental imprisonment follows from the offender's lower offending. Coverage,
-intensity or capacity of zero switch it off, and the run is then the baseline exactly (its draws use their own
-streams, so nobody else's random numbers change).
+While an engaged family is in the intervention, at ``dose = 1 - exp(-hours / dose_scale_hours)`` it acts through
+four channels (``CHANNELS``), each of which may help, do nothing or harm:
+- direct: the offender's hazard is multiplied by ``1 - (1 - offending_rr_at_full_dose) x dose``;
+- children: the children's hazard by ``1 - (1 - child_rr_at_full_dose) x dose``;
+- needs: each of the offender's needs resolves faster by ``need_resolution_at_full_dose x need_effect_scale x dose``;
+- supervision: an offence is proven ``1 + (detection_rr_at_full_dose - 1) x dose`` times as often, and recall on
+  licence comes ``1 + (recall_rr_at_full_dose - 1) x dose`` times as often (closer supervision finds more).
+After they leave the direct and children's effects decay with ``effect_decay_months``; the needs and supervision
+channels act only while the family is in the intervention. Reduced parental imprisonment follows from the
+offender's lower offending. Coverage, intensity or capacity of zero switch it off, and the run is then the baseline
+exactly (its draws use their own streams, so nobody else's random numbers change); so is a run in which every
+channel is at "no effect" (``NO_EFFECT``), apart from the intervention's cost.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -27,6 +34,15 @@ from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
 
 NONE, WAITING, ACTIVE, LEFT = 0, 1, 2, 3
 
+#: the channels through which the intervention acts, each as its keys' values at "no effect"
+CHANNELS = {
+    "direct": {"offending_rr_at_full_dose": 1.0},
+    "children": {"child_rr_at_full_dose": 1.0},
+    "needs": {"need_effect_scale": 0.0},
+    "supervision": {"detection_rr_at_full_dose": 1.0, "recall_rr_at_full_dose": 1.0},
+}
+NO_EFFECT = {key: value for keys in CHANNELS.values() for key, value in keys.items()}
+
 
 def is_on(iv) -> bool:
     return iv.coverage > 0 and iv.intensity_hours_per_month > 0 and iv.capacity_families_per_year > 0
@@ -35,6 +51,30 @@ def is_on(iv) -> bool:
 def dose(iv) -> float:
     """Share of the maximum effect delivered at this intensity (diminishing returns)."""
     return 1.0 - np.exp(-iv.intensity_hours_per_month / iv.dose_scale_hours)
+
+
+def changes_needs(iv) -> bool:
+    """Whether the needs channel acts (else the families' needs change exactly as in the baseline)."""
+    return is_on(iv) and iv.need_effect_scale > 0 and any(x > 0 for x in iv.need_resolution_at_full_dose)
+
+
+def without_channels(params, channels):
+    """``params`` with the named channels (keys of ``CHANNELS``) at no effect: an arm of the decomposition, which
+    shares its seeds and every other draw with the full intervention (common random numbers)."""
+    unknown = set(channels) - set(CHANNELS)
+    if unknown:
+        raise ValueError(f"unknown channel(s) {sorted(unknown)}: allowed {', '.join(CHANNELS)}")
+    off = {key: value for name in channels for key, value in CHANNELS[name].items()}
+    return replace(params, intervention=replace(params.intervention, **off))
+
+
+def supervision_factor(iv, rows: np.ndarray, people, rr: float) -> np.ndarray | None:
+    """The multiplier ``1 + (rr - 1) x dose`` for those of ``rows`` engaged in the intervention now, 1 for the rest;
+    None when it is 1 for everyone (so that the caller's draws are exactly the baseline's)."""
+    if not is_on(iv) or rr == 1.0 or not len(rows):
+        return None
+    now = (people.iv_state[rows] == ACTIVE) & people.iv_engaged[rows]
+    return np.where(now, 1.0 + (rr - 1.0) * dose(iv), 1.0)
 
 
 @lru_cache(maxsize=16)
@@ -59,7 +99,8 @@ def strength_of(row, month, iv_state, iv_engaged, iv_exit_month, decay):
 def hazard_terms(model, bound: bool):
     """What the compiled hazard (``offending.hazard``) needs of the intervention: (mode, offender factor, child
     factor, state, engaged, exit month, decay table). Mode 0: off (factors 1); 1: ``bound``, the factors are the
-    largest multipliers; 2: the multipliers are 1 - factor x strength of the offender or the stronger parent."""
+    largest multipliers of the families engaged (above 1 only if the effect harms); 2: the multipliers are
+    1 - factor x strength of the offender or the stronger parent."""
     iv, p = model.params.intervention, model.people
     if not is_on(iv):
         return 0, 1.0, 1.0, p.iv_state, p.iv_engaged, p.iv_exit_month, np.ones(1)
@@ -101,7 +142,7 @@ def step(model) -> None:
     leaving = active[lost | dropout | done]
     state[leaving] = LEFT
     p.iv_exit_month[leaving] = month
-    p.changed(leaving, needs=True)  # their needs no longer resolve faster
+    p.changed(leaving, needs=changes_needs(iv))  # their needs no longer resolve faster
     tally.add("iv_completions", p.weight[active[done & ~lost & ~dropout]].sum())
 
     # referrals waiting for a place lapse after max_wait_months, or when the offender is no longer there
@@ -142,6 +183,7 @@ def step(model) -> None:
     p.iv_engaged[starting] = engaged
     p.iv_months[starting] = 0
     p.iv_exit_month[starting[~engaged]] = month
-    p.changed(starting[engaged], needs=True)  # their needs resolve faster from now
+    # their needs resolve faster from now; if an effect harms, their (and their children's) hazard bounds rise
+    p.changed(starting[engaged], needs=changes_needs(iv), hazard=iv.offending_rr_at_full_dose > 1, children=iv.child_rr_at_full_dose > 1)
     tally.add("iv_starts", p.weight[starting].sum())
     tally.add("iv_engaged_starts", p.weight[starting[engaged]].sum())

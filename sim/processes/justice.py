@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..state.people import CUSTODY, FREE, LICENCE, PROBATION
+from . import intervention
 
 
 def countdown(months_left: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -44,7 +45,9 @@ def step(model) -> None:
     p.changed(end, needs=True)
     log.add("licence_end", end, month)
     still = on_licence[p.licence_months_left[on_licence] > 0]
-    recalled = still[draws.uniform("recall", month, ids[still]) < model.params.justice.p_recall_per_month]
+    p_recall = model.params.justice.p_recall_per_month
+    closer = intervention.supervision_factor(model.params.intervention, still, p, model.params.intervention.recall_rr_at_full_dose)
+    recalled = still[draws.uniform("recall", month, ids[still]) < (p_recall if closer is None else p_recall * closer)]
     recall(model, recalled)
 
     # community and suspended-sentence orders end when their time is up

@@ -101,8 +101,8 @@ def change_probability(model, rows: np.ndarray) -> np.ndarray:
     offender's needs) or the general population; engaged families in the intervention resolve needs faster (each
     need's probability raised by its extra resolution, at most 1)."""
     p, prm, iv = model.people, model.params.needs, model.params.intervention
-    on = intervention.is_on(iv)
-    extra = np.asarray(iv.need_resolution_at_full_dose, float) * intervention.dose(iv) if on else np.zeros(len(prm.names))
+    on = intervention.changes_needs(iv)
+    extra = np.asarray(iv.need_resolution_at_full_dose, float) * (iv.need_effect_scale * intervention.dose(iv)) if on else np.zeros(len(prm.names))
     return _cumulative(np.asarray(rows, np.int64), model.month - prm.recent_conviction_months, p.status,
                        p.last_conviction_month, p.needs, p.iv_state, p.iv_engaged, _tables(prm), _cumulative_tables(prm),
                        extra, on)

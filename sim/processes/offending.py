@@ -110,7 +110,8 @@ def _hazard(rows, month, terms, person, from_family, iv):
         x *= needs_rr[needs[row]]
         x *= from_family[i]
         if mode == 1:
-            x *= k_offender
+            if iv_engaged[row]:
+                x *= k_offender
         elif mode == 2:
             x *= 1.0 - k_offender * intervention.strength_of(row, month, iv_state, iv_engaged, iv_exit_month, decay)
         lam[i] = x
@@ -171,8 +172,9 @@ def draw_offences(model, month: int):
     Thinning (Lewis & Shedler 1979): each person has candidate offences at a constant rate, their hazard bound, so
     the months with a candidate are a Bernoulli process whose next month is drawn once (``offending_next``) and only
     the people due this month are looked at. Each candidate becomes an offence with probability hazard / bound,
-    which gives exactly Poisson(hazard) offences a month. The bound does not depend on the intervention, so the
-    baseline and an intervention share candidates (common random numbers) and differ only in acceptance."""
+    which gives exactly Poisson(hazard) offences a month. The bound does not depend on the intervention (unless
+    an effect harms: then for the families in it), so the baseline and an intervention share candidates (common
+    random numbers) and differ only in acceptance."""
     p, draws = model.people, model.draws
     due = p.due("offending_next", month)
     due = due[_next_candidates(due, month, p.person_id, p.offending_bound, p.offending_next, p.present, p.status, p.birth_month,
@@ -208,10 +210,13 @@ def _accepted(ids, bound, accept, candidates_key, accepted_key):
 
 
 def _offences(model, month: int, offenders: np.ndarray, counts: np.ndarray):
-    """Offence type, detection and court lag of ``counts`` offences by each of ``offenders`` in ``month``."""
-    p, draws, o = model.people, model.draws, model.params.offending
+    """Offence type, detection and court lag of ``counts`` offences by each of ``offenders`` in ``month`` (an
+    offender in the intervention may be found out more often: its supervision channel)."""
+    p, draws, o, iv = model.people, model.draws, model.params.offending, model.params.intervention
     cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
-    kind, proven, lag = _offence_details(p.person_id[offenders], counts, cdf, p_proven, float(o.court_lag_mean_months),
+    found = intervention.supervision_factor(iv, offenders, p, iv.detection_rr_at_full_dose)
+    found = np.ones(len(offenders)) if found is None else found
+    kind, proven, lag = _offence_details(p.person_id[offenders], counts, cdf, p_proven, found, float(o.court_lag_mean_months),
                                          draws.key("offence_type", month),
                                          draws.key("detection", month), draws.key("court_lag", month))
     return np.repeat(offenders, counts), kind, proven, lag
@@ -228,9 +233,9 @@ def _type_tables(shares: tuple, p_proven: tuple) -> tuple[np.ndarray, np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def _offence_details(ids, counts, cdf, p_proven, lag_mean_months, type_key, detection_key, lag_key):
-    """Per offence (the n-th of its person uses draw n of each stream): type by the shares' CDF, proven or not,
-    and the court lag (``geometric_lag``)."""
+def _offence_details(ids, counts, cdf, p_proven, found, lag_mean_months, type_key, detection_key, lag_key):
+    """Per offence (the n-th of its person uses draw n of each stream): type by the shares' CDF, proven or not
+    (the type's probability times the person's ``found``), and the court lag (``geometric_lag``)."""
     total = counts.sum()
     kind = np.empty(total, np.int8)
     proven = np.empty(total, np.bool_)
@@ -243,7 +248,7 @@ def _offence_details(ids, counts, cdf, p_proven, lag_mean_months, type_key, dete
             while t < len(cdf) - 1 and cdf[t] <= u:
                 t += 1
             kind[k] = t
-            proven[k] = uniform_at(ids[i], detection_key, n) < p_proven[t]
+            proven[k] = uniform_at(ids[i], detection_key, n) < p_proven[t] * found[i]
             lag[k] = geometric_lag(uniform_at(ids[i], lag_key, n), lag_mean_months)
             k += 1
     return kind, proven, lag

@@ -16,16 +16,24 @@ import numpy as np
 class Dist:
     """An uncertain value: a named distribution with its parameters, e.g. Dist("beta", (("mean", 0.4), ("sd", 0.05))).
 
-    Each replicate draws one value from it (``sim.state.scenario.realize``); ``ppf`` maps a uniform to a value."""
+    Optionally mixed with a point mass: with probability ``p_no_effect`` the value is exactly ``no_effect_at`` (an
+    effect prior that puts real weight on the null results of trials), otherwise a draw from the distribution. Each
+    replicate draws one value (``sim.state.scenario.realize``); ``ppf`` maps a uniform to a value, monotonically."""
 
     kind: str
     args: tuple
 
     KINDS = {"beta": ("mean", "sd"), "normal": ("mean", "sd"), "lognormal": ("mean", "sd"), "gamma": ("mean", "sd"),
              "uniform": ("low", "high"), "triangular": ("low", "mode", "high")}
+    #: optional arguments of every kind, given together: the point mass of "no effect"
+    POINT_MASS = ("p_no_effect", "no_effect_at")
 
     def arg(self, name: str) -> float:
         return dict(self.args)[name]
+
+    @property
+    def p_no_effect(self) -> float:
+        return dict(self.args).get("p_no_effect", 0.0)
 
     def frozen(self):
         """The scipy.stats frozen distribution."""
@@ -49,13 +57,26 @@ class Dist:
         return stats.triang((self.arg("mode") - lo) / (hi - lo), loc=lo, scale=hi - lo)
 
     def ppf(self, u: float) -> float:
-        return float(self.frozen().ppf(u))
+        """The value at quantile ``u`` of the mixture: the distribution's own quantiles, with the point mass
+        inserted where it falls (so that draws stay ordered by ``u``)."""
+        p0 = self.p_no_effect
+        if p0 <= 0:
+            return float(self.frozen().ppf(u))
+        at, slab = self.arg("no_effect_at"), self.frozen()
+        below = (1 - p0) * float(slab.cdf(at))  # probability of a value below the point mass
+        if u < below:
+            return float(slab.ppf(u / (1 - p0)))
+        if u < below + p0:
+            return float(at)
+        return float(slab.ppf(min((u - p0) / (1 - p0), 1.0)))
 
     def median(self) -> float:
         return self.ppf(0.5)
 
     def __str__(self) -> str:
-        return f"{self.kind}(" + ", ".join(f"{k}={v:g}" for k, v in self.args) + ")"
+        own = ", ".join(f"{k}={v:g}" for k, v in self.args if k not in self.POINT_MASS)
+        mass = f" with P(no effect = {self.arg('no_effect_at'):g}) = {self.p_no_effect:g}" if self.p_no_effect else ""
+        return f"{self.kind}({own}){mass}"
 
 
 class Money(NamedTuple):
@@ -233,8 +254,11 @@ class InterventionParams:
     p_engage: float = _f(PROB, "probability a family that starts engages")
     p_dropout_per_month: float = _f(PROB, "monthly probability an engaged family drops out")
     offending_rr_at_full_dose: float = _f(NONNEG, "offender's hazard multiplier at full dose (direct effect)")
-    need_resolution_at_full_dose: tuple = _f("list of probabilities", "extra monthly probability each need resolves, at full dose")
+    need_resolution_at_full_dose: tuple = _f("list of probabilities", "extra monthly probability each need resolves, at full dose, if the keyworker's help works as the before/after figures suggest")
+    need_effect_scale: float = _f(NONNEG, "share of that extra resolution the intervention causes (0: none, 1: all of it)")
     child_rr_at_full_dose: float = _f(NONNEG, "children's hazard multiplier at full dose (parenting, family relationships)")
+    detection_rr_at_full_dose: float = _f(NONNEG, "multiplier, at full dose, of the probability that an offence by an offender in the intervention is proven (closer supervision)")
+    recall_rr_at_full_dose: float = _f(NONNEG, "multiplier, at full dose, of the monthly probability of recall of an offender on licence in the intervention")
     effect_decay_months: float = _f(POS, "e-folding time of the direct effects after a family leaves")
     setup_cost_gbp: Money = _f(MONEY, "one-off cost of setting up the team, month 0")
     fixed_cost_per_year_gbp: Money = _f(MONEY, "running cost of the team whatever its caseload")

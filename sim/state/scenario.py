@@ -125,11 +125,15 @@ def _parse_dist(value: dict, where: str, section: str, key: str) -> Dist:
         raise ScenarioError(f"{where}: {section}.{key}.dist = {kind!r}: allowed distributions: {', '.join(Dist.KINDS)}")
     needed = Dist.KINDS[kind]
     given = {k: v for k, v in value.items() if k not in DOC_KEYS and k != "dist"}
-    if set(given) != set(needed) or not all(_is_number(v) for v in given.values()):
-        raise ScenarioError(f"{where}: {section}.{key} = {value!r}: a {kind} distribution takes numbers {', '.join(needed)}")
+    mass = [k for k in Dist.POINT_MASS if k in given]
+    if set(given) - set(mass) != set(needed) or len(mass) == 1 or not all(_is_number(v) for v in given.values()):
+        raise ScenarioError(f"{where}: {section}.{key} = {value!r}: a {kind} distribution takes numbers {', '.join(needed)}"
+                            f" (and optionally both {' and '.join(Dist.POINT_MASS)}: a point mass of no effect)")
     g = given
     problem = None
-    if "sd" in g and g["sd"] <= 0:
+    if mass and not 0 < g["p_no_effect"] < 1:
+        problem = "p_no_effect must be between 0 and 1 (exclusive)"
+    elif "sd" in g and g["sd"] <= 0:
         problem = "sd must be > 0"
     elif kind == "beta" and not (0 < g["mean"] < 1 and g["sd"] ** 2 < g["mean"] * (1 - g["mean"])):
         problem = "a beta needs 0 < mean < 1 and sd^2 < mean (1 - mean)"
@@ -141,7 +145,7 @@ def _parse_dist(value: dict, where: str, section: str, key: str) -> Dist:
         problem = "mode must lie between low and high"
     if problem:
         raise ScenarioError(f"{where}: {section}.{key} = {value!r}: {problem}")
-    return Dist(kind, tuple((k, float(g[k])) for k in needed))
+    return Dist(kind, tuple((k, float(g[k])) for k in (*needed, *mass)))
 
 
 def _unwrap(value: Any, where: str, section: str, key: str) -> Any:
@@ -223,7 +227,7 @@ def _coerce(check: str, annotation: str, v: Any, where: str, section: str, key: 
         if check not in UNCERTAIN_OK:
             raise ScenarioError(f"{where}: {section}.{key} = {v}: only a single number may be uncertain here (must be a {check})")
         lo, hi = v.ppf(DRAW_TAIL), v.ppf(1 - DRAW_TAIL)
-        for end in (lo, hi):
+        for end in (lo, hi, *([v.arg("no_effect_at")] if v.p_no_effect else [])):
             x = round(end) if check in (COUNT, POSINT) else end
             if not _check_scalar(check, x):
                 raise ScenarioError(f"{where}: {section}.{key} = {v}: draws reach {end:.4g}, outside what is allowed (a {check})")
