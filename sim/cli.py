@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="paired replicates of a baseline and an intervention scenario, with the appraisal")
     cmp.add_argument("baseline", help="baseline scenario TOML")
     cmp.add_argument("intervention", help="intervention scenario TOML")
+    cmp.add_argument("--by-channel", action="store_true",
+                     help="also run the intervention with each of its channels (direct, children, needs, supervision) "
+                          "at no effect, to show where the benefit comes from (3 times the runs)")
     _batch_options(cmp)
     sweep = sub.add_parser("sweep", help="compare a grid of intervention settings with the intervention switched off")
     sweep.add_argument("scenario", help="intervention scenario TOML; --set key=v1,v2,... gives the grid")
@@ -177,19 +180,25 @@ def _stall_option(p) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .appraisal.compare import summary_table
+    from .appraisal.compare import channel_contributions, summary_table
+    from .processes.intervention import CHANNELS
     from .runs.output import write_comparison
-    from .runs.paired import compare
+    from .runs.paired import compare, compare_channels
 
     overrides = list(args.set) + ([f"run.years={args.years}"] if args.years is not None else [])
     base = load_scenario(args.baseline, overrides)
     iv = load_scenario(args.intervention, overrides)
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
-    stall = _stall_timeout(args, _preflight(args, [base, iv], 2 * args.reps, args.workers))
+    arms = len(CHANNELS) if args.by_channel else 0
+    stall = _stall_timeout(args, _preflight(args, [base, iv], (2 + arms) * args.reps, args.workers))
     with claimed(out, force=args.force):
-        rows, series, ledger, _ = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler, stall_timeout=stall)
+        rows, series, ledger, base_runs = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler, stall_timeout=stall)
+        channels = None
+        if args.by_channel:
+            by_arm = compare_channels(base, iv, args.reps, args.seed, base_runs, args.workers, args.scheduler, stall)
+            channels = channel_contributions(rows, by_arm)
         table = summary_table(rows)
-        write_comparison(out, base, iv, args.seed, rows, table, series, ledger, force=args.force)
+        write_comparison(out, base, iv, args.seed, rows, table, series, ledger, force=args.force, channels=channels)
         print(_comparison_text(base, iv, args, table, out))
         from .present.report import report
 

@@ -164,7 +164,7 @@ def test_bad_input_in_process(tmp_path, capsys, case):
 
 @pytest.mark.parametrize("body,names", [
     ("[intervention]\nduration_months = 0\n", ["intervention.duration_months", "0"]),
-    ("[intervention]\nneed_resolution_at_full_dose = [0.1, 0.1]\n", ["intervention.need_resolution_at_full_dose"]),
+    ("[intervention]\nneed_resolution_rr_at_full_dose = [0.1, 0.1]\n", ["intervention.need_resolution_rr_at_full_dose"]),
     ('[costs]\nprison_cost_per_month = { value = -3000, price_year = "2012-13" }\n', ["costs.prison_cost_per_month"]),
     ('[costs]\nprison_cost_per_month = { value = 3000, price_yr = "2012-13" }\n', ["costs.prison_cost_per_month"]),
     ("[interventions]\ncoverage = 0.5\n", ["interventions", "unknown section"]),

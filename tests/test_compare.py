@@ -214,11 +214,11 @@ def test_sweep_grid_is_not_inherited_and_lists_stay_whole(tmp_path):
     child.write_text(f'extends = "{SWEEP}"\n')
     assert sweep_grid(child) == []
     lists = tmp_path / "lists.toml"
-    lists.write_text(f'extends = "{BASELINE}"\n[sweep]\n"intervention.need_resolution_at_full_dose" = '
+    lists.write_text(f'extends = "{BASELINE}"\n[sweep]\n"intervention.need_resolution_rr_at_full_dose" = '
                      '[[0.1, 0.1, 0.1, 0.1, 0.1, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2, 0.2]]\n"run.name" = ["x"]\n')
     grid = parse_grid(sweep_grid(lists))
     assert len(grid) == 2
-    values = [load_scenario(lists, point).intervention.need_resolution_at_full_dose for point in grid]
+    values = [load_scenario(lists, point).intervention.need_resolution_rr_at_full_dose for point in grid]
     assert values == [(0.1,) * 6, (0.2,) * 6]
 
 

@@ -165,6 +165,47 @@ def _describe(group: str, name: str) -> str:
     }.get(name, name)
 
 
+#: what the decomposition by channel reports: metric of the paired rows -> (label, unit)
+CHANNEL_METRICS = {
+    "appraisal:offences_avoided": ("offences avoided", "offences"),
+    "appraisal:npv": ("net present value", "GBP, present value"),
+    "appraisal:total_savings": ("savings, all kinds", "GBP, present value"),
+    "savings_by_kind:fiscal_cashable": ("cashable savings", "GBP, present value"),
+    "difference:children_convicted": ("change in children's convictions", "convictions"),
+    "difference:custody_months": ("change in prisoner-months", "prisoner-months"),
+}
+
+
+def channel_contributions(full: pd.DataFrame, arms: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per replicate and channel, what the channel adds: the full intervention minus its arm with that channel at no
+    effect (same seeds and draws, so the difference is the channel's, not noise). The NPV has one more part,
+    ``cost``: minus the intervention's cost, which every arm pays. ``interaction`` is what the channels give
+    together beyond the sum of their parts (full minus the sum; zero if they add up), ``total`` the full
+    intervention. Long format: replicate, channel, metric, value."""
+    out = []
+    for metric in CHANNEL_METRICS:
+        whole = full.set_index("replicate")[metric]
+        parts = {name: whole - arm.set_index("replicate")[metric] for name, arm in arms.items()}
+        if metric == "appraisal:npv":
+            parts["cost"] = -full.set_index("replicate")["appraisal:intervention_cost"]
+        parts["interaction"] = whole - sum(parts.values())
+        parts["total"] = whole
+        for name, values in parts.items():
+            out.append(pd.DataFrame({"replicate": values.index, "channel": name, "metric": metric, "value": values.to_numpy()}))
+    return pd.concat(out, ignore_index=True)
+
+
+def channel_table(contributions: pd.DataFrame) -> pd.DataFrame:
+    """One row per channel and metric: mean, 90% interval over replicates, and the share of the total's mean."""
+    g = contributions.groupby(["metric", "channel"], sort=False)["value"]
+    table = pd.DataFrame({"mean": g.mean(), "p05": g.quantile(0.05), "p95": g.quantile(0.95)}).reset_index()
+    total = table[table["channel"] == "total"].set_index("metric")["mean"]
+    table["share_of_total"] = table["mean"] / table["metric"].map(total).where(lambda t: t != 0)
+    table["label"] = table["metric"].map(lambda m: CHANNEL_METRICS[m][0])
+    table["unit"] = table["metric"].map(lambda m: CHANNEL_METRICS[m][1])
+    return table[["channel", "metric", "label", "unit", "mean", "p05", "p95", "share_of_total"]]
+
+
 def switched_off(params, intervention=None):
     """The same scenario with the intervention off (its comparison baseline in a sweep). With ``intervention``
     given, that section (switched off) replaces the scenario's, so grid points that differ only in intervention

@@ -267,3 +267,30 @@ def tornado_figure(table: pd.DataFrame):
         ax.set_title(f"{outcome.removeprefix('appraisal:').replace('_', ' ')} (R² {d['r2'].iloc[0]:.2f})")
     fig.tight_layout()
     return fig
+
+
+#: the decomposition's channels in words, in the order the figure shows them
+CHANNEL_LABELS = {"direct": "direct (offender)", "children": "children", "needs": "family's needs",
+                  "supervision": "supervision (detection, recall)", "cost": "intervention cost", "interaction": "interaction",
+                  "total": "total"}
+
+
+def channels_figure(table: pd.DataFrame):
+    """Where the benefit comes from: each channel's contribution (full intervention minus the arm with that channel
+    at no effect) to offences avoided and to the NPV, mean with the 90% interval over replicates."""
+    metrics = ["appraisal:offences_avoided", "appraisal:npv"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        d = table[table["metric"] == metric].set_index("channel")
+        order = [c for c in CHANNEL_LABELS if c in d.index][::-1]
+        d = d.reindex(order)
+        scale, unit = (1e6, "£m, present value") if metric == "appraisal:npv" else (1.0, "offences")
+        colour = [OKABE_ITO["grey"] if c in ("interaction", "total") else OKABE_ITO["blue"] if v >= 0 else OKABE_ITO["vermillion"]
+                  for c, v in zip(order, d["mean"])]
+        ax.barh([CHANNEL_LABELS[c] for c in order], d["mean"] / scale, color=colour,
+                xerr=[(d["mean"] - d["p05"]).clip(lower=0) / scale, (d["p95"] - d["mean"]).clip(lower=0) / scale], capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlabel(unit)
+        ax.set_title(d["label"].iloc[0])
+    fig.tight_layout()
+    return fig

@@ -195,6 +195,34 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
               "and the tolerance (calibration/steadiness.toml).")
 
 
+def _channels_section(folder: Path) -> str:
+    """Where the benefit comes from (``sim compare --by-channel``): the figure and, in words, which channel carries
+    the crimes avoided and the money, and what its effect rests on."""
+    path = folder / "channels.csv"
+    if not path.exists():
+        return ('<p class="note">Not decomposed: run <code>sim compare ... --by-channel</code> to see how much of the benefit comes '
+                "through each channel (the offender's own offending, the children's, the family's needs, supervision).</p>")
+    table = pd.read_csv(path)
+    fig = F.save(F.channels_figure(table), folder / "figures" / "channels.png")
+    crimes = table[(table["metric"] == "appraisal:offences_avoided") & ~table["channel"].isin(["total", "interaction"])]
+    npv = table[table["metric"] == "appraisal:npv"].set_index("channel")
+    top = crimes.sort_values("mean", ascending=False).iloc[0]
+    words = [f"{_num(100 * top['share_of_total'])}% of the crimes avoided come through the {F.CHANNEL_LABELS[top['channel']]} channel "
+             f"(90%: {_num(top['p05'])} to {_num(top['p95'])} crimes)."]
+    for name, row in crimes.set_index("channel").iterrows():
+        if row["p05"] <= 0 <= row["p95"]:
+            words.append(f"The {F.CHANNEL_LABELS[name]} channel's contribution is not distinguishable from none (90% interval includes zero).")
+    if "cost" in npv.index:
+        gains = npv.drop(["cost", "interaction", "total"], errors="ignore")["mean"].sum()
+        words.append(f"Together the channels return {_money(gains)} against a cost of {_money(-npv.loc['cost', 'mean'])} (present values).")
+    rows = table.assign(channel=table["channel"].map(F.CHANNEL_LABELS), share=[_num(100 * v) + "%" if v == v else "" for v in table["share_of_total"]])
+    for c in ("mean", "p05", "p95"):
+        rows[c] = [(_money(v) if u.startswith("GBP") else _num(v)) for v, u in zip(rows[c], rows["unit"])]
+    rows = rows[["label", "channel", "mean", "p05", "p95", "share"]]
+    return (f"{_figure(fig, 'Each channel: the full intervention minus the same replicates with that channel at no effect (common random numbers); mean and 90% interval. Interaction: what the channels give together beyond their sum.')}"
+            f"<p>{' '.join(html.escape(w) for w in words)}</p>{_table(rows, {'mean', 'p05', 'p95', 'share'})}")
+
+
 def comparison_report(folder: Path) -> Path:
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -272,6 +300,8 @@ Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if unce
 {_figure(figs["savings"], "Yearly savings (baseline minus intervention costs, undiscounted), by agency and by kind: cashable and non-cashable fiscal, economic, social.")}
 {_figure(figs["net_benefit"], "Cumulative discounted net benefit: all benefits and fiscal only, minus the intervention's cost.")}
 {_table(money, {"difference", "difference_p05", "difference_p95"})}
+<h2>Where the benefit comes from</h2>
+{_channels_section(folder)}
 <h2>What drives the answer</h2>
 {sens_html}
 <h2>Calibration</h2>

@@ -12,7 +12,8 @@ While an engaged family is in the intervention, at ``dose = 1 - exp(-hours / dos
 four channels (``CHANNELS``), each of which may help, do nothing or harm:
 - direct: the offender's hazard is multiplied by ``1 - (1 - offending_rr_at_full_dose) x dose``;
 - children: the children's hazard by ``1 - (1 - child_rr_at_full_dose) x dose``;
-- needs: each of the offender's needs resolves faster by ``need_resolution_at_full_dose x need_effect_scale x dose``;
+- needs: each of the offender's needs resolves ``1 + (need_resolution_rr_at_full_dose - 1) x need_effect_scale x dose``
+  times as often;
 - supervision: an offence is proven ``1 + (detection_rr_at_full_dose - 1) x dose`` times as often, and recall on
   licence comes ``1 + (recall_rr_at_full_dose - 1) x dose`` times as often (closer supervision finds more).
 After they leave the direct and children's effects decay with ``effect_decay_months``; the needs and supervision
@@ -55,7 +56,7 @@ def dose(iv) -> float:
 
 def changes_needs(iv) -> bool:
     """Whether the needs channel acts (else the families' needs change exactly as in the baseline)."""
-    return is_on(iv) and iv.need_effect_scale > 0 and any(x > 0 for x in iv.need_resolution_at_full_dose)
+    return is_on(iv) and iv.need_effect_scale > 0 and any(x != 1 for x in iv.need_resolution_rr_at_full_dose)
 
 
 def without_channels(params, channels):

@@ -99,18 +99,18 @@ def change_probability(model, rows: np.ndarray) -> np.ndarray:
     from the table of their group: active offenders (under CJS supervision or convicted in the last
     ``recent_conviction_months``, held to offenders' need prevalence; an old conviction alone does not give someone an
     offender's needs) or the general population; engaged families in the intervention resolve needs faster (each
-    need's probability raised by its extra resolution, at most 1)."""
+    need's monthly probability of resolving multiplied by the intervention's factor, at most 1)."""
     p, prm, iv = model.people, model.params.needs, model.params.intervention
     on = intervention.changes_needs(iv)
-    extra = np.asarray(iv.need_resolution_at_full_dose, float) * (iv.need_effect_scale * intervention.dose(iv)) if on else np.zeros(len(prm.names))
+    faster = 1.0 + (np.asarray(iv.need_resolution_rr_at_full_dose, float) - 1.0) * (iv.need_effect_scale * intervention.dose(iv)) if on else np.ones(len(prm.names))
     return _cumulative(np.asarray(rows, np.int64), model.month - prm.recent_conviction_months, p.status,
                        p.last_conviction_month, p.needs, p.iv_state, p.iv_engaged, _tables(prm), _cumulative_tables(prm),
-                       extra, on)
+                       faster, on)
 
 
 @njit(cache=True, nogil=True)
 def _cumulative(rows, recent_since, status, last_conviction_month, needs, iv_state, iv_engaged, tables, cum_tables,
-                extra, intervention_on):
+                faster, intervention_on):
     cum = np.empty((len(rows), tables.shape[2]))
     for i in range(len(rows)):
         r = rows[i]
@@ -119,7 +119,7 @@ def _cumulative(rows, recent_since, status, last_conviction_month, needs, iv_sta
         if intervention_on and iv_state[r] == ACTIVE and iv_engaged[r]:
             total = 0.0
             for j in range(tables.shape[2]):
-                x = tables[group, mask, j] + (extra[j] if (mask >> j) & 1 else 0.0)
+                x = tables[group, mask, j] * (faster[j] if (mask >> j) & 1 else 1.0)
                 total += min(max(x, 0.0), 1.0)
                 cum[i, j] = total
         else:

@@ -185,20 +185,28 @@ def write_run(model, out_dir: Path, with_events: bool, force: bool = False) -> d
 
 
 def write_comparison(out_dir: Path, base, iv, root_seed: int, rows: pd.DataFrame, table: pd.DataFrame, series: pd.DataFrame, ledger: pd.DataFrame,
-                     force: bool = False) -> None:
+                     force: bool = False, channels: pd.DataFrame | None = None) -> None:
     """A comparison folder: comparison.csv (one row per metric), replicates.csv, timeseries.parquet and
-    ledger.parquet (both scenarios, every replicate), manifest.json. Written atomically."""
+    ledger.parquet (both scenarios, every replicate), manifest.json; with ``channels`` (the decomposition's
+    per-replicate contributions) also channels.csv (its summary) and channel_replicates.csv. Written atomically."""
+    from ..appraisal.compare import channel_table
+
+    files = ["comparison.csv", "replicates.csv", "timeseries.parquet", "ledger.parquet"]
     with atomic_dir(out_dir, force) as tmp:
         table.to_csv(tmp / "comparison.csv", index=False)
         rows.to_csv(tmp / "replicates.csv", index=False)
         series.to_parquet(tmp / "timeseries.parquet", index=False)
         ledger.to_parquet(tmp / "ledger.parquet", index=False)
+        if channels is not None:
+            channel_table(channels).to_csv(tmp / "channels.csv", index=False)
+            channels.to_csv(tmp / "channel_replicates.csv", index=False)
+            files += ["channels.csv", "channel_replicates.csv"]
         info = manifest(iv, root_seed, {
             "kind": "comparison",
             "replicates": int(len(rows)),
             "replicate_seeds": [int(s) for s in rows["seed"]],
             "baseline": {"scenario": base.run.name, "scenario_file": base.source_file, "parameters": base.to_dict()},
-            "files": ["comparison.csv", "replicates.csv", "timeseries.parquet", "ledger.parquet", "manifest.json"],
+            "files": [*files, "manifest.json"],
         })
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
 

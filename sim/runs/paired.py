@@ -15,6 +15,7 @@ from .. import metrics
 from ..appraisal import costs as C
 from ..appraisal.compare import appraise, priced_like
 from ..model import ReoffendingModel
+from ..processes import intervention
 from .batch import replicate_seeds, run_calls
 from .output import timeseries_frame
 from .progress import Progress
@@ -87,6 +88,19 @@ def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1,
             series.append(r["timeseries"].assign(scenario=name, replicate=k))
             ledgers.append(r["ledger"].assign(scenario=name, replicate=k))
     return pd.DataFrame(rows), pd.concat(series, ignore_index=True), pd.concat(ledgers, ignore_index=True), base_runs
+
+def compare_channels(base_params, iv_params, reps: int, root_seed: int, baseline_runs: list, workers: int = 1,
+                     scheduler: str | None = None, stall_timeout: float | None = None) -> dict[str, pd.DataFrame]:
+    """The decomposition's arms: for each channel of the intervention (``intervention.CHANNELS``), paired
+    replicates of the intervention with that channel at no effect, on the same seeds and baseline runs as
+    ``compare``. Returns {channel: per-replicate metrics}."""
+    arms = {}
+    for k, name in enumerate(intervention.CHANNELS):
+        arm = intervention.without_channels(iv_params, [name])
+        arms[name] = compare(base_params, arm, reps, root_seed, workers, f"without {name} ({k + 1}/{len(intervention.CHANNELS)})",
+                             baseline_runs, scheduler, stall_timeout)[0]
+    return arms
+
 
 def parse_grid(settings: list[str]) -> list[list[str]]:
     """``["a.b=1,2", "c.d=x"]`` -> the product grid as lists of ``section.key=value`` overrides.

@@ -270,8 +270,8 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
     for key in ("prevalence_offenders", "prevalence_general", "offending_rr", "monthly_resolution"):
         if len(getattr(nd, key)) != len(nd.names):
             fail("needs", key, list(getattr(nd, key)), f"needs {len(nd.names)} entries, one per need")
-    if len(p.intervention.need_resolution_at_full_dose) != len(nd.names):
-        fail("intervention", "need_resolution_at_full_dose", list(p.intervention.need_resolution_at_full_dose), f"needs {len(nd.names)} entries, one per need")
+    if len(p.intervention.need_resolution_rr_at_full_dose) != len(nd.names):
+        fail("intervention", "need_resolution_rr_at_full_dose", list(p.intervention.need_resolution_rr_at_full_dose), f"needs {len(nd.names)} entries, one per need")
     c = p.costs
     if len(c.deflator_index) != len(c.deflator_years):
         fail("costs", "deflator_index", list(c.deflator_index), "needs one entry per year in deflator_years")
