@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.appraisal.compare import OUTCOMES, appraise, payback_year, summary_table, switched_off
+from sim.appraisal.compare import CHANNEL_METRICS, OUTCOMES, appraise, channel_contributions, channel_table, payback_year, summary_table, switched_off
 from sim.runs.batch import replicate_seeds
 from sim.runs.paired import compare, parse_grid
 from sim.state.scenario import ScenarioError, load_scenario, parse_override, sweep_grid
@@ -280,3 +280,36 @@ def test_replicate_k_is_the_same_whatever_the_number_of_replicates(small_pair):
     rows3 = compare(base, iv, 3, 8, workers=1)[0]
     rows1 = compare(base, iv, 1, 8, workers=1)[0]
     pd.testing.assert_frame_equal(rows1, rows3.iloc[:1])
+
+
+def test_channel_contributions_by_hand():
+    """Two replicates. Full intervention: 100 and 60 offences avoided, NPV 50 and -10 at a cost of 200. Without the
+    direct channel 40 and 30 avoided (NPV -60, -50); without needs 70 and 60 (NPV 0, -10: needs adds nothing in
+    replicate 1). So direct gives 60 and 30, needs 30 and 0, interaction 10 and 30 (offences), and for the NPV
+    direct 110 and 40, needs 50 and 0, cost -200 each, interaction 90 and 150."""
+    def rows(avoided, npv, cost=(200.0, 200.0)):
+        frame = pd.DataFrame({"replicate": [0, 1], "appraisal:offences_avoided": avoided, "appraisal:npv": npv,
+                              "appraisal:intervention_cost": cost})
+        for metric in CHANNEL_METRICS:
+            if metric not in frame:
+                frame[metric] = 0.0
+        return frame
+
+    full = rows([100.0, 60.0], [50.0, -10.0])
+    arms = {"direct": rows([40.0, 30.0], [-60.0, -50.0]), "needs": rows([70.0, 60.0], [0.0, -10.0])}
+    c = channel_contributions(full, arms).set_index(["metric", "channel", "replicate"])["value"]
+    off = c.loc["appraisal:offences_avoided"]
+    assert off.loc["direct"].tolist() == [60.0, 30.0]
+    assert off.loc["needs"].tolist() == [30.0, 0.0]
+    assert off.loc["interaction"].tolist() == [10.0, 30.0]
+    assert off.loc["total"].tolist() == [100.0, 60.0]
+    assert "cost" not in off.index.get_level_values(0)
+    npv = c.loc["appraisal:npv"]
+    assert npv.loc["direct"].tolist() == [110.0, 40.0]
+    assert npv.loc["needs"].tolist() == [50.0, 0.0]
+    assert npv.loc["cost"].tolist() == [-200.0, -200.0]
+    assert npv.loc["interaction"].tolist() == [90.0, 150.0]
+    table = channel_table(channel_contributions(full, arms)).set_index(["metric", "channel"])
+    assert table.loc[("appraisal:offences_avoided", "direct"), "mean"] == 45.0
+    assert table.loc[("appraisal:offences_avoided", "direct"), "share_of_total"] == pytest.approx(45 / 80)
+    assert np.isnan(table.loc[("difference:custody_months", "direct"), "share_of_total"])  # a total of zero has no shares

@@ -74,6 +74,9 @@ def broken_value(draw) -> tuple[str, str]:
             '{ dist = "triangular", low = 0.1, mode = 0.9, high = 0.5 }',
             '{ dist = "cauchy", mean = 0.5, sd = 0.1 }',
             '{ dist = "beta", mean = 0.5 }',
+            '{ dist = "beta", mean = 0.5, sd = 0.1, p_no_effect = 0.3 }',  # a point mass needs both keys
+            '{ dist = "beta", mean = 0.5, sd = 0.1, p_no_effect = 1.0, no_effect_at = 0.5 }',
+            '{ dist = "beta", mean = 0.5, sd = 0.1, p_no_effect = 0.3, no_effect_at = 1.5 }',  # the point outside 0-1
         ]))
         return section, f"{key} = {value}"
     section = draw(st.sampled_from(sorted(SECTIONS)))

@@ -288,3 +288,53 @@ def test_dist_name_that_is_not_a_string_is_a_scenario_error(tmp_path):
     except Exception as exc:  # noqa: BLE001 - which exception is the point
         error = exc
     assert isinstance(error, ScenarioError), f"{type(error).__name__}: {error}"
+
+
+# --- a point mass of "no effect" ----------------------------------------------------------------------------------
+
+MIXED = Dist("lognormal", (("mean", 0.87), ("sd", 0.09), ("p_no_effect", 0.35), ("no_effect_at", 1.0)))
+
+
+def test_point_mass_takes_its_probability_and_keeps_draws_ordered():
+    """Quantiles of the mixture: increasing in u, exactly ``no_effect_at`` on an interval of u of length
+    ``p_no_effect``, and elsewhere the distribution's own quantiles (of the rescaled u)."""
+    u = np.linspace(1e-6, 1 - 1e-6, 4001)
+    x = np.array([MIXED.ppf(v) for v in u])
+    assert (np.diff(x) >= 0).all()
+    at = u[x == 1.0]
+    assert at.max() - at.min() == pytest.approx(0.35, abs=1e-3)
+    s2 = np.log1p((0.09 / 0.87) ** 2)  # the lognormal with mean 0.87 and sd 0.09
+    slab = stats.lognorm(s=np.sqrt(s2), scale=0.87 * np.exp(-s2 / 2))
+    below = slab.cdf(1.0) * 0.65  # the mass below the point
+    assert at.min() == pytest.approx(below, abs=1e-3)
+    assert MIXED.ppf(0.1) == pytest.approx(slab.ppf(0.1 / 0.65))
+    assert MIXED.ppf(0.99) == pytest.approx(slab.ppf((0.99 - 0.35) / 0.65))
+
+
+def test_point_mass_in_replicate_draws():
+    """Over many seeds, the share of replicates drawing exactly no effect is ``p_no_effect``, and the rest follow
+    the distribution (their mean)."""
+    params = load_scenario(MULTI_AGENCY)
+    d = params.intervention.offending_rr_at_full_dose
+    seeds = N_SEEDS // 2
+    values = np.array([realize(params, s)[1]["intervention.offending_rr_at_full_dose"] for s in range(seeds)])
+    none = values == d.arg("no_effect_at")
+    se = math.sqrt(d.p_no_effect * (1 - d.p_no_effect) / seeds)
+    assert abs(none.mean() - d.p_no_effect) < 4 * se
+    rest = values[~none]
+    assert abs(rest.mean() - d.arg("mean")) < 4 * d.arg("sd") / math.sqrt(len(rest))
+    assert (rest > 1).any()  # harm is possible
+
+
+@pytest.mark.parametrize("table, problem", [
+    ('{ dist = "lognormal", mean = 0.9, sd = 0.1, p_no_effect = 0.3 }', "optionally both p_no_effect and no_effect_at"),
+    ('{ dist = "lognormal", mean = 0.9, sd = 0.1, no_effect_at = 1.0 }', "optionally both p_no_effect and no_effect_at"),
+    ('{ dist = "lognormal", mean = 0.9, sd = 0.1, p_no_effect = 0, no_effect_at = 1.0 }', "p_no_effect must be between 0 and 1"),
+    ('{ dist = "lognormal", mean = 0.9, sd = 0.1, p_no_effect = 0.4, no_effect_at = -1.0 }', "outside what is allowed"),
+])
+def test_point_mass_is_checked(tmp_path, table, problem):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'extends = "{BASELINE}"\n[intervention]\noffending_rr_at_full_dose = {table}\n')
+    with pytest.raises(ScenarioError, match=problem) as err:
+        load_scenario(path)
+    assert "offending_rr_at_full_dose" in str(err.value) and str(path) in str(err.value)

@@ -7,6 +7,7 @@ classes, so the schema lives in one place. Units and sources of the default valu
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -36,7 +37,10 @@ class Dist:
         return dict(self.args).get("p_no_effect", 0.0)
 
     def frozen(self):
-        """The scipy.stats frozen distribution."""
+        """The scipy.stats frozen distribution (made once per distribution: building one is slow)."""
+        return _frozen(self)
+
+    def _make_frozen(self):
         from scipy import stats
 
         k = self.kind
@@ -77,6 +81,11 @@ class Dist:
         own = ", ".join(f"{k}={v:g}" for k, v in self.args if k not in self.POINT_MASS)
         mass = f" with P(no effect = {self.arg('no_effect_at'):g}) = {self.p_no_effect:g}" if self.p_no_effect else ""
         return f"{self.kind}({own}){mass}"
+
+
+@lru_cache(maxsize=512)
+def _frozen(dist: Dist):
+    return dist._make_frozen()
 
 
 class Money(NamedTuple):
