@@ -196,11 +196,12 @@ def channel_contributions(full: pd.DataFrame, arms: dict[str, pd.DataFrame]) -> 
 
 
 def channel_table(contributions: pd.DataFrame) -> pd.DataFrame:
-    """One row per channel and metric: mean, 90% interval over replicates, and the share of the total's mean."""
+    """One row per channel and metric: mean, 90% interval over replicates, and the share of the total's mean (only
+    where that total is a gain, above zero: a share of a loss or of nothing does not read)."""
     g = contributions.groupby(["metric", "channel"], sort=False)["value"]
     table = pd.DataFrame({"mean": g.mean(), "p05": g.quantile(0.05), "p95": g.quantile(0.95)}).reset_index()
     total = table[table["channel"] == "total"].set_index("metric")["mean"]
-    table["share_of_total"] = table["mean"] / table["metric"].map(total).where(lambda t: t != 0)
+    table["share_of_total"] = table["mean"] / table["metric"].map(total).where(lambda t: t > 0)
     table["label"] = table["metric"].map(lambda m: CHANNEL_METRICS[m][0])
     table["unit"] = table["metric"].map(lambda m: CHANNEL_METRICS[m][1])
     return table[["channel", "metric", "label", "unit", "mean", "p05", "p95", "share_of_total"]]

@@ -94,7 +94,12 @@ def _plain_scenario(p: dict) -> str:
             v = x["value"]
             return show(v) if isinstance(v, dict) else _money(v)
         if isinstance(x, dict) and "dist" in x:
-            return f"uncertain: {x['dist']}(" + ", ".join(f"{k} {v:g}" for k, v in x.items() if k != "dist") + ")"
+            own = f"{x['dist']}(" + ", ".join(f"{k} {v:g}" for k, v in x.items() if k not in ("dist", "p_no_effect", "no_effect_at")) + ")"
+            if "p_no_effect" in x:
+                return f"uncertain: no effect ({x['no_effect_at']:g}) with probability {100 * x['p_no_effect']:.0f}%, else {own}"
+            return f"uncertain: {own}"
+        if isinstance(val(x), (list, tuple)):
+            return ", ".join(f"{v:g}" for v in val(x))
         return f"{val(x):g}" if isinstance(val(x), (int, float)) else str(val(x))
 
     routes = [r for r, on in (("leaving custody", iv["eligible_on_release"]), ("starting a community or suspended-sentence order", iv["eligible_on_order_start"])) if on]
@@ -112,9 +117,12 @@ def _plain_scenario(p: dict) -> str:
         f"<p><b>Cost:</b> set-up {show(iv['setup_cost_gbp'])}, running {show(iv['fixed_cost_per_year_gbp'])} a year, "
         f"{show(iv['cost_per_keyworker_hour_gbp'])} a keyworker hour (about {_money(per_family_year)} a family-year at this intensity), "
         f"{costs['base_price_year']} prices, optimism bias uplift {show(costs['optimism_bias_intervention'])}.</p>"
-        f"<p><b>Effects at full dose:</b> offender's offending × {show(iv['offending_rr_at_full_dose'])}, children's × "
-        f"{show(iv['child_rr_at_full_dose'])}, faster resolution of needs; dose at this intensity 1 − exp(−hours / "
-        f"{show(iv['dose_scale_hours'])}); effects fade over {show(iv['effect_decay_months'])} months after the family leaves.</p>"
+        f"<p><b>Effects at full dose</b> (each may be none, and the first two may harm): the offender's offending × {show(iv['offending_rr_at_full_dose'])}; "
+        f"the children's × {show(iv['child_rr_at_full_dose'])}; each need's monthly chance of resolving × 1 + (m − 1) × s, with m = "
+        f"{show(iv.get('need_resolution_rr_at_full_dose', 'n/a (not in this folder)'))} for {', '.join(str(n).replace('_', ' ') for n in val(p['needs']['names']))} "
+        f"and s {show(iv.get('need_effect_scale', 'n/a (not in this folder)'))}; while in the intervention an offence is proven × {show(iv.get('detection_rr_at_full_dose', 'n/a (not in this folder)'))} as often "
+        f"and recall on licence comes × {show(iv.get('recall_rr_at_full_dose', 'n/a (not in this folder)'))} as often. Dose at this intensity 1 − exp(−hours / "
+        f"{show(iv['dose_scale_hours'])}); the effects on offending fade over {show(iv['effect_decay_months'])} months after the family leaves.</p>"
     )
 
 
