@@ -31,14 +31,14 @@ def comparison_folder(tmp_path_factory):
     overrides = [*SMALL, "run.years=3"]
     base = load_scenario(ROOT / "scenarios" / "baseline.toml", overrides)
     iv = load_scenario(ROOT / "scenarios" / "multi_agency.toml", overrides)
-    rows, series, ledger, _ = compare(base, iv, reps=12, root_seed=3, workers=1)
+    rows, series, ledger, _ = compare(base, iv, reps=16, root_seed=3, workers=1)  # more replicates than uncertain inputs
     write_comparison(out, base, iv, 3, rows, summary_table(rows), series, ledger)
     report(out)
     return out
 
 
 EXPECTED_FIGURES = ("timeseries.png", "savings_by_agency_and_kind.png", "cumulative_net_benefit.png", "sensitivity.png", "calibration.png",
-                    "steadiness.png")
+                    "steadiness.png", "decision.png")
 
 
 @pytest.mark.parametrize("name", EXPECTED_FIGURES)
@@ -55,7 +55,7 @@ def test_report_is_self_contained(comparison_folder):
     assert len(images) == len(EXPECTED_FIGURES)
     assert all(src.startswith("data:image/png;base64,") for src in images), "figures must be embedded, not linked"
     assert "http://" not in page and "https://" not in page  # opens offline
-    for heading in ("The question", "Headline", "Who saves what", "What drives the answer", "Calibration", "Assumptions and sources"):
+    for heading in ("The question", "Headline", "Is it worth it?", "Who saves what", "What drives the answer", "Calibration", "Assumptions and sources"):
         assert heading in page
 
 

@@ -294,3 +294,22 @@ def channels_figure(table: pd.DataFrame):
         ax.set_title(d["label"].iloc[0])
     fig.tight_layout()
     return fig
+
+
+def decision_figure(curve: pd.DataFrame, voi: pd.DataFrame):
+    """Left: the chance that benefits exceed costs against the cost of a family's place (the acceptability
+    curve), the scenario's own cost marked. Right: what perfect information would be worth, by group of inputs."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.2]})
+    left.plot(curve["cost_per_family"] / 1e3, 100 * curve["chance_benefits_exceed_costs"], color=OKABE_ITO["blue"])
+    own = curve["scenario_cost_per_family"].iloc[0]
+    if own == own:
+        left.axvline(own / 1e3, color=OKABE_ITO["grey"], ls="--", lw=1)
+        left.annotate("this scenario", (own / 1e3, 95), xytext=(4, 0), textcoords="offset points", fontsize=8, color="#555")
+    left.set_xlabel("cost of a family's place (£ thousand, present value)")
+    left.set_ylabel("chance benefits exceed costs (%)")
+    left.set_ylim(0, 100)
+    d = voi.iloc[::-1]
+    right.barh(d["group"], d["value_gbp"] / 1e6, color=[OKABE_ITO["grey"] if g.endswith("(EVPI)") else OKABE_ITO["orange"] for g in d["group"]])
+    right.set_xlabel("value of perfect information (£m, present value)")
+    fig.tight_layout()
+    return fig

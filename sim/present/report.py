@@ -231,6 +231,44 @@ def _channels_section(folder: Path) -> str:
             f"<p>{' '.join(html.escape(w) for w in words)}</p>{_table(rows, {'mean', 'p05', 'p95', 'share'})}")
 
 
+def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:
+    """Is it worth it? In words, from the replicates: the chance, the NPV, the effect and the price at which it
+    would break even (with the chance the evidence gives them), and what information would be worth."""
+    from ..appraisal import decision as D
+
+    npv = rows["appraisal:npv"]
+    chance = float((npv > 0).mean())
+    verdict = "likely" if chance >= 0.7 else "unlikely" if chance <= 0.3 else "uncertain"
+    words = [f"On the evidence as weighted here, it is {verdict} to be worth it: benefits exceed costs in {100 * chance:.0f}% of "
+             f"{len(rows)} replicates (NPV {_money(npv.mean())}, 90%: {_money(npv.quantile(0.05))} to {_money(npv.quantile(0.95))})."]
+    be = D.break_even(rows, D.priors_from_manifest(manifest["parameters"]))
+    for _, r in be.iterrows():
+        if r["break_even"] == r["break_even"]:
+            reach = f"; the evidence-weighted prior gives an effect at least that strong a {100 * r['prior_probability']:.0f}% chance" if r["prior_probability"] == r["prior_probability"] else ""
+            words.append(f"It would break even (all other inputs at their means) if {r['channel']} reached {r['break_even']:.2f}{reach}.")
+    unclear = [r["channel"].split(" (")[0] for _, r in be.iterrows() if r["break_even"] != r["break_even"]]
+    if unclear:
+        words.append(f"How much {' and '.join(unclear)} would have to change to break even cannot be read from these replicates (the NPV does not "
+                     "depend on it clearly enough).")
+    families = rows["intervention:iv_families_started"].sum()
+    curve = D.acceptability(rows)
+    if families > 0:
+        fair = rows["appraisal:total_savings"].sum() / families
+        words.append(f"A family's place costs {_money(curve['scenario_cost_per_family'].iloc[0])} (present value); benefits match costs on average "
+                     f"at {_money(fair)} a place.")
+    voi = D.value_of_information(rows)
+    top = voi.iloc[1:].sort_values("value_gbp", ascending=False)
+    if len(top) and voi["value_gbp"].iloc[0] > 0:
+        words.append(f"Perfect information on every uncertain input would be worth about {_money(voi['value_gbp'].iloc[0])} to this decision "
+                     f"(EVPI); most of it lies in {top['group'].iloc[0]} ({_money(top['value_gbp'].iloc[0])}): evidence on that is what is "
+                     f"worth buying{' (indicative: fewer than 200 replicates)' if len(rows) < 200 else ''}.")
+    fig = F.save(F.decision_figure(curve, voi), folder / "figures" / "decision.png")
+    caveat = ('<p class="note">A demonstration of the method, not a business case: the effects rest on evaluations of similar programmes '
+              "elsewhere (no evaluation of the Essex proposal exists), many inputs are assumptions, and the calibration misses one target.</p>")
+    return (f"<p>{' '.join(html.escape(w) for w in words)}</p>"
+            f"{_figure(fig, 'Left: the chance that benefits exceed costs if a place cost more or less (acceptability curve). Right: the expected value of perfect information on each group of inputs (Strong, Oakley & Brennan 2014 regression method).')}{caveat}")
+
+
 def comparison_report(folder: Path) -> Path:
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -301,6 +339,8 @@ on the same random numbers, so the differences measure the intervention.</p>
 <p>Payback (fiscal savings covering the intervention's cost): {"year " + _num(payback) + " (median over replicates)" if payback == payback else "not within the appraisal period"};
 {_num(100 * share_paid) if share_paid == share_paid else "n/a"}% of replicates pay back within it.
 Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if uncertain else "none"}.</p>
+<h2>Is it worth it?</h2>
+{_decision_section(folder, rows, manifest)}
 <h2>Crime and justice over time</h2>
 {_figure(figs["timeseries"], "Monthly series, baseline (grey) and intervention (blue): mean over replicates with the 5-95% band.")}
 {_table(outcomes, {"baseline", "intervention", "difference", "difference_p05", "difference_p95"})}

@@ -74,6 +74,12 @@ class Dist:
             return float(at)
         return float(slab.ppf(min((u - p0) / (1 - p0), 1.0)))
 
+    def cdf(self, x: float) -> float:
+        """Probability of a value at most ``x`` (the point mass included)."""
+        own = float(self.frozen().cdf(x))
+        p0 = self.p_no_effect
+        return (1 - p0) * own + p0 * float(x >= self.arg("no_effect_at")) if p0 else own
+
     def median(self) -> float:
         return self.ppf(0.5)
 
