@@ -313,3 +313,19 @@ def test_channel_contributions_by_hand():
     assert table.loc[("appraisal:offences_avoided", "direct"), "mean"] == 45.0
     assert table.loc[("appraisal:offences_avoided", "direct"), "share_of_total"] == pytest.approx(45 / 80)
     assert np.isnan(table.loc[("difference:custody_months", "direct"), "share_of_total"])  # a total of zero has no shares
+
+
+def test_benefit_payments_are_transfers():
+    """DWP benefits saved (1,000, cashable) count in the fiscal balance but not in total savings, NPV or BCR (Green
+    Book: a transfer, not a gain to society); police savings (500) count in both."""
+    base = ledger({("dwp", "fiscal_cashable"): once(1000, 0, 12), ("police", "fiscal_cashable"): once(500, 0, 12),
+                   ("intervention", "fiscal_cashable"): flat(0, 12)})
+    iv = ledger({("dwp", "fiscal_cashable"): flat(0, 12), ("police", "fiscal_cashable"): flat(0, 12),
+                 ("intervention", "fiscal_cashable"): once(1200, 0, 12)})
+    row = appraise(run_result(base, offences=10), run_result(iv, offences=10), load())
+    assert row["appraisal:transfer_savings"] == pytest.approx(1000)
+    assert row["savings_by_kind:fiscal_cashable"] == pytest.approx(1500)
+    assert row["appraisal:net_fiscal_benefit"] == pytest.approx(1500 - 1200)
+    assert row["appraisal:total_savings"] == pytest.approx(500)
+    assert row["appraisal:npv"] == pytest.approx(500 - 1200)
+    assert row["appraisal:bcr"] == pytest.approx(500 / 1200)

@@ -57,9 +57,13 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     for kind in C.KINDS:
         row[f"savings_by_kind:{kind}"] = float(saving.xs(kind, level="kind").sum()) if kind in saving.index.get_level_values(1) else 0.0
     fiscal = row["savings_by_kind:fiscal_cashable"] + row["savings_by_kind:fiscal_non_cashable"]
-    total = sum(row[f"savings_by_kind:{k}"] for k in C.KINDS)
+    # benefit payments are transfers (Green Book): a saving to the Exchequer, not to society, so they count in the
+    # fiscal balance but not in total savings, the NPV or the BCR
+    transfers = sum(row[f"savings_by_agency:{a}"] for a in C.TRANSFER_AGENCIES)
+    total = sum(row[f"savings_by_kind:{k}"] for k in C.KINDS) - transfers
     avoided = -row["difference:offences"]
     row["appraisal:intervention_cost"] = iv_cost
+    row["appraisal:transfer_savings"] = transfers
     row["appraisal:total_savings"] = total
     row["appraisal:net_cashable_benefit"] = row["savings_by_kind:fiscal_cashable"] - iv_cost
     row["appraisal:net_fiscal_benefit"] = fiscal - iv_cost
@@ -74,13 +78,14 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
 
 
 def cumulative_net_benefit(ledger: pd.DataFrame, costs) -> pd.DataFrame:
-    """Per replicate and appraisal year (1 = the first): cumulative discounted net benefit, all savings minus the
-    incremental intervention cost (``net``), and fiscal savings minus that cost (``net_fiscal``). ``ledger`` holds
+    """Per replicate and appraisal year (1 = the first): cumulative discounted net benefit, all savings but
+    transfers minus the incremental intervention cost (``net``), and fiscal savings (transfers included) minus that
+    cost (``net_fiscal``). ``ledger`` holds
     both arms (``scenario`` baseline / intervention) and a ``replicate`` column."""
     led = ledger.assign(year=ledger["month"] // 12 + 1, pv=ledger["cost_gbp"] * C.green_book_factors(ledger["month"].to_numpy(), costs))
     is_iv = led["agency"] == "intervention"
     spend = led[is_iv].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
-    total = led[~is_iv].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
+    total = led[~is_iv & ~led["agency"].isin(C.TRANSFER_AGENCIES)].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
     fiscal = led[~is_iv & led["kind"].isin(C.FISCAL)].groupby(["scenario", "replicate", "year"])["pv"].sum().unstack("scenario", fill_value=0.0)
     for frame in (spend, total, fiscal):
         for arm in ("baseline", "intervention"):
@@ -152,7 +157,8 @@ def _describe(group: str, name: str) -> str:
         return f"discounted savings, {name.replace('_', ' ')}"
     return {
         "intervention_cost": "discounted cost of the intervention (with optimism bias)",
-        "total_savings": "discounted savings of every kind and agency",
+        "total_savings": "discounted savings of every kind and agency, benefit payments (transfers) left out",
+        "transfer_savings": "benefit payments not made (DWP): a fiscal saving but a transfer, not a gain to society, so left out of total savings, NPV and BCR",
         "net_cashable_benefit": "cashable fiscal savings minus intervention cost",
         "net_fiscal_benefit": "fiscal savings (cashable and not) minus intervention cost",
         "npv": "net present value: all savings minus intervention cost",

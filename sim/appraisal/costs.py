@@ -25,6 +25,8 @@ SAVING_AGENCIES = ("police", "courts", "prisons", "probation", "youth_justice", 
                    "wider_economy", "victims_and_society")
 AGENCIES = (*SAVING_AGENCIES, "intervention")
 KINDS = ("fiscal_cashable", "fiscal_non_cashable", "economic", "social")
+#: agencies whose costs are transfers between people (benefit payments): fiscal, but no cost to society as a whole
+TRANSFER_AGENCIES = ("dwp",)
 FISCAL = ("fiscal_cashable", "fiscal_non_cashable")
 
 
