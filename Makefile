@@ -23,7 +23,7 @@ venv: $(STAMP)
 
 ## Main job: baseline vs the multi-agency intervention, 40 paired replicates of 10 years, report -> outputs/multi_agency_vs_baseline/report.html
 run: $(STAMP)
-	$(BIN)/sim compare scenarios/baseline.toml scenarios/multi_agency.toml --reps 40 --force
+	$(BIN)/sim compare scenarios/baseline.toml scenarios/multi_agency.toml --reps 40 --by-channel --force
 
 ## The test suite (statistical tests in their fast version; `make test-full` runs the long ones)
 test: $(STAMP)
