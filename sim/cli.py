@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
     plot = sub.add_parser("plot", help="write one figure of a compare or sweep folder as PNG")
     plot.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
-    plot.add_argument("--figure", required=True, choices=["timeseries", "savings", "net_benefit", "sensitivity", "dose_response"],
+    plot.add_argument("--figure", required=True, choices=["timeseries", "difference", "savings", "net_benefit", "sensitivity", "decision", "dose_response"],
                       help="which figure (dose_response needs a sweep folder, the others a comparison)")
     plot.add_argument("--out", type=Path, help="PNG file, new (default: FOLDER/figures/NAME.png)")
     plot.add_argument("--force", action="store_true", help="overwrite an existing --out PNG file")
@@ -361,12 +361,21 @@ def cmd_plot(args) -> int:
         discount = discount_settings(manifest)
         fig = {
             "timeseries": lambda: F.timeseries_figure(pd.read_parquet(folder / "timeseries.parquet")),
+            "difference": lambda: F.difference_figure(pd.read_parquet(folder / "timeseries.parquet")),
+            "decision": lambda: _decision_figure(pd.read_csv(folder / "replicates.csv")),
             "savings": lambda: F.savings_figure(pd.read_parquet(folder / "ledger.parquet")),
             "net_benefit": lambda: F.net_benefit_figure(pd.read_parquet(folder / "ledger.parquet"), discount),
             "sensitivity": lambda: F.tornado_figure(F.sensitivity_table(pd.read_csv(folder / "replicates.csv"))),
         }[args.figure]()
     print(f"-> {F.save(fig, out)}")
     return 0
+
+
+def _decision_figure(rows):
+    from .appraisal.decision import acceptability, value_of_information
+    from .present import figures as F
+
+    return F.decision_figure(acceptability(rows), value_of_information(rows))
 
 
 def _check_new_png(path: Path, force: bool) -> None:

@@ -38,7 +38,7 @@ def comparison_folder(tmp_path_factory):
 
 
 EXPECTED_FIGURES = ("timeseries.png", "savings_by_agency_and_kind.png", "cumulative_net_benefit.png", "sensitivity.png", "calibration.png",
-                    "steadiness.png", "decision.png")
+                    "steadiness.png", "decision.png", "difference.png")
 
 
 @pytest.mark.parametrize("name", EXPECTED_FIGURES)
@@ -109,3 +109,12 @@ def test_report_renders_in_headless_chromium(comparison_folder, tmp_path):
     r = subprocess.run([browser, *CHROMIUM_FLAGS, *profile, "--hide-scrollbars", "--window-size=1100,1800", f"--screenshot={shot}", url],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("name", ["timeseries", "difference", "savings", "net_benefit", "sensitivity", "decision"])
+def test_sim_plot_draws_each_comparison_figure(comparison_folder, tmp_path, name):
+    from sim.cli import main
+
+    out = tmp_path / f"{name}.png"
+    assert main(["plot", str(comparison_folder), "--figure", name, "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC

@@ -103,6 +103,35 @@ def timeseries_figure(series: pd.DataFrame):
     return fig
 
 
+DIFFERENCE_PANELS = (
+    ("offences", "offences a year", True),
+    ("convictions", "convictions a year", True),
+    ("custody", "people in custody", False),
+    ("children_convicted", "children convicted a year", True),
+)
+
+
+def difference_figure(series: pd.DataFrame):
+    """What the intervention changes: intervention minus baseline, replicate by replicate (the same people on the
+    same random numbers), mean and 90% band over replicates; flows as yearly totals (rolling 12 months)."""
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), sharex=True)
+    for ax, (column, label, flow) in zip(axes, DIFFERENCE_PANELS):
+        arms = {arm: series[series["scenario"] == arm].pivot_table(index="month", columns="replicate", values=column)
+                for arm in ("baseline", "intervention")}
+        d = arms["intervention"] - arms["baseline"]
+        if flow:
+            d = d.rolling(12, min_periods=12).sum()
+        years = d.index.to_numpy() / 12.0
+        ax.fill_between(years, d.quantile(0.05, axis=1), d.quantile(0.95, axis=1), color=OKABE_ITO["blue"], alpha=0.25, lw=0)
+        ax.plot(years, d.mean(axis=1), color=OKABE_ITO["blue"], lw=1.6)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(f"change in {label}")
+        ax.set_xlabel("years from the start")
+    fig.suptitle("Intervention minus baseline: mean and 90% band over paired replicates (below zero: fewer)", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
 STEADY_LABELS = {"children_convicted": "children convicted a year", "child_first_time_entrants": "youth first-time entrants a year",
                  "adult_convictions": "adult convictions a year", "custody": "adults in custody", "licence": "adults on licence",
                  "probation": "adults on orders", "population": "population"}

@@ -281,6 +281,7 @@ def comparison_report(folder: Path) -> Path:
     rate = discount.discount_rate
     (folder / "figures").mkdir(exist_ok=True)
     figs = {
+        "difference": F.save(F.difference_figure(series), folder / "figures" / "difference.png"),
         "timeseries": F.save(F.timeseries_figure(series), folder / "figures" / "timeseries.png"),
         "savings": F.save(F.savings_figure(ledger), folder / "figures" / "savings_by_agency_and_kind.png"),
         "net_benefit": F.save(F.net_benefit_figure(ledger, discount), folder / "figures" / "cumulative_net_benefit.png"),
@@ -342,6 +343,7 @@ Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if unce
 <h2>Is it worth it?</h2>
 {_decision_section(folder, rows, manifest)}
 <h2>Crime and justice over time</h2>
+{_figure(figs["difference"], "What the intervention changes, year by year: intervention minus baseline on the same people and random numbers (mean and 90% band).")}
 {_figure(figs["timeseries"], "Monthly series, baseline (grey) and intervention (blue): mean over replicates with the 5-95% band.")}
 {_table(outcomes, {"baseline", "intervention", "difference", "difference_p05", "difference_p95"})}
 <h2>Who saves what</h2>
