@@ -188,6 +188,9 @@ def cmd_compare(args) -> int:
     overrides = list(args.set) + ([f"run.years={args.years}"] if args.years is not None else [])
     base = load_scenario(args.baseline, overrides)
     iv = load_scenario(args.intervention, overrides)
+    if base.run.years != iv.run.years:
+        raise ScenarioError(f"{args.intervention}: run.years = {iv.run.years:g} but {args.baseline} runs {base.run.years:g} years: "
+                            f"a comparison needs one length; give --years (e.g. --years {max(base.run.years, iv.run.years):g})")
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
     arms = len(CHANNELS) if args.by_channel else 0
     stall = _stall_timeout(args, _preflight(args, [base, iv], (2 + arms) * args.reps, args.workers))

@@ -445,3 +445,31 @@ def test_each_channel_moves_its_outcome_alone(channel, key, value, outcome, sign
     assert (sign * rows[f"difference:{outcome}"] > 0).all(), rows[f"difference:{outcome}"].tolist()
     back = compare(base, intervention.without_channels(iv, [channel]), 1, SEED, workers=1)[0]
     assert back[f"difference:{outcome}"].iloc[0] == 0
+
+
+# --- a funded period shorter than the run (the lifetime view) ------------------------------------------------------
+
+def test_referrals_stop_after_the_funded_years_and_the_team_with_them():
+    """With referral_years = 1 in a 3-year run: no family starts after the first year's queue has cleared, the
+    last families finish within their duration, and the team's fixed cost stops once they could have."""
+    from sim.appraisal.costs import intervention_cost
+
+    params = load(*SMALL, "run.years=3", "intervention.referral_years=1", "intervention.capacity_families_per_year=100000",
+                  "intervention.p_dropout_per_month=0", path=MULTI_AGENCY)
+    model = ReoffendingModel(params, seed=SEED).run()
+    ts = timeseries_frame(model)
+    iv = model.params.intervention
+    assert ts.loc[ts["month"] < 12, "iv_starts"].sum() > 0
+    assert ts.loc[ts["month"] >= 12 + iv.max_wait_months + 1, "iv_starts"].sum() == 0
+    assert ts.loc[ts["month"] >= 12 + iv.max_wait_months + 1 + iv.duration_months, "iv_active_families"].sum() == 0
+    cost = intervention_cost(ts, model.params)
+    assert (cost[ts["month"] >= 12 + iv.duration_months] == 0).all() and (cost[ts["month"] < 12 + iv.duration_months] > 0).all()
+
+
+def test_compare_refuses_arms_of_different_lengths(tmp_path, capsys):
+    from sim.cli import main
+
+    code = main(["compare", str(BASELINE), str(ROOT / "scenarios" / "multi_agency_lifetime.toml"), "--reps", "1", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--years 40" in err[0] and "multi_agency_lifetime.toml" in err[0]
+    assert not (tmp_path / "x").exists()

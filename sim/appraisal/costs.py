@@ -105,15 +105,17 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
 def intervention_cost(ts: pd.DataFrame, params) -> np.ndarray:
     """Monthly cost of the intervention (base-year prices, with any optimism-bias uplift); zero when it is off.
 
-    Set-up in month 0, the team's fixed running cost every month, and keyworker hours for every engaged family in
-    the intervention that month (``iv_active_families`` x hours x cost per hour).
+    Set-up in month 0, the team's fixed running cost every month while it takes referrals and until its last
+    families could finish (``referral_years``, then ``duration_months``), and keyworker hours for every engaged
+    family in the intervention that month (``iv_active_families`` x hours x cost per hour).
     """
     iv, c = params.intervention, params.costs
     months = ts["month"].to_numpy()
     if not is_on(iv):
         return np.zeros(len(ts))
     per_family_month = iv.intensity_hours_per_month * uprate(iv.cost_per_keyworker_hour_gbp, c)
-    cost = ts["iv_active_families"].to_numpy() * per_family_month + uprate(iv.fixed_cost_per_year_gbp, c) / 12.0
+    running = months < 12 * iv.referral_years + iv.duration_months
+    cost = ts["iv_active_families"].to_numpy() * per_family_month + np.where(running, uprate(iv.fixed_cost_per_year_gbp, c) / 12.0, 0.0)
     cost = cost + np.where(months == 0, uprate(iv.setup_cost_gbp, c), 0.0)
     return cost * (1.0 + c.optimism_bias_intervention)
 

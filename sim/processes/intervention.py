@@ -154,7 +154,11 @@ def step(model) -> None:
     state[lapse] = LEFT
     p.iv_exit_month[lapse] = month
 
-    # new referrals: released or started an order referral_delay_months ago, repeat offenders, with children
+    # new referrals (while the programme takes them): released or started an order referral_delay_months ago,
+    # repeat offenders, with children
+    if month >= 12 * iv.referral_years:
+        _start_places(model, iv)
+        return
     adult = model.age_months >= 12 * model.params.family.age_adult
     candidate = present & (state == NONE) & adult & (p.prev_convictions[:n] >= iv.min_convictions)
     status = p.status[:n]
@@ -171,8 +175,13 @@ def step(model) -> None:
     p.iv_months[referred] = 0
     tally.add("iv_eligible", p.weight[eligible].sum())
     tally.add("iv_referrals", p.weight[referred].sum())
+    _start_places(model, iv)
 
-    # places: capacity accrues monthly (in real families); the longest-waiting families start first
+
+def _start_places(model, iv) -> None:
+    """Places: capacity accrues monthly (in real families); the longest-waiting families start first."""
+    p, month, draws, tally = model.people, model.month, model.draws, model.tally
+    state, ids = p.iv_state[: p.n], p.person_id[: p.n]
     model.iv_place_credit = min(model.iv_place_credit + iv.capacity_families_per_year / 12.0, iv.capacity_families_per_year / 12.0 + p.weight.max())
     queue = np.flatnonzero(state == WAITING)
     queue = queue[np.lexsort((ids[queue], -p.iv_months[queue]))]

@@ -263,6 +263,7 @@ class InterventionParams:
     require_dependent_children: bool = _f("true or false", "only offenders with a child under the adult age at home are eligible")
     min_convictions: int = _f(COUNT, "minimum convictions so far, the current one included, to be eligible (a risk threshold)")
     referral_delay_months: int = _f(COUNT, "months from release or order start to referral")
+    referral_years: float = _f(POS, "years from the start during which families are referred (the funded programme); families already in it finish, and the run may follow outcomes for longer")
     capacity_families_per_year: float = _f(NONNEG, "families the team can take on a year")
     max_wait_months: int = _f(COUNT, "months a referred family waits for a place before the referral lapses")
     duration_months: int = _f(POSINT, "months of intervention per family")
