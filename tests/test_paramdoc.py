@@ -128,3 +128,33 @@ def test_no_new_input_is_from_memory(name):
     found = {f"{section}.{key}" for section, body in data.items() if isinstance(body, dict)
              for key, entry in body.items() if isinstance(entry, dict) and "from memory" in str(entry.get("source", "")).lower()}
     assert found == STILL_FROM_MEMORY.get(name, set())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "scenarios").glob("*.toml")))
+def test_every_input_has_an_evidence_grade(name):
+    """Every input of every scenario (run settings aside) says how it is evidenced: a publication, a calibration,
+    an assumption or a design choice (issue 15, point 6); a source that says none of these fails."""
+    from sim.present.paramdoc import evidence_grade
+    from sim.state.scenario import documented_values
+
+    ungraded = {key: doc.get("source") for key, doc in documented_values(ROOT / "scenarios" / name).items()
+                if not key.startswith("run.") and evidence_grade(doc.get("source", "")) == "unclassified"}
+    assert not ungraded
+
+
+@pytest.mark.parametrize("source, grade", [
+    ("Jobseeker's Allowance 71.00 GBP a week in 2012-13 (State benefit rates 2012/13, via Davies McLennon, secondary)", "published, secondary"),
+    ("HM Treasury Green Book: 3.5% social time preference rate (verified)", "published"),
+    ("Ministry of Justice (2013) Proven re-offending statistics, Table C1a", "published"),
+    ("assumption, plausible range 6-30: diminishing returns (Lipsey 2009)", "assumption"),
+    ("calibrated: history matching then least squares (calibration/fitted.toml)", "calibrated"),
+    ("WECB: prison leavers", "design"),
+    ("no effect, by construction", "design"),
+    ("from memory", "unclassified"),
+    ("", "unclassified"),
+    ("a number somebody gave us", "unclassified"),
+])
+def test_evidence_grade(source, grade):
+    from sim.present.paramdoc import evidence_grade
+
+    assert evidence_grade(source) == grade

@@ -17,6 +17,7 @@ from ..fitting.calibration import CALIBRATION_DIR, load_targets, steadiness, ste
 from ..runs.outdir import read_manifest
 from ..state.scenario import ScenarioError, documented_values
 from . import figures as F
+from .paramdoc import GRADES, evidence_grade
 
 CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }
@@ -144,8 +145,14 @@ def _assumptions(manifest: dict) -> str:
             elif isinstance(value, list):
                 value = ", ".join(f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in value)
             rows.append({"key": f"{section}.{key}", "value": value, "unit": d.get("unit", ""), "price year": d.get("price_year", ""),
-                         "source": d.get("source", "")})
-    return _table(pd.DataFrame(rows))
+                         "evidence": evidence_grade(d.get("source", "")), "source": d.get("source", "")})
+    table = pd.DataFrame(rows)
+    counts = table["evidence"].value_counts()
+    summary = "; ".join(f"{counts[g]} {g}" for g in GRADES if g in counts)
+    return (f"<p>Evidence grades of these {len(table)} inputs: {html.escape(summary)}. <i>Published</i>: a publication read, with its "
+            "year, or an official body's series; <i>secondary</i>: read as quoted elsewhere; <i>calibrated</i>: fitted to the "
+            "targets; <i>assumption</i>: a modelling judgement with a plausible range; <i>design</i>: a choice of the proposal or the "
+            f"scenario.</p>{_table(table)}")
 
 
 def _calibration_section(folder: Path, rows: pd.DataFrame | None) -> str:
@@ -359,7 +366,7 @@ Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if unce
 <h3>Is the baseline steady?</h3>
 {_steadiness_section(folder, series)}
 <h2>Assumptions and sources</h2>
-<p>Every value with its unit, price year and source ("from memory" marks an unverified placeholder, "assumption" a modelling choice):</p>
+<p>Every intervention and cost value with its unit, price year, evidence grade and source:</p>
 {_assumptions(manifest)}
 <p class="sub">reoffsim {html.escape(str(manifest['versions'].get('reoffsim')))}, Mesa {html.escape(str(manifest['versions'].get('mesa')))},
 git {html.escape(str(manifest.get('git_commit')))}, created {html.escape(manifest['created_utc'])}. Replicate seeds are in manifest.json.</p>
