@@ -329,3 +329,19 @@ def test_benefit_payments_are_transfers():
     assert row["appraisal:total_savings"] == pytest.approx(500)
     assert row["appraisal:npv"] == pytest.approx(500 - 1200)
     assert row["appraisal:bcr"] == pytest.approx(500 / 1200)
+
+
+@pytest.mark.parametrize("places, cashable", [(130, 1200 * 120 / 130), (59, 0.0), (60, 1200.0), (0, 0.0)])
+def test_prison_savings_are_cashable_only_in_whole_units(places, cashable):
+    """Prisons save 1,200 cashable and 300 non-cashable in the ledgers; with units of 60 places (the baseline's
+    setting) and ``places`` fewer prisoners on average over the year, only whole units' share stays cashable:
+    130 places -> 120 of them, 59 -> none; the total prison saving is unchanged."""
+    params = load("costs.prison_places_per_cashable_step=60")
+    base = ledger({("prisons", "fiscal_cashable"): once(1200, 0, 12), ("prisons", "fiscal_non_cashable"): once(300, 0, 12),
+                   ("intervention", "fiscal_cashable"): flat(0, 12)})
+    iv = ledger({("prisons", "fiscal_cashable"): flat(0, 12), ("prisons", "fiscal_non_cashable"): flat(0, 12),
+                 ("intervention", "fiscal_cashable"): once(100, 0, 12)})
+    row = appraise(run_result(base, custody_months=places * 12), run_result(iv, custody_months=0), params)
+    assert row["savings_by_kind:fiscal_cashable"] == pytest.approx(cashable)
+    assert row["savings_by_kind:fiscal_non_cashable"] == pytest.approx(1500 - cashable)
+    assert row["savings_by_agency:prisons"] == pytest.approx(1500)

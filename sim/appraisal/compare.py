@@ -8,6 +8,7 @@ Differences are intervention minus baseline; savings are baseline minus interven
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -52,6 +53,7 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
         return float(pv.xs("intervention", level="agency").sum()) if "intervention" in pv.index.get_level_values(0) else 0.0
 
     iv_cost = intervention_pv(pv_i) - intervention_pv(pv_b)  # incremental, if the baseline has an intervention too
+    saving = stepped_prison_cash(saving, -row["difference:custody_months"] / max(base["ledger"]["month"].nunique(), 1), costs)
     for agency in C.SAVING_AGENCIES:
         row[f"savings_by_agency:{agency}"] = float(saving.xs(agency, level="agency").sum()) if agency in saving.index.get_level_values(0) else 0.0
     for kind in C.KINDS:
@@ -75,6 +77,22 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     row["appraisal:payback_year"] = payback_year(base["ledger"], iv["ledger"], costs)
     row["appraisal:benefits_exceed_costs"] = float(row["appraisal:npv"] > 0) if iv_cost > 0 else float("nan")
     return row
+
+
+def stepped_prison_cash(saving: pd.Series, places_saved: float, costs) -> pd.Series:
+    """Savings by (agency, kind) with the prisons' cashable part kept only for the places that close in whole units
+    (``prison_places_per_cashable_step``; ``places_saved``: the mean fall in the prison population over the run);
+    the rest of it is non-cashable (a few places saved here and there free no cash)."""
+    if ("prisons", "fiscal_cashable") not in saving.index:
+        return saving
+    step = costs.prison_places_per_cashable_step
+    closed = step * math.floor(places_saved / step) if places_saved > 0 else 0.0
+    kept = closed / places_saved if places_saved > 0 else 0.0
+    saving = saving.copy()
+    moved = saving[("prisons", "fiscal_cashable")] * (1.0 - kept)
+    saving[("prisons", "fiscal_cashable")] -= moved
+    saving[("prisons", "fiscal_non_cashable")] = saving.get(("prisons", "fiscal_non_cashable"), 0.0) + moved
+    return saving
 
 
 def cumulative_net_benefit(ledger: pd.DataFrame, costs) -> pd.DataFrame:
