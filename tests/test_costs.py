@@ -71,6 +71,7 @@ def hand_params():
         setup_cost_gbp=Money(12500.0, "2015-16"),  # -> 10000 in month 0
         fixed_cost_per_year_gbp=Money(120000.0, "2012-13"),  # -> 10000 a month
         cost_per_keyworker_hour_gbp=Money(50.0, "2015-16"),  # -> 40 an hour
+        treatment_referral_share=0.0,  # test_referred_treatment_by_hand
     )
     return replace(
         p,
@@ -360,3 +361,16 @@ def test_set_override_with_price_year_uses_that_price_year():
     c = p.costs
     index = dict(zip(c.deflator_years, c.deflator_index))
     assert C.uprate(c.prison_cost_per_month, c) == pytest.approx(3000.0 * index[c.base_price_year] / index["2015-16"])
+
+
+def test_referred_treatment_by_hand(hand_params):
+    """A fifth of engaged offenders newly referred; offenders' needs at prevalence 0.5 (accommodation, no NHS
+    cost), 0.4 (employment, none) and 0.5 (drugs, 200 a month): 0.2 x 0.5 x 200 = 20 a family-month, to the NHS."""
+    params = replace(hand_params, intervention=replace(hand_params.intervention, treatment_referral_share=0.2),
+                     needs=replace(hand_params.needs, prevalence_offenders=(0.5, 0.4, 0.5)))
+    ts = hand_series(hand_params)
+    extra = C.referred_treatment(ts, params)
+    np.testing.assert_allclose(extra, ts["iv_active_families"].to_numpy() * 20.0)
+    with_it, without = C.ledger(ts, params), C.ledger(ts, hand_params)
+    nhs = lambda led: led[led["agency"] == "nhs"].groupby("month")["cost_gbp"].sum().to_numpy()  # noqa: E731
+    np.testing.assert_allclose(nhs(with_it) - nhs(without), extra)

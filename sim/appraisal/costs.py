@@ -3,8 +3,8 @@
 Costs are priced from the monthly series (so a run can be re-costed without re-running it): offences by type
 (harm to victims and society, victims' NHS treatment), proven offences (police), convictions (courts, CPS,
 legal aid), prisoner-, order- and licence-months, recalls, convictions of children (youth justice), child-months
-with a parent in custody (children's services), need-months (NHS treatment, DWP benefits, lost output) and the
-intervention itself. Every unit cost is uprated from its price year to ``costs.base_price_year`` with the GDP
+with a parent in custody (children's services), need-months (NHS treatment, DWP benefits, lost output), the NHS
+treatment the intervention's referrals cause, and the intervention itself. Every unit cost is uprated from its price year to ``costs.base_price_year`` with the GDP
 deflator. Each agency's costs are split into fiscal cashable and fiscal non-cashable by its cashable share;
 harm to victims is social, property and lost output economic. Prisoners are not counted for benefits or lost output
 (the prison cost covers them); children in custody or supervised are priced as youth justice. Discounting is
@@ -76,7 +76,7 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
         ("victims_and_society", "economic", crime * c.crime_cost_share_economic),
         ("wider_economy", "economic", unemployed * uprate(c.lost_output_per_month_unemployed, c)),
     ]
-    rows += _fiscal("nhs", crime * c.crime_cost_share_health + need_months_nhs, c.cashable_share_nhs)
+    rows += _fiscal("nhs", crime * c.crime_cost_share_health + need_months_nhs + referred_treatment(ts, params), c.cashable_share_nhs)
     rows += _fiscal("police", ts["offences_proven"].to_numpy() * uprate(c.police_cost_per_proven_offence, c), c.cashable_share_police)
     rows += _fiscal("courts", ts["convictions"].to_numpy() * uprate(c.court_cost_per_conviction, c), c.cashable_share_courts)
     rows += _fiscal("prisons", ts["custody"].to_numpy() * uprate(c.prison_cost_per_month, c), c.cashable_share_prison)
@@ -100,6 +100,16 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
     out = pd.DataFrame({"month": np.tile(months, len(rows)), "agency": np.repeat([a for a, _, _ in rows], n),
                         "kind": np.repeat([k for _, k, _ in rows], n), "cost_gbp": np.concatenate([v for _, _, v in rows])})
     return out.groupby(["month", "agency", "kind"], as_index=False, sort=True)["cost_gbp"].sum()
+
+
+def referred_treatment(ts: pd.DataFrame, params) -> np.ndarray:
+    """Monthly NHS treatment the intervention causes: in each engaged family in it, the offender's needs at the
+    offenders' prevalence, priced at the NHS cost of a need-month, for the share the keyworker newly refers."""
+    iv, c, nd = params.intervention, params.costs, params.needs
+    if not is_on(iv) or iv.treatment_referral_share == 0:
+        return np.zeros(len(ts))
+    per_family = iv.treatment_referral_share * float(np.dot(nd.prevalence_offenders, uprate(c.nhs_cost_per_month_by_need, c)))
+    return ts["iv_active_families"].to_numpy() * per_family
 
 
 def intervention_cost(ts: pd.DataFrame, params) -> np.ndarray:

@@ -33,7 +33,7 @@ GROUPS = {
     "supervision (detection, recall)": ("intervention.detection_rr_at_full_dose", "intervention.recall_rr_at_full_dose"),
     "dose-response and decay": ("intervention.dose_scale_hours", "intervention.effect_decay_months"),
     "engagement and drop-out": ("intervention.p_engage", "intervention.p_dropout_per_month"),
-    "unit costs": ("intervention.cost_per_keyworker_hour_gbp", "costs."),
+    "costs": ("intervention.cost_per_keyworker_hour_gbp", "intervention.treatment_referral_share", "costs."),
 }
 
 

@@ -276,6 +276,7 @@ class InterventionParams:
     detection_rr_at_full_dose: float = _f(NONNEG, "multiplier, at full dose, of the probability that an offence by an offender in the intervention is proven (closer supervision)")
     recall_rr_at_full_dose: float = _f(NONNEG, "multiplier, at full dose, of the monthly probability of recall of an offender on licence in the intervention")
     effect_decay_months: float = _f(POS, "e-folding time of the direct effects after a family leaves")
+    treatment_referral_share: float = _f(PROB, "share of engaged offenders with a substance-misuse or mental-health need whom the keyworker newly refers into NHS treatment (costed to the NHS while they are in the intervention)")
     setup_cost_gbp: Money = _f(MONEY, "one-off cost of setting up the team, month 0")
     fixed_cost_per_year_gbp: Money = _f(MONEY, "running cost of the team whatever its caseload")
     cost_per_keyworker_hour_gbp: Money = _f(MONEY, "cost of a keyworker hour incl. on-costs")
