@@ -368,10 +368,23 @@ def cmd_plot(args) -> int:
             "decision": lambda: _decision_figure(pd.read_csv(folder / "replicates.csv")),
             "savings": lambda: F.savings_figure(pd.read_parquet(folder / "ledger.parquet")),
             "net_benefit": lambda: F.net_benefit_figure(pd.read_parquet(folder / "ledger.parquet"), discount),
-            "sensitivity": lambda: F.tornado_figure(F.sensitivity_table(pd.read_csv(folder / "replicates.csv"))),
+            "sensitivity": lambda: F.tornado_figure(_sensitivity(folder)),
         }[args.figure]()
     print(f"-> {F.save(fig, out)}")
     return 0
+
+
+def _sensitivity(folder: Path):
+    """The sensitivity table of a comparison folder; a clear error when it cannot be estimated."""
+    from .present import figures as F
+
+    rows = pd.read_csv(folder / "replicates.csv")
+    table = F.sensitivity_table(rows)
+    if table.empty:
+        inputs = sum(1 for c in rows.columns if c.startswith("parameter:") and rows[c].nunique() > 1)
+        raise ScenarioError(f"{folder}: --figure sensitivity needs more replicates ({len(rows)}) than uncertain inputs ({inputs}) + 2: "
+                            "rerun the comparison with more --reps")
+    return table
 
 
 def _decision_figure(rows):

@@ -31,7 +31,7 @@ def comparison_folder(tmp_path_factory):
     overrides = [*SMALL, "run.years=3"]
     base = load_scenario(ROOT / "scenarios" / "baseline.toml", overrides)
     iv = load_scenario(ROOT / "scenarios" / "multi_agency.toml", overrides)
-    rows, series, ledger, _ = compare(base, iv, reps=16, root_seed=3, workers=1)  # more replicates than uncertain inputs
+    rows, series, ledger, _ = compare(base, iv, reps=20, root_seed=3, workers=1)  # more replicates than uncertain inputs
     write_comparison(out, base, iv, 3, rows, summary_table(rows), series, ledger)
     report(out)
     return out
@@ -121,3 +121,9 @@ def test_sim_plot_draws_each_comparison_figure(comparison_folder, tmp_path, name
     out = tmp_path / f"{name}.png"
     assert main(["plot", str(comparison_folder), "--figure", name, "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_report_tables_name_metrics_in_words(comparison_folder):
+    page = (comparison_folder / "report.html").read_text()
+    assert "savings_by_agency:" not in page and "appraisal:npv" not in page
+    assert "savings: victims and society" in page and "one-year proven reoffending, prison cohort" in page

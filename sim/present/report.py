@@ -210,6 +210,22 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
               "and the tolerance (calibration/steadiness.toml).")
 
 
+#: names of a comparison's metrics in words (the rest: underscores to spaces)
+LABELS = {"offences": "offences", "convictions": "convictions", "proven_reoffending_prison": "one-year proven reoffending, prison cohort",
+          "proven_reoffending_probation": "one-year proven reoffending, probation cohort", "custody_months": "prisoner-months",
+          "children_convicted": "convictions of children", "first_time_entrants": "first-time entrants",
+          "child_first_time_entrants": "children entering the CJS", "iv_families_started": "families starting the intervention",
+          "iv_family_months": "family-months in the intervention", "npv": "net present value", "bcr": "benefit-cost ratio",
+          "dwp": "DWP", "nhs": "NHS", "wider_economy": "wider economy", "victims_and_society": "victims and society"}
+
+
+def _label(metric: str) -> str:
+    """``savings_by_agency:nhs`` -> "savings: NHS", ``appraisal:npv`` -> "net present value", ..."""
+    group, _, name = metric.rpartition(":")
+    words = LABELS.get(name, name.replace("_", " "))
+    return {"savings_by_agency": f"savings: {words}", "savings_by_kind": f"savings, {words}"}.get(group, words)
+
+
 def _channels_section(folder: Path) -> str:
     """Where the benefit comes from (``sim compare --by-channel``): the figure and, in words, which channel carries
     the crimes avoided and the money, and what its effect rests on."""
@@ -320,18 +336,23 @@ def comparison_report(folder: Path) -> Path:
     ])
     money_rows = [m for m in table.index if m.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:"))]
     money = table.loc[money_rows, ["unit", "difference", "difference_p05", "difference_p95", "description"]].reset_index()
+    money["metric"] = money["metric"].map(_label)
     for c in ("difference", "difference_p05", "difference_p95"):
         money[c] = [(_money(v) if u.startswith("GBP") else _num(v, 2)) for v, u in zip(money[c], money["unit"])]
     outcome_rows = [m for m in table.index if not m.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:"))]
     outcomes = table.loc[outcome_rows, ["unit", "baseline", "intervention", "difference", "difference_p05", "difference_p95"]].reset_index()
+    outcomes["metric"] = outcomes["metric"].map(_label)
     for c in ("baseline", "intervention", "difference", "difference_p05", "difference_p95"):
         outcomes[c] = [(_num(v, 3) if u == "proportion" else _num(v)) for v, u in zip(outcomes[c], outcomes["unit"])]
     payback = t("appraisal:payback_year")
     share_paid = t("appraisal:share_paying_back")
     uncertain = [c.removeprefix("parameter:") for c in rows.columns if c.startswith("parameter:")]
     sens_html = (_figure(figs["sensitivity"], "What drives the answer: standardised rank regression coefficients of NPV and crimes avoided on the uncertain inputs, over the Monte Carlo replicates (longest bar matters most).")
-                 if "sensitivity" in figs else '<p class="note">No input was given as a distribution, so the intervals above carry chance only. '
-                 "Give the uncertain inputs distributions (README, parameter uncertainty) to see which assumption matters most.</p>")
+                 if "sensitivity" in figs else
+                 (f'<p class="note">Too few replicates ({len(rows)}) to tell which of the {len(uncertain)} uncertain inputs matters most: '
+                  "rerun with more --reps than inputs.</p>" if uncertain else
+                  '<p class="note">No input was given as a distribution, so the intervals above carry chance only. '
+                  "Give the uncertain inputs distributions (README, parameter uncertainty) to see which assumption matters most.</p>"))
     body = f"""
 <h1>Multi-agency offender-and-family intervention: what it would buy</h1>
 <p class="sub">{html.escape(manifest['scenario'])} vs {html.escape(manifest['baseline']['scenario'])}: Greater Essex, {years:g} years,
