@@ -267,7 +267,7 @@ def test_compare_by_channel_writes_the_decomposition(tmp_path, capsys):
                  "--set=intervention.detection_rr_at_full_dose=1.0", "--set=intervention.recall_rr_at_full_dose=1.0"])
     assert code == 0
     parts = pd.read_csv(out / "channel_replicates.csv")
-    assert set(parts["channel"]) == {"direct", "children", "needs", "supervision", "cost", "interaction", "total"}
+    assert set(parts["channel"]) == {"direct", "children", "needs", "supervision", "cost", "treatment", "interaction", "total"}
     assert (parts.loc[parts["channel"] == "supervision", "value"] == 0).all()
     direct = parts[(parts["channel"] == "direct") & (parts["metric"] == "appraisal:offences_avoided")]["value"]
     assert (direct > 0).all() and len(direct) == 2

@@ -331,17 +331,33 @@ def test_benefit_payments_are_transfers():
     assert row["appraisal:bcr"] == pytest.approx(500 / 1200)
 
 
-@pytest.mark.parametrize("places, cashable", [(130, 1200 * 120 / 130), (59, 0.0), (60, 1200.0), (0, 0.0)])
-def test_prison_savings_are_cashable_only_in_whole_units(places, cashable):
-    """Prisons save 1,200 cashable and 300 non-cashable in the ledgers; with units of 60 places (the baseline's
-    setting) and ``places`` fewer prisoners on average over the year, only whole units' share stays cashable:
-    130 places -> 120 of them, 59 -> none; the total prison saving is unchanged."""
-    params = load("costs.prison_places_per_cashable_step=60")
-    base = ledger({("prisons", "fiscal_cashable"): once(1200, 0, 12), ("prisons", "fiscal_non_cashable"): once(300, 0, 12),
-                   ("intervention", "fiscal_cashable"): flat(0, 12)})
-    iv = ledger({("prisons", "fiscal_cashable"): flat(0, 12), ("prisons", "fiscal_non_cashable"): flat(0, 12),
-                 ("intervention", "fiscal_cashable"): once(100, 0, 12)})
-    row = appraise(run_result(base, custody_months=places * 12), run_result(iv, custody_months=0), params)
-    assert row["savings_by_kind:fiscal_cashable"] == pytest.approx(cashable)
-    assert row["savings_by_kind:fiscal_non_cashable"] == pytest.approx(1500 - cashable)
-    assert row["savings_by_agency:prisons"] == pytest.approx(1500)
+@pytest.mark.parametrize("places, units", [(130, 2), (59, 0), (60, 1), (0, 0)])
+def test_prison_savings_are_cashable_only_in_whole_units(places, units):
+    """The baseline holds ``places`` more prisoners than the intervention for a year; with units of 60 places only
+    whole units free cash, each 0.74 of a place-year's cost (the baseline's share): 130 places -> 2 units, 59 ->
+    none. The prison saving is the same in total, the rest of it non-cashable."""
+    from sim.appraisal.costs import uprate
+
+    params = load("costs.prison_places_per_cashable_step=60", "costs.cashable_share_prison=0.74")
+    month = uprate(params.costs.prison_cost_per_month, params.costs)
+    base = ledger({("prisons", "fiscal_non_cashable"): flat(places * month, 12), ("intervention", "fiscal_cashable"): flat(0, 12)})
+    iv = ledger({("prisons", "fiscal_non_cashable"): flat(0, 12), ("intervention", "fiscal_cashable"): once(100, 0, 12)})
+    row = appraise(run_result(base), run_result(iv), params)
+    assert row["savings_by_kind:fiscal_cashable"] == pytest.approx(units * 60 * 12 * month * 0.74)
+    assert row["savings_by_agency:prisons"] == pytest.approx(places * 12 * month)
+    assert row["savings_by_kind:fiscal_non_cashable"] == pytest.approx(places * 12 * month - units * 60 * 12 * month * 0.74)
+
+
+def test_prison_units_are_counted_year_by_year():
+    """90 places saved in the first year only: one unit of 60 closes that year whatever follows (a longer run with
+    nothing saved later does not dilute it), discounted as year 0."""
+    from sim.appraisal.costs import uprate
+
+    params = load("costs.prison_places_per_cashable_step=60", "costs.cashable_share_prison=0.74")
+    month = uprate(params.costs.prison_cost_per_month, params.costs)
+    for months in (12, 48):
+        base = ledger({("prisons", "fiscal_non_cashable"): flat(90 * month, 12) + flat(0, months - 12),
+                       ("intervention", "fiscal_cashable"): flat(0, months)})
+        iv = ledger({("prisons", "fiscal_non_cashable"): flat(0, months), ("intervention", "fiscal_cashable"): once(100, 0, months)})
+        row = appraise(run_result(base), run_result(iv), params)
+        assert row["savings_by_kind:fiscal_cashable"] == pytest.approx(60 * 12 * month * 0.74), months

@@ -174,8 +174,8 @@ def test_ledger_by_hand(hand_params):
         ("police", "fiscal_non_cashable"): 0.9 * 1000,
         ("courts", "fiscal_cashable"): 0.25 * 1000,  # 800 at 2011-12 prices
         ("courts", "fiscal_non_cashable"): 0.75 * 1000,
-        ("prisons", "fiscal_cashable"): 0.2 * 4 * 3000,
-        ("prisons", "fiscal_non_cashable"): 0.8 * 4 * 3000,
+        ("prisons", "fiscal_cashable"): 0.0,  # cashable only when a comparison closes whole units
+        ("prisons", "fiscal_non_cashable"): 4 * 3000,
         ("probation", "fiscal_cashable"): 0.3 * (3 * 200 + 2 * 200),  # orders + licences (250 at 2015-16 prices)
         ("probation", "fiscal_non_cashable"): 0.7 * (3 * 200 + 2 * 200),
         ("local_authority", "fiscal_cashable"): 0.5 * 6 * 100,
@@ -197,7 +197,7 @@ def test_ledger_by_hand(hand_params):
     # month 13 (year 1): violence 1 x 8000 + theft 5 x 1600 = 16,000; 3 in custody; 10 families
     assert cell(led, 13, "victims_and_society", "social") == pytest.approx(0.5 * 16000)
     assert cell(led, 13, "nhs", "fiscal_non_cashable") == pytest.approx(0.9 * (0.1 * 16000 + 2 * 200))
-    assert cell(led, 13, "prisons", "fiscal_non_cashable") == pytest.approx(0.8 * 3 * 3000)
+    assert cell(led, 13, "prisons", "fiscal_non_cashable") == pytest.approx(3 * 3000)
     assert cell(led, 13, "intervention", "fiscal_cashable") == pytest.approx(10 * 20 * 40 + 10000)
 
 
@@ -210,7 +210,7 @@ def test_crime_cost_shares_and_cashable_splits_add_up(hand_params):
     social = led[(led["agency"] == "victims_and_society") & (led["kind"] == "social")].set_index("month")["cost_gbp"]
     social_share = 1 - c.crime_cost_share_economic - c.crime_cost_share_health - c.crime_cost_share_response
     np.testing.assert_allclose(social.to_numpy(), crime * social_share)
-    for agency, share in (("prisons", 0.2), ("police", 0.1), ("courts", 0.25), ("probation", 0.3), ("local_authority", 0.5), ("nhs", 0.1)):
+    for agency, share in (("prisons", 0.0), ("police", 0.1), ("courts", 0.25), ("probation", 0.3), ("local_authority", 0.5), ("nhs", 0.1)):
         a = led[led["agency"] == agency].pivot(index="month", columns="kind", values="cost_gbp")
         total = a["fiscal_cashable"] + a["fiscal_non_cashable"]
         assert (total > 0).all(), agency
@@ -232,7 +232,7 @@ def test_present_value_by_hand(hand_params):
     assert pv["victims_and_society", "social"] == pytest.approx(12 * 12000 + 12 * 8000 * d)
     assert pv["victims_and_society", "economic"] == pytest.approx(12 * 7200 + 12 * 4800 * d)
     assert pv["wider_economy", "economic"] == pytest.approx(12 * 3000 + 12 * 3000 * d)
-    assert pv["prisons", "fiscal_cashable"] == pytest.approx(12 * 0.2 * 12000 + 12 * 0.2 * 9000 * d)
+    assert pv["prisons", "fiscal_non_cashable"] == pytest.approx(12 * 12000 + 12 * 9000 * d)
     assert pv["probation", "fiscal_non_cashable"] == pytest.approx(0.7 * (12 * 1000 + 1000 + 12 * 1000 * d))
     assert pv["local_authority", "fiscal_cashable"] == pytest.approx(0.5 * (12 * 600 + 12 * 600 * d))
     assert pv["youth_justice", "fiscal_cashable"] == pytest.approx(0.4 * (2000 + 1000 + 5000))

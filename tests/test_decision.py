@@ -81,12 +81,13 @@ def test_priors_from_manifest_reads_distributions_and_money():
     assert priors["intervention.offending_rr_at_full_dose"].p_no_effect == 0.35
 
 
-def test_evpi_is_at_least_each_group():
-    rng = np.random.default_rng(5)
-    n = 40
-    rows = pd.DataFrame({"appraisal:npv": 1e6 * (rng.uniform(size=n) - 0.6) + rng.normal(0, 3e5, n)})
-    for k in range(12):
-        rows[f"parameter:costs.x{k}"] = rng.uniform(size=n)
-    rows["parameter:intervention.offending_rr_at_full_dose"] = rng.uniform(size=n)
-    voi = value_of_information(rows)["value_gbp"]
-    assert voi.iloc[0] >= voi.iloc[1:].max()
+def test_break_even_beyond_the_prior_is_blank_with_its_answer():
+    """NPV = 1,000 + 2,000 x scale for need scales in [0, 2]: it would break even only at -0.5, which a scale
+    drawn from the prior (never below 0) cannot reach: it pays at any value the evidence allows (probability 1)."""
+    rng = np.random.default_rng(6)
+    scale = rng.uniform(0, 2, 300)
+    rows = pd.DataFrame({"appraisal:npv": 1000 + 2000 * scale + rng.normal(0, 5, 300),
+                         "parameter:intervention.need_effect_scale": scale, "parameter:intervention.p_engage": rng.uniform(size=300)})
+    prior = Dist("lognormal", (("mean", 1.0), ("sd", 0.6), ("p_no_effect", 0.4), ("no_effect_at", 0.0)))
+    row = break_even(rows, {"intervention.need_effect_scale": prior}).iloc[0]
+    assert np.isnan(row["break_even"]) and row["prior_probability"] == 1.0

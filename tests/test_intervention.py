@@ -455,20 +455,31 @@ def test_each_channel_moves_its_outcome_alone(channel, key, value, outcome, sign
 # --- a funded period shorter than the run (the lifetime view) ------------------------------------------------------
 
 def test_referrals_stop_after_the_funded_years_and_the_team_with_them():
-    """With referral_years = 1 in a 3-year run: no family starts after the first year's queue has cleared, the
-    last families finish within their duration, and the team's fixed cost stops once they could have."""
+    """With referral_years = 1 in a 3-year run and places scarcer than referrals (a queue): no family is referred
+    after the first year, none starts once the queue has lapsed, the last finish within their duration; the team's
+    fixed cost is paid in every month a family is waiting or in the intervention, and stops after."""
     from sim.appraisal.costs import intervention_cost
 
-    params = load(*SMALL, "run.years=3", "intervention.referral_years=1", "intervention.capacity_families_per_year=100000",
+    params = load(*SMALL, "run.years=3", "intervention.referral_years=1", "intervention.capacity_families_per_year=300",
                   "intervention.p_dropout_per_month=0", path=MULTI_AGENCY)
     model = ReoffendingModel(params, seed=SEED).run()
     ts = timeseries_frame(model)
     iv = model.params.intervention
-    assert ts.loc[ts["month"] < 12, "iv_starts"].sum() > 0
+    assert ts.loc[ts["month"] < 12, "iv_referrals"].sum() > ts.loc[ts["month"] < 12, "iv_starts"].sum() > 0  # a queue
+    assert ts.loc[ts["month"] >= 12, "iv_referrals"].sum() == 0
     assert ts.loc[ts["month"] >= 12 + iv.max_wait_months + 1, "iv_starts"].sum() == 0
     assert ts.loc[ts["month"] >= 12 + iv.max_wait_months + 1 + iv.duration_months, "iv_active_families"].sum() == 0
-    cost = intervention_cost(ts, model.params)
-    assert (cost[ts["month"] >= 12 + iv.duration_months] == 0).all() and (cost[ts["month"] < 12 + iv.duration_months] > 0).all()
+    from dataclasses import replace
+
+    from sim.state.params import Money
+
+    no_fixed = replace(model.params, intervention=replace(iv, fixed_cost_per_year_gbp=Money(0.0, iv.fixed_cost_per_year_gbp.price_year)))
+    fixed = intervention_cost(ts, model.params) - intervention_cost(ts, no_fixed)  # the team's running cost, by month
+    month = ts["month"].to_numpy()
+    serving = ts["iv_active_families"].to_numpy() > 0
+    assert serving.sum() > 12 and (fixed[serving] > 0).all()  # paid whenever a family is in the intervention
+    assert month[serving].max() < 12 + iv.max_wait_months + iv.duration_months
+    assert (fixed[month >= 12 + iv.max_wait_months + iv.duration_months] == 0).all()  # and not after the last could finish
 
 
 def test_compare_refuses_arms_of_different_lengths(tmp_path, capsys):

@@ -151,6 +151,8 @@ def test_every_input_has_an_evidence_grade(name):
     ("WECB: prison leavers", "design"),
     ("no effect, by construction", "design"),
     ("from memory", "unclassified"),
+    ("held at the value of the joint fit of 2026-11-25", "unclassified"),  # a date is not a publication
+    ("MoJ (2010) conviction histories, weighted by judgement; assumption", "assumption"),
     ("", "unclassified"),
     ("a number somebody gave us", "unclassified"),
 ])

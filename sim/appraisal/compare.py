@@ -8,7 +8,6 @@ Differences are intervention minus baseline; savings are baseline minus interven
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -53,7 +52,11 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
         return float(pv.xs("intervention", level="agency").sum()) if "intervention" in pv.index.get_level_values(0) else 0.0
 
     iv_cost = intervention_pv(pv_i) - intervention_pv(pv_b)  # incremental, if the baseline has an intervention too
-    saving = stepped_prison_cash(saving, -row["difference:custody_months"] / max(base["ledger"]["month"].nunique(), 1), costs)
+    cash = stepped_prison_cash(base["ledger"], iv["ledger"], costs)
+    if cash:
+        saving = saving.copy()
+        saving[("prisons", "fiscal_cashable")] = saving.get(("prisons", "fiscal_cashable"), 0.0) + cash
+        saving[("prisons", "fiscal_non_cashable")] -= cash
     for agency in C.SAVING_AGENCIES:
         row[f"savings_by_agency:{agency}"] = float(saving.xs(agency, level="agency").sum()) if agency in saving.index.get_level_values(0) else 0.0
     for kind in C.KINDS:
@@ -65,6 +68,7 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     total = sum(row[f"savings_by_kind:{k}"] for k in C.KINDS) - transfers
     avoided = -row["difference:offences"]
     row["appraisal:intervention_cost"] = iv_cost
+    row["appraisal:referred_treatment_cost"] = referred_treatment_pv(iv, params) - referred_treatment_pv(base, params)
     row["appraisal:transfer_savings"] = transfers
     row["appraisal:total_savings"] = total
     row["appraisal:net_cashable_benefit"] = row["savings_by_kind:fiscal_cashable"] - iv_cost
@@ -79,20 +83,29 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     return row
 
 
-def stepped_prison_cash(saving: pd.Series, places_saved: float, costs) -> pd.Series:
-    """Savings by (agency, kind) with the prisons' cashable part kept only for the places that close in whole units
-    (``prison_places_per_cashable_step``; ``places_saved``: the mean fall in the prison population over the run);
-    the rest of it is non-cashable (a few places saved here and there free no cash)."""
-    if ("prisons", "fiscal_cashable") not in saving.index:
-        return saving
-    step = costs.prison_places_per_cashable_step
-    closed = step * math.floor(places_saved / step) if places_saved > 0 else 0.0
-    kept = closed / places_saved if places_saved > 0 else 0.0
-    saving = saving.copy()
-    moved = saving[("prisons", "fiscal_cashable")] * (1.0 - kept)
-    saving[("prisons", "fiscal_cashable")] -= moved
-    saving[("prisons", "fiscal_non_cashable")] = saving.get(("prisons", "fiscal_non_cashable"), 0.0) + moved
-    return saving
+def referred_treatment_pv(run: dict, params) -> float:
+    """Present value of the NHS treatment the run's intervention referrals cause (part of the NHS's costs: an NHS
+    'saving' below zero), from its monthly series; 0 for a run without its series."""
+    if "timeseries" not in run:
+        return 0.0
+    ts = run["timeseries"]
+    return float((C.referred_treatment(ts, replace(run["params"], costs=params.costs)) * C.green_book_factors(ts["month"].to_numpy(), params.costs)).sum())
+
+
+def stepped_prison_cash(base_ledger: pd.DataFrame, iv_ledger: pd.DataFrame, costs) -> float:
+    """Present value of the prison savings that are cashable: year by year, the places saved (the year's prison
+    saving over the cost of a place-year) free cash only in whole units of ``prison_places_per_cashable_step``
+    places, each saving ``cashable_share_prison`` of its cost; a few places here and there free none."""
+    def yearly(led):
+        prisons = led[led["agency"] == "prisons"]
+        return prisons.groupby(prisons["month"] // 12)["cost_gbp"].sum()
+
+    saving = yearly(base_ledger).sub(yearly(iv_ledger), fill_value=0.0)
+    place_year = 12 * C.uprate(costs.prison_cost_per_month, costs)
+    places = saving / place_year
+    closed = costs.prison_places_per_cashable_step * np.floor(places.clip(lower=0) / costs.prison_places_per_cashable_step + 1e-9)  # not lost to rounding
+    cash = closed * place_year * costs.cashable_share_prison
+    return float((cash * C.green_book_factors(12 * cash.index.to_numpy(), costs)).sum())
 
 
 def cumulative_net_benefit(ledger: pd.DataFrame, costs) -> pd.DataFrame:
@@ -176,6 +189,7 @@ def _describe(group: str, name: str) -> str:
     return {
         "intervention_cost": "discounted cost of the intervention (with optimism bias)",
         "total_savings": "discounted savings of every kind and agency, benefit payments (transfers) left out",
+        "referred_treatment_cost": "NHS treatment the intervention's referrals cause (in the NHS's savings, as a negative)",
         "transfer_savings": "benefit payments not made (DWP): a fiscal saving but a transfer, not a gain to society, so left out of total savings, NPV and BCR",
         "net_cashable_benefit": "cashable fiscal savings minus intervention cost",
         "net_fiscal_benefit": "fiscal savings (cashable and not) minus intervention cost",
@@ -202,16 +216,20 @@ CHANNEL_METRICS = {
 
 def channel_contributions(full: pd.DataFrame, arms: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per replicate and channel, what the channel adds: the full intervention minus its arm with that channel at no
-    effect (same seeds and draws, so the difference is the channel's, not noise). The NPV has one more part,
-    ``cost``: minus the intervention's cost, which every arm pays. ``interaction`` is what the channels give
+    effect (same seeds and draws, so the difference is the channel's, not noise). What every arm pays is a part of
+    its own: ``cost``, minus the intervention's cost (NPV), and ``treatment``, minus the NHS treatment its referrals
+    cause (NPV and total savings). ``interaction`` is what the channels give
     together beyond the sum of their parts (full minus the sum; zero if they add up), ``total`` the full
     intervention. Long format: replicate, channel, metric, value."""
     out = []
     for metric in CHANNEL_METRICS:
         whole = full.set_index("replicate")[metric]
         parts = {name: whole - arm.set_index("replicate")[metric] for name, arm in arms.items()}
-        if metric == "appraisal:npv":
-            parts["cost"] = -full.set_index("replicate")["appraisal:intervention_cost"]
+        f = full.set_index("replicate")
+        if metric == "appraisal:npv":  # what every arm pays: the intervention and the treatment its referrals cause
+            parts["cost"] = -f["appraisal:intervention_cost"]
+        if metric in ("appraisal:npv", "appraisal:total_savings") and "appraisal:referred_treatment_cost" in f:
+            parts["treatment"] = -f["appraisal:referred_treatment_cost"]
         parts["interaction"] = whole - sum(parts.values())
         parts["total"] = whole
         for name, values in parts.items():
@@ -220,12 +238,14 @@ def channel_contributions(full: pd.DataFrame, arms: dict[str, pd.DataFrame]) -> 
 
 
 def channel_table(contributions: pd.DataFrame) -> pd.DataFrame:
-    """One row per channel and metric: mean, 90% interval over replicates, and the share of the total's mean (only
-    where that total is a gain, above zero: a share of a loss or of nothing does not read)."""
+    """One row per channel and metric: mean, 90% interval over replicates, and the share of the total's mean (for
+    money only where the total is a gain, above zero: a share of a loss does not read; for changes in convictions
+    and prisoner-months, a fall, wherever the total is not zero)."""
     g = contributions.groupby(["metric", "channel"], sort=False)["value"]
     table = pd.DataFrame({"mean": g.mean(), "p05": g.quantile(0.05), "p95": g.quantile(0.95)}).reset_index()
     total = table[table["channel"] == "total"].set_index("metric")["mean"]
-    table["share_of_total"] = table["mean"] / table["metric"].map(total).where(lambda t: t > 0)
+    readable = total.where((total > 0) | (total.index.str.startswith("difference:") & (total != 0)))
+    table["share_of_total"] = table["mean"] / table["metric"].map(readable)
     table["label"] = table["metric"].map(lambda m: CHANNEL_METRICS[m][0])
     table["unit"] = table["metric"].map(lambda m: CHANNEL_METRICS[m][1])
     return table[["channel", "metric", "label", "unit", "mean", "p05", "p95", "share_of_total"]]

@@ -5,7 +5,8 @@ Costs are priced from the monthly series (so a run can be re-costed without re-r
 legal aid), prisoner-, order- and licence-months, recalls, convictions of children (youth justice), child-months
 with a parent in custody (children's services), need-months (NHS treatment, DWP benefits, lost output), the NHS
 treatment the intervention's referrals cause, and the intervention itself. Every unit cost is uprated from its price year to ``costs.base_price_year`` with the GDP
-deflator. Each agency's costs are split into fiscal cashable and fiscal non-cashable by its cashable share;
+deflator. Each agency's costs are split into fiscal cashable and fiscal non-cashable by its cashable share (prisons:
+all non-cashable here; a comparison makes whole closed units cashable);
 harm to victims is social, property and lost output economic. Prisoners are not counted for benefits or lost output
 (the prison cost covers them); children in custody or supervised are priced as youth justice. Discounting is
 annual (Green Book): costs in year t of the appraisal (months 12t..12t+11) are multiplied by (1 + r)^-t, with r
@@ -79,7 +80,9 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
     rows += _fiscal("nhs", crime * c.crime_cost_share_health + need_months_nhs + referred_treatment(ts, params), c.cashable_share_nhs)
     rows += _fiscal("police", ts["offences_proven"].to_numpy() * uprate(c.police_cost_per_proven_offence, c), c.cashable_share_police)
     rows += _fiscal("courts", ts["convictions"].to_numpy() * uprate(c.court_cost_per_conviction, c), c.cashable_share_courts)
-    rows += _fiscal("prisons", ts["custody"].to_numpy() * uprate(c.prison_cost_per_month, c), c.cashable_share_prison)
+    # prison places free cash only when whole units close, which only a comparison of two runs can tell
+    # (``compare.stepped_prison_cash``): here every prisoner-month is non-cashable
+    rows += _fiscal("prisons", ts["custody"].to_numpy() * uprate(c.prison_cost_per_month, c), 0.0)
     probation = (
         ts["probation"].to_numpy() * uprate(c.probation_order_cost_per_month, c)
         + ts["licence"].to_numpy() * uprate(c.licence_cost_per_month, c)
@@ -116,7 +119,7 @@ def intervention_cost(ts: pd.DataFrame, params) -> np.ndarray:
     """Monthly cost of the intervention (base-year prices, with any optimism-bias uplift); zero when it is off.
 
     Set-up in month 0, the team's fixed running cost every month while it takes referrals and until its last
-    families could finish (``referral_years``, then ``duration_months``), and keyworker hours for every engaged
+    families could finish (``referral_years``, then ``max_wait_months`` and ``duration_months``), and keyworker hours for every engaged
     family in the intervention that month (``iv_active_families`` x hours x cost per hour).
     """
     iv, c = params.intervention, params.costs
@@ -124,7 +127,7 @@ def intervention_cost(ts: pd.DataFrame, params) -> np.ndarray:
     if not is_on(iv):
         return np.zeros(len(ts))
     per_family_month = iv.intensity_hours_per_month * uprate(iv.cost_per_keyworker_hour_gbp, c)
-    running = months < 12 * iv.referral_years + iv.duration_months
+    running = months < 12 * iv.referral_years + iv.max_wait_months + iv.duration_months
     cost = ts["iv_active_families"].to_numpy() * per_family_month + np.where(running, uprate(iv.fixed_cost_per_year_gbp, c) / 12.0, 0.0)
     cost = cost + np.where(months == 0, uprate(iv.setup_cost_gbp, c), 0.0)
     return cost * (1.0 + c.optimism_bias_intervention)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..state.params import Dist
+from ..state.scenario import DRAW_TAIL
 
 NPV = "appraisal:npv"
 
@@ -91,7 +92,8 @@ def break_even(rows: pd.DataFrame, priors: dict[str, Dist]) -> pd.DataFrame:
     """For each channel input drawn in the replicates (``BREAK_EVEN_INPUTS``): the value at which the expected NPV
     is zero, all other inputs at their means (a linear regression of NPV on every varying input), and the
     probability the input's distribution gives to an effect at least that strong. Blank where the regression cannot
-    tell the input's slope from zero (|t| < 2) or the value lies beyond what the distribution can draw."""
+    tell the input's slope from zero (|t| < 2), and where the value lies beyond what the distribution can draw
+    (then the probability is 1 if it breaks even at any value the distribution draws, 0 if at none)."""
     inputs = varying_inputs(rows)
     out = []
     if len(rows) <= len(inputs) + 2:
@@ -115,6 +117,9 @@ def break_even(rows: pd.DataFrame, priors: dict[str, Dist]) -> pd.DataFrame:
             value = x.mean() - y.mean() / slope
             if dist is not None:
                 prob = dist.cdf(value) if helps < 0 else 1 - dist.cdf(value)
+                if not dist.ppf(DRAW_TAIL) <= value <= dist.ppf(1 - DRAW_TAIL):
+                    value = np.nan  # beyond what the distribution draws: it pays at any value (1) or at none (0)
+                    prob = float(prob > 0.5)
         out.append({"input": col.removeprefix("parameter:"), "channel": channel, "break_even": value, "prior_probability": prob,
                     "slope_t": t})
     return pd.DataFrame(out)

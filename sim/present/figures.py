@@ -218,7 +218,7 @@ def net_benefit_figure(ledger: pd.DataFrame, costs):
     c = cumulative_net_benefit(ledger, costs)[["net", "net_fiscal"]] / 1e6
     rate = costs if isinstance(costs, (int, float)) else costs.discount_rate
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    for col, colour, label in (("net", OKABE_ITO["blue"], "all benefits (fiscal, economic, social)"),
+    for col, colour, label in (("net", OKABE_ITO["blue"], "all benefits but transfers (fiscal, economic, social)"),
                                ("net_fiscal", OKABE_ITO["vermillion"], "fiscal only (public purse)")):
         d = c[col].unstack("replicate")
         ax.fill_between(d.index, d.quantile(0.05, axis=1), d.quantile(0.95, axis=1), color=colour, alpha=0.2, lw=0)
@@ -300,7 +300,8 @@ def tornado_figure(table: pd.DataFrame):
 
 #: the decomposition's channels in words, in the order the figure shows them
 CHANNEL_LABELS = {"direct": "direct (offender)", "children": "children", "needs": "family's needs",
-                  "supervision": "supervision (detection, recall)", "cost": "intervention cost", "interaction": "interaction",
+                  "supervision": "supervision (detection, recall)", "cost": "intervention cost",
+                  "treatment": "NHS treatment of referrals", "interaction": "interaction",
                   "total": "total"}
 
 

@@ -73,10 +73,11 @@ def evidence_grade(source: str) -> str:
         return "design"
     if "calibrat" in s or "fitted" in s or "history match" in s:
         return "calibrated"
-    if s.startswith("assumption"):
+    if re.search(r"\bassumption\b", s):  # an assumption anywhere in it (a published anchor with a judgement on top)
         return "assumption"
     if "secondary" in s:
         return "published, secondary"
+    s = re.sub(r"\b\d{4}-\d{2}-\d{2}\b", "", s)  # a date (of a fit, say) is not a publication year
     if re.search(r"\b(19|20)\d\d\b", s) or any(re.search(rf"\b{re.escape(b)}\b", s) for b in _BODIES):
         return "published"
     return "unclassified"

@@ -238,14 +238,17 @@ def _channels_section(folder: Path) -> str:
     crimes = table[(table["metric"] == "appraisal:offences_avoided") & ~table["channel"].isin(["total", "interaction"])]
     npv = table[table["metric"] == "appraisal:npv"].set_index("channel")
     top = crimes.sort_values("mean", ascending=False).iloc[0]
-    words = [f"{_num(100 * top['share_of_total'])}% of the crimes avoided come through the {F.CHANNEL_LABELS[top['channel']]} channel "
-             f"(90%: {_num(top['p05'])} to {_num(top['p95'])} crimes)."]
+    share = f"{_num(100 * top['share_of_total'])}% of the crimes avoided come" if top["share_of_total"] == top["share_of_total"] else "The most crimes avoided come"
+    words = [f"{share} through the {F.CHANNEL_LABELS[top['channel']]} channel (mean {_num(top['mean'])}, "
+             f"90%: {_num(top['p05'])} to {_num(top['p95'])} crimes)."]
     for name, row in crimes.set_index("channel").iterrows():
         if row["p05"] <= 0 <= row["p95"]:
             words.append(f"The {F.CHANNEL_LABELS[name]} channel's contribution is not distinguishable from none (90% interval includes zero).")
     if "cost" in npv.index:
-        gains = npv.drop(["cost", "interaction", "total"], errors="ignore")["mean"].sum()
-        words.append(f"Together the channels return {_money(gains)} against a cost of {_money(-npv.loc['cost', 'mean'])} (present values).")
+        gains = npv.drop(["cost", "treatment", "interaction", "total"], errors="ignore")["mean"].sum()
+        paid = -npv.loc["cost", "mean"] - (npv.loc["treatment", "mean"] if "treatment" in npv.index else 0.0)
+        words.append(f"Together the channels return {_money(gains)} (and {_money(npv.loc['interaction', 'mean'])} more between them) against "
+                     f"a cost of {_money(paid)}, the NHS treatment referrals cause included (present values).")
     rows = table.assign(channel=table["channel"].map(F.CHANNEL_LABELS), share=[_num(100 * v) + "%" if v == v else "" for v in table["share_of_total"]])
     for c in ("mean", "p05", "p95"):
         rows[c] = [(_money(v) if u.startswith("GBP") else _num(v)) for v, u in zip(rows[c], rows["unit"])]
@@ -269,7 +272,11 @@ def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:
         if r["break_even"] == r["break_even"]:
             reach = f"; the evidence-weighted prior gives an effect at least that strong a {100 * r['prior_probability']:.0f}% chance" if r["prior_probability"] == r["prior_probability"] else ""
             words.append(f"It would break even (all other inputs at their means) if {r['channel']} reached {r['break_even']:.2f}{reach}.")
-    unclear = [r["channel"].split(" (")[0] for _, r in be.iterrows() if r["break_even"] != r["break_even"]]
+        elif r["prior_probability"] == 1:
+            words.append(f"Through {r['channel'].split(' (')[0]} it would break even at any effect the evidence allows (all else at its mean).")
+        elif r["prior_probability"] == 0:
+            words.append(f"No effect on {r['channel'].split(' (')[0]} that the evidence allows would make it break even (all else at its mean).")
+    unclear = [r["channel"].split(" (")[0] for _, r in be.iterrows() if r["break_even"] != r["break_even"] and r["prior_probability"] != r["prior_probability"]]
     if unclear:
         words.append(f"How much {' and '.join(unclear)} would have to change to break even cannot be read from these replicates (the NPV does not "
                      "depend on it clearly enough).")
@@ -376,7 +383,7 @@ Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if unce
 {_table(outcomes, {"baseline", "intervention", "difference", "difference_p05", "difference_p95"})}
 <h2>Who saves what</h2>
 {_figure(figs["savings"], "Yearly savings (baseline minus intervention costs, undiscounted), by agency and by kind: cashable and non-cashable fiscal, economic, social.")}
-{_figure(figs["net_benefit"], "Cumulative discounted net benefit: all benefits and fiscal only, minus the intervention's cost.")}
+{_figure(figs["net_benefit"], "Cumulative discounted net benefit: all benefits but transfers, and fiscal only (transfers included), minus the intervention's cost.")}
 {_table(money, {"difference", "difference_p05", "difference_p95"})}
 <h2>Where the benefit comes from</h2>
 {_channels_section(folder)}
