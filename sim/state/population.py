@@ -217,8 +217,7 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
 
     Children's ages are uniform over childhood, as the general population's are (steady births: the run's own
     births to these families are about as many a year), and each household goes to a parent old enough for its
-    eldest: households ranked by eldest child (plus a spread of the parent's age at a first child) are matched to
-    the parents ranked by age, so young offenders have young children and older offenders the teenagers. Drawing
+    eldest: households ranked by eldest child are matched to the parents ranked by age, so young offenders have young children and older offenders the teenagers. Drawing
     each parent's children under their own age instead (uniform since 16) gave children mostly under 10, who grew
     into the youth band in the run (children convicted +30% in 10 years); minor children of prisoners are about
     half aged 10 or more (BJS 2008 and 2021). A parent without a partner gets the children's other parent, made as
@@ -234,8 +233,7 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     parents = offenders[is_parent]
     n_children = 1 + rng.poisson(pop.children_per_parent_mean - 1, len(parents))
     parent_age = -people.birth_month[parents] / 12
-    ages, n_children = _households_by_parent_age(rng, n_children, parent_age, params.demography.fertile_age_min,
-                                                 pop.parent_age_at_first_child_sd_years, fam.age_adult)
+    ages, n_children = _households_by_parent_age(rng, n_children, parent_age, params.demography.fertile_age_min, fam.age_adult)
     alone = parents[people.partner[parents] == P.NO_ONE]
     other_parent = people.partner[parents].copy()
     other_parent[people.partner[parents] == P.NO_ONE] = _partners_for(params, rng, people, alone, w, living_apart=True)
@@ -261,11 +259,12 @@ def _partners_for(params: Params, rng, people: P.People, rows: np.ndarray, weigh
 
 
 def _households_by_parent_age(rng, n_children: np.ndarray, parent_age: np.ndarray, youngest_parent_age: float,
-                              first_birth_sd: float, age_adult: float) -> tuple[np.ndarray, np.ndarray]:
+                              age_adult: float) -> tuple[np.ndarray, np.ndarray]:
     """Children's ages (one per child, in the parents' order) and the number of children of each parent: households
-    of ``n_children`` with ages uniform over childhood, ranked by their eldest's age plus a normal spread of
-    ``first_birth_sd`` years and matched to the parents ranked by age. A parent still too young for the eldest (a
-    child born before the parent was ``youngest_parent_age``) has the household's ages shrunk to fit."""
+    of ``n_children`` with ages uniform over childhood, ranked by their eldest's age and matched to the parents ranked
+    by age (so the children stay uniform over childhood: with the offenders' ages, any spread in the matching leaves
+    young parents households they are too young for). A parent still too young for the eldest (a child born before
+    the parent was ``youngest_parent_age``) has the household's ages shrunk to fit."""
     h = len(n_children)
     if h == 0:
         return np.zeros(0), n_children
@@ -273,7 +272,7 @@ def _households_by_parent_age(rng, n_children: np.ndarray, parent_age: np.ndarra
     starts = np.cumsum(n_children) - n_children
     eldest = np.maximum.reduceat(ages, starts)
     household = np.empty(h, np.int64)
-    household[np.argsort(parent_age, kind="stable")] = np.argsort(eldest + first_birth_sd * rng.standard_normal(h), kind="stable")
+    household[np.argsort(parent_age, kind="stable")] = np.argsort(eldest, kind="stable")
     counts = n_children[household]
     # the children of household[j], in parent order
     child = np.repeat(starts[household] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
