@@ -112,7 +112,7 @@ def test_people_start_with_the_records_their_age_and_propensity_give_them():
     general = p.weight[:n] > params.population.scale_cjs_families
     general_child = (age_months < adult) & general
     assert not record[general_child & (age_months < youngest)].any()
-    young = general_child & (age_months >= youngest) & (age_months < youngest + 24)
+    young = general_child & (age_months >= youngest) & (age_months < youngest + 36)  # 3 years: a handful of records at 10-11
     old = general_child & (age_months >= adult - 24)
     assert record[old].mean() > 2 * record[young].mean() > 0
     dated, born = p.last_conviction_month[:n][record & general], p.birth_month[:n][record & general]
