@@ -216,8 +216,8 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     """Partners and children of the offenders (agents of weight ``scale_cjs_families``).
 
     Children's ages are uniform over childhood, as the general population's are (steady births: the run's own
-    births to these families are about as many a year), and each household goes to a parent old enough for its
-    eldest: households ranked by eldest child are matched to the parents ranked by age, so young offenders have young children and older offenders the teenagers. Drawing
+    births to these families are about as many a year), and each household goes to parents old enough for its
+    eldest: households ranked by eldest child are matched to the parents ranked by the younger parent's age, so young offenders have young children and older offenders the teenagers. Drawing
     each parent's children under their own age instead (uniform since 16) gave children mostly under 10, who grew
     into the youth band in the run (children convicted +30% in 10 years); minor children of prisoners are about
     half aged 10 or more (BJS 2008 and 2021). A parent without a partner gets the children's other parent, made as
@@ -232,11 +232,11 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     people.partner[partnered] = prows
     parents = offenders[is_parent]
     n_children = 1 + rng.poisson(pop.children_per_parent_mean - 1, len(parents))
-    parent_age = -people.birth_month[parents] / 12
-    ages, n_children = _households_by_parent_age(rng, n_children, parent_age, params.demography.fertile_age_min, fam.age_adult)
     alone = parents[people.partner[parents] == P.NO_ONE]
     other_parent = people.partner[parents].copy()
     other_parent[people.partner[parents] == P.NO_ONE] = _partners_for(params, rng, people, alone, w, living_apart=True)
+    younger_parent_age = -np.maximum(people.birth_month[parents], people.birth_month[other_parent]) / 12
+    ages, n_children = _households_by_parent_age(rng, n_children, younger_parent_age, params.demography.fertile_age_min, fam.age_adult)
     male = people.sex_male[parents]
     father = np.where(male, parents, other_parent)
     mother = np.where(male, other_parent, parents)
