@@ -216,8 +216,9 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     """Partners and children of the offenders (agents of weight ``scale_cjs_families``).
 
     Children's ages are uniform over childhood, as the general population's are (steady births: the run's own
-    births to these families are about as many a year), and each household goes to parents old enough for its
-    eldest: households ranked by eldest child are matched to the parents ranked by the younger parent's age, so young offenders have young children and older offenders the teenagers. Drawing
+    births to these families are about as many a year), and each household goes to a parent old enough for its
+    eldest: households ranked by eldest child are matched to the offender parents ranked by age (the other parent
+    made as old as the eldest requires), so young offenders have young children and older offenders the teenagers. Drawing
     each parent's children under their own age instead (uniform since 16) gave children mostly under 10, who grew
     into the youth band in the run (children convicted +30% in 10 years); minor children of prisoners are about
     half aged 10 or more (BJS 2008 and 2021). A parent without a partner gets the children's other parent, made as
@@ -235,8 +236,11 @@ def _add_offender_families(params: Params, rng, people: P.People, offenders: np.
     alone = parents[people.partner[parents] == P.NO_ONE]
     other_parent = people.partner[parents].copy()
     other_parent[people.partner[parents] == P.NO_ONE] = _partners_for(params, rng, people, alone, w, living_apart=True)
-    younger_parent_age = -np.maximum(people.birth_month[parents], people.birth_month[other_parent]) / 12
-    ages, n_children = _households_by_parent_age(rng, n_children, younger_parent_age, params.demography.fertile_age_min, fam.age_adult)
+    youngest = params.demography.fertile_age_min
+    ages, n_children = _households_by_parent_age(rng, n_children, -people.birth_month[parents] / 12, youngest, fam.age_adult)
+    # the other parent as old as the eldest requires (as the general population's parents are)
+    eldest = np.maximum.reduceat(ages, np.cumsum(n_children) - n_children) if len(ages) else ages
+    people.birth_month[other_parent] = np.minimum(people.birth_month[other_parent], -np.ceil((eldest + youngest) * 12)).astype(np.int32)
     male = people.sex_male[parents]
     father = np.where(male, parents, other_parent)
     mother = np.where(male, other_parent, parents)
