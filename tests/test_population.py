@@ -132,7 +132,8 @@ def test_people_start_with_the_records_their_age_and_propensity_give_them():
     # a young adult's convictions as a child all count (only adult ones in the offender groups' window are left out)
     year = age_months // 12
     young_men = general & p.sex_male[:n]
-    assert record[young_men & (year == 18)].mean() > 0.6 * record[young_men & (year == 17)].mean()
+    # (18 and 19 pooled: at 18 alone, a thousand agents, the ratio's sampling error is about 0.17)
+    assert record[young_men & ((year == 18) | (year == 19))].mean() > 0.6 * record[young_men & (year == 17)].mean()
     # adults first: a son's record sees his father's (a convicted father raises the son's hazard); with nothing
     # inherited, only that link makes sons of fathers with a record have records more often
     q = ReoffendingModel(load_scenario(BASELINE, ["population.scale_general=10", "family.propensity_heritability=0",
