@@ -70,15 +70,20 @@ def schedule_new(model, rows: np.ndarray) -> None:
     p.schedule("move_next", rows, model.month + model.draws.months_to_event("move", model.month, p.person_id[rows], monthly(d.p_emigrate_per_year)))
 
 
+def home_parent(p, children: np.ndarray) -> np.ndarray:
+    """The parent each child lives with: the mother if present, else the father (NO_ONE if neither is known)."""
+    mother = p.mother[children]
+    mother_home = (mother >= 0) & p.present[np.maximum(mother, 0)]
+    return np.where(mother_home, mother, p.father[children])
+
+
 def children_moving_with(p, children: np.ndarray, movers: np.ndarray) -> np.ndarray:
     """The children (at liberty) whose home parent, the mother if present else the father, is among ``movers``."""
     if len(movers) == 0 or len(children) == 0:
         return movers[:0]
     moving = np.zeros(max(int(movers.max()), int(p.mother[children].max()), int(p.father[children].max())) + 1, bool)
     moving[movers] = True
-    mother = p.mother[children]
-    mother_home = (mother >= 0) & p.present[np.maximum(mother, 0)]
-    home = np.where(mother_home, mother, p.father[children])
+    home = home_parent(p, children)
     return children[(home >= 0) & moving[np.maximum(home, 0)] & (p.status[children] == FREE)]
 
 
@@ -95,8 +100,12 @@ def step(model) -> None:
     movers = candidates[p.present[candidates] & (month - p.birth_month[candidates] >= adult_months) & (p.status[candidates] == FREE)
                         & (p.death_month[candidates] != month)]
     if len(movers):
+        # a parent their dependent children live with stays: nobody arrives with children, so families moving away
+        # would drain the youth band (about 1% a year; children convicted fell 10% in 10 years), where Essex's net
+        # migration of families with children is about nil (README, The model)
         children = distinct(p.children.of(movers))
         children = children[p.present[children] & (month - p.birth_month[children] < adult_months) & (p.death_month[children] != month)]
+        movers = movers[~np.isin(movers, home_parent(p, children))]
         movers = np.concatenate([movers, children_moving_with(p, children, movers)])
     leave = movers
     for rows, event in ((die, "death"), (leave, "exit")):

@@ -169,14 +169,16 @@ def _estimate_concrete(params: Params, events: bool) -> Estimate:
     f = _safe_float
     w_cjs, w_gen = f(pop.scale_cjs_families), f(pop.scale_general)
     m = f(pop.children_per_parent_mean)
-    # sim.state.population.synthesize: offenders, their partners and children; then everyone else in the area
-    # (households with children and the other adults) up to the total population. Expected numbers of agents.
+    # sim.state.population.synthesize: offenders, their partners, the other parent of a lone parent's children, and
+    # their children; then everyone else in the area (households with children and the other adults) up to the total
+    # population. Expected numbers of agents.
     offenders = (f(pop.custody_count) + f(pop.licence_count) + f(pop.probation_count) + f(pop.community_count)) / w_cjs
-    cjs = offenders * (1.0 + f(pop.share_offenders_partnered) + f(pop.share_offenders_parents) * m)
+    other_adults = f(pop.share_offenders_partnered) + f(pop.share_offenders_parents) * (1.0 - f(pop.share_offenders_partnered))
+    cjs = offenders * (1.0 + other_adults + f(pop.share_offenders_parents) * m)
     # adults: the Census adult share of the total, less the offenders and partners, and at least the households'
     # parents; children: the households' own (their number is not capped by the Census share)
     parents = f(pop.general_households) * (1.0 + f(pop.general_two_parent_share))
-    cjs_adults = offenders * (1.0 + f(pop.share_offenders_partnered)) * w_cjs
+    cjs_adults = offenders * (1.0 + other_adults) * w_cjs
     adults = max(f(pop.total_population) * float(np.sum(pop.adult_age_band_share)) - cjs_adults, parents)
     general = (adults + f(pop.general_households) * m) / w_gen
     start = cjs + general

@@ -171,22 +171,14 @@ def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: i
         people.last_conviction_month[rows] = -np.floor(rng.random(n) * recent_months).astype(np.int64)
 
 
-def _ages_of_children(rng, n_children: np.ndarray, parent_age: np.ndarray, youngest_parent_age: float, age_adult: float) -> np.ndarray:
-    """Children's ages (years, under ``age_adult``), each born when the parent was at least ``youngest_parent_age``."""
-    eldest_max = np.clip(np.repeat(parent_age, n_children) - youngest_parent_age, 0.1, age_adult - 0.01)
-    return rng.random(n_children.sum()) * eldest_max
-
-
-def _add_children(params: Params, rng, people: P.People, father, mother, n_children, parent_age, weight, ages=None) -> None:
-    """Children of the given parent pairs (row or NO_ONE), with inherited propensity; their ``ages`` (years, one per
-    child in household order) given, or drawn under the parent's age (``_ages_of_children``)."""
+def _add_children(params: Params, rng, people: P.People, father, mother, n_children, weight, ages) -> None:
+    """Children of the given parent pairs (row or NO_ONE), with inherited propensity and the given ``ages`` (years,
+    one per child in household order)."""
     total = int(n_children.sum())
     if total == 0:
         return
     fam = params.family
     father_r, mother_r = np.repeat(father, n_children), np.repeat(mother, n_children)
-    if ages is None:
-        ages = _ages_of_children(rng, n_children, parent_age, params.demography.fertile_age_min, fam.age_adult)
     log_dev = parents_log_dev(people, father_r, mother_r, params.population.propensity_median_general)
     z = rng.standard_normal(total)
     n_parents = (father_r >= 0).astype(int) + (mother_r >= 0)
@@ -221,36 +213,75 @@ def parents_log_dev(people: P.People, father_r: np.ndarray, mother_r: np.ndarray
 
 
 def _add_offender_families(params: Params, rng, people: P.People, offenders: np.ndarray) -> None:
-    pop = params.population
+    """Partners and children of the offenders (agents of weight ``scale_cjs_families``).
+
+    Children's ages are uniform over childhood, as the general population's are (steady births: the run's own
+    births to these families are about as many a year), and each household goes to a parent old enough for its
+    eldest: households ranked by eldest child are matched to the offender parents ranked by age (the other parent
+    made as old as the eldest requires), so young offenders have young children and older offenders the teenagers. Drawing
+    each parent's children under their own age instead (uniform since 16) gave children mostly under 10, who grew
+    into the youth band in the run (children convicted +30% in 10 years); minor children of prisoners are about
+    half aged 10 or more (BJS 2008 and 2021). A parent without a partner gets the children's other parent, made as
+    partners are but living apart, so a child inherits from two parents as a child born in the run does."""
+    pop, fam = params.population, params.family
     n = len(offenders)
     w = pop.scale_cjs_families
     has_partner = rng.random(n) < pop.share_offenders_partnered
     is_parent = rng.random(n) < pop.share_offenders_parents
     partnered = offenders[has_partner]
-    k = len(partnered)
-    off_age = -people.birth_month[partnered] / 12
-    gap = rng.normal(params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k)  # man minus woman
-    fresh = rng.standard_normal(k)
-    partner_male, partner_age, partner_propensity = partners_of(params, people.sex_male[partnered], off_age,
-                                                                people.propensity[partnered], gap, fresh)
-    prows = people.add(
-        k,
-        sex_male=partner_male,
-        birth_month=-np.rint(partner_age * 12).astype(np.int32),
-        weight=w,
-        propensity=partner_propensity,
-        partner=partnered,
-        status_at_start=P.COMMUNITY_START,
-    )
-    people.needs[prows] = draw_needs(rng, k, params.needs.prevalence_general)
+    prows = _partners_for(params, rng, people, partnered, w)
     people.partner[partnered] = prows
     parents = offenders[is_parent]
-    other = people.partner[parents]
-    male = people.sex_male[parents]
-    father = np.where(male, parents, other)
-    mother = np.where(male, other, parents)
     n_children = 1 + rng.poisson(pop.children_per_parent_mean - 1, len(parents))
-    _add_children(params, rng, people, father, mother, n_children, -people.birth_month[parents] / 12, w)
+    alone = parents[people.partner[parents] == P.NO_ONE]
+    other_parent = people.partner[parents].copy()
+    other_parent[people.partner[parents] == P.NO_ONE] = _partners_for(params, rng, people, alone, w, living_apart=True)
+    youngest = params.demography.fertile_age_min
+    ages, n_children = _households_by_parent_age(rng, n_children, -people.birth_month[parents] / 12, youngest, fam.age_adult)
+    # the other parent as old as the eldest requires (as the general population's parents are)
+    eldest = np.maximum.reduceat(ages, np.cumsum(n_children) - n_children) if len(ages) else ages
+    people.birth_month[other_parent] = np.minimum(people.birth_month[other_parent], -np.ceil((eldest + youngest) * 12)).astype(np.int32)
+    male = people.sex_male[parents]
+    father = np.where(male, parents, other_parent)
+    mother = np.where(male, other_parent, parents)
+    _add_children(params, rng, people, father, mother, n_children, w, ages)
+
+
+def _partners_for(params: Params, rng, people: P.People, rows: np.ndarray, weight: float, living_apart: bool = False) -> np.ndarray:
+    """Partners from the general population for the offenders ``rows`` (``partners_of``), added with ``weight`` and
+    the general population's needs; returns their rows. With ``living_apart`` they are the other parent of an
+    offender's children who is no longer their partner (single, with the children)."""
+    k = len(rows)
+    gap = rng.normal(params.demography.partner_age_gap_mean_years, params.population.partner_age_gap_sd_years, k)  # man minus woman
+    fresh = rng.standard_normal(k)
+    male, age, propensity = partners_of(params, people.sex_male[rows], -people.birth_month[rows] / 12,
+                                        people.propensity[rows], gap, fresh)
+    new = people.add(k, sex_male=male, birth_month=-np.rint(age * 12).astype(np.int32), weight=weight,
+                     propensity=propensity, partner=P.NO_ONE if living_apart else rows, status_at_start=P.COMMUNITY_START)
+    people.needs[new] = draw_needs(rng, k, params.needs.prevalence_general)
+    return new
+
+
+def _households_by_parent_age(rng, n_children: np.ndarray, parent_age: np.ndarray, youngest_parent_age: float,
+                              age_adult: float) -> tuple[np.ndarray, np.ndarray]:
+    """Children's ages (one per child, in the parents' order) and the number of children of each parent: households
+    of ``n_children`` with ages uniform over childhood, ranked by their eldest's age and matched to the parents ranked
+    by age (so the children stay uniform over childhood: with the offenders' ages, any spread in the matching leaves
+    young parents households they are too young for). A parent still too young for the eldest (a child born before
+    the parent was ``youngest_parent_age``) has the household's ages shrunk to fit."""
+    h = len(n_children)
+    if h == 0:
+        return np.zeros(0), n_children
+    ages = rng.random(int(n_children.sum())) * age_adult
+    starts = np.cumsum(n_children) - n_children
+    eldest = np.maximum.reduceat(ages, starts)
+    household = np.empty(h, np.int64)
+    household[np.argsort(parent_age, kind="stable")] = np.argsort(eldest, kind="stable")
+    counts = n_children[household]
+    # the children of household[j], in parent order
+    child = np.repeat(starts[household] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+    fit = np.clip((parent_age - youngest_parent_age) / np.maximum(eldest[household], 1e-9), 0.0, 1.0)
+    return ages[child] * np.repeat(fit, counts), counts
 
 
 def _add_general_population(params: Params, rng, people: P.People) -> None:
@@ -294,7 +325,7 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     both = two_parent
     people.partner[mothers[both]] = fathers[both]
     people.partner[fathers[both]] = mothers[both]
-    _add_children(params, rng, people, fathers, mothers, n_children, None, w, ages=child_ages)
+    _add_children(params, rng, people, fathers, mothers, n_children, w, child_ages)
     others = _add_other_adults(params, rng, people)
     adult_rows = np.concatenate([mothers[has_mother], fathers[has_father], others])
     people.needs[adult_rows] = draw_needs(rng, len(adult_rows), params.needs.prevalence_general)
