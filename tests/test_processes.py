@@ -275,21 +275,13 @@ def _household() -> People:
     return p
 
 
-def test_children_moving_with_home_parent():
+def test_home_parent_is_the_mother_if_present_else_the_father():
+    """The parent a child lives with (who therefore does not move away): the mother, or the father if she is not
+    known or not present (a regression: a dead mother's row used to count as home)."""
     p = _household()
-    children = np.array([2, 3, 4, 6])
-    assert_array_equal(np.sort(exits.children_moving_with(p, children, np.array([0]))), [2])  # not 3 (on an order)
-    assert_array_equal(np.sort(exits.children_moving_with(p, children, np.array([1]))), [4])  # 2 lives with mother
-    assert_array_equal(np.sort(exits.children_moving_with(p, children, np.array([0, 5]))), [2, 6])
-    assert len(exits.children_moving_with(p, children, np.array([], dtype=np.int64))) == 0
-
-
-def test_child_of_dead_mother_moves_with_father():
-    """Regression: the home parent was the mother whenever her row was known, even after she had died, so the child
-    stayed behind when the father they live with moved away."""
-    p = _household()
+    assert_array_equal(exits.home_parent(p, np.array([2, 3, 4, 6])), [0, 0, 1, 5])
     p.present[0] = False  # the mother has died
-    assert 2 in exits.children_moving_with(p, np.array([2, 3, 4]), np.array([1]))
+    assert_array_equal(exits.home_parent(p, np.array([2, 3])), [1, 1])
 
 
 # --- population ------------------------------------------------------------------------------------------------

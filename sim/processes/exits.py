@@ -77,19 +77,9 @@ def home_parent(p, children: np.ndarray) -> np.ndarray:
     return np.where(mother_home, mother, p.father[children])
 
 
-def children_moving_with(p, children: np.ndarray, movers: np.ndarray) -> np.ndarray:
-    """The children (at liberty) whose home parent, the mother if present else the father, is among ``movers``."""
-    if len(movers) == 0 or len(children) == 0:
-        return movers[:0]
-    moving = np.zeros(max(int(movers.max()), int(p.mother[children].max()), int(p.father[children].max())) + 1, bool)
-    moving[movers] = True
-    home = home_parent(p, children)
-    return children[(home >= 0) & moving[np.maximum(home, 0)] & (p.status[children] == FREE)]
-
-
 def step(model) -> None:
-    """Deaths on their drawn month; moves away at a constant monthly probability for adults at liberty, their
-    children with them."""
+    """Deaths on their drawn month; moves away at a constant monthly probability for adults at liberty, except a
+    parent their dependent children live with (so children never move away)."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     schedule_new(model, p.new_rows("exits"))
     die = p.due("death_month", month)
@@ -105,8 +95,7 @@ def step(model) -> None:
         # migration of families with children is about nil (README, The model)
         children = distinct(p.children.of(movers))
         children = children[p.present[children] & (month - p.birth_month[children] < adult_months) & (p.death_month[children] != month)]
-        movers = movers[~np.isin(movers, home_parent(p, children))]
-        movers = np.concatenate([movers, children_moving_with(p, children, movers)])
+        movers = movers[~np.isin(movers, home_parent(p, children))]  # so no child moves away either
     leave = movers
     for rows, event in ((die, "death"), (leave, "exit")):
         p.present[rows] = False
