@@ -374,3 +374,12 @@ def test_referred_treatment_by_hand(hand_params):
     with_it, without = C.ledger(ts, params), C.ledger(ts, hand_params)
     nhs = lambda led: led[led["agency"] == "nhs"].groupby("month")["cost_gbp"].sum().to_numpy()  # noqa: E731
     np.testing.assert_allclose(nhs(with_it) - nhs(without), extra)
+
+
+def test_discount_factors_match_the_green_book_method_worked_by_hand():
+    """The Green Book's declining schedule (3.5% a year to year 30, 3.0% after) worked by hand to four places: year
+    1 0.9662, year 5 0.8420, year 10 0.7089, year 30 0.3563, year 31 0.3563 / 1.03 = 0.3459, year 40 0.2651, for a
+    month in each of those appraisal years (year 0 undiscounted)."""
+    months = 12 * np.array([0, 1, 5, 10, 30, 31, 40]) + 6
+    table = [1.0, 0.9662, 0.8420, 0.7089, 0.3563, 0.3459, 0.2651]
+    np.testing.assert_allclose(C.discount_factors(months, 0.035, 0.03), table, atol=6e-5)
