@@ -203,6 +203,8 @@ def cmd_compare(args) -> int:
         table = summary_table(rows)
         write_comparison(out, base, iv, args.seed, rows, table, series, ledger, force=args.force, channels=channels)
         print(_comparison_text(base, iv, args, table, out))
+        if channels is not None:
+            print(_channels_text(channels))
         from .present.report import report
 
         print(f"-> {report(out)}")
@@ -264,6 +266,24 @@ def _preflight(args, scenarios: list, runs: int, workers: int | None = 1, events
     if args.scheduler and scheduler:
         check_scheduler(args.scheduler)
     return max(estimates, key=lambda e: e.cpu_seconds)
+
+
+def _channels_text(channels) -> str:
+    """Crimes avoided and NPV by channel (``--by-channel``), one line each."""
+    from .appraisal.compare import channel_table
+
+    t = channel_table(channels).set_index(["metric", "channel"])
+    parts = ("direct", "children", "needs", "supervision")
+
+    def line(metric, label, fmt):
+        cells = [f"{c} {fmt(t.loc[(metric, c), 'mean'])}" for c in parts if (metric, c) in t.index]
+        return f"  {label:<38}" + ", ".join(cells)
+
+    return "\n".join([
+        "  by channel (full intervention minus the same replicates with that channel at no effect):",
+        line("appraisal:offences_avoided", "offences avoided", lambda v: f"{v:,.0f}"),
+        line("appraisal:npv", "NPV, GBP million", lambda v: f"{v / 1e6:,.1f}"),
+    ])
 
 
 def _comparison_text(base, iv, args, table, out: Path) -> str:

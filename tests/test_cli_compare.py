@@ -275,6 +275,8 @@ def test_compare_by_channel_writes_the_decomposition(tmp_path, capsys):
     assert {"channel", "metric", "mean", "p05", "p95", "share_of_total"} <= set(table.columns)
     manifest = json.loads((out / "manifest.json").read_text())
     assert {"channels.csv", "channel_replicates.csv"} <= set(manifest["files"])
+    printed = capsys.readouterr().out
+    assert "by channel" in printed and "offences avoided" in printed and "supervision 0" in printed
     page = (out / "report.html").read_text()
     assert "Where the benefit comes from" in page and "figures/channels.png" not in page  # embedded, not linked
     assert (out / "figures" / "channels.png").exists()
