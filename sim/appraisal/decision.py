@@ -146,5 +146,5 @@ def priors_from_manifest(parameters: dict) -> dict[str, Dist]:
         for key, v in values.items():
             v = v["value"] if isinstance(v, dict) and "price_year" in v else v
             if isinstance(v, dict) and "dist" in v:
-                out[f"{section}.{key}"] = Dist(v["dist"], tuple((k, float(x)) for k, x in v.items() if k != "dist"))
+                out[f"{section}.{key}"] = Dist.from_dict(v)
     return out

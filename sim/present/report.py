@@ -15,6 +15,7 @@ import pandas as pd
 from .. import metrics
 from ..fitting.calibration import CALIBRATION_DIR, load_targets, steadiness, steadiness_summary
 from ..runs.outdir import read_manifest
+from ..state.params import Dist
 from ..state.scenario import ScenarioError, documented_values
 from . import figures as F
 from .paramdoc import GRADES, evidence_grade
@@ -95,10 +96,7 @@ def _plain_scenario(p: dict) -> str:
             v = x["value"]
             return show(v) if isinstance(v, dict) else _money(v)
         if isinstance(x, dict) and "dist" in x:
-            own = f"{x['dist']}(" + ", ".join(f"{k} {v:g}" for k, v in x.items() if k not in ("dist", "p_no_effect", "no_effect_at")) + ")"
-            if "p_no_effect" in x:
-                return f"uncertain: no effect ({x['no_effect_at']:g}) with probability {100 * x['p_no_effect']:.0f}%, else {own}"
-            return f"uncertain: {own}"
+            return f"uncertain: {Dist.from_dict(x)}"
         if isinstance(val(x), (list, tuple)):
             return ", ".join(f"{v:g}" for v in val(x))
         return f"{val(x):g}" if isinstance(val(x), (int, float)) else str(val(x))
@@ -141,7 +139,7 @@ def _assumptions(manifest: dict) -> str:
             if isinstance(value, dict) and "price_year" in value:
                 value = value["value"]
             if isinstance(value, dict) and "dist" in value:
-                value = f"{value['dist']}(" + ", ".join(f"{k}={v:g}" for k, v in value.items() if k != "dist") + ")"
+                value = str(Dist.from_dict(value))
             elif isinstance(value, list):
                 value = ", ".join(f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in value)
             rows.append({"key": f"{section}.{key}", "value": value, "unit": d.get("unit", ""), "price year": d.get("price_year", ""),

@@ -85,8 +85,14 @@ class Dist:
 
     def __str__(self) -> str:
         own = ", ".join(f"{k}={v:g}" for k, v in self.args if k not in self.POINT_MASS)
-        mass = f" with P(no effect = {self.arg('no_effect_at'):g}) = {self.p_no_effect:g}" if self.p_no_effect else ""
-        return f"{self.kind}({own}){mass}"
+        if not self.p_no_effect:
+            return f"{self.kind}({own})"
+        return f"no effect ({self.arg('no_effect_at'):g}) with probability {100 * self.p_no_effect:.0f}%, else {self.kind}({own})"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Dist":
+        """The inverse of ``Params.to_dict``'s form, ``{"dist": kind, name: value, ...}`` (as a manifest records it)."""
+        return cls(d["dist"], tuple((k, float(v)) for k, v in d.items() if k != "dist"))
 
 
 @lru_cache(maxsize=512)
