@@ -42,6 +42,19 @@ FLOWS = (
     "iv_starts",
     "iv_engaged_starts",
     "iv_completions",
+    "da_incidents",  # police-attended domestic-abuse incidents
+    "da_repeat_incidents",  # of them, against a victim within the repeat window of their last
+    "da_victim_years",  # victims' first incidents after a gap of the repeat window (what DA is costed by)
+    "da_crimes",  # incidents recorded as crimes
+    "da_crimes_proven",  # of them, proven (a court case, in offences_proven too)
+    "da_high_risk_victims",  # victims newly assessed high-risk
+    "da_incidents_former_partner",  # incidents against a former partner (separated within post_separation_months)
+    "da_incidents_by_previously_convicted",  # incidents by perpetrators with a previous conviction
+    "da_children_exposed",  # children exposed to an incident at home for the first time
+    "hub_referrals",
+    "hub_starts",
+    "hub_engaged_starts",
+    "hub_active_victims",  # (a stock: engaged victims supported at the month's end)
 )
 STOCKS = (
     "population",
@@ -291,7 +304,7 @@ class Microdata:
     @classmethod
     def from_model(cls, model) -> "Microdata":
         """Straight from a model's event log (rows are the person positions)."""
-        rows, month, code, om, _ = model.events.arrays()
+        rows, month, code, om = model.events.arrays()[:4]
         n = model.people.n
         return cls(rows, month.astype(np.int64), code.astype(np.int64), om.astype(np.int64),
                    model.people.birth_month[:n].astype(np.int64), model.people.weight[:n],

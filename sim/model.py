@@ -8,7 +8,7 @@ import mesa
 import numpy as np
 
 from .metrics import StockTally, justice_stocks, monthly_record, series_names, stock_table
-from .processes import courts, exits, family, intervention, justice, needs, offending
+from .processes import courts, domestic_abuse, exits, family, intervention, justice, needs, offending
 from .processes.courts import PendingCases
 from .state import population
 from .state.agents import Person
@@ -48,6 +48,8 @@ class ReoffendingModel(mesa.Model):
         self.cases = PendingCases()
         self.family_need_index = list(params.needs.names).index("family_relationships")
         self.iv_place_credit = 0.0  # intervention places accrued but not yet used (real families)
+        self.hub_place_credit = 0.0  # DA hub places accrued but not yet used (real victims)
+        self.da_perpetrators = np.zeros(0, np.int64)  # rows of everyone who would abuse a partner
         self.tally = Tally()
         self.released = np.zeros(0, np.int64)  # rows released from custody this month (set by justice)
         self._agents_by_row: list[Person | None] = []
@@ -71,6 +73,7 @@ class ReoffendingModel(mesa.Model):
         intervention.step(self)  # multi-agency intervention: referrals, places, progress
         needs.step(self)  # criminogenic needs arise and resolve
         offending.step(self)  # offences, detection, court cases opened
+        domestic_abuse.step(self)  # incidents between partners, children exposed, DA hub
         courts.step(self)  # convictions due, sentencing
         exits.step(self)  # deaths, moves away
         family.step(self)  # partnerships, births

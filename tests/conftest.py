@@ -69,7 +69,7 @@ class AuditedRun:
 
     def events_in(self, month: int, event: str) -> np.ndarray:
         """Rows with ``event`` in ``month`` (from the raw event log)."""
-        rows, m, code, _, _ = self.model.events.arrays()
+        rows, m, code = self.model.events.arrays()[:3]
         return rows[(m == month) & (code == EVENT_CODE[event])]
 
 

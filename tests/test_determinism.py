@@ -141,7 +141,7 @@ def test_newborn_ids_do_not_depend_on_rows():
 
     def newborns(model):
         p = model.people
-        rows, month, code, _, _ = model.events.arrays()
+        rows, month, code = model.events.arrays()[:3]
         from sim.state.events import EVENT_CODE
 
         born = rows[code == EVENT_CODE["birth"]]

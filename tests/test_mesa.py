@@ -44,7 +44,7 @@ def test_agent_at_row_and_removed_agents(audited):
     for row in np.flatnonzero(present)[:: max(1, present.sum() // 500)]:
         agent = model.agent_at(int(row))
         assert agent is not None and agent.row == row and agent in model.agents
-    rows, _, code, _, _ = model.events.arrays()
+    rows, _, code = model.events.arrays()[:3]
     gone = rows[np.isin(code, [EVENT_CODE["death"], EVENT_CODE["exit"]])]
     assert len(gone) > 0
     assert all(model.agent_at(int(r)) is None for r in gone)

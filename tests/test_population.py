@@ -193,7 +193,7 @@ def test_the_offenders_children_at_the_start_are_as_many_a_year_as_the_run_gives
         born = np.arange(n0, p.n)
         born = born[(p.birth_month[born] >= 0) & (p.weight[born] == params.population.scale_cjs_families)]
         births_per_year.append(p.weight[born].sum() / 3)
-        rows, month, code, _, _ = model.events.arrays()
+        rows, month, code = model.events.arrays()[:3]
         left = rows[code == EVENT_CODE["exit"]]
         assert (month[code == EVENT_CODE["exit"]] - p.birth_month[left] >= 12 * params.family.age_adult).all()
     ratio = np.mean(start_per_year) / np.mean(births_per_year)

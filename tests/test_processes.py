@@ -221,7 +221,7 @@ def test_small_stratum_finds_partners_from_outside():
         p, general, made = model.people, model.params.population.scale_general, []
         for _ in range(model.params.months):
             model.step()
-            rows, month, code, _, _ = model.events.arrays()
+            rows, month, code = model.events.arrays()[:3]
             new = rows[(code == EVENT_CODE["arrival"]) & (month == model.month - 1)]
             outside = new[p.weight[new] < general]
             mate = p.partner[outside]
@@ -476,7 +476,7 @@ def test_newcomers_bring_the_records_their_past_gives_them():
     model = ReoffendingModel(load("run.years=3", *SMALL, "demography.arrivals_per_year=40000"), seed=6)
     model.run()
     p = model.people
-    rows, month, code, _, _ = model.events.arrays()
+    rows, month, code = model.events.arrays()[:3]
     arrived = code == EVENT_CODE["arrival"]
     rows, month = rows[arrived], month[arrived]
     brought = p.convictions_before_start[rows]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..processes import da_hub
 from ..processes.intervention import is_on
 from ..state.params import Money
 
@@ -29,6 +30,10 @@ KINDS = ("fiscal_cashable", "fiscal_non_cashable", "economic", "social")
 #: agencies whose costs are transfers between people (benefit payments): fiscal, but no cost to society as a whole
 TRANSFER_AGENCIES = ("dwp",)
 FISCAL = ("fiscal_cashable", "fiscal_non_cashable")
+#: the parts of a victim-year of domestic abuse (``costs.da_cost_per_victim_year``, in this order) and who bears each
+#: (the police response is costed per incident, the criminal legal costs from the simulated courts)
+DA_COMPONENTS = {"physical_emotional_harm": ("victims_and_society", "social"), "lost_output": ("wider_economy", "economic"),
+                 "health_services": ("nhs", None), "victim_services": ("local_authority", None), "civil_legal": ("courts", None)}
 
 
 def uprate(amount: Money, costs) -> np.ndarray | float:
@@ -98,11 +103,42 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
     local = ts["children_with_parent_in_custody"].to_numpy() * uprate(c.children_services_cost_per_child_month_parent_in_custody, c)
     rows += _fiscal("local_authority", local, c.cashable_share_local_authority)
     rows += _fiscal("dwp", unemployed * uprate(c.dwp_cost_per_month_unemployed, c), c.cashable_share_dwp)
-    rows.append(("intervention", "fiscal_cashable", intervention_cost(ts, params)))
+    rows += domestic_abuse_costs(ts, params)
+    rows.append(("intervention", "fiscal_cashable", intervention_cost(ts, params) + hub_cost(ts, params)))
     n = len(months)  # one frame of every line item's months (building a frame per item costs more than the sums)
     out = pd.DataFrame({"month": np.tile(months, len(rows)), "agency": np.repeat([a for a, _, _ in rows], n),
                         "kind": np.repeat([k for _, k, _ in rows], n), "cost_gbp": np.concatenate([v for _, _, v in rows])})
     return out.groupby(["month", "agency", "kind"], as_index=False, sort=True)["cost_gbp"].sum()
+
+
+def domestic_abuse_costs(ts: pd.DataFrame, params) -> list[tuple[str, str, np.ndarray]]:
+    """Line items of domestic abuse: the police response to each incident, each victim-year's costs by component
+    (``DA_COMPONENTS``; Home Office costs DA per victim a year), and domestic homicide as an expected value per
+    incident (physical and emotional harm: it is never simulated)."""
+    c = params.costs
+    if "da_incidents" not in ts:
+        return []
+    incidents, victim_years = ts["da_incidents"].to_numpy(), ts["da_victim_years"].to_numpy()
+    shares = {"police": c.cashable_share_police, "nhs": c.cashable_share_nhs, "local_authority": c.cashable_share_local_authority,
+              "courts": c.cashable_share_courts}
+    rows = _fiscal("police", incidents * uprate(c.da_police_cost_per_incident, c), c.cashable_share_police)
+    per_year = uprate(c.da_cost_per_victim_year, c)
+    for (agency, kind), unit in zip(DA_COMPONENTS.values(), per_year):
+        rows += [(agency, kind, victim_years * unit)] if kind else _fiscal(agency, victim_years * unit, shares[agency])
+    rows.append(("victims_and_society", "social", incidents * c.da_homicide_risk_per_incident * uprate(c.da_cost_per_homicide, c)))
+    return rows
+
+
+def hub_cost(ts: pd.DataFrame, params) -> np.ndarray:
+    """Monthly cost of the DA hub (with the optimism-bias uplift): set-up in month 0, its fixed running cost, and
+    each victim it takes on; zero when it is off."""
+    hub, c = params.da_hub, params.costs
+    if not da_hub.is_on(hub):
+        return np.zeros(len(ts))
+    months = ts["month"].to_numpy()
+    cost = ts["hub_starts"].to_numpy() * uprate(hub.cost_per_victim_gbp, c) + uprate(hub.fixed_cost_per_year_gbp, c) / 12.0
+    cost = cost + np.where(months == 0, uprate(hub.setup_cost_gbp, c), 0.0)
+    return cost * (1.0 + c.optimism_bias_intervention)
 
 
 def referred_treatment(ts: pd.DataFrame, params) -> np.ndarray:

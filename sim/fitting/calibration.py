@@ -93,6 +93,9 @@ def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
             "offences_drift": s["offences_drift"],
             "custody_rms_deviation": s["custody_rms_deviation"],
             "probation_rms_deviation": s["probation_rms_deviation"],
+            "da_incidents_per_year": s["da_incidents_per_year"],
+            "da_repeat_share": s["da_repeat_share"],
+            "da_high_risk_victims_per_year": s["da_high_risk_victims_per_year"],
             "men_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=True),
             "women_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=False),
         }

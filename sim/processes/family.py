@@ -2,8 +2,8 @@
 
 Children age by the calendar (age is derived from birth month); from the age of criminal responsibility they
 offend through the same hazard as adults, raised by a convicted father or mother (differently for sons and
-daughters; into early adulthood), a parent in custody and a parent's family-relationships need; at ``age_adult``
-they are adults.
+daughters; into early adulthood), a parent in custody, a parent's family-relationships need and exposure to
+domestic abuse at home (``domestic_abuse``); at ``age_adult`` they are adults.
 A newborn inherits part of its parents' innate propensity (not what desistance has made of it) and gets an id derived from its mother's id and birth order,
 so the same child has the same id (and random draws) in every scenario.
 """
@@ -28,32 +28,37 @@ def child_risk_multiplier(model, rows: np.ndarray, age_years: np.ndarray, bound:
     custody, a parent's family-relationships need and the intervention's effect through a parent. 1 otherwise.
     With ``bound``, the intervention's effect at its largest (see ``offending.hazard``)."""
     rows, age_years = np.asarray(rows, np.int64), np.asarray(age_years, np.float64)
-    return family_multipliers(rows, age_years, risk_terms(model), intervention.hazard_terms(model, bound), model.month)
+    return family_multipliers(rows, age_years, risk_terms(model, bound), intervention.hazard_terms(model, bound), model.month)
 
 
-def risk_terms(model) -> tuple:
+def risk_terms(model, bound: bool = False) -> tuple:
     """What the compiled family multiplier needs: the people's parent links and states, and the relative risks
-    (father convicted: son, daughter; mother convicted: son, daughter; parent in custody; parent's family need),
-    the ages (conviction effect until, adult) and the family-relationships need's bit."""
-    p, f = model.people, model.params.family
+    (father convicted: son, daughter; mother convicted: son, daughter; parent in custody; parent's family need;
+    exposure to domestic abuse at home), the ages (conviction effect until, adult, exposure effect until), the
+    family-relationships need's bit, the month each child was first exposed, and whether this is for a bound (which
+    allows for exposure in every child, so that an exposure need not redraw anyone's candidate offences)."""
+    p, f, da = model.people, model.params.family, model.params.domestic_abuse
     rr = np.array([f.rr_father_convicted_son, f.rr_father_convicted_daughter, f.rr_mother_convicted_son,
-                   f.rr_mother_convicted_daughter, f.rr_parent_in_custody, f.rr_parent_family_need])
-    ages = np.array([f.parent_conviction_effect_until_age, f.age_adult])
+                   f.rr_mother_convicted_daughter, f.rr_parent_in_custody, f.rr_parent_family_need, da.exposure_rr_offending])
+    ages = np.array([f.parent_conviction_effect_until_age, f.age_adult, da.exposure_effect_until_age])
     return (p.father, p.mother, p.sex_male, p.prev_convictions, p.present, p.status, p.needs, rr, ages,
-            np.uint8(1 << model.family_need_index))
+            np.uint8(1 << model.family_need_index), p.da_exposed_month, bound and da.incidents_per_month_base > 0)
 
 
 @njit(cache=True, nogil=True)
 def family_multipliers(rows, age_years, family, iv, month):
     """``child_risk_multiplier`` of ``rows`` at ``age_years`` (``family``: ``risk_terms``; ``iv``:
     ``intervention.hazard_terms``), compiled: one pass, no temporaries."""
-    father, mother, sex_male, prev_convictions, present, status, needs, rr, ages, need_bit = family
+    father, mother, sex_male, prev_convictions, present, status, needs, rr, ages, need_bit, exposed_month, bound = family
     mode, k_child, iv_state, iv_engaged, iv_exit_month, decay = iv[0], iv[2], iv[3], iv[4], iv[5], iv[6]
     until = max(ages[0], ages[1])
+    exposure = max(rr[6], 1.0) if bound else rr[6]
     out = np.ones(len(rows))
     for i in range(len(rows)):
         row, age = rows[i], age_years[i]
         fa, mo = father[row], mother[row]
+        if age < ages[2] and (exposed_month[row] <= month or bound and age < ages[1]):  # (only a child can be exposed)
+            out[i] = exposure
         if (fa < 0 and mo < 0) or not age < until:
             continue
         son = sex_male[row]
@@ -78,7 +83,7 @@ def family_multipliers(rows, age_years, family, iv, month):
                     s = max(s, strength_of(mo, month, iv_state, iv_engaged, iv_exit_month, decay))
                 c *= 1.0 - k_child * s
             m *= c
-        out[i] = m
+        out[i] *= m
     return out
 
 
@@ -109,7 +114,7 @@ def partnering(model) -> None:
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     partner = p.partner
     _separate(p.due("separate_next", month), month, monthly(d.p_separate_per_year), p.person_id, p.present, partner,
-              p.separate_next, draws.key("separation", month))
+              p.separate_next, draws.key("separation", month), p.ex_partner, p.separated_month)
     cand = p.due("partner_next", month)
     cand = cand[_partner_candidates(cand, month, monthly(d.p_partner_per_year), model.params.family.age_adult,
                                     d.partnering_age_max, p.person_id, p.present, partner, p.birth_month, p.partner_next,
@@ -180,15 +185,17 @@ def _partners_from_outside(model, rows: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _separate(due, month, p_month, person_id, present, partner, separate_next, key):
+def _separate(due, month, p_month, person_id, present, partner, separate_next, key, ex_partner, separated_month):
     """The next chance to separate of the rows ``due`` (draw 1, from next month); a couple due separates (each couple
-    once, from its lower row, if present)."""
+    once, from its lower row, if present), each remembering the other as their former partner."""
     for r in due:
         separate_next[r] = next_month_at(person_id[r], key, 1, p_month, month + 1, month)
         mate = partner[r]
         if mate > r and present[r]:
             partner[mate] = NO_ONE
             partner[r] = NO_ONE
+            ex_partner[r], ex_partner[mate] = mate, r
+            separated_month[r] = separated_month[mate] = month
 
 
 @njit(cache=True, nogil=True)

@@ -82,7 +82,7 @@ def hazard(model, rows: np.ndarray, bound: bool = False) -> np.ndarray:
              needs_rr_table(tuple(prm.needs.offending_rr)))
     person = (p.birth_month, p.propensity, p.sex_male, p.months_since_release, p.months_since_order_start, p.needs)
     rows, iv = np.asarray(rows, np.int64), intervention.hazard_terms(model, bound)
-    from_family = family.family_multipliers(rows, (model.month - p.birth_month[rows]) / 12.0, family.risk_terms(model), iv, model.month)
+    from_family = family.family_multipliers(rows, (model.month - p.birth_month[rows]) / 12.0, family.risk_terms(model, bound), iv, model.month)
     return _hazard(rows, model.month, terms, person, from_family, iv)
 
 

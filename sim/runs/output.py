@@ -23,6 +23,7 @@ import pandas as pd
 
 from .. import metrics
 from ..state.people import START_STATUS
+from ..state.rng import NEVER
 from .outdir import claimed
 
 
@@ -47,6 +48,8 @@ def people_frame(model) -> pd.DataFrame:
             "status_at_start": pd.Categorical.from_codes(p.status_at_start[:n], categories=list(START_STATUS)),
             "weight": p.weight[:n],
             "convictions_before_start": p.convictions_before_start[:n],
+            # first month a child was exposed to a domestic-abuse incident at home (missing: never)
+            "da_exposed_month": pd.arrays.IntegerArray(p.da_exposed_month[:n].copy(), mask=p.da_exposed_month[:n] == NEVER),
         }
     )
 
@@ -82,6 +85,15 @@ def summarise(model) -> dict[str, float]:
         out[f"{name}_rms_deviation"] = float(np.sqrt(np.mean((annual / start - 1) ** 2))) if len(ts) and start else float("nan")
     # offences in the last year relative to the first (1 = the baseline's crime level holds)
     out["offences_drift"] = float(ts["offences"].iloc[-12:].sum() / ts["offences"].iloc[:12].sum()) if len(ts) >= 24 else float("nan")
+    # domestic abuse, after its first year (incidents start without their history of repeats)
+    da = ts.iloc[12:] if len(ts) >= 24 else ts
+    da_years = len(da) / 12.0
+    for name in ("da_incidents", "da_high_risk_victims", "da_children_exposed", "hub_starts"):
+        out[f"{name}_per_year"] = float(da[name].sum() / da_years) if da_years else float("nan")
+    incidents = da["da_incidents"].sum()
+    out["da_repeat_share"] = float(da["da_repeat_incidents"].sum() / incidents) if incidents else float("nan")
+    out["da_former_partner_share"] = float(da["da_incidents_former_partner"].sum() / incidents) if incidents else float("nan")
+    out["da_previously_convicted_share"] = float(da["da_incidents_by_previously_convicted"].sum() / incidents) if incidents else float("nan")
     total = ts["offences"].sum()
     out["share_offences_by_supervised"] = float(ts["offences_by_supervised"].sum() / total) if total else float("nan")
     out["share_offences_by_previously_convicted"] = float(ts["offences_by_previously_convicted"].sum() / total) if total else float("nan")

@@ -289,6 +289,40 @@ class InterventionParams:
 
 
 @dataclass(frozen=True)
+class DomesticAbuseParams:
+    perpetrator_share_male: float = _f(PROB, "share of men who would abuse a partner (drawn once per person; the rest never do)")
+    perpetrator_share_female: float = _f(PROB, "share of women who would abuse a partner")
+    perpetrator_log_odds_per_sd_propensity: float = _f(ANY, "change in the log-odds of being a perpetrator per sd of log offending propensity (the overlap of partner abuse and general offending)")
+    incidents_per_month_base: float = _f(NONNEG, "police-attended incidents a month of a perpetrator of average frailty at the peak age, with a partner at home")
+    rate_frailty_sigma: float = _f(NONNEG, "sd of log of a perpetrator's own rate (lognormal, mean 1): how concentrated incidents are on a few couples")
+    age_curve_power: float = _f(NONNEG, "the perpetrator's rate follows the age-crime curve raised to this power (0: no change with age)")
+    escalation_per_incident: float = _f(NONNEG, "each incident in the current run of incidents (no gap over repeat_window_months) multiplies the rate of the next by 1 + this")
+    escalation_max_incidents: int = _f(COUNT, "escalation stops growing after this many incidents in a run")
+    post_separation_months: int = _f(COUNT, "months after a separation during which a perpetrator can still abuse the former partner")
+    post_separation_rr: float = _f(NONNEG, "rate against a former partner relative to a current one")
+    p_crime: float = _f(PROB, "share of police-attended incidents recorded as a crime (the rest are non-crime incidents)")
+    p_proven: float = _f(PROB, "probability a DA crime is proven (charge or caution: a positive outcome), opening a court case like any violent offence")
+    repeat_window_months: int = _f(POSINT, "an incident against the same victim within this many months of the last is a repeat (the MARAC definition)")
+    high_risk_min_incidents: int = _f(POSINT, "a victim is assessed high-risk at an incident that is at least this far into a run of incidents (a proxy for a DASH score of 14+)")
+    exposure_rr_offending: float = _f(NONNEG, "offending hazard multiplier of a child exposed to an incident in the household, from the exposure on")
+    exposure_effect_until_age: float = _f(NONNEG, "age (years) up to which exposure raises offending")
+
+
+@dataclass(frozen=True)
+class DaHubParams:
+    capacity_victims_per_year: float = _f(NONNEG, "high-risk victims the hub's advocates can take on a year (0 switches the hub off)")
+    p_identified: float = _f(PROB, "share of high-risk victims' police-attended incidents referred to the hub (earlier identification)")
+    support_months: int = _f(POSINT, "months of advocacy and safety planning per victim")
+    p_engage: float = _f(PROB, "probability a referred victim engages with the support")
+    repeat_rr: float = _f(NONNEG, "multiplier of the rate of incidents against a victim while supported (1: no effect; above 1: more incidents reported)")
+    escalation_rr: float = _f(NONNEG, "multiplier of the escalation (the rate's growth with each incident) against a victim while supported")
+    effect_decay_months: float = _f(POS, "e-folding time of the effects after support ends")
+    cost_per_victim_gbp: Money = _f(MONEY, "cost of a supported victim (advocate time, risk assessment, MARAC), incl. on-costs")
+    fixed_cost_per_year_gbp: Money = _f(MONEY, "running cost of the hub whatever its caseload (co-location, management)")
+    setup_cost_gbp: Money = _f(MONEY, "one-off cost of setting up the hub, month 0")
+
+
+@dataclass(frozen=True)
 class CostParams:
     base_price_year: str = _f("text", "price year every cost is uprated to")
     deflator_years: tuple = _f("list of names", "financial years of the GDP deflator series")
@@ -313,6 +347,10 @@ class CostParams:
     nhs_cost_per_month_by_need: Money = _f(MONEY_LIST, "NHS: a person-month with each need (treatment), in need order")
     dwp_cost_per_month_unemployed: Money = _f(MONEY, "DWP: out-of-work benefits for a person-month with an employment need")
     lost_output_per_month_unemployed: Money = _f(MONEY, "economy: output lost in a person-month with an employment need")
+    da_police_cost_per_incident: Money = _f(MONEY, "police: response to a domestic-abuse incident (besides the cost of a proven offence)")
+    da_cost_per_victim_year: Money = _f(MONEY_LIST, "cost of a victim-year of domestic abuse (a victim's first incident after a gap of repeat_window_months), by component in DA_COMPONENTS order")
+    da_homicide_risk_per_incident: float = _f(PROB, "expected domestic homicides per police-attended incident (costed as an expected value, never simulated)")
+    da_cost_per_homicide: Money = _f(MONEY, "economic and social cost of a domestic homicide")
     cashable_share_prison: float = _f(PROB, "share of the cost of prison places closed that is cashable")
     prison_places_per_cashable_step: float = _f(POS, "prison places a unit that can close holds: prison savings are cashable only in whole units")
     cashable_share_probation: float = _f(PROB, "share of probation savings that are cashable")
@@ -333,6 +371,8 @@ SECTIONS: dict[str, type] = {
     "family": FamilyParams,
     "demography": DemographyParams,
     "intervention": InterventionParams,
+    "domestic_abuse": DomesticAbuseParams,
+    "da_hub": DaHubParams,
     "costs": CostParams,
 }
 
@@ -349,6 +389,8 @@ class Params:
     family: FamilyParams
     demography: DemographyParams
     intervention: InterventionParams
+    domestic_abuse: DomesticAbuseParams
+    da_hub: DaHubParams
     costs: CostParams
     source_file: str = ""
 

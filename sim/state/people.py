@@ -49,6 +49,19 @@ FIELDS = {
     "iv_engaged": (np.bool_, False),  # engaged when they started
     "iv_months": (np.int32, 0),  # months waiting (state 1) or in the intervention (state 2)
     "iv_exit_month": (np.int32, 0),  # month they left (state 3)
+    "ex_partner": (np.int64, NO_ONE),  # row of the partner they last separated from
+    "separated_month": (np.int32, -1_000_000),  # month of that separation
+    # --- domestic abuse (sim.processes.domestic_abuse, da_hub)
+    "da_rate": (np.float64, 0.0),  # own rate of abusing a partner (relative, mean 1 among perpetrators); 0: never
+    "da_chain": (np.int32, 0),  # incidents they perpetrated in their current run (no gap over the repeat window)
+    "da_last_month": (np.int32, -1_000_000),  # month of the last incident they perpetrated
+    "da_victim_run": (np.int32, 0),  # incidents against them in their current run
+    "da_victim_last_month": (np.int32, -1_000_000),  # month of the last incident against them
+    "da_exposed_month": (np.int32, NEVER),  # first month a child was exposed to an incident at home
+    "hub_state": (np.int8, 0),  # DA hub: 0 never supported, 1 supported, 2 left
+    "hub_engaged": (np.bool_, False),
+    "hub_months": (np.int32, 0),  # months supported
+    "hub_exit_month": (np.int32, 0),
     # --- schedules: the month of each person's next event, so a month's processes act only on those due
     "offending_bound": (np.float64, 0.0),  # upper bound of the offending hazard until offending_refresh
     "offending_next": (np.int32, NEVER),  # month of the next candidate offence (thinning, see offending)

@@ -1,0 +1,91 @@
+"""The domestic-abuse hub (Whole Essex Community Budget proposal): victims identified earlier, assessed, and the
+high-risk ones given an independent advocate (IDVA-style) and a multi-agency safety plan (MARAC).
+
+Each month: a victim whose run of incidents makes them high-risk (``domestic_abuse``) is referred with probability
+``p_identified`` (how much of the police's high-risk caseload the hub sees); a place is taken if the capacity
+accrued allows (``capacity_victims_per_year``, in real victims: advocates triage, they keep no waiting list);
+a victim who starts engages with probability ``p_engage`` and is supported for ``support_months``. While an engaged
+victim is supported, incidents against them come ``repeat_rr`` times as often and the escalation of their abuser's
+rate is scaled by ``escalation_rr``; after support the effects decay with ``effect_decay_months``.
+
+Capacity zero switches it off, and the run is then the baseline exactly: its draws use their own streams and its
+effects act only on the rates of incidents against supported victims.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .intervention import decay_table
+
+NONE, SUPPORTED, LEFT = 0, 1, 2
+
+
+def is_on(hub) -> bool:
+    return hub.capacity_victims_per_year > 0 and hub.p_identified > 0
+
+
+def effect_terms(model) -> tuple:
+    """What the compiled incident rate needs of the hub: (on, state, engaged, exit month, repeat rr, escalation rr,
+    decay table)."""
+    hub, p = model.params.da_hub, model.people
+    if not is_on(hub):
+        return False, p.hub_state, p.hub_engaged, p.hub_exit_month, 1.0, 1.0, np.ones(1)
+    return (True, p.hub_state, p.hub_engaged, p.hub_exit_month, float(hub.repeat_rr), float(hub.escalation_rr),
+            decay_table(hub.effect_decay_months, 240 * (1 + model.month // 240)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def strength_of(row, month, state, engaged, exit_month, decay):
+    """1 while an engaged victim is supported, decaying after, 0 otherwise."""
+    if not engaged[row]:
+        return 0.0
+    if state[row] == SUPPORTED:
+        return 1.0
+    if state[row] == LEFT:
+        return decay[max(month - exit_month[row], 0)]
+    return 0.0
+
+
+def progress(model) -> None:
+    """A month more for every supported victim; support ends after ``support_months``, or when they die or leave."""
+    hub, p, month = model.params.da_hub, model.people, model.month
+    if not is_on(hub):
+        return
+    model.hub_place_credit = min(model.hub_place_credit + hub.capacity_victims_per_year / 12.0,
+                                 hub.capacity_victims_per_year / 12.0 + p.weight.max())
+    active = np.flatnonzero(p.hub_state[: p.n] == SUPPORTED)
+    p.hub_months[active] += 1
+    leaving = active[(p.hub_months[active] >= hub.support_months) | ~p.present[active]]
+    p.hub_state[leaving] = LEFT
+    p.hub_exit_month[leaving] = month
+
+
+def count(model) -> None:
+    """The month's caseload: engaged victims supported at its end (``hub_active_victims``)."""
+    p = model.people
+    if is_on(model.params.da_hub):
+        now = (p.hub_state[: p.n] == SUPPORTED) & p.hub_engaged[: p.n]
+        model.tally.add("hub_active_victims", p.weight[: p.n][now].sum())
+
+
+def refer(model, victims: np.ndarray) -> None:
+    """The month's newly high-risk ``victims``: those the hub identifies start, as places allow (never supported
+    before; the first in order of id when places run short, so the order does not depend on rows)."""
+    hub, p, month, draws = model.params.da_hub, model.people, model.month, model.draws
+    if not is_on(hub) or not len(victims):
+        return
+    victims = np.unique(victims)
+    victims = victims[p.hub_state[victims] == 0]
+    identified = victims[draws.uniform("hub_identified", month, p.person_id[victims]) < hub.p_identified]
+    identified = identified[np.argsort(p.person_id[identified], kind="stable")]
+    model.tally.add("hub_referrals", p.weight[identified].sum())
+    starting = identified[np.cumsum(p.weight[identified]) <= model.hub_place_credit]
+    model.hub_place_credit -= p.weight[starting].sum()
+    engaged = draws.uniform("hub_engage", month, p.person_id[starting]) < hub.p_engage
+    p.hub_state[starting] = SUPPORTED
+    p.hub_engaged[starting] = engaged
+    p.hub_months[starting] = 0
+    model.tally.add("hub_starts", p.weight[starting].sum())
+    model.tally.add("hub_engaged_starts", p.weight[starting[engaged]].sum())

@@ -1,0 +1,206 @@
+"""Domestic abuse between partners: perpetrators, victims, police-attended incidents, and children exposed.
+
+Who: a share of men and (fewer) women would abuse a partner (``perpetrator_share_*``, more likely the higher
+their offending propensity: the overlap of partner abuse and general offending), drawn once per person from their
+id, so the same people are perpetrators in every scenario. A perpetrator's own rate is lognormal (mean 1,
+``rate_frailty_sigma``): incidents concentrate on a few couples, which is what makes victimisation repeat.
+
+What, each month: a perpetrator at liberty with a partner at home (or a former partner, for
+``post_separation_months`` after a separation, at ``post_separation_rr``) has Poisson(rate) police-attended
+incidents against them, rate = ``incidents_per_month_base`` x own rate x age-crime curve ^ ``age_curve_power`` x
+escalation ``(1 + escalation_per_incident) ^ n``, n the incidents of the current run (no gap over
+``repeat_window_months``, at most ``escalation_max_incidents``) x the DA hub's effect on a supported victim
+(``sim.processes.da_hub``). Each incident is a ``da_incident`` event (the perpetrator's row, the victim's id);
+``p_crime`` of them are recorded crimes, of which ``p_proven`` open a court case as a violent offence (the
+courts, sentences and their costs are the justice pathway's). An incident within ``repeat_window_months`` of the
+victim's last is a repeat (the MARAC definition); a victim whose run reaches ``high_risk_min_incidents`` is assessed
+high-risk (the hub's referrals).
+
+Children under the adult age living with the victim (or with the perpetrator, when the couple live together) are
+exposed; from then their offending hazard is multiplied by ``exposure_rr_offending`` up to
+``exposure_effect_until_age`` (``family.family_multipliers``). The offending bound allows for exposure in every
+child, so an exposure never redraws anyone's candidate offences and a programme that prevents it keeps common
+random numbers with the baseline.
+
+Homicide is far too rare to simulate at this scale (a few a year in Essex): its cost is an expected value per
+incident (``sim.appraisal.costs``), and nobody dies of it in the model.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+from ..state.people import CUSTODY, NO_ONE
+from ..state.rng import NEVER, poisson_at, uniform_at
+from . import da_hub
+from .exits import home_parent
+
+
+def is_on(da) -> bool:
+    return da.incidents_per_month_base > 0 and (da.perpetrator_share_male > 0 or da.perpetrator_share_female > 0)
+
+
+def draw_perpetrators(model, rows: np.ndarray) -> None:
+    """Who among ``rows`` (newcomers) would abuse a partner, and their own rate: from keyed draws of their ids
+    (month 0's stream whenever they arrive, so a person's trait is the same in every scenario and month)."""
+    p, da, pop = model.people, model.params.domestic_abuse, model.params.population
+    if not len(rows):
+        return
+    ids = p.person_id[rows]
+    share = np.where(p.sex_male[rows], da.perpetrator_share_male, da.perpetrator_share_female)
+    z = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / max(pop.propensity_sigma_general, 1e-9)
+    logit = np.log(share / np.maximum(1.0 - share, 1e-12)) + da.perpetrator_log_odds_per_sd_propensity * z
+    perpetrator = (share > 0) & (model.draws.uniform("da_perpetrator", 0, ids) < 1.0 / (1.0 + np.exp(-logit)))
+    s = da.rate_frailty_sigma
+    own = np.exp(s * model.draws.normal("da_rate", 0, ids) - s * s / 2)
+    p.da_rate[rows] = np.where(perpetrator, own, 0.0)
+    model.da_perpetrators = np.concatenate([model.da_perpetrators, rows[perpetrator]])
+
+
+def step(model) -> None:
+    """Draw the month's incidents, record them, open court cases for the proven crimes, mark the children exposed,
+    and pass the high-risk victims to the hub."""
+    da = model.params.domestic_abuse
+    p, month = model.people, model.month
+    draw_perpetrators(model, p.new_rows("domestic_abuse"))
+    da_hub.progress(model)
+    if not is_on(da):
+        return
+    perp, victim, count = incidents(model)
+    if not len(perp):
+        da_hub.count(model)
+        return
+    w = p.weight[perp]
+    ids = p.person_id[perp]
+    # each incident: a crime?, proven?, court lag (draw n of its perpetrator's streams for the n-th incident)
+    crime, proven, lag = _incident_outcomes(ids, count, da.p_crime, da.p_proven, float(model.params.offending.court_lag_mean_months),
+                                            model.draws.key("da_crime", month), model.draws.key("da_proven", month),
+                                            model.draws.key("da_court_lag", month))
+    by = np.repeat(perp, count)
+    model.events.add("da_incident", by, month, victim=np.repeat(victim, count))
+    violence = list(model.params.offending.offence_types).index("violence") if "violence" in model.params.offending.offence_types else 0
+    model.cases.add(by[proven], month, month + lag[proven], np.full(int(proven.sum()), violence, np.int8))
+    # the victim's run of incidents: a repeat if within the window of their last; high-risk once the run is long
+    gap = month - p.da_victim_last_month[victim]
+    repeat = gap <= da.repeat_window_months
+    before = np.where(repeat, p.da_victim_run[victim], 0)
+    p.da_victim_run[victim] = before + count
+    p.da_victim_last_month[victim] = month
+    newly_high = (before < da.high_risk_min_incidents) & (before + count >= da.high_risk_min_incidents)
+    tally = model.tally
+    weights = np.repeat(w, count)
+    tally.add("da_incidents", weights.sum())
+    tally.add("da_repeat_incidents", (w * np.where(repeat, count, count - 1)).sum())
+    tally.add("da_victim_years", w[~repeat].sum())  # a victim's first incident after a gap: a new victim-year
+    tally.add("da_crimes", weights[crime].sum())
+    tally.add("da_crimes_proven", weights[proven].sum())
+    tally.add("offences_proven", weights[proven].sum())  # police costs of a proven offence, as for any other
+    tally.add("da_high_risk_victims", w[newly_high].sum())
+    tally.add("da_incidents_former_partner", (w * count)[p.partner[perp] != victim].sum())
+    tally.add("da_incidents_by_previously_convicted", (w * count)[p.prev_convictions[perp] > 0].sum())
+    expose_children(model, perp, victim)
+    da_hub.refer(model, victim[newly_high])
+    da_hub.count(model)
+
+
+def incidents(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This month's incidents: (perpetrator rows, victim rows, incidents of each pair), pairs with at least one."""
+    p, month, da = model.people, model.month, model.params.domestic_abuse
+    perp = model.da_perpetrators
+    perp = perp[p.present[perp]]
+    model.da_perpetrators = perp  # (the dead and departed never come back)
+    o, f = model.params.offending, model.params.family
+    ages = age_factor(tuple(o.age_curve_ages), tuple(o.age_curve_multiplier), da.age_curve_power)
+    hub = da_hub.effect_terms(model)
+    count, victim = _incidents(perp, month, p.person_id, p.present, p.status, p.partner, p.ex_partner, p.separated_month,
+                               p.birth_month, p.da_rate, p.da_chain, p.da_last_month, ages, 12 * f.age_adult,
+                               da.incidents_per_month_base, da.escalation_per_incident, da.escalation_max_incidents,
+                               da.post_separation_months, da.post_separation_rr, da.repeat_window_months,
+                               model.draws.key("da_incident", month), *hub)
+    has = count > 0
+    return perp[has], victim[has], count[has]
+
+
+@lru_cache(maxsize=16)
+def age_factor(ages: tuple, multipliers: tuple, power: float, max_years: int = 120) -> np.ndarray:
+    """The age-crime curve raised to ``power``, by whole months of age (index = age in months)."""
+    return np.interp(np.arange(max_years * 12 + 1) / 12.0, ages, multipliers) ** power
+
+
+@njit(cache=True, nogil=True)
+def _incidents(perp, month, person_id, present, status, partner, ex_partner, separated_month, birth_month, da_rate,
+               chain, last_month, ages, adult_months, base, escalation, max_run, post_months, post_rr, window, key,
+               hub_on, hub_state, hub_engaged, hub_exit_month, repeat_rr, escalation_rr, decay):
+    """Incidents of each perpetrator in ``perp`` this month, and their victim (draw 0 of the perpetrator's stream:
+    a lower rate gives fewer or as many incidents from the same uniform). Updates the perpetrators' run of incidents."""
+    count = np.zeros(len(perp), np.int64)
+    victim = np.full(len(perp), NO_ONE, np.int64)
+    for i in range(len(perp)):
+        r = perp[i]
+        age = month - birth_month[r]
+        if status[r] == CUSTODY or age < adult_months:
+            continue
+        v = partner[r]
+        rate = base * da_rate[r] * ages[min(age, len(ages) - 1)]
+        if v < 0:
+            v = ex_partner[r]
+            if v < 0 or month - separated_month[r] > post_months:
+                continue
+            rate *= post_rr
+        if not present[v] or status[v] == CUSTODY:
+            continue
+        run = chain[r] if month - last_month[r] <= window else 0
+        excess = (1.0 + escalation) ** min(run, max_run) - 1.0
+        if hub_on:
+            s = da_hub.strength_of(v, month, hub_state, hub_engaged, hub_exit_month, decay)
+            rate *= 1.0 + (repeat_rr - 1.0) * s
+            excess *= 1.0 + (escalation_rr - 1.0) * s
+        rate *= 1.0 + excess
+        n = poisson_at(uniform_at(person_id[r], key, 0), rate, False)
+        if n:
+            count[i] = n
+            victim[i] = v
+            chain[r] = run + n
+            last_month[r] = month
+    return count, victim
+
+
+@njit(cache=True, nogil=True)
+def _incident_outcomes(ids, counts, p_crime, p_proven, lag_mean_months, crime_key, proven_key, lag_key):
+    """Per incident (the n-th of its perpetrator this month uses draw n): recorded as a crime, proven, court lag."""
+    total = counts.sum()
+    crime = np.empty(total, np.bool_)
+    proven = np.empty(total, np.bool_)
+    lag = np.zeros(total, np.int64)
+    k = 0
+    for i in range(len(ids)):
+        for n in range(counts[i]):
+            crime[k] = uniform_at(ids[i], crime_key, n) < p_crime
+            proven[k] = crime[k] and uniform_at(ids[i], proven_key, n) < p_proven
+            if lag_mean_months > 0:
+                q = lag_mean_months / (1.0 + lag_mean_months)
+                lag[k] = int(np.floor(np.log1p(-uniform_at(ids[i], lag_key, n)) / np.log(q)))
+            k += 1
+    return crime, proven, lag
+
+
+def expose_children(model, perp: np.ndarray, victim: np.ndarray) -> None:
+    """Mark the children under the adult age who live with the victim, or with the perpetrator if the couple live
+    together, as exposed (the first time only); count them."""
+    p, month = model.people, model.month
+    together = p.partner[perp] == victim
+    adults = np.concatenate([victim, perp[together]])
+    kids = p.children.of(adults)
+    if not len(kids):
+        return
+    kids = np.unique(kids)
+    kids = kids[p.present[kids] & (month - p.birth_month[kids] < 12 * model.params.family.age_adult)]
+    kids = kids[np.isin(home_parent(p, kids), adults)]
+    first = kids[p.da_exposed_month[kids] == NEVER]
+    p.da_exposed_month[first] = month
+    model.tally.add("da_children_exposed", p.weight[first].sum())
+
+
