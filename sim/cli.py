@@ -211,6 +211,13 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _has_abuse(*scenarios) -> bool:
+    """Whether any of the scenarios models partner abuse (else its lines are left out of the printed comparison)."""
+    from .processes.domestic_abuse import is_on
+
+    return any(is_on(p.domestic_abuse) for p in scenarios)
+
+
 def cmd_sweep(args) -> int:
     from .runs.paired import parse_grid
 
@@ -309,6 +316,9 @@ def _comparison_text(base, iv, args, table, out: Path) -> str:
         outcome("children_convicted", "convictions of children"),
         outcome("first_time_entrants", "first-time entrants"),
         outcome("iv_families_started", "families starting the intervention"),
+        *([outcome("da_incidents", "domestic-abuse incidents"), outcome("da_victim_years", "victim-years of domestic abuse"),
+           outcome("da_children_exposed", "children exposed to domestic abuse"),
+           outcome("hub_victims_started", "victims starting DA hub support")] if _has_abuse(base, iv) else []),
         f"  present values, GBP {iv.costs.base_price_year} prices, discounted at {100 * iv.costs.discount_rate:.1f}% a year"
         f" ({100 * iv.costs.discount_rate_after_30_years:.1f}% after year 30):",
         row("appraisal:intervention_cost", "intervention cost"),

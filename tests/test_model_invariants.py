@@ -229,9 +229,11 @@ def test_convictions_follow_their_offences(audited, frames):
     before = conv[conv["offence_month"] < 0]
     assert before["person_id"].isin(people["person_id"].iloc[: audited.months[0].n_before]).all()
     # every conviction for an offence in the run is for an offence the same person committed in that month,
-    # of that type
+    # of that type: an offence, or a domestic-abuse incident (recorded as a violent crime)
     conv = conv[conv["offence_month"] >= 0]
     off = events[events["event"] == "offence"]
+    da = events[events["event"] == "da_incident"].assign(offence_month=lambda d: d["month"], offence_type="violence")
+    off = pd.concat([off, da]).astype({"offence_type": conv["offence_type"].dtype})
     key = ["person_id", "offence_month", "offence_type"]
     n_off = off.groupby(key, observed=True).size()
     n_conv = conv.groupby(key, observed=True).size()

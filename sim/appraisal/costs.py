@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..processes import da_hub
+from ..processes import da_hub, domestic_abuse
 from ..processes.intervention import is_on
 from ..state.params import Money
 
@@ -116,7 +116,7 @@ def domestic_abuse_costs(ts: pd.DataFrame, params) -> list[tuple[str, str, np.nd
     (``DA_COMPONENTS``; Home Office costs DA per victim a year), and domestic homicide as an expected value per
     incident (physical and emotional harm: it is never simulated)."""
     c = params.costs
-    if "da_incidents" not in ts:
+    if "da_incidents" not in ts or not domestic_abuse.is_on(params.domestic_abuse):
         return []
     incidents, victim_years = ts["da_incidents"].to_numpy(), ts["da_victim_years"].to_numpy()
     shares = {"police": c.cashable_share_police, "nhs": c.cashable_share_nhs, "local_authority": c.cashable_share_local_authority,

@@ -213,7 +213,9 @@ LABELS = {"offences": "offences", "convictions": "convictions", "proven_reoffend
           "proven_reoffending_probation": "one-year proven reoffending, probation cohort", "custody_months": "prisoner-months",
           "children_convicted": "convictions of children", "first_time_entrants": "first-time entrants",
           "child_first_time_entrants": "children entering the CJS", "iv_families_started": "families starting the intervention",
-          "iv_family_months": "family-months in the intervention", "npv": "net present value", "bcr": "benefit-cost ratio",
+          "iv_family_months": "family-months in the intervention",
+          "da_incidents": "domestic-abuse incidents", "da_victim_years": "victim-years of domestic abuse",
+          "da_children_exposed": "children exposed to domestic abuse", "hub_victims_started": "victims starting DA hub support", "npv": "net present value", "bcr": "benefit-cost ratio",
           "dwp": "DWP", "nhs": "NHS", "wider_economy": "wider economy", "victims_and_society": "victims and society"}
 
 

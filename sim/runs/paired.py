@@ -31,6 +31,8 @@ def run_replicate(params, seed: int) -> dict:
         ("children_convicted", "children_convicted"), ("first_time_entrants", "first_time_entrants"),
         ("child_first_time_entrants", "child_first_time_entrants"),
         ("iv_families_started", "iv_starts"), ("iv_family_months", "iv_active_families"),
+        ("da_incidents", "da_incidents"), ("da_victim_years", "da_victim_years"), ("da_children_exposed", "da_children_exposed"),
+        ("hub_victims_started", "hub_starts"),
     )}
     run = params.run
     md = metrics.Microdata.from_model(model)
