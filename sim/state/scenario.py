@@ -488,3 +488,35 @@ def realize(params: Params, seed: int) -> tuple[Params, dict[str, float]]:
     except ScenarioError as exc:
         raise ScenarioError(f"replicate seed {seed}: drawn parameters break a rule: {exc}") from None
     return concrete, draws
+
+
+#: run settings a portfolio does not merge: the name (the combination gets its own) and the default seed (a
+#: comparison spawns its replicates' seeds from --seed)
+NOT_MERGED = {("run", "name"), ("run", "seed")}
+
+
+def combine_scenarios(baseline: Params, programmes: list[Params]) -> Params:
+    """The portfolio: the baseline with every programme's settings that differ from the baseline's applied on top
+    (compared key by key in ``to_dict`` form, so a distribution counts as one setting), named ``A+B+...`` after the
+    programmes' ``run.name``. Two programmes that set one key to different values are bad input (ScenarioError
+    naming both files, the key and both values)."""
+    base = baseline.to_dict()
+    chosen: dict[tuple[str, str], tuple[Params, Any]] = {}  # (section, key) -> (the first programme setting it, its value)
+    for prog in programmes:
+        for section, values in prog.to_dict().items():
+            for key, value in values.items():
+                if (section, key) in NOT_MERGED or value == base[section][key]:
+                    continue
+                other, theirs = chosen.setdefault((section, key), (prog, value))
+                if theirs != value:
+                    raise ScenarioError(
+                        f"{other.source_file} and {prog.source_file} both set {section}.{key}, to different values "
+                        f"({theirs!r} and {value!r}): a portfolio cannot hold both; give the combination with --combined FILE.toml")
+    sections = {}
+    for section in SECTIONS:
+        changes = {key: getattr(getattr(prog, section), key) for (sec, key), (prog, _) in chosen.items() if sec == section}
+        sections[section] = replace(getattr(baseline, section), **changes) if changes else getattr(baseline, section)
+    sections["run"] = replace(sections["run"], name="+".join(p.run.name for p in programmes))
+    combined = replace(baseline, **sections, source_file="")
+    _cross_checks(combined, {(sec, key): f"the combination of {', '.join(p.source_file for p in programmes)}" for sec, key in chosen})
+    return combined
