@@ -495,23 +495,26 @@ def realize(params: Params, seed: int) -> tuple[Params, dict[str, float]]:
 NOT_MERGED = {("run", "name"), ("run", "seed")}
 
 
-def combine_scenarios(baseline: Params, programmes: list[Params]) -> Params:
-    """The portfolio: the baseline with every programme's settings that differ from the baseline's applied on top
-    (compared key by key in ``to_dict`` form, so a distribution counts as one setting), named ``A+B+...`` after the
-    programmes' ``run.name``. Two programmes that set one key to different values are bad input (ScenarioError
-    naming both files, the key and both values)."""
+def changed_settings(baseline: Params, scenario: Params) -> dict[tuple[str, str], Any]:
+    """The settings of ``scenario`` that differ from ``baseline``'s, {(section, key): value in ``to_dict`` form} (a
+    distribution counts as one setting); the run's name and default seed are left out (``NOT_MERGED``)."""
     base = baseline.to_dict()
+    return {(section, key): value for section, values in scenario.to_dict().items() for key, value in values.items()
+            if (section, key) not in NOT_MERGED and value != base[section][key]}
+
+
+def combine_scenarios(baseline: Params, programmes: list[Params]) -> Params:
+    """The portfolio: the baseline with every programme's ``changed_settings`` applied on top, named ``A+B+...``
+    after the programmes' ``run.name``. Two programmes that set one key to different values are bad input
+    (ScenarioError naming both files, the key and both values)."""
     chosen: dict[tuple[str, str], tuple[Params, Any]] = {}  # (section, key) -> (the first programme setting it, its value)
     for prog in programmes:
-        for section, values in prog.to_dict().items():
-            for key, value in values.items():
-                if (section, key) in NOT_MERGED or value == base[section][key]:
-                    continue
-                other, theirs = chosen.setdefault((section, key), (prog, value))
-                if theirs != value:
-                    raise ScenarioError(
-                        f"{other.source_file} and {prog.source_file} both set {section}.{key}, to different values "
-                        f"({theirs!r} and {value!r}): a portfolio cannot hold both; give the combination with --combined FILE.toml")
+        for (section, key), value in changed_settings(baseline, prog).items():
+            other, theirs = chosen.setdefault((section, key), (prog, value))
+            if theirs != value:
+                raise ScenarioError(
+                    f"{other.source_file} and {prog.source_file} both set {section}.{key}, to different values "
+                    f"({theirs!r} and {value!r}): a portfolio cannot hold both; give the combination with --combined FILE.toml")
     sections = {}
     for section in SECTIONS:
         changes = {key: getattr(getattr(prog, section), key) for (sec, key), (prog, _) in chosen.items() if sec == section}
