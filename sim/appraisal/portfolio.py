@@ -60,22 +60,28 @@ def portfolio_replicates(rows: dict[str, pd.DataFrame], programmes: list[str], c
     return pd.concat(out, ignore_index=True)
 
 
+def _share(values: pd.Series, sign: int) -> float:
+    """The share of the (defined) values above zero (``sign`` 1) or below it (-1); NaN if none is defined."""
+    v = values.dropna()
+    return float((np.sign(v) == sign).mean()) if len(v) else np.nan
+
+
 def portfolio_table(long: pd.DataFrame) -> pd.DataFrame:
-    """One row per arm and metric: mean, 90% interval over replicates, and the share of replicates above zero
-    (for the interaction: the chance that the combination gives more than the sum of its parts; left out for a
-    programme's BCR, where it says nothing). A BCR's central value is a ratio of means, as in ``summary_table``."""
+    """One row per arm and metric: mean, 90% interval over replicates, and the shares of replicates above and below
+    zero (for the interaction: the chance that the combination gives more, or less, than the sum of its parts; left
+    out for an arm's BCR, where they say nothing). A BCR's central value is a ratio of means, as in ``summary_table``."""
     keys = long.groupby(["arm", "metric"], sort=False)
     g = keys["value"]
     table = pd.DataFrame({"kind": keys["kind"].first(), "mean": g.mean(), "p05": g.quantile(0.05), "p95": g.quantile(0.95),
-                          "p_above_zero": g.apply(lambda v: float((v.dropna() > 0).mean()) if v.notna().any() else np.nan)}).reset_index()
+                          "p_above_zero": g.apply(lambda v: _share(v, 1)), "p_below_zero": g.apply(lambda v: _share(v, -1))}).reset_index()
     mean = table.set_index(["arm", "metric"])["mean"]
     is_bcr = table["metric"] == "appraisal:bcr"
     for i in table.index[is_bcr & (table["kind"] != "interaction")]:
         arm = table.at[i, "arm"]
         table.at[i, "mean"] = _bcr(mean[(arm, "appraisal:total_savings")], mean[(arm, "appraisal:intervention_cost")]).item()
-        table.at[i, "p_above_zero"] = np.nan
+        table.loc[i, ["p_above_zero", "p_below_zero"]] = np.nan
     ratios = table[is_bcr].set_index("kind")["mean"]
     table.loc[is_bcr & (table["kind"] == "interaction"), "mean"] = ratios.get("combination", np.nan) - ratios.get("sum", np.nan)
     table["label"] = table["metric"].map(lambda m: PORTFOLIO_METRICS[m][0])
     table["unit"] = table["metric"].map(lambda m: PORTFOLIO_METRICS[m][1])
-    return table[["arm", "kind", "metric", "label", "unit", "mean", "p05", "p95", "p_above_zero"]]
+    return table[["arm", "kind", "metric", "label", "unit", "mean", "p05", "p95", "p_above_zero", "p_below_zero"]]
