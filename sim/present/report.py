@@ -443,6 +443,15 @@ def portfolio_verdict(table: pd.DataFrame) -> str:
             f"programmes alone add up to (90%: {_num(crimes['p05'])} to {_num(crimes['p95'])}; more in {100 * crimes['p_above_zero']:.0f}% of replicates).")
 
 
+def _setting(v) -> str:
+    """A setting as a manifest records it, in words: a distribution as such, money with its price year."""
+    if isinstance(v, dict) and "price_year" in v:
+        return f"{_setting(v['value'])} ({v['price_year']} prices)"
+    if isinstance(v, dict) and "dist" in v:
+        return str(Dist.from_dict(v))
+    return json.dumps(v)
+
+
 def portfolio_report(folder: Path) -> Path:
     """The report of a portfolio folder: what each programme changes, each alone and their combination against the
     baseline, and whether the combination is worth more or less than the sum of its parts."""
@@ -453,7 +462,7 @@ def portfolio_report(folder: Path) -> Path:
     fig = F.save(F.portfolio_figure(table), folder / "figures" / "portfolio.png")
     discount = discount_settings(manifest)
     combo = manifest["combination"]
-    changes = pd.DataFrame([{"programme": p["scenario"], "setting": key, "value": str(Dist.from_dict(v)) if isinstance(v, dict) and "dist" in v else json.dumps(v)}
+    changes = pd.DataFrame([{"programme": p["scenario"], "setting": key, "value": _setting(v)}
                             for p in [*manifest["programmes"], *([combo] if combo["given"] else [])] for key, v in p["changes"].items()],
                            columns=["programme", "setting", "value"])
     built = (f"given in {html.escape(str(combo['scenario_file']))}" if combo["given"] else
