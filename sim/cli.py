@@ -16,7 +16,7 @@ from .runs.batch import BatchError, BatchInterrupted, default_stall_timeout, rep
 from .runs.limits import check_limits
 from .runs.outdir import check_path, claimed, is_png, read_manifest
 from .runs.preflight import check_scheduler
-from .state.scenario import ScenarioError, load_scenario, sweep_grid
+from .state.scenario import ScenarioError, combine_scenarios, load_scenario, sweep_grid
 
 EXIT_USAGE = 2
 
@@ -238,7 +238,6 @@ def cmd_portfolio(args) -> int:
     from .appraisal.portfolio import portfolio_replicates, portfolio_table
     from .runs.output import arm_file, write_portfolio
     from .runs.paired import compare_portfolio
-    from .state.scenario import combine_scenarios
 
     if args.by_channel:
         raise ScenarioError("--by-channel: decomposes one programme; compare each programme with the baseline on its own for it")

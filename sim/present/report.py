@@ -432,7 +432,7 @@ def portfolio_verdict(table: pd.DataFrame) -> str:
     NPV's interaction), with what chance, and the same for the offences avoided."""
     t = table[table["kind"] == "interaction"].set_index("metric")
     npv, crimes = t.loc["appraisal:npv"], t.loc["appraisal:offences_avoided"]
-    if npv["p05"] == npv["p95"] == 0:
+    if (t.loc[["appraisal:npv", "appraisal:offences_avoided"], ["p_above_zero", "p_below_zero"]] == 0).all(axis=None):
         return "The combination is worth exactly the sum of its parts: the programmes do not interact in any replicate."
     verdict = ("likely worth more than" if npv["p_above_zero"] >= 0.7 else "likely worth less than" if npv["p_below_zero"] >= 0.7
                else "not distinguishable from")

@@ -232,7 +232,8 @@ def write_portfolio(out_dir: Path, base, programmes: list, combination, combinat
     with atomic_dir(out_dir, force) as tmp:
         table.to_csv(tmp / "portfolio.csv", index=False)
         long.to_csv(tmp / "portfolio_replicates.csv", index=False)
-        pd.concat([rows[a].assign(arm=a) for a in arms], ignore_index=True).to_csv(tmp / "replicates.csv", index=False)
+        pd.concat([rows[a].assign(arm=a) for a in arms], ignore_index=True).pipe(lambda d: d[["arm", *d.columns[:-1]]]).to_csv(
+            tmp / "replicates.csv", index=False)
         for a in arms:
             summary_table(rows[a]).to_csv(tmp / arm_file(a), index=False)
         series.to_parquet(tmp / "timeseries.parquet", index=False)
