@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from .runs.batch import BatchError, BatchInterrupted, default_stall_timeout, rep
 from .runs.limits import check_limits
 from .runs.outdir import check_path, claimed, is_png, read_manifest
 from .runs.preflight import check_scheduler
-from .state.scenario import ScenarioError, load_scenario, sweep_grid
+from .state.scenario import ScenarioError, combine_scenarios, load_scenario, sweep_grid
 
 EXIT_USAGE = 2
 
@@ -79,9 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", type=_pos_float, help="batch: relative precision of means for the 'replicates needed' column (default 0.01)")
     _limit_options(run)
     _stall_option(run)
-    cmp = sub.add_parser("compare", help="paired replicates of a baseline and an intervention scenario, with the appraisal")
+    cmp = sub.add_parser("compare", help="paired replicates of a baseline and an intervention scenario, with the appraisal; "
+                                         "with two or more programmes, a portfolio")
     cmp.add_argument("baseline", help="baseline scenario TOML")
-    cmp.add_argument("intervention", help="intervention scenario TOML")
+    cmp.add_argument("intervention", nargs="+", metavar="PROGRAMME",
+                     help="intervention scenario TOML; two or more: a portfolio (each alone, their combination, and the interaction)")
+    cmp.add_argument("--combined", type=Path, metavar="FILE",
+                     help="portfolio: the combination of the programmes as a scenario file (default: each programme's "
+                          "settings that differ from the baseline's, applied on top of the baseline)")
     cmp.add_argument("--by-channel", action="store_true",
                      help="also run the intervention with each of its channels (direct, children, needs, supervision) "
                           "at no effect, to show where the benefit comes from (3 times the runs)")
@@ -89,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="compare a grid of intervention settings with the intervention switched off")
     sweep.add_argument("scenario", help="intervention scenario TOML; --set key=v1,v2,... gives the grid")
     _batch_options(sweep, grid=True)
-    rep = sub.add_parser("report", help="write report.html and figures for a compare or sweep folder")
+    rep = sub.add_parser("report", help="write report.html and figures for a compare (or portfolio) or sweep folder")
     rep.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
     plot = sub.add_parser("plot", help="write one figure of a compare or sweep folder as PNG")
     plot.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
@@ -185,12 +191,15 @@ def cmd_compare(args) -> int:
     from .runs.output import write_comparison
     from .runs.paired import compare, compare_channels
 
-    overrides = list(args.set) + ([f"run.years={args.years}"] if args.years is not None else [])
+    if len(args.intervention) > 1:
+        return cmd_portfolio(args)
+    if args.combined is not None:
+        raise ScenarioError("--combined: the combination of a portfolio; give two or more programmes")
+    args.intervention = args.intervention[0]
+    overrides = _compare_overrides(args)
     base = load_scenario(args.baseline, overrides)
     iv = load_scenario(args.intervention, overrides)
-    if base.run.years != iv.run.years:
-        raise ScenarioError(f"{args.intervention}: run.years = {iv.run.years:g} but {args.baseline} runs {base.run.years:g} years: "
-                            f"a comparison needs one length; give --years (e.g. --years {max(base.run.years, iv.run.years):g})")
+    _same_length(base, [iv])
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
     arms = len(CHANNELS) if args.by_channel else 0
     stall = _stall_timeout(args, _preflight(args, [base, iv], (2 + arms) * args.reps, args.workers))
@@ -216,6 +225,81 @@ def _has_abuse(*scenarios) -> bool:
     from .processes.domestic_abuse import is_on
 
     return any(is_on(p.domestic_abuse) for p in scenarios)
+
+
+def _compare_overrides(args) -> list[str]:
+    return list(args.set) + ([f"run.years={args.years}"] if args.years is not None else [])
+
+
+def _same_length(base, others: list) -> None:
+    """A comparison needs one run length: refuse a scenario that runs longer or shorter than the baseline."""
+    for iv in others:
+        if base.run.years != iv.run.years:
+            raise ScenarioError(f"{iv.source_file}: run.years = {iv.run.years:g} but {base.source_file} runs {base.run.years:g} years: "
+                                f"a comparison needs one length; give --years (e.g. --years {max(base.run.years, iv.run.years):g})")
+
+
+def cmd_portfolio(args) -> int:
+    """``sim compare BASE A B [C ...]``: the baseline, each programme alone and their combination on the same
+    seeds, and the interaction (the combination minus the sum of the programmes), with its report."""
+    from .appraisal.portfolio import portfolio_replicates, portfolio_table
+    from .runs.output import arm_file, write_portfolio
+    from .runs.paired import compare_portfolio
+
+    if args.by_channel:
+        raise ScenarioError("--by-channel: decomposes one programme; compare each programme with the baseline on its own for it")
+    overrides = _compare_overrides(args)
+    base = load_scenario(args.baseline, overrides)
+    programmes = [load_scenario(path, overrides) for path in args.intervention]
+    _same_length(base, programmes)
+    name = "+".join(p.run.name for p in programmes)
+    if args.combined is None:
+        combination = combine_scenarios(base, programmes)
+    else:
+        given = load_scenario(args.combined, overrides)
+        _same_length(base, [given])
+        combination = replace(given, run=replace(given.run, name=name))
+    arms = [p.run.name for p in programmes] + [name]
+    taken = {"baseline": args.baseline, "interaction": "", "sum of programmes": ""}
+    for path, arm in zip([*args.intervention, args.combined or "the combination"], arms):
+        if arm_file(arm) in {arm_file(a) for a in taken}:
+            raise ScenarioError(f"{path}: run.name = {arm!r}, a name already taken{' by ' + str(taken[arm]) if taken.get(arm) else ''}: "
+                                "the programmes of a portfolio need distinct run.name values (and none named baseline, interaction or sum of programmes)")
+        taken[arm] = path
+    out = args.out or Path("outputs") / f"portfolio_{'_'.join(arms[:-1])}_vs_{base.run.name}"
+    stall = _stall_timeout(args, _preflight(args, [base, *programmes, combination], (len(arms) + 1) * args.reps, args.workers))
+    with claimed(out, force=args.force):
+        rows, series = compare_portfolio(base, {p.run.name: p for p in programmes} | {name: combination}, args.reps, args.seed, name,
+                                         args.workers, args.scheduler, stall)
+        long = portfolio_replicates(rows, arms[:-1], name)
+        table = portfolio_table(long)
+        write_portfolio(out, base, programmes, combination, args.combined is not None, args.seed, rows, long, table, series, force=args.force)
+        print(_portfolio_text(base, combination, args, table, out))
+        from .present.report import report
+
+        print(f"-> {report(out)}")
+    return 0
+
+
+def _portfolio_text(base, combination, args, table, out: Path) -> str:
+    """The portfolio on the terminal: key metrics by arm with their 90% intervals, and the verdict on the interaction."""
+    from .present.report import portfolio_verdict
+
+    t = table.set_index(["metric", "arm"])
+    arms = list(dict.fromkeys(table["arm"]))
+    shown = (("appraisal:offences_avoided", "offences avoided", lambda v: f"{v:,.0f}"),
+             ("appraisal:intervention_cost", "programme cost, GBP m", lambda v: f"{v / 1e6:,.2f}"),
+             ("appraisal:npv", "net present value, GBP m", lambda v: f"{v / 1e6:,.2f}"),
+             ("appraisal:bcr", "benefit-cost ratio", lambda v: "n/a" if v != v else f"{v:.2f}"))
+    lines = [f"portfolio {combination.run.name} vs {base.run.name}: {args.reps} paired replicates of {combination.months} months, "
+             f"root seed {args.seed}, every arm on the same seeds -> {out}/"]
+    for metric, label, fmt in shown:
+        lines.append(f"  {label}:")
+        for arm in arms:
+            r = t.loc[(metric, arm)]
+            lines.append(f"    {arm:<36}{fmt(r['mean']):>12}  (90%: {fmt(r['p05'])} to {fmt(r['p95'])})")
+    lines.append("  " + portfolio_verdict(table))
+    return "\n".join(lines)
 
 
 def cmd_sweep(args) -> int:

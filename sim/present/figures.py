@@ -343,3 +343,21 @@ def decision_figure(curve: pd.DataFrame, voi: pd.DataFrame):
     right.set_xlabel("value of perfect information (£m, present value)")
     fig.tight_layout()
     return fig
+
+
+def portfolio_figure(table: pd.DataFrame):
+    """A portfolio by arm: offences avoided and the NPV of each programme alone, their combination, the sum of the
+    programmes and the interaction (combination minus that sum), mean with the 90% interval over replicates."""
+    colours = {"programme": OKABE_ITO["blue"], "combination": OKABE_ITO["green"], "sum": OKABE_ITO["grey"], "interaction": OKABE_ITO["orange"]}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.9 + 0.45 * table["arm"].nunique()), squeeze=False)
+    for ax, metric in zip(axes[0], ["appraisal:offences_avoided", "appraisal:npv"]):
+        d = table[table["metric"] == metric].iloc[::-1]
+        scale, unit = (1e6, "£m, present value") if metric == "appraisal:npv" else (1.0, "offences")
+        ax.barh(d["arm"], d["mean"] / scale, color=[colours[k] for k in d["kind"]],
+                xerr=[(d["mean"] - d["p05"]).clip(lower=0) / scale, (d["p95"] - d["mean"]).clip(lower=0) / scale], capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlabel(unit)
+        ax.set_title(d["label"].iloc[0])
+    axes[0][1].set_yticklabels([])
+    fig.tight_layout()
+    return fig

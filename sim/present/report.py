@@ -429,6 +429,76 @@ def sweep_report(folder: Path) -> Path:
     return _write(folder, "Dose-response report", body)
 
 
+def portfolio_verdict(table: pd.DataFrame) -> str:
+    """In words, from a portfolio table: is the combination worth more or less than the sum of its parts (its
+    NPV's interaction), with what chance, and the same for the offences avoided."""
+    t = table[table["kind"] == "interaction"].set_index("metric")
+    npv, crimes = t.loc["appraisal:npv"], t.loc["appraisal:offences_avoided"]
+    if (t.loc[["appraisal:npv", "appraisal:offences_avoided"], ["p_above_zero", "p_below_zero"]] == 0).all(axis=None):
+        return "The combination is worth exactly the sum of its parts: the programmes do not interact in any replicate."
+    verdict = ("likely worth more than" if npv["p_above_zero"] >= 0.7 else "likely worth less than" if npv["p_below_zero"] >= 0.7
+               else "not distinguishable from")
+    more = "more" if crimes["mean"] >= 0 else "fewer"
+    return (f"The combination is {verdict} the sum of its parts: its net present value differs from the sum of the programmes' "
+            f"alone by {_money(npv['mean'])} (90%: {_money(npv['p05'])} to {_money(npv['p95'])}), more in {100 * npv['p_above_zero']:.0f}% "
+            f"of replicates and less in {100 * npv['p_below_zero']:.0f}%; it avoids {_num(abs(crimes['mean']))} {more} offences than the "
+            f"programmes alone add up to (90%: {_num(crimes['p05'])} to {_num(crimes['p95'])}; more in {100 * crimes['p_above_zero']:.0f}% of replicates).")
+
+
+def _setting(v) -> str:
+    """A setting as a manifest records it, in words: a distribution as such, money with its price year."""
+    if isinstance(v, dict) and "price_year" in v:
+        return f"{_setting(v['value'])} ({v['price_year']} prices)"
+    if isinstance(v, dict) and "dist" in v:
+        return str(Dist.from_dict(v))
+    return json.dumps(v)
+
+
+def portfolio_report(folder: Path) -> Path:
+    """The report of a portfolio folder: what each programme changes, each alone and their combination against the
+    baseline, and whether the combination is worth more or less than the sum of its parts."""
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    table = pd.read_csv(folder / "portfolio.csv")
+    (folder / "figures").mkdir(exist_ok=True)
+    fig = F.save(F.portfolio_figure(table), folder / "figures" / "portfolio.png")
+    discount = discount_settings(manifest)
+    combo = manifest["combination"]
+    changes = pd.DataFrame([{"programme": p["scenario"], "setting": key, "value": _setting(v)}
+                            for p in [*manifest["programmes"], *([combo] if combo["given"] else [])] for key, v in p["changes"].items()],
+                           columns=["programme", "setting", "value"])
+    built = (f"given in {html.escape(str(combo['scenario_file']))}" if combo["given"] else
+             "built from the baseline with every programme's settings that differ from the baseline's applied on top (no two programmes may set one key differently)")
+    shown = table.assign(**{c: [(_money(v) if u.startswith("GBP") else _num(v, 2 if u == "ratio" else 0)) for v, u in zip(table[c], table["unit"])]
+                            for c in ("mean", "p05", "p95")},
+                         chance=[f"{100 * a:.0f}% / {100 * b:.0f}%" if a == a else "" for a, b in zip(table["p_above_zero"], table["p_below_zero"])])
+    shown = shown[["label", "arm", "mean", "p05", "p95", "chance"]].rename(columns={"chance": "above / below zero"})
+    names = ", ".join(p["scenario"] for p in manifest["programmes"])
+    body = f"""
+<h1>Portfolio: is the combination worth more than the sum of its parts?</h1>
+<p class="sub">{html.escape(names)} and their combination {html.escape(combo['scenario'])} vs {html.escape(manifest['baseline']['scenario'])}:
+Greater Essex, {manifest['months'] / 12:g} years, {manifest['replicates']} paired Monte Carlo replicates (root seed {manifest['seed']}), every arm on the same seeds.
+Prices {manifest['parameters']['costs']['base_price_year']}, discounted at {100 * discount.discount_rate:.1f}% a year ({100 * discount.discount_rate_after_30_years:.1f}% after year 30).</p>
+<h2>The question</h2>
+<p>If partners fund these programmes together, do they add up, or does one make the other worth more (or less)? Each replicate runs the
+same people under the baseline, each programme alone and the combination, on the same random numbers and the same draws of the uncertain
+inputs, and prices every arm with the combination's unit costs. The <b>interaction</b> is the combination's incremental outcome minus
+the sum of the programmes' alone, replicate by replicate, so its interval is the Monte Carlo band of the interaction itself.</p>
+<p>The combination is {built}. What each programme changes from the baseline:</p>
+{_table(changes)}
+<h2>Portfolio</h2>
+<p class="note">{html.escape(portfolio_verdict(table))}</p>
+{_figure(fig, "Offences avoided and net present value of each programme alone, their combination, the sum of the programmes alone and the interaction (combination minus that sum): mean and 90% interval over replicates.")}
+<p>By arm (each against the baseline; the sum of programmes' benefit-cost ratio is their summed savings over their summed costs, and
+the interaction's the combination's ratio minus it; 'above / below zero' is the share of replicates):</p>
+{_table(shown, {"mean", "p05", "p95", "above / below zero"})}
+<p>Each arm's full appraisal against the baseline is in its comparison_&lt;arm&gt;.csv; every replicate in replicates.csv and portfolio_replicates.csv.</p>
+<p class="sub">reoffsim {html.escape(str(manifest['versions'].get('reoffsim')))}, Mesa {html.escape(str(manifest['versions'].get('mesa')))},
+git {html.escape(str(manifest.get('git_commit')))}, created {html.escape(manifest['created_utc'])}. Replicate seeds are in manifest.json.</p>
+"""
+    return _write(folder, "Portfolio report", body)
+
+
 def _write(folder: Path, title: str, body: str) -> Path:
     page = f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>'
     out = folder / "report.html"
@@ -439,7 +509,7 @@ def _write(folder: Path, title: str, body: str) -> Path:
 
 
 def report(folder: str | Path) -> Path:
-    """Write report.html (and figures/*.png) for a comparison or sweep folder."""
+    """Write report.html (and figures/*.png) for a comparison, portfolio or sweep folder."""
     folder = Path(folder)
-    kind = read_manifest(folder, ("comparison", "sweep"))["kind"]
-    return comparison_report(folder) if kind == "comparison" else sweep_report(folder)
+    kind = read_manifest(folder, ("comparison", "portfolio", "sweep"))["kind"]
+    return {"comparison": comparison_report, "portfolio": portfolio_report, "sweep": sweep_report}[kind](folder)

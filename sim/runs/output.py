@@ -223,6 +223,49 @@ def write_comparison(out_dir: Path, base, iv, root_seed: int, rows: pd.DataFrame
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
 
 
+def arm_file(name: str) -> str:
+    """The per-arm summary file of a portfolio arm: ``comparison_<name>.csv``, the name kept to safe characters."""
+    return "comparison_" + "".join(c if c.isalnum() or c in "+-_." else "_" for c in name) + ".csv"
+
+
+def write_portfolio(out_dir: Path, base, programmes: list, combination, combination_given: bool, root_seed: int,
+                    rows: dict[str, pd.DataFrame], long: pd.DataFrame, table: pd.DataFrame, series: pd.DataFrame,
+                    force: bool = False) -> None:
+    """A portfolio folder: portfolio.csv (arm x metric, with the interaction), portfolio_replicates.csv (the same
+    for every replicate), replicates.csv (every arm's paired metrics, an ``arm`` column), one comparison_<arm>.csv
+    per arm (as a comparison's comparison.csv), timeseries.parquet (every scenario, every replicate) and
+    manifest.json (the combination's parameters as ``parameters``; the baseline's and each programme's, with the
+    settings it changes). Written atomically."""
+    from ..appraisal.compare import summary_table
+    from ..state.scenario import changed_settings
+
+    arms = [*(p.run.name for p in programmes), combination.run.name]
+    files = ["portfolio.csv", "portfolio_replicates.csv", "replicates.csv", *map(arm_file, arms), "timeseries.parquet"]
+    with atomic_dir(out_dir, force) as tmp:
+        table.to_csv(tmp / "portfolio.csv", index=False)
+        long.to_csv(tmp / "portfolio_replicates.csv", index=False)
+        pd.concat([rows[a].assign(arm=a) for a in arms], ignore_index=True).pipe(lambda d: d[["arm", *d.columns[:-1]]]).to_csv(
+            tmp / "replicates.csv", index=False)
+        for a in arms:
+            summary_table(rows[a]).to_csv(tmp / arm_file(a), index=False)
+        series.to_parquet(tmp / "timeseries.parquet", index=False)
+
+        def described(p):
+            return {"scenario": p.run.name, "scenario_file": p.source_file or None, "parameters": p.to_dict(),
+                    "changes": {f"{s}.{k}": v for (s, k), v in changed_settings(base, p).items()}}
+
+        info = manifest(combination, root_seed, {
+            "kind": "portfolio",
+            "replicates": int(len(rows[arms[-1]])),
+            "replicate_seeds": [int(s) for s in rows[arms[-1]]["seed"]],
+            "baseline": {"scenario": base.run.name, "scenario_file": base.source_file, "parameters": base.to_dict()},
+            "programmes": [described(p) for p in programmes],
+            "combination": {**described(combination), "given": combination_given},
+            "files": [*files, "manifest.json"],
+        })
+        (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
+
+
 #: the metrics a sweep reports for each grid point (mean and 90% interval)
 SWEEP_METRICS = (
     "offences", "proven_reoffending_prison", "proven_reoffending_probation", "children_convicted",

@@ -91,6 +91,28 @@ def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1,
             ledgers.append(r["ledger"].assign(scenario=name, replicate=k))
     return pd.DataFrame(rows), pd.concat(series, ignore_index=True), pd.concat(ledgers, ignore_index=True), base_runs
 
+def compare_portfolio(base_params, arms: dict, reps: int, root_seed: int, priced_by: str, workers: int = 1,
+                      scheduler: str | None = None, stall_timeout: float | None = None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Paired replicates of the baseline and every arm ({name: params}: each programme alone and their
+    combination), replicate k of every scenario on the same seed. Every arm is priced with the unit costs of arm
+    ``priced_by`` (the combination, as drawn for the replicate), so that arms differ in activity, not prices.
+    Returns ({arm: per-replicate metrics, as ``compare``'s}, the monthly series of every scenario)."""
+    seeds = replicate_seeds(root_seed, reps)
+    scenarios = [base_params, *arms.values()]
+    runs = run_all([(p, s) for p in scenarios for s in seeds], workers, "portfolio", scheduler, stall_timeout)
+    by_name = {name: runs[(j + 1) * reps:(j + 2) * reps] for j, name in enumerate(arms)}
+    rows: dict[str, list] = {name: [] for name in arms}
+    series = [r["timeseries"].assign(scenario="baseline", replicate=k) for k, r in enumerate(runs[:reps])]
+    for k, (seed, b) in enumerate(zip(seeds, runs[:reps])):
+        pricing = by_name[priced_by][k]["params"]
+        for name, arm_runs in by_name.items():
+            i = arm_runs[k]
+            draws = {f"parameter:{key}": v for key, v in {**b["draws"], **i["draws"]}.items()}
+            rows[name].append({**appraise(priced_like(b, pricing), priced_like(i, pricing), pricing), "replicate": k, "seed": seed, **draws})
+            series.append(i["timeseries"].assign(scenario=name, replicate=k))
+    return {name: pd.DataFrame(r) for name, r in rows.items()}, pd.concat(series, ignore_index=True)
+
+
 def compare_channels(base_params, iv_params, reps: int, root_seed: int, baseline_runs: list, workers: int = 1,
                      scheduler: str | None = None, stall_timeout: float | None = None) -> dict[str, pd.DataFrame]:
     """The decomposition's arms: for each channel of the intervention (``intervention.CHANNELS``), paired

@@ -488,3 +488,38 @@ def realize(params: Params, seed: int) -> tuple[Params, dict[str, float]]:
     except ScenarioError as exc:
         raise ScenarioError(f"replicate seed {seed}: drawn parameters break a rule: {exc}") from None
     return concrete, draws
+
+
+#: run settings a portfolio does not merge: the name (the combination gets its own) and the default seed (a
+#: comparison spawns its replicates' seeds from --seed)
+NOT_MERGED = {("run", "name"), ("run", "seed")}
+
+
+def changed_settings(baseline: Params, scenario: Params) -> dict[tuple[str, str], Any]:
+    """The settings of ``scenario`` that differ from ``baseline``'s, {(section, key): value in ``to_dict`` form} (a
+    distribution counts as one setting); the run's name and default seed are left out (``NOT_MERGED``)."""
+    base = baseline.to_dict()
+    return {(section, key): value for section, values in scenario.to_dict().items() for key, value in values.items()
+            if (section, key) not in NOT_MERGED and value != base[section][key]}
+
+
+def combine_scenarios(baseline: Params, programmes: list[Params]) -> Params:
+    """The portfolio: the baseline with every programme's ``changed_settings`` applied on top, named ``A+B+...``
+    after the programmes' ``run.name``. Two programmes that set one key to different values are bad input
+    (ScenarioError naming both files, the key and both values)."""
+    chosen: dict[tuple[str, str], tuple[Params, Any]] = {}  # (section, key) -> (the first programme setting it, its value)
+    for prog in programmes:
+        for (section, key), value in changed_settings(baseline, prog).items():
+            other, theirs = chosen.setdefault((section, key), (prog, value))
+            if theirs != value:
+                raise ScenarioError(
+                    f"{other.source_file} and {prog.source_file} both set {section}.{key}, to different values "
+                    f"({theirs!r} and {value!r}): a portfolio cannot hold both; give the combination with --combined FILE.toml")
+    sections = {}
+    for section in SECTIONS:
+        changes = {key: getattr(getattr(prog, section), key) for (sec, key), (prog, _) in chosen.items() if sec == section}
+        sections[section] = replace(getattr(baseline, section), **changes) if changes else getattr(baseline, section)
+    sections["run"] = replace(sections["run"], name="+".join(p.run.name for p in programmes))
+    combined = replace(baseline, **sections, source_file="")
+    _cross_checks(combined, {(sec, key): f"the combination of {', '.join(p.source_file for p in programmes)}" for sec, key in chosen})
+    return combined
