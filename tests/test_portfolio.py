@@ -23,7 +23,7 @@ MULTI_AGENCY_HIGH = ROOT / "scenarios" / "multi_agency_high.toml"
 DATA = ROOT / "tests" / "data"
 RECALL = DATA / "recall_reform.toml"  # test-only: fewer recalls, a different section from the intervention's
 NOTHING = DATA / "changes_nothing.toml"  # test-only: the discount rate after year 30, unused in a short run
-FAST = ["--reps", "2", "--years", "1", "--seed", "5", *[f"--set={s}" for s in SMALL]]
+FAST = ["--reps", "2", "--years", "3", "--seed", "5", *[f"--set={s}" for s in SMALL]]
 ADDITIVE = [m for m in PORTFOLIO_METRICS if m != "appraisal:bcr"]
 
 

@@ -56,7 +56,11 @@ def portfolio_replicates(rows: dict[str, pd.DataFrame], programmes: list[str], c
         else:
             parts = sum(by_arm[n][metric] for n in programmes).to_numpy()
         add(SUM, "sum", metric, parts)
-        add(INTERACTION, "interaction", metric, whole.to_numpy() - parts)
+        # (floating-point sums of the parts differ from the whole in the last digits: below a millionth of the
+        # whole's size an interaction is none)
+        interaction = whole.to_numpy() - np.asarray(parts, dtype=float)
+        scale = np.maximum(np.abs(whole.to_numpy()), np.abs(np.asarray(parts, dtype=float)))
+        add(INTERACTION, "interaction", metric, np.where(np.abs(interaction) <= 1e-6 * scale, 0.0, interaction))
     return pd.concat(out, ignore_index=True)
 
 
