@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
     plot = sub.add_parser("plot", help="write one figure of a compare or sweep folder as PNG")
     plot.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
-    plot.add_argument("--figure", required=True, choices=["timeseries", "difference", "savings", "net_benefit", "sensitivity", "decision", "dose_response"],
+    plot.add_argument("--figure", required=True, choices=["timeseries", "difference", "savings", "net_benefit", "sensitivity", "decision", "dose_response", "portfolio"],
                       help="which figure (dose_response needs a sweep folder, the others a comparison)")
     plot.add_argument("--out", type=Path, help="PNG file, new (default: FOLDER/figures/NAME.png)")
     plot.add_argument("--force", action="store_true", help="overwrite an existing --out PNG file")
@@ -459,7 +459,7 @@ def cmd_plot(args) -> int:
     from .present import figures as F
 
     folder = args.folder
-    manifest = read_manifest(folder, ("comparison", "sweep"))
+    manifest = read_manifest(folder, ("comparison", "sweep", "portfolio"))
     out = args.out or folder / "figures" / f"{args.figure}.png"
     if args.out is not None:
         _check_new_png(args.out, args.force)
@@ -470,6 +470,10 @@ def cmd_plot(args) -> int:
         sweep = pd.read_csv(folder / "sweep.csv")
         keys = [k for k in sweep.columns if "." in k and not k.startswith("appraisal")]
         fig = F.dose_response_figure(sweep, keys[0], keys[1] if len(keys) > 1 else None)
+    elif args.figure == "portfolio":
+        if manifest.get("kind") != "portfolio":
+            raise ScenarioError(f"{folder}: portfolio needs a portfolio folder (sim compare BASE A B ...)")
+        fig = F.portfolio_figure(pd.read_csv(folder / "portfolio.csv"))
     else:
         if manifest.get("kind") != "comparison":
             raise ScenarioError(f"{folder}: {args.figure} needs a comparison folder")

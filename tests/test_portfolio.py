@@ -170,3 +170,12 @@ def test_a_given_combination_is_used_as_given(capsys, tmp_path, portfolio):
                                   check_exact=True)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["combination"]["given"] and manifest["combination"]["scenario_file"] == str(combo)
+
+
+def test_sim_plot_draws_a_portfolio_and_refuses_it_for_a_comparison_figure(portfolio, capsys):
+    out = portfolio[0] / "w1"
+    png = out.parent / "portfolio.png"
+    assert main(["plot", str(out), "--figure", "portfolio", "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(out), "--figure", "savings", "--out", str(out.parent / "savings.png")]) == 2
+    assert "needs a comparison folder" in capsys.readouterr().err
