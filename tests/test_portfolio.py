@@ -179,3 +179,20 @@ def test_sim_plot_draws_a_portfolio_and_refuses_it_for_a_comparison_figure(portf
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", str(out), "--figure", "savings", "--out", str(out.parent / "savings.png")]) == 2
     assert "needs a comparison folder" in capsys.readouterr().err
+
+
+def test_a_programme_brings_its_own_settings_to_another_baseline(tmp_path):
+    """multi_agency.toml extends the plain baseline, da_hub.toml the one with partner abuse: with the latter as the
+    portfolio's baseline, each programme arm is that baseline with the programme's own settings (abuse on in both),
+    and what each changes is only its own."""
+    out = tmp_path / "pf"
+    da_base = ROOT / "scenarios" / "domestic_abuse.toml"
+    assert main(["compare", str(da_base), str(MULTI_AGENCY), str(ROOT / "scenarios" / "da_hub.toml"), "--reps", "1", "--years", "1",
+                 *[f"--set={s}" for s in SMALL], "--workers", "1", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    changes = {p["scenario"]: p["changes"] for p in manifest["programmes"]}
+    assert not any(k.startswith(("domestic_abuse.", "offending.", "justice.")) for k in changes["multi_agency"]), changes["multi_agency"]
+    assert "intervention.coverage" in changes["multi_agency"] and "da_hub.capacity_victims_per_year" in changes["da_hub"]
+    assert not any(k.startswith("intervention.") for k in changes["da_hub"])
+    reps = pd.read_csv(out / "replicates.csv").set_index("arm")
+    assert (reps["baseline:da_incidents"] > 0).all()  # abuse on in every arm's baseline

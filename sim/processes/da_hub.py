@@ -15,11 +15,10 @@ effects act only on the rates of incidents against supported victims.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .intervention import decay_table
+from .intervention import ACTIVE, LEFT, NONE, decay_table
 
-NONE, SUPPORTED, LEFT = 0, 1, 2
+SUPPORTED = ACTIVE  # (the intervention's codes, so that its ``strength_of`` reads the hub's states too)
 
 
 def is_on(hub) -> bool:
@@ -34,18 +33,6 @@ def effect_terms(model) -> tuple:
         return False, p.hub_state, p.hub_engaged, p.hub_exit_month, 1.0, 1.0, np.ones(1)
     return (True, p.hub_state, p.hub_engaged, p.hub_exit_month, float(hub.repeat_rr), float(hub.escalation_rr),
             decay_table(hub.effect_decay_months, 240 * (1 + model.month // 240)))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def strength_of(row, month, state, engaged, exit_month, decay):
-    """1 while an engaged victim is supported, decaying after, 0 otherwise."""
-    if not engaged[row]:
-        return 0.0
-    if state[row] == SUPPORTED:
-        return 1.0
-    if state[row] == LEFT:
-        return decay[max(month - exit_month[row], 0)]
-    return 0.0
 
 
 def progress(model) -> None:
@@ -77,7 +64,7 @@ def refer(model, victims: np.ndarray) -> None:
     if not is_on(hub) or not len(victims):
         return
     victims = np.unique(victims)
-    victims = victims[p.hub_state[victims] == 0]
+    victims = victims[p.hub_state[victims] == NONE]
     identified = victims[draws.uniform("hub_identified", month, p.person_id[victims]) < hub.p_identified]
     identified = identified[np.argsort(p.person_id[identified], kind="stable")]
     model.tally.add("hub_referrals", p.weight[identified].sum())

@@ -37,6 +37,8 @@ from ..state.people import CUSTODY, NO_ONE
 from ..state.rng import NEVER, poisson_at, uniform_at
 from . import da_hub
 from .exits import home_parent
+from .intervention import strength_of
+from .offending import geometric_lag
 
 
 def is_on(da) -> bool:
@@ -76,10 +78,11 @@ def step(model) -> None:
     w = p.weight[perp]
     ids = p.person_id[perp]
     # each incident: a crime?, proven?, court lag (draw n of its perpetrator's streams for the n-th incident)
-    crime, proven, lag = _incident_outcomes(ids, count, da.p_crime, da.p_proven, float(model.params.offending.court_lag_mean_months),
-                                            model.draws.key("da_crime", month), model.draws.key("da_proven", month),
-                                            model.draws.key("da_court_lag", month))
+    crime, proven = _incident_outcomes(ids, count, da.p_crime, da.p_proven, model.draws.key("da_crime", month),
+                                       model.draws.key("da_proven", month))
     by = np.repeat(perp, count)
+    nth = np.arange(len(by)) - np.repeat(np.cumsum(count) - count, count)
+    lag = geometric_lag(model.draws.uniform("da_court_lag", month, p.person_id[by], nth), float(model.params.offending.court_lag_mean_months))
     model.events.add("da_incident", by, month, victim=np.repeat(victim, count))
     violence = list(model.params.offending.offence_types).index("violence") if "violence" in model.params.offending.offence_types else 0
     model.cases.add(by[proven], month, month + lag[proven], np.full(int(proven.sum()), violence, np.int8))
@@ -155,7 +158,7 @@ def _incidents(perp, month, person_id, present, status, partner, ex_partner, sep
         run = chain[r] if month - last_month[r] <= window else 0
         excess = (1.0 + escalation) ** min(run, max_run) - 1.0
         if hub_on:
-            s = da_hub.strength_of(v, month, hub_state, hub_engaged, hub_exit_month, decay)
+            s = strength_of(v, month, hub_state, hub_engaged, hub_exit_month, decay)
             rate *= 1.0 + (repeat_rr - 1.0) * s
             excess *= 1.0 + (escalation_rr - 1.0) * s
         rate *= 1.0 + excess
@@ -169,22 +172,18 @@ def _incidents(perp, month, person_id, present, status, partner, ex_partner, sep
 
 
 @njit(cache=True, nogil=True)
-def _incident_outcomes(ids, counts, p_crime, p_proven, lag_mean_months, crime_key, proven_key, lag_key):
-    """Per incident (the n-th of its perpetrator this month uses draw n): recorded as a crime, proven, court lag."""
+def _incident_outcomes(ids, counts, p_crime, p_proven, crime_key, proven_key):
+    """Per incident (the n-th of its perpetrator this month uses draw n): recorded as a crime, and proven."""
     total = counts.sum()
     crime = np.empty(total, np.bool_)
     proven = np.empty(total, np.bool_)
-    lag = np.zeros(total, np.int64)
     k = 0
     for i in range(len(ids)):
         for n in range(counts[i]):
             crime[k] = uniform_at(ids[i], crime_key, n) < p_crime
             proven[k] = crime[k] and uniform_at(ids[i], proven_key, n) < p_proven
-            if lag_mean_months > 0:
-                q = lag_mean_months / (1.0 + lag_mean_months)
-                lag[k] = int(np.floor(np.log1p(-uniform_at(ids[i], lag_key, n)) / np.log(q)))
             k += 1
-    return crime, proven, lag
+    return crime, proven
 
 
 def expose_children(model, perp: np.ndarray, victim: np.ndarray) -> None:

@@ -58,7 +58,7 @@ FIELDS = {
     "da_victim_run": (np.int32, 0),  # incidents against them in their current run
     "da_victim_last_month": (np.int32, -1_000_000),  # month of the last incident against them
     "da_exposed_month": (np.int32, NEVER),  # first month a child was exposed to an incident at home
-    "hub_state": (np.int8, 0),  # DA hub: 0 never supported, 1 supported, 2 left
+    "hub_state": (np.int8, 0),  # DA hub, in the intervention's codes: 0 never supported, 2 supported, 3 left
     "hub_engaged": (np.bool_, False),
     "hub_months": (np.int32, 0),  # months supported
     "hub_exit_month": (np.int32, 0),

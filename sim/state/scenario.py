@@ -503,13 +503,27 @@ def changed_settings(baseline: Params, scenario: Params) -> dict[tuple[str, str]
             if (section, key) not in NOT_MERGED and value != base[section][key]}
 
 
-def combine_scenarios(baseline: Params, programmes: list[Params]) -> Params:
+def parent_scenario(params: Params, overrides=()) -> Params | None:
+    """The scenario that ``params``'s file extends, loaded with the same overrides; None if it extends no complete
+    scenario (e.g. the baseline, which extends only the fitted values)."""
+    path = Path(params.source_file)
+    parent = _read_toml(path).get("extends") if path.is_file() else None
+    if not isinstance(parent, str):
+        return None
+    try:
+        return load_scenario(path.parent / parent, list(overrides))
+    except ScenarioError:
+        return None
+
+
+def combine_scenarios(baseline: Params, programmes: list[Params], parents: list[Params] | None = None) -> Params:
     """The portfolio: the baseline with every programme's ``changed_settings`` applied on top, named ``A+B+...``
-    after the programmes' ``run.name``. Two programmes that set one key to different values are bad input
+    after the programmes' ``run.name``; a programme's settings are those that differ from its ``parents`` entry (what
+    its file extends; default: the baseline). Two programmes that set one key to different values are bad input
     (ScenarioError naming both files, the key and both values)."""
     chosen: dict[tuple[str, str], tuple[Params, Any]] = {}  # (section, key) -> (the first programme setting it, its value)
-    for prog in programmes:
-        for (section, key), value in changed_settings(baseline, prog).items():
+    for prog, parent in zip(programmes, parents or [baseline] * len(programmes)):
+        for (section, key), value in changed_settings(parent, prog).items():
             other, theirs = chosen.setdefault((section, key), (prog, value))
             if theirs != value:
                 raise ScenarioError(
