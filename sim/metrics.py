@@ -44,7 +44,7 @@ FLOWS = (
     "iv_completions",
     "da_incidents",  # police-attended domestic-abuse incidents
     "da_repeat_incidents",  # of them, against a victim within the repeat window of their last
-    "da_victim_years",  # victims' first incidents after a gap of the repeat window (what DA is costed by)
+    "da_victim_years",  # victims' first incidents in a year of the run (12 months from month 0): DA is costed per victim a year
     "da_crimes",  # incidents recorded as crimes
     "da_crimes_proven",  # of them, proven (a court case, in offences_proven too)
     "da_high_risk_victims",  # victims newly assessed high-risk

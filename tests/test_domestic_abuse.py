@@ -164,3 +164,17 @@ def test_the_calibrated_baseline_has_no_abuse_and_its_processes_draw_nothing_els
     assert timeseries_frame(base)["da_incidents"].sum() == 0
     assert base.params.domestic_abuse.perpetrator_share_male > 0  # the people are drawn, they just never abuse
     assert (base.people.da_rate[: base.people.n] > 0).any()
+
+
+def test_victim_years_are_the_victims_abused_in_each_year(baseline_runs):
+    """What DA is costed by: each victim counted once in each year of the run (months 12t..12t+11) with an incident,
+    read back from the da_incident events."""
+    m = baseline_runs[0]
+    ev = events_frame(m)
+    da = ev[ev["event"] == "da_incident"].assign(year=lambda d: d["month"] // 12)
+    weight = people_frame(m).set_index("person_id")["weight"]
+    pairs = da.drop_duplicates(["victim_id", "year"])
+    expected = pairs.groupby("year")["victim_id"].apply(lambda v: weight.loc[v.astype("int64")].sum())
+    ts = timeseries_frame(m)
+    got = ts.groupby(ts["month"] // 12)["da_victim_years"].sum()
+    pd.testing.assert_series_equal(got.loc[expected.index], expected, check_names=False)

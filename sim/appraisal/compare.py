@@ -28,7 +28,7 @@ OUTCOMES = {
     "iv_families_started": ("families", "families starting the intervention"),
     "iv_family_months": ("family-months", "months engaged families spent in the intervention"),
     "da_incidents": ("incidents", "police-attended domestic-abuse incidents"),
-    "da_victim_years": ("victim-years", "victim-years of domestic abuse (a victim's first incident after a year without one)"),
+    "da_victim_years": ("victim-years", "victim-years of domestic abuse (victims abused in each year of the run)"),
     "da_children_exposed": ("children", "children exposed to domestic abuse at home for the first time"),
     "hub_victims_started": ("victims", "high-risk victims starting support from the DA hub"),
 }

@@ -89,6 +89,7 @@ def step(model) -> None:
     # the victim's run of incidents: a repeat if within the window of their last; high-risk once the run is long
     gap = month - p.da_victim_last_month[victim]
     repeat = gap <= da.repeat_window_months
+    new_year = p.da_victim_last_month[victim] // 12 != month // 12  # their first incident in this year of the run
     before = np.where(repeat, p.da_victim_run[victim], 0)
     p.da_victim_run[victim] = before + count
     p.da_victim_last_month[victim] = month
@@ -97,7 +98,7 @@ def step(model) -> None:
     weights = np.repeat(w, count)
     tally.add("da_incidents", weights.sum())
     tally.add("da_repeat_incidents", (w * np.where(repeat, count, count - 1)).sum())
-    tally.add("da_victim_years", w[~repeat].sum())  # a victim's first incident after a gap: a new victim-year
+    tally.add("da_victim_years", w[new_year].sum())  # a victim abused in a year of the run (costed per victim a year)
     tally.add("da_crimes", weights[crime].sum())
     tally.add("da_crimes_proven", weights[proven].sum())
     tally.add("offences_proven", weights[proven].sum())  # police costs of a proven offence, as for any other

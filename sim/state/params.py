@@ -348,7 +348,7 @@ class CostParams:
     dwp_cost_per_month_unemployed: Money = _f(MONEY, "DWP: out-of-work benefits for a person-month with an employment need")
     lost_output_per_month_unemployed: Money = _f(MONEY, "economy: output lost in a person-month with an employment need")
     da_police_cost_per_incident: Money = _f(MONEY, "police: response to a domestic-abuse incident (besides the cost of a proven offence)")
-    da_cost_per_victim_year: Money = _f(MONEY_LIST, "cost of a victim-year of domestic abuse (a victim's first incident after a gap of repeat_window_months), by component in DA_COMPONENTS order")
+    da_cost_per_victim_year: Money = _f(MONEY_LIST, "cost of a victim-year of domestic abuse (a victim abused in a year of the run), by component in DA_COMPONENTS order")
     da_homicide_risk_per_incident: float = _f(PROB, "expected domestic homicides per police-attended incident (costed as an expected value, never simulated)")
     da_cost_per_homicide: Money = _f(MONEY, "economic and social cost of a domestic homicide")
     cashable_share_prison: float = _f(PROB, "share of the cost of prison places closed that is cashable")
