@@ -60,6 +60,7 @@ class ReoffendingModel(mesa.Model):
         self.initial_stocks = justice_stocks(stock_table(p, self.month - 12 * params.family.age_adult))
         offending.record_past_convictions(self, self.people.new_rows("records"))
         offending.prime_court_queue(self)
+        domestic_abuse.prime(self)  # partner abuse in the year before the start: its runs and court cases
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
         )

@@ -93,7 +93,8 @@ def test_exposure_month_is_when_an_incident_hit_the_childs_home(baseline_runs):
     people = people_frame(m)
     ev = events_frame(m)
     da = ev[ev["event"] == "da_incident"]
-    kids = people[people["da_exposed_month"].notna()]
+    kids = people[people["da_exposed_month"] >= 0]  # (negative: in the year before the start, which logs no events)
+    assert (people["da_exposed_month"] < 0).any() and (people["da_exposed_month"] >= -12).all()
     parents = kids[["person_id", "mother_id", "father_id", "da_exposed_month"]].melt(
         id_vars=["person_id", "da_exposed_month"], value_name="parent").dropna(subset=["parent"])
     adults = pd.concat([da[["month", "victim_id"]].rename(columns={"victim_id": "adult"}),

@@ -65,15 +65,28 @@ def draw_perpetrators(model, rows: np.ndarray) -> None:
 def step(model) -> None:
     """Draw the month's incidents, record them, open court cases for the proven crimes, mark the children exposed,
     and pass the high-risk victims to the hub."""
-    da = model.params.domestic_abuse
-    p, month = model.people, model.month
-    draw_perpetrators(model, p.new_rows("domestic_abuse"))
+    draw_perpetrators(model, model.people.new_rows("domestic_abuse"))
     da_hub.progress(model)
-    if not is_on(da):
-        return
-    perp, victim, count = incidents(model)
+    if is_on(model.params.domestic_abuse):
+        _month(model, model.month, record=True)
+    da_hub.count(model)
+
+
+def prime(model, months: int = 12) -> None:
+    """Before the run: the ``months`` before the start, so that runs of incidents, victims' histories, children's
+    exposure and the DA court cases are at their steady level from month 0 (as ``offending.prime_court_queue`` does for
+    other offences; the partnerships and statuses are those at the start). Nothing is logged or counted."""
+    draw_perpetrators(model, model.people.new_rows("domestic_abuse"))
+    if is_on(model.params.domestic_abuse):
+        for month in range(-months, 0):
+            _month(model, month, record=False)
+
+
+def _month(model, month: int, record: bool) -> None:
+    """One month of incidents; with ``record``, their events and counts, and the hub's referrals."""
+    da, p = model.params.domestic_abuse, model.people
+    perp, victim, count = incidents(model, month)
     if not len(perp):
-        da_hub.count(model)
         return
     w = p.weight[perp]
     ids = p.person_id[perp]
@@ -83,9 +96,10 @@ def step(model) -> None:
     by = np.repeat(perp, count)
     nth = np.arange(len(by)) - np.repeat(np.cumsum(count) - count, count)
     lag = geometric_lag(model.draws.uniform("da_court_lag", month, p.person_id[by], nth), float(model.params.offending.court_lag_mean_months))
-    model.events.add("da_incident", by, month, victim=np.repeat(victim, count))
     violence = list(model.params.offending.offence_types).index("violence") if "violence" in model.params.offending.offence_types else 0
-    model.cases.add(by[proven], month, month + lag[proven], np.full(int(proven.sum()), violence, np.int8))
+    due = month + lag
+    pending = proven & (due >= 0)  # (cases due before the start were heard before it)
+    model.cases.add(by[pending], month, due[pending], np.full(int(pending.sum()), violence, np.int8))
     # the victim's run of incidents: a repeat if within the window of their last; high-risk once the run is long
     gap = month - p.da_victim_last_month[victim]
     repeat = gap <= da.repeat_window_months
@@ -93,7 +107,11 @@ def step(model) -> None:
     before = np.where(repeat, p.da_victim_run[victim], 0)
     p.da_victim_run[victim] = before + count
     p.da_victim_last_month[victim] = month
+    exposed = expose_children(model, perp, victim, month)
+    if not record:
+        return
     newly_high = (before < da.high_risk_min_incidents) & (before + count >= da.high_risk_min_incidents)
+    model.events.add("da_incident", by, month, victim=np.repeat(victim, count))
     tally = model.tally
     weights = np.repeat(w, count)
     tally.add("da_incidents", weights.sum())
@@ -105,14 +123,13 @@ def step(model) -> None:
     tally.add("da_high_risk_victims", w[newly_high].sum())
     tally.add("da_incidents_former_partner", (w * count)[p.partner[perp] != victim].sum())
     tally.add("da_incidents_by_previously_convicted", (w * count)[p.prev_convictions[perp] > 0].sum())
-    expose_children(model, perp, victim)
+    tally.add("da_children_exposed", p.weight[exposed].sum())
     da_hub.refer(model, victim[newly_high])
-    da_hub.count(model)
 
 
-def incidents(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """This month's incidents: (perpetrator rows, victim rows, incidents of each pair), pairs with at least one."""
-    p, month, da = model.people, model.month, model.params.domestic_abuse
+def incidents(model, month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``month``'s incidents: (perpetrator rows, victim rows, incidents of each pair), pairs with at least one."""
+    p, da = model.people, model.params.domestic_abuse
     perp = model.da_perpetrators
     perp = perp[p.present[perp]]
     model.da_perpetrators = perp  # (the dead and departed never come back)
@@ -187,20 +204,20 @@ def _incident_outcomes(ids, counts, p_crime, p_proven, crime_key, proven_key):
     return crime, proven
 
 
-def expose_children(model, perp: np.ndarray, victim: np.ndarray) -> None:
+def expose_children(model, perp: np.ndarray, victim: np.ndarray, month: int) -> np.ndarray:
     """Mark the children under the adult age who live with the victim, or with the perpetrator if the couple live
-    together, as exposed (the first time only); count them."""
-    p, month = model.people, model.month
+    together, as exposed (the first time only); returns those newly exposed."""
+    p = model.people
     together = p.partner[perp] == victim
     adults = np.concatenate([victim, perp[together]])
     kids = p.children.of(adults)
     if not len(kids):
-        return
+        return kids
     kids = np.unique(kids)
-    kids = kids[p.present[kids] & (month - p.birth_month[kids] < 12 * model.params.family.age_adult)]
+    kids = kids[p.present[kids] & (month - p.birth_month[kids] >= 0) & (month - p.birth_month[kids] < 12 * model.params.family.age_adult)]
     kids = kids[np.isin(home_parent(p, kids), adults)]
     first = kids[p.da_exposed_month[kids] == NEVER]
     p.da_exposed_month[first] = month
-    model.tally.add("da_children_exposed", p.weight[first].sum())
+    return first
 
 
