@@ -292,6 +292,12 @@ def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:
         words.append(f"Perfect information on every uncertain input would be worth about {_money(voi['value_gbp'].iloc[0])} to this decision "
                      f"(EVPI); most of it lies in {top['group'].iloc[0]} ({_money(top['value_gbp'].iloc[0])}): evidence on that is what is "
                      f"worth buying{' (indicative: fewer than 200 replicates)' if len(rows) < 200 else ''}.")
+    s1 = D.first_order_indices(rows)
+    if len(s1):
+        lead = s1.iloc[0]
+        words.append(f"Of the NPV's spread over the replicates, {lead['input']} alone explains the most: about {_num(100 * lead['s1'])}% "
+                     f"(first-order Sobol index, 95%: {_num(100 * lead['s1_low'])}-{_num(100 * lead['s1_high'])}%; SALib, from the "
+                     "replicates as drawn).")
     fig = F.save(F.decision_figure(curve, voi), folder / "figures" / "decision.png")
     caveat = ('<p class="note">A demonstration of the method, not a business case: the effects rest on evaluations of similar programmes '
               "elsewhere (no evaluation of the Essex proposal exists), many inputs are assumptions, and the calibration misses one target.</p>")
