@@ -200,6 +200,10 @@ def cmd_compare(args) -> int:
     base = load_scenario(args.baseline, overrides)
     iv = load_scenario(args.intervention, overrides)
     _same_length(base, [iv])
+    if _has_abuse(base) != _has_abuse(iv):
+        on, off = (args.intervention, args.baseline) if _has_abuse(iv) else (args.baseline, args.intervention)
+        raise ScenarioError(f"{on} models partner abuse and {off} does not: a comparison needs it on in both or neither "
+                            "(compare a DA programme with scenarios/domestic_abuse.toml)")
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
     arms = len(CHANNELS) if args.by_channel else 0
     stall = _stall_timeout(args, _preflight(args, [base, iv], (2 + arms) * args.reps, args.workers))

@@ -46,7 +46,7 @@ FLOWS = (
     "da_repeat_incidents",  # of them, against a victim within the repeat window of their last
     "da_victim_years",  # victims' first incidents in a year of the run (12 months from month 0): DA is costed per victim a year
     "da_crimes",  # incidents recorded as crimes
-    "da_crimes_proven",  # of them, proven (a court case, in offences_proven too)
+    "da_crimes_proven",  # of them, proven (a court case; not in offences_proven, whose police cost DA incidents carry)
     "da_high_risk_victims",  # victims newly assessed high-risk
     "da_incidents_former_partner",  # incidents against a former partner (separated within post_separation_months)
     "da_incidents_by_previously_convicted",  # incidents by perpetrators with a previous conviction

@@ -179,3 +179,26 @@ def test_victim_years_are_the_victims_abused_in_each_year(baseline_runs):
     ts = timeseries_frame(m)
     got = ts.groupby(ts["month"] // 12)["da_victim_years"].sum()
     pd.testing.assert_series_equal(got.loc[expected.index], expected, check_names=False)
+
+
+def test_a_comparison_refuses_abuse_in_one_arm_only_and_a_hub_without_abuse(tmp_path, capsys):
+    from sim.cli import main
+
+    out = tmp_path / "cmp"
+    assert main(["compare", "scenarios/baseline.toml", "scenarios/da_hub.toml", "--reps", "1", "--years", "1", "--out", str(out)]) == 2
+    assert "partner abuse" in capsys.readouterr().err and not out.exists()
+    assert main(["run", "scenarios/baseline.toml", "--set", "da_hub.capacity_victims_per_year=100", "--out", str(out)]) == 2
+    assert "needs partner abuse on" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_hub_serves_in_a_random_order_not_by_id():
+    """With places short, who starts does not follow person id (ids run offenders' families first), and a large
+    agent that does not fit leaves room for smaller ones."""
+    hub = run("scenarios/da_hub.toml", years=2, sets=["da_hub.capacity_victims_per_year=300", "da_hub.p_identified=1"])
+    p = hub.people
+    started = np.flatnonzero(p.hub_state[: p.n] != da_hub.NONE)
+    families = p.weight[started] < hub.params.population.scale_general
+    share_families = p.weight[started][families].sum() / p.weight[started].sum()
+    high_risk = timeseries_frame(hub)["da_high_risk_victims"].sum()
+    assert 0 < len(started) and share_families < 0.3, share_families  # offenders' families are a small part of all victims
+    assert p.weight[started].sum() < high_risk

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..processes import da_hub, domestic_abuse
 from ..processes.intervention import is_on
-from ..state.params import Money
+from ..state.params import DA_COST_PARTS, Money
 
 #: who bears the costs (the intervention's own cost last; "savings" are over the others)
 SAVING_AGENCIES = ("police", "courts", "prisons", "probation", "youth_justice", "local_authority", "nhs", "dwp",
@@ -32,8 +32,8 @@ TRANSFER_AGENCIES = ("dwp",)
 FISCAL = ("fiscal_cashable", "fiscal_non_cashable")
 #: the parts of a victim-year of domestic abuse (``costs.da_cost_per_victim_year``, in this order) and who bears each
 #: (the police response is costed per incident, the criminal legal costs from the simulated courts)
-DA_COMPONENTS = {"physical_emotional_harm": ("victims_and_society", "social"), "lost_output": ("wider_economy", "economic"),
-                 "health_services": ("nhs", None), "victim_services": ("local_authority", None), "civil_legal": ("courts", None)}
+DA_COMPONENTS = dict(zip(DA_COST_PARTS, (("victims_and_society", "social"), ("wider_economy", "economic"), ("nhs", None),
+                                          ("local_authority", None), ("courts", None))))
 
 
 def uprate(amount: Money, costs) -> np.ndarray | float:

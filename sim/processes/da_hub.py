@@ -59,16 +59,20 @@ def count(model) -> None:
 
 def refer(model, victims: np.ndarray) -> None:
     """The month's newly high-risk ``victims``: those the hub identifies start, as places allow (never supported
-    before; the first in order of id when places run short, so the order does not depend on rows)."""
+    before). When places run short the order is random with each agent's chance of coming first in proportion to the
+    real people it stands for (weighted sampling, Efraimidis & Spirakis 2006: key u^(1/weight)), and places are taken
+    in that order until one does not fit, so neither small nor large agents are favoured; the rest are not served."""
     hub, p, month, draws = model.params.da_hub, model.people, model.month, model.draws
     if not is_on(hub) or not len(victims):
         return
     victims = np.unique(victims)
     victims = victims[p.hub_state[victims] == NONE]
     identified = victims[draws.uniform("hub_identified", month, p.person_id[victims]) < hub.p_identified]
-    identified = identified[np.argsort(p.person_id[identified], kind="stable")]
     model.tally.add("hub_referrals", p.weight[identified].sum())
-    starting = identified[np.cumsum(p.weight[identified]) <= model.hub_place_credit]
+    ids = p.person_id[identified]
+    key = draws.uniform("hub_priority", month, ids) ** (1.0 / p.weight[identified])
+    queue = identified[np.lexsort((ids, -key))]
+    starting = queue[np.cumsum(p.weight[queue]) <= model.hub_place_credit]
     model.hub_place_credit -= p.weight[starting].sum()
     engaged = draws.uniform("hub_engage", month, p.person_id[starting]) < hub.p_engage
     p.hub_state[starting] = SUPPORTED

@@ -54,7 +54,8 @@ def draw_perpetrators(model, rows: np.ndarray) -> None:
     ids = p.person_id[rows]
     share = np.where(p.sex_male[rows], da.perpetrator_share_male, da.perpetrator_share_female)
     z = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / max(pop.propensity_sigma_general, 1e-9)
-    logit = np.log(share / np.maximum(1.0 - share, 1e-12)) + da.perpetrator_log_odds_per_sd_propensity * z
+    with np.errstate(divide="ignore"):  # (a share of 0: log-odds of minus infinity, nobody)
+        logit = np.log(share / np.maximum(1.0 - share, 1e-12)) + da.perpetrator_log_odds_per_sd_propensity * z
     perpetrator = (share > 0) & (model.draws.uniform("da_perpetrator", 0, ids) < 1.0 / (1.0 + np.exp(-logit)))
     s = da.rate_frailty_sigma
     own = np.exp(s * model.draws.normal("da_rate", 0, ids) - s * s / 2)
@@ -119,7 +120,6 @@ def _month(model, month: int, record: bool) -> None:
     tally.add("da_victim_years", w[new_year].sum())  # a victim abused in a year of the run (costed per victim a year)
     tally.add("da_crimes", weights[crime].sum())
     tally.add("da_crimes_proven", weights[proven].sum())
-    tally.add("offences_proven", weights[proven].sum())  # police costs of a proven offence, as for any other
     tally.add("da_high_risk_victims", w[newly_high].sum())
     tally.add("da_incidents_former_partner", (w * count)[p.partner[perp] != victim].sum())
     tally.add("da_incidents_by_previously_convicted", (w * count)[p.prev_convictions[perp] > 0].sum())

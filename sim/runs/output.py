@@ -85,8 +85,8 @@ def summarise(model) -> dict[str, float]:
         out[f"{name}_rms_deviation"] = float(np.sqrt(np.mean((annual / start - 1) ** 2))) if len(ts) and start else float("nan")
     # offences in the last year relative to the first (1 = the baseline's crime level holds)
     out["offences_drift"] = float(ts["offences"].iloc[-12:].sum() / ts["offences"].iloc[:12].sum()) if len(ts) >= 24 else float("nan")
-    # domestic abuse, after its first year (incidents start without their history of repeats)
-    da = ts.iloc[12:] if len(ts) >= 24 else ts
+    # domestic abuse (the year before the start was simulated, so its first year counts as any other)
+    da = ts
     da_years = len(da) / 12.0
     for name in ("da_incidents", "da_high_risk_victims", "da_children_exposed", "hub_starts"):
         out[f"{name}_per_year"] = float(da[name].sum() / da_years) if da_years else float("nan")

@@ -322,6 +322,10 @@ class DaHubParams:
     setup_cost_gbp: Money = _f(MONEY, "one-off cost of setting up the hub, month 0")
 
 
+#: the parts of a victim-year of domestic abuse, in the order of ``CostParams.da_cost_per_victim_year``
+DA_COST_PARTS = ("physical_emotional_harm", "lost_output", "health_services", "victim_services", "civil_legal")
+
+
 @dataclass(frozen=True)
 class CostParams:
     base_price_year: str = _f("text", "price year every cost is uprated to")
@@ -347,8 +351,8 @@ class CostParams:
     nhs_cost_per_month_by_need: Money = _f(MONEY_LIST, "NHS: a person-month with each need (treatment), in need order")
     dwp_cost_per_month_unemployed: Money = _f(MONEY, "DWP: out-of-work benefits for a person-month with an employment need")
     lost_output_per_month_unemployed: Money = _f(MONEY, "economy: output lost in a person-month with an employment need")
-    da_police_cost_per_incident: Money = _f(MONEY, "police: response to a domestic-abuse incident (besides the cost of a proven offence)")
-    da_cost_per_victim_year: Money = _f(MONEY_LIST, "cost of a victim-year of domestic abuse (a victim abused in a year of the run), by component in DA_COMPONENTS order")
+    da_police_cost_per_incident: Money = _f(MONEY, "police: the whole cost of a domestic-abuse incident, response and investigation (proven DA crimes are not costed again as proven offences)")
+    da_cost_per_victim_year: Money = _f(MONEY_LIST, "cost of a victim-year of domestic abuse (a victim abused in a year of the run), by part in DA_COST_PARTS order")
     da_homicide_risk_per_incident: float = _f(PROB, "expected domestic homicides per police-attended incident (costed as an expected value, never simulated)")
     da_cost_per_homicide: Money = _f(MONEY, "economic and social cost of a domestic homicide")
     cashable_share_prison: float = _f(PROB, "share of the cost of prison places closed that is cashable")

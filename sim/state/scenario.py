@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .params import (
+    DA_COST_PARTS,
     ANY,
     COUNT,
     MONEY,
@@ -283,7 +284,13 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
         fail("costs", "crime_cost_share_response", c.crime_cost_share_response, "the economic, health and response shares must add up to at most 1 (the social share is the rest)")
     if c.base_price_year not in c.deflator_years:
         fail("costs", "base_price_year", c.base_price_year, f"must be one of the deflator years {list(c.deflator_years)}")
-    for section in ("costs", "intervention"):
+    if len(c.da_cost_per_victim_year.value) != len(DA_COST_PARTS):
+        fail("costs", "da_cost_per_victim_year", list(c.da_cost_per_victim_year.value),
+             f"needs {len(DA_COST_PARTS)} entries, one per part: {', '.join(DA_COST_PARTS)}")
+    if p.da_hub.capacity_victims_per_year > 0 and p.domestic_abuse.incidents_per_month_base <= 0:
+        fail("da_hub", "capacity_victims_per_year", p.da_hub.capacity_victims_per_year,
+             "a DA hub needs partner abuse on (domestic_abuse.incidents_per_month_base > 0, as in scenarios/domestic_abuse.toml)")
+    for section in ("costs", "intervention", "da_hub"):
         for key, m in vars(getattr(p, section)).items():
             if isinstance(m, Money) and m.price_year not in c.deflator_years:
                 fail(section, key, m.price_year, f"price_year must be one of the deflator years {list(c.deflator_years)} (add it to costs.deflator_years)")
