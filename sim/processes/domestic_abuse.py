@@ -14,7 +14,8 @@ escalation ``(1 + escalation_per_incident) ^ n``, n the incidents of the current
 ``p_crime`` of them are recorded crimes, of which ``p_proven`` open a court case as a violent offence (the
 courts, sentences and their costs are the justice pathway's). An incident within ``repeat_window_months`` of the
 victim's last is a repeat (the MARAC definition); a victim whose run reaches ``high_risk_min_incidents`` is assessed
-high-risk (the hub's referrals).
+high-risk (the hub's referrals); a victim abused in a year of the run is a victim-year (what DA is costed by). The
+year before the start is simulated too, unlogged (``prime``), so all this is at its steady level from month 0.
 
 Children under the adult age living with the victim (or with the perpetrator, when the couple live together) are
 exposed; from then their offending hazard is multiplied by ``exposure_rr_offending`` up to
