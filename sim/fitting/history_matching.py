@@ -23,6 +23,7 @@ error of each target metric) so that an ensemble can be drawn from them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -222,7 +223,8 @@ def history_match(scenario, waves: int, points: int, reps: int, long_reps: int, 
     waves' summary and what is left of each parameter's range."""
     free = load_free_parameters()
     targets = [t for t in load_targets() if t.weight > 0]
-    _claim_store(store, {"scenario": Path(scenario).read_text(), "points": points, "reps": reps, "long_reps": long_reps,
+    # (the scenario by the hash of its text: the record names the runs' scenario without keeping a stale copy of it)
+    _claim_store(store, {"scenario_sha256": hashlib.sha256(Path(scenario).read_bytes()).hexdigest(), "points": points, "reps": reps, "long_reps": long_reps,
                          "seed": seed, "free": free, "targets": [t.name for t in targets]})
     t0 = time.perf_counter()
     cube = latin_hypercube(points, len(free), seed)
