@@ -207,15 +207,24 @@ def _describe(group: str, name: str) -> str:
     }.get(name, name)
 
 
-#: what the decomposition by channel reports: metric of the paired rows -> (label, unit)
-CHANNEL_METRICS = {
+#: the paired rows' metrics that the decomposition and the portfolio report, in words: metric -> (label, unit)
+PAIRED_METRIC_LABELS = {
     "appraisal:offences_avoided": ("offences avoided", "offences"),
-    "appraisal:npv": ("net present value", "GBP, present value"),
+    "difference:convictions": ("change in convictions", "convictions"),
+    "difference:custody_months": ("change in prisoner-months", "prisoner-months"),
+    "difference:children_convicted": ("change in children's convictions", "convictions"),
+    "appraisal:intervention_cost": ("programme cost", "GBP, present value"),
     "appraisal:total_savings": ("savings, all kinds", "GBP, present value"),
     "savings_by_kind:fiscal_cashable": ("cashable savings", "GBP, present value"),
-    "difference:children_convicted": ("change in children's convictions", "convictions"),
-    "difference:custody_months": ("change in prisoner-months", "prisoner-months"),
+    "appraisal:net_fiscal_benefit": ("net fiscal benefit", "GBP, present value"),
+    "appraisal:npv": ("net present value", "GBP, present value"),
+    "appraisal:bcr": ("benefit-cost ratio", "ratio"),
 }
+
+#: what the decomposition by channel reports: metric of the paired rows -> (label, unit)
+CHANNEL_METRICS = {m: PAIRED_METRIC_LABELS[m] for m in (
+    "appraisal:offences_avoided", "appraisal:npv", "appraisal:total_savings", "savings_by_kind:fiscal_cashable",
+    "difference:children_convicted", "difference:custody_months")}
 
 
 def channel_contributions(full: pd.DataFrame, arms: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -11,18 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .compare import PAIRED_METRIC_LABELS
+
 #: what a portfolio reports: metric of the paired rows -> (label, unit); all but the BCR add up across programmes
-PORTFOLIO_METRICS = {
-    "appraisal:offences_avoided": ("offences avoided", "offences"),
-    "difference:convictions": ("change in convictions", "convictions"),
-    "difference:custody_months": ("change in prisoner-months", "prisoner-months"),
-    "difference:children_convicted": ("change in children's convictions", "convictions"),
-    "appraisal:intervention_cost": ("programme cost", "GBP, present value"),
-    "appraisal:total_savings": ("savings, all kinds", "GBP, present value"),
-    "appraisal:net_fiscal_benefit": ("net fiscal benefit", "GBP, present value"),
-    "appraisal:npv": ("net present value", "GBP, present value"),
-    "appraisal:bcr": ("benefit-cost ratio", "ratio"),
-}
+PORTFOLIO_METRICS = {m: PAIRED_METRIC_LABELS[m] for m in (
+    "appraisal:offences_avoided", "difference:convictions", "difference:custody_months", "difference:children_convicted",
+    "appraisal:intervention_cost", "appraisal:total_savings", "appraisal:net_fiscal_benefit", "appraisal:npv", "appraisal:bcr")}
 
 SUM = "sum of programmes"
 INTERACTION = "interaction"

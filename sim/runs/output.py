@@ -86,14 +86,12 @@ def summarise(model) -> dict[str, float]:
     # offences in the last year relative to the first (1 = the baseline's crime level holds)
     out["offences_drift"] = float(ts["offences"].iloc[-12:].sum() / ts["offences"].iloc[:12].sum()) if len(ts) >= 24 else float("nan")
     # domestic abuse (the year before the start was simulated, so its first year counts as any other)
-    da = ts
-    da_years = len(da) / 12.0
     for name in ("da_incidents", "da_high_risk_victims", "da_children_exposed", "hub_starts"):
-        out[f"{name}_per_year"] = float(da[name].sum() / da_years) if da_years else float("nan")
-    incidents = da["da_incidents"].sum()
-    out["da_repeat_share"] = float(da["da_repeat_incidents"].sum() / incidents) if incidents else float("nan")
-    out["da_former_partner_share"] = float(da["da_incidents_former_partner"].sum() / incidents) if incidents else float("nan")
-    out["da_previously_convicted_share"] = float(da["da_incidents_by_previously_convicted"].sum() / incidents) if incidents else float("nan")
+        out[f"{name}_per_year"] = float(ts[name].sum() / years) if years else float("nan")
+    incidents = ts["da_incidents"].sum()
+    for name, column in (("da_repeat_share", "da_repeat_incidents"), ("da_former_partner_share", "da_incidents_former_partner"),
+                         ("da_previously_convicted_share", "da_incidents_by_previously_convicted")):
+        out[name] = float(ts[column].sum() / incidents) if incidents else float("nan")
     total = ts["offences"].sum()
     out["share_offences_by_supervised"] = float(ts["offences_by_supervised"].sum() / total) if total else float("nan")
     out["share_offences_by_previously_convicted"] = float(ts["offences_by_previously_convicted"].sum() / total) if total else float("nan")
