@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # so that its fixtures are built once; PYTEST_PARALLEL= runs them in one process
 PYTEST_PARALLEL ?= --numprocesses=auto --maxprocesses=4 --dist=loadscope
 
-.PHONY: run test test-full bench bench-readme clean venv
+.PHONY: run test app test-full bench bench-readme clean venv
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYVER)" || { echo "make: cannot run $(PYTHON)"; exit 2; }
@@ -28,6 +28,10 @@ run: $(STAMP)
 ## The test suite (statistical tests in their fast version; `make test-full` runs the long ones)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
+
+## The commissioner's what-if app at http://127.0.0.1:8765 (Ctrl-C stops it); APP_ARGS passes options to `sim app`
+app: $(STAMP)
+	$(BIN)/sim app $(APP_ARGS)
 
 test-full: $(STAMP)
 	REOFFSIM_FULL=1 $(BIN)/python -m pytest -q $(PYTEST_PARALLEL)

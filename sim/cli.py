@@ -52,6 +52,13 @@ def _address(text: str) -> str:
     return text
 
 
+def _port(text: str) -> int:
+    value = _nonneg_int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return value
+
+
 def _pos_float(text: str) -> float:
     try:
         value = float(text)
@@ -140,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     noise.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
     noise.add_argument("--json", action="store_true", help="print the table as JSON records")
+    app = sub.add_parser("app", help="the commissioner's what-if app in the browser, at http://127.0.0.1:8765 (make app)")
+    app.add_argument("--port", type=_port, default=8765, help="port to serve on (default 8765)")
+    app.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    app.add_argument("--workers", type=_pos_int, help="worker processes for the replicates (default: all cores; 1 = in the server)")
+    app.add_argument("--scheduler", type=_address, metavar="ADDRESS", help="run the replicates on a Dask cluster, e.g. tcp://host:8786")
+    app.add_argument("--seed", type=_nonneg_int, default=1, help="root seed of every comparison (default 1, as sim compare)")
+    app.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a scenario value in both arms of every comparison (repeatable), e.g. population.scale_general=20")
     bench = sub.add_parser("bench", help="the engine's speed against the targets and a fixed reference workload (a few minutes)")
     bench.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario to time (default scenarios/baseline.toml)")
     bench.add_argument("--repeats", type=_pos_int, default=3,
@@ -697,8 +712,35 @@ def cmd_noise(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    """Serve the app (``sim.app.pages``) with Solara, offline: its scripts and fonts come from the solara-assets
+    package, and neither telemetry nor a version check is sent. Checks the --set values and the port first."""
+    import json
+    import socket
+
+    from .app.settings import Setting, scenarios
+
+    scenarios(Setting(), args.set)  # a bad --set stops here, with one line
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a port left in TIME_WAIT is free
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise ScenarioError(f"--port {args.port}: cannot serve on {args.host}:{args.port} ({exc.strerror}); give another --port") from None
+    if args.scheduler:
+        check_scheduler(args.scheduler)
+    env = {**os.environ, "REOFFSIM_APP_SET": json.dumps(args.set), "REOFFSIM_APP_SEED": str(args.seed),
+           "REOFFSIM_APP_WORKERS": str(args.workers or ""), "REOFFSIM_APP_SCHEDULER": args.scheduler or "",
+           "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False"}
+    print(f"reoffsim app at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "solara", "run", "sim.app.pages", "--host", args.host, "--port", str(args.port),
+               "--production", "--no-open", "--no-check-version", "--log-level", "warning"]
+    os.execve(sys.executable, command, env)
+    return 0  # not reached: the server replaces this process
+
+
 COMMANDS = {
-    "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "report": cmd_report, "plot": cmd_plot,
+    "app": cmd_app, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "report": cmd_report, "plot": cmd_plot,
     "calibrate": cmd_calibrate, "validate": cmd_validate, "noise": cmd_noise, "bench": cmd_bench,
 }
 

@@ -9,7 +9,7 @@ import pytest
 SIM = Path(__file__).resolve().parent.parent / "sim"
 
 #: lowest first: a module's layer is its subpackage (sim/state, sim/processes, ...) or, for a top-level module, below
-LAYERS = ["state", "processes", "model", "appraisal", "runs", "fitting", "present", "entry"]
+LAYERS = ["state", "processes", "model", "appraisal", "runs", "fitting", "present", "app", "entry"]
 TOP_LEVEL = {"model": "model", "metrics": "model", "cli": "entry", "__main__": "entry", "bench": "entry", "ema": "entry"}
 
 

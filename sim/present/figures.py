@@ -236,9 +236,10 @@ def net_benefit_figure(ledger: pd.DataFrame, costs):
     return fig
 
 
-def dose_response_figure(sweep: pd.DataFrame, x: str, group: str | None = None):
+def dose_response_figure(sweep: pd.DataFrame, x: str, group: str | None = None, mark: float | None = None):
     """Sweeps: offences avoided and benefit-cost ratio against ``x`` (one line per ``group`` value), with 90%
-    intervals; the point with the best NPV is ringed."""
+    intervals; the point with the best NPV is ringed, and ``mark`` (a value of ``x``, e.g. the app's setting) drawn
+    as a dashed line."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     groups = [(None, sweep)] if group is None else list(sweep.groupby(group))
     colours = list(OKABE_ITO.values())[1:]
@@ -255,6 +256,9 @@ def dose_response_figure(sweep: pd.DataFrame, x: str, group: str | None = None):
         axes[1].plot(float(best[x]), best["appraisal:bcr"], "o", ms=14, mfc="none", mec=OKABE_ITO["black"], label="best NPV")
         axes[0].plot(float(best[x]), -best["offences"], "o", ms=14, mfc="none", mec=OKABE_ITO["black"])
     axes[1].axhline(1, color="black", lw=0.8, ls="--")
+    if mark is not None:
+        for ax in axes:
+            ax.axvline(mark, color=OKABE_ITO["vermillion"], lw=1.2, ls=":", label="your setting")
     xlabel = x.split(".")[-1].replace("_", " ")
     axes[0].set(xlabel=xlabel, ylabel="offences avoided over the run", title="Crime avoided")
     axes[1].set(xlabel=xlabel, ylabel="benefit-cost ratio", title="Benefit-cost ratio (1 = break-even)")
@@ -341,6 +345,20 @@ def decision_figure(curve: pd.DataFrame, voi: pd.DataFrame):
     d = voi.iloc[::-1]
     right.barh(d["group"], d["value_gbp"] / 1e6, color=[OKABE_ITO["grey"] if g.endswith("(EVPI)") else OKABE_ITO["orange"] for g in d["group"]])
     right.set_xlabel("value of perfect information (£m, present value)")
+    fig.tight_layout()
+    return fig
+
+
+def npv_figure(rows: pd.DataFrame):
+    """The distribution of the net present value over the replicates (GBP million), with break-even (0) and the mean."""
+    npv = rows["appraisal:npv"].to_numpy(float) / 1e6
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.hist(npv, bins=max(5, min(40, len(npv) // 3)), color=OKABE_ITO["blue"], alpha=0.75)
+    ax.axvline(0, color="black", lw=1, label="break-even")
+    ax.axvline(npv.mean(), color=OKABE_ITO["vermillion"], lw=1.6, ls="--", label=f"mean {npv.mean():,.1f}")
+    ax.set(xlabel="net present value, GBP million", ylabel="replicates",
+           title=f"NPV over {len(npv)} replicates: {100 * (npv > 0).mean():.0f}% above zero")
+    ax.legend(frameon=False, fontsize=9)
     fig.tight_layout()
     return fig
 

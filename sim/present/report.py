@@ -47,7 +47,7 @@ def discount_settings(manifest: dict) -> SimpleNamespace:
     return SimpleNamespace(discount_rate=rate, discount_rate_after_30_years=value("discount_rate_after_30_years", rate))
 
 
-def _money(v: float) -> str:
+def money(v: float) -> str:
     if v != v:
         return "n/a"
     sign = "-" if v < 0 else ""
@@ -55,7 +55,7 @@ def _money(v: float) -> str:
     return f"{sign}£{v / 1e6:,.1f}m" if v >= 1e6 else f"{sign}£{v:,.0f}"
 
 
-def _num(v: float, digits: int = 0) -> str:
+def num(v: float, digits: int = 0) -> str:
     return "n/a" if v != v else f"{v:,.{digits}f}"
 
 
@@ -94,7 +94,7 @@ def _plain_scenario(p: dict) -> str:
     def show(x):
         if isinstance(x, dict) and "price_year" in x:  # money
             v = x["value"]
-            return show(v) if isinstance(v, dict) else _money(v)
+            return show(v) if isinstance(v, dict) else money(v)
         if isinstance(x, dict) and "dist" in x:
             return f"uncertain: {Dist.from_dict(x)}"
         if isinstance(val(x), (list, tuple)):
@@ -114,7 +114,7 @@ def _plain_scenario(p: dict) -> str:
         f"{show(iv['intensity_hours_per_month'])} keyworker hours a month for {show(iv['duration_months'])} months, unless it drops out "
         f"({show(iv['p_dropout_per_month'])} a month) or the offender returns to custody.</p>"
         f"<p><b>Cost:</b> set-up {show(iv['setup_cost_gbp'])}, running {show(iv['fixed_cost_per_year_gbp'])} a year, "
-        f"{show(iv['cost_per_keyworker_hour_gbp'])} a keyworker hour (about {_money(per_family_year)} a family-year at this intensity), "
+        f"{show(iv['cost_per_keyworker_hour_gbp'])} a keyworker hour (about {money(per_family_year)} a family-year at this intensity), "
         f"{costs['base_price_year']} prices, optimism bias uplift {show(costs['optimism_bias_intervention'])}.</p>"
         f"<p><b>Effects at full dose</b> (each may be none, and the first two may harm): the offender's offending × {show(iv['offending_rr_at_full_dose'])}; "
         f"the children's × {show(iv['child_rr_at_full_dose'])}; each need's monthly chance of resolving × 1 + (m − 1) × s, with m = "
@@ -238,39 +238,40 @@ def _channels_section(folder: Path) -> str:
     crimes = table[(table["metric"] == "appraisal:offences_avoided") & ~table["channel"].isin(["total", "interaction"])]
     npv = table[table["metric"] == "appraisal:npv"].set_index("channel")
     top = crimes.sort_values("mean", ascending=False).iloc[0]
-    share = f"{_num(100 * top['share_of_total'])}% of the crimes avoided come" if top["share_of_total"] == top["share_of_total"] else "The most crimes avoided come"
-    words = [f"{share} through the {F.CHANNEL_LABELS[top['channel']]} channel (mean {_num(top['mean'])}, "
-             f"90%: {_num(top['p05'])} to {_num(top['p95'])} crimes)."]
+    share = f"{num(100 * top['share_of_total'])}% of the crimes avoided come" if top["share_of_total"] == top["share_of_total"] else "The most crimes avoided come"
+    words = [f"{share} through the {F.CHANNEL_LABELS[top['channel']]} channel (mean {num(top['mean'])}, "
+             f"90%: {num(top['p05'])} to {num(top['p95'])} crimes)."]
     for name, row in crimes.set_index("channel").iterrows():
         if row["p05"] <= 0 <= row["p95"]:
             words.append(f"The {F.CHANNEL_LABELS[name]} channel's contribution is not distinguishable from none (90% interval includes zero).")
     if "cost" in npv.index:
         gains = npv.drop(["cost", "treatment", "interaction", "total"], errors="ignore")["mean"].sum()
         paid = -npv.loc["cost", "mean"] - (npv.loc["treatment", "mean"] if "treatment" in npv.index else 0.0)
-        words.append(f"Together the channels return {_money(gains)} (and {_money(npv.loc['interaction', 'mean'])} more between them) against "
-                     f"a cost of {_money(paid)}, the NHS treatment referrals cause included (present values).")
-    rows = table.assign(channel=table["channel"].map(F.CHANNEL_LABELS), share=[_num(100 * v) + "%" if v == v else "" for v in table["share_of_total"]])
+        words.append(f"Together the channels return {money(gains)} (and {money(npv.loc['interaction', 'mean'])} more between them) against "
+                     f"a cost of {money(paid)}, the NHS treatment referrals cause included (present values).")
+    rows = table.assign(channel=table["channel"].map(F.CHANNEL_LABELS), share=[num(100 * v) + "%" if v == v else "" for v in table["share_of_total"]])
     for c in ("mean", "p05", "p95"):
-        rows[c] = [(_money(v) if u.startswith("GBP") else _num(v)) for v, u in zip(rows[c], rows["unit"])]
+        rows[c] = [(money(v) if u.startswith("GBP") else num(v)) for v, u in zip(rows[c], rows["unit"])]
     rows = rows[["label", "channel", "mean", "p05", "p95", "share"]]
     return (f"{_figure(fig, 'Each channel: the full intervention minus the same replicates with that channel at no effect (common random numbers); mean and 90% interval. Interaction: what the channels give together beyond their sum.')}"
             f"<p>{' '.join(html.escape(w) for w in words)}</p>{_table(rows, {'mean', 'p05', 'p95', 'share'})}")
 
 
-def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:
-    """Is it worth it? In words, from the replicates: the chance, the NPV, the effect and the price at which it
-    would break even (with the chance the evidence gives them), and what information would be worth."""
+def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evidence-weighted prior") -> list[str]:
+    """Is it worth it? In sentences, from a comparison's replicates: the chance, the NPV, the effect and the price at
+    which it would break even (with the chance the evidence, ``priors``, gives them), what information would be worth
+    and which input explains most of the spread. Shared by the report and the app's headline."""
     from ..appraisal import decision as D
 
     npv = rows["appraisal:npv"]
     chance = float((npv > 0).mean())
     verdict = "likely" if chance >= 0.7 else "unlikely" if chance <= 0.3 else "uncertain"
     words = [f"On the evidence as weighted here, it is {verdict} to be worth it: benefits exceed costs in {100 * chance:.0f}% of "
-             f"{len(rows)} replicates (NPV {_money(npv.mean())}, 90%: {_money(npv.quantile(0.05))} to {_money(npv.quantile(0.95))})."]
-    be = D.break_even(rows, D.priors_from_manifest(manifest["parameters"]))
+             f"{len(rows)} replicates (NPV {money(npv.mean())}, 90%: {money(npv.quantile(0.05))} to {money(npv.quantile(0.95))})."]
+    be = D.break_even(rows, priors)
     for _, r in be.iterrows():
         if r["break_even"] == r["break_even"]:
-            reach = f"; the evidence-weighted prior gives an effect at least that strong a {100 * r['prior_probability']:.0f}% chance" if r["prior_probability"] == r["prior_probability"] else ""
+            reach = f"; {prior_name} gives an effect at least that strong a {100 * r['prior_probability']:.0f}% chance" if r["prior_probability"] == r["prior_probability"] else ""
             words.append(f"It would break even (all other inputs at their means) if {r['channel']} reached {r['break_even']:.2f}{reach}.")
         elif r["prior_probability"] == 1:
             words.append(f"Through {r['channel'].split(' (')[0]} it would break even at any effect the evidence allows (all else at its mean).")
@@ -284,20 +285,29 @@ def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:
     curve = D.acceptability(rows)
     if families > 0:
         fair = rows["appraisal:total_savings"].sum() / families
-        words.append(f"A family's place costs {_money(curve['scenario_cost_per_family'].iloc[0])} (present value); benefits match costs on average "
-                     f"at {_money(fair)} a place.")
+        words.append(f"A family's place costs {money(curve['scenario_cost_per_family'].iloc[0])} (present value); benefits match costs on average "
+                     f"at {money(fair)} a place.")
     voi = D.value_of_information(rows)
     top = voi.iloc[1:].sort_values("value_gbp", ascending=False)
     if len(top) and voi["value_gbp"].iloc[0] > 0:
-        words.append(f"Perfect information on every uncertain input would be worth about {_money(voi['value_gbp'].iloc[0])} to this decision "
-                     f"(EVPI); most of it lies in {top['group'].iloc[0]} ({_money(top['value_gbp'].iloc[0])}): evidence on that is what is "
+        words.append(f"Perfect information on every uncertain input would be worth about {money(voi['value_gbp'].iloc[0])} to this decision "
+                     f"(EVPI); most of it lies in {top['group'].iloc[0]} ({money(top['value_gbp'].iloc[0])}): evidence on that is what is "
                      f"worth buying{' (indicative: fewer than 200 replicates)' if len(rows) < 200 else ''}.")
     s1 = D.first_order_indices(rows)
     if len(s1):
         lead = s1.iloc[0]
-        words.append(f"Of the NPV's spread over the replicates, {lead['input']} alone explains the most: about {_num(100 * lead['s1'])}% "
-                     f"(first-order Sobol index, 95%: {_num(100 * lead['s1_low'])}-{_num(100 * lead['s1_high'])}%; SALib, from the "
+        words.append(f"Of the NPV's spread over the replicates, {lead['input']} alone explains the most: about {num(100 * lead['s1'])}% "
+                     f"(first-order Sobol index, 95%: {num(100 * lead['s1_low'])}-{num(100 * lead['s1_high'])}%; SALib, from the "
                      "replicates as drawn).")
+    return words
+
+
+def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:
+    """Is it worth it? ``decision_words`` with the acceptability curve and value-of-information figure."""
+    from ..appraisal import decision as D
+
+    words = decision_words(rows, D.priors_from_manifest(manifest["parameters"]))
+    curve, voi = D.acceptability(rows), D.value_of_information(rows)
     fig = F.save(F.decision_figure(curve, voi), folder / "figures" / "decision.png")
     caveat = ('<p class="note">A demonstration of the method, not a business case: the effects rest on evaluations of similar programmes '
               "elsewhere (no evaluation of the Essex proposal exists), many inputs are assumptions, and the calibration misses one target.</p>")
@@ -335,28 +345,28 @@ def comparison_report(folder: Path) -> Path:
         return f"90%: {fmt(lo)} to {fmt(hi)}"
 
     pp = lambda v: f"{v:+.1f} pp" if v == v else "n/a"  # noqa: E731
-    n = lambda v: _num(v)  # noqa: E731
+    n = lambda v: num(v)  # noqa: E731
     years = manifest["months"] / 12
     cards = "".join([
         _card(n(-t("offences")), f"crimes avoided over {years:g} years", ci("offences", n, negate=True)),
         _card(pp(100 * t("proven_reoffending_prison")), "change in one-year proven reoffending, prison cohort", ci("proven_reoffending_prison", pp, 100)),
         _card(pp(100 * t("proven_reoffending_probation")), "change in one-year proven reoffending, probation cohort", ci("proven_reoffending_probation", pp, 100)),
         _card(n(-t("child_first_time_entrants")), "children kept out of the CJS (fewer child first-time entrants)", ci("child_first_time_entrants", n, negate=True)),
-        _card(_money(t("appraisal:net_fiscal_benefit")), "net fiscal benefit (present value)", ci("appraisal:net_fiscal_benefit", _money)),
-        _card(_money(t("appraisal:npv")), "net present value (fiscal, economic, social)", ci("appraisal:npv", _money)),
-        _card(_num(t("appraisal:bcr"), 2), "benefit-cost ratio", ci("appraisal:bcr", lambda v: _num(v, 2))),
+        _card(money(t("appraisal:net_fiscal_benefit")), "net fiscal benefit (present value)", ci("appraisal:net_fiscal_benefit", money)),
+        _card(money(t("appraisal:npv")), "net present value (fiscal, economic, social)", ci("appraisal:npv", money)),
+        _card(num(t("appraisal:bcr"), 2), "benefit-cost ratio", ci("appraisal:bcr", lambda v: num(v, 2))),
         _card(f"{100 * t('appraisal:benefits_exceed_costs'):.0f}%", "chance benefits exceed costs", f"share of {len(rows)} replicates with NPV > 0"),
     ])
     money_rows = [m for m in table.index if m.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:"))]
-    money = table.loc[money_rows, ["unit", "difference", "difference_p05", "difference_p95", "description"]].reset_index()
-    money["metric"] = money["metric"].map(_label)
+    money_table = table.loc[money_rows, ["unit", "difference", "difference_p05", "difference_p95", "description"]].reset_index()
+    money_table["metric"] = money_table["metric"].map(_label)
     for c in ("difference", "difference_p05", "difference_p95"):
-        money[c] = [(_money(v) if u.startswith("GBP") else _num(v, 2)) for v, u in zip(money[c], money["unit"])]
+        money_table[c] = [(money(v) if u.startswith("GBP") else num(v, 2)) for v, u in zip(money_table[c], money_table["unit"])]
     outcome_rows = [m for m in table.index if not m.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:"))]
     outcomes = table.loc[outcome_rows, ["unit", "baseline", "intervention", "difference", "difference_p05", "difference_p95"]].reset_index()
     outcomes["metric"] = outcomes["metric"].map(_label)
     for c in ("baseline", "intervention", "difference", "difference_p05", "difference_p95"):
-        outcomes[c] = [(_num(v, 3) if u == "proportion" else _num(v)) for v, u in zip(outcomes[c], outcomes["unit"])]
+        outcomes[c] = [(num(v, 3) if u == "proportion" else num(v)) for v, u in zip(outcomes[c], outcomes["unit"])]
     payback = t("appraisal:payback_year")
     share_paid = t("appraisal:share_paying_back")
     uncertain = [c.removeprefix("parameter:") for c in rows.columns if c.startswith("parameter:")]
@@ -378,8 +388,8 @@ on the same random numbers, so the differences measure the intervention.</p>
 {_plain_scenario(params)}
 <h2>Headline</h2>
 <div class="headline">{cards}</div>
-<p>Payback (fiscal savings covering the intervention's cost): {"year " + _num(payback) + " (median over replicates)" if payback == payback else "not within the appraisal period"};
-{_num(100 * share_paid) if share_paid == share_paid else "n/a"}% of replicates pay back within it.
+<p>Payback (fiscal savings covering the intervention's cost): {"year " + num(payback) + " (median over replicates)" if payback == payback else "not within the appraisal period"};
+{num(100 * share_paid) if share_paid == share_paid else "n/a"}% of replicates pay back within it.
 Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if uncertain else "none"}.</p>
 <h2>Is it worth it?</h2>
 {_decision_section(folder, rows, manifest)}
@@ -390,7 +400,7 @@ Uncertain inputs drawn per replicate: {html.escape(", ".join(uncertain)) if unce
 <h2>Who saves what</h2>
 {_figure(figs["savings"], "Yearly savings (baseline minus intervention costs, undiscounted), by agency and by kind: cashable and non-cashable fiscal, economic, social.")}
 {_figure(figs["net_benefit"], "Cumulative discounted net benefit: all benefits but transfers, and fiscal only (transfers included), minus the intervention's cost.")}
-{_table(money, {"difference", "difference_p05", "difference_p95"})}
+{_table(money_table, {"difference", "difference_p05", "difference_p95"})}
 <h2>Where the benefit comes from</h2>
 {_channels_section(folder)}
 <h2>What drives the answer</h2>
@@ -418,13 +428,13 @@ def sweep_report(folder: Path) -> Path:
     (folder / "figures").mkdir(exist_ok=True)
     path = F.save(F.dose_response_figure(sweep, x, group), folder / "figures" / "dose_response.png")
     best = sweep.loc[sweep["appraisal:npv"].idxmax()] if sweep["appraisal:npv"].notna().any() else None
-    best_text = (", ".join(f"{k.split('.')[-1].replace('_', ' ')} = {best[k]}" for k in keys) + f" (NPV {_money(best['appraisal:npv'])})") if best is not None else "n/a"
+    best_text = (", ".join(f"{k.split('.')[-1].replace('_', ' ')} = {best[k]}" for k in keys) + f" (NPV {money(best['appraisal:npv'])})") if best is not None else "n/a"
     shown = sweep[keys + ["offences", "appraisal:intervention_cost", "appraisal:npv", "appraisal:bcr", "appraisal:benefits_exceed_costs"]].copy()
-    shown["offences"] = [_num(-v) for v in shown["offences"]]
+    shown["offences"] = [num(-v) for v in shown["offences"]]
     shown = shown.rename(columns={"offences": "crimes avoided"})
     for c in ("appraisal:intervention_cost", "appraisal:npv"):
-        shown[c] = [_money(v) for v in shown[c]]
-    shown["appraisal:bcr"] = [_num(v, 2) for v in shown["appraisal:bcr"]]
+        shown[c] = [money(v) for v in shown[c]]
+    shown["appraisal:bcr"] = [num(v, 2) for v in shown["appraisal:bcr"]]
     body = f"""
 <h1>Dose-response: how intensely to fund the intervention</h1>
 <p class="sub">{html.escape(manifest['scenario'])}: {manifest['replicates']} paired replicates per grid point, each against the intervention switched off.</p>
@@ -446,9 +456,9 @@ def portfolio_verdict(table: pd.DataFrame) -> str:
                else "not distinguishable from")
     more = "more" if crimes["mean"] >= 0 else "fewer"
     return (f"The combination is {verdict} the sum of its parts: its net present value differs from the sum of the programmes' "
-            f"alone by {_money(npv['mean'])} (90%: {_money(npv['p05'])} to {_money(npv['p95'])}), more in {100 * npv['p_above_zero']:.0f}% "
-            f"of replicates and less in {100 * npv['p_below_zero']:.0f}%; it avoids {_num(abs(crimes['mean']))} {more} offences than the "
-            f"programmes alone add up to (90%: {_num(crimes['p05'])} to {_num(crimes['p95'])}; more in {100 * crimes['p_above_zero']:.0f}% of replicates).")
+            f"alone by {money(npv['mean'])} (90%: {money(npv['p05'])} to {money(npv['p95'])}), more in {100 * npv['p_above_zero']:.0f}% "
+            f"of replicates and less in {100 * npv['p_below_zero']:.0f}%; it avoids {num(abs(crimes['mean']))} {more} offences than the "
+            f"programmes alone add up to (90%: {num(crimes['p05'])} to {num(crimes['p95'])}; more in {100 * crimes['p_above_zero']:.0f}% of replicates).")
 
 
 def _setting(v) -> str:
@@ -475,7 +485,7 @@ def portfolio_report(folder: Path) -> Path:
                            columns=["programme", "setting", "value"])
     built = (f"given in {html.escape(str(combo['scenario_file']))}" if combo["given"] else
              "built from the baseline with every programme's settings that differ from the baseline's applied on top (no two programmes may set one key differently)")
-    shown = table.assign(**{c: [(_money(v) if u.startswith("GBP") else _num(v, 2 if u == "ratio" else 0)) for v, u in zip(table[c], table["unit"])]
+    shown = table.assign(**{c: [(money(v) if u.startswith("GBP") else num(v, 2 if u == "ratio" else 0)) for v, u in zip(table[c], table["unit"])]
                             for c in ("mean", "p05", "p95")},
                          chance=[f"{100 * a:.0f}% / {100 * b:.0f}%" if a == a else "" for a, b in zip(table["p_above_zero"], table["p_below_zero"])])
     shown = shown[["label", "arm", "mean", "p05", "p95", "chance"]].rename(columns={"chance": "above / below zero"})

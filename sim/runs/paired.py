@@ -81,15 +81,26 @@ def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1,
     runs = run_all(tasks, workers, label, scheduler, stall_timeout)
     base_runs = baseline_runs if baseline_runs is not None else runs[:reps]
     iv_runs = runs[-reps:]
-    rows, series, ledgers = [], [], []
-    for k, (seed, b, i) in enumerate(zip(seeds, base_runs, iv_runs)):
-        b = priced_like(b, i["params"])
-        draws = {f"parameter:{key}": v for key, v in {**b["draws"], **i["draws"]}.items()}
-        rows.append({**appraise(b, i, i["params"]), "replicate": k, "seed": seed, **draws})
-        for name, r in (("baseline", b), ("intervention", i)):
-            series.append(r["timeseries"].assign(scenario=name, replicate=k))
-            ledgers.append(r["ledger"].assign(scenario=name, replicate=k))
-    return pd.DataFrame(rows), pd.concat(series, ignore_index=True), pd.concat(ledgers, ignore_index=True), base_runs
+    pairs = [pair(k, seed, b, i) for k, (seed, b, i) in enumerate(zip(seeds, base_runs, iv_runs))]
+    return (*stack(pairs), base_runs)
+
+
+def pair(k: int, seed: int, base_run: dict, iv_run: dict) -> tuple[dict, list[pd.DataFrame], list[pd.DataFrame]]:
+    """Replicate ``k`` of a comparison from its two runs (the baseline priced with the intervention's unit costs):
+    its row of metrics (the appraisal and the parameters as drawn), and the monthly series and cost ledgers of both
+    scenarios labelled by scenario and replicate."""
+    b = priced_like(base_run, iv_run["params"])
+    draws = {f"parameter:{key}": v for key, v in {**b["draws"], **iv_run["draws"]}.items()}
+    row = {**appraise(b, iv_run, iv_run["params"]), "replicate": k, "seed": seed, **draws}
+    runs = (("baseline", b), ("intervention", iv_run))
+    return (row, [r["timeseries"].assign(scenario=name, replicate=k) for name, r in runs],
+            [r["ledger"].assign(scenario=name, replicate=k) for name, r in runs])
+
+
+def stack(pairs: list[tuple]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``pair``'s results of several replicates as (per-replicate metrics, monthly series, cost ledgers)."""
+    return (pd.DataFrame([row for row, _, _ in pairs]), pd.concat([s for _, series, _ in pairs for s in series], ignore_index=True),
+            pd.concat([led for _, _, ledgers in pairs for led in ledgers], ignore_index=True))
 
 def compare_portfolio(base_params, arms: dict, reps: int, root_seed: int, priced_by: str, workers: int = 1,
                       scheduler: str | None = None, stall_timeout: float | None = None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:

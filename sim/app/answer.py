@@ -1,0 +1,130 @@
+"""What the app shows for a setting: the comparison so far, its headline in words, and the files to download.
+
+An ``Answer`` is built from the paired replicates finished so far (``sim.runs.paired.pair``), so it grows while a Run
+goes on; its tables are exactly those ``sim compare`` writes, so the downloads are the CLI's own folder and report.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..appraisal.compare import summary_table
+from ..appraisal.decision import priors_from_manifest
+from ..present.report import decision_words, money, num, report
+from ..runs.output import write_comparison
+from ..runs.paired import stack
+from ..state.params import Params
+from .settings import STANCES, Setting
+
+#: the dose-response sweep shipped with the app (see sim/app/README.md for how it was made)
+DOSE_RESPONSE = Path(__file__).resolve().parent / "dose_response.csv"
+DOSE_X, DOSE_GROUP = "intervention.intensity_hours_per_month", "intervention.capacity_families_per_year"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A comparison of ``base`` and ``iv`` for ``setting`` from the replicates finished so far (``reps`` asked)."""
+
+    setting: Setting
+    base: Params
+    iv: Params
+    root_seed: int
+    reps: int
+    rows: pd.DataFrame
+    series: pd.DataFrame
+    ledger: pd.DataFrame
+
+    @classmethod
+    def from_pairs(cls, setting: Setting, base: Params, iv: Params, root_seed: int, pairs: dict[int, tuple]) -> "Answer":
+        rows, series, ledger = stack([pairs[k] for k in sorted(pairs)])
+        return cls(setting, base, iv, root_seed, setting.reps, rows, series, ledger)
+
+    @property
+    def done(self) -> int:
+        return len(self.rows)
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.reps
+
+    def table(self) -> pd.DataFrame:
+        return summary_table(self.rows)
+
+
+def verdict(answer: Answer) -> str:
+    """The answer to "is it worth it?" in a few words, from the share of replicates with a positive NPV."""
+    chance = float((answer.rows["appraisal:npv"] > 0).mean())
+    word = "Likely worth it" if chance >= 0.7 else "Unlikely to be worth it" if chance <= 0.3 else "Uncertain whether it is worth it"
+    return f"{word}: benefits exceed costs in {100 * chance:.0f}% of {answer.done} replicates"
+
+
+def headline(answer: Answer) -> list[str]:
+    """The headline's sentences: what the setting buys, at what cost, and the decision words of the report."""
+    t = answer.table().set_index("metric")
+
+    def d(metric, col="difference"):
+        return float(t.loc[metric, col]) if metric in t.index else float("nan")
+
+    years = answer.iv.run.years
+    avoided, lo, hi = -d("offences"), -d("offences", "difference_p95"), -d("offences", "difference_p05")
+    share = avoided / d("offences", "baseline") if d("offences", "baseline") else float("nan")
+    words = [f"{answer.setting.describe()[:1].upper()}{answer.setting.describe()[1:]}: it costs {money(d('appraisal:intervention_cost'))} "
+             f"over {years:g} years (present value) and avoids about {num(avoided)} offences (90%: {num(lo)} to {num(hi)}), "
+             f"{100 * share:.1f}% of all offences; it returns {num(d('appraisal:bcr'), 2)} per pound spent "
+             f"(90%: {num(d('appraisal:bcr', 'difference_p05'), 2)} to {num(d('appraisal:bcr', 'difference_p95'), 2)})."]
+    if answer.setting.has_hub:
+        words.append(f"Domestic-abuse incidents change by {num(d('da_incidents'))} (90%: {num(d('da_incidents', 'difference_p05'))} to "
+                     f"{num(d('da_incidents', 'difference_p95'))}).")
+    prior = f"the {STANCES[answer.setting.stance].split(':')[0].lower()} prior"
+    words += decision_words(answer.rows, priors_from_manifest(answer.iv.to_dict()), prior)
+    if not answer.complete:
+        words.append(f"Provisional: {answer.done} of {answer.reps} replicates so far; the bands tighten as the rest finish.")
+    return words
+
+
+def write_folder(answer: Answer, folder: Path) -> Path:
+    """The comparison folder ``sim compare`` would write for this answer (``folder`` must not exist), with its
+    report.html; returns the report's path."""
+    write_comparison(folder, answer.base, answer.iv, answer.root_seed, answer.rows, answer.table(), answer.series, answer.ledger)
+    return report(folder)
+
+
+def downloads(answer: Answer) -> tuple[bytes, bytes]:
+    """(report.html, a zip of the whole folder: the CSVs, series, ledger, manifest, figures and report), made in a
+    temporary folder of the app's own and removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="reoffsim-app-") as tmp:
+        folder = Path(tmp) / f"{answer.iv.run.name}_vs_{answer.base.run.name}"
+        html = write_folder(answer, folder).read_bytes()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    z.write(path, path.relative_to(folder.parent))
+        return html, buffer.getvalue()
+
+
+def dose_response() -> pd.DataFrame | None:
+    """The shipped sweep (intensity x families a year at the default eligibility and evidence-weighted priors)."""
+    return pd.read_csv(DOSE_RESPONSE) if DOSE_RESPONSE.exists() else None
+
+
+def dose_response_caveat(setting: Setting) -> str:
+    """Where the shipped sweep's setting differs from the one on screen, in words ('' if it does not)."""
+    default = Setting()
+    differs = [label for label, same in (
+        ("the programme", setting.programme == "offender_family"),
+        ("the evidence stance", setting.stance == default.stance),
+        ("the horizon", setting.horizon == default.horizon),
+        ("eligibility", (setting.prison_leavers, setting.probationers, setting.dependent_children, setting.min_convictions)
+         == (default.prison_leavers, default.probationers, default.dependent_children, default.min_convictions)),
+        ("months of support", setting.duration_months == default.duration_months),
+        ("the cost of an hour", setting.cost_per_hour is None),
+    ) if not same]
+    return (f"The sweep was run for the offender-and-family programme at the defaults; your setting differs in {', '.join(differs)}, "
+            "so read the curve as the shape of the dose-response, not your numbers.") if differs else ""
