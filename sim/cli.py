@@ -731,7 +731,7 @@ def cmd_app(args) -> int:
         check_scheduler(args.scheduler)
     env = {**os.environ, "REOFFSIM_APP_SET": json.dumps(args.set), "REOFFSIM_APP_SEED": str(args.seed),
            "REOFFSIM_APP_WORKERS": str(args.workers or ""), "REOFFSIM_APP_SCHEDULER": args.scheduler or "",
-           "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False"}
+           "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False", "SOLARA_CHECK_HOOKS": "off"}
     print(f"reoffsim app at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "solara", "run", "sim.app.pages", "--host", args.host, "--port", str(args.port),
                "--production", "--no-open", "--no-check-version", "--log-level", "warning"]

@@ -7,6 +7,8 @@ tests derive expectations from the parameters they load.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,3 +167,26 @@ def _sigint_left_as_found(request):
     if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):  # blocked: raised signals wait, children inherit it
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
         pytest.fail(f"{request.node.nodeid} left SIGINT blocked in the main thread")
+
+
+def chromium() -> str | None:
+    """Chromium from the machine, installed from Debian's packages when missing and we are root."""
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, env=env, timeout=900)
+    return shutil.which("chromium")
+
+
+def chromium_or_skip(what: str) -> str:
+    """Chromium's path; skips only with REOFFSIM_SKIP_BROWSER=1 (CI must use a browser: else the test fails)."""
+    browser = chromium()
+    if browser is None and os.environ.get("REOFFSIM_SKIP_BROWSER") == "1":
+        pytest.skip(f"REOFFSIM_SKIP_BROWSER=1 and no Chromium: {what}")
+    if browser is None:
+        pytest.fail("Chromium is not installed and could not be installed (needs root and Debian's apt); "
+                    "install it, or set REOFFSIM_SKIP_BROWSER=1 to skip this test on a machine without it")
+    return browser

@@ -118,7 +118,11 @@ def test_check_option(tmp_path, capsys, monkeypatch):
 STILL_FROM_MEMORY: dict[str, set[str]] = {}
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "scenarios").glob("*.toml")))
+#: every scenario file and the app's evidence stances (scenarios/evidence/), by path under scenarios/
+SCENARIO_FILES = sorted(p.relative_to(ROOT / "scenarios").as_posix() for p in (ROOT / "scenarios").rglob("*.toml"))
+
+
+@pytest.mark.parametrize("name", SCENARIO_FILES)
 def test_no_new_input_is_from_memory(name):
     """A source is a publication read, or an explicit assumption: no input outside the shrinking list says "from
     memory" (one that is fixed leaves the list, so the test also fails until the list is updated)."""
@@ -130,7 +134,7 @@ def test_no_new_input_is_from_memory(name):
     assert found == STILL_FROM_MEMORY.get(name, set())
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "scenarios").glob("*.toml")))
+@pytest.mark.parametrize("name", SCENARIO_FILES)
 def test_every_input_has_an_evidence_grade(name):
     """Every input of every scenario (run settings aside) says how it is evidenced: a publication, a calibration,
     an assumption or a design choice (issue 15, point 6); a source that says none of these fails."""

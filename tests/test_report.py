@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SMALL
+from conftest import ROOT, SMALL, chromium_or_skip
 from sim import load_scenario
 from sim.appraisal.compare import summary_table
 from sim.runs.paired import compare
@@ -81,25 +80,8 @@ def test_sweep_report_has_the_dose_response(tmp_path):
     assert "Best net present value at" in page and "data:image/png;base64," in page
 
 
-def _chromium() -> str | None:
-    """Chromium from the machine, installed from Debian's packages when missing and we are root."""
-    for name in ("chromium", "chromium-browser"):
-        if shutil.which(name):
-            return shutil.which(name)
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, env=env, timeout=900)
-    return shutil.which("chromium")
-
-
 def test_report_renders_in_headless_chromium(comparison_folder, tmp_path):
-    browser = _chromium()
-    if browser is None and os.environ.get("REOFFSIM_SKIP_BROWSER") == "1":
-        pytest.skip("REOFFSIM_SKIP_BROWSER=1 and no Chromium: report not rendered")
-    if browser is None:  # CI must render the report: a missing browser fails rather than passing silently
-        pytest.fail("Chromium is not installed and could not be installed (needs root and Debian's apt); "
-                    "install it, or set REOFFSIM_SKIP_BROWSER=1 to skip this test on a machine without it")
+    browser = chromium_or_skip("report not rendered")
     url = (comparison_folder / "report.html").as_uri()
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     dom = subprocess.run([browser, *CHROMIUM_FLAGS, *profile, "--dump-dom", url], capture_output=True, text=True, timeout=120)

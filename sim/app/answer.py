@@ -74,15 +74,18 @@ def headline(answer: Answer) -> list[str]:
     years = answer.iv.run.years
     avoided, lo, hi = -d("offences"), -d("offences", "difference_p95"), -d("offences", "difference_p05")
     share = avoided / d("offences", "baseline") if d("offences", "baseline") else float("nan")
-    words = [f"{answer.setting.describe()[:1].upper()}{answer.setting.describe()[1:]}: it costs {money(d('appraisal:intervention_cost'))} "
-             f"over {years:g} years (present value) and avoids about {num(avoided)} offences (90%: {num(lo)} to {num(hi)}), "
-             f"{100 * share:.1f}% of all offences; it returns {num(d('appraisal:bcr'), 2)} per pound spent "
-             f"(90%: {num(d('appraisal:bcr', 'difference_p05'), 2)} to {num(d('appraisal:bcr', 'difference_p95'), 2)})."]
+    what = answer.setting.describe()
+    change = f"avoids about {num(avoided)} offences" if avoided >= 0 else f"adds about {num(-avoided)} offences"
+    words = [f"{what[:1].upper()}{what[1:]}: it costs {money(d('appraisal:intervention_cost'))} over {years:g} years (present value) "
+             f"and {change} (90%: from {num(lo)} avoided to {num(hi)}), {100 * abs(share):.1f}% of all offences; it returns "
+             f"{num(d('appraisal:bcr'), 2)} per pound spent (90%: {num(d('appraisal:bcr', 'difference_p05'), 2)} to "
+             f"{num(d('appraisal:bcr', 'difference_p95'), 2)}), a net present value of {money(d('appraisal:npv'))} (90%: "
+             f"{money(d('appraisal:npv', 'difference_p05'))} to {money(d('appraisal:npv', 'difference_p95'))})."]
     if answer.setting.has_hub:
         words.append(f"Domestic-abuse incidents change by {num(d('da_incidents'))} (90%: {num(d('da_incidents', 'difference_p05'))} to "
                      f"{num(d('da_incidents', 'difference_p95'))}).")
     prior = f"the {STANCES[answer.setting.stance].split(':')[0].lower()} prior"
-    words += decision_words(answer.rows, priors_from_manifest(answer.iv.to_dict()), prior)
+    words += decision_words(answer.rows, priors_from_manifest(answer.iv.to_dict()), prior)[1:]  # [0] is the verdict, shown above
     if not answer.complete:
         words.append(f"Provisional: {answer.done} of {answer.reps} replicates so far; the bands tighten as the rest finish.")
     return words
@@ -112,6 +115,15 @@ def downloads(answer: Answer) -> tuple[bytes, bytes]:
 def dose_response() -> pd.DataFrame | None:
     """The shipped sweep (intensity x families a year at the default eligibility and evidence-weighted priors)."""
     return pd.read_csv(DOSE_RESPONSE) if DOSE_RESPONSE.exists() else None
+
+
+def dose_response_words(sweep: pd.DataFrame) -> str:
+    """What the sweep shows, in a sentence: where the NPV is best and how the benefit-cost ratio ranges."""
+    best = sweep.loc[sweep["appraisal:npv"].idxmax()]
+    above = sweep[sweep["appraisal:bcr"] >= 1]
+    return (f"The best mean NPV, {money(best['appraisal:npv'])}, is at {best[DOSE_X]:g} hours and {best[DOSE_GROUP]:,.0f} families a year; "
+            f"the mean benefit-cost ratio runs from {sweep['appraisal:bcr'].min():.2f} to {sweep['appraisal:bcr'].max():.2f}"
+            + (f", at or above 1 at {len(above)} of {len(sweep)} points." if len(above) else ", below 1 at every point tried."))
 
 
 def dose_response_caveat(setting: Setting) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import matplotlib
 
@@ -19,8 +20,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import solara  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from mesa.visualization import SolaraViz, make_plot_component  # noqa: E402
-from mesa.visualization.utils import update_counter  # noqa: E402
+with warnings.catch_warnings():  # Solara's check of Mesa's own components (a hook after an early return) is Mesa's to fix
+    warnings.filterwarnings("ignore", category=UserWarning, module="solara.validate_hooks")
+    from mesa.visualization import SolaraViz, make_plot_component
+    from mesa.visualization.utils import update_counter
 
 from ..model import ReoffendingModel  # noqa: E402
 from ..state.people import CUSTODY, NO_ONE  # noqa: E402

@@ -97,9 +97,10 @@ def _update(**changes) -> None:
 def Slider(name: str, disabled: bool = False):
     label, low, high, step, _ = RANGES[name]
     value = getattr(setting.value, name)
+    value = int(value if value is not None else low)
     with solara.Div(classes=[f"control-{name.replace('_', '-')}"]):
-        solara.SliderInt(label, value=int(value if value is not None else low), min=low, max=high, step=step, thumb_label="always",
-                         on_value=lambda v: _update(**{name: v}), disabled=disabled)
+        solara.Text(f"{label}: {value:,}", classes=["control-label"])
+        solara.SliderInt("", value=value, min=low, max=high, step=step, on_value=lambda v: _update(**{name: v}), disabled=disabled)
 
 
 @solara.component
@@ -147,10 +148,10 @@ def Headline(a: A.Answer):
 @solara.component
 def Views(a: A.Answer):
     with solara.lab.Tabs():
-        with solara.lab.Tab("Crime and cost over time"):
+        with solara.lab.Tab("Over time"):
             solara.FigureMatplotlib(F.difference_figure(a.series), format="png")
             solara.FigureMatplotlib(F.net_benefit_figure(a.ledger, a.iv.costs), format="png")
-        with solara.lab.Tab("Savings by agency"):
+        with solara.lab.Tab("Savings"):
             solara.FigureMatplotlib(F.savings_figure(a.ledger), format="png")
             solara.Text("Cashable savings are money a budget can release (e.g. a prison wing closed); non-cashable ones free capacity.")
         with solara.lab.Tab("NPV"):
@@ -168,8 +169,8 @@ def DoseResponse(s: Setting):
         solara.Warning("The dose-response sweep is not shipped with this copy (sim/app/dose_response.csv).")
         return
     solara.FigureMatplotlib(F.dose_response_figure(sweep, A.DOSE_X, A.DOSE_GROUP, mark=s.hours_per_month), format="png")
-    solara.Text("Precomputed: the offender-and-family programme at 5-40 keyworker hours a month and 300, 600 or 1,000 families a "
-                "year, 40 paired replicates each; the dotted line is your setting's hours.")
+    solara.Text("Precomputed (sim/app/README.md): the offender-and-family programme at 5-40 keyworker hours a month and 300, 600 or "
+                "1,000 families a year, 40 paired replicates each, with 90% intervals; the dotted line is your setting's hours. " + A.dose_response_words(sweep))
     caveat = A.dose_response_caveat(s)
     if caveat:
         solara.Info(caveat, dense=True)
