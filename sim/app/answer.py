@@ -77,7 +77,7 @@ def headline(answer: Answer) -> list[str]:
     what = answer.setting.describe()
     change = f"avoids about {num(avoided)} offences" if avoided >= 0 else f"adds about {num(-avoided)} offences"
     words = [f"{what[:1].upper()}{what[1:]}: it costs {money(d('appraisal:intervention_cost'))} over {years:g} years (present value) "
-             f"and {change} (90%: from {num(lo)} avoided to {num(hi)}), {100 * abs(share):.1f}% of all offences; it returns "
+             f"and {change} (90%: {num(lo)} to {num(hi)} avoided), {100 * abs(share):.1f}% of all offences; it returns "
              f"{num(d('appraisal:bcr'), 2)} per pound spent (90%: {num(d('appraisal:bcr', 'difference_p05'), 2)} to "
              f"{num(d('appraisal:bcr', 'difference_p95'), 2)}), a net present value of {money(d('appraisal:npv'))} (90%: "
              f"{money(d('appraisal:npv', 'difference_p05'))} to {money(d('appraisal:npv', 'difference_p95'))})."]
