@@ -132,6 +132,22 @@ def test_app_replicates_are_sim_compares(runner, quick_scenarios):
     pd.testing.assert_frame_equal(rows, cli_rows)
 
 
+def test_app_replicates_on_a_dask_cluster_are_the_same(runner, quick_scenarios):
+    from dask.distributed import LocalCluster
+
+    from sim.app.runner import Runner
+
+    base, iv = quick_scenarios
+    local = runner.pairs(base, iv, 2, 5, on_pair=lambda p: None)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
+        remote = Runner(scheduler=cluster.scheduler_address)
+        try:
+            on_dask = remote.pairs(base, iv, 2, 5, on_pair=lambda p: None)
+        finally:
+            remote.close()
+    pd.testing.assert_frame_equal(pd.DataFrame([on_dask[k][0] for k in (0, 1)]), pd.DataFrame([local[k][0] for k in (0, 1)]))
+
+
 def test_a_repeated_setting_is_answered_from_the_cache(runner, quick_scenarios, monkeypatch):
     import sim.app.runner as R
 
