@@ -77,7 +77,7 @@ def headline(answer: Answer) -> list[str]:
     what = answer.setting.describe()
     change = f"avoids about {num(avoided)} offences" if avoided >= 0 else f"adds about {num(-avoided)} offences"
     words = [f"{what[:1].upper()}{what[1:]}: it costs {money(d('appraisal:intervention_cost'))} over {years:g} years (present value) "
-             f"and {change} (90%: {num(lo)} to {num(hi)} avoided), {100 * abs(share):.1f}% of all offences; it returns "
+             f"and {change} (90%: {num(lo)} to {num(hi)} avoided), {100 * abs(share):.2g}% of all offences; it returns "
              f"{num(d('appraisal:bcr'), 2)} per pound spent (90%: {num(d('appraisal:bcr', 'difference_p05'), 2)} to "
              f"{num(d('appraisal:bcr', 'difference_p95'), 2)}), a net present value of {money(d('appraisal:npv'))} (90%: "
              f"{money(d('appraisal:npv', 'difference_p05'))} to {money(d('appraisal:npv', 'difference_p95'))})."]
@@ -85,7 +85,8 @@ def headline(answer: Answer) -> list[str]:
         words.append(f"Domestic-abuse incidents change by {num(d('da_incidents'))} (90%: {num(d('da_incidents', 'difference_p05'))} to "
                      f"{num(d('da_incidents', 'difference_p95'))}).")
     prior = f"the {STANCES[answer.setting.stance].split(':')[0].lower()} prior"
-    words += decision_words(answer.rows, priors_from_manifest(answer.iv.to_dict()), prior)[1:]  # [0] is the verdict, shown above
+    # [0] is the verdict, shown above; the Sobol index (a few seconds of bootstrap) once every replicate is in
+    words += decision_words(answer.rows, priors_from_manifest(answer.iv.to_dict()), prior, sobol=answer.complete)[1:]
     if not answer.complete:
         words.append(f"Provisional: {answer.done} of {answer.reps} replicates so far; the bands tighten as the rest finish.")
     return words

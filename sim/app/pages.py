@@ -137,9 +137,10 @@ def Controls():
 
 @solara.component
 def Headline(a: A.Answer):
+    words = solara.use_memo(lambda: A.headline(a), [a.setting, tuple(a.rows["replicate"])])  # once per answer, not at every move of a control
     with solara.Card(classes=["headline"]):
         solara.Text(A.verdict(a), classes=["headline-verdict", "text-h6"])
-        for sentence in A.headline(a):
+        for sentence in words:
             solara.Div(children=[solara.Text(sentence)], classes=["headline-words", "my-2"])
         if a.setting != setting.value:
             solara.Info("The setting has changed since this answer: press Run to see the new one.", dense=True)

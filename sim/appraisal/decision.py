@@ -111,7 +111,7 @@ def first_order_indices(rows: pd.DataFrame, outcome: str = NPV, resamples: int =
     x = rows[inputs].to_numpy(float)
     problem = {"num_vars": len(inputs), "names": [f"x{i}" for i in range(len(inputs))],  # (SALib refuses some suffixes)
                "bounds": [[float(a), float(b)] for a, b in zip(x.min(0), x.max(0))]}
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # (its notes on bins go to stdout)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():  # (its notes on bins)
         warnings.simplefilter("ignore")
         result = delta.analyze(problem, x, y, num_resamples=resamples, conf_level=0.95, seed=1, print_to_console=False)
     s1, half = np.asarray(result["S1"], float), np.asarray(result["S1_conf"], float)

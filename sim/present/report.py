@@ -257,10 +257,11 @@ def _channels_section(folder: Path) -> str:
             f"<p>{' '.join(html.escape(w) for w in words)}</p>{_table(rows, {'mean', 'p05', 'p95', 'share'})}")
 
 
-def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evidence-weighted prior") -> list[str]:
+def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evidence-weighted prior", sobol: bool = True) -> list[str]:
     """Is it worth it? In sentences, from a comparison's replicates: the chance, the NPV, the effect and the price at
     which it would break even (with the chance the evidence, ``priors``, gives them), what information would be worth
-    and which input explains most of the spread. Shared by the report and the app's headline."""
+    and (with ``sobol``: seconds of bootstrap) which input explains most of the spread. Shared by the report and the
+    app's headline."""
     from ..appraisal import decision as D
 
     npv = rows["appraisal:npv"]
@@ -293,7 +294,7 @@ def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evid
         words.append(f"Perfect information on every uncertain input would be worth about {money(voi['value_gbp'].iloc[0])} to this decision "
                      f"(EVPI); most of it lies in {top['group'].iloc[0]} ({money(top['value_gbp'].iloc[0])}): evidence on that is what is "
                      f"worth buying{' (indicative: fewer than 200 replicates)' if len(rows) < 200 else ''}.")
-    s1 = D.first_order_indices(rows)
+    s1 = D.first_order_indices(rows) if sobol else ()
     if len(s1):
         lead = s1.iloc[0]
         words.append(f"Of the NPV's spread over the replicates, {lead['input']} alone explains the most: about {num(100 * lead['s1'])}% "
@@ -313,6 +314,20 @@ def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:
               "elsewhere (no evaluation of the Essex proposal exists), many inputs are assumptions, and the calibration misses one target.</p>")
     return (f"<p>{' '.join(html.escape(w) for w in words)}</p>"
             f"{_figure(fig, 'Left: the chance that benefits exceed costs if a place cost more or less (acceptability curve). Right: the expected value of perfect information on each group of inputs (Strong, Oakley & Brennan 2014 regression method).')}{caveat}")
+
+
+def _programme_title(params: dict) -> str:
+    """What a comparison's programme is, from its parameters (as the manifest records them)."""
+    def on(section, key):
+        v = params[section][key]
+        v = v.get("value", v) if isinstance(v, dict) and "dist" not in v else v
+        return not isinstance(v, (int, float)) or v > 0
+
+    offender_family = on("intervention", "coverage") and on("intervention", "intensity_hours_per_month")
+    hub = "da_hub" in params and on("da_hub", "capacity_victims_per_year")
+    if offender_family and hub:
+        return "Multi-agency offender-and-family intervention and the domestic-abuse hub"
+    return "Domestic-abuse hub" if hub else "Multi-agency offender-and-family intervention"
 
 
 def comparison_report(folder: Path) -> Path:
@@ -377,7 +392,7 @@ def comparison_report(folder: Path) -> Path:
                   '<p class="note">No input was given as a distribution, so the intervals above carry chance only. '
                   "Give the uncertain inputs distributions (README, parameter uncertainty) to see which assumption matters most.</p>"))
     body = f"""
-<h1>Multi-agency offender-and-family intervention: what it would buy</h1>
+<h1>{html.escape(_programme_title(params))}: what it would buy</h1>
 <p class="sub">{html.escape(manifest['scenario'])} vs {html.escape(manifest['baseline']['scenario'])}: Greater Essex, {years:g} years,
 {len(rows)} paired Monte Carlo replicates (root seed {manifest['seed']}). Prices {params['costs']['base_price_year']}, discounted at {100 * float(rate):.1f}% a year
 ({100 * discount.discount_rate_after_30_years:.1f}% after year 30).</p>
