@@ -20,7 +20,7 @@ from ..present.report import decision_words, money, num, report
 from ..runs.output import write_comparison
 from ..runs.paired import stack
 from ..state.params import Params
-from .settings import STANCES, Setting
+from .settings import FUNDED_YEARS, STANCES, Setting
 
 #: the dose-response sweep shipped with the app (see sim/app/README.md for how it was made)
 DOSE_RESPONSE = Path(__file__).resolve().parent / "dose_response.csv"
@@ -81,6 +81,10 @@ def headline(answer: Answer) -> list[str]:
              f"{num(d('appraisal:bcr'), 2)} per pound spent (90%: {num(d('appraisal:bcr', 'difference_p05'), 2)} to "
              f"{num(d('appraisal:bcr', 'difference_p95'), 2)}), a net present value of {money(d('appraisal:npv'))} (90%: "
              f"{money(d('appraisal:npv', 'difference_p05'))} to {money(d('appraisal:npv', 'difference_p95'))})."]
+    if answer.setting.has_offender_family:
+        per_year = answer.rows["intervention:iv_families_started"].mean() / min(years, FUNDED_YEARS)  # referral years
+        words.append(f"About {per_year:,.0f} families start a year, {100 * per_year / answer.setting.families_per_year:.0f}% of the places "
+                     "(the rest are places no referred family took up in time).")
     if answer.setting.has_hub:
         words.append(f"Domestic-abuse incidents change by {num(d('da_incidents'))} (90%: {num(d('da_incidents', 'difference_p05'))} to "
                      f"{num(d('da_incidents', 'difference_p95'))}).")
