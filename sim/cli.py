@@ -713,8 +713,8 @@ def cmd_noise(args) -> int:
 
 
 def cmd_app(args) -> int:
-    """Serve the app (``sim.app.pages``) with Solara, offline: its scripts and fonts come from the solara-assets
-    package, and neither telemetry nor a version check is sent. Checks the --set values and the port first."""
+    """Serve the app (``sim.app.pages``) with Solara, offline (``sim.app.serve``): its scripts and fonts come from the
+    solara-assets package only, and neither telemetry nor a version check is sent. Checks --set and the port first."""
     import json
     import socket
 
@@ -733,7 +733,7 @@ def cmd_app(args) -> int:
            "REOFFSIM_APP_WORKERS": str(args.workers or ""), "REOFFSIM_APP_SCHEDULER": args.scheduler or "",
            "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False", "SOLARA_CHECK_HOOKS": "off"}
     print(f"reoffsim app at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
-    command = [sys.executable, "-m", "solara", "run", "sim.app.pages", "--host", args.host, "--port", str(args.port),
+    command = [sys.executable, "-m", "sim.app.serve", "sim.app.pages", "--host", args.host, "--port", str(args.port),
                "--production", "--no-open", "--no-check-version", "--log-level", "warning"]
     os.execve(sys.executable, command, env)
     return 0  # not reached: the server replaces this process

@@ -79,8 +79,26 @@ def test_stances_change_the_priors_only():
 def test_lifetime_funds_ten_years_and_follows_forty():
     from sim.app.settings import scenarios
 
-    base, iv = scenarios(_setting(horizon="lifetime (40 years)"), QUICK)
-    assert base.run.years == iv.run.years == 40 and iv.intervention.referral_years == 10
+    base, iv = scenarios(_setting(programme="both", horizon="lifetime (40 years)"), QUICK)
+    assert base.run.years == iv.run.years == 40 and iv.intervention.referral_years == 10 and iv.da_hub.funded_years == 10
+    with pytest.raises(ScenarioError, match="the horizon control sets"):
+        scenarios(_setting(), QUICK + ["run.years=2"])
+
+
+def test_a_hub_funded_for_a_while_takes_no_one_after_and_stops_costing():
+    from sim import ReoffendingModel
+    from sim.appraisal.costs import hub_cost
+    from sim.runs.output import timeseries_frame
+    from sim.app.settings import scenarios
+
+    _, hub = scenarios(_setting(programme="da_hub"), QUICK)
+    hub = replace(hub, run=replace(hub.run, years=4), da_hub=replace(hub.da_hub, funded_years=2))
+    model = ReoffendingModel(hub, seed=3).run()
+    ts = timeseries_frame(model)
+    assert ts.loc[ts["month"] < 24, "hub_starts"].sum() > 0 and ts.loc[ts["month"] >= 24, "hub_starts"].sum() == 0
+    cost = hub_cost(ts, model.params)
+    last = 24 + hub.da_hub.support_months
+    assert (cost[ts["month"] < last] > 0).all() and (cost[ts["month"] >= last] == 0).all()
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -119,7 +137,7 @@ def runner():
 def quick_scenarios():
     from sim.app.settings import scenarios
 
-    return scenarios(_setting(reps=3), QUICK + ["run.years=2"])
+    return scenarios(_setting(reps=3), QUICK)
 
 
 def test_app_replicates_are_sim_compares(runner, quick_scenarios):
@@ -172,6 +190,22 @@ def test_more_replicates_run_only_the_missing_ones(runner, quick_scenarios, monk
     assert len(calls) == 4 and growth == [1, 2, 3]  # replicates 1 and 2 of both arms; answers grow as they finish
 
 
+def test_a_dead_worker_does_not_break_the_next_run(quick_scenarios):
+    from sim.app.runner import Runner
+
+    base, iv = quick_scenarios
+    pool = Runner(workers=2)
+    try:
+        pool.executor.submit(int, 0).result()  # the workers are up
+        victim = next(iter(pool.executor._processes.values()))
+        victim.kill()
+        victim.join(timeout=30)
+        pairs = pool.pairs(base, iv, 2, 17, on_pair=lambda p: None)
+        assert sorted(pairs) == [0, 1]
+    finally:
+        pool.close()
+
+
 def test_a_run_stops_when_cancelled(runner, quick_scenarios):
     base, iv = quick_scenarios
     seen = []
@@ -190,7 +224,7 @@ def test_headline_and_downloads(runner, quick_scenarios):
     assert not answer.complete
     words = " ".join(headline(answer))
     assert "600 families a year" in words and "Provisional: 2 of 3 replicates" in words
-    assert verdict(answer).endswith("of 2 replicates")
+    assert verdict(answer).endswith("of 2 replicates (indicative: fewer than 20)")
     html, zipped = downloads(answer)
     assert b"Multi-agency offender-and-family intervention" in html
     with zipfile.ZipFile(__import__("io").BytesIO(zipped)) as z:
@@ -270,6 +304,24 @@ def app_url(tmp_path_factory):
         server.wait(timeout=30)
 
 
+def test_the_asset_proxy_never_deletes_or_downloads(app_url):
+    """Solara's asset proxy, asked for a folder of the installed assets, deletes it and fetches from a CDN; the app
+    answers 404 at once, and the folder is still there."""
+    import urllib.error
+    import urllib.request
+
+    from solara.server import settings
+
+    folder = Path(settings.assets.proxy_cache_dir) / "@widgetti" / "solara-vuetify-app@10.1.1" / "dist"
+    assert folder.is_dir() and any(folder.iterdir())
+    for path in ("@widgetti/solara-vuetify-app@10.1.1/dist", "no-such-package@1.0.0/index.js"):
+        started = time.monotonic()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{app_url}_solara/cdn/{path}", timeout=30)
+        assert refused.value.code == 404 and time.monotonic() - started < 5
+    assert folder.is_dir() and any(folder.iterdir())
+
+
 def test_app_in_a_real_browser(app_url):
     browser = chromium_or_skip("the app was not opened in a browser")
     from playwright.sync_api import sync_playwright
@@ -288,7 +340,7 @@ def test_app_in_a_real_browser(app_url):
             reps.press("Home")  # the fewest replicates the control allows: 2
             page.wait_for_selector("text=Paired replicates: 2")
             page.click(".run-button")
-            page.wait_for_selector(".headline-verdict >> text=of 2 replicates", timeout=120_000)
+            page.wait_for_selector(".headline-verdict >> text=of 2 replicates (indicative", timeout=120_000)
             first = page.inner_text(".headline")
             assert "20 keyworker hours a month" in first and "it costs" in first
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 from ..appraisal.compare import summary_table
 from ..appraisal.decision import priors_from_manifest
-from ..present.report import decision_words, money, num, report
+from ..present.report import decision_words, money, num, report, verdict_word
 from ..runs.output import write_comparison
 from ..runs.paired import stack
 from ..state.params import Params
@@ -27,7 +29,7 @@ DOSE_RESPONSE = Path(__file__).resolve().parent / "dose_response.csv"
 DOSE_X, DOSE_GROUP = "intervention.intensity_hours_per_month", "intervention.capacity_families_per_year"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Answer:
     """A comparison of ``base`` and ``iv`` for ``setting`` from the replicates finished so far (``reps`` asked)."""
 
@@ -53,15 +55,26 @@ class Answer:
     def complete(self) -> bool:
         return self.done >= self.reps
 
+    @property
+    def key(self) -> tuple:
+        """What the answer is made of (the setting, the replicates in it), for caches: equal keys, equal answers."""
+        return (self.setting, self.root_seed, tuple(self.rows["replicate"]))
+
     def table(self) -> pd.DataFrame:
         return summary_table(self.rows)
 
 
+#: below this many replicates the verdict is marked indicative (a share of a few replicates moves by large steps)
+INDICATIVE_BELOW = 20
+
+
 def verdict(answer: Answer) -> str:
-    """The answer to "is it worth it?" in a few words, from the share of replicates with a positive NPV."""
+    """The answer to "is it worth it?" in a few words, from the share of replicates with a positive NPV (the
+    report's thresholds)."""
     chance = float((answer.rows["appraisal:npv"] > 0).mean())
-    word = "Likely worth it" if chance >= 0.7 else "Unlikely to be worth it" if chance <= 0.3 else "Uncertain whether it is worth it"
-    return f"{word}: benefits exceed costs in {100 * chance:.0f}% of {answer.done} replicates"
+    word = {"likely": "Likely worth it", "unlikely": "Unlikely to be worth it", "uncertain": "Uncertain whether it is worth it"}[verdict_word(chance)]
+    caveat = f" (indicative: fewer than {INDICATIVE_BELOW})" if answer.done < INDICATIVE_BELOW else ""
+    return f"{word}: benefits exceed costs in {100 * chance:.0f}% of {answer.done} replicates{caveat}"
 
 
 def headline(answer: Answer) -> list[str]:
@@ -92,7 +105,7 @@ def headline(answer: Answer) -> list[str]:
     # [0] is the verdict, shown above; the Sobol index (a few seconds of bootstrap) once every replicate is in
     words += decision_words(answer.rows, priors_from_manifest(answer.iv.to_dict()), prior, sobol=answer.complete)[1:]
     if not answer.complete:
-        words.append(f"Provisional: {answer.done} of {answer.reps} replicates so far; the bands tighten as the rest finish.")
+        words.append(f"Provisional: {answer.done} of {answer.reps} replicates.")
     return words
 
 
@@ -103,7 +116,19 @@ def write_folder(answer: Answer, folder: Path) -> Path:
     return report(folder)
 
 
+_made: OrderedDict[tuple, tuple[bytes, bytes]] = OrderedDict()  # the last few answers' downloads, by Answer.key
+
+
 def downloads(answer: Answer) -> tuple[bytes, bytes]:
+    """(report.html, a zip of the comparison folder) for ``answer``, made once (``_make_downloads``)."""
+    if answer.key not in _made:
+        _made[answer.key] = _make_downloads(answer)
+        while len(_made) > 4:
+            _made.popitem(last=False)
+    return _made[answer.key]
+
+
+def _make_downloads(answer: Answer) -> tuple[bytes, bytes]:
     """(report.html, a zip of the whole folder: the CSVs, series, ledger, manifest, figures and report), made in a
     temporary folder of the app's own and removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="reoffsim-app-") as tmp:
@@ -117,6 +142,7 @@ def downloads(answer: Answer) -> tuple[bytes, bytes]:
         return html, buffer.getvalue()
 
 
+@lru_cache(maxsize=1)
 def dose_response() -> pd.DataFrame | None:
     """The shipped sweep (intensity x families a year at the default eligibility and evidence-weighted priors)."""
     return pd.read_csv(DOSE_RESPONSE) if DOSE_RESPONSE.exists() else None

@@ -9,8 +9,6 @@ model would.
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 
 import matplotlib
@@ -27,7 +25,7 @@ with warnings.catch_warnings():  # Solara's check of Mesa's own components (a ho
 
 from ..model import ReoffendingModel  # noqa: E402
 from ..state.people import CUSTODY, NO_ONE  # noqa: E402
-from .settings import Setting, scenarios  # noqa: E402
+from .settings import Setting, scenarios, server_overrides  # noqa: E402
 
 IV_STATES = {0: "not referred", 1: "waiting for a place", 2: "in the programme", 3: "left the programme"}
 STATUS_LEVEL = {"free": 0, "probation": 1, "licence": 2, "custody": 3}
@@ -38,7 +36,7 @@ class FamilyModel(ReoffendingModel):
     to follow (``focus``: the father's agent; ``history``: the family's states month by month)."""
 
     def __init__(self, seed: int = 1, programme: bool = True):
-        base, iv = scenarios(Setting(), json.loads(os.environ.get("REOFFSIM_APP_SET", "[]")))
+        base, iv = scenarios(Setting(), server_overrides())
         super().__init__(iv if programme else base, seed=seed, record_offences=False)
         self.focus = self.agent_at(pick_father(self))
         self.history: list[dict] = []
@@ -119,6 +117,7 @@ def FamilyView(model: FamilyModel):
 @solara.component
 def FamilyPage():
     model = solara.use_memo(FamilyModel, [])
+    solara.Text("Step moves a month, Play runs on; a new seed or the programme switched off takes effect at Reset.")
     SolaraViz(model, components=[FamilyView, make_plot_component("custody")],
               model_params={"seed": {"type": "InputText", "value": 1, "label": "Seed"},
                             "programme": {"type": "Checkbox", "value": True, "label": "Programme on"}},

@@ -11,13 +11,14 @@ Server-wide configuration comes from ``sim app`` through environment variables (
 
 from __future__ import annotations
 
-import json
+import io
 import logging
 import os
 import threading
 import time
 from dataclasses import replace
 
+import matplotlib.pyplot as plt
 import solara
 import solara.lab
 
@@ -26,14 +27,14 @@ from ..state.scenario import ScenarioError
 from . import answer as A
 from .family import FamilyPage
 from .runner import Runner
-from .settings import HORIZONS, PROGRAMMES, RANGES, STANCES, Setting, scenarios
+from .settings import HORIZONS, PROGRAMMES, RANGES, STANCES, Setting, scenarios, server_overrides
 
 log = logging.getLogger("reoffsim.app")
 
 #: root seed of every comparison (replicate k runs on seed k of it, as ``sim compare --seed``)
 ROOT_SEED = int(os.environ.get("REOFFSIM_APP_SEED", "1"))
 #: ``sim app --set`` overrides, applied to both scenarios of every comparison
-EXTRA = json.loads(os.environ.get("REOFFSIM_APP_SET", "[]"))
+EXTRA = server_overrides()
 #: seconds between updates of the page while replicates finish (drawing the figures takes a moment)
 UPDATE_EVERY = 1.0
 
@@ -57,11 +58,11 @@ problem = solara.reactive("")  # one line for the page when a Run cannot go ahea
 
 
 def _say(exc: BaseException) -> str:
-    """An error in one line for the page (never a stack trace; the server's log has it)."""
+    """An error in one short line for the page (never a stack trace: the server's log has it)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
     if isinstance(exc, ScenarioError):
-        return str(exc)
-    log.exception("a Run failed")
-    return f"The run failed ({type(exc).__name__}: {exc}). Nothing was written; the server's log has the details."
+        return first
+    return f"The run failed ({type(exc).__name__}: {first}). Nothing was written; the server's log has the details."
 
 
 @solara.lab.task
@@ -80,12 +81,16 @@ def run_comparison(chosen: Setting) -> None:
             return
         run_comparison.progress = 100 * len(pairs) / chosen.reps
         if len(pairs) == chosen.reps or time.monotonic() - last[0] >= UPDATE_EVERY:
-            answer.set(A.Answer.from_pairs(chosen, base, iv, ROOT_SEED, pairs))
+            made = A.Answer.from_pairs(chosen, base, iv, ROOT_SEED, pairs)
+            if run_comparison.is_current():  # (again: a newer Run may have started while this one was assembled)
+                answer.set(made)
             last[0] = time.monotonic()
 
     try:
         runner().pairs(base, iv, chosen.reps, ROOT_SEED, on_pair, cancelled=lambda: not run_comparison.is_current())
-    except Exception as exc:  # noqa: BLE001 - the page shows one line
+    except Exception as exc:  # noqa: BLE001 - the page shows one line, the log the whole story
+        if not isinstance(exc, ScenarioError):
+            log.exception("a Run failed")
         problem.set(_say(exc))
 
 
@@ -137,26 +142,44 @@ def Controls():
 
 @solara.component
 def Headline(a: A.Answer):
-    words = solara.use_memo(lambda: A.headline(a), [a.setting, tuple(a.rows["replicate"])])  # once per answer, not at every move of a control
+    words = solara.use_memo(lambda: A.headline(a), [a.key])  # once per answer, not at every move of a control
     with solara.Card(classes=["headline"]):
         solara.Text(A.verdict(a), classes=["headline-verdict", "text-h6"])
         for sentence in words:
             solara.Div(children=[solara.Text(sentence)], classes=["headline-words", "my-2"])
+        if run_comparison.pending and a.setting == setting.value and not a.complete:
+            solara.Text("Running: the bands tighten as the rest finish.", classes=["headline-running"])
         if a.setting != setting.value:
             solara.Info("The setting has changed since this answer: press Run to see the new one.", dense=True)
 
 
+def _png(fig) -> bytes:
+    """A figure as PNG bytes, and the figure closed (pyplot keeps every open figure otherwise)."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def _figures(a: A.Answer) -> dict[str, bytes]:
+    return {"difference": _png(F.difference_figure(a.series)), "net_benefit": _png(F.net_benefit_figure(a.ledger, a.iv.costs)),
+            "savings": _png(F.savings_figure(a.ledger)), "npv": _png(F.npv_figure(a.rows))}
+
+
 @solara.component
 def Views(a: A.Answer):
+    figs = solara.use_memo(lambda: _figures(a), [a.key])  # drawn once per answer
     with solara.lab.Tabs():
         with solara.lab.Tab("Over time"):
-            solara.FigureMatplotlib(F.difference_figure(a.series), format="png")
-            solara.FigureMatplotlib(F.net_benefit_figure(a.ledger, a.iv.costs), format="png")
+            solara.Image(figs["difference"], width="100%")
+            solara.Image(figs["net_benefit"])
         with solara.lab.Tab("Savings"):
-            solara.FigureMatplotlib(F.savings_figure(a.ledger), format="png")
+            solara.Image(figs["savings"], width="100%")
             solara.Text("Cashable savings are money a budget can release (e.g. a prison wing closed); non-cashable ones free capacity.")
         with solara.lab.Tab("NPV"):
-            solara.FigureMatplotlib(F.npv_figure(a.rows), format="png")
+            solara.Image(figs["npv"])
         with solara.lab.Tab("Dose-response"):
             DoseResponse(a.setting)
         with solara.lab.Tab("Download"):
@@ -169,7 +192,8 @@ def DoseResponse(s: Setting):
     if sweep is None:
         solara.Warning("The dose-response sweep is not shipped with this copy (sim/app/dose_response.csv).")
         return
-    solara.FigureMatplotlib(F.dose_response_figure(sweep, A.DOSE_X, A.DOSE_GROUP, mark=s.hours_per_month), format="png")
+    png = solara.use_memo(lambda: _png(F.dose_response_figure(sweep, A.DOSE_X, A.DOSE_GROUP, mark=s.hours_per_month)), [s.hours_per_month])
+    solara.Image(png, width="100%")
     solara.Text("Precomputed (sim/app/README.md): the offender-and-family programme at 5-40 keyworker hours a month and 300, 600 or "
                 "1,000 families a year, 40 paired replicates each, with 90% intervals; the dotted line is your setting's hours. " + A.dose_response_words(sweep))
     caveat = A.dose_response_caveat(s)

@@ -14,12 +14,14 @@ The evidence stance replaces the programmes' effect priors: "evidence-weighted" 
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..state.params import Params
-from ..state.scenario import ScenarioError, _toml_value, combine_scenarios, load_scenario, parent_scenario
+from ..state.scenario import ScenarioError, toml_value, combine_scenarios, load_scenario, parent_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -115,9 +117,14 @@ def stance_overrides(stance: str, section: str) -> list[str]:
         data = tomllib.load(f).get(section, {})
 
     def inline(v):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }" if isinstance(v, dict) else _toml_value(v)
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }" if isinstance(v, dict) else toml_value(v)
 
     return [f"{section}.{key}={inline(v)}" for key, v in data.items()]
+
+
+def server_overrides() -> list[str]:
+    """The ``sim app --set`` overrides, as ``sim app`` hands them to its server (``REOFFSIM_APP_SET``, JSON)."""
+    return json.loads(os.environ.get("REOFFSIM_APP_SET", "[]"))
 
 
 def _origin(overrides: list[str], where: str) -> dict[str, str]:
@@ -139,6 +146,9 @@ def scenarios(setting: Setting, extra: list[str] = ()) -> tuple[Params, Params]:
     """(baseline, programme) parameters for ``setting``; ``extra`` are ``section.key=value`` overrides given to
     ``sim app --set`` (e.g. a coarser population for a quick look), applied to both. Raises ``ScenarioError``."""
     check(setting)
+    for text in extra:
+        if text.split("=", 1)[0].strip() in ("run.years", "intervention.referral_years", "da_hub.funded_years"):
+            raise ScenarioError(f"--set {text}: the horizon control sets the run's length and funded years; choose it in the app")
     years = HORIZONS[setting.horizon]
     common = list(extra) + [f"run.years={years}"]
     origin = _origin(list(extra), "sim app --set") | {"run.years": "app: horizon"}
@@ -150,9 +160,9 @@ def scenarios(setting: Setting, extra: list[str] = ()) -> tuple[Params, Params]:
             f"intervention.intensity_hours_per_month={setting.hours_per_month}",
             f"intervention.duration_months={setting.duration_months}",
             f"intervention.min_convictions={setting.min_convictions}",
-            f"intervention.eligible_on_release={_toml_value(setting.prison_leavers)}",
-            f"intervention.eligible_on_order_start={_toml_value(setting.probationers)}",
-            f"intervention.require_dependent_children={_toml_value(setting.dependent_children)}",
+            f"intervention.eligible_on_release={toml_value(setting.prison_leavers)}",
+            f"intervention.eligible_on_order_start={toml_value(setting.probationers)}",
+            f"intervention.require_dependent_children={toml_value(setting.dependent_children)}",
         ]
         if setting.cost_per_hour is not None:
             chosen.append(f'intervention.cost_per_keyworker_hour_gbp={{ value = {float(setting.cost_per_hour)!r}, price_year = "2013-14" }}')
@@ -163,6 +173,8 @@ def scenarios(setting: Setting, extra: list[str] = ()) -> tuple[Params, Params]:
                               origin | _origin(stance, f"scenarios/evidence/{setting.stance}.toml") | _origin(chosen, "app: commissioner's setting")))
     if setting.has_hub:
         chosen = [f"da_hub.capacity_victims_per_year={setting.hub_victims_per_year}"]
+        if years > FUNDED_YEARS:
+            chosen.append(f"da_hub.funded_years={FUNDED_YEARS}")
         stance = stance_overrides(setting.stance, "da_hub")
         programmes.append(_on(base, SCENARIOS / "da_hub.toml", common, stance + chosen,
                               origin | _origin(stance, f"scenarios/evidence/{setting.stance}.toml") | _origin(chosen, "app: commissioner's setting")))

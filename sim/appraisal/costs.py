@@ -130,13 +130,15 @@ def domestic_abuse_costs(ts: pd.DataFrame, params) -> list[tuple[str, str, np.nd
 
 
 def hub_cost(ts: pd.DataFrame, params) -> np.ndarray:
-    """Monthly cost of the DA hub (with the optimism-bias uplift): set-up in month 0, its fixed running cost, and
-    each victim it takes on; zero when it is off."""
+    """Monthly cost of the DA hub (with the optimism-bias uplift): set-up in month 0, its fixed running cost while it
+    takes victims on and until the last of them finishes (``funded_years``, then ``support_months``), and each
+    victim it takes on; zero when it is off."""
     hub, c = params.da_hub, params.costs
     if not da_hub.is_on(hub):
         return np.zeros(len(ts))
     months = ts["month"].to_numpy()
-    cost = ts["hub_starts"].to_numpy() * uprate(hub.cost_per_victim_gbp, c) + uprate(hub.fixed_cost_per_year_gbp, c) / 12.0
+    running = months < 12 * hub.funded_years + hub.support_months
+    cost = ts["hub_starts"].to_numpy() * uprate(hub.cost_per_victim_gbp, c) + running * uprate(hub.fixed_cost_per_year_gbp, c) / 12.0
     cost = cost + np.where(months == 0, uprate(hub.setup_cost_gbp, c), 0.0)
     return cost * (1.0 + c.optimism_bias_intervention)
 

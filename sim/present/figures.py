@@ -239,7 +239,7 @@ def net_benefit_figure(ledger: pd.DataFrame, costs):
 def dose_response_figure(sweep: pd.DataFrame, x: str, group: str | None = None, mark: float | None = None):
     """Sweeps: offences avoided and benefit-cost ratio against ``x`` (one line per ``group`` value), with 90%
     intervals; the point with the best NPV is ringed, and ``mark`` (a value of ``x``, e.g. the app's setting) drawn
-    as a dashed line."""
+    as a dotted line."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     groups = [(None, sweep)] if group is None else list(sweep.groupby(group))
     colours = list(OKABE_ITO.values())[1:]

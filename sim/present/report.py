@@ -257,6 +257,11 @@ def _channels_section(folder: Path) -> str:
             f"<p>{' '.join(html.escape(w) for w in words)}</p>{_table(rows, {'mean', 'p05', 'p95', 'share'})}")
 
 
+def verdict_word(chance: float) -> str:
+    """"likely", "unlikely" or "uncertain" (to be worth it), from the share of replicates whose NPV is positive."""
+    return "likely" if chance >= 0.7 else "unlikely" if chance <= 0.3 else "uncertain"
+
+
 def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evidence-weighted prior", sobol: bool = True) -> list[str]:
     """Is it worth it? In sentences, from a comparison's replicates: the chance, the NPV, the effect and the price at
     which it would break even (with the chance the evidence, ``priors``, gives them), what information would be worth
@@ -266,8 +271,7 @@ def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evid
 
     npv = rows["appraisal:npv"]
     chance = float((npv > 0).mean())
-    verdict = "likely" if chance >= 0.7 else "unlikely" if chance <= 0.3 else "uncertain"
-    words = [f"On the evidence as weighted here, it is {verdict} to be worth it: benefits exceed costs in {100 * chance:.0f}% of "
+    words = [f"On the evidence as weighted here, it is {verdict_word(chance)} to be worth it: benefits exceed costs in {100 * chance:.0f}% of "
              f"{len(rows)} replicates (NPV {money(npv.mean())}, 90%: {money(npv.quantile(0.05))} to {money(npv.quantile(0.95))})."]
     be = D.break_even(rows, priors)
     for _, r in be.iterrows():
@@ -286,8 +290,10 @@ def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evid
     curve = D.acceptability(rows)
     if families > 0:
         fair = rows["appraisal:total_savings"].sum() / families
-        words.append(f"A family's place costs {money(curve['scenario_cost_per_family'].iloc[0])} (present value); benefits match costs on average "
-                     f"at {money(fair)} a place.")
+        words.append(f"A family's place costs {money(curve['scenario_cost_per_family'].iloc[0])} (present value); "
+                     + (f"benefits match costs on average at {money(fair)} a place." if fair > 0 else
+                        "even a free place would not pay: on average the programme's effects cost more than they save, "
+                        f"{money(-fair)} a family."))
     voi = D.value_of_information(rows)
     top = voi.iloc[1:].sort_values("value_gbp", ascending=False)
     if len(top) and voi["value_gbp"].iloc[0] > 0:

@@ -312,6 +312,7 @@ class DomesticAbuseParams:
 class DaHubParams:
     capacity_victims_per_year: float = _f(NONNEG, "high-risk victims the hub's advocates can take on a year (0 switches the hub off)")
     p_identified: float = _f(PROB, "share of high-risk victims' police-attended incidents referred to the hub (earlier identification)")
+    funded_years: float = _f(POS, "years from the start during which the hub takes on victims (the funded service); those in support finish, and the run may follow outcomes for longer")
     support_months: int = _f(POSINT, "months of advocacy and safety planning per victim")
     p_engage: float = _f(PROB, "probability a referred victim engages with the support")
     repeat_rr: float = _f(NONNEG, "multiplier of the rate of incidents against a victim while supported (1: no effect; above 1: more incidents reported)")

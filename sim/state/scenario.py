@@ -428,17 +428,17 @@ def sweep_grid(path: str | Path) -> list[str]:
             raise ScenarioError(f"{path}: sweep.{key}: must be section.key with a section among {', '.join(SECTIONS)}")
         if not isinstance(values, list) or not values:
             raise ScenarioError(f"{path}: sweep.{key} = {values!r}: must be a non-empty list of values")
-        axes.append(f"{key}=" + ",".join(_toml_value(v) for v in values))
+        axes.append(f"{key}=" + ",".join(toml_value(v) for v in values))
     return axes
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
         return '"' + v.replace('"', '\\"') + '"'
     if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return repr(v)
 
 
