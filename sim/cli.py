@@ -1,5 +1,7 @@
 """Command line: ``sim run SCENARIO.toml [--seed S] [--years Y] [--out DIR] [--events] [--set key=value]``,
-``sim compare BASE.toml INTERVENTION.toml [--reps N]``, ``sim sweep SCENARIO.toml --set key=v1,v2``, ``sim bench``. User errors print one line and exit with code 2, before anything is written."""
+``sim compare BASE.toml INTERVENTION.toml [--reps N]``, ``sim sweep SCENARIO.toml --set key=v1,v2``, ``sim bench``,
+``sim app [--port N]`` (the commissioner's web app). User errors print one line and exit with code 2, before anything
+is written."""
 
 from __future__ import annotations
 
