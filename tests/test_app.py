@@ -115,6 +115,14 @@ def test_a_setting_outside_the_controls_is_refused_in_one_line(changes, words):
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
+def test_the_pages_follow_solaras_rules_of_hooks():
+    """Solara checks each component's hooks when it is defined and warns on a hook after an early return (a bug
+    that shows only when the branch changes); the app's pages import without one."""
+    run = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", "import sim.app.pages"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert run.returncode == 0, run.stderr[-1500:]
+
+
 def test_errors_reach_the_page_as_one_line_without_a_traceback():
     from sim.app.pages import _say
 

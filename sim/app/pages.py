@@ -189,10 +189,11 @@ def Views(a: A.Answer):
 @solara.component
 def DoseResponse(s: Setting):
     sweep = A.dose_response()
+    png = solara.use_memo(lambda: None if sweep is None else _png(F.dose_response_figure(sweep, A.DOSE_X, A.DOSE_GROUP, mark=s.hours_per_month)),
+                          [s.hours_per_month])
     if sweep is None:
         solara.Warning("The dose-response sweep is not shipped with this copy (sim/app/dose_response.csv).")
         return
-    png = solara.use_memo(lambda: _png(F.dose_response_figure(sweep, A.DOSE_X, A.DOSE_GROUP, mark=s.hours_per_month)), [s.hours_per_month])
     solara.Image(png, width="100%")
     solara.Text("Precomputed (sim/app/README.md): the offender-and-family programme at 5-40 keyworker hours a month and 300, 600 or "
                 "1,000 families a year, 40 paired replicates each, with 90% intervals; the dotted line is your setting's hours. " + A.dose_response_words(sweep))
