@@ -110,6 +110,7 @@ def _month(model, month: int, record: bool) -> None:
     p.da_victim_run[victim] = before + count
     p.da_victim_last_month[victim] = month
     exposed = expose_children(model, perp, victim, month)
+    separate_after_abuse(model, perp, victim, month)
     if not record:
         return
     newly_high = (before < da.high_risk_min_incidents) & (before + count >= da.high_risk_min_incidents)
@@ -203,6 +204,22 @@ def _incident_outcomes(ids, counts, p_crime, p_proven, crime_key, proven_key):
             proven[k] = crime[k] and uniform_at(ids[i], proven_key, n) < p_proven
             k += 1
     return crime, proven
+
+
+def separate_after_abuse(model, perp: np.ndarray, victim: np.ndarray, month: int) -> None:
+    """Couples living together with an incident this month separate with probability ``p_separate_after_incident``
+    (a stream keyed on the victim), each remembering the other as their former partner, as a separation does."""
+    p, da = model.people, model.params.domestic_abuse
+    together = p.partner[perp] == victim
+    if da.p_separate_after_incident <= 0 or not together.any():
+        return
+    perp, victim = perp[together], victim[together]
+    leave = model.draws.uniform("da_separation", month, p.person_id[victim]) < da.p_separate_after_incident
+    perp, victim = perp[leave], victim[leave]
+    p.partner[perp] = NO_ONE
+    p.partner[victim] = NO_ONE
+    p.ex_partner[perp], p.ex_partner[victim] = victim, perp
+    p.separated_month[perp] = p.separated_month[victim] = month
 
 
 def expose_children(model, perp: np.ndarray, victim: np.ndarray, month: int) -> np.ndarray:

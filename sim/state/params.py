@@ -298,6 +298,7 @@ class DomesticAbuseParams:
     age_curve_power: float = _f(NONNEG, "the perpetrator's rate follows the age-crime curve raised to this power (0: no change with age)")
     escalation_per_incident: float = _f(NONNEG, "each incident in the current run of incidents (no gap over repeat_window_months) multiplies the rate of the next by 1 + this")
     escalation_max_incidents: int = _f(COUNT, "escalation stops growing after this many incidents in a run")
+    p_separate_after_incident: float = _f(PROB, "probability that a couple living together separates in a month with a police-attended incident between them (abuse ends relationships more often than the general separation rate)")
     post_separation_months: int = _f(COUNT, "months after a separation during which a perpetrator can still abuse the former partner")
     post_separation_rr: float = _f(NONNEG, "rate against a former partner relative to a current one")
     p_crime: float = _f(PROB, "share of police-attended incidents recorded as a crime (the rest are non-crime incidents)")
