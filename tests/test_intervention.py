@@ -489,3 +489,24 @@ def test_compare_refuses_arms_of_different_lengths(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--years 40" in err[0] and "multi_agency_lifetime.toml" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_a_lapsed_referral_can_be_made_again_only_with_rerefer_after_lapse():
+    """Few places and no wait: most referrals lapse. With one referral per offender they end LEFT for good; with
+    ``rerefer_after_lapse`` they return to NONE and some are referred again at a later release or order start (the
+    mechanism of the coverage puzzle, README)."""
+    common = [*SMALL, f"run.years={MECH_YEARS}", "intervention.capacity_families_per_year=20", "intervention.max_wait_months=0"]
+    moves = {}
+    for flag in ("false", "true"):
+        _, months = run_tracked(load(*common, f"intervention.rerefer_after_lapse={flag}", path=MULTI_AGENCY), seed=7)
+        first_lapse: dict[int, int] = {}
+        rereferred = set()
+        for k, m in enumerate(months):
+            for row in np.flatnonzero((m.before["iv_state"] == NONE) & (m.after["iv_state"] == WAITING)).tolist():
+                if row in first_lapse and first_lapse[row] < k:
+                    rereferred.add(row)
+            for row in np.flatnonzero((m.before["iv_state"] == WAITING) & (m.after["iv_state"] == NONE)).tolist():
+                first_lapse.setdefault(row, k)
+        moves[flag] = (len(first_lapse), len(rereferred))
+    assert moves["false"] == (0, 0)
+    assert moves["true"][0] > 0 and moves["true"][1] > 0, moves

@@ -151,7 +151,7 @@ def step(model) -> None:
     p.iv_months[waiting] += 1
     gone = ~present[waiting] | (p.status[waiting] == CUSTODY) | (p.last_custody_month[waiting] >= month - 1)
     lapse = waiting[(p.iv_months[waiting] > iv.max_wait_months) | gone]
-    state[lapse] = LEFT
+    state[lapse] = NONE if iv.rerefer_after_lapse else LEFT  # NONE: referred again at their next release or order
     p.iv_exit_month[lapse] = month
 
     # new referrals (while the programme takes them): released or started an order referral_delay_months ago,

@@ -272,6 +272,7 @@ class InterventionParams:
     referral_years: float = _f(POS, "years from the start during which families are referred (the funded programme); families already in it finish, and the run may follow outcomes for longer")
     capacity_families_per_year: float = _f(NONNEG, "families the team can take on a year")
     max_wait_months: int = _f(COUNT, "months a referred family waits for a place before the referral lapses")
+    rerefer_after_lapse: bool = _f("true or false", "a referral that lapsed (no place in time, or back in custody while waiting) can be made again at the offender's next release or order start (false: one referral per offender)")
     duration_months: int = _f(POSINT, "months of intervention per family")
     p_engage: float = _f(PROB, "probability a family that starts engages")
     p_dropout_per_month: float = _f(PROB, "monthly probability an engaged family drops out")
