@@ -192,6 +192,8 @@ def test_states_only_move_forward(tracked):
     params, model, months, _ = tracked
     allowed = {(NONE, NONE), (NONE, WAITING), (NONE, ACTIVE), (NONE, LEFT), (WAITING, WAITING), (WAITING, ACTIVE),
                (WAITING, LEFT), (ACTIVE, ACTIVE), (ACTIVE, LEFT), (LEFT, LEFT)}
+    if params.intervention.rerefer_after_lapse:
+        allowed |= {(WAITING, NONE)}  # a lapsed referral: referred again at the next release or order start
     seen = set()
     for k, rec in enumerate(months):
         s0, s1 = rec.before["iv_state"], rec.after["iv_state"]
@@ -231,13 +233,15 @@ def test_custody_ends_the_intervention(tracked):
     """A family whose offender is in custody at the end of a month (sentenced or recalled) has left the
     intervention, or its referral has lapsed, after the next month's intervention step, even if a one-month
     custodial part was already over by then."""
-    _, _, months, _ = tracked
+    params, _, months, _ = tracked
+    lapsed = NONE if params.intervention.rerefer_after_lapse else LEFT  # what a lapsed referral becomes
     stayed, jailed_total = [], 0
     for prev, rec in zip(months, months[1:]):
         n = len(prev.end["iv_state"])
         jailed = np.flatnonzero(np.isin(prev.end["iv_state"], (WAITING, ACTIVE)) & (prev.end["status"] == CUSTODY) & prev.end["present"])
         jailed_total += len(jailed)
-        still = jailed[rec.after["iv_state"][:n][jailed] != LEFT]
+        expected = np.where(prev.end["iv_state"][jailed] == WAITING, lapsed, LEFT)
+        still = jailed[rec.after["iv_state"][:n][jailed] != expected]
         stayed += [(rec.month, int(r), int(rec.before["status"][r])) for r in still]
         assert (rec.after["iv_exit_month"][jailed] == rec.month).all()
     assert jailed_total > 0
