@@ -18,7 +18,7 @@ from .runs.batch import BatchError, BatchInterrupted, default_stall_timeout, rep
 from .runs.limits import check_limits
 from .runs.outdir import check_path, claimed, is_png, read_manifest
 from .runs.preflight import check_scheduler
-from .state.scenario import ScenarioError, combine_scenarios, load_scenario, parent_scenario, sweep_grid
+from .state.scenario import ScenarioError, combine_scenarios, load_scenario, programme_on, sweep_grid
 
 EXIT_USAGE = 2
 
@@ -275,9 +275,7 @@ def cmd_portfolio(args) -> int:
     _same_length(base, programmes)
     # a programme is its own settings (over the scenario its file extends) applied to this baseline: so a programme
     # written for the plain baseline joins one written for another (e.g. scenarios/domestic_abuse.toml) on either
-    parents = [_parent_unless(base, p, overrides) for p in programmes]
-    programmes = [p if parent is base else replace(combine_scenarios(base, [p], [parent]), source_file=p.source_file)
-                  for p, parent in zip(programmes, parents)]
+    programmes = [programme_on(base, p, overrides) for p in programmes]
     name = "+".join(p.run.name for p in programmes)
     if args.combined is None:
         combination = combine_scenarios(base, programmes)
@@ -305,14 +303,6 @@ def cmd_portfolio(args) -> int:
 
         print(f"-> {report(out)}")
     return 0
-
-
-def _parent_unless(base, programme, overrides):
-    """What ``programme``'s file extends, or ``base`` itself when that is the baseline given (or nothing complete)."""
-    parent = parent_scenario(programme, overrides)
-    if parent is None or Path(parent.source_file).resolve() == Path(base.source_file).resolve():
-        return base
-    return parent
 
 
 def _portfolio_text(base, combination, args, table, out: Path) -> str:

@@ -280,7 +280,9 @@ def _free_port() -> int:
 def _save_screenshot(page, path: Path) -> None:
     """The screenshot for people to look at, written atomically; an existing file is replaced only if it is a PNG
     (one of ours), never anything else."""
-    if path.exists() and path.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+    from sim.runs.outdir import is_png
+
+    if path.exists() and not is_png(path):
         return
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
     page.screenshot(path=str(tmp), full_page=True)

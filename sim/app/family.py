@@ -53,8 +53,7 @@ class FamilyModel(ReoffendingModel):
         partner = father.partner
         if partner is not None:
             out.append(("partner", partner))
-        p = self.people
-        for k, row in enumerate(np.flatnonzero(p.view("father") == father.row)):
+        for k, row in enumerate(np.unique(self.people.children.of(np.array([father.row])))):
             agent = self.agent_at(int(row))
             if agent is not None:
                 out.append((f"child {k + 1}", agent))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..state.params import Params
-from ..state.scenario import ScenarioError, toml_value, combine_scenarios, load_scenario, parent_scenario
+from ..state.scenario import ScenarioError, combine_scenarios, load_scenario, programme_on, toml_value
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -115,11 +115,7 @@ def stance_overrides(stance: str, section: str) -> list[str]:
     path = SCENARIOS / "evidence" / f"{stance}.toml"
     with open(path, "rb") as f:
         data = tomllib.load(f).get(section, {})
-
-    def inline(v):
-        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }" if isinstance(v, dict) else toml_value(v)
-
-    return [f"{section}.{key}={inline(v)}" for key, v in data.items()]
+    return [f"{section}.{key}={toml_value(v)}" for key, v in data.items()]
 
 
 def server_overrides() -> list[str]:
@@ -131,15 +127,10 @@ def _origin(overrides: list[str], where: str) -> dict[str, str]:
     return {o.split("=", 1)[0]: where for o in overrides}
 
 
-def _on(base: Params, path: Path, common: list[str], own: list[str], origin: dict[str, str]) -> Params:
-    """A programme's scenario file with the ``common`` overrides and its ``own`` (the stance's and the setting's),
-    moved onto ``base`` when its file extends another baseline (its own settings over what it extends, as
-    ``sim compare BASE A B`` does; the parent gets only the common overrides, so the programme's own stay its own)."""
-    programme = load_scenario(path, common + own, origin)
-    parent = parent_scenario(programme, common)
-    if parent is None or Path(parent.source_file).resolve() == Path(base.source_file).resolve():
-        return programme
-    return replace(combine_scenarios(base, [programme], [parent]), source_file=programme.source_file)
+def _programme(base: Params, file: str, common: list[str], own: list[str], origin: dict[str, str]) -> Params:
+    """A programme's scenario file with the ``common`` overrides and its ``own`` (the stance's and the setting's), on
+    ``base`` (``programme_on``: its parent gets only the common ones, so the programme's own stay its own)."""
+    return programme_on(base, load_scenario(SCENARIOS / file, common + own, origin), common)
 
 
 def scenarios(setting: Setting, extra: list[str] = ()) -> tuple[Params, Params]:
@@ -169,15 +160,15 @@ def scenarios(setting: Setting, extra: list[str] = ()) -> tuple[Params, Params]:
         if years > FUNDED_YEARS:
             chosen.append(f"intervention.referral_years={FUNDED_YEARS}")
         stance = stance_overrides(setting.stance, "intervention")
-        programmes.append(_on(base, SCENARIOS / "multi_agency.toml", common, stance + chosen,
-                              origin | _origin(stance, f"scenarios/evidence/{setting.stance}.toml") | _origin(chosen, "app: commissioner's setting")))
+        programmes.append(_programme(base, "multi_agency.toml", common, stance + chosen, origin | _origin(stance, f"scenarios/evidence/{setting.stance}.toml")
+                                     | _origin(chosen, "app: commissioner's setting")))
     if setting.has_hub:
         chosen = [f"da_hub.capacity_victims_per_year={setting.hub_victims_per_year}"]
         if years > FUNDED_YEARS:
             chosen.append(f"da_hub.funded_years={FUNDED_YEARS}")
         stance = stance_overrides(setting.stance, "da_hub")
-        programmes.append(_on(base, SCENARIOS / "da_hub.toml", common, stance + chosen,
-                              origin | _origin(stance, f"scenarios/evidence/{setting.stance}.toml") | _origin(chosen, "app: commissioner's setting")))
+        programmes.append(_programme(base, "da_hub.toml", common, stance + chosen, origin | _origin(stance, f"scenarios/evidence/{setting.stance}.toml")
+                                     | _origin(chosen, "app: commissioner's setting")))
     if len(programmes) == 1:
         return base, programmes[0]
     both = combine_scenarios(base, programmes)

@@ -41,7 +41,7 @@ def progress(model) -> None:
     if not is_on(hub):
         return
     funded = month < 12 * hub.funded_years  # after the funded years no new places accrue; those in support finish
-    model.hub_place_credit = min(model.hub_place_credit + funded * hub.capacity_victims_per_year / 12.0,
+    model.hub_place_credit = min(model.hub_place_credit + hub.capacity_victims_per_year / 12.0,
                                  hub.capacity_victims_per_year / 12.0 + p.weight.max()) if funded else 0.0
     active = np.flatnonzero(p.hub_state[: p.n] == SUPPORTED)
     p.hub_months[active] += 1

@@ -439,6 +439,8 @@ def toml_value(v: Any) -> str:
         return '"' + v.replace('"', '\\"') + '"'
     if isinstance(v, list):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table, e.g. a distribution
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     return repr(v)
 
 
@@ -544,3 +546,13 @@ def combine_scenarios(baseline: Params, programmes: list[Params], parents: list[
     combined = replace(baseline, **sections, source_file="")
     _cross_checks(combined, {(sec, key): f"the combination of {', '.join(p.source_file for p in programmes)}" for sec, key in chosen})
     return combined
+
+
+def programme_on(base: Params, programme: Params, overrides=()) -> Params:
+    """``programme`` moved onto ``base``: its own settings (those that differ from the scenario its file extends,
+    loaded with ``overrides``) applied to ``base``; unchanged when its file extends ``base``'s own file (or nothing
+    complete). So a programme written for one baseline joins another, e.g. the plain baseline's on the DA baseline."""
+    parent = parent_scenario(programme, overrides)
+    if parent is None or Path(parent.source_file).resolve() == Path(base.source_file).resolve():
+        return programme
+    return replace(combine_scenarios(base, [programme], [parent]), source_file=programme.source_file)
