@@ -57,7 +57,8 @@ class ScenarioFunction:
             base = priced_like(run_replicate(switched_off(params), self.seed), iv["params"])
             metrics = {**appraise(base, iv, iv["params"]), **{f"intervention:{k}": v for k, v in iv["outcomes"].items()}}
         else:
-            metrics = summarise(ReoffendingModel(params, seed=self.seed).run())
+            with ReoffendingModel(params, seed=self.seed) as model:
+                metrics = summarise(model.run())
         return {ema_name(name): float(metrics[name]) for name in self.outcomes}
 
 

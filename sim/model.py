@@ -132,6 +132,26 @@ class ReoffendingModel(mesa.Model):
                 by_row[row] = None
         remove_agents(self, gone)
 
+    def release(self) -> None:
+        """Deregister every agent at once, when the model is finished with (a batch replicate, once its outputs are
+        taken): cheaper than leaving the model to the garbage collector (see ``agents.release_agents``), and once
+        dropped it is freed at once, arrays and all. Its arrays, events and collected series stay readable; it is
+        not to be stepped again."""
+        from .state.agents import release_agents
+
+        release_agents(self)
+        self._agents_by_row = []
+        self.running = False  # Mesa's flag for a model that is done
+        for name in ("step", "_user_step"):  # Mesa wraps step in bound methods the model holds itself: with them
+            vars(self).pop(name, None)  # gone, nothing refers back to the model, so it goes as soon as it is dropped
+
+    def __enter__(self) -> "ReoffendingModel":
+        """``with ReoffendingModel(...) as model:`` releases the model when the block ends (see ``release``)."""
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
     def redraw_death(self, rows) -> None:
         """Draw again the death month of ``rows`` (after a change to their record made outside the processes)."""
         exits.schedule_death(self, np.asarray(rows, dtype=np.int64), "death_redrawn")

@@ -339,3 +339,51 @@ def test_a_model_and_its_agents_are_freed_once_dropped():
     del model
     gc.collect()
     assert ref() is None and agent() is None
+
+
+def test_release_empties_mesas_containers_as_remove_all_agents_does(caplog):
+    bulk, plain = build(), build()
+    bulk.remove_agents(np.arange(10, 60))  # some already gone: their weak references were removed with them
+    plain.remove_agents(np.arange(10, 60))
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    agents_mod.release_agents(bulk)
+    assert not [r for r in caplog.records if r.name == LOGGER and "one by one" in r.getMessage()]
+    plain.remove_all_agents()
+    drop_rows = lambda s: {k: v for k, v in s.items() if k != "by_row"}  # noqa: E731 (the model's own list)
+    assert drop_rows(state(bulk)) == drop_rows(state(plain)) and len(bulk.agents) == 0
+    assert next_unique_id(bulk) == next_unique_id(plain)
+
+
+def test_release_takes_the_ordinary_path_when_mesa_is_not_as_expected(monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise agents_mod._Refused("unknown Mesa (test)")
+
+    model = build()
+    monkeypatch.setattr(agents_mod, "_plan", refuse)
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    agents_mod.release_agents(model)
+    assert any(r.getMessage() == "removing every agent one by one: unknown Mesa (test)" for r in caplog.records)
+    assert len(model.agents) == 0 and not model._agents and len(model.agents_by_type[Person]) == 0
+
+
+def test_a_released_model_is_freed_without_the_garbage_collector():
+    """``with ReoffendingModel(...) as model`` (as a batch replicate runs): once dropped, the model and its agents go at
+    once, by reference counting, and what was read from it before stays."""
+    from sim.runs.output import timeseries_frame
+
+    params = load("run.years=1", "population.scale_general=400", "population.scale_cjs_families=20")
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        with ReoffendingModel(params, seed=3) as model:
+            model.run()
+            agent, ref = weakref.ref(next(iter(model.agents))), weakref.ref(model)
+            series = timeseries_frame(model)
+        assert len(model.agents) == 0 and agent() is None  # released at the end of the block
+        assert timeseries_frame(model).equals(series) and model.people.n > 0  # its arrays and series stay readable
+        del model
+        assert ref() is None
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -63,11 +63,12 @@ def load_free_parameters(path: Path = CALIBRATION_DIR / "free_parameters.toml") 
 def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
     """The target metrics of one replicate, a 10-year run ("short") or a 40-year run ("long"), and its steady series
     year by year (``steady:<run>:<series>:<year>``, see ``steadiness``)."""
-    model = ReoffendingModel(params, seed=seed, record_offences=False).run()
-    steady = {f"steady:{run}:{series}:{year}": float(v)
-              for year, row in metrics.yearly_relative(timeseries_frame(model)).iterrows()
-              for series, v in row.items()}
-    return {**_target_metrics(model, params, run), **steady}
+    with ReoffendingModel(params, seed=seed, record_offences=False) as model:
+        model.run()
+        steady = {f"steady:{run}:{series}:{year}": float(v)
+                  for year, row in metrics.yearly_relative(timeseries_frame(model)).iterrows()
+                  for series, v in row.items()}
+        return {**_target_metrics(model, params, run), **steady}
 
 
 def _target_metrics(model, params: Params, run: str) -> dict[str, float]:

@@ -28,15 +28,15 @@ def replicate_noise(params: Params, seed: int) -> dict:
     """One replicate's yearly series: prison and probation one-year reoffending by annual cohort, children convicted
     a year; with its agents at the start and seconds (build and run, this process)."""
     t0 = time.perf_counter()
-    model = ReoffendingModel(params, seed=seed, record_offences=False)
-    agents = int(model.people.n)
-    model.run()
-    seconds = time.perf_counter() - t0
-    md, run = metrics.Microdata.from_model(model), params.run
+    with ReoffendingModel(params, seed=seed, record_offences=False) as model:
+        agents = int(model.people.n)
+        model.run()
+        seconds = time.perf_counter() - t0
+        md, children = metrics.Microdata.from_model(model), timeseries_frame(model)["children_convicted"].to_numpy()
+    run = params.run
     rates = {label: metrics.proven_reoffending_annual_cohorts(md, None, event, params.months, run.cohort_follow_up_months,
                                                               run.cohort_waiting_months, params.family.age_adult)
              for label, event in (("prison", "release"), ("probation", "order_start"))}
-    children = timeseries_frame(model)["children_convicted"].to_numpy()
     yearly_children = children[: len(children) // 12 * 12].reshape(-1, 12).sum(axis=1)
     return {"seconds": seconds, "agents": agents,
             "prison": [v for k, v in rates["prison"].items() if k.startswith("rate_year_")],

@@ -363,7 +363,8 @@ def replicate_seeds(root_seed: int, reps: int) -> list[int]:
 
 def replicate_result(params: Params, seed: int, replicate: int) -> tuple[pd.DataFrame, dict]:
     """Run one replicate: its monthly series (with a ``replicate`` column) and its summary row."""
-    return replicate_outputs(replicate_model(params, seed).run(), seed, replicate)
+    with replicate_model(params, seed) as model:  # released at the end: freed now, not at the collector's next pass
+        return replicate_outputs(model.run(), seed, replicate)
 
 
 def replicate_model(params: Params, seed: int) -> ReoffendingModel:

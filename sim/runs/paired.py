@@ -23,7 +23,11 @@ from .progress import Progress
 
 def run_replicate(params, seed: int) -> dict:
     """One run: its monthly series, outcome metrics, cost ledger, and the parameters as drawn for this seed."""
-    model = ReoffendingModel(params, seed=seed, record_offences=False).run()
+    with ReoffendingModel(params, seed=seed, record_offences=False) as model:  # released when done (see its release)
+        return _outcomes(model.run())
+
+
+def _outcomes(model) -> dict:
     params = model.params
     ts = timeseries_frame(model)
     out = {name: float(ts[col].sum()) for name, col in (

@@ -450,3 +450,27 @@ def remove_agents(model, agents: list, cls=None) -> None:
         if missing in popped:  # Mesa's deregister_agent raises KeyError here (which Agent.remove() suppresses)
             agents = [a for a, was in zip(agents, popped) if was is not missing]
     _log.debug("removed %d agents in bulk", n)
+
+
+def release_agents(model, cls=None) -> None:
+    """``model.remove_all_agents()`` for a model that is finished with, in a fraction of the time: the containers are
+    emptied whole rather than agent by agent.
+
+    A dropped model is otherwise freed by the garbage collector's full passes (agents and model refer to each other),
+    where each agent's weak references call back into the AgentSets one by one: about 0.2 s for a default-weights
+    replicate, paid by whichever replicate's allocations trigger the pass, on a heap that grows meanwhile. Emptied
+    here, the weak references go without calling back, and each agent is freed as soon as the last list holding it is.
+    """
+    cls = Person if cls is None else cls
+    try:
+        _require(set(model.agents_by_type) <= {cls}, "agents of another type")
+        plan = _plan(model, cls, removing=True)
+    except _Refused as refused:
+        _log.debug("removing every agent one by one: %s", refused)
+        model.remove_all_agents()
+        return
+    for kind, inner in plan["order"]:
+        if kind == "dict":
+            inner.clear()
+        else:  # its weak references deleted while their agents live: no callbacks
+            inner.data.clear()
