@@ -197,3 +197,33 @@ def test_changes_made_through_agents_redraw_the_schedules(monkeypatch):
     monkeypatch.setattr(offending, "draw_offences", draw_checked)
     model.run(months=2)
     assert len(above) == 2 and sum(above) == 0
+
+
+def test_rows_beyond_the_people_are_never_read(monkeypatch):
+    """``People`` leaves the capacity beyond the rows it has filled unwritten (``_allocate``): a model whose unwritten
+    rows hold junk must run exactly as one whose rows hold the fill values, i.e. no process reads past ``n``
+    (a missing link, -1, reads the last row, which is always filled)."""
+    import sim.state.people as people_mod
+    from sim.runs.output import timeseries_frame
+
+    from conftest import ROOT
+
+    params = load("run.years=2", "population.scale_general=400", "population.scale_cjs_families=10",
+                  path=ROOT / "scenarios" / "da_hub.toml")
+
+    def outcome():
+        with ReoffendingModel(params, seed=11) as model:
+            model.run()
+            return timeseries_frame(model), [a.copy() for a in model.events.arrays()], model.people.n
+
+    def junk(capacity, dtype, fill):
+        a = np.full(capacity, True if np.dtype(dtype) == np.bool_ else 77, dtype=dtype)
+        a[-1] = fill
+        return a
+
+    clean_ts, clean_events, n = outcome()
+    monkeypatch.setattr(people_mod, "_allocate", junk)
+    junk_ts, junk_events, n_junk = outcome()
+    assert n_junk == n > 1024  # the arrays grew during the build
+    assert junk_ts.equals(clean_ts)
+    assert all(np.array_equal(a, b) for a, b in zip(junk_events, clean_events))

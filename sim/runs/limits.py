@@ -10,7 +10,8 @@ any work starts.
 
 Where memory goes (sim/state/people.py, sim/model.py): one row per person who has ever lived in the run (rows are never
 reused, so births and arrivals add rows every month), held in the arrays of ``people.FIELDS``, whose capacity
-doubles from 1024 (so up to twice the rows are allocated); a Mesa ``Person`` for each person present; per-month
+doubles from 1024 (so up to twice the rows are allocated, though only the rows filled so far are touched: the
+estimate counts the whole capacity, erring high); a Mesa ``Person`` for each person present; per-month
 temporaries over all rows; the event log (offences only with ``sim run --events``); and per month the collected
 series, the cost ledger and the cohort metrics. Nothing is preallocated in proportion to the months (the age
 tables stop at 120 years), so the months cost memory only through what each month records.

@@ -76,20 +76,34 @@ FIELDS = {
     "birth_partnered_next": (np.int32, NEVER),  # next month she would give birth if partnered
     "birth_single_next": (np.int32, NEVER),  # next month she would give birth if single
 }
+def _allocate(capacity: int, dtype, fill) -> np.ndarray:
+    """An array of ``capacity`` rows whose last row holds ``fill``, the others not yet written (see ``People``)."""
+    a = np.empty(capacity, dtype=dtype)
+    a[-1] = fill
+    return a
+
+
 #: the columns that hold the month of a next event
 SCHEDULED = ("offending_next", "offending_refresh", "need_next", "need_refresh", "death_month", "move_next",
              "partner_next", "separate_next", "birth_next")
 
 
 class People:
-    """Growable arrays of person state, one array per field of ``FIELDS``."""
+    """Growable arrays of person state, one array per field of ``FIELDS``.
+
+    Rows up to ``n`` are people. The arrays' capacity doubles as rows are added; rows beyond ``n`` hold each field's
+    fill value as far as ``_filled`` (set a chunk ahead, so that adding rows rarely costs a pass over every field) and
+    the last row always does (a missing link, ``NO_ONE`` = -1, reads it); the rest of the capacity is allocated but
+    not yet written, so the memory it would take is never touched until it is needed.
+    """
 
     def __init__(self, capacity: int = 1024):
         self.n = 0
         self._cap = capacity
+        self._filled = 0  # rows [0, _filled) hold people or fill values
         self._seen: dict[str, int] = {}  # rows each reader of new_rows has seen
         for name, (dtype, fill) in FIELDS.items():
-            setattr(self, name, np.full(capacity, fill, dtype=dtype))
+            setattr(self, name, _allocate(capacity, dtype, fill))
         #: rows whose offending hazard may have risen / whose needs' probabilities changed / whose children's
         #: hazard may have risen, since the process that redraws those schedules last looked (see ``changed``)
         self.pending = {"hazard": Pending(), "needs": Pending(), "children": Pending()}
@@ -97,17 +111,23 @@ class People:
         self.weight.flags.writeable = False  # set when a row is added, then fixed (the stock table counts on it)
 
     def _grow(self, need: int) -> None:
+        """Make rows up to ``need`` available, holding fill values."""
         cap = self._cap
         while cap < need:
             cap *= 2
-        if cap == self._cap:
-            return
-        for name, (dtype, fill) in FIELDS.items():
-            new = np.full(cap, fill, dtype=dtype)
-            new[: self.n] = getattr(self, name)[: self.n]
-            setattr(self, name, new)
+        if cap != self._cap:
+            for name, (dtype, fill) in FIELDS.items():
+                new = _allocate(cap, dtype, fill)
+                new[: self._filled] = getattr(self, name)[: self._filled]
+                setattr(self, name, new)
+            self._cap = cap
+        if need > self._filled:  # fill a chunk ahead: an eighth of the rows so far, at least what is needed
+            end = min(cap, max(need, self._filled + self._filled // 8, 1024))
+            self.weight.flags.writeable = True
+            for name, (dtype, fill) in FIELDS.items():
+                getattr(self, name)[self._filled : end] = fill
+            self._filled = end
         self.weight.flags.writeable = False
-        self._cap = cap
 
     def add(self, count: int, **values) -> np.ndarray:
         """Append ``count`` people with the given field values (arrays or scalars); returns their rows."""
