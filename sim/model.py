@@ -7,7 +7,7 @@ import gc
 import mesa
 import numpy as np
 
-from .metrics import StockTally, justice_stocks, monthly_record, series_names, stock_table
+from .metrics import StockTally, justice_stocks, monthly_record, series_names
 from .processes import courts, domestic_abuse, exits, family, intervention, justice, needs, offending
 from .processes.courts import PendingCases
 from .state import population
@@ -56,8 +56,9 @@ class ReoffendingModel(mesa.Model):
         population.synthesize(params, np.random.default_rng(seed), self.people)
         self.register_newcomers()
         p = self.people
+        self.stocks = StockTally()  # the end-of-month stocks, kept up to date by monthly_record (first counted here)
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
-        self.initial_stocks = justice_stocks(stock_table(p, self.month - 12 * params.family.age_adult))
+        self.initial_stocks = justice_stocks(self.stocks.update(p, self.month - 12 * params.family.age_adult)[0])
         offending.record_past_convictions(self, self.people.new_rows("records"))
         offending.prime_court_queue(self)
         domestic_abuse.prime(self)  # partner abuse in the year before the start: its runs and court cases
@@ -65,7 +66,6 @@ class ReoffendingModel(mesa.Model):
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
         )
         self.record: dict[str, float] = {}
-        self.stocks = StockTally()  # the end-of-month stocks, kept up to date by monthly_record
 
     def step(self) -> None:
         """One month, processes in this order:"""

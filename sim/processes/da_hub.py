@@ -42,7 +42,7 @@ def progress(model) -> None:
         return
     funded = month < 12 * hub.funded_years  # after the funded years no new places accrue; those in support finish
     model.hub_place_credit = min(model.hub_place_credit + hub.capacity_victims_per_year / 12.0,
-                                 hub.capacity_victims_per_year / 12.0 + p.weight.max()) if funded else 0.0
+                                 hub.capacity_victims_per_year / 12.0 + p.view("weight").max()) if funded else 0.0
     active = np.flatnonzero(p.hub_state[: p.n] == SUPPORTED)
     p.hub_months[active] += 1
     leaving = active[(p.hub_months[active] >= hub.support_months) | ~p.present[active]]

@@ -182,7 +182,7 @@ def _start_places(model, iv) -> None:
     """Places: capacity accrues monthly (in real families); the longest-waiting families start first."""
     p, month, draws, tally = model.people, model.month, model.draws, model.tally
     state, ids = p.iv_state[: p.n], p.person_id[: p.n]
-    model.iv_place_credit = min(model.iv_place_credit + iv.capacity_families_per_year / 12.0, iv.capacity_families_per_year / 12.0 + p.weight.max())
+    model.iv_place_credit = min(model.iv_place_credit + iv.capacity_families_per_year / 12.0, iv.capacity_families_per_year / 12.0 + p.view("weight").max())
     queue = np.flatnonzero(state == WAITING)
     queue = queue[np.lexsort((ids[queue], -p.iv_months[queue]))]
     cum_weight = np.cumsum(p.weight[queue])
