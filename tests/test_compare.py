@@ -4,6 +4,7 @@ reproducibility across worker counts."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import tomllib
 
 import numpy as np
@@ -129,6 +130,25 @@ def test_appraise_by_hand():
     assert row["appraisal:cost_per_offence_avoided"] == pytest.approx(100)
     assert row["appraisal:payback_year"] == 1.0  # fiscal savings 3,600 >= 3,000 within year 1
     assert row["appraisal:benefits_exceed_costs"] == 1.0
+
+
+def test_optimism_bias_reduces_gains_only():
+    """Benefits 1,000 (year 0, police), cost 600: a 25% optimism bias on benefits leaves 750, NPV 150, BCR 1.25;
+    a loss of 400 is not made smaller by it; none leaves the headline NPV."""
+    params = load()
+    ob = replace(params, costs=replace(params.costs, optimism_bias_benefits=0.25))
+    base = ledger({("police", "fiscal_cashable"): flat(100, 12), ("intervention", "fiscal_cashable"): flat(0, 12)})
+    gain = ledger({("police", "fiscal_cashable"): flat(100, 12) - np.r_[1000.0, np.zeros(11)],
+                   ("intervention", "fiscal_cashable"): once(600, 0, 12)})
+    row = appraise(run_result(base), run_result(gain), ob)
+    assert row["appraisal:npv"] == pytest.approx(400) and row["appraisal:npv_optimism_bias"] == pytest.approx(150)
+    assert row["appraisal:bcr_optimism_bias"] == pytest.approx(1.25)
+    loss = ledger({("police", "fiscal_cashable"): flat(100, 12) + np.r_[400.0, np.zeros(11)],
+                   ("intervention", "fiscal_cashable"): once(600, 0, 12)})
+    row = appraise(run_result(base), run_result(loss), ob)
+    assert row["appraisal:npv_optimism_bias"] == pytest.approx(row["appraisal:npv"]) == pytest.approx(-1000)
+    none = appraise(run_result(base), run_result(gain), replace(params, costs=replace(params.costs, optimism_bias_benefits=0.0)))
+    assert none["appraisal:npv_optimism_bias"] == pytest.approx(none["appraisal:npv"])
 
 
 def test_appraise_discounts_and_handles_no_cost():

@@ -84,6 +84,11 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     row["appraisal:cost_per_offence_avoided"] = iv_cost / avoided if iv_cost > 0 and avoided > 0 else float("nan")
     row["appraisal:payback_year"] = payback_year(base["ledger"], iv["ledger"], costs)
     row["appraisal:benefits_exceed_costs"] = float(row["appraisal:npv"] > 0) if iv_cost > 0 else float("nan")
+    # the Green Book's optimism bias on benefits as a point-estimate appraisal applies it: gains reduced by the share
+    # for their evidence grade (a loss is not made smaller); beside the headline, whose priors already carry the doubt
+    adjusted = total - costs.optimism_bias_benefits * max(total, 0.0)
+    row["appraisal:npv_optimism_bias"] = adjusted - iv_cost
+    row["appraisal:bcr_optimism_bias"] = adjusted / iv_cost if iv_cost > 0 else float("nan")
     return row
 
 
@@ -164,6 +169,7 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     # 5-95% range of the replicates' own ratios
     central = {
         "bcr": mean("appraisal:total_savings") / cost if cost > 0 else np.nan,
+        "bcr_optimism_bias": (mean("appraisal:npv_optimism_bias") + cost) / cost if cost > 0 else np.nan,
         "fiscal_return_per_pound": fiscal / cost if cost > 0 else np.nan,
         "cost_per_offence_avoided": cost / avoided if cost > 0 and avoided > 0 else np.nan,
         "payback_year": paid.median() if len(paid) and paid.notna().mean() > 0.5 else np.nan,
@@ -172,7 +178,7 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
         if col.startswith(("savings_by_agency:", "savings_by_kind:", "appraisal:")):
             v = rows[col].dropna()
             group, name = col.split(":", 1)
-            unit = {"bcr": "ratio", "fiscal_return_per_pound": "ratio", "offences_avoided": "offences", "payback_year": "year",
+            unit = {"bcr": "ratio", "bcr_optimism_bias": "ratio", "fiscal_return_per_pound": "ratio", "offences_avoided": "offences", "payback_year": "year",
                     "benefits_exceed_costs": "probability"}.get(name, "GBP, present value")
             out.append({"metric": f"{group}:{name}", "unit": unit, "baseline": np.nan, "intervention": np.nan,
                         "difference": central.get(name, v.mean() if len(v) else np.nan),
@@ -204,6 +210,8 @@ def _describe(group: str, name: str) -> str:
         "cost_per_offence_avoided": "mean intervention cost per mean offence avoided",
         "payback_year": "first year by whose end fiscal savings cover the intervention cost: median over replicates, blank unless most replicates pay back within the run",
         "benefits_exceed_costs": "share of replicates in which the NPV is positive",
+        "npv_optimism_bias": "NPV with benefits (savings) reduced for optimism bias by the evidence grade of the effects (costs.optimism_bias_benefits), as a point-estimate appraisal would; the headline NPV leaves it to the effect priors",
+        "bcr_optimism_bias": "BCR with benefits reduced for optimism bias (costs.optimism_bias_benefits)",
     }.get(name, name)
 
 

@@ -216,6 +216,7 @@ LABELS = {"offences": "offences", "convictions": "convictions", "proven_reoffend
           "iv_family_months": "family-months in the intervention",
           "da_incidents": "domestic-abuse incidents", "da_victim_years": "victim-years of domestic abuse",
           "da_children_exposed": "children exposed to domestic abuse", "hub_victims_started": "victims starting DA hub support", "npv": "net present value", "bcr": "benefit-cost ratio",
+          "npv_optimism_bias": "net present value with optimism bias on benefits", "bcr_optimism_bias": "benefit-cost ratio with optimism bias on benefits",
           "dwp": "DWP", "nhs": "NHS", "wider_economy": "wider economy", "victims_and_society": "victims and society"}
 
 
@@ -273,6 +274,7 @@ def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evid
     chance = float((npv > 0).mean())
     words = [f"On the evidence as weighted here, it is {verdict_word(chance)} to be worth it: benefits exceed costs in {100 * chance:.0f}% of "
              f"{len(rows)} replicates (NPV {money(npv.mean())}, 90%: {money(npv.quantile(0.05))} to {money(npv.quantile(0.95))})."]
+    words += _optimism_bias_words(rows)
     be = D.break_even(rows, priors)
     for _, r in be.iterrows():
         if r["break_even"] == r["break_even"]:
@@ -307,6 +309,21 @@ def decision_words(rows: pd.DataFrame, priors: dict, prior_name: str = "the evid
                      f"(first-order Sobol index, 95%: {num(100 * lead['s1_low'])}-{num(100 * lead['s1_high'])}%; SALib, from the "
                      "replicates as drawn).")
     return words
+
+
+def _optimism_bias_words(rows: pd.DataFrame) -> list[str]:
+    """The NPV with the Green Book's optimism bias on benefits too (``appraisal:npv_optimism_bias``), if any is set."""
+    if "appraisal:npv_optimism_bias" not in rows:
+        return []
+    gains = rows["appraisal:total_savings"] > 0
+    share = (1 - (rows["appraisal:npv_optimism_bias"] + rows["appraisal:intervention_cost"]) / rows["appraisal:total_savings"])[gains]
+    if not len(share) or share.max() <= 1e-12:
+        return []
+    npv = rows["appraisal:npv_optimism_bias"]
+    return [f"With its benefits also reduced by {100 * share.median():.0f}% for optimism bias, as an appraisal without this "
+            f"uncertainty analysis would do for evidence of this grade (the effect priors above already carry most of that "
+            f"doubt, so this is the cautious reading), benefits would exceed costs in {100 * (npv > 0).mean():.0f}% of replicates "
+            f"(NPV {money(npv.mean())}, 90%: {money(npv.quantile(0.05))} to {money(npv.quantile(0.95))})."]
 
 
 def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:

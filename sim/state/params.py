@@ -337,6 +337,7 @@ class CostParams:
     discount_rate: float = _f(PROB, "annual discount rate for years 0-30 (Green Book social time preference rate)")
     discount_rate_after_30_years: float = _f(PROB, "annual discount rate from year 31 (Green Book declining schedule)")
     optimism_bias_intervention: float = _f(NONNEG, "uplift on the intervention's costs for optimism bias")
+    optimism_bias_benefits: float = _f(PROB, "reduction of the intervention's benefits for optimism bias, by the evidence grade of its effects: the appraisal reports the NPV and BCR with it beside the headline, whose priors carry that doubt already")
     crime_cost_by_type: Money = _f(MONEY_LIST, "economic and social cost of an offence, by offence type")
     crime_cost_share_economic: float = _f(PROB, "share of an offence's cost that is lost output and property (economic)")
     crime_cost_share_health: float = _f(PROB, "share that is NHS treatment of victims (fiscal)")
