@@ -438,6 +438,8 @@ def _comparison_text(base, iv, args, table, out: Path) -> str:
         row("appraisal:net_fiscal_benefit", "net fiscal benefit"),
         row("appraisal:npv", "net present value (transfers out)"),
         row("appraisal:bcr", "benefit-cost ratio", "{:.2f}"),
+        *([row("appraisal:npv_optimism_bias", f"  NPV, benefits less {iv.costs.optimism_bias_benefits:.0%} optimism bias"),
+           row("appraisal:bcr_optimism_bias", "  BCR, the same", "{:.2f}")] if iv.costs.optimism_bias_benefits > 0 else []),
         row("appraisal:cost_per_offence_avoided", "cost per offence avoided"),
         f"  {'chance benefits exceed costs':<38}{t.loc['appraisal:benefits_exceed_costs'].difference:>14.0%}",
         (f"  {'payback year (median)':<38}{t.loc['appraisal:payback_year'].difference:>14.0f}" if pd.notna(t.loc['appraisal:payback_year'].difference)
