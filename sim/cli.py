@@ -401,6 +401,19 @@ def _channels_text(channels) -> str:
     ])
 
 
+def _optimism_bias_rows(share, row) -> list[str]:
+    """The NPV and BCR with optimism bias on benefits, when the scenario sets any (a number, or a distribution)."""
+    from .state.params import Dist
+
+    if isinstance(share, Dist):
+        label = f"{share} optimism bias"
+    elif share > 0:
+        label = f"{share:.0%} optimism bias"
+    else:
+        return []
+    return [row("appraisal:npv_optimism_bias", f"  NPV, benefits less {label}"), row("appraisal:bcr_optimism_bias", "  BCR, the same", "{:.2f}")]
+
+
 def _comparison_text(base, iv, args, table, out: Path) -> str:
     t = table.set_index("metric")
 
@@ -438,8 +451,7 @@ def _comparison_text(base, iv, args, table, out: Path) -> str:
         row("appraisal:net_fiscal_benefit", "net fiscal benefit"),
         row("appraisal:npv", "net present value (transfers out)"),
         row("appraisal:bcr", "benefit-cost ratio", "{:.2f}"),
-        *([row("appraisal:npv_optimism_bias", f"  NPV, benefits less {iv.costs.optimism_bias_benefits:.0%} optimism bias"),
-           row("appraisal:bcr_optimism_bias", "  BCR, the same", "{:.2f}")] if iv.costs.optimism_bias_benefits > 0 else []),
+        *_optimism_bias_rows(iv.costs.optimism_bias_benefits, row),
         row("appraisal:cost_per_offence_avoided", "cost per offence avoided"),
         f"  {'chance benefits exceed costs':<38}{t.loc['appraisal:benefits_exceed_costs'].difference:>14.0%}",
         (f"  {'payback year (median)':<38}{t.loc['appraisal:payback_year'].difference:>14.0f}" if pd.notna(t.loc['appraisal:payback_year'].difference)

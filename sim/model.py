@@ -51,6 +51,7 @@ class ReoffendingModel(mesa.Model):
         self.hub_place_credit = 0.0  # DA hub places accrued but not yet used (real victims)
         self.da_perpetrators = np.zeros(0, np.int64)  # rows of everyone who would abuse a partner
         self.tally = Tally()
+        self.finished = False  # set by release(): the agents are gone and the model is not to be stepped
         self.released = np.zeros(0, np.int64)  # rows released from custody this month (set by justice)
         self._agents_by_row: list[Person | None] = []
         population.synthesize(params, np.random.default_rng(seed), self.people)
@@ -69,6 +70,8 @@ class ReoffendingModel(mesa.Model):
 
     def step(self) -> None:
         """One month, processes in this order:"""
+        if self.finished:
+            raise RuntimeError("this model was released (ReoffendingModel.release): build a new one to step")
         self.tally.clear()
         justice.step(self)  # custody countdown, releases, licence and recall, orders ending
         intervention.step(self)  # multi-agency intervention: referrals, places, progress
@@ -140,8 +143,9 @@ class ReoffendingModel(mesa.Model):
         from .state.agents import release_agents
 
         release_agents(self)
-        self._agents_by_row = []
+        self._agents_by_row = [None] * len(self._agents_by_row)  # agent_at: nobody is an agent any more
         self.running = False  # Mesa's flag for a model that is done
+        self.finished = True  # (step refuses to run)
         for name in ("step", "_user_step"):  # Mesa wraps step in bound methods the model holds itself: with them
             vars(self).pop(name, None)  # gone, nothing refers back to the model, so it goes as soon as it is dropped
 

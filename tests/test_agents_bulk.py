@@ -382,6 +382,9 @@ def test_a_released_model_is_freed_without_the_garbage_collector():
             series = timeseries_frame(model)
         assert len(model.agents) == 0 and agent() is None  # released at the end of the block
         assert timeseries_frame(model).equals(series) and model.people.n > 0  # its arrays and series stay readable
+        assert model.agent_at(0) is None
+        with pytest.raises(RuntimeError, match="released"):
+            model.step()  # refused before any process runs
         del model
         assert ref() is None
     finally:

@@ -280,3 +280,17 @@ def test_compare_by_channel_writes_the_decomposition(tmp_path, capsys):
     page = (out / "report.html").read_text()
     assert "Where the benefit comes from" in page and "figures/channels.png" not in page  # embedded, not linked
     assert (out / "figures" / "channels.png").exists()
+
+
+def test_the_terminal_shows_optimism_bias_given_as_a_number_or_a_distribution():
+    """A scenario may draw costs.optimism_bias_benefits (its TOML gives a range): the summary lines name it either way,
+    and none are printed without it."""
+    from sim.cli import _optimism_bias_rows
+    from sim.state.params import Dist
+
+    row = lambda metric, label, fmt="{:,.0f}": f"{label}|{metric}"  # noqa: E731
+    assert _optimism_bias_rows(0.4, row) == ["  NPV, benefits less 40% optimism bias|appraisal:npv_optimism_bias",
+                                             "  BCR, the same|appraisal:bcr_optimism_bias"]
+    drawn = _optimism_bias_rows(Dist.from_dict({"dist": "uniform", "low": 0.2, "high": 0.6}), row)
+    assert len(drawn) == 2 and "uniform" in drawn[0]
+    assert _optimism_bias_rows(0.0, row) == []

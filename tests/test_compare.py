@@ -151,6 +151,23 @@ def test_optimism_bias_reduces_gains_only():
     assert none["appraisal:npv_optimism_bias"] == pytest.approx(none["appraisal:npv"])
 
 
+def test_optimism_bias_spares_the_treatment_the_programme_causes(monkeypatch):
+    """Gains 1,000 (police), less 200 of NHS treatment the referrals cause (in the NHS's savings): total 800. A 25%
+    optimism bias cuts the gains, not the programme's own cost: 800 - 250 = 550; cost 600, NPV -50."""
+    import sim.appraisal.compare as compare_mod
+
+    params = load()
+    ob = replace(params, costs=replace(params.costs, optimism_bias_benefits=0.25))
+    monkeypatch.setattr(compare_mod, "referred_treatment_pv", lambda run, p: run.get("treatment", 0.0))
+    base = ledger({("police", "fiscal_cashable"): flat(100, 12), ("nhs", "fiscal_non_cashable"): flat(0, 12),
+                   ("intervention", "fiscal_cashable"): flat(0, 12)})
+    iv = ledger({("police", "fiscal_cashable"): flat(100, 12) - np.r_[1000.0, np.zeros(11)],
+                 ("nhs", "fiscal_non_cashable"): once(200, 0, 12), ("intervention", "fiscal_cashable"): once(600, 0, 12)})
+    row = appraise(run_result(base), {**run_result(iv), "treatment": 200.0}, ob)
+    assert row["appraisal:total_savings"] == pytest.approx(800) and row["appraisal:referred_treatment_cost"] == pytest.approx(200)
+    assert row["appraisal:npv_optimism_bias"] == pytest.approx(550 - 600)
+
+
 def test_appraise_discounts_and_handles_no_cost():
     """Year-1 savings are discounted; with no intervention cost the ratios are NaN, not infinite."""
     base = ledger({("police", "fiscal_cashable"): flat(100, 24)})

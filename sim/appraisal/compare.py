@@ -85,8 +85,10 @@ def appraise(base: dict, iv: dict, params) -> dict[str, float]:
     row["appraisal:payback_year"] = payback_year(base["ledger"], iv["ledger"], costs)
     row["appraisal:benefits_exceed_costs"] = float(row["appraisal:npv"] > 0) if iv_cost > 0 else float("nan")
     # the Green Book's optimism bias on benefits as a point-estimate appraisal applies it: gains reduced by the share
-    # for their evidence grade (a loss is not made smaller); beside the headline, whose priors already carry the doubt
-    adjusted = total - costs.optimism_bias_benefits * max(total, 0.0)
+    # for their evidence grade (a loss is not made smaller); beside the headline, whose priors already carry the doubt.
+    # The gains are gross of the NHS treatment the referrals cause (a cost of the programme, not reduced with them)
+    gains = total + row["appraisal:referred_treatment_cost"]
+    adjusted = total - costs.optimism_bias_benefits * max(gains, 0.0)
     row["appraisal:npv_optimism_bias"] = adjusted - iv_cost
     row["appraisal:bcr_optimism_bias"] = adjusted / iv_cost if iv_cost > 0 else float("nan")
     return row
