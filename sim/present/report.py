@@ -315,8 +315,8 @@ def _optimism_bias_words(rows: pd.DataFrame) -> list[str]:
     """The NPV with the Green Book's optimism bias on benefits too (``appraisal:npv_optimism_bias``), if any is set."""
     if "appraisal:npv_optimism_bias" not in rows:
         return []
-    gains = rows["appraisal:total_savings"] > 0
-    share = (1 - (rows["appraisal:npv_optimism_bias"] + rows["appraisal:intervention_cost"]) / rows["appraisal:total_savings"])[gains]
+    gains = rows["appraisal:total_savings"] + rows["appraisal:referred_treatment_cost"]  # as appraise cuts them
+    share = ((rows["appraisal:npv"] - rows["appraisal:npv_optimism_bias"]) / gains)[gains > 0]
     if not len(share) or share.max() <= 1e-12:
         return []
     npv = rows["appraisal:npv_optimism_bias"]
