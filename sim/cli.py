@@ -129,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
                           "calibration/history_matching/), and take the best of the rest (joint stage only)")
     cal.add_argument("--waves", type=_pos_int, default=3, help="history matching: waves (default 3)")
     cal.add_argument("--points", type=_pos_int, default=120, help="history matching: parameter sets per wave (default 120)")
+    ens = sub.add_parser("ensemble", help="calibration as an ensemble: parameter sets that each meet every target (writes calibration/ensemble.parquet)")
+    ens.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario (default scenarios/baseline.toml)")
+    ens.add_argument("--waves", type=_pos_int, default=3, help="waves of the history match (default 3)")
+    ens.add_argument("--points", type=_pos_int, default=120, help="parameter sets per wave (default 120)")
+    ens.add_argument("--reps", type=_pos_int, default=4, help="10-year replicates per parameter set of a wave (default 4)")
+    ens.add_argument("--long-reps", type=_pos_int, default=2, help="40-year replicates per parameter set of a wave (default 2)")
+    ens.add_argument("--seed", type=_nonneg_int, default=1, help="root seed of the history match (the checks use it + 2000; default 1)")
+    ens.add_argument("--members", type=_pos_int, default=100, help="members wanted (default 100)")
+    ens.add_argument("--check-reps", type=_pos_int, default=8, help="10-year replicates that check a candidate (default 8)")
+    ens.add_argument("--check-long-reps", type=_pos_int, default=2, help="40-year replicates that check a candidate (default 2)")
+    ens.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    ens.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a scenario value in every run (repeatable), e.g. population.scale_general=40")
+    ens.add_argument("--show", action="store_true", help="only print what the stored ensemble says (ranges, bounds, correlations)")
     val = sub.add_parser("validate", help="every calibration target beside its simulated value, pass/fail, and a figure")
     val.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario to validate (default scenarios/baseline.toml)")
     val.add_argument("--reps", type=_pos_int, default=8, help="replicates of each run length (default 8)")
@@ -600,6 +614,32 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from .fitting import ensemble as E
+    from .state.ensemble import ENSEMBLE
+
+    if not args.show:
+        load_scenario(args.scenario, args.set)  # fail early on a bad scenario or --set
+        E.run(args.scenario, args.waves, args.points, args.reps, args.long_reps, args.seed, args.members, args.check_reps,
+              args.check_long_reps, args.workers, overrides=args.set)
+    if not ENSEMBLE.exists():
+        raise ScenarioError(f"{ENSEMBLE}: not found; run sim ensemble without --show to make it")
+    frame = pd.read_parquet(ENSEMBLE)
+    print(f"{len(frame)} members ({ENSEMBLE}): {frame['made_by'].iloc[0]}")
+    print("each calibrated parameter across the members (5-50-95%; 'of range' near 100% = the targets do not identify it):")
+    for _, r in E.ensemble_ranges(frame).iterrows():
+        flag = f"  at its {r['at_bound']} bound" if r["at_bound"] else ""
+        print(f"  {r['parameter']:45s} [{r['lower']:g}, {r['upper']:g}]  {r['p05']:.3g} - {r['p50']:.3g} - {r['p95']:.3g}"
+              f"  ({100 * r['share_of_range']:.0f}% of range){flag}")
+    corr = E.ensemble_correlations(frame)
+    pairs = [(corr.iloc[i, j], corr.index[i], corr.columns[j]) for i in range(len(corr)) for j in range(i + 1, len(corr))]
+    strong = sorted((p for p in pairs if abs(p[0]) >= 0.3), key=lambda p: -abs(p[0]))
+    print("pairs the targets tie together (Spearman |rho| >= 0.3):" + ("" if strong else " none"))
+    for rho, a, b in strong:
+        print(f"  {rho:+.2f}  {a} ~ {b}")
+    return 0
+
+
 def cmd_validate(args) -> int:
     import json
 
@@ -747,7 +787,7 @@ def cmd_app(args) -> int:
 
 COMMANDS = {
     "app": cmd_app, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "report": cmd_report, "plot": cmd_plot,
-    "calibrate": cmd_calibrate, "validate": cmd_validate, "noise": cmd_noise, "bench": cmd_bench,
+    "calibrate": cmd_calibrate, "ensemble": cmd_ensemble, "validate": cmd_validate, "noise": cmd_noise, "bench": cmd_bench,
 }
 
 

@@ -16,7 +16,7 @@ from .state.events import EventLog
 from .state.params import Params
 from .state.people import People
 from .state.rng import CounterRNG
-from .state.scenario import realize
+from .state.scenario import realize, with_member
 
 
 class Tally(dict):
@@ -31,13 +31,15 @@ class ReoffendingModel(mesa.Model):
 
     Every person is a ``Person`` agent registered with the model; their state lives in ``self.people`` (arrays),
     and each monthly process acts on whole arrays. ``seed`` fixes the population and every random draw, including
-    the values of parameters given as distributions (``parameter_draws``). ``record_offences=False`` keeps every
+    the values of parameters given as distributions (``parameter_draws``) and the calibration ensemble's member
+    (``ensemble_member``). ``record_offences=False`` keeps every
     event but the (many) offences, enough for the cohort metrics; the microdata export needs them all.
     """
 
     def __init__(self, params: Params, seed: int | None = None, record_events: bool = True, record_offences: bool = True):
         seed = params.run.seed if seed is None else int(seed)
         super().__init__(rng=seed)
+        params, self.ensemble_member = with_member(params, seed)  # calibrated values: this replicate's member (-1: the point fit)
         params, self.parameter_draws = realize(params, seed)  # uncertain values: this replicate's draws
         self.params = params
         self.seed = seed

@@ -120,14 +120,9 @@ def test_awaiting_court_means_an_earlier_offence(monkeypatch):
 
 # --- the calibrated baseline against the published targets ------------------------------------------------------
 
-#: targets the current calibration does not reach, with the evidence: these tests are expected to fail (strict, so
-#: they turn red as soon as a better calibration reaches them and this list must be emptied)
-KNOWN_GAPS: dict[str, str] = {
-    "share_of_crime_by_known_offenders": (
-        "about 56% against 40-50%: with records drawn from the model's own hazard, 25% of men aged 10-52 have a "
-        "conviction (MoJ 2010: 24%), and people with a record then commit more than half of all offences; the "
-        "national claim read as 'anyone with a previous conviction' does not fit that (README, Calibration)"),
-}
+#: targets the current calibration does not reach (``known_gap`` in calibration/targets.toml, with the evidence): these
+#: tests are expected to fail (strict, so they turn red as soon as a better calibration reaches them and the entry must go)
+KNOWN_GAPS: dict[str, str] = {name: t.known_gap for name, t in TARGETS.items() if t.known_gap}
 
 
 def _targets(run: str) -> list:

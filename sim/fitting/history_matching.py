@@ -65,10 +65,11 @@ def latin_hypercube(n: int, dims: int, seed: int) -> np.ndarray:
 
 
 def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Target], reps: int, long_reps: int,
-             seed: int, workers: int, path: Path, chunk: int = 8, log=print) -> pd.DataFrame:
+             seed: int, workers: int, path: Path, chunk: int = 8, log=print, overrides=()) -> pd.DataFrame:
     """Run the model at each row of ``cube`` (``reps`` 10-year and ``long_reps`` 40-year replicates on the same seeds
-    for every row) and keep, per row, its parameters and each target metric's mean and standard error. Rows are
-    written to ``path`` ``chunk`` at a time (atomically), and rows already there are not run again: a wave resumes."""
+    for every row, the scenario with ``overrides`` and then the row's values) and keep, per row, its parameters and
+    each target metric's mean and standard error. Rows are written to ``path`` ``chunk`` at a time (atomically), and
+    rows already there are not run again: a wave resumes."""
     done = pd.read_parquet(path) if path.exists() else pd.DataFrame()
     if len(done) and not np.allclose(done[[f"u:{k}" for k in free]].to_numpy(), cube[: len(done)]):
         raise ScenarioError(f"{path}: its parameter sets are not this wave's design (made by other code or settings); "
@@ -81,7 +82,7 @@ def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Ta
     for start in range(len(rows), len(cube), chunk):
         points = range(start, min(start + chunk, len(cube)))
         values = {i: {k: from_cube(float(u), spec) for u, (k, spec) in zip(cube[i], free.items())} for i in points}
-        params = {(i, run): scenario_for(run, scenario, [f"{k}={v!r}" for k, v in values[i].items()])
+        params = {(i, run): scenario_for(run, scenario, [*overrides, *(f"{k}={v!r}" for k, v in values[i].items())])
                   for i in points for run in runs}
         tasks = [(params[i, run], s, run) for i in points for run in runs for s in seeds[run]]
         results = run_all(tasks, workers, f"history matching, parameter sets {start + 1}-{points[-1] + 1}", task=_measure_task)
@@ -216,30 +217,53 @@ def _claim_store(store: Path, settings: dict) -> None:
     write_atomic(manifest, lambda tmp: tmp.write_text(text))
 
 
+def fitted_targets(targets: list[Target] | None = None) -> list[Target]:
+    """The targets a history match rules parameter sets out by: weighted ones the model is expected to reach (a
+    ``known_gap`` no set meets would rule out everything; its metric is still kept with the runs)."""
+    return [t for t in (load_targets() if targets is None else targets) if t.weight > 0 and not t.known_gap]
+
+
+def wave_emulator(runs: pd.DataFrame, wave: int, emulators: list[Emulator], free: dict[str, dict], targets: list[Target]
+                  ) -> Emulator:
+    """Wave ``wave``'s emulators, fitted where the earlier waves left room: this wave's runs and the earlier runs
+    not ruled out by the earlier waves' ``emulators`` (far-off runs would only blur them there)."""
+    inside = (runs["wave"] == wave).to_numpy().copy()
+    if emulators:
+        inside |= worst_implausibility(emulators, targets, runs[emulators[0].columns].to_numpy()) <= CUTOFF
+    return Emulator(runs[inside], free, sorted({t.metric for t in targets}))
+
+
+def load_waves(store: Path = STORE) -> tuple[pd.DataFrame, dict]:
+    """Every stored wave's runs (a column ``wave``) and the settings that made them."""
+    settings = json.loads((store / "settings.json").read_text())
+    files = sorted(store.glob("wave_*.parquet"), key=lambda f: int(f.stem.split("_")[1]))
+    runs = pd.concat([pd.read_parquet(f).assign(wave=int(f.stem.split("_")[1])) for f in files], ignore_index=True)
+    return runs, settings
+
+
 def history_match(scenario, waves: int, points: int, reps: int, long_reps: int, seed: int, workers: int,
-                  store: Path = STORE, log=print) -> dict:
+                  store: Path = STORE, log=print, overrides=()) -> dict:
     """Run ``waves`` waves of ``points`` parameter sets each (each wave's emulators fitted where the earlier waves left
     room) and return the best point as a fit (``calibrate``'s dictionary, ``method`` "history matching") with the
-    waves' summary and what is left of each parameter's range."""
+    waves' summary and what is left of each parameter's range. ``overrides`` (e.g. coarser weights) apply to every run."""
     free = load_free_parameters()
-    targets = [t for t in load_targets() if t.weight > 0]
+    weighted = [t for t in load_targets() if t.weight > 0]
+    targets = fitted_targets(weighted)
     # (the scenario by the hash of its text: the record names the runs' scenario without keeping a stale copy of it)
-    _claim_store(store, {"scenario_sha256": hashlib.sha256(Path(scenario).read_bytes()).hexdigest(), "points": points, "reps": reps, "long_reps": long_reps,
-                         "seed": seed, "free": free, "targets": [t.name for t in targets]})
+    settings = {"scenario_sha256": hashlib.sha256(Path(scenario).read_bytes()).hexdigest(), "points": points, "reps": reps,
+                "long_reps": long_reps, "seed": seed, "free": free, "targets": [t.name for t in targets]}
+    if overrides:
+        settings["overrides"] = list(overrides)
+    _claim_store(store, settings)
     t0 = time.perf_counter()
     cube = latin_hypercube(points, len(free), seed)
     history, runs, emulators = [], pd.DataFrame(), []
-    metrics = sorted({t.metric for t in targets})
     for wave in range(1, waves + 1):
         log(f"wave {wave}: {points} parameter sets, {reps} 10-year and {long_reps} 40-year replicates each")
-        done = evaluate(scenario, free, cube, targets, reps, long_reps, seed, workers, store / f"wave_{wave}.parquet", log=log)
+        done = evaluate(scenario, free, cube, weighted, reps, long_reps, seed, workers, store / f"wave_{wave}.parquet", log=log,
+                        overrides=overrides)
         runs = pd.concat([runs, done.assign(wave=wave)], ignore_index=True)
-        # each wave's emulators are fitted where the earlier waves left room: this wave's runs and the earlier runs
-        # that are not ruled out (far-off runs would only blur them there)
-        inside = runs["wave"] == wave
-        if emulators:
-            inside |= worst_implausibility(emulators, targets, runs[emulators[0].columns].to_numpy()) <= CUTOFF
-        emulators.append(Emulator(runs[inside], free, metrics))
+        emulators.append(wave_emulator(runs, wave, emulators, free, targets))
         cube, share = next_design(emulators, targets, points, seed + wave)
         history.append({"wave": wave, "runs": len(done), "not_ruled_out": round(share, 4)})
         log(f"wave {wave}: {share:.2%} of the parameter space is not ruled out")

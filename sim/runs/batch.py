@@ -374,10 +374,11 @@ def replicate_model(params: Params, seed: int) -> ReoffendingModel:
 
 def replicate_outputs(model: ReoffendingModel, seed: int, replicate: int) -> tuple[pd.DataFrame, dict]:
     """What a batch keeps of a replicate that has run: its monthly series and its summary row (summary and cohort
-    metrics, discounted costs by agency and kind, the parameter draws)."""
+    metrics, discounted costs by agency and kind, the calibration ensemble's member (-1: the point fit), the
+    parameter draws)."""
     ts = timeseries_frame(model)
     ts.insert(0, "replicate", np.int32(replicate))
-    row: dict = {"replicate": replicate, "seed": seed, **summarise(model)}
+    row: dict = {"replicate": replicate, "seed": seed, "ensemble_member": model.ensemble_member, **summarise(model)}
     pv = C.present_value(C.ledger(ts, model.params), model.params.costs)
     for agency, total in pv.groupby("agency")["pv_gbp"].sum().items():
         row[f"cost_pv:{agency}"] = float(total)

@@ -44,7 +44,8 @@ def _outcomes(model) -> dict:
         out[f"proven_reoffending_{label}"] = metrics.proven_reoffending_annual_cohorts(
             md, None, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
         )["rate"]
-    return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, model.params), "params": model.params, "draws": model.parameter_draws}
+    return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, model.params), "params": model.params, "draws": model.parameter_draws,
+            "ensemble_member": model.ensemble_member}
 
 def _run_task(task):
     params, seed = task
@@ -95,7 +96,10 @@ def pair(k: int, seed: int, base_run: dict, iv_run: dict) -> tuple[dict, list[pd
     scenarios labelled by scenario and replicate."""
     b = priced_like(base_run, iv_run["params"])
     draws = {f"parameter:{key}": v for key, v in {**b["draws"], **iv_run["draws"]}.items()}
-    row = {**appraise(b, iv_run, iv_run["params"]), "replicate": k, "seed": seed, **draws}
+    row = {**appraise(b, iv_run, iv_run["params"]), "replicate": k, "seed": seed,
+           "ensemble_member": iv_run["ensemble_member"], **draws}
+    if b["ensemble_member"] != iv_run["ensemble_member"]:  # one scenario at the point fit, the other not
+        row["ensemble_member_baseline"] = b["ensemble_member"]
     runs = (("baseline", b), ("intervention", iv_run))
     return (row, [r["timeseries"].assign(scenario=name, replicate=k) for name, r in runs],
             [r["ledger"].assign(scenario=name, replicate=k) for name, r in runs])

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .ensemble import Ensemble
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class RunParams:
     cohort_follow_up_months: int = _f(POSINT, "MoJ proven reoffending: follow-up for offences to be committed")
     cohort_waiting_months: int = _f(COUNT, "MoJ proven reoffending: further wait for the offence to be proven")
     in_cjs_recent_conviction_months: int = _f(POSINT, "share of crime by offenders in the CJS now (the secondary reading): a conviction this recent counts")
+    calibration: str = _f("text", "ensemble: each replicate draws a member of calibration/ensemble.parquet for the calibrated values; point: the single fit of calibration/fitted.toml")
 
 
 @dataclass(frozen=True)
@@ -401,6 +405,8 @@ class Params:
     da_hub: DaHubParams
     costs: CostParams
     source_file: str = ""
+    #: with run.calibration = "ensemble": the members a replicate draws its calibrated values from (``with_member``)
+    ensemble: "Ensemble | None" = None
 
     @property
     def uncertain(self) -> list[str]:

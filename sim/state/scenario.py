@@ -32,6 +32,8 @@ from .params import (
     Money,
     Params,
 )
+from .ensemble import CHOICES as CALIBRATION_CHOICES
+from .ensemble import ENSEMBLE, FITTED, read_ensemble
 from .rng import CounterRNG
 
 #: keys that document a value and are not part of it
@@ -255,6 +257,8 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
     def fail(section: str, key: str, value: Any, allowed: str):
         raise ScenarioError(f"{origin.get((section, key), p.source_file)}: {section}.{key} = {value!r}: {allowed}")
 
+    if p.run.calibration not in CALIBRATION_CHOICES:
+        fail("run", "calibration", p.run.calibration, f"must be one of {', '.join(map(repr, CALIBRATION_CHOICES))}")
     o = p.offending
     n = len(o.offence_types)
     for key in ("offence_type_share", "offence_type_p_proven", "offence_type_custody_log_odds"):
@@ -411,7 +415,44 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = (), override_orig
         built[section] = cls(**values)
     params = Params(**built, source_file=str(path))
     _cross_checks(params, origin)
+    if params.run.calibration == "ensemble":
+        params = replace(params, ensemble=_ensemble_for(origin))
     return params
+
+
+def _ensemble_for(origin: dict[tuple[str, str], str]):
+    """The calibration ensemble for the keys whose value comes from calibration/fitted.toml (None if none does)."""
+    fitted = {f"{sec}.{key}" for (sec, key), where in origin.items() if where != "--set" and Path(where).resolve() == FITTED}
+    if not fitted:
+        return None
+    where = origin[("run", "calibration")]
+    try:
+        ensemble = read_ensemble(ENSEMBLE)
+    except FileNotFoundError:
+        raise ScenarioError(f'{where}: run.calibration = "ensemble": {ENSEMBLE} not found (make it with sim ensemble), '
+                            'or set run.calibration = "point"') from None
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f'{where}: run.calibration = "ensemble": {ENSEMBLE} cannot be read as an ensemble ({exc})') from None
+    return ensemble.restricted(fitted)
+
+
+def with_member(params: Params, seed: int) -> tuple[Params, int]:
+    """``params`` with the calibrated values of the ensemble member replicate ``seed`` draws, and the member's index
+    (-1 and ``params`` as they are at the point fit, ``run.calibration = "point"``)."""
+    ensemble = params.ensemble
+    if ensemble is None or not len(ensemble.keys):
+        return params, -1
+    member = ensemble.member(seed)
+    sections: dict[str, dict[str, float]] = {}
+    for key, value in zip(ensemble.keys, ensemble.values[member]):
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    concrete = replace(params, ensemble=None, **{s: replace(getattr(params, s), **v) for s, v in sections.items()})
+    try:
+        _cross_checks(concrete, {})
+    except ScenarioError as exc:
+        raise ScenarioError(f"replicate seed {seed}: ensemble member {member} breaks a rule: {exc}") from None
+    return concrete, member
 
 
 def sweep_grid(path: str | Path) -> list[str]:

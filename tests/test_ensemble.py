@@ -1,0 +1,167 @@
+"""Calibration as an ensemble: members drawn per replicate by seed (sim/state/ensemble.py, ``with_member``), only for
+values that come from calibration/fitted.toml, recorded in every replicate's row; and ``sim ensemble`` (history
+match, candidates, check runs) on a toy response whose answer is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import BASELINE, SMALL
+from sim import ReoffendingModel, load_scenario
+from sim.fitting import ensemble as E
+from sim.fitting import history_matching as hm
+from sim.fitting.calibration import Target, load_free_parameters
+from sim.state import ensemble as S
+from sim.state import scenario as scen
+from sim.state.scenario import ScenarioError, with_member
+
+SHORT_1Y = ["run.years=1", *SMALL, "run.calibration=ensemble"]
+
+
+def fake_ensemble(path, n: int = 5) -> pd.DataFrame:
+    """``n`` members with values for two fitted keys (distinct per member) and one key the fit does not own."""
+    frame = pd.DataFrame({"member": np.arange(n),
+                          "value:justice.custody_log_odds_intercept": np.linspace(-3.5, -2.5, n),
+                          "value:offending.youth_multiplier": np.linspace(0.3, 0.5, n),
+                          "value:population.scale_general": np.full(n, 7.0),  # not a fitted value: never replaced
+                          "made_by": "test"})
+    frame.to_parquet(path, index=False)
+    return frame
+
+
+@pytest.fixture
+def members(monkeypatch, tmp_path):
+    path = tmp_path / "ensemble.parquet"
+    frame = fake_ensemble(path)
+    monkeypatch.setattr(scen, "ENSEMBLE", path)
+    return frame
+
+
+def test_a_replicate_takes_the_fitted_values_of_the_member_its_seed_draws(members):
+    params = load_scenario(BASELINE, SHORT_1Y)
+    assert set(params.ensemble.keys) == {"justice.custody_log_odds_intercept", "offending.youth_multiplier"}
+    seen = set()
+    for seed in range(40):
+        with ReoffendingModel(params, seed=seed) as model:
+            m = model.ensemble_member
+            assert 0 <= m < len(members)
+            row = members.iloc[m]
+            assert model.params.justice.custody_log_odds_intercept == row["value:justice.custody_log_odds_intercept"]
+            assert model.params.offending.youth_multiplier == row["value:offending.youth_multiplier"]
+            assert model.params.population.scale_general == params.population.scale_general
+            seen.add(m)
+            assert with_member(params, seed)[1] == m  # the seed alone decides (common random numbers)
+    assert seen == set(range(len(members)))  # 40 draws of 5 members reach every one
+
+
+def test_a_value_the_scenario_sets_itself_is_kept_and_point_pins_the_fit(members):
+    own = load_scenario(BASELINE, [*SHORT_1Y, "offending.youth_multiplier=0.9"])
+    assert own.ensemble.keys == ("justice.custody_log_odds_intercept",)
+    concrete, m = with_member(own, 3)
+    assert concrete.offending.youth_multiplier == 0.9 and m >= 0
+    point = load_scenario(BASELINE, [*SHORT_1Y, "run.calibration=point"])
+    fitted = load_scenario(BASELINE, [*SHORT_1Y, "run.calibration=point"])
+    assert point.ensemble is None
+    concrete, m = with_member(point, 3)
+    assert m == -1 and concrete == fitted
+
+
+def test_every_replicate_row_names_its_member_and_a_comparison_pairs_members(members):
+    from sim.runs.batch import replicate_result
+    from sim.runs.paired import compare
+
+    base = load_scenario(BASELINE, SHORT_1Y)
+    _, row = replicate_result(base, 11, 0)
+    assert row["ensemble_member"] == base.ensemble.member(11)
+    iv = load_scenario(BASELINE.parent / "multi_agency.toml", SHORT_1Y)
+    rows = compare(base, iv, reps=3, root_seed=5, workers=1)[0]
+    assert "ensemble_member_baseline" not in rows  # both scenarios drew the same member in each replicate
+    assert [base.ensemble.member(s) for s in rows["seed"]] == rows["ensemble_member"].tolist()
+
+
+def test_a_missing_or_unreadable_ensemble_or_an_unknown_choice_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(scen, "ENSEMBLE", tmp_path / "none.parquet")
+    with pytest.raises(ScenarioError, match=r'run.calibration = "ensemble": .*not found .*run.calibration = "point"'):
+        load_scenario(BASELINE, SHORT_1Y)
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    monkeypatch.setattr(scen, "ENSEMBLE", bad)
+    with pytest.raises(ScenarioError, match="cannot be read as an ensemble"):
+        load_scenario(BASELINE, SHORT_1Y)
+    with pytest.raises(ScenarioError, match=r"run.calibration = 'both': must be one of 'ensemble', 'point'"):
+        load_scenario(BASELINE, [*SHORT_1Y, "run.calibration=both"])
+
+
+def test_members_are_drawn_evenly():
+    ens = S.Ensemble(("a.b",), tuple((float(i),) for i in range(10)), "x")
+    counts = np.bincount([ens.member(s) for s in range(5000)], minlength=10)
+    assert counts.min() > 400 and counts.max() < 600  # 500 expected each
+
+
+# --- sim ensemble on a toy response -------------------------------------------------------------------------------
+
+FREE = {
+    "justice.custody_log_odds_intercept": {"lower": -4.5, "upper": -0.5, "unit": "log-odds"},
+    "offending.youth_multiplier": {"lower": 0.1, "upper": 2.0, "unit": "relative hazard", "log": True},
+}
+TARGETS = [
+    Target("toy_a", -2.0, -2.2, -1.8, 1.0, "a", "short", "toy", "test"),
+    Target("toy_b", math.log(0.5), math.log(0.5) - 0.1, math.log(0.5) + 0.1, 1.0, "b", "short", "toy", "test"),
+    Target("toy_gap", 5.0, 4.9, 5.1, 1.0, "c", "short", "toy", "test", known_gap="the toy never reaches it"),
+]
+
+
+def toy_response(params, seed: int) -> dict[str, float]:
+    noise = np.random.default_rng(seed).normal(size=2)
+    a, b = params.justice.custody_log_odds_intercept, math.log(params.offending.youth_multiplier)
+    return {"a": a + 0.03 * noise[0], "b": b + 0.02 * noise[1], "c": 0.0}
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    calls = []
+
+    def fake_run_all(tasks, workers, label, task):
+        calls.append(len(tasks))
+        return [toy_response(params, seed) for params, seed, _ in tasks]
+
+    monkeypatch.setattr(hm, "run_all", fake_run_all)
+    for module in (hm, E):
+        monkeypatch.setattr(module, "load_free_parameters", lambda: FREE)
+        monkeypatch.setattr(module, "load_targets", lambda: TARGETS)
+    return calls
+
+
+def test_the_ensemble_keeps_only_checked_sets_that_meet_every_band(toy, tmp_path):
+    store, out = tmp_path / "hm", tmp_path / "ensemble.parquet"
+    frame = E.run(BASELINE, waves=2, points=16, reps=2, long_reps=1, seed=2, members=12, check_reps=3, check_long_reps=1,
+                  workers=1, store=store, out=out, log=lambda s: None)
+    assert len(frame) >= 12 and out.exists()
+    assert frame["a"].between(-2.2, -1.8).all() and frame["b"].between(math.log(0.5) - 0.1, math.log(0.5) + 0.1).all()
+    assert (frame["c"] == 0).all()  # the known gap is reported, not selected on (nothing would pass)
+    # members are spread over what fits, not one point
+    assert frame["value:justice.custody_log_odds_intercept"].std() > 0.03
+    assert frame["made_by"].str.contains("history match of 32 runs in 2 waves").all()
+    checks = pd.concat([pd.read_parquet(f) for f in sorted(store.glob("check_*.parquet"))])
+    assert len(checks) >= len(frame)  # candidates that failed their check are kept on record, not in the ensemble
+    ranges = E.ensemble_ranges(frame, FREE).set_index("parameter")
+    assert ranges.loc["justice.custody_log_odds_intercept", "share_of_range"] < 0.15  # 0.4 of a range of 4 at most
+    # a rerun resumes every wave and check: no new runs, the same members
+    before = len(toy)
+    again = E.run(BASELINE, waves=2, points=16, reps=2, long_reps=1, seed=2, members=12, check_reps=3, check_long_reps=1,
+                  workers=1, store=store, out=out, log=lambda s: None)
+    assert len(toy) == before
+    pd.testing.assert_frame_equal(again, frame)
+
+
+def test_an_ensemble_from_runs_of_other_targets_is_refused(toy, tmp_path, monkeypatch):
+    store = tmp_path / "hm"
+    hm.history_match(BASELINE, 1, 8, 2, 1, 2, 1, store=store, log=lambda s: None)
+    monkeypatch.setattr(E, "load_targets", lambda: TARGETS[:1])
+    with pytest.raises(ScenarioError, match="other targets"):
+        E.build_ensemble(BASELINE, 4, 2, 1, 1, store=store, out=tmp_path / "e.parquet", log=lambda s: None)
+    assert not (tmp_path / "e.parquet").exists()
