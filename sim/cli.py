@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--check-reps", type=_pos_int, default=8, help="10-year replicates that check a candidate (default 8)")
     ens.add_argument("--check-long-reps", type=_pos_int, default=2, help="40-year replicates that check a candidate (default 2)")
     ens.add_argument("--workers", type=_pos_int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    ens.add_argument("--scheduler", type=_address, metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     ens.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a scenario value in every run (repeatable), e.g. population.scale_general=40")
     ens.add_argument("--show", action="store_true", help="only print what the stored ensemble says (ranges, bounds, correlations)")
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--out", type=Path, default=Path("outputs/validation"), help="new folder for calibration.png, validation.csv, steadiness.png and steadiness.csv (default outputs/validation)")
     val.add_argument("--force", action="store_true", help="replace an existing --out folder that sim wrote (refused if it holds anything else)")
     val.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a scenario value (repeatable)")
+    val.add_argument("--ensemble", action="store_true",
+                     help="each replicate draws a member of calibration/ensemble.parquet (default: the point fit of calibration/fitted.toml)")
     val.add_argument("--record", action="store_true",
                      help="also write the achieved metrics to calibration/fitted.toml's record (the fitted values unchanged; not with --set)")
     noise = sub.add_parser("noise", help="how noisy one replicate is, and what it costs, at each weight of the general population's agents")
@@ -621,7 +624,7 @@ def cmd_ensemble(args) -> int:
     if not args.show:
         load_scenario(args.scenario, args.set)  # fail early on a bad scenario or --set
         E.run(args.scenario, args.waves, args.points, args.reps, args.long_reps, args.seed, args.members, args.check_reps,
-              args.check_long_reps, args.workers, overrides=args.set)
+              args.check_long_reps, args.workers, overrides=args.set, scheduler=args.scheduler)
     if not ENSEMBLE.exists():
         raise ScenarioError(f"{ENSEMBLE}: not found; run sim ensemble without --show to make it")
     frame = pd.read_parquet(ENSEMBLE)
@@ -631,6 +634,10 @@ def cmd_ensemble(args) -> int:
         flag = f"  at its {r['at_bound']} bound" if r["at_bound"] else ""
         print(f"  {r['parameter']:45s} [{r['lower']:g}, {r['upper']:g}]  {r['p05']:.3g} - {r['p50']:.3g} - {r['p95']:.3g}"
               f"  ({100 * r['share_of_range']:.0f}% of range){flag}")
+    print("each target across the members (5-50-95% of the members' check-run means):")
+    for _, r in E.ensemble_targets(frame).iterrows():
+        gap = "  known gap: not selected on" if r["known_gap"] else ""
+        print(f"  {r['target']:42s} band [{r['lower']:.3g}, {r['upper']:.3g}]  {r['p05']:.3g} - {r['p50']:.3g} - {r['p95']:.3g}{gap}")
     corr = E.ensemble_correlations(frame)
     pairs = [(corr.iloc[i, j], corr.index[i], corr.columns[j]) for i in range(len(corr)) for j in range(i + 1, len(corr))]
     strong = sorted((p for p in pairs if abs(p[0]) >= 0.3), key=lambda p: -abs(p[0]))
@@ -647,11 +654,14 @@ def cmd_validate(args) -> int:
     from .present.figures import calibration_figure, save, steadiness_figure
     from .runs.output import write_validation
 
-    if args.record and (args.set or Path(args.scenario).resolve() != (CALIBRATION_DIR.parent / "scenarios" / "baseline.toml").resolve()):
-        raise ScenarioError("--record: the record describes the baseline as fitted; drop --set and --scenario")
-    params = load_scenario(args.scenario, args.set)
+    if args.record and (args.set or args.ensemble or Path(args.scenario).resolve() != (CALIBRATION_DIR.parent / "scenarios" / "baseline.toml").resolve()):
+        raise ScenarioError("--record: the record describes the baseline as fitted; drop --set, --ensemble and --scenario")
+    overrides = [*args.set, *(["run.calibration=ensemble"] if args.ensemble else [])]
+    params = load_scenario(args.scenario, overrides)
+    if args.ensemble and params.ensemble is None:
+        raise ScenarioError(f"--ensemble: {args.scenario} takes none of its values from calibration/fitted.toml; nothing to draw")
     with claimed(args.out, force=args.force):
-        table, steady = validate_all(args.scenario, args.reps, args.seed, args.workers, args.set)
+        table, steady = validate_all(args.scenario, args.reps, args.seed, args.workers, overrides)
         if args.record:
             write_fitted([], table)
         write_validation(args.out, params, args.seed, table, lambda path: save(calibration_figure(table), path), force=args.force,
@@ -663,6 +673,8 @@ def cmd_validate(args) -> int:
 
         print(json.dumps({"targets": records(table), "steadiness": records(summary)}, indent=2, default=float, allow_nan=False))
     else:
+        if args.ensemble:
+            print(f"each replicate with the calibrated values of a member of the ensemble ({len(params.ensemble)} members) its seed draws:")
         for _, r in table.iterrows():
             mark = "pass" if r["pass"] else "FAIL"
             print(f"  {mark}  {r['target']:<42} target {r['value']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}]   "

@@ -81,6 +81,11 @@ def test_every_replicate_row_names_its_member_and_a_comparison_pairs_members(mem
     rows = compare(base, iv, reps=3, root_seed=5, workers=1)[0]
     assert "ensemble_member_baseline" not in rows  # both scenarios drew the same member in each replicate
     assert [base.ensemble.member(s) for s in rows["seed"]] == rows["ensemble_member"].tolist()
+    from sim.runs.output import manifest
+
+    record = manifest(base, 1)["calibration_ensemble"]
+    assert record["members"] == len(members) and record["file"] == "ensemble.parquet" and len(record["sha256"]) == 64
+    assert "calibration_ensemble" not in manifest(load_scenario(BASELINE, [*SHORT_1Y, "run.calibration=point"]), 1)
 
 
 def test_a_missing_or_unreadable_ensemble_or_an_unknown_choice_is_one_clear_error(monkeypatch, tmp_path):

@@ -77,7 +77,7 @@ def _commit() -> str:
 
 
 def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int, workers: int, store: Path = STORE,
-                   out: Path = ENSEMBLE, log=print) -> pd.DataFrame:
+                   out: Path = ENSEMBLE, log=print, scheduler: str | None = None) -> pd.DataFrame:
     """Draw and check candidates from the history match in ``store`` until ``members`` pass (at most ``ROUNDS``
     rounds), write them to ``out`` and return them. The check runs are kept in ``store`` (check_<round>.parquet) and
     resumed like the waves."""
@@ -105,7 +105,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
         cube = draw_candidates(emulators, overall, targets, math.ceil(OVERSAMPLE * wanted), seed + round_)
         log(f"round {round_}: checking {len(cube)} candidates ({check_reps} 10-year and {check_long_reps} 40-year replicates each)")
         done = evaluate(scenario, free, cube, weighted, check_reps, check_long_reps, seed, workers,
-                        store / f"check_{round_}.parquet", log=log, overrides=overrides).assign(round=round_)
+                        store / f"check_{round_}.parquet", log=log, overrides=overrides, scheduler=scheduler).assign(round=round_)
         done["passes"] = within_bands({t.metric: done[t.metric].to_numpy() for t in targets}, targets)
         checked.append(done)
         kept += int(done["passes"].sum())
@@ -152,6 +152,18 @@ def ensemble_ranges(frame: pd.DataFrame, free: dict[str, dict] | None = None) ->
     return pd.DataFrame(rows)
 
 
+def ensemble_targets(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per weighted target: its band and the members' 5-50-95% points of their check-run means (the ensemble's
+    interval: how far the parameter sets that fit spread it), known gaps included."""
+    rows = []
+    for t in load_targets():
+        if t.weight > 0 and t.metric in frame:
+            q = np.quantile(frame[t.metric].dropna(), [0.05, 0.5, 0.95])
+            rows.append({"target": t.name, "lower": t.lower, "upper": t.upper, "p05": q[0], "p50": q[1], "p95": q[2],
+                         "known_gap": bool(t.known_gap)})
+    return pd.DataFrame(rows)
+
+
 def ensemble_correlations(frame: pd.DataFrame) -> pd.DataFrame:
     """Spearman rank correlations between the members' values (on the unit box): pairs the targets tie together."""
     cols = [c for c in frame.columns if c.startswith("u:")]
@@ -161,10 +173,14 @@ def ensemble_correlations(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(scenario, waves: int, points: int, reps: int, long_reps: int, seed: int, members: int, check_reps: int,
-        check_long_reps: int, workers: int, overrides=(), store: Path = STORE, out: Path = ENSEMBLE, log=print) -> pd.DataFrame:
-    """The history match (resumed where its runs are stored), then the ensemble built from it."""
+        check_long_reps: int, workers: int, overrides=(), store: Path = STORE, out: Path = ENSEMBLE, log=print,
+        scheduler: str | None = None) -> pd.DataFrame:
+    """The history match (resumed where its runs are stored), then the ensemble built from it, on local worker
+    processes or the Dask cluster at ``scheduler``."""
     t0 = time.perf_counter()
-    history_match(scenario, waves, points, reps, long_reps, seed, workers, store=store, log=log, overrides=overrides)
-    frame = build_ensemble(scenario, members, check_reps, check_long_reps, workers, store=store, out=out, log=log)
+    history_match(scenario, waves, points, reps, long_reps, seed, workers, store=store, log=log, overrides=overrides,
+                  scheduler=scheduler)
+    frame = build_ensemble(scenario, members, check_reps, check_long_reps, workers, store=store, out=out, log=log,
+                           scheduler=scheduler)
     log(f"done in {time.perf_counter() - t0:.0f} s")
     return frame

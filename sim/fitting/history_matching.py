@@ -65,11 +65,13 @@ def latin_hypercube(n: int, dims: int, seed: int) -> np.ndarray:
 
 
 def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Target], reps: int, long_reps: int,
-             seed: int, workers: int, path: Path, chunk: int = 8, log=print, overrides=()) -> pd.DataFrame:
+             seed: int, workers: int, path: Path, chunk: int = 8, log=print, overrides=(), scheduler: str | None = None
+             ) -> pd.DataFrame:
     """Run the model at each row of ``cube`` (``reps`` 10-year and ``long_reps`` 40-year replicates on the same seeds
     for every row, the scenario with ``overrides`` and then the row's values) and keep, per row, its parameters and
     each target metric's mean and standard error. Rows are written to ``path`` ``chunk`` at a time (atomically), and
-    rows already there are not run again: a wave resumes."""
+    rows already there are not run again: a wave resumes. ``scheduler``: a Dask scheduler's address (default: local
+    worker processes)."""
     done = pd.read_parquet(path) if path.exists() else pd.DataFrame()
     if len(done) and not np.allclose(done[[f"u:{k}" for k in free]].to_numpy(), cube[: len(done)]):
         raise ScenarioError(f"{path}: its parameter sets are not this wave's design (made by other code or settings); "
@@ -85,7 +87,8 @@ def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Ta
         params = {(i, run): scenario_for(run, scenario, [*overrides, *(f"{k}={v!r}" for k, v in values[i].items())])
                   for i in points for run in runs}
         tasks = [(params[i, run], s, run) for i in points for run in runs for s in seeds[run]]
-        results = run_all(tasks, workers, f"history matching, parameter sets {start + 1}-{points[-1] + 1}", task=_measure_task)
+        results = run_all(tasks, workers, f"history matching, parameter sets {start + 1}-{points[-1] + 1}", task=_measure_task,
+                          **({"scheduler": scheduler} if scheduler else {}))
         by_point: dict[int, list[dict]] = {i: [] for i in points}
         owners = [i for i in points for run in runs for _ in seeds[run]]  # the parameter set of each task
         for i, res in zip(owners, results):
@@ -242,7 +245,7 @@ def load_waves(store: Path = STORE) -> tuple[pd.DataFrame, dict]:
 
 
 def history_match(scenario, waves: int, points: int, reps: int, long_reps: int, seed: int, workers: int,
-                  store: Path = STORE, log=print, overrides=()) -> dict:
+                  store: Path = STORE, log=print, overrides=(), scheduler: str | None = None) -> dict:
     """Run ``waves`` waves of ``points`` parameter sets each (each wave's emulators fitted where the earlier waves left
     room) and return the best point as a fit (``calibrate``'s dictionary, ``method`` "history matching") with the
     waves' summary and what is left of each parameter's range. ``overrides`` (e.g. coarser weights) apply to every run."""
@@ -261,7 +264,7 @@ def history_match(scenario, waves: int, points: int, reps: int, long_reps: int, 
     for wave in range(1, waves + 1):
         log(f"wave {wave}: {points} parameter sets, {reps} 10-year and {long_reps} 40-year replicates each")
         done = evaluate(scenario, free, cube, weighted, reps, long_reps, seed, workers, store / f"wave_{wave}.parquet", log=log,
-                        overrides=overrides)
+                        overrides=overrides, scheduler=scheduler)
         runs = pd.concat([runs, done.assign(wave=wave)], ignore_index=True)
         emulators.append(wave_emulator(runs, wave, emulators, free, targets))
         cube, share = next_design(emulators, targets, points, seed + wave)

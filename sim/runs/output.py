@@ -146,8 +146,18 @@ def manifest(params, seed: int, extra: dict | None = None) -> dict:
         "git_commit": git_commit(),
         "versions": versions(),
         "parameters": params.to_dict(),
+        **({"calibration_ensemble": ensemble_record(params.ensemble)} if params.ensemble is not None else {}),
         **(extra or {}),
     }
+
+
+def ensemble_record(ensemble) -> dict:
+    """What a manifest says of the calibration ensemble replicates drew from: its file, checksum, members and keys."""
+    import hashlib
+
+    path = Path(ensemble.path)
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None,
+            "members": len(ensemble), "keys": list(ensemble.keys)}
 
 
 @contextmanager
