@@ -622,7 +622,7 @@ def cmd_ensemble(args) -> int:
     from .state.ensemble import ENSEMBLE
 
     if not args.show:
-        load_scenario(args.scenario, args.set)  # fail early on a bad scenario or --set
+        load_scenario(args.scenario, ["run.calibration=point", *args.set])  # fail early on a bad scenario or --set
         E.run(args.scenario, args.waves, args.points, args.reps, args.long_reps, args.seed, args.members, args.check_reps,
               args.check_long_reps, args.workers, overrides=args.set, scheduler=args.scheduler)
     if not ENSEMBLE.exists():
