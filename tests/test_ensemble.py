@@ -170,3 +170,22 @@ def test_an_ensemble_from_runs_of_other_targets_is_refused(toy, tmp_path, monkey
     with pytest.raises(ScenarioError, match="other targets"):
         E.build_ensemble(BASELINE, 4, 2, 1, 1, store=store, out=tmp_path / "e.parquet", log=lambda s: None)
     assert not (tmp_path / "e.parquet").exists()
+
+
+def test_random_walks_go_on_where_candidates_run_short(toy, tmp_path, monkeypatch):
+    """With one round of candidates allowed, the rest of the members come from random walks, each step kept only
+    where it meets every band, started from the point fit and what passed."""
+    monkeypatch.setattr(E, "ROUNDS", 1)
+    monkeypatch.setattr(E, "CHAINS", 6)
+    monkeypatch.setattr(E, "OVERSAMPLE", 0.3)  # 9 candidates for 30 members
+    store, out = tmp_path / "hm", tmp_path / "ensemble.parquet"
+    frame = E.run(BASELINE, waves=2, points=16, reps=2, long_reps=1, seed=2, members=30, check_reps=3, check_long_reps=1,
+                  workers=1, store=store, out=out, log=lambda s: None)
+    walked = frame[frame["found_by"].str.startswith("random walk")]
+    assert len(frame) >= 30 and len(walked) > 0 and (store / "walk_1.parquet").exists()
+    assert walked["a"].between(-2.2, -1.8).all() and walked["b"].between(math.log(0.5) - 0.1, math.log(0.5) + 0.1).all()
+    steps = pd.concat([pd.read_parquet(f) for f in store.glob("walk_*.parquet")])
+    assert len(steps) > len(walked)  # some moves left the bands and were refused
+    assert walked[[c for c in frame if c.startswith("u:")]].drop_duplicates().shape[0] == len(walked)  # each a new set
+    u = E.reflect(np.array([-0.1, 0.5, 1.2]))
+    assert u.tolist() == pytest.approx([0.1, 0.5, 0.8])

@@ -5,12 +5,14 @@
 2. candidates are drawn from what is left, where emulators fitted on every run put each target's mean inside its
    band (the emulators smooth the Monte Carlo noise of single runs);
 3. each candidate is checked by runs of its own, on seeds the history match did not use, and kept when every
-   target's mean over those runs lies within its band; rounds of candidates are drawn until ``members`` are kept.
+   target's mean over those runs lies within its band; rounds of candidates are drawn until ``members`` are kept;
+4. where the region that fits is too thin for the emulators to hit often, random walks from what passed and from the
+   point fit explore it, each step checked the same way (``build_ensemble``).
 
 Targets with a ``known_gap`` (none of the history match's sets meets them) take no part in 1-3; their values are
 kept with each member and reported. The members go to calibration/ensemble.parquet (``sim.state.ensemble``): one
 row a member, its values (``value:<key>``), its position in the unit box (``u:<key>``), each target metric's mean
-and standard error over its check runs, and how it was made (``made_by``).
+and standard error over its check runs, how it was found (``found_by``) and how the ensemble was made (``made_by``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ CHECK_SEED_OFFSET = 2000
 OVERSAMPLE = 1.6
 #: rounds of candidates at most
 ROUNDS = 4
+#: another round of candidates only if the last kept at least this share of its candidates
+MIN_PASS_RATE = 0.25
+#: random walks run side by side (one check run each a step)
+CHAINS = 16
+#: a walk's step: normal, this sd on every parameter's unit range
+STEP_SD = 0.03
+#: steps of the walks at most
+MAX_STEPS = 30
 
 
 def emulators_of(runs: pd.DataFrame, free: dict[str, dict], targets: list[Target]) -> list[Emulator]:
@@ -76,11 +86,41 @@ def _commit() -> str:
         return "unknown"
 
 
+def _check(scenario, free, cube, weighted, targets, check_reps, check_long_reps, seed, workers, path, overrides, scheduler,
+           log) -> pd.DataFrame:
+    """Run each row of ``cube`` on the check seeds (resumed from ``path``) and say whether it meets every target."""
+    done = evaluate(scenario, free, cube, weighted, check_reps, check_long_reps, seed, workers, path, log=log,
+                    overrides=overrides, scheduler=scheduler)
+    return done.assign(passes=within_bands({t.metric: done[t.metric].to_numpy() for t in targets}, targets))
+
+
+def reflect(u: np.ndarray) -> np.ndarray:
+    """Positions folded back into the unit box at its walls (a random walk's step that would leave it)."""
+    u = np.abs(u)
+    return np.where(u > 1, 2 - u, u).clip(0, 1)
+
+
+def point_fit_cube(scenario, free: dict[str, dict]) -> np.ndarray:
+    """The point fit (the scenario's values of the free parameters) in the unit box."""
+    from .calibration import current_value, scenario_for
+    from .history_matching import to_cube
+
+    params = scenario_for("short", scenario)
+    return np.array([[min(max(to_cube(current_value(params, k), spec), 0.0), 1.0) for k, spec in free.items()]])
+
+
 def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int, workers: int, store: Path = STORE,
                    out: Path = ENSEMBLE, log=print, scheduler: str | None = None) -> pd.DataFrame:
-    """Draw and check candidates from the history match in ``store`` until ``members`` pass (at most ``ROUNDS``
-    rounds), write them to ``out`` and return them. The check runs are kept in ``store`` (check_<round>.parquet) and
-    resumed like the waves."""
+    """Find ``members`` parameter sets that each meet every target in their own check runs, write them to ``out`` and
+    return them.
+
+    First from the history match in ``store``: rounds of candidates (``draw_candidates``) while a round keeps at least
+    ``MIN_PASS_RATE`` of its candidates (at most ``ROUNDS``). Where that leaves too few (the region that fits is too
+    thin for the emulators to hit), random walks go on from what passed and from the point fit: ``CHAINS`` walks in
+    the unit box, each step a normal move of ``STEP_SD`` of every range, taken when the new set meets every target in
+    its check runs (approximate Bayesian computation by Markov chain Monte Carlo with a uniform prior on the box and
+    the bands as the acceptance region; Marjoram et al. 2003), until ``members`` have passed or ``MAX_STEPS``. Every
+    check is kept in ``store`` (check_<round>.parquet, walk_<step>.parquet) and a rerun resumes them."""
     runs, settings = load_waves(store)
     free = load_free_parameters()
     if settings["free"] != free:
@@ -98,28 +138,45 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     overall = Emulator(runs, free, sorted({t.metric for t in targets}))
     checked = []
     kept = 0
+    common = (scenario, free)
     for round_ in range(1, ROUNDS + 1):
         wanted = members - kept
-        if wanted <= 0:
+        if wanted <= 0 or (checked and checked[-1]["passes"].mean() < MIN_PASS_RATE):
             break
         cube = draw_candidates(emulators, overall, targets, math.ceil(OVERSAMPLE * wanted), seed + round_)
         log(f"round {round_}: checking {len(cube)} candidates ({check_reps} 10-year and {check_long_reps} 40-year replicates each)")
-        done = evaluate(scenario, free, cube, weighted, check_reps, check_long_reps, seed, workers,
-                        store / f"check_{round_}.parquet", log=log, overrides=overrides, scheduler=scheduler).assign(round=round_)
-        done["passes"] = within_bands({t.metric: done[t.metric].to_numpy() for t in targets}, targets)
-        checked.append(done)
+        done = _check(*common, cube, weighted, targets, check_reps, check_long_reps, seed, workers,
+                      store / f"check_{round_}.parquet", overrides, scheduler, log)
+        checked.append(done.assign(found_by=f"history-match candidate, round {round_}"))
         kept += int(done["passes"].sum())
         log(f"round {round_}: {int(done['passes'].sum())} of {len(done)} meet every target ({kept} members so far)")
+    if kept < members:
+        passed = pd.concat(checked)
+        starts = np.vstack([point_fit_cube(scenario, free), passed.loc[passed["passes"], [f"u:{k}" for k in free]].to_numpy()])
+        current = starts[np.arange(CHAINS) % len(starts)]
+        log(f"random walks: {CHAINS} chains from the point fit and the {len(starts) - 1} sets that passed")
+        for step in range(1, MAX_STEPS + 1):
+            if kept >= members:
+                break
+            proposal = reflect(current + np.random.default_rng([seed, step]).normal(0, STEP_SD, current.shape))
+            done = _check(*common, proposal, weighted, targets, check_reps, check_long_reps, seed, workers,
+                          store / f"walk_{step}.parquet", overrides, scheduler, log)
+            ok = done["passes"].to_numpy()
+            current[ok] = proposal[ok]
+            checked.append(done.assign(found_by=f"random walk, step {step}"))
+            kept += int(ok.sum())
+            log(f"walk step {step}: {int(ok.sum())} of {len(done)} moves meet every target ({kept} members so far)")
     table = pd.concat(checked, ignore_index=True)
     ensemble = table[table["passes"]].reset_index(drop=True)
     if ensemble.empty:
         raise ScenarioError("no candidate met every target in its check runs; nothing was written")
     made_by = (f"sim ensemble {date.today().isoformat()} (commit {_commit()}): history match of {len(runs)} runs in "
                f"{runs['wave'].nunique()} waves ({settings['reps']} 10-year and {settings['long_reps']} 40-year replicates "
-               f"each, seed {settings['seed']}{', ' + ' '.join(overrides) if overrides else ''}); candidate not ruled out "
-               f"(implausibility <= {CUTOFF:g}) with every emulated target mean within its band; kept because every "
-               f"target's mean over {check_reps} 10-year and {check_long_reps} 40-year check replicates (root seed {seed}) "
-               f"lies within its band; {len(ensemble)} of {len(table)} candidates kept")
+               f"each, seed {settings['seed']}{', ' + ' '.join(overrides) if overrides else ''}); candidates not ruled out "
+               f"(implausibility <= {CUTOFF:g}) with every emulated target mean within its band, then random walks "
+               f"(steps of {STEP_SD:g} of each range) from what passed and the point fit; kept when every target's mean "
+               f"over {check_reps} 10-year and {check_long_reps} 40-year check replicates (root seed {seed}) lies within "
+               f"its band; {len(ensemble)} of {len(table)} sets checked were kept")
     frame = pd.DataFrame({"member": np.arange(len(ensemble))})
     for k in free:
         frame[VALUE + k] = ensemble[k].to_numpy()
@@ -128,7 +185,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     for m in sorted({t.metric for t in weighted}):
         frame[m] = ensemble[m].to_numpy()
         frame[f"se:{m}"] = ensemble[f"se:{m}"].to_numpy()
-    frame["check_round"] = ensemble["round"].to_numpy()
+    frame["found_by"] = ensemble["found_by"].to_numpy()
     frame["made_by"] = made_by
     write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
     log(f"{len(frame)} members -> {out}" + ("" if len(frame) >= members else f" (fewer than the {members} asked for)"))
