@@ -39,12 +39,14 @@ CHECK_SEED_OFFSET = 2000
 OVERSAMPLE = 1.6
 #: rounds of candidates at most
 ROUNDS = 4
+#: candidates of the first round (a pilot)
+PILOT = 24
 #: another round of candidates only if the last kept at least this share of its candidates
 MIN_PASS_RATE = 0.25
 #: random walks run side by side (one check run each a step)
 CHAINS = 16
 #: a walk's step: normal, this sd on every parameter's unit range
-STEP_SD = 0.03
+STEP_SD = 0.02
 #: steps of the walks at most
 MAX_STEPS = 30
 
@@ -114,8 +116,8 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     """Find ``members`` parameter sets that each meet every target in their own check runs, write them to ``out`` and
     return them.
 
-    First from the history match in ``store``: rounds of candidates (``draw_candidates``) while a round keeps at least
-    ``MIN_PASS_RATE`` of its candidates (at most ``ROUNDS``). Where that leaves too few (the region that fits is too
+    First from the history match in ``store``: rounds of candidates (``draw_candidates``; the first a pilot of
+    ``PILOT``) while a round keeps at least ``MIN_PASS_RATE`` of its candidates (at most ``ROUNDS``). Where that leaves too few (the region that fits is too
     thin for the emulators to hit), random walks go on from what passed and from the point fit: ``CHAINS`` walks in
     the unit box, each step a normal move of ``STEP_SD`` of every range, taken when the new set meets every target in
     its check runs (approximate Bayesian computation by Markov chain Monte Carlo with a uniform prior on the box and
@@ -144,6 +146,8 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
         if wanted <= 0 or (checked and checked[-1]["passes"].mean() < MIN_PASS_RATE):
             break
         cube = draw_candidates(emulators, overall, targets, math.ceil(OVERSAMPLE * wanted), seed + round_)
+        if round_ == 1:
+            cube = cube[:PILOT]  # a pilot: whether the emulators find sets that fit at all
         log(f"round {round_}: checking {len(cube)} candidates ({check_reps} 10-year and {check_long_reps} 40-year replicates each)")
         done = _check(*common, cube, weighted, targets, check_reps, check_long_reps, seed, workers,
                       store / f"check_{round_}.parquet", overrides, scheduler, log)
