@@ -4,8 +4,9 @@
    rerun with the same settings) rules out the parameter sets that cannot meet the targets;
 2. candidates are drawn from what is left, where emulators fitted on every run put each target's mean inside its
    band (the emulators smooth the Monte Carlo noise of single runs);
-3. each candidate is checked by runs of its own, on seeds the history match did not use, and kept when every
-   target's mean over those runs lies within its band; rounds of candidates are drawn until ``members`` are kept;
+3. each candidate is checked by runs of its own, on seeds the history match did not use, and kept unless they show
+   it missing a target: every target's mean over those runs within its band, or missing it by less than its 90%
+   Monte Carlo error (``CHECK_Z``); rounds of candidates are drawn until ``members`` are kept;
 4. where the region that fits is too thin for the emulators to hit often, random walks from what passed and from the
    point fit explore it, each step checked the same way (``build_ensemble``).
 
@@ -39,6 +40,9 @@ CHECK_SEED_OFFSET = 2000
 OVERSAMPLE = 1.6
 #: rounds of candidates at most
 ROUNDS = 4
+#: a set passes its check unless some target's mean over its check runs misses the band by more than this many
+#: standard errors of that mean (1.645: its 90% Monte Carlo interval reaches the band)
+CHECK_Z = 1.645
 #: candidates of the first round (a pilot)
 PILOT = 24
 #: another round of candidates only if the last kept at least this share of its candidates
@@ -59,11 +63,14 @@ def emulators_of(runs: pd.DataFrame, free: dict[str, dict], targets: list[Target
     return emulators
 
 
-def within_bands(means: dict[str, np.ndarray], targets: list[Target]) -> np.ndarray:
-    """Per row: whether every target's mean lies within its band."""
+def within_bands(means: dict[str, np.ndarray], targets: list[Target], se: dict[str, np.ndarray] | None = None,
+                 z: float = 0.0) -> np.ndarray:
+    """Per row: whether every target's mean lies within its band, widened by ``z`` standard errors ``se`` of the mean
+    where given (a mean that misses the band by less than its Monte Carlo error is not shown to miss it)."""
     ok = np.ones(len(next(iter(means.values()))), dtype=bool)
     for t in targets:
-        ok &= (means[t.metric] >= t.lower) & (means[t.metric] <= t.upper)
+        slack = z * np.nan_to_num(se[t.metric], nan=0.0) if se is not None else 0.0
+        ok &= (means[t.metric] >= t.lower - slack) & (means[t.metric] <= t.upper + slack)
     return ok
 
 
@@ -93,7 +100,8 @@ def _check(scenario, free, cube, weighted, targets, check_reps, check_long_reps,
     """Run each row of ``cube`` on the check seeds (resumed from ``path``) and say whether it meets every target."""
     done = evaluate(scenario, free, cube, weighted, check_reps, check_long_reps, seed, workers, path, log=log,
                     overrides=overrides, scheduler=scheduler)
-    return done.assign(passes=within_bands({t.metric: done[t.metric].to_numpy() for t in targets}, targets))
+    return done.assign(passes=within_bands({t.metric: done[t.metric].to_numpy() for t in targets}, targets,
+                                           {t.metric: done[f"se:{t.metric}"].to_numpy() for t in targets}, CHECK_Z))
 
 
 def reflect(u: np.ndarray) -> np.ndarray:
@@ -180,7 +188,8 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
                f"(implausibility <= {CUTOFF:g}) with every emulated target mean within its band, then random walks "
                f"(steps of {STEP_SD:g} of each range) from what passed and the point fit; kept when every target's mean "
                f"over {check_reps} 10-year and {check_long_reps} 40-year check replicates (root seed {seed}) lies within "
-               f"its band; {len(ensemble)} of {len(table)} sets checked were kept")
+               f"its band or misses it by less than {CHECK_Z:g} standard errors of that mean; {len(ensemble)} of "
+               f"{len(table)} sets checked were kept")
     frame = pd.DataFrame({"member": np.arange(len(ensemble))})
     for k in free:
         frame[VALUE + k] = ensemble[k].to_numpy()
