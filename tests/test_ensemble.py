@@ -197,3 +197,35 @@ def test_random_walks_go_on_where_candidates_run_short(toy, tmp_path, monkeypatc
     assert walked[[c for c in frame if c.startswith("u:")]].drop_duplicates().shape[0] == len(walked)  # each a new set
     u = E.reflect(np.array([-0.1, 0.5, 1.2]))
     assert u.tolist() == pytest.approx([0.1, 0.5, 0.8])
+def test_the_shipped_ensemble_meets_every_target_it_was_selected_on():
+    """Every stored member's values lie inside the free parameters' bounds and its check runs are not shown to miss
+    any fitted target of today's calibration/targets.toml (so a change of band there shows the ensemble is stale);
+    across members each target's middle member lies inside its band; and it says how it was made."""
+    frame = pd.read_parquet(S.ENSEMBLE)
+    assert len(frame) >= 100
+    free = load_free_parameters()
+    for key, spec in free.items():
+        v = frame[S.VALUE + key]
+        assert ((v >= spec["lower"]) & (v <= spec["upper"])).all(), key
+    targets = hm.fitted_targets()
+    means = {t.metric: frame[t.metric].to_numpy() for t in targets}
+    se = {t.metric: frame[f"se:{t.metric}"].to_numpy() for t in targets}
+    assert E.within_bands(means, targets, se, E.CHECK_Z).all()
+    for t in targets:
+        assert t.lower <= frame[t.metric].median() <= t.upper, t.name
+    assert frame["made_by"].str.contains("history match").all()
+
+
+def test_sim_ensemble_show_reports_ranges_targets_and_correlations(capsys):
+    from sim.cli import main
+
+    assert main(["ensemble", "--show"]) == 0
+    out = capsys.readouterr().out
+    frame = pd.read_parquet(S.ENSEMBLE)
+    assert f"{len(frame)} members" in out
+    for key in load_free_parameters():
+        assert key in out
+    for t in hm.fitted_targets():
+        assert t.name in out
+    assert "known gap: not selected on" in out  # the crime share, reported beside the rest
+

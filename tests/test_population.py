@@ -145,7 +145,7 @@ def test_people_start_with_the_records_their_age_and_propensity_give_them():
     assert has[fathers_have].mean() > 2 * has[~fathers_have].mean()
 
     unseeded = People()
-    pop_mod.synthesize(params, np.random.default_rng(3), unseeded)
+    pop_mod.synthesize(model.params, np.random.default_rng(3), unseeded)
     grown = p.prev_convictions[:n] != unseeded.prev_convictions[:n]
     assert grown.any() and (unseeded.prev_convictions[:n][grown] == 0).all()
     drawn = unseeded.prev_convictions[:n] > 0

@@ -19,7 +19,6 @@ and standard error over its check runs, how it was found (``found_by``) and how 
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from datetime import date
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..runs.batch import write_atomic
+from ..runs.output import git_commit
 from ..state.ensemble import ENSEMBLE, VALUE
 from ..state.scenario import ScenarioError
 from .calibration import Target, load_free_parameters, load_targets
@@ -52,7 +52,7 @@ CHAINS = 16
 #: a walk's step: normal, this sd on every parameter's unit range
 STEP_SD = 0.02
 #: steps of the walks at most
-MAX_STEPS = 30
+MAX_STEPS = 40
 
 
 def emulators_of(runs: pd.DataFrame, free: dict[str, dict], targets: list[Target]) -> list[Emulator]:
@@ -85,14 +85,6 @@ def draw_candidates(emulators: list[Emulator], overall: Emulator, targets: list[
     loss = sum(((predicted[t.metric] - (t.lower + t.upper) / 2) / t.half_width) ** 2 for t in targets)
     rest = np.setdiff1d(np.argsort(loss), good, assume_unique=False)[: n - len(good)]
     return cube[np.concatenate([good, rest])]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def _check(scenario, free, cube, weighted, targets, check_reps, check_long_reps, seed, workers, path, overrides, scheduler,
@@ -182,7 +174,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     ensemble = table[table["passes"]].reset_index(drop=True)
     if ensemble.empty:
         raise ScenarioError("no candidate met every target in its check runs; nothing was written")
-    made_by = (f"sim ensemble {date.today().isoformat()} (commit {_commit()}): history match of {len(runs)} runs in "
+    made_by = (f"sim ensemble {date.today().isoformat()} (commit {(git_commit() or 'unknown')[:7]}): history match of {len(runs)} runs in "
                f"{runs['wave'].nunique()} waves ({settings['reps']} 10-year and {settings['long_reps']} 40-year replicates "
                f"each, seed {settings['seed']}{', ' + ' '.join(overrides) if overrides else ''}); candidates not ruled out "
                f"(implausibility <= {CUTOFF:g}) with every emulated target mean within its band, then random walks "
