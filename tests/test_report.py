@@ -124,3 +124,17 @@ def test_optimism_bias_words_name_the_share_and_the_chance():
     (words,) = _optimism_bias_words(rows)
     assert "reduced by 40% for optimism bias" in words and "in 50% of replicates" in words
     assert _optimism_bias_words(rows.assign(**{"appraisal:npv_optimism_bias": rows["appraisal:npv"]})) == []
+
+
+def test_report_says_which_calibration_the_replicates_ran_with(comparison_folder):
+    """The baseline draws calibration ensemble members: the report says so, with how many there were; a run at the
+    point fit says that instead."""
+    import json
+
+    from sim.present.report import _calibration_words
+
+    page = (comparison_folder / "report.html").read_text()
+    ensemble = json.loads((comparison_folder / "manifest.json").read_text())["calibration_ensemble"]
+    assert ensemble["members"] > 1
+    assert f"one of the {ensemble['members']} members of the calibration ensemble" in page
+    assert "single point fit" in _calibration_words({})

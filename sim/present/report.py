@@ -326,6 +326,17 @@ def _optimism_bias_words(rows: pd.DataFrame) -> list[str]:
             f"(NPV {money(npv.mean())}, 90%: {money(npv.quantile(0.05))} to {money(npv.quantile(0.95))})."]
 
 
+def _calibration_words(manifest: dict) -> str:
+    """Which calibrated values the replicates ran with: the ensemble's members (calibration uncertainty in every
+    interval) or the single point fit."""
+    ensemble = manifest.get("calibration_ensemble")
+    if ensemble:
+        return (f"Each replicate ran with one of the {ensemble['members']} members of the calibration ensemble "
+                f"(parameter sets that each meet the calibration targets; calibration/{ensemble['file']}), the same "
+                "member in both arms, so the intervals carry the calibration's uncertainty as far as the ensemble reaches.")
+    return "Every replicate ran with the single point fit of the calibration (calibration/fitted.toml)."
+
+
 def _decision_section(folder: Path, rows: pd.DataFrame, manifest: dict) -> str:
     """Is it worth it? ``decision_words`` with the acceptability curve and value-of-information figure."""
     from ..appraisal import decision as D
@@ -418,7 +429,7 @@ def comparison_report(folder: Path) -> Path:
 <h1>{html.escape(_programme_title(params))}: what it would buy</h1>
 <p class="sub">{html.escape(manifest['scenario'])} vs {html.escape(manifest['baseline']['scenario'])}: Greater Essex, {years:g} years,
 {len(rows)} paired Monte Carlo replicates (root seed {manifest['seed']}). Prices {params['costs']['base_price_year']}, discounted at {100 * float(rate):.1f}% a year
-({100 * discount.discount_rate_after_30_years:.1f}% after year 30).</p>
+({100 * discount.discount_rate_after_30_years:.1f}% after year 30). {html.escape(_calibration_words(manifest))}</p>
 <h2>The question</h2>
 <p>If partners fund the multi-agency intervention as set out below, how much crime, reoffending and intergenerational offending is
 avoided, who saves what and when, and is it worth it? Each replicate runs the same people twice, with and without the intervention,
