@@ -662,6 +662,11 @@ def cmd_validate(args) -> int:
         raise ScenarioError(f"--ensemble: {args.scenario} takes none of its values from calibration/fitted.toml; nothing to draw")
     with claimed(args.out, force=args.force):
         table, steady = validate_all(args.scenario, args.reps, args.seed, args.workers, overrides)
+        if args.ensemble:  # the ensemble's interval: how far the members' own check runs spread each target
+            from .fitting.ensemble import ensemble_targets
+
+            across = ensemble_targets(pd.read_parquet(params.ensemble.path)).set_index("target")
+            table = table.assign(members_p05=table["target"].map(across["p05"]), members_p95=table["target"].map(across["p95"]))
         if args.record:
             write_fitted([], table)
         write_validation(args.out, params, args.seed, table, lambda path: save(calibration_figure(table), path), force=args.force,
@@ -674,11 +679,14 @@ def cmd_validate(args) -> int:
         print(json.dumps({"targets": records(table), "steadiness": records(summary)}, indent=2, default=float, allow_nan=False))
     else:
         if args.ensemble:
-            print(f"each replicate with the calibrated values of a member of the ensemble ({len(params.ensemble)} members) its seed draws:")
+            print(f"each replicate with the calibrated values of a member of the ensemble ({len(params.ensemble)} members) its seed draws; "
+                  "members 5-95%: how far each fitted target spreads over the members' own check runs:")
         for _, r in table.iterrows():
             mark = "pass" if r["pass"] else "FAIL"
             print(f"  {mark}  {r['target']:<42} target {r['value']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}]   "
-                  f"simulated {r['simulated']:.3f} (90%: {r['sim_p05']:.3f} to {r['sim_p95']:.3f}, {r['replicates']} replicates)")
+                  f"simulated {r['simulated']:.3f} (90%: {r['sim_p05']:.3f} to {r['sim_p95']:.3f}, {r['replicates']} replicates)"
+                  + (f"; members 5-95%: {r['members_p05']:.3f} to {r['members_p95']:.3f}"
+                     if args.ensemble and pd.notna(r["members_p05"]) else ""))
         print("Steadiness (each series relative to its start, mean of replicates; steady: every year within its tolerance of "
               "no change, the population of its projected growth; calibration/steadiness.toml):")
         for _, r in summary.iterrows():

@@ -229,3 +229,23 @@ def test_sim_ensemble_show_reports_ranges_targets_and_correlations(capsys):
         assert t.name in out
     assert "known gap: not selected on" in out  # the crime share, reported beside the rest
 
+
+
+def test_sim_validate_ensemble_prints_each_fitted_target_with_the_members_interval(tmp_path, capsys):
+    """``sim validate --ensemble``: beside each fitted target's simulated value, the 5-95% spread of the members'
+    own check runs (the ensemble's interval), also in validation.csv; targets the ensemble holds no runs of go
+    without one."""
+    from sim.cli import main
+
+    out = tmp_path / "v"
+    main(["validate", "--ensemble", "--reps", "1", "--workers", "1", "--out", str(out),
+          "--set", "population.scale_general=300", "--set", "population.scale_cjs_families=10"])
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out / "validation.csv").set_index("target")
+    across = E.ensemble_targets(pd.read_parquet(S.ENSEMBLE)).set_index("target")
+    for t in hm.fitted_targets():
+        line = next(row for row in printed.splitlines() if f" {t.name} " in row)
+        assert f"members 5-95%: {across.loc[t.name, 'p05']:.3f} to {across.loc[t.name, 'p95']:.3f}" in line
+        assert table.loc[t.name, "members_p95"] == pytest.approx(across.loc[t.name, "p95"])
+    secondary = [t.name for t in E.load_targets() if t.weight == 0]
+    assert secondary and table.loc[secondary, "members_p05"].isna().all()
