@@ -91,6 +91,31 @@ END_FIELDS = (
 )
 
 
+#: two free parameters, one on a log scale, for history matching on a toy response
+TOY_FREE = {
+    "justice.custody_log_odds_intercept": {"lower": -4.5, "upper": -0.5, "unit": "log-odds"},
+    "offending.youth_multiplier": {"lower": 0.1, "upper": 2.0, "unit": "relative hazard", "log": True},
+}
+
+
+def toy_history_match(monkeypatch, response, free: dict, targets: list, modules) -> list[int]:
+    """History matching on a toy: the model runs replaced by ``response(params, seed) -> metrics`` and the free
+    parameters and targets by ``free`` and ``targets`` in each of ``modules``; returns the sizes of the batches run."""
+    from sim.fitting import history_matching as hm
+
+    calls: list[int] = []
+
+    def fake_run_all(tasks, workers, label, task):
+        calls.append(len(tasks))
+        return [response(params, seed) for params, seed, _ in tasks]
+
+    monkeypatch.setattr(hm, "run_all", fake_run_all)
+    for module in modules:
+        monkeypatch.setattr(module, "load_free_parameters", lambda: free)
+        monkeypatch.setattr(module, "load_targets", lambda: targets)
+    return calls
+
+
 def run_audited(params, seed: int, months: int | None = None) -> AuditedRun:
     """Step a model month by month, recording the state before/after each month and the status of every row at
     the moment the offending process runs (by wrapping ``sim.processes.offending.step``; behaviour is unchanged)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BASELINE, SMALL
+from conftest import BASELINE, SMALL, TOY_FREE as FREE, toy_history_match
 from sim import ReoffendingModel, load_scenario
 from sim.fitting import ensemble as E
 from sim.fitting import history_matching as hm
@@ -109,10 +109,6 @@ def test_members_are_drawn_evenly():
 
 # --- sim ensemble on a toy response -------------------------------------------------------------------------------
 
-FREE = {
-    "justice.custody_log_odds_intercept": {"lower": -4.5, "upper": -0.5, "unit": "log-odds"},
-    "offending.youth_multiplier": {"lower": 0.1, "upper": 2.0, "unit": "relative hazard", "log": True},
-}
 TARGETS = [
     Target("toy_a", -2.0, -2.2, -1.8, 1.0, "a", "short", "toy", "test"),
     Target("toy_b", math.log(0.5), math.log(0.5) - 0.1, math.log(0.5) + 0.1, 1.0, "b", "short", "toy", "test"),
@@ -128,17 +124,7 @@ def toy_response(params, seed: int) -> dict[str, float]:
 
 @pytest.fixture
 def toy(monkeypatch):
-    calls = []
-
-    def fake_run_all(tasks, workers, label, task):
-        calls.append(len(tasks))
-        return [toy_response(params, seed) for params, seed, _ in tasks]
-
-    monkeypatch.setattr(hm, "run_all", fake_run_all)
-    for module in (hm, E):
-        monkeypatch.setattr(module, "load_free_parameters", lambda: FREE)
-        monkeypatch.setattr(module, "load_targets", lambda: TARGETS)
-    return calls
+    return toy_history_match(monkeypatch, toy_response, FREE, TARGETS, (hm, E))
 
 
 def passed(frame, metric: str, lower: float, upper: float) -> bool:

@@ -12,15 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BASELINE, SMALL
+from conftest import BASELINE, SMALL, TOY_FREE as FREE, toy_history_match
 from sim.fitting import history_matching as hm
 from sim.fitting.calibration import Target, write_fitted
 from sim.state.scenario import ScenarioError
 
-FREE = {
-    "justice.custody_log_odds_intercept": {"lower": -4.5, "upper": -0.5, "unit": "log-odds"},
-    "offending.youth_multiplier": {"lower": 0.1, "upper": 2.0, "unit": "relative hazard", "log": True},
-}
 TARGETS = [
     Target("toy_a", -2.0, -2.1, -1.9, 1.0, "a", "short", "toy", "test"),
     Target("toy_b", math.log(0.5), math.log(0.5) - 0.05, math.log(0.5) + 0.05, 1.0, "b", "short", "toy", "test"),
@@ -36,16 +32,7 @@ def toy_response(params, seed: int) -> dict[str, float]:
 
 @pytest.fixture
 def toy(monkeypatch):
-    calls = []
-
-    def fake_run_all(tasks, workers, label, task):
-        calls.append(len(tasks))
-        return [toy_response(params, seed) for params, seed, _ in tasks]
-
-    monkeypatch.setattr(hm, "run_all", fake_run_all)
-    monkeypatch.setattr(hm, "load_free_parameters", lambda: FREE)
-    monkeypatch.setattr(hm, "load_targets", lambda: TARGETS)
-    return calls
+    return toy_history_match(monkeypatch, toy_response, FREE, TARGETS, (hm,))
 
 
 def test_cube_coordinates_are_positions_within_the_bounds():
