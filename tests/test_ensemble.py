@@ -235,3 +235,57 @@ def test_sim_validate_ensemble_prints_each_fitted_target_with_the_members_interv
         assert table.loc[t.name, "members_p95"] == pytest.approx(across.loc[t.name, "p95"])
     secondary = [t.name for t in E.load_targets() if t.weight == 0]
     assert secondary and table.loc[secondary, "members_p05"].isna().all()
+
+
+def test_short_of_sets_inside_every_band_candidates_are_the_least_loss_sets_not_ruled_out(monkeypatch):
+    """When the emulators put fewer than ``n`` sets inside every band, the rest are those of least emulated loss
+    among the sets not ruled out, then among the rest; never merely the first sets drawn."""
+    cube = np.linspace(0, 1, 6)[:, None]
+    worst = np.array([0.5, 9.0, 0.5, 0.5, 0.5, 0.5])  # set 1 ruled out
+    metric = np.array([5.0, 0.1, 0.9, 0.3, 4.0, 0.0])  # band [-0.2, 0.2]: only set 5 inside; set 1 next but ruled out
+
+    class Overall:
+        def predict(self, points):
+            return {"a": (metric[np.searchsorted(cube[:, 0], points[:, 0])], None)}
+
+    monkeypatch.setattr(E, "candidates", lambda emulators, targets, n, seed: (cube, worst, 0.5))
+    toy = [Target("toy_a", 0.0, -0.2, 0.2, 1.0, "a", "short", "toy", "test")]
+    picked = E.draw_candidates([], Overall(), toy, 4, seed=1)[:, 0]
+    assert list(picked) == list(cube[[5, 3, 2, 4], 0])  # inside; then loss order 3, 2, 4 (1 ruled out, 0 worst)
+
+
+def test_a_portfolio_keeps_the_values_its_programmes_set_and_their_calibration_choice():
+    """Combining programmes: a calibrated key a programme sets itself is not replaced by a member; a programme at the
+    point fit makes the combination run at the point fit."""
+    from sim.state.scenario import combine_scenarios
+
+    MULTI_AGENCY = BASELINE.parent / "multi_agency.toml"
+
+    base = load_scenario(BASELINE, SHORT_1Y)
+    own = load_scenario(MULTI_AGENCY, [*SHORT_1Y, "offending.youth_multiplier=0.123"])
+    combined = combine_scenarios(base, [own])
+    assert "offending.youth_multiplier" not in combined.ensemble.keys
+    assert "justice.custody_log_odds_intercept" in combined.ensemble.keys
+    drawn, member = with_member(combined, 5)
+    assert member >= 0 and drawn.offending.youth_multiplier == 0.123
+    assert drawn.justice.custody_log_odds_intercept != base.justice.custody_log_odds_intercept or member < 0
+    pinned = combine_scenarios(base, [load_scenario(MULTI_AGENCY, [*SHORT_1Y, "run.calibration=point"])])
+    assert pinned.ensemble is None and with_member(pinned, 5)[1] == -1
+
+
+def test_resuming_a_batch_refuses_when_the_calibration_ensemble_has_changed(tmp_path):
+    """A batch drawn from one ensemble is not finished from another: the manifest's checksum of the file must match."""
+    import json
+
+    from sim.runs.batch import run_batch
+
+    out = tmp_path / "batch"
+    run_batch(BASELINE, 2, 4, workers=1, out=out, overrides=SHORT_1Y)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["calibration_ensemble"]["sha256"]
+    run_batch(BASELINE, 3, 4, workers=1, out=out, resume=True, overrides=SHORT_1Y)  # the same ensemble: resumes
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["calibration_ensemble"]["sha256"] = "0" * 64  # as if calibration/ensemble.parquet had been remade since
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ScenarioError, match="another calibration ensemble"):
+        run_batch(BASELINE, 4, 4, workers=1, out=out, resume=True, overrides=SHORT_1Y)

@@ -138,3 +138,6 @@ def test_report_says_which_calibration_the_replicates_ran_with(comparison_folder
     assert ensemble["members"] > 1
     assert f"one of the {ensemble['members']} members of the calibration ensemble" in page
     assert "single point fit" in _calibration_words({})
+    mixed = {"calibration_ensemble": None, "parameters": {"run": {"calibration": "point"}},
+             "baseline": {"parameters": {"run": {"calibration": "ensemble"}}}}
+    assert "mix the intervention with the change of calibrated values" in _calibration_words(mixed)

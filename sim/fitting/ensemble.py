@@ -76,14 +76,16 @@ def within_bands(means: dict[str, np.ndarray], targets: list[Target], se: dict[s
 
 def draw_candidates(emulators: list[Emulator], overall: Emulator, targets: list[Target], n: int, seed: int) -> np.ndarray:
     """``n`` parameter sets (unit box) not ruled out, whose emulated means (``overall``: fitted on every run) all lie
-    within their bands; the least emulated loss first when fewer are found."""
+    within their bands; when fewer are found, the rest by least emulated loss, those not ruled out first."""
     cube, worst, _ = candidates(emulators, targets, max(20 * n, 1000), seed)
     predicted = {m: mean for m, (mean, _) in overall.predict(cube).items()}
     good = np.flatnonzero((worst <= CUTOFF) & within_bands(predicted, targets))
     if len(good) >= n:
         return cube[np.random.default_rng(seed).choice(good, size=n, replace=False)]
     loss = sum(((predicted[t.metric] - (t.lower + t.upper) / 2) / t.half_width) ** 2 for t in targets)
-    rest = np.setdiff1d(np.argsort(loss), good, assume_unique=False)[: n - len(good)]
+    ranked = np.argsort(loss, kind="stable")
+    ranked = ranked[~np.isin(ranked, good)]
+    rest = np.concatenate([ranked[worst[ranked] <= CUTOFF], ranked[worst[ranked] > CUTOFF]])[: n - len(good)]
     return cube[np.concatenate([good, rest])]
 
 

@@ -328,11 +328,16 @@ def _optimism_bias_words(rows: pd.DataFrame) -> list[str]:
 
 def _calibration_words(manifest: dict) -> str:
     """Which calibrated values the replicates ran with: the ensemble's members (calibration uncertainty in every
-    interval) or the single point fit."""
+    interval) or the single point fit; and a warning when the two arms differ in that."""
     ensemble = manifest.get("calibration_ensemble")
+    choices = [manifest.get("baseline", {}).get("parameters", {}).get("run", {}).get("calibration"),
+               manifest.get("parameters", {}).get("run", {}).get("calibration")]
+    if None not in choices and choices[0] != choices[1]:
+        return (f"The baseline ran with calibration = {choices[0]!r} and the intervention with {choices[1]!r}: the "
+                "differences mix the intervention with the change of calibrated values.")
     if ensemble:
         return (f"Each replicate ran with one of the {ensemble['members']} members of the calibration ensemble "
-                f"(parameter sets that each meet the calibration targets; calibration/{ensemble['file']}), the same "
+                f"(parameter sets selected on the calibration targets; calibration/{ensemble['file']}), the same "
                 "member in both arms, so the intervals carry the calibration's uncertainty as far as the ensemble reaches.")
     return "Every replicate ran with the single point fit of the calibration (calibration/fitted.toml)."
 

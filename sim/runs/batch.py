@@ -60,7 +60,7 @@ from ..model import ReoffendingModel
 from ..state.params import Params
 from ..state.scenario import ScenarioError, load_scenario
 from .outdir import claimed, read_manifest, remove_ours
-from .output import git_commit, manifest, summarise, timeseries_frame, versions
+from .output import ensemble_record, git_commit, manifest, summarise, timeseries_frame, versions
 from .preflight import check_scheduler
 from .progress import Progress
 
@@ -450,6 +450,10 @@ class BatchStore:
                                     f"{old['replicates']} or more (or start a new --out)")
             if old.get("parameters") != json.loads(json.dumps(self.params.to_dict(), default=float)) or old.get("root_seed") != self.root_seed:
                 raise ScenarioError(f"--out {self.out}: that batch was made with another scenario or root seed; cannot resume it with this one")
+            ensemble_now = ensemble_record(self.params.ensemble)["sha256"] if self.params.ensemble is not None else None
+            if (old.get("calibration_ensemble") or {}).get("sha256") != ensemble_now:
+                raise ScenarioError(f"--out {self.out}: that batch drew its calibrated values from another calibration ensemble "
+                                    f"(or none); results would mix; start a new --out")
             made_with = (old.get("git_commit"), old.get("versions", {}).get("reoffsim"), old.get("versions", {}).get("mesa"), old.get("versions", {}).get("numpy"))
             now = (git_commit(), *(versions().get(k) for k in ("reoffsim", "mesa", "numpy")))
             if made_with != now:

@@ -33,7 +33,7 @@ from .params import (
     Params,
 )
 from .ensemble import CHOICES as CALIBRATION_CHOICES
-from .ensemble import ENSEMBLE, FITTED, read_ensemble
+from .ensemble import ENSEMBLE, FITTED, Ensemble, read_ensemble
 from .rng import CounterRNG
 
 #: keys that document a value and are not part of it
@@ -584,9 +584,18 @@ def combine_scenarios(baseline: Params, programmes: list[Params], parents: list[
         changes = {key: getattr(getattr(prog, section), key) for (sec, key), (prog, _) in chosen.items() if sec == section}
         sections[section] = replace(getattr(baseline, section), **changes) if changes else getattr(baseline, section)
     sections["run"] = replace(sections["run"], name="+".join(p.run.name for p in programmes))
-    combined = replace(baseline, **sections, source_file="")
+    combined = replace(baseline, **sections, source_file="", ensemble=_combined_ensemble(sections["run"], baseline, programmes, chosen))
     _cross_checks(combined, {(sec, key): f"the combination of {', '.join(p.source_file for p in programmes)}" for sec, key in chosen})
     return combined
+
+
+def _combined_ensemble(run, baseline: Params, programmes: list[Params], chosen) -> Ensemble | None:
+    """The calibration ensemble of a combination: none at the point fit; else the baseline's (or a programme's), for
+    the calibrated keys no programme sets itself (a value a scenario gives itself is kept)."""
+    ensemble = next((p.ensemble for p in [baseline, *programmes] if p.ensemble is not None), None)
+    if run.calibration == "point" or ensemble is None:
+        return None
+    return ensemble.restricted([k for k in ensemble.keys if tuple(k.split(".")) not in chosen])
 
 
 def programme_on(base: Params, programme: Params, overrides=()) -> Params:
