@@ -627,8 +627,13 @@ def cmd_ensemble(args) -> int:
               args.check_long_reps, args.workers, overrides=args.set, scheduler=args.scheduler)
     if not ENSEMBLE.exists():
         raise ScenarioError(f"{ENSEMBLE}: not found; run sim ensemble without --show to make it")
-    frame = pd.read_parquet(ENSEMBLE)
-    print(f"{len(frame)} members ({ENSEMBLE}): {frame['made_by'].iloc[0]}")
+    try:
+        frame = pd.read_parquet(ENSEMBLE)
+        made_by = frame["made_by"].iloc[0]
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise ScenarioError(f"{ENSEMBLE}: cannot be read as an ensemble ({type(exc).__name__}: {exc}); "
+                            "run sim ensemble without --show to make it again") from None
+    print(f"{len(frame)} members ({ENSEMBLE}): {made_by}")
     print("each calibrated parameter across the members (5-50-95%; 'of range' near 100% = the targets do not identify it):")
     for _, r in E.ensemble_ranges(frame).iterrows():
         flag = f"  at its {r['at_bound']} bound" if r["at_bound"] else ""

@@ -97,6 +97,13 @@ def test_a_missing_or_unreadable_ensemble_or_an_unknown_choice_is_one_clear_erro
     monkeypatch.setattr(scen, "ENSEMBLE", bad)
     with pytest.raises(ScenarioError, match="cannot be read as an ensemble"):
         load_scenario(BASELINE, SHORT_1Y)
+    broken = tmp_path / "broken.parquet"
+    frame = fake_ensemble(broken)
+    frame.loc[1, "value:offending.youth_multiplier"] = -3.0  # a relative hazard below zero
+    frame.to_parquet(broken, index=False)
+    monkeypatch.setattr(scen, "ENSEMBLE", broken)
+    with pytest.raises(ScenarioError, match=r"member 1: offending.youth_multiplier = -3.0: must be"):
+        load_scenario(BASELINE, SHORT_1Y)
     with pytest.raises(ScenarioError, match=r"run.calibration = 'both': must be one of 'ensemble', 'point'"):
         load_scenario(BASELINE, [*SHORT_1Y, "run.calibration=both"])
 
@@ -289,3 +296,14 @@ def test_resuming_a_batch_refuses_when_the_calibration_ensemble_has_changed(tmp_
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ScenarioError, match="another calibration ensemble"):
         run_batch(BASELINE, 4, 4, workers=1, out=out, resume=True, overrides=SHORT_1Y)
+
+
+def test_sim_ensemble_show_on_an_unreadable_file_is_one_clear_line(monkeypatch, tmp_path, capsys):
+    from sim.cli import main
+
+    bad = tmp_path / "ensemble.parquet"
+    bad.write_text("not parquet")
+    monkeypatch.setattr(S, "ENSEMBLE", bad)
+    assert main(["ensemble", "--show"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "cannot be read as an ensemble" in err[0]

@@ -433,7 +433,14 @@ def _ensemble_for(origin: dict[tuple[str, str], str]):
                             'or set run.calibration = "point"') from None
     except (OSError, ValueError) as exc:
         raise ScenarioError(f'{where}: run.calibration = "ensemble": {ENSEMBLE} cannot be read as an ensemble ({exc})') from None
-    return ensemble.restricted(fitted)
+    ensemble = ensemble.restricted(fitted)
+    checks = {f"{section}.{f.name}": f.metadata["check"] for section, cls in SECTIONS.items() for f in fields(cls)}
+    for m, row in enumerate(ensemble.values):
+        for key, value in zip(ensemble.keys, row):
+            if not _check_scalar(checks[key], value):
+                raise ScenarioError(f"{ENSEMBLE}: member {m}: {key} = {value!r}: must be a {checks[key]}; "
+                                    "make the ensemble again with sim ensemble")
+    return ensemble
 
 
 def with_member(params: Params, seed: int) -> tuple[Params, int]:
