@@ -5,6 +5,7 @@ match, candidates, check runs) on a toy response whose answer is known."""
 from __future__ import annotations
 
 import math
+import tomllib
 
 import numpy as np
 import pandas as pd
@@ -64,10 +65,27 @@ def test_a_value_the_scenario_sets_itself_is_kept_and_point_pins_the_fit(members
     concrete, m = with_member(own, 3)
     assert concrete.offending.youth_multiplier == 0.9 and m >= 0
     point = load_scenario(BASELINE, [*SHORT_1Y, "run.calibration=point"])
-    fitted = load_scenario(BASELINE, [*SHORT_1Y, "run.calibration=point"])
     assert point.ensemble is None
     concrete, m = with_member(point, 3)
-    assert m == -1 and concrete == fitted
+    fitted = tomllib.loads(S.FITTED.read_text())
+    assert m == -1 and concrete.justice.custody_log_odds_intercept == fitted["justice"]["custody_log_odds_intercept"]["value"]
+    assert concrete.offending.youth_multiplier == fitted["offending"]["youth_multiplier"]["value"]
+
+
+def test_a_single_run_names_its_member(members, tmp_path):
+    """``sim run``'s manifest: the member the seed drew, its values among the parameters (-1 at the point fit)."""
+    import json
+
+    from sim.runs.output import write_run
+
+    params = load_scenario(BASELINE, SHORT_1Y)
+    model = ReoffendingModel(params, seed=11, record_offences=False)
+    model.run()
+    write_run(model, tmp_path / "run", with_events=False)
+    info = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    member = params.ensemble.member(11)
+    assert info["ensemble_member"] == member
+    assert info["parameters"]["justice"]["custody_log_odds_intercept"] == params.ensemble.values[member][0]
 
 
 def test_every_replicate_row_names_its_member_and_a_comparison_pairs_members(members):

@@ -199,7 +199,8 @@ def write_run(model, out_dir: Path, with_events: bool, force: bool = False) -> d
             people_frame(model).to_parquet(tmp / "people.parquet", index=False)
             events_frame(model).to_parquet(tmp / "events.parquet", index=False)
             files += ["people.parquet", "events.parquet"]
-        info = manifest(model.params, model.seed, {"files": files + ["manifest.json"], "summary": summary})
+        info = manifest(model.params, model.seed, {"files": files + ["manifest.json"], "summary": summary,
+                                                   "ensemble_member": model.ensemble_member})  # -1: the point fit
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
     return summary
 
