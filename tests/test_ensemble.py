@@ -180,6 +180,11 @@ def test_the_ensemble_keeps_only_checked_sets_that_meet_every_band(toy, tmp_path
                   workers=1, store=store, out=out, log=lambda s: None)
     assert len(toy) == before
     pd.testing.assert_frame_equal(again, frame)
+    # checks of another size are not mixed in, and nothing is written
+    with pytest.raises(ScenarioError, match="check runs were made with"):
+        E.run(BASELINE, waves=2, points=16, reps=2, long_reps=1, seed=2, members=12, check_reps=5, check_long_reps=1,
+              workers=1, store=store, out=out, log=lambda s: None)
+    assert len(toy) == before
 
 
 def test_an_ensemble_from_runs_of_other_targets_is_refused(toy, tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ and standard error over its check runs, how it was found (``found_by``) and how 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import date
@@ -98,6 +99,20 @@ def _check(scenario, free, cube, weighted, targets, check_reps, check_long_reps,
                                            {t.metric: done[f"se:{t.metric}"].to_numpy() for t in targets}, CHECK_Z))
 
 
+def _claim_checks(store: Path, check_reps: int, check_long_reps: int) -> None:
+    """Keep the check runs with the replicates that made them (``checks.json``): a rerun with others is refused
+    rather than mixed with them."""
+    claim, text = store / "checks.json", json.dumps({"check_reps": check_reps, "check_long_reps": check_long_reps})
+    if claim.exists():
+        if claim.read_text() != text:
+            raise ScenarioError(f"{store}: its check runs were made with {claim.read_text()}; rerun with those, or move "
+                                "its check_*.parquet, walk_*.parquet and checks.json away (the waves can stay)")
+        return
+    if any(store.glob("check_*.parquet")) or any(store.glob("walk_*.parquet")):
+        raise ScenarioError(f"{store}: holds check runs but no checks.json saying how they were made; move them away")
+    write_atomic(claim, lambda tmp: tmp.write_text(text))
+
+
 def reflect(u: np.ndarray) -> np.ndarray:
     """Positions folded back into the unit box at its walls (a random walk's step that would leave it)."""
     u = np.abs(u)
@@ -135,6 +150,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     if [t.name for t in targets] != settings["targets"]:
         raise ScenarioError(f"{store}: its runs were ruled in or out by other targets than calibration/targets.toml's; "
                             "rerun the history match")
+    _claim_checks(store, check_reps, check_long_reps)
     overrides = settings.get("overrides", [])
     seed = settings["seed"] + CHECK_SEED_OFFSET
     log(f"emulators of {len(runs)} runs in {runs['wave'].nunique()} waves")

@@ -73,7 +73,8 @@ def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Ta
     rows already there are not run again: a wave resumes. ``scheduler``: a Dask scheduler's address (default: local
     worker processes)."""
     done = pd.read_parquet(path) if path.exists() else pd.DataFrame()
-    if len(done) and not np.allclose(done[[f"u:{k}" for k in free]].to_numpy(), cube[: len(done)]):
+    stored = done[[f"u:{k}" for k in free]].to_numpy() if len(done) else None
+    if stored is not None and (len(done) > len(cube) or not np.allclose(stored, cube[: len(done)])):
         raise ScenarioError(f"{path}: its parameter sets are not this wave's design (made by other code or settings); "
                             "move the folder away to start afresh")
     rows = done.to_dict("records")
