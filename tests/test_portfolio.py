@@ -107,6 +107,9 @@ def test_the_folder_holds_the_documented_files(portfolio):
     assert "interaction" in printed[1] and str(out) in printed[1]
     series = pd.read_parquet(out / "timeseries.parquet")
     assert set(series["scenario"]) == {"baseline", "multi_agency", "recall_reform", "multi_agency+recall_reform"}
+    replicates = pd.read_csv(out / "replicates.csv")  # each arm's replicates with their calibration member
+    members = load_scenario(BASELINE, SMALL).ensemble
+    assert replicates["ensemble_member"].tolist() == [members.member(s) for s in replicates["seed"]]
 
 
 def test_the_interaction_is_the_combination_minus_the_sum_of_the_programmes(portfolio):

@@ -90,16 +90,22 @@ def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1,
     return (*stack(pairs), base_runs)
 
 
+def members(base_run: dict, iv_run: dict) -> dict[str, int]:
+    """The calibration ensemble member a pair of runs drew (-1: the point fit), and the baseline's where the two
+    differ (one scenario at the point fit, the other not)."""
+    out = {"ensemble_member": iv_run["ensemble_member"]}
+    if base_run["ensemble_member"] != iv_run["ensemble_member"]:
+        out["ensemble_member_baseline"] = base_run["ensemble_member"]
+    return out
+
+
 def pair(k: int, seed: int, base_run: dict, iv_run: dict) -> tuple[dict, list[pd.DataFrame], list[pd.DataFrame]]:
     """Replicate ``k`` of a comparison from its two runs (the baseline priced with the intervention's unit costs):
     its row of metrics (the appraisal and the parameters as drawn), and the monthly series and cost ledgers of both
     scenarios labelled by scenario and replicate."""
     b = priced_like(base_run, iv_run["params"])
     draws = {f"parameter:{key}": v for key, v in {**b["draws"], **iv_run["draws"]}.items()}
-    row = {**appraise(b, iv_run, iv_run["params"]), "replicate": k, "seed": seed,
-           "ensemble_member": iv_run["ensemble_member"], **draws}
-    if b["ensemble_member"] != iv_run["ensemble_member"]:  # one scenario at the point fit, the other not
-        row["ensemble_member_baseline"] = b["ensemble_member"]
+    row = {**appraise(b, iv_run, iv_run["params"]), "replicate": k, "seed": seed, **members(b, iv_run), **draws}
     runs = (("baseline", b), ("intervention", iv_run))
     return (row, [r["timeseries"].assign(scenario=name, replicate=k) for name, r in runs],
             [r["ledger"].assign(scenario=name, replicate=k) for name, r in runs])
@@ -127,7 +133,8 @@ def compare_portfolio(base_params, arms: dict, reps: int, root_seed: int, priced
         for name, arm_runs in by_name.items():
             i = arm_runs[k]
             draws = {f"parameter:{key}": v for key, v in {**b["draws"], **i["draws"]}.items()}
-            rows[name].append({**appraise(priced_like(b, pricing), priced_like(i, pricing), pricing), "replicate": k, "seed": seed, **draws})
+            rows[name].append({**appraise(priced_like(b, pricing), priced_like(i, pricing), pricing), "replicate": k, "seed": seed,
+                               **members(b, i), **draws})
             series.append(i["timeseries"].assign(scenario=name, replicate=k))
     return {name: pd.DataFrame(r) for name, r in rows.items()}, pd.concat(series, ignore_index=True)
 
