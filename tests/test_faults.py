@@ -408,9 +408,11 @@ def compiled_kernels(tmp_path_factory) -> None:
     """One small run in a process of its own first, so that the compiled kernels are in numba's cache: on a fresh
     clone the first processes compile them, and a signal that lands inside the compiler's callback is reported by
     numba with a traceback of its own (the batch still stops as it should)."""
-    out = tmp_path_factory.mktemp("warm") / "run"
-    proc = sim_popen("run", BASELINE, "--seed", SEED, "--out", out, *SET_ONE_YEAR)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
+    warm = tmp_path_factory.mktemp("warm")
+    for args in (("--seed", SEED, "--out", warm / "run"),  # one run, then a small batch as the tests run it
+                 ("--reps", 2, "--seed", SEED, "--workers", 2, "--out", warm / "batch")):
+        proc = sim_popen("run", BASELINE, *args, *SET_ONE_YEAR)
+        assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
 
 
 def interrupted_batch(tmp_path, reps: int, send) -> tuple[subprocess.CompletedProcess, float, Path]:
