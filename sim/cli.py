@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "calibration/history_matching/), and take the best of the rest (joint stage only)")
     cal.add_argument("--waves", type=_pos_int, default=3, help="history matching: waves (default 3)")
     cal.add_argument("--points", type=_pos_int, default=120, help="history matching: parameter sets per wave (default 120)")
+    cal.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a scenario value in every run of the fit and its check (repeatable; e.g. coarser weights); "
+                          "recorded with the fit")
     ens = sub.add_parser("ensemble", help="calibration as an ensemble: parameter sets that each meet every target (writes calibration/ensemble.parquet)")
     ens.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario (default scenarios/baseline.toml)")
     ens.add_argument("--waves", type=_pos_int, default=3, help="waves of the history match (default 3)")
@@ -589,8 +592,10 @@ def cmd_calibrate(args) -> int:
         write_fitted,
     )
 
-    load_scenario(args.scenario)  # fail early on a bad scenario
+    load_scenario(args.scenario, args.set)  # fail early on a bad scenario or --set
     free_parameters_to_fit(args.stage, args.only)  # and on a bad --only
+    if args.set and args.method == "history-matching":
+        raise ScenarioError("--set: not with --method history-matching (sim ensemble --set runs a history match with overrides)")
     stage = args.stage
     long_runs = f" ({args.long_reps or args.reps} of the 40-year runs)" if stage != "short" else ""
     if args.method == "least-squares":
@@ -609,10 +614,11 @@ def cmd_calibrate(args) -> int:
             print(f"  {r['parameter']:45s} [{r['lower']:g}, {r['upper']:g}]  {r['p05']:.3g} - {r['p50']:.3g} - {r['p95']:.3g}"
                   f"  ({100 * r['share_of_range']:.0f}% of range)")
     else:
-        fit = calibrate(args.scenario, stage, args.reps, args.seed, args.maxfev, args.workers, long_reps=args.long_reps, only=args.only)
+        fit = calibrate(args.scenario, stage, args.reps, args.seed, args.maxfev, args.workers, long_reps=args.long_reps, only=args.only,
+                        overrides=tuple(args.set))
     write_fitted([fit], pd.DataFrame(columns=["target"]))  # the values first, so the check below runs with them
     # the achieved metrics are measured out of sample: on other seeds than the fit's
-    write_fitted([], validate(args.scenario, max(args.reps, 8), args.seed + 1000, args.workers))  # (the fit is on record)
+    write_fitted([], validate(args.scenario, max(args.reps, 8), args.seed + 1000, args.workers, args.set))  # (the fit is on record)
     print(f"stage {stage}: loss {fit['loss']:.3f} after {fit['evaluations']} evaluations, {fit['seconds']:.0f} s -> calibration/fitted.toml")
     return 0
 

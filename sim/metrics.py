@@ -270,10 +270,15 @@ def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
 
 # --- cohort metrics on microdata ------------------------------------------------------------------------------
 
-#: months from the index event to the first month whose offences count as reoffences. Within a month the
-#: processes run justice (releases) -> offending -> courts (sentences), so offences in a release month come after
-#: the release, but offences in the month of a court order came before the court's decision.
-FOLLOW_UP_OFFSET = {"release": 0, "order_start": 1}
+#: the MoJ's index disposals: each adult offender is in a year's cohort once, by the first of their qualifying events in
+#: it (a release from custody, or a conviction at court that does not send them to custody), and the published rates
+#: are those of the offenders whose index disposal was custody (a release), a court order (community or
+#: suspended-sentence order) or another non-custodial disposal (fine, discharge; the model has no separate caution)
+DISPOSALS = ("custody", "court_order", "other")
+#: the published rates the targets name, by their index disposal
+RATE_DISPOSALS = {"prison": "custody", "probation": "court_order"}
+#: whether a release after a recall (not a new sentence) is a qualifying event
+RECALL_RELEASES_COUNT = False
 
 
 @dataclass
@@ -315,10 +320,104 @@ def _microdata(people, events) -> Microdata:
     return people if isinstance(people, Microdata) else Microdata.from_frames(people, events)
 
 
+_BIG = np.int64(1) << 32  # key = person x _BIG + (month + _OFF): (person, month) pairs as sortable integers
+_OFF = np.int64(1) << 30
+
+
+def _key(person: np.ndarray, month: np.ndarray) -> np.ndarray:
+    return person.astype(np.int64) * _BIG + (month.astype(np.int64) + _OFF)
+
+
+def _keys(md: Microdata, event: str) -> np.ndarray:
+    """The (person, month) keys of every ``event``, sorted."""
+    sel = (md.person >= 0) & (md.event == EVENT_CODE[event])
+    return np.sort(_key(md.person[sel], md.month[sel]))
+
+
+def _last_before(keys: np.ndarray, person: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each (person, month) ``at``: the month of that person's last event in ``keys`` up to it (-_OFF: none)."""
+    if len(keys) == 0:
+        return np.full(len(person), -_OFF)
+    i = np.searchsorted(keys, _key(person, at), side="right") - 1
+    found = (i >= 0) & (keys[np.maximum(i, 0)] // _BIG == person)
+    return np.where(found, keys[np.maximum(i, 0)] % _BIG - _OFF, -_OFF)
+
+
+@dataclass
+class Cohort:
+    """A year's MoJ cohort: each adult offender once, with the disposal of their index event (an index into
+    ``DISPOSALS``), the month their follow-up starts and the month before which their convictions are previous
+    offences."""
+
+    person: np.ndarray
+    disposal: np.ndarray
+    follow_up_start: np.ndarray
+    history_end: np.ndarray
+
+
+def moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: bool = True, adult_age_years: float = 18,
+               recall_releases: bool = RECALL_RELEASES_COUNT) -> Cohort:
+    """The offenders whose first qualifying event in months [cohort_start, cohort_end) falls there, each once.
+
+    Qualifying events: a release from custody (disposal custody; unless ``recall_releases``, not a release after a
+    recall, which follows no new sentence), a court order starting (court_order), and a conviction in a month with no
+    custody start, recall or order start (other). The index event is the first (a release before a conviction in the
+    same month: offences in a release month come after it, those in a conviction month before the court's decision).
+    Follow-up starts in the release month, or the month after a conviction. Previous offences are convictions before
+    the index conviction's month or, for a release, before the custody start that led to it (all before the run when
+    that was before the run). Aged ``adult_age_years`` or more at the index event if ``adults_only``.
+    """
+    conv = distinct(_keys(md, "conviction"))  # conviction months (a person's several convictions a month: one event)
+    custody_start, recall = _keys(md, "custody_start"), _keys(md, "recall")
+    orders = distinct(_keys(md, "order_start"))
+    non_custodial = conv[~np.isin(conv, np.concatenate([custody_start, recall]))]
+    other = non_custodial[~np.isin(non_custodial, orders)]
+    rel = _keys(md, "release")
+    rel_person, rel_month = rel // _BIG, rel % _BIG - _OFF
+    sentenced = _last_before(custody_start, rel_person, rel_month)
+    if not recall_releases:  # the custody this release ends began with a recall, not a sentence
+        by_sentence = _last_before(recall, rel_person, rel_month) <= sentenced
+        rel_person, rel_month, sentenced = rel_person[by_sentence], rel_month[by_sentence], sentenced[by_sentence]
+    court = np.concatenate([orders, other])
+    court_person, court_month = court // _BIG, court % _BIG - _OFF
+    person = np.concatenate([rel_person, court_person])
+    month = np.concatenate([rel_month, court_month])
+    disposal = np.concatenate([np.zeros(len(rel_person), np.int8), np.ones(len(orders), np.int8),
+                               np.full(len(other), 2, np.int8)])
+    follow_up = np.concatenate([rel_month, court_month + 1])
+    history = np.concatenate([sentenced, court_month])
+    sel = (month >= cohort_start) & (month < cohort_end)
+    if adults_only:
+        sel &= (month - md.birth_month[person]) / 12.0 >= adult_age_years
+    person, month, follow_up, history, disposal = person[sel], month[sel], follow_up[sel], history[sel], disposal[sel]
+    first = np.lexsort((follow_up, month, person))  # each person's first event (a release before a conviction)
+    person, follow_up, history, disposal = person[first], follow_up[first], history[first], disposal[first]
+    keep = np.r_[True, person[1:] != person[:-1]] if len(person) else np.zeros(0, bool)
+    return Cohort(person[keep], disposal[keep], follow_up[keep], history[keep])
+
+
+def previous_offences(md: Microdata, cohort: Cohort) -> np.ndarray:
+    """Each cohort member's proven offences before their index offence: the record the run started from, plus
+    convictions before ``history_end``."""
+    if md.convictions_before_start is None:
+        raise ValueError("microdata without convictions_before_start: criminal history unknown")
+    conv = _keys(md, "conviction")
+    lo = np.searchsorted(conv, cohort.person.astype(np.int64) * _BIG)
+    return md.convictions_before_start[cohort.person] + np.searchsorted(conv, _key(cohort.person, cohort.history_end)) - lo
+
+
+def _disposal_mask(cohort: Cohort, disposal: str) -> np.ndarray:
+    if disposal == "all":
+        return np.ones(len(cohort.person), bool)
+    if disposal not in DISPOSALS:
+        raise ValueError(f"disposal {disposal!r}: one of {', '.join(DISPOSALS)} or all")
+    return cohort.disposal == DISPOSALS.index(disposal)
+
+
 def proven_reoffending(
     people: pd.DataFrame | Microdata,
     events: pd.DataFrame | None,
-    index_event: str,
+    disposal: str,
     cohort_start: int,
     cohort_end: int,
     follow_up_months: int = 12,
@@ -326,26 +425,20 @@ def proven_reoffending(
     adults_only: bool = True,
     adult_age_years: float = 18,
 ) -> dict[str, float]:
-    """MoJ one-year proven reoffending (binary rate and frequency) for a cohort.
+    """MoJ one-year proven reoffending (binary rate and frequency) of the offenders in the cohort of months
+    [cohort_start, cohort_end) (``moj_cohort``) whose index disposal is ``disposal`` (one of ``DISPOSALS``, or "all").
 
-    Cohort: people whose first ``index_event`` ("release" from custody, or "order_start") falls in months
-    [cohort_start, cohort_end), aged ``adult_age_years`` or more then if ``adults_only``. Follow-up starts at
-    f = index month + ``FOLLOW_UP_OFFSET[index_event]``. A proven reoffence is an offence committed in months
-    [f, f + 12) that is convicted before month f + 12 + 6 (the follow-up plus the waiting period). Weighted by
-    ``people.weight`` when present. Returns the rate, reoffences per offender and per reoffender, cohort size.
-    Takes the people and events tables, or a ``Microdata`` (then ``events`` is None).
+    A proven reoffence is an offence committed in months [f, f + 12), f the start of the person's follow-up, that is
+    convicted before month f + 12 + 6 (the follow-up plus the waiting period). Weighted by ``people.weight`` when
+    present. Returns the rate, reoffences per offender and per reoffender, cohort size. Takes the people and events
+    tables, or a ``Microdata`` (then ``events`` is None).
     """
     md = _microdata(people, events)
-    n_people = len(md.birth_month)
-    sel = (md.event == EVENT_CODE[index_event]) & (md.month >= cohort_start) & (md.month < cohort_end) & (md.person >= 0)
-    index_month = np.full(n_people, np.iinfo(np.int64).max)
-    np.minimum.at(index_month, md.person[sel], md.month[sel])  # first index event per person
-    cohort = np.flatnonzero(index_month < np.iinfo(np.int64).max)
-    if adults_only:
-        cohort = cohort[(index_month[cohort] - md.birth_month[cohort]) / 12.0 >= adult_age_years]
-    follow_up_start = index_month[cohort] + FOLLOW_UP_OFFSET.get(index_event, 1)
-    counts = _proven_reoffences(md, cohort, follow_up_start, follow_up_months, waiting_months)
-    weight = md.weight[cohort]
+    cohort = moj_cohort(md, cohort_start, cohort_end, adults_only, adult_age_years)
+    mask = _disposal_mask(cohort, disposal)
+    members = cohort.person[mask]
+    counts = _proven_reoffences(md, members, cohort.follow_up_start[mask], follow_up_months, waiting_months)
+    weight = md.weight[members]
     total_w = weight.sum()
     reoffenders_w = (weight * (counts > 0)).sum()
     return {
@@ -353,7 +446,7 @@ def proven_reoffending(
         "reoffences_per_offender": float((weight * counts).sum() / total_w) if total_w else float("nan"),
         "reoffences_per_reoffender": float((weight * counts).sum() / reoffenders_w) if reoffenders_w else float("nan"),
         "cohort_size": float(total_w),
-        "cohort_agents": int(len(cohort)),
+        "cohort_agents": int(len(members)),
     }
 
 
@@ -372,19 +465,22 @@ def _proven_reoffences(md: Microdata, cohort: np.ndarray, follow_up_start: np.nd
     return np.bincount(who[proven], minlength=len(md.birth_month))[cohort]
 
 
+def cohort_years(months: int, follow_up_months: int = 12, waiting_months: int = 6) -> int:
+    """Annual cohorts (from month 0) whose whole follow-up and waiting period fit in a run of ``months``."""
+    return max(0, (months - follow_up_months - waiting_months - 1) // 12)
+
+
 def proven_reoffending_annual_cohorts(
-    people: pd.DataFrame | Microdata, events: pd.DataFrame | None, index_event: str, months: int, follow_up_months: int = 12,
+    people: pd.DataFrame | Microdata, events: pd.DataFrame | None, disposal: str, months: int, follow_up_months: int = 12,
     waiting_months: int = 6, adult_age_years: float = 18,
 ) -> dict[str, float]:
-    """The MoJ rate measured as the MoJ publishes it, by annual cohort: one cohort per 12 months whose whole
-    follow-up and waiting period fit in a run of ``months``; returns each year's rate and the cohort-size-weighted
-    mean (``rate``)."""
+    """The MoJ rate measured as the MoJ publishes it, by annual cohort (``cohort_years``): each year's rate of the
+    offenders with index ``disposal``, and the cohort-size-weighted mean (``rate``) and reoffences per reoffender."""
     md = _microdata(people, events)
-    offset = FOLLOW_UP_OFFSET.get(index_event, 1)
-    years = max(0, (months - follow_up_months - waiting_months - offset) // 12)
+    years = cohort_years(months, follow_up_months, waiting_months)
     out, total, weighted, reoffences = {}, 0.0, 0.0, 0.0
     for y in range(years):
-        r = proven_reoffending(md, None, index_event, 12 * y, 12 * y + 12, follow_up_months, waiting_months, adult_age_years=adult_age_years)
+        r = proven_reoffending(md, None, disposal, 12 * y, 12 * y + 12, follow_up_months, waiting_months, adult_age_years=adult_age_years)
         out[f"rate_year_{y}"] = r["rate"]
         if r["cohort_size"] > 0:
             total += r["cohort_size"]
@@ -404,56 +500,13 @@ def proven_reoffending_by_previous_convictions(
     md: Microdata, cohort_start: int, cohort_end: int, follow_up_months: int = 12, waiting_months: int = 6,
     adult_age_years: float = 18,
 ) -> dict[str, float]:
-    """MoJ one-year proven reoffending of all offenders, by criminal history (the MoJ's gradient: 11% with no
-    previous offence vs 48% with 11 or more, 2011).
-
-    Cohort: adults whose first index event in months [cohort_start, cohort_end) is a release from custody or a
-    conviction that does not send them to custody (a community order, fine, discharge or caution; the model does
-    not tell a caution from a conviction; a month with a custody start or a recall is custodial). Previous offences: proven offences (conviction events, plus the record
-    the run started from) before the index offence, i.e. convicted before the month of the index conviction or,
-    for a release, before the month of the custody start that led to it (or all those before the run if that was
-    before the run). Follow-up and the proven-reoffence rule as ``proven_reoffending``: from the release month, or
-    the month after a conviction. Returns ``rate_<band>`` and ``size_<band>`` (weighted) per
-    ``PREVIOUS_OFFENCE_BANDS``."""
-    if md.convictions_before_start is None:
-        raise ValueError("microdata without convictions_before_start: criminal history unknown")
-    big = np.int64(1) << 32  # key = person x big + (month + offset): sortable (person, month) pairs
-    off = np.int64(1) << 30
-
-    def key(person, month):
-        return person.astype(np.int64) * big + (month.astype(np.int64) + off)
-
-    ok = md.person >= 0
-    conv = ok & (md.event == EVENT_CODE["conviction"])
-    conv_key = np.sort(key(md.person[conv], md.month[conv]))
-    start = ok & (md.event == EVENT_CODE["custody_start"])
-    start_key = np.sort(key(md.person[start], md.month[start]))
-    recall = ok & (md.event == EVENT_CODE["recall"])
-    to_custody = np.concatenate([start_key, key(md.person[recall], md.month[recall])])
-    # candidate index events: non-custodial conviction months and releases, with the month their history ends
-    conv_months = distinct(conv_key)
-    non_custodial = conv_months[~np.isin(conv_months, to_custody)]  # no custody start or recall that month
-    nc_person, nc_month = non_custodial // big, non_custodial % big - off
-    rel = ok & (md.event == EVENT_CODE["release"])
-    rel_person, rel_month = md.person[rel], md.month[rel]
-    rel_key = key(rel_person, rel_month)
-    i = np.searchsorted(start_key, rel_key, side="right") - 1  # the last custody start up to the release
-    found = (i >= 0) & (start_key[np.maximum(i, 0)] // big == rel_person)
-    history_end = np.where(found, start_key[np.maximum(i, 0)] % big - off, -off)  # -off: all before the run
-    person = np.concatenate([nc_person, rel_person])
-    month = np.concatenate([nc_month, rel_month])
-    follow_up = np.concatenate([nc_month + 1, rel_month])  # offences in a conviction month came before the decision
-    history = np.concatenate([nc_month, history_end])
-    sel = (month >= cohort_start) & (month < cohort_end) & ((month - md.birth_month[person]) / 12.0 >= adult_age_years)
-    person, month, follow_up, history = person[sel], month[sel], follow_up[sel], history[sel]
-    first = np.lexsort((follow_up, month, person))  # each person's first index event (a release before a conviction)
-    person, follow_up, history = person[first], follow_up[first], history[first]
-    keep = np.r_[True, person[1:] != person[:-1]]
-    person, follow_up, history = person[keep], follow_up[keep], history[keep]
-    lo = np.searchsorted(conv_key, person * big)
-    previous = md.convictions_before_start[person] + np.searchsorted(conv_key, key(person, history)) - lo
-    reoffended = _proven_reoffences(md, person, follow_up, follow_up_months, waiting_months) > 0
-    w = md.weight[person]
+    """MoJ one-year proven reoffending of all adult offenders in the cohort (``moj_cohort``, every disposal), by
+    criminal history (``previous_offences``; the MoJ's gradient: 11% with no previous offence vs 48% with 11 or more,
+    2011). Returns ``rate_<band>`` and ``size_<band>`` (weighted) per ``PREVIOUS_OFFENCE_BANDS``."""
+    cohort = moj_cohort(md, cohort_start, cohort_end, adult_age_years=adult_age_years)
+    previous = previous_offences(md, cohort)
+    reoffended = _proven_reoffences(md, cohort.person, cohort.follow_up_start, follow_up_months, waiting_months) > 0
+    w = md.weight[cohort.person]
     out: dict[str, float] = {}
     bounds = list(PREVIOUS_OFFENCE_BANDS.values()) + [np.iinfo(np.int64).max]
     for (band, lower), upper in zip(PREVIOUS_OFFENCE_BANDS.items(), bounds[1:]):
@@ -466,11 +519,10 @@ def proven_reoffending_by_previous_convictions(
 
 def proven_reoffending_by_previous_annual_cohorts(md: Microdata, months: int, follow_up_months: int = 12, waiting_months: int = 6,
                                                   adult_age_years: float = 18) -> dict[str, float]:
-    """``proven_reoffending_by_previous_convictions`` by annual cohort (those whose follow-up and waiting period fit in
-    ``months``), each band's rate the cohort-size-weighted mean over the years."""
-    years = max(0, (months - follow_up_months - waiting_months - 1) // 12)
+    """``proven_reoffending_by_previous_convictions`` by annual cohort (``cohort_years``), each band's rate the
+    cohort-size-weighted mean over the years."""
     sums = {band: [0.0, 0.0] for band in PREVIOUS_OFFENCE_BANDS}
-    for y in range(years):
+    for y in range(cohort_years(months, follow_up_months, waiting_months)):
         r = proven_reoffending_by_previous_convictions(md, 12 * y, 12 * y + 12, follow_up_months, waiting_months, adult_age_years)
         for band, acc in sums.items():
             if r[f"size_{band}"] > 0:

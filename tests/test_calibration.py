@@ -63,7 +63,7 @@ def test_moj_window_examples():
     ])
     for person, counts in ((1, True), (2, False), (3, False)):
         sub = ev[ev["person_id"] == person]
-        r = metrics.proven_reoffending(ppl, sub, "release", 0, 12)
+        r = metrics.proven_reoffending(ppl, sub, "custody", 0, 12)
         assert r["cohort_agents"] == 1 and r["rate"] == (1.0 if counts else 0.0), person
 
 

@@ -64,7 +64,7 @@ def test_proven_reoffending_after_release():
             *offence_and_conviction(6, 3, 4),
         ]
     )
-    r = metrics.proven_reoffending(ppl, ev, "release", 0, 12, follow_up_months=12, waiting_months=6)
+    r = metrics.proven_reoffending(ppl, ev, "custody", 0, 12, follow_up_months=12, waiting_months=6)
     # cohort: 1, 2, 3 (weight 1 each) and 5 (weight 2) -> 5; reoffenders 1, 2, 5 -> 4
     assert r["cohort_agents"] == 4
     assert r["cohort_size"] == pytest.approx(5.0)
@@ -73,11 +73,11 @@ def test_proven_reoffending_after_release():
     assert r["reoffences_per_offender"] == pytest.approx((1 + 1 + 2 * 2) / 5)
     assert r["reoffences_per_reoffender"] == pytest.approx((1 + 1 + 2 * 2) / 4)
 
-    r_all = metrics.proven_reoffending(ppl, ev, "release", 0, 12, adults_only=False)
+    r_all = metrics.proven_reoffending(ppl, ev, "custody", 0, 12, adults_only=False)
     assert r_all["cohort_agents"] == 5 and r_all["rate"] == pytest.approx(5 / 6)
 
     # a shorter waiting period drops person 2's conviction in month 18 (needs < 1 + 12 + 0)
-    r_short = metrics.proven_reoffending(ppl, ev, "release", 0, 12, follow_up_months=12, waiting_months=0)
+    r_short = metrics.proven_reoffending(ppl, ev, "custody", 0, 12, follow_up_months=12, waiting_months=0)
     assert r_short["rate"] == pytest.approx(3 / 5)
 
 
@@ -93,14 +93,57 @@ def test_proven_reoffending_after_an_order_counts_offences_after_the_court_decis
             *offence_and_conviction(2, 1, 2),
         ]
     )
-    r = metrics.proven_reoffending(ppl, ev, "order_start", 0, 12)
+    r = metrics.proven_reoffending(ppl, ev, "court_order", 0, 12)
     assert r["rate"] == pytest.approx(0.5)
+
+
+def test_each_offender_is_in_a_years_cohort_once_by_the_first_disposal():
+    """As the MoJ counts: an offender with several qualifying events in the year is in the cohort once, under the
+    disposal of the first (a release, a court order, another non-custodial conviction); a release after a recall
+    is not a qualifying event (no new sentence); a release and a conviction in the same month: the release first."""
+    ppl = people([(i, "M", ADULT, None, True, 1.0) for i in range(1, 7)])
+    ev = events(
+        [
+            # 1: fined in month 1, then sentenced to custody (4) and released (6): in the cohort once, as "other"
+            *offence_and_conviction(1, 0, 1), *offence_and_conviction(1, 2, 4), (1, 4, "custody_start", None),
+            (1, 6, "release", None), *offence_and_conviction(1, 8, 9),
+            # 2: released in month 2, then a court order in month 5: in the custody cohort only; the conviction at 5
+            # (offence in month 3) is a proven reoffence
+            (2, 2, "release", None), *offence_and_conviction(2, 3, 5), (2, 5, "order_start", None),
+            # 3: a court order in month 3 (offence in month 1): court order; no reoffence
+            *offence_and_conviction(3, 1, 3), (3, 3, "order_start", None),
+            # 4: on licence from before the run, recalled in month 1 and released in month 3: not an index event;
+            # their later conviction (not to custody) is, as "other"
+            (4, 1, "recall", None), (4, 3, "release", None), *offence_and_conviction(4, 4, 6),
+            # 5: sentenced before the run, recalled (2) and re-released (4) after a new sentence (3): the release
+            # follows the sentence, so it counts
+            (5, 2, "recall", None), *offence_and_conviction(5, 1, 3), (5, 3, "custody_start", None),
+            (5, 4, "release", None),
+            # 6: released and convicted (not to custody) in month 7: the release is the index (offences of the
+            # release month came after it), and that conviction's offence in month 7 is a reoffence
+            (6, 7, "release", None), *offence_and_conviction(6, 7, 7),
+        ]
+    )
+    md = metrics.Microdata.from_frames(ppl, ev)
+    cohort = metrics.moj_cohort(md, 0, 12)
+    disposal = dict(zip(ppl["person_id"].to_numpy()[cohort.person], (metrics.DISPOSALS[d] for d in cohort.disposal)))
+    assert disposal == {1: "other", 2: "custody", 3: "court_order", 4: "other", 5: "custody", 6: "custody"}
+    custody = metrics.proven_reoffending(md, None, "custody", 0, 12)
+    assert custody["cohort_agents"] == 3 and custody["rate"] == pytest.approx(2 / 3)  # 2 and 6 reoffend, 5 does not
+    assert metrics.proven_reoffending(md, None, "court_order", 0, 12)["rate"] == 0.0
+    other = metrics.proven_reoffending(md, None, "other", 0, 12)
+    assert other["cohort_agents"] == 2 and other["reoffences_per_reoffender"] == 2.0  # person 1: offences at 2 and 8; 4: none
+    assert metrics.proven_reoffending(md, None, "all", 0, 12)["cohort_agents"] == 6
+    with_recalls = metrics.moj_cohort(md, 0, 12, recall_releases=True)
+    assert metrics.DISPOSALS[with_recalls.disposal[list(with_recalls.person).index(3)]] == "custody"  # person 4 (row 3)
+    with pytest.raises(ValueError, match="disposal"):
+        metrics.proven_reoffending(md, None, "release", 0, 12)
 
 
 def test_proven_reoffending_empty_cohort():
     ppl = people([(1, "M", ADULT, None, True, 1.0)])
     ev = events(offence_and_conviction(1, 0, 1))
-    r = metrics.proven_reoffending(ppl, ev, "release", 0, 12)
+    r = metrics.proven_reoffending(ppl, ev, "custody", 0, 12)
     assert r["cohort_agents"] == 0 and r["cohort_size"] == 0
     assert math.isnan(r["rate"])
 

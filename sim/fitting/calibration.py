@@ -77,7 +77,7 @@ def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
         s = summarise(model)
         md = metrics.Microdata.from_model(model)
         r = params.run
-        rpr = metrics.proven_reoffending_annual_cohorts(md, None, "release", params.months, r.cohort_follow_up_months,
+        rpr = metrics.proven_reoffending_annual_cohorts(md, None, "all", params.months, r.cohort_follow_up_months,
                                                        r.cohort_waiting_months, params.family.age_adult)
         history = metrics.proven_reoffending_by_previous_annual_cohorts(md, params.months, r.cohort_follow_up_months,
                                                                         r.cohort_waiting_months, params.family.age_adult)
@@ -86,7 +86,7 @@ def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
             "proven_reoffending_probation": s["proven_reoffending_rate_probation"],
             "share_offences_by_previously_convicted": s["share_offences_by_previously_convicted"],
             "share_offences_by_offenders_in_cjs": s["share_offences_by_offenders_in_cjs"],
-            "reoffences_per_reoffender_prison": rpr["reoffences_per_reoffender"],
+            "reoffences_per_reoffender_all": rpr["reoffences_per_reoffender"],
             "proven_reoffending_no_previous": history["rate_none"],
             "proven_reoffending_eleven_plus_previous": history["rate_11_plus"],
             "child_first_time_entrants_per_year": s["child_first_time_entrants_per_year"],
@@ -195,14 +195,14 @@ class _Budget(Exception):
 
 
 def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: int, workers: int, log=print,
-              long_reps: int | None = None, only: list[str] | None = None) -> dict:
+              long_reps: int | None = None, only: list[str] | None = None, overrides: tuple[str, ...] = ()) -> dict:
     """Fit the free parameters of ``stage`` ("short", "long", or "joint": all of them to every target at once).
 
     Least squares (scipy's trust-region reflective method, forward-difference Jacobian) on the residuals
     ``sqrt(weight) x (simulated - target) / half band``, each simulated value a mean over ``reps`` fixed seeds
     (common random numbers keep the residuals smooth enough to difference). Parameters are moved on an unbounded
     logit transform of their bounds (a start at a bound is moved 1% inside it). ``only`` restricts the fit to some of
-    the stage's parameters (a polish), the rest held. When the method converges it is restarted from the best point, as long as a
+    the stage's parameters (a polish), the rest held; ``overrides`` (``--set``) apply to every run (e.g. coarser weights). When the method converges it is restarted from the best point, as long as a
     restart improves on it. Stops after ``maxfev`` evaluations (each ``reps`` 10-year and ``long_reps`` (default
     ``reps``) 40-year runs, as the stage needs; Jacobian columns included) and returns the best point seen."""
     from scipy.optimize import least_squares
@@ -210,7 +210,7 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
     free = free_parameters_to_fit(stage, only)
     targets = [t for t in load_targets() if (stage == "joint" or t.run == stage) and t.weight > 0]
     runs = sorted({t.run for t in targets})
-    base = scenario_for(runs[0], scenario)
+    base = scenario_for(runs[0], scenario, overrides)
     x0 = np.array([_to_unit(current_value(base, k), spec) for k, spec in free.items()])
     history: list[tuple[float, np.ndarray]] = []
     t0 = time.perf_counter()
@@ -218,9 +218,9 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
     def objective(x):
         if len(history) >= maxfev:
             raise _Budget
-        overrides = [f"{k}={_from_unit(xi, spec)!r}" for xi, (k, spec) in zip(x, free.items())]
+        values = [f"{k}={_from_unit(xi, spec)!r}" for xi, (k, spec) in zip(x, free.items())]
         try:
-            params_by_run = {run: scenario_for(run, scenario, overrides) for run in runs}
+            params_by_run = {run: scenario_for(run, scenario, [*overrides, *values]) for run in runs}
         except ScenarioError:
             return np.full(len(targets), 1e3)
         table = compare_to_targets(measure(params_by_run, reps, seed, workers, long_reps), targets)
@@ -243,7 +243,8 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
     best_loss, best_x = min(history, key=lambda h: h[0])
     values = {k: _from_unit(xi, spec) for xi, (k, spec) in zip(best_x, free.items())}
     return {"stage": stage, "only": list(only or []), "values": values, "loss": best_loss, "evaluations": len(history), "seconds": time.perf_counter() - t0,
-            "reps": reps, "long_reps": reps if long_reps is None else long_reps, "seed": seed, "parameters": list(free)}
+            "reps": reps, "long_reps": reps if long_reps is None else long_reps, "seed": seed, "parameters": list(free),
+            "overrides": list(overrides)}
 
 
 def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION_DIR / "fitted.toml") -> None:
@@ -275,6 +276,8 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
                                           "parameters": fit.get("parameters", sorted(fit["values"]))}
         if "waves" in fit:
             record[key]["waves"] = [w["not_ruled_out"] for w in fit["waves"]]
+        if fit.get("overrides"):
+            record[key]["overrides"] = list(fit["overrides"])
     if not len(table):  # new values, not yet checked: an old record of achieved metrics would be stale
         record.pop("achieved", None)
         record.pop("date", None)

@@ -100,8 +100,8 @@ def summarise(model) -> dict[str, float]:
         md = metrics.Microdata.from_model(model)
         run = model.params.run
         window = run.cohort_follow_up_months + run.cohort_waiting_months
-        last_start = len(ts) - window  # cohorts need their whole follow-up inside the run
-        for label, event in (("prison", "release"), ("probation", "order_start")):
+        last_start = len(ts) - window - 1  # cohorts need their whole follow-up inside the run (from the month after a conviction)
+        for label, event in metrics.RATE_DISPOSALS.items():
             if last_start > 0:
                 r = metrics.proven_reoffending(
                     md, None, event, 0, min(12, last_start), run.cohort_follow_up_months, run.cohort_waiting_months,

@@ -40,7 +40,7 @@ def _outcomes(model) -> dict:
     )}
     run = params.run
     md = metrics.Microdata.from_model(model)
-    for label, event in (("prison", "release"), ("probation", "order_start")):
+    for label, event in metrics.RATE_DISPOSALS.items():
         out[f"proven_reoffending_{label}"] = metrics.proven_reoffending_annual_cohorts(
             md, None, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
         )["rate"]
