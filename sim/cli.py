@@ -661,6 +661,7 @@ def cmd_ensemble(args) -> int:
 def cmd_validate(args) -> int:
     import json
 
+    from . import metrics
     from .fitting.calibration import CALIBRATION_DIR, steadiness_summary, validate_all, write_fitted
     from .present.figures import calibration_figure, save, steadiness_figure
     from .runs.output import write_validation
@@ -701,8 +702,10 @@ def cmd_validate(args) -> int:
         print("Steadiness (each series relative to its start, mean of replicates; steady: every year within its tolerance of "
               "no change, the population of its projected growth; calibration/steadiness.toml):")
         for _, r in summary.iterrows():
+            per_head = (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f} (year "
+                        f"{int(r['worst_per_head_year']) + 1})" if pd.notna(r.get("worst_per_head")) else "")
             print(f"  {'steady' if r['steady'] else 'DRIFTS'}  {r['run']:<5} {r['series']:<26} furthest in year {r['worst_year'] + 1} of {r['years']}: "
-                  f"{r['worst_mean']:.2f} x the start, expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}")
+                  f"{r['worst_mean']:.2f} x the start, expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}{per_head}")
         print(f"-> {args.out}/calibration.png, validation.csv, steadiness.png, steadiness.csv")
     return 0 if table.loc[table["weight"] > 0, "pass"].all() else 1
 

@@ -247,12 +247,16 @@ _HAS_BIT = [(np.arange(256) >> j) & 1 == 1 for j in range(8)]  # masks with bit 
 #: by their yearly total (adult convictions: all convictions less children's), stocks by their yearly mean
 STEADY_FLOWS = ("children_convicted", "child_first_time_entrants", "adult_convictions")
 STEADY_STOCKS = ("custody", "licence", "probation", "population")
+#: the people each steady series is read per head of (``steadiness``: a population that grows carries its flows with
+#: it); these two are also series of ``yearly_relative``, shown but not judged
+PER_HEAD = {"children_convicted": "children", "child_first_time_entrants": "children", "adult_convictions": "adults",
+            "custody": "adults", "licence": "adults", "probation": "adults"}
 
 
 def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
     """Each steady series (``STEADY_FLOWS``, ``STEADY_STOCKS``) year by year relative to its start: a flow's yearly
-    total over its first year's, a stock's yearly mean over its first month. Whole years only; NaN where the start
-    is 0."""
+    total over its first year's, a stock's yearly mean over its first month; and the same for the children (under
+    18) and the adults, whom ``PER_HEAD`` reads the series per head of. Whole years only; NaN where the start is 0."""
     years = len(ts) // 12
     year = np.arange(12 * years) // 12
     ts = ts.iloc[: 12 * years]
@@ -261,9 +265,10 @@ def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
                           "adult_convictions": (ts["convictions"] - ts["children_convicted"]).to_numpy()})
     out = flows.groupby(year).sum()
     out = out / out.iloc[0].replace(0, np.nan) if years else out
-    for name in STEADY_STOCKS:
-        start = float(ts[name].iloc[0]) if years else np.nan
-        out[name] = ts[name].groupby(year).mean().to_numpy() / start if start else np.nan
+    stocks = {name: ts[name] for name in STEADY_STOCKS} | {"children": ts["children"], "adults": ts["population"] - ts["children"]}
+    for name, series in stocks.items():
+        start = float(series.iloc[0]) if years else np.nan
+        out[name] = series.groupby(year).mean().to_numpy() / start if start else np.nan
     out.index.name = "year"
     return out
 
@@ -365,7 +370,8 @@ def moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: b
     same month: offences in a release month come after it, those in a conviction month before the court's decision).
     Follow-up starts in the release month, or the month after a conviction. Previous offences are convictions before
     the index conviction's month or, for a release, before the custody start that led to it (all before the run when
-    that was before the run). Aged ``adult_age_years`` or more at the index event if ``adults_only``.
+    that was before the run). Aged ``adult_age_years`` or more at the index event if ``adults_only`` (the adult cohort; as
+    the MoJ splits one cohort of all ages, someone whose first event of the year was as a child is not in it).
     """
     conv = distinct(_keys(md, "conviction"))  # conviction months (a person's several convictions a month: one event)
     custody_start, recall = _keys(md, "custody_start"), _keys(md, "recall")
@@ -387,12 +393,12 @@ def moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: b
     follow_up = np.concatenate([rel_month, court_month + 1])
     history = np.concatenate([sentenced, court_month])
     sel = (month >= cohort_start) & (month < cohort_end)
-    if adults_only:
-        sel &= (month - md.birth_month[person]) / 12.0 >= adult_age_years
     person, month, follow_up, history, disposal = person[sel], month[sel], follow_up[sel], history[sel], disposal[sel]
     first = np.lexsort((follow_up, month, person))  # each person's first event (a release before a conviction)
-    person, follow_up, history, disposal = person[first], follow_up[first], history[first], disposal[first]
+    person, month, follow_up, history, disposal = person[first], month[first], follow_up[first], history[first], disposal[first]
     keep = np.r_[True, person[1:] != person[:-1]] if len(person) else np.zeros(0, bool)
+    if adults_only:  # adult at their index event (someone whose first event was as a child is in the youth cohort)
+        keep &= (month - md.birth_month[person]) / 12.0 >= adult_age_years
     return Cohort(person[keep], disposal[keep], follow_up[keep], history[keep])
 
 

@@ -291,7 +291,8 @@ def test_yearly_relative_takes_flows_by_yearly_total_and_stocks_by_yearly_mean()
                        "child_first_time_entrants": np.r_[np.full(12, 2.0), np.full(18, 1.0)],
                        "convictions": np.r_[np.full(12, 5.0), np.full(18, 4.0)],
                        "custody": np.r_[100.0, np.full(11, 980 / 11), np.full(18, 120.0)], "licence": np.full(months, 50.0),
-                       "probation": np.r_[20.0, np.full(6, 0.0), np.full(23, 32.0)], "population": np.r_[1000.0, np.full(29, 1100.0)]})
+                       "probation": np.r_[20.0, np.full(6, 0.0), np.full(23, 32.0)], "population": np.r_[1000.0, np.full(29, 1100.0)],
+                       "children": np.r_[200.0, np.full(29, 250.0)]})
     out = metrics.yearly_relative(ts)
     assert list(out.index) == [0, 1]
     assert out.loc[1, "children_convicted"] == 3.0  # 36 / 12
@@ -300,6 +301,28 @@ def test_yearly_relative_takes_flows_by_yearly_total_and_stocks_by_yearly_mean()
     assert out.loc[0, "custody"] == pytest.approx(0.9) and out.loc[1, "custody"] == 1.2
     assert out.loc[0, "probation"] == pytest.approx(0.75)  # (20 + 6 months at 0 + 5 at 32) / 12 = 15, over 20
     assert out.loc[0, "population"] == pytest.approx(1.0916667) and out.loc[1, "population"] == pytest.approx(1.1)
+    assert out.loc[1, "children"] == 1.25 and out.loc[1, "adults"] == pytest.approx(850 / 800)  # the people read per head of
+
+
+def test_steadiness_reads_each_series_per_head_of_the_children_or_adults():
+    """A flow that grows as fast as the people it is counted among is steady per head (a reading beside the verdict,
+    which stays on the series itself); the children and adults are shown, not judged. Per replicate, then averaged."""
+    criteria = {"tolerance": 0.10, "population_growth_10_years": 0.09, "population_tolerance": 0.03}
+    measured = pd.DataFrame(
+        _steady_rows("adult_convictions", [[1.0, 1.0], [1.2, 1.4]])  # mean 1.3 in year 1: drifts
+        + _steady_rows("adults", [[1.0, 1.0], [1.2, 1.4]])  # the adults grew alike, replicate by replicate
+        + _steady_rows("children_convicted", [[1.0, 1.0], [1.0, 1.0]])
+        + _steady_rows("children", [[1.0, 1.0], [0.8, 1.25]]))  # per head: 1.25 and 0.8, mean 1.025
+    table = steadiness(measured, criteria)
+    adult = table[table["series"] == "adult_convictions"].set_index("year")
+    assert not adult.loc[1, "within"] and adult.loc[1, "per_head"] == pytest.approx(1.0)
+    assert table[table["series"] == "children_convicted"].set_index("year").loc[1, "per_head"] == pytest.approx(1.025)
+    heads = table[table["series"].isin(["adults", "children"])]
+    assert heads["expected"].isna().all() and heads["within"].all() and heads["per_head"].isna().all()
+    summary = steadiness_summary(table).set_index(["run", "series"])
+    assert not summary.loc[("short", "adult_convictions"), "steady"]
+    assert summary.loc[("short", "adult_convictions"), "worst_per_head"] == pytest.approx(1.0)
+    assert ("short", "adults") not in summary.index  # nothing judged
 
 
 def _steady_rows(series: str, values_by_year: list[list[float]], run: str = "short") -> list[dict]:

@@ -140,6 +140,17 @@ def test_each_offender_is_in_a_years_cohort_once_by_the_first_disposal():
         metrics.proven_reoffending(md, None, "release", 0, 12)
 
 
+def test_an_offender_whose_first_event_of_the_year_was_as_a_child_is_not_in_the_adult_cohort():
+    """The MoJ splits one cohort of all ages by age at the index event: convicted at 17 in month 0 and released at 18
+    in month 6, the offender is in that year's youth cohort, not the adult one; the next year, an adult again."""
+    ppl = people([(1, "M", -213, None, True, 1.0)])  # 17.75 years old at month 0, 18 from month 3
+    ev = events([*offence_and_conviction(1, 0, 0), (1, 6, "release", None), (1, 14, "release", None)])
+    md = metrics.Microdata.from_frames(ppl, ev)
+    assert len(metrics.moj_cohort(md, 0, 12).person) == 0
+    assert list(metrics.moj_cohort(md, 0, 12, adults_only=False).disposal) == [metrics.DISPOSALS.index("other")]
+    assert list(metrics.moj_cohort(md, 12, 24).disposal) == [metrics.DISPOSALS.index("custody")]
+
+
 def test_proven_reoffending_empty_cohort():
     ppl = people([(1, "M", ADULT, None, True, 1.0)])
     ev = events(offence_and_conviction(1, 0, 1))

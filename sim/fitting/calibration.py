@@ -337,20 +337,27 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     ``STEADY_STOCKS``) and year, the mean over replicates of the series relative to its start, the 5-95% range of
     single replicates, the expected path (1; for the population, its projected growth, judged over the projection's 10
     years) with its tolerance (``criteria``, default calibration/steadiness.toml), and whether the mean is within it
-    (True where there is nothing to judge: beyond the projection, or a start of 0)."""
+    (True where there is nothing to judge: beyond the projection, or a start of 0). ``per_head``: the mean of the
+    series relative to its start per head of ``metrics.PER_HEAD`` (relative to theirs), a reading, not judged; the
+    children and adults themselves are shown, not judged."""
     c = load_steadiness_criteria() if criteria is None else criteria
-    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "expected", "tolerance", "within"]
+    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "expected", "tolerance", "within", "per_head"]
     steady = measured[measured["metric"].str.startswith("steady:")]
     if steady.empty:
         return pd.DataFrame(columns=columns)
     parts = steady["metric"].str.split(":", expand=True)
     df = steady.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
-    out = df.groupby(["run", "series", "year"], sort=False)["value"].agg(
-        mean="mean", p05=lambda v: v.quantile(0.05), p95=lambda v: v.quantile(0.95), replicates="count").reset_index()
+    heads = df[["run", "seed", "year", "series", "value"]].rename(columns={"series": "heads", "value": "heads_value"})
+    df = df.assign(heads=df["series"].map(metrics.PER_HEAD)).merge(heads, on=["run", "seed", "year", "heads"], how="left")
+    df["per_head"] = df["value"] / df["heads_value"]
+    out = df.groupby(["run", "series", "year"], sort=False).agg(
+        mean=("value", "mean"), p05=("value", lambda v: v.quantile(0.05)), p95=("value", lambda v: v.quantile(0.95)),
+        replicates=("value", "count"), per_head=("per_head", "mean")).reset_index()
     population = out["series"] == "population"
+    shown_only = out["series"].isin(set(metrics.PER_HEAD.values()))
     # a year's mean sits mid-year (month 12 y + 5.5 from the first); the projection is judged over its 10 years only
     growth = (1 + c["population_growth_10_years"]) ** ((12 * out["year"] + 5.5) / 120)
-    out["expected"] = np.where(population, np.where(out["year"] < 10, growth, np.nan), 1.0)
+    out["expected"] = np.where(population, np.where(out["year"] < 10, growth, np.nan), np.where(shown_only, np.nan, 1.0))
     out["tolerance"] = np.where(population, c["population_tolerance"], c["tolerance"])
     judged = out["expected"].notna() & out["mean"].notna()
     out["within"] = ~judged | ((out["mean"] / out["expected"] - 1).abs() <= out["tolerance"])
@@ -359,14 +366,18 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
 
 def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per run and series of ``steadiness``: the year whose mean is furthest from its expected path, that mean and the
-    path there, and whether every year stays within the tolerance."""
+    path there, whether every year stays within the tolerance, and the year and value furthest from 1 per head."""
     rows = []
     for (run, series), g in table.groupby(["run", "series"], sort=False):
         off = (g["mean"] / g["expected"] - 1).abs()
         if off.notna().sum() == 0:
             continue  # nothing to judge (a zero start, or beyond the population's projection)
         worst = g.loc[off.idxmax()]
+        per_head = (g["per_head"] - 1).abs() if "per_head" in g else pd.Series(dtype=float)
+        worst_per_head = g.loc[per_head.idxmax()] if per_head.notna().any() else None
         rows.append({"run": run, "series": series, "years": int(g["year"].max()) + 1, "worst_year": int(worst["year"]),
                      "worst_mean": float(worst["mean"]), "worst_expected": float(worst["expected"]),
-                     "tolerance": float(worst["tolerance"]), "steady": bool(g["within"].all())})
+                     "tolerance": float(worst["tolerance"]), "steady": bool(g["within"].all()),
+                     "worst_per_head_year": int(worst_per_head["year"]) if worst_per_head is not None else None,
+                     "worst_per_head": float(worst_per_head["per_head"]) if worst_per_head is not None else np.nan})
     return pd.DataFrame(rows)

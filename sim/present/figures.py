@@ -134,14 +134,17 @@ def difference_figure(series: pd.DataFrame):
 
 STEADY_LABELS = {"children_convicted": "children convicted a year", "child_first_time_entrants": "youth first-time entrants a year",
                  "adult_convictions": "adult convictions a year", "custody": "adults in custody", "licence": "adults on licence",
-                 "probation": "adults on orders", "population": "population"}
+                 "probation": "adults on orders", "population": "population", "children": "children (under 18)",
+                 "adults": "adults (18 and over)"}
 RUN_COLOURS = {"short": OKABE_ITO["blue"], "long": OKABE_ITO["orange"], "baseline": OKABE_ITO["grey"]}
 
 
 def steadiness_figure(table: pd.DataFrame):
     """Each steady series relative to its start, year by year (``sim.fitting.calibration.steadiness``): mean over
-    replicates and the 5-95% range of single replicates, per run length, against the expected path and its tolerance."""
-    series = list(dict.fromkeys(table["series"]))
+    replicates and the 5-95% range of single replicates, per run length, against the expected path and its tolerance;
+    dashed, the mean per head of the children or adults (``metrics.PER_HEAD``)."""
+    present = set(table["series"])
+    series = [name for name in STEADY_LABELS if name in present] + sorted(present - set(STEADY_LABELS))
     cols = 4
     rows = max(1, -(-len(series) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(12, 2.9 * rows), squeeze=False)
@@ -156,6 +159,8 @@ def steadiness_figure(table: pd.DataFrame):
             label = {"short": "10-year runs", "long": "40-year runs", "baseline": "baseline arm"}.get(run, run)
             ax.fill_between(g["year"] + 1, g["p05"], g["p95"], color=colour, alpha=0.2, lw=0)
             ax.plot(g["year"] + 1, g["mean"], color=colour, lw=1.6, label=f"{label} ({int(g['replicates'].max())})")
+            if "per_head" in g and g["per_head"].notna().any():
+                ax.plot(g["year"] + 1, g["per_head"], color=colour, lw=1.0, ls="--", label=f"{label}, per head")
         ax.set_title(STEADY_LABELS.get(name, name))
         ax.set_xlabel("year of the run")
     for ax in axes.flat[len(series):]:
@@ -163,8 +168,9 @@ def steadiness_figure(table: pd.DataFrame):
     for ax in axes[:, 0]:
         ax.set_ylabel("relative to the start")
     axes.flat[0].legend(frameon=False, fontsize=8)
-    fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band);\n"
-                 "green: the expected path (no change; the population as projected) and its tolerance", y=1.02)
+    fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band), "
+                 "per head of the children or adults (dashed);\ngreen: the expected path (no change; the population as projected) "
+                 "and its tolerance", y=1.02)
     fig.tight_layout()
     return fig
 
