@@ -348,6 +348,29 @@ def _last_before(keys: np.ndarray, person: np.ndarray, at: np.ndarray) -> np.nda
     return np.where(found, keys[np.maximum(i, 0)] % _BIG - _OFF, -_OFF)
 
 
+def _first_from(keys: np.ndarray, person: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each (person, month) ``at``: the month of that person's first event in ``keys`` from it on (_OFF: none)."""
+    if len(keys) == 0:
+        return np.full(len(person), _OFF)
+    i = np.searchsorted(keys, _key(person, at), side="left")
+    j = np.minimum(i, len(keys) - 1)
+    found = (i < len(keys)) & (keys[j] // _BIG == person)
+    return np.where(found, keys[j] % _BIG - _OFF, _OFF)
+
+
+def _in_custody_at_court(entries: np.ndarray, releases: np.ndarray, person: np.ndarray, month: np.ndarray) -> np.ndarray:
+    """Whether each person was in custody when the court sat in ``month``. Within a month, releases (and recalls from
+    licence) come first and sentences at court last, so: their last custody start or recall before the month came
+    after their last release up to it; or, with neither, their next release comes before any custody start or
+    recall from the month on (in custody since before the run)."""
+    entered, released = _last_before(entries, person, month - 1), _last_before(releases, person, month)
+    held = (entered > -_OFF) & (entered >= released)
+    since_before_run = (entered == -_OFF) & (released == -_OFF)
+    next_release = _first_from(releases, person, month + 1)
+    held |= since_before_run & (next_release < _OFF) & (_first_from(entries, person, month) >= next_release)
+    return held
+
+
 @dataclass
 class Cohort:
     """A year's MoJ cohort: each adult offender once, with the disposal of their index event (an index into
@@ -366,7 +389,8 @@ def moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: b
 
     Qualifying events: a release from custody (disposal custody; unless ``recall_releases``, not a release after a
     recall, which follows no new sentence), a court order starting (court_order), and a conviction in a month with no
-    custody start, recall or order start (other). The index event is the first (a release before a conviction in the
+    custody start, recall or order start, of someone not already in custody (other; a conviction on licence without
+    custody or recall is one too, as the model leaves licence to run on rather than start an order). The index event is the first (a release before a conviction in the
     same month: offences in a release month come after it, those in a conviction month before the court's decision).
     Follow-up starts in the release month, or the month after a conviction. Previous offences are convictions before
     the index conviction's month or, for a release, before the custody start that led to it (all before the run when
@@ -375,14 +399,16 @@ def moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: b
     """
     conv = distinct(_keys(md, "conviction"))  # conviction months (a person's several convictions a month: one event)
     custody_start, recall = _keys(md, "custody_start"), _keys(md, "recall")
+    entries = np.sort(np.concatenate([custody_start, recall]))
     orders = distinct(_keys(md, "order_start"))
-    non_custodial = conv[~np.isin(conv, np.concatenate([custody_start, recall]))]
-    other = non_custodial[~np.isin(non_custodial, orders)]
     rel = _keys(md, "release")
+    non_custodial = conv[~np.isin(conv, entries)]
+    other = non_custodial[~np.isin(non_custodial, orders)]
+    other = other[~_in_custody_at_court(entries, rel, other // _BIG, other % _BIG - _OFF)]  # a sentence served alongside
     rel_person, rel_month = rel // _BIG, rel % _BIG - _OFF
-    sentenced = _last_before(custody_start, rel_person, rel_month)
+    sentenced = _last_before(custody_start, rel_person, rel_month - 1)  # (a custody start in the release month came after it)
     if not recall_releases:  # the custody this release ends began with a recall, not a sentence
-        by_sentence = _last_before(recall, rel_person, rel_month) <= sentenced
+        by_sentence = _last_before(recall, rel_person, rel_month - 1) <= sentenced
         rel_person, rel_month, sentenced = rel_person[by_sentence], rel_month[by_sentence], sentenced[by_sentence]
     court = np.concatenate([orders, other])
     court_person, court_month = court // _BIG, court % _BIG - _OFF
@@ -473,7 +499,7 @@ def _proven_reoffences(md: Microdata, cohort: np.ndarray, follow_up_start: np.nd
 
 def cohort_years(months: int, follow_up_months: int = 12, waiting_months: int = 6) -> int:
     """Annual cohorts (from month 0) whose whole follow-up and waiting period fit in a run of ``months``."""
-    return max(0, (months - follow_up_months - waiting_months - 1) // 12)
+    return max(0, (months - follow_up_months - waiting_months) // 12)
 
 
 def proven_reoffending_annual_cohorts(

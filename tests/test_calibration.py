@@ -425,3 +425,42 @@ def test_sim_calibrate_records_a_polish_once(tmp_path, monkeypatch):
     after = [k for k in record if k.startswith("polish_")]
     assert after == before + [f"polish_{len(before) + 1}_short"]
     assert record["achieved"]["prison_one_year_proven_reoffending"]["simulated"] == 0.4
+
+
+def test_sim_calibrate_set_applies_to_the_fit_and_its_check_and_is_recorded(tmp_path, monkeypatch, capsys):
+    """`sim calibrate --set` (e.g. coarser weights) reaches the fit and its out-of-sample check, and the record says
+    so; with history matching it is refused in one line (sim ensemble --set does that)."""
+    import shutil
+    import tomllib
+
+    import sim.fitting.calibration as cal
+    from sim.cli import main
+
+    fitted = tmp_path / "fitted.toml"
+    shutil.copy(cal.CALIBRATION_DIR / "fitted.toml", fitted)
+    key = next(iter(cal.load_free_parameters()))
+    seen = {}
+
+    def fake_calibrate(*a, **k):
+        seen["fit"] = k["overrides"]
+        return {"stage": "short", "only": [key], "values": {key: 0.5}, "loss": 1.0, "evaluations": 2, "seconds": 1.0,
+                "reps": 1, "long_reps": 1, "seed": 5, "parameters": [key], "overrides": list(k["overrides"])}
+
+    def fake_validate(scenario, reps, seed, workers, overrides=()):
+        seen["check"] = list(overrides)
+        return pd.DataFrame(columns=["target"])
+
+    real_write = cal.write_fitted
+    monkeypatch.setattr(cal, "calibrate", fake_calibrate)
+    monkeypatch.setattr(cal, "validate", fake_validate)
+    monkeypatch.setattr(cal, "write_fitted", lambda fits, t, path=fitted: real_write(fits, t, fitted))
+    weights = ["population.scale_general=40", "population.scale_cjs_families=2"]
+    assert main(["calibrate", "--stage", "short", "--only", key, "--reps", "1", "--set", weights[0], "--set", weights[1]]) == 0
+    assert seen == {"fit": tuple(weights), "check": weights}
+    record = tomllib.loads(fitted.read_text())["calibration"]
+    newest = [k for k in record if k.startswith("polish_")][-1]
+    assert record[newest]["overrides"] == weights
+    capsys.readouterr()
+    assert main(["calibrate", "--method", "history-matching", "--set", weights[0]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--set" in err[0]

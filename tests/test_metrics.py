@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -141,14 +142,43 @@ def test_each_offender_is_in_a_years_cohort_once_by_the_first_disposal():
 
 
 def test_an_offender_whose_first_event_of_the_year_was_as_a_child_is_not_in_the_adult_cohort():
-    """The MoJ splits one cohort of all ages by age at the index event: convicted at 17 in month 0 and released at 18
-    in month 6, the offender is in that year's youth cohort, not the adult one; the next year, an adult again."""
+    """The MoJ splits one cohort of all ages by age at the index event: given an order at 17 in month 0, then custody,
+    and released at 18 in month 6, the offender is in that year's youth cohort, not the adult one; the next year, an
+    adult again."""
     ppl = people([(1, "M", -213, None, True, 1.0)])  # 17.75 years old at month 0, 18 from month 3
-    ev = events([*offence_and_conviction(1, 0, 0), (1, 6, "release", None), (1, 14, "release", None)])
+    ev = events([*offence_and_conviction(1, 0, 0), (1, 0, "order_start", None), *offence_and_conviction(1, 1, 2),
+                 (1, 2, "custody_start", None), (1, 6, "release", None), *offence_and_conviction(1, 9, 10),
+                 (1, 10, "custody_start", None), (1, 14, "release", None)])
     md = metrics.Microdata.from_frames(ppl, ev)
     assert len(metrics.moj_cohort(md, 0, 12).person) == 0
-    assert list(metrics.moj_cohort(md, 0, 12, adults_only=False).disposal) == [metrics.DISPOSALS.index("other")]
+    assert list(metrics.moj_cohort(md, 0, 12, adults_only=False).disposal) == [metrics.DISPOSALS.index("court_order")]
     assert list(metrics.moj_cohort(md, 12, 24).disposal) == [metrics.DISPOSALS.index("custody")]
+
+
+def test_a_conviction_in_custody_is_no_index_event_and_a_release_ends_only_earlier_custody():
+    """Cases a review found: a conviction while serving (a sentence served alongside, no custody start logged) does
+    not displace the release that follows; nor does one while in custody since before the run. Within a month,
+    releases come before the court: a custody start or recall later in the release month begins a new spell, so it
+    neither makes the release a recall release nor ends the history before the index offence."""
+    ppl = people([(i, "M", ADULT, None, True, 1.0) for i in range(1, 6)])
+    ev = events([
+        *offence_and_conviction(1, 1, 2), (1, 2, "custody_start", None), *offence_and_conviction(1, 0, 5),
+        (1, 9, "release", None),  # 1: custody, follow-up from 9 (the conviction at 5 was while serving)
+        *offence_and_conviction(2, -3, 3), (2, 6, "release", None),  # 2: in custody since before the run
+        *offence_and_conviction(3, 0, 1), (3, 1, "custody_start", None), (3, 4, "release", None),
+        *offence_and_conviction(3, 3, 4), (3, 4, "recall", None),  # 3: released, then recalled on a conviction: custody
+        (4, 1, "recall", None), (4, 4, "release", None), *offence_and_conviction(4, 4, 4),
+        (4, 4, "custody_start", None),  # 4: a recall release (then a new sentence): no index event this year
+        *offence_and_conviction(5, 1, 1), (5, 1, "custody_start", None), (5, 4, "release", None),
+        *offence_and_conviction(5, 2, 4), (5, 4, "custody_start", None),  # 5: the offence of month 2 was after the history
+    ])
+    md = metrics.Microdata.from_frames(ppl, ev)
+    md.convictions_before_start = np.zeros(5, np.int64)
+    cohort = metrics.moj_cohort(md, 0, 12)
+    found = {int(ppl["person_id"][r]): (metrics.DISPOSALS[d], int(f)) for r, d, f in zip(cohort.person, cohort.disposal, cohort.follow_up_start)}
+    assert found == {1: ("custody", 9), 2: ("custody", 6), 3: ("custody", 4), 5: ("custody", 4)}
+    previous = dict(zip(ppl["person_id"].to_numpy()[cohort.person], metrics.previous_offences(md, cohort)))
+    assert previous[5] == 0 and previous[1] == 0  # the convictions that led to the custody, not counted
 
 
 def test_proven_reoffending_empty_cohort():

@@ -100,7 +100,7 @@ def summarise(model) -> dict[str, float]:
         md = metrics.Microdata.from_model(model)
         run = model.params.run
         window = run.cohort_follow_up_months + run.cohort_waiting_months
-        last_start = len(ts) - window - 1  # cohorts need their whole follow-up inside the run (from the month after a conviction)
+        last_start = len(ts) - window  # cohorts need their whole follow-up inside the run (a conviction's from the next month)
         for label, event in metrics.RATE_DISPOSALS.items():
             if last_start > 0:
                 r = metrics.proven_reoffending(
