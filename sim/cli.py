@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--scheduler", type=_address, metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     ens.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a scenario value in every run (repeatable), e.g. population.scale_general=40")
+    ens.add_argument("--max-steps", type=_pos_int, default=None, metavar="N",
+                     help="steps of the random walks at most (default 40); fewer than are stored: the members those steps found")
     ens.add_argument("--show", action="store_true", help="only print what the stored ensemble says (ranges, bounds, correlations)")
     val = sub.add_parser("validate", help="every calibration target beside its simulated value, pass/fail, and a figure")
     val.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario to validate (default scenarios/baseline.toml)")
@@ -630,7 +632,8 @@ def cmd_ensemble(args) -> int:
     if not args.show:
         load_scenario(args.scenario, ["run.calibration=point", *args.set])  # fail early on a bad scenario or --set
         E.run(args.scenario, args.waves, args.points, args.reps, args.long_reps, args.seed, args.members, args.check_reps,
-              args.check_long_reps, args.workers, overrides=args.set, scheduler=args.scheduler)
+              args.check_long_reps, args.workers, overrides=args.set, scheduler=args.scheduler,
+              max_steps=args.max_steps or E.MAX_STEPS)
     if not ENSEMBLE.exists():
         raise ScenarioError(f"{ENSEMBLE}: not found; run sim ensemble without --show to make it")
     try:

@@ -213,6 +213,14 @@ def test_random_walks_go_on_where_candidates_run_short(toy, tmp_path, monkeypatc
     assert walked[[c for c in frame if c.startswith("u:")]].drop_duplicates().shape[0] == len(walked)  # each a new set
     u = E.reflect(np.array([-0.1, 0.5, 1.2]))
     assert u.tolist() == pytest.approx([0.1, 0.5, 0.8])
+    # fewer steps than are stored: no new runs, the members those steps found (for an ensemble stopped early)
+    before = len(toy)
+    first = int(walked["found_by"].str.removeprefix("random walk, step ").astype(int).min())
+    early = E.run(BASELINE, waves=2, points=16, reps=2, long_reps=1, seed=2, members=30, check_reps=3, check_long_reps=1,
+                  workers=1, store=store, out=out, log=lambda s: None, max_steps=first)
+    assert len(toy) == before
+    assert len(early) == len(frame) - (walked["found_by"] != f"random walk, step {first}").sum()
+    assert early["found_by"].isin(frame["found_by"]).all()
 def test_the_shipped_ensemble_meets_every_target_it_was_selected_on():
     """Every stored member's values lie inside the free parameters' bounds and its check runs are not shown to miss
     any fitted target of today's calibration/targets.toml (so a change of band there shows the ensemble is stale);

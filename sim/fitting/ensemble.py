@@ -129,7 +129,7 @@ def point_fit_cube(scenario, free: dict[str, dict]) -> np.ndarray:
 
 
 def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int, workers: int, store: Path = STORE,
-                   out: Path = ENSEMBLE, log=print, scheduler: str | None = None) -> pd.DataFrame:
+                   out: Path = ENSEMBLE, log=print, scheduler: str | None = None, max_steps: int = MAX_STEPS) -> pd.DataFrame:
     """Find ``members`` parameter sets that each meet every target in their own check runs, write them to ``out`` and
     return them.
 
@@ -138,8 +138,9 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     thin for the emulators to hit), random walks go on from what passed and from the point fit: ``CHAINS`` walks in
     the unit box, each step a normal move of ``STEP_SD`` of every range, taken when the new set meets every target in
     its check runs (approximate Bayesian computation by Markov chain Monte Carlo with a uniform prior on the box and
-    the bands as the acceptance region; Marjoram et al. 2003), until ``members`` have passed or ``MAX_STEPS``. Every
-    check is kept in ``store`` (check_<round>.parquet, walk_<step>.parquet) and a rerun resumes them."""
+    the bands as the acceptance region; Marjoram et al. 2003), until ``members`` have passed or ``max_steps`` (a rerun
+    with fewer steps than stored writes the members of those steps). Every check is kept in ``store``
+    (check_<round>.parquet, walk_<step>.parquet) and a rerun resumes them."""
     runs, settings = load_waves(store)
     free = load_free_parameters()
     if settings["free"] != free:
@@ -177,7 +178,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
         starts = np.vstack([point_fit_cube(scenario, free), passed.loc[passed["passes"], [f"u:{k}" for k in free]].to_numpy()])
         current = starts[np.arange(CHAINS) % len(starts)]
         log(f"random walks: {CHAINS} chains from the point fit and the {len(starts) - 1} sets that passed")
-        for step in range(1, MAX_STEPS + 1):
+        for step in range(1, max_steps + 1):
             if kept >= members:
                 break
             proposal = reflect(current + np.random.default_rng([seed, step]).normal(0, STEP_SD, current.shape))
@@ -254,13 +255,13 @@ def ensemble_correlations(frame: pd.DataFrame) -> pd.DataFrame:
 
 def run(scenario, waves: int, points: int, reps: int, long_reps: int, seed: int, members: int, check_reps: int,
         check_long_reps: int, workers: int, overrides=(), store: Path = STORE, out: Path = ENSEMBLE, log=print,
-        scheduler: str | None = None) -> pd.DataFrame:
+        scheduler: str | None = None, max_steps: int = MAX_STEPS) -> pd.DataFrame:
     """The history match (resumed where its runs are stored), then the ensemble built from it, on local worker
     processes or the Dask cluster at ``scheduler``."""
     t0 = time.perf_counter()
     history_match(scenario, waves, points, reps, long_reps, seed, workers, store=store, log=log, overrides=overrides,
                   scheduler=scheduler)
     frame = build_ensemble(scenario, members, check_reps, check_long_reps, workers, store=store, out=out, log=log,
-                           scheduler=scheduler)
+                           scheduler=scheduler, max_steps=max_steps)
     log(f"done in {time.perf_counter() - t0:.0f} s")
     return frame
