@@ -390,13 +390,13 @@ def moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: b
     Qualifying events: a release from custody (disposal custody; unless ``recall_releases``, not a release after a
     recall, which follows no new sentence), a court order starting (court_order), and a conviction in a month with no
     custody start, recall or order start, of someone not already in custody (other; a conviction on licence without
-    custody or recall is one too, as the model leaves licence to run on rather than start an order). The index event is the first (a release before a conviction in the
-    same month: offences in a release month come after it, those in a conviction month before the court's decision).
-    Follow-up starts in the release month, or the month after a conviction. Previous offences are convictions before
-    the index conviction's month or, for a release, before the custody start that led to it (all before the run when
-    that was before the run). Aged ``adult_age_years`` or more at the index event if ``adults_only`` (the adult cohort; as
-    the MoJ splits one cohort of all ages, someone whose first event of the year was as a child is not in it).
-    """
+    custody or recall is one too, as the model leaves licence to run on rather than start an order). The index event
+    is the first (a release before a conviction in the same month: offences in a release month come after it, those
+    in a conviction month before the court's decision). Follow-up starts in the release month, or the month after a
+    conviction. Previous offences are convictions before the index conviction's month or, for a release, before the
+    custody start that led to it (all before the run when that was before the run). Aged ``adult_age_years`` or more
+    at the index event if ``adults_only`` (the adult cohort; as the MoJ splits one cohort of all ages, someone whose
+    first event of the year was as a child is not in it)."""
     conv = distinct(_keys(md, "conviction"))  # conviction months (a person's several convictions a month: one event)
     custody_start, recall = _keys(md, "custody_start"), _keys(md, "recall")
     entries = np.sort(np.concatenate([custody_start, recall]))
