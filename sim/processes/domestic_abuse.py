@@ -105,15 +105,18 @@ def _month(model, month: int, record: bool) -> None:
     # the victim's run of incidents: a repeat if within the window of their last; high-risk once the run is long
     gap = month - p.da_victim_last_month[victim]
     repeat = gap <= da.repeat_window_months
-    new_year = p.da_victim_last_month[victim] // 12 != month // 12  # their first incident in this year of the run
+    once = np.zeros(len(victim), bool)  # a victim of two perpetrators this month (a partner and a former one): once
+    once[np.unique(victim, return_index=True)[1]] = True
+    new_year = once & (p.da_victim_last_month[victim] // 12 != month // 12)  # their first incident in this year of the run
     before = np.where(repeat, p.da_victim_run[victim], 0)
-    p.da_victim_run[victim] = before + count
+    p.da_victim_run[victim] = before
+    np.add.at(p.da_victim_run, victim, count)  # the month's incidents of every pair the victim is in
     p.da_victim_last_month[victim] = month
     exposed = expose_children(model, perp, victim, month)
     separate_after_abuse(model, perp, victim, month)
     if not record:
         return
-    newly_high = (before < da.high_risk_min_incidents) & (before + count >= da.high_risk_min_incidents)
+    newly_high = once & (before < da.high_risk_min_incidents) & (p.da_victim_run[victim] >= da.high_risk_min_incidents)
     model.events.add("da_incident", by, month, victim=np.repeat(victim, count))
     tally = model.tally
     weights = np.repeat(w, count)
