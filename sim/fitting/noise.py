@@ -34,9 +34,9 @@ def replicate_noise(params: Params, seed: int) -> dict:
         seconds = time.perf_counter() - t0
         md, children = metrics.Microdata.from_model(model), timeseries_frame(model)["children_convicted"].to_numpy()
     run = params.run
-    rates = {label: metrics.proven_reoffending_annual_cohorts(md, None, event, params.months, run.cohort_follow_up_months,
+    rates = {label: metrics.proven_reoffending_annual_cohorts(md, None, disposal, params.months, run.cohort_follow_up_months,
                                                               run.cohort_waiting_months, params.family.age_adult)
-             for label, event in metrics.RATE_DISPOSALS.items()}
+             for label, disposal in metrics.RATE_DISPOSALS.items()}
     yearly_children = children[: len(children) // 12 * 12].reshape(-1, 12).sum(axis=1)
     return {"seconds": seconds, "agents": agents,
             "prison": [v for k, v in rates["prison"].items() if k.startswith("rate_year_")],

@@ -101,17 +101,17 @@ def summarise(model) -> dict[str, float]:
         run = model.params.run
         window = run.cohort_follow_up_months + run.cohort_waiting_months
         last_start = len(ts) - window  # cohorts need their whole follow-up inside the run (a conviction's from the next month)
-        for label, event in metrics.RATE_DISPOSALS.items():
+        for label, disposal in metrics.RATE_DISPOSALS.items():
             if last_start > 0:
                 r = metrics.proven_reoffending(
-                    md, None, event, 0, min(12, last_start), run.cohort_follow_up_months, run.cohort_waiting_months,
+                    md, None, disposal, 0, min(12, last_start), run.cohort_follow_up_months, run.cohort_waiting_months,
                     adult_age_years=model.params.family.age_adult,
                 )
                 out[f"proven_reoffending_rate_{label}_first_year"] = r["rate"]
                 out[f"reoffences_per_reoffender_{label}_first_year"] = r["reoffences_per_reoffender"]
                 out[f"cohort_size_{label}_first_year"] = r["cohort_size"]
                 annual = metrics.proven_reoffending_annual_cohorts(
-                    md, None, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, model.params.family.age_adult
+                    md, None, disposal, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, model.params.family.age_adult
                 )
                 out[f"proven_reoffending_rate_{label}"] = annual["rate"]
     return out

@@ -40,9 +40,9 @@ def _outcomes(model) -> dict:
     )}
     run = params.run
     md = metrics.Microdata.from_model(model)
-    for label, event in metrics.RATE_DISPOSALS.items():
+    for label, disposal in metrics.RATE_DISPOSALS.items():
         out[f"proven_reoffending_{label}"] = metrics.proven_reoffending_annual_cohorts(
-            md, None, event, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
+            md, None, disposal, len(ts), run.cohort_follow_up_months, run.cohort_waiting_months, params.family.age_adult
         )["rate"]
     return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, model.params), "params": model.params, "draws": model.parameter_draws,
             "ensemble_member": model.ensemble_member}
