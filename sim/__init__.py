@@ -3,12 +3,30 @@
 Layers, lowest first; a module imports only from its own layer or those below it (tests/test_layout.py checks):
 state <- processes <- model (sim.model, sim.metrics) <- appraisal <- runs <- fitting <- present <- entry points
 (sim.cli, sim.bench, sim.ema).
-"""
 
-from .model import ReoffendingModel
-from .runs.batch import run_batch
-from .state.params import Params
-from .state.scenario import ScenarioError, load_scenario
+The exports below are imported on first use, so that ``import sim.runs.worker`` (the first thing a pool worker
+runs) does not import the model.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import ReoffendingModel
+    from .runs.batch import run_batch
+    from .state.params import Params
+    from .state.scenario import ScenarioError, load_scenario
+
+#: each export and the module that holds it
+_EXPORTS = {"ReoffendingModel": ".model", "run_batch": ".runs.batch", "Params": ".state.params",
+            "ScenarioError": ".state.scenario", "load_scenario": ".state.scenario"}
 
 __all__ = ["ReoffendingModel", "Params", "ScenarioError", "load_scenario", "run_batch"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -460,6 +460,50 @@ def test_sigint_to_the_process_group_is_handled_once(tmp_path, compiled_kernels)
     assert 1 <= len(done) < 300 and read_manifest(out)["failed"] == []
 
 
+def grandchildren(pid: int) -> list[int]:
+    """The children of ``pid``'s children: under forkserver, the pool workers (children of the forkserver)."""
+    parents = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    children = {p for p, pp in parents.items() if pp == pid}
+    return [p for p, pp in parents.items() if pp in children]
+
+
+@linux_only
+def test_workers_ignore_sigint_from_the_moment_they_start(tmp_path):
+    """A Ctrl-C that lands while a worker is still starting (importing the model, which takes a second or more)
+    must not reach it: it used to print a KeyboardInterrupt traceback, or kill the worker and break the batch.
+    Every worker gets a SIGINT every 20 ms from the moment it exists until the batch ends; the batch must finish
+    as if nothing happened. (Whether the forkserver is the workers' parent or not, they are grandchildren of the
+    main process, with the forkserver or the resource tracker in between or beside; those ignore SIGINT themselves
+    once started and are left alone.)"""
+    out = tmp_path / "batch"
+    proc = sim_popen("run", BASELINE, "--reps", 6, "--seed", SEED, "--workers", 2, "--out", out, *SET_ONE_YEAR)
+    signalled: set[int] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            for pid in grandchildren(proc.pid):
+                try:
+                    os.kill(pid, signal.SIGINT)
+                    signalled.add(pid)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert signalled, "no worker was ever seen"
+    assert proc.returncode == 0 and "KeyboardInterrupt" not in stderr and "Traceback" not in stderr, stderr
+    assert len(read_replicates(out)) == 6
+
+
 @linux_only
 def test_sigterm_stops_the_batch_and_resume_completes_it(tmp_path, reference, compiled_kernels):
     result, elapsed, out = interrupted_batch(tmp_path, REPS, lambda proc: proc.send_signal(signal.SIGTERM))

@@ -90,6 +90,16 @@ def draw_candidates(emulators: list[Emulator], overall: Emulator, targets: list[
     return cube[np.concatenate([good, rest])]
 
 
+def _stored_round(path: Path, free: dict, size: int) -> np.ndarray | None:
+    """A round's candidates as the store holds them, when it holds the whole round (``size`` rows): they are not
+    drawn again, since the draw goes through the emulators' fit, which another version of scikit-learn or scipy can
+    move. A part-run round is drawn again and must match what was run (``evaluate`` checks)."""
+    if not path.exists():
+        return None
+    stored = pd.read_parquet(path, columns=[f"u:{k}" for k in free]).to_numpy()
+    return stored if len(stored) == size else None
+
+
 def _check(scenario, free, cube, weighted, targets, check_reps, check_long_reps, seed, workers, path, overrides, scheduler,
            log) -> pd.DataFrame:
     """Run each row of ``cube`` on the check seeds (resumed from ``path``) and say whether it meets every target."""
@@ -164,9 +174,11 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
         wanted = members - kept
         if wanted <= 0 or (checked and checked[-1]["passes"].mean() < MIN_PASS_RATE):
             break
-        cube = draw_candidates(emulators, overall, targets, math.ceil(OVERSAMPLE * wanted), seed + round_)
-        if round_ == 1:
-            cube = cube[:PILOT]  # a pilot: whether the emulators find sets that fit at all
+        drawn = math.ceil(OVERSAMPLE * wanted)
+        size = min(PILOT, drawn) if round_ == 1 else drawn  # round 1, a pilot: do the emulators find sets that fit?
+        cube = _stored_round(store / f"check_{round_}.parquet", free, size)
+        if cube is None:
+            cube = draw_candidates(emulators, overall, targets, drawn, seed + round_)[:size]
         log(f"round {round_}: checking {len(cube)} candidates ({check_reps} 10-year and {check_long_reps} 40-year replicates each)")
         done = _check(*common, cube, weighted, targets, check_reps, check_long_reps, seed, workers,
                       store / f"check_{round_}.parquet", overrides, scheduler, log)

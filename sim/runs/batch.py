@@ -35,7 +35,6 @@ import hashlib
 import json
 import math
 import multiprocessing
-import multiprocessing.connection
 import os
 import queue
 import re
@@ -63,6 +62,7 @@ from .outdir import claimed, read_manifest, remove_ours
 from .output import ensemble_record, git_commit, manifest, summarise, timeseries_frame, versions
 from .preflight import check_scheduler
 from .progress import Progress
+from .worker import init_worker
 
 #: seconds without any replicate finishing after which a batch is declared stalled (unless told otherwise)
 DEFAULT_STALL_TIMEOUT = 600.0
@@ -167,15 +167,31 @@ def _main_script_hidden():
         main.__dict__.update(saved)
 
 
+@contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread while it starts processes: a process inherits the mask, so a worker (or the
+    forkserver, and through it every worker) is born with SIGINT blocked and a Ctrl-C cannot reach it before
+    ``sim.runs.worker.init_worker`` ignores it; here a SIGINT waits and arrives when the mask is restored.
+    CPython's resource tracker starts the same way."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class _ProcessPool(ProcessPoolExecutor):
     """A process pool for batches: workers start without the main script, ignore SIGINT and die with the main
-    process (see ``_worker_init``)."""
+    process (see ``sim.runs.worker``)."""
 
     def __init__(self, max_workers: int, mp_context):
-        super().__init__(max_workers=max_workers, mp_context=mp_context, initializer=_worker_init)
+        super().__init__(max_workers=max_workers, mp_context=mp_context, initializer=init_worker)
 
     def submit(self, fn, /, *args, **kwargs):
-        with _main_script_hidden():  # under forkserver and spawn, workers are started by submit, on demand
+        with _main_script_hidden(), _sigint_blocked():  # under forkserver and spawn, workers are started by submit
             return super().submit(fn, *args, **kwargs)
 
     def kill(self) -> None:
@@ -186,24 +202,6 @@ class _ProcessPool(ProcessPoolExecutor):
         for p in list((self._processes or {}).values()):
             p.kill()
         self.shutdown(wait=False)
-
-
-def _worker_init() -> None:
-    """In each pool worker: leave Ctrl-C to the main process, which stops the batch once for all; and exit as soon
-    as the main process is gone, even killed by SIGKILL, rather than run on as an orphan. The parent's sentinel
-    is the read end of the pipe the main process started this worker through (under forkserver too: the
-    forkserver hands the worker that pipe, whose write end only the main process holds), so it becomes ready
-    when the main process exits. With the workers gone, the forkserver and resource tracker exit too (they stop
-    when the last holder of their pipe does)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), name="exit-with-parent", daemon=True).start()
-
-
-def _exit_with_parent(sentinel: int) -> None:
-    multiprocessing.connection.wait([sentinel])
-    os._exit(1)
 
 
 @contextmanager
