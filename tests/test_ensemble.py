@@ -244,9 +244,6 @@ def test_random_walks_go_on_where_candidates_run_short(toy, tmp_path, monkeypatc
 MIN_SHIPPED_MEMBERS = 50
 
 
-@pytest.mark.xfail(strict=True,  # (a known gap: turns red the day the ensemble has 100 members, to drop this mark)
-                   reason="made again on 2026-12-04 after MoJ cohort counting: the random walks stopped short of 100 "
-                          "members for lack of time; sim ensemble --max-steps resumes them from calibration/history_matching/")
 def test_the_shipped_ensemble_has_at_least_100_members():
     assert len(pd.read_parquet(S.ENSEMBLE)) >= 100
 
