@@ -62,6 +62,7 @@ class ReoffendingModel(mesa.Model):
         self.stocks = StockTally()  # the end-of-month stocks, kept up to date by monthly_record (first counted here)
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
         self.initial_stocks = justice_stocks(self.stocks.update(p, self.month - 12 * params.family.age_adult)[0])
+        self.arrival_donors = exits.arrival_donors(self)  # whom resident-like in-migrants resemble
         offending.record_past_convictions(self, self.people.new_rows("records"))
         offending.prime_court_queue(self)
         domestic_abuse.prime(self)  # partner abuse in the year before the start: its runs and court cases

@@ -217,7 +217,8 @@ def test_small_stratum_finds_partners_from_outside():
     from sim.state.events import EVENT_CODE
 
     def run(*extra):
-        model = ReoffendingModel(load("run.years=2", *SMALL, *extra), seed=4)
+        # in-migrants all from the general population: then only partners from outside arrive at a lower weight
+        model = ReoffendingModel(load("run.years=2", *SMALL, "demography.arrivals_like_residents_share=0", *extra), seed=4)
         p, general, made = model.people, model.params.population.scale_general, []
         for _ in range(model.params.months):
             model.step()
@@ -488,3 +489,71 @@ def test_newcomers_bring_the_records_their_past_gives_them():
     as_child = last < born + 12 * model.params.family.age_adult  # a child's convictions all count
     assert untouched.any() and ((last <= month[untouched] - recent) | as_child).all()
     assert (p.prev_convictions[rows] >= brought).all()
+
+
+def test_in_migrants_resemble_the_starting_adults_of_their_age():
+    """At ``arrivals_like_residents_share`` 1 the in-migrants are, real person for real person, like the starting
+    population's adults of in-migrants' ages: as many known offenders and their families among them (agents of the
+    lower weight) and the same propensities; at 0 they come from the general population only, as before. Either way
+    about ``arrivals_per_year`` real people arrive a year."""
+    from conftest import SMALL, load
+
+    from sim.model import ReoffendingModel
+    from sim.processes import exits
+
+    def arrivals(share: float):
+        model = ReoffendingModel(load("run.years=1", *SMALL, f"demography.arrivals_like_residents_share={share}",
+                                      "demography.arrivals_per_year=60000"), seed=8)
+        rows = []
+        for month in range(36):  # the arrivals of three years, on the starting population
+            model.month = month
+            rows.append(exits.arrivals(model))
+        rows = np.concatenate(rows)
+        p = model.people
+        return model, p.weight[rows], np.log(p.propensity[rows]), p.propensity[rows] == p.innate_propensity[rows]
+
+    def weighted_mean(x, w):
+        return float((x * w).sum() / w.sum())
+
+    model, w, log_prop, innate = arrivals(1.0)
+    donors, pop = model.arrival_donors, model.params.population
+    cjs = donors.weight < pop.scale_general
+    assert 0.03 < weighted_mean(cjs, donors.weight) < 0.3  # known offenders and families: a share of these ages
+    assert w.sum() / 3 == pytest.approx(60000, rel=0.12)
+    assert weighted_mean(w < pop.scale_general, w) == pytest.approx(weighted_mean(cjs, donors.weight), abs=0.04)
+    donor_log = np.log(donors.innate_propensity)
+    assert weighted_mean(log_prop, w) == pytest.approx(weighted_mean(donor_log, donors.weight), abs=0.08)
+    assert innate.all()
+
+    _, w0, log_prop0, _ = arrivals(0.0)
+    assert w0.sum() / 3 == pytest.approx(60000, rel=0.12)
+    assert (w0 == pop.scale_general).all()
+    assert weighted_mean(log_prop0, w0) == pytest.approx(np.log(pop.propensity_median_general), abs=0.08)
+    # the mean hazard: the offenders among residents (a few per cent of them) raise it by about half
+    assert weighted_mean(np.exp(log_prop), w) == pytest.approx(weighted_mean(donors.innate_propensity, donors.weight), rel=0.1)
+    assert weighted_mean(np.exp(log_prop0), w0) < 0.8 * weighted_mean(np.exp(log_prop), w)
+
+
+def test_resident_like_in_migrants_are_the_same_people_in_both_arms(monkeypatch):
+    """In-migrants resemble the people the run started from, not those of this month, so a policy that changes who
+    is where changes none of them (common random numbers)."""
+    from conftest import SMALL, load
+
+    from sim.model import ReoffendingModel
+    from sim.processes import exits
+
+    arrived, real = [], exits.arrivals
+
+    def spy(model):
+        rows = real(model)
+        p = model.people
+        arrived[-1].append(np.c_[p.person_id[rows], p.propensity[rows], p.weight[rows], p.birth_month[rows], p.needs[rows]])
+        return rows
+
+    monkeypatch.setattr(exits, "arrivals", spy)
+    for policy in ((), ("justice.release_fraction=0.4",)):
+        arrived.append([])
+        ReoffendingModel(load("run.years=2", *SMALL, "demography.arrivals_like_residents_share=1", *policy), seed=4).run()
+    baseline, other = (np.concatenate(a) for a in arrived)
+    assert len(baseline) > 50 and (baseline[:, 2] < load(*SMALL).population.scale_general).any()
+    np.testing.assert_array_equal(baseline, other)

@@ -8,6 +8,7 @@ Exits keep their row (``present = False``) so family links and the event log sta
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -109,29 +110,65 @@ def step(model) -> None:
     model.remove_agents(gone)
 
 
+@dataclass(frozen=True)
+class ArrivalDonors:
+    """The adults of the starting population of an in-migrant's age: whom a resident-like in-migrant resembles."""
+
+    innate_propensity: np.ndarray
+    sex_male: np.ndarray
+    needs: np.ndarray
+    weight: np.ndarray
+
+
+def arrival_donors(model) -> ArrivalDonors:
+    """The starting population's adults aged ``arrival_age_min``-``arrival_age_max``, taken before the first month: so
+    both arms of a comparison draw their in-migrants from the same people (common random numbers)."""
+    p, d = model.people, model.params.demography
+    age = (model.month - p.birth_month[: p.n]) / 12.0
+    rows = np.flatnonzero(p.present[: p.n] & (age >= d.arrival_age_min) & (age < d.arrival_age_max))
+    return ArrivalDonors(p.innate_propensity[rows].copy(), p.sex_male[rows].copy(), p.needs[rows].copy(), p.weight[rows].copy())
+
+
 def arrivals(model) -> np.ndarray:
-    """Adults moving into the area (general population, no convictions); returns their rows.
+    """Adults moving into the area; returns their rows. A share ``arrivals_like_residents_share`` of them resemble
+    the starting population's adults of their age (propensity, sex, needs and the weight of one of them, drawn
+    evenly over agents, so real people as the residents are), the rest are drawn from the general population. A
+    steady Essex renews itself like with like: in-migrants drawn only from the general population thinned its
+    offending per head over 40 years (README, Calibration). Their records come from their hazard
+    (``offending.record_past_convictions``).
 
     Their ids derive from (month, arrival number), so they are the same people in every scenario.
     """
     p, month, draws, d, pop = model.people, model.month, model.draws, model.params.demography, model.params.population
-    expected = d.arrivals_per_year / 12.0 / pop.scale_general
-    k = int(expected) + int(draws.uniform("arrivals", month, np.array([0]))[0] < expected - int(expected))
+    donors = model.arrival_donors
+    like = d.arrivals_like_residents_share if len(donors.weight) else 0.0
+    real = d.arrivals_per_year / 12.0
+    k_general = _arrivals_count(draws, "arrivals", month, (1.0 - like) * real / pop.scale_general)
+    k_like = _arrivals_count(draws, "arrivals_like_residents", month, like * real / donors.weight.mean()) if like > 0 else 0
+    k = k_general + k_like
     if k == 0:
         return np.zeros(0, np.int64)
     ids = hash_ids(np.full(k, -(month + 1)), np.arange(k))
     age = d.arrival_age_min + draws.uniform("arrival_age", month, ids) * (d.arrival_age_max - d.arrival_age_min)
-    z = draws.normal("arrival_propensity", month, ids)
+    z = draws.normal("arrival_propensity", month, ids[:k_general])
+    donor = np.minimum((draws.uniform("arrival_donor", month, ids[k_general:]) * len(donors.weight)).astype(np.int64),
+                       len(donors.weight) - 1)
     rows = p.add(
         k,
         person_id=ids,
-        sex_male=draws.uniform("arrival_sex", month, ids) < d.arrival_male_share,
+        sex_male=np.concatenate([draws.uniform("arrival_sex", month, ids[:k_general]) < d.arrival_male_share, donors.sex_male[donor]]),
         birth_month=month - np.rint(age * 12).astype(np.int32),
-        weight=pop.scale_general,
-        propensity=pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z),
-        needs=needs_at_prevalence(draws, "arrival_needs", month, ids, model.params.needs.prevalence_general),
+        weight=np.concatenate([np.full(k_general, pop.scale_general), donors.weight[donor]]),
+        propensity=np.concatenate([pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z), donors.innate_propensity[donor]]),
+        needs=np.concatenate([needs_at_prevalence(draws, "arrival_needs", month, ids[:k_general], model.params.needs.prevalence_general),
+                              donors.needs[donor]]),
         status_at_start=COMMUNITY_START,
     )
     model.events.add("arrival", rows, month)
     model.tally.add("arrivals", p.weight[rows].sum())
     return rows
+
+
+def _arrivals_count(draws, stream: str, month: int, expected: float) -> int:
+    """Agents arriving this month: ``expected`` rounded up or down at random, so that its mean is ``expected``."""
+    return int(expected) + int(draws.uniform(stream, month, np.array([0]))[0] < expected - int(expected))

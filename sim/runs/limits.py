@@ -187,7 +187,12 @@ def _estimate_concrete(params: Params, events: bool) -> Estimate:
     years = f(run.years)
     months = float(round(years * 12)) if math.isfinite(years) else math.inf
     t = months / 12.0
-    arrivals = f(d.arrivals_per_year) / w_gen  # agents a year (sim.processes.exits.arrivals)
+    # agents a year (sim.processes.exits.arrivals): the resident-like share at the adults' mean weight (those of
+    # in-migrants' ages are more often known offenders, of lower weight: an estimate)
+    like = f(d.arrivals_like_residents_share)
+    adult_agents = cjs_adults / w_cjs + adults / w_gen
+    mean_weight = (cjs_adults + adults) / adult_agents if adult_agents > 0 else w_gen
+    arrivals = f(d.arrivals_per_year) * ((1.0 - like) / w_gen + like / mean_weight)
     births = FERTILE_WOMEN_SHARE * (PARTNERED_SHARE * f(d.fertility_partnered_per_year)
                                     + (1 - PARTNERED_SHARE) * f(d.fertility_single_per_year))
     q40 = f(d.mortality_gompertz_a) * math.exp(min(700.0, 40.0 * f(d.mortality_gompertz_b)))
