@@ -4,6 +4,7 @@ match, candidates, check runs) on a toy response whose answer is known."""
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 
@@ -190,7 +191,8 @@ def test_the_ensemble_keeps_only_checked_sets_that_meet_every_band(toy, tmp_path
 def test_a_round_the_store_holds_whole_is_not_drawn_again(toy, tmp_path, monkeypatch):
     """The candidates of a round come from the emulators' fit, which another version of scikit-learn or scipy can
     move: a rerun takes a whole stored round as it is (it used to draw again and refuse the store as made by other
-    code). A round stored in part is drawn again, and refused if the draw differs from what was run."""
+    code). A round stored in part is drawn again, and refused if the draw differs from what was run; rounds drawn
+    from fewer waves than the emulators now have are refused."""
     store, out = tmp_path / "hm", tmp_path / "ensemble.parquet"
     args = dict(waves=2, points=16, reps=2, long_reps=1, seed=2, members=12, check_reps=3, check_long_reps=1, workers=1,
                 store=store, out=out, log=lambda s: None)
@@ -204,6 +206,9 @@ def test_a_round_the_store_holds_whole_is_not_drawn_again(toy, tmp_path, monkeyp
     pd.read_parquet(check).iloc[:-1].to_parquet(check)  # the round's last set not run yet
     with pytest.raises(ScenarioError, match="not this wave's design"):
         E.run(BASELINE, **args)
+    # a history match carried a wave further has other emulators: its rounds are not those stored
+    with pytest.raises(ScenarioError, match="check runs were made with"):
+        E.run(BASELINE, **(args | {"waves": 3}))
 
 
 def test_an_ensemble_from_runs_of_other_targets_is_refused(toy, tmp_path, monkeypatch):
@@ -365,3 +370,14 @@ def test_sim_ensemble_show_on_an_unreadable_file_is_one_clear_line(monkeypatch, 
     assert main(["ensemble", "--show"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and "cannot be read as an ensemble" in err[0]
+
+
+def test_the_shipped_history_match_store_resumes_with_the_shipped_baseline():
+    """`sim ensemble` replays calibration/history_matching/ only while its settings are today's: the baseline's text
+    (by its hash), the free parameters and the targets. An edit of scenarios/baseline.toml that leaves every run as
+    it was (a source's wording, a new parameter at a neutral value) must update the store's scenario_sha256 with it;
+    one that changes the runs needs the history match run again (this test then fails until it is)."""
+    settings = json.loads((hm.STORE / "settings.json").read_text())
+    today = hm.store_settings(BASELINE, settings["points"], settings["reps"], settings["long_reps"], settings["seed"],
+                              settings.get("overrides", ()))
+    hm._claim_store(hm.STORE, today)  # raises where a rerun would be refused (and writes nothing: the store exists)

@@ -109,10 +109,12 @@ def _check(scenario, free, cube, weighted, targets, check_reps, check_long_reps,
                                            {t.metric: done[f"se:{t.metric}"].to_numpy() for t in targets}, CHECK_Z))
 
 
-def _claim_checks(store: Path, check_reps: int, check_long_reps: int) -> None:
-    """Keep the check runs with the replicates that made them (``checks.json``): a rerun with others is refused
-    rather than mixed with them."""
-    claim, text = store / "checks.json", json.dumps({"check_reps": check_reps, "check_long_reps": check_long_reps})
+def _claim_checks(store: Path, check_reps: int, check_long_reps: int, waves: int) -> None:
+    """Keep the check runs with the replicates that made them and the waves whose emulators drew their candidates
+    (``checks.json``): a rerun with others is refused rather than mixed with them (a stored round is not drawn
+    again, see ``_stored_round``, so a history match carried further must not meet rounds drawn before it)."""
+    claim = store / "checks.json"
+    text = json.dumps({"check_reps": check_reps, "check_long_reps": check_long_reps, "waves": waves})
     if claim.exists():
         if claim.read_text() != text:
             raise ScenarioError(f"{store}: its check runs were made with {claim.read_text()}; rerun with those, or move "
@@ -161,7 +163,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     if [t.name for t in targets] != settings["targets"]:
         raise ScenarioError(f"{store}: its runs were ruled in or out by other targets than calibration/targets.toml's; "
                             "rerun the history match")
-    _claim_checks(store, check_reps, check_long_reps)
+    _claim_checks(store, check_reps, check_long_reps, int(runs["wave"].nunique()))
     overrides = settings.get("overrides", [])
     seed = settings["seed"] + CHECK_SEED_OFFSET
     log(f"emulators of {len(runs)} runs in {runs['wave'].nunique()} waves")

@@ -205,6 +205,18 @@ def best_point(emulators: list[Emulator], targets: list[Target], runs: pd.DataFr
     return cube[best], float(loss[best])
 
 
+def store_settings(scenario, points: int, reps: int, long_reps: int, seed: int, overrides=()) -> dict:
+    """The settings a history match's runs are kept with (``settings.json``): the scenario by the hash of its text
+    (the record names the runs' scenario without keeping a stale copy of it), the design, the free parameters and
+    the targets."""
+    settings = {"scenario_sha256": hashlib.sha256(Path(scenario).read_bytes()).hexdigest(), "points": points, "reps": reps,
+                "long_reps": long_reps, "seed": seed, "free": load_free_parameters(),
+                "targets": [t.name for t in fitted_targets()]}
+    if overrides:
+        settings["overrides"] = list(overrides)
+    return settings
+
+
 def _claim_store(store: Path, settings: dict) -> None:
     """Keep a wave's runs with the settings that made them: a rerun with the same settings resumes them; other
     settings are refused (ScenarioError) rather than mixed with them or written over them."""
@@ -253,12 +265,7 @@ def history_match(scenario, waves: int, points: int, reps: int, long_reps: int, 
     free = load_free_parameters()
     weighted = [t for t in load_targets() if t.weight > 0]
     targets = fitted_targets(weighted)
-    # (the scenario by the hash of its text: the record names the runs' scenario without keeping a stale copy of it)
-    settings = {"scenario_sha256": hashlib.sha256(Path(scenario).read_bytes()).hexdigest(), "points": points, "reps": reps,
-                "long_reps": long_reps, "seed": seed, "free": free, "targets": [t.name for t in targets]}
-    if overrides:
-        settings["overrides"] = list(overrides)
-    _claim_store(store, settings)
+    _claim_store(store, store_settings(scenario, points, reps, long_reps, seed, overrides))
     t0 = time.perf_counter()
     cube = latin_hypercube(points, len(free), seed)
     history, runs, emulators = [], pd.DataFrame(), []

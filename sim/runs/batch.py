@@ -188,7 +188,8 @@ class _ProcessPool(ProcessPoolExecutor):
     process (see ``sim.runs.worker``)."""
 
     def __init__(self, max_workers: int, mp_context):
-        super().__init__(max_workers=max_workers, mp_context=mp_context, initializer=init_worker)
+        with _sigint_blocked():  # (what starts here, such as the resource tracker, is born with SIGINT blocked too)
+            super().__init__(max_workers=max_workers, mp_context=mp_context, initializer=init_worker)
 
     def submit(self, fn, /, *args, **kwargs):
         with _main_script_hidden(), _sigint_blocked():  # under forkserver and spawn, workers are started by submit
