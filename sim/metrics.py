@@ -7,7 +7,7 @@ All counts are weighted, i.e. scaled back to real people.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -298,6 +298,8 @@ class Microdata:
     birth_month: np.ndarray
     weight: np.ndarray
     convictions_before_start: np.ndarray | None = None  # per person: the record the run starts from
+    #: the MoJ cohorts built from these data (``moj_cohort``), by their arguments: one build serves every disposal
+    cohorts: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_frames(cls, people: pd.DataFrame, events: pd.DataFrame) -> "Microdata":
@@ -385,6 +387,15 @@ class Cohort:
 
 def moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: bool = True, adult_age_years: float = 18,
                recall_releases: bool = RECALL_RELEASES_COUNT) -> Cohort:
+    """``_moj_cohort``, built once per ``md`` and arguments (each disposal's rate reads the same cohort)."""
+    key = (cohort_start, cohort_end, adults_only, adult_age_years, recall_releases)
+    if key not in md.cohorts:
+        md.cohorts[key] = _moj_cohort(md, *key)
+    return md.cohorts[key]
+
+
+def _moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: bool, adult_age_years: float,
+                recall_releases: bool) -> Cohort:
     """The offenders whose first qualifying event in months [cohort_start, cohort_end) falls there, each once.
 
     Qualifying events: a release from custody (disposal custody; unless ``recall_releases``, not a release after a
