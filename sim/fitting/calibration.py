@@ -31,6 +31,13 @@ from ..state.scenario import ScenarioError, load_scenario
 
 CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
 RUN_YEARS = {"short": 10, "long": 40}
+#: ``sim validate`` runs its long runs on to 45 years, to show the baseline's steadiness that far (issue 14)
+VALIDATE_YEARS = {"short": 10, "long": 45}
+#: the years the population projection covers (calibration/steadiness.toml): the steady series are judged as levels
+#: over them, per head after them
+PROJECTION_YEARS = 10
+#: the father-son targets count the sons a 40-year run observes from 10 to 40, in a longer run too
+SONS_LAST_MONTH = 40 * 12 - 1
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ def load_free_parameters(path: Path = CALIBRATION_DIR / "free_parameters.toml") 
 
 
 def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
-    """The target metrics of one replicate, a 10-year run ("short") or a 40-year run ("long"), and its steady series
+    """The target metrics of one replicate, a 10-year run ("short") or a 40-year (or longer) run ("long"), and its steady series
     year by year (``steady:<run>:<series>:<year>``, see ``steadiness``)."""
     with ReoffendingModel(params, seed=seed, record_offences=False) as model:
         model.run()
@@ -101,7 +108,8 @@ def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
             "men_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=True),
             "women_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=False),
         }
-    sons = metrics.sons_convicted_by_age(people_frame(model), events_frame(model), 40)
+    # the sons of the first 40 years: a longer run's first 40 years are a 40-year run's, month for month
+    sons = metrics.sons_convicted_by_age(people_frame(model), events_frame(model), 40, last_month=SONS_LAST_MONTH)
     return {
         "sons_convicted_by_40_father_convicted": sons["rate_father_convicted"],
         "sons_convicted_by_40_father_not_convicted": sons["rate_father_not_convicted"],
@@ -124,11 +132,11 @@ def measure(params_by_run: dict[str, Params], reps: int, seed: int, workers: int
     return pd.DataFrame(rows)
 
 
-def scenario_for(run: str, scenario: str | Path, overrides=()) -> Params:
-    """The scenario as a calibration run runs it: ``run`` years long, at the point fit (``run.calibration=point``:
-    a fit moves the values of calibration/fitted.toml, which ensemble members would replace) unless ``overrides``
-    say otherwise."""
-    return load_scenario(scenario, ["run.calibration=point", *overrides, f"run.years={RUN_YEARS[run]}"])
+def scenario_for(run: str, scenario: str | Path, overrides=(), years: dict[str, int] = RUN_YEARS) -> Params:
+    """The scenario as a calibration run runs it: ``years[run]`` years long, at the point fit
+    (``run.calibration=point``: a fit moves the values of calibration/fitted.toml, which ensemble members would
+    replace) unless ``overrides`` say otherwise."""
+    return load_scenario(scenario, ["run.calibration=point", *overrides, f"run.years={years[run]}"])
 
 
 def compare_to_targets(measured: pd.DataFrame, targets: list[Target]) -> pd.DataFrame:
@@ -323,7 +331,8 @@ def validate_all(scenario: str | Path, reps: int, seed: int, workers: int, overr
     """``validate``'s table, and the steadiness of the same runs (``steadiness``)."""
     targets = load_targets()
     runs = {t.run for t in targets}
-    measured = measure({run: scenario_for(run, scenario, overrides) for run in sorted(runs)}, reps, seed, workers, long_reps)
+    measured = measure({run: scenario_for(run, scenario, overrides, VALIDATE_YEARS) for run in sorted(runs)}, reps, seed, workers,
+                       long_reps)
     return compare_to_targets(measured, targets), steadiness(measured)
 
 
@@ -335,13 +344,16 @@ def load_steadiness_criteria(path: Path = CALIBRATION_DIR / "steadiness.toml") -
 def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None) -> pd.DataFrame:
     """How steady the runs of ``measure`` are: per run ("short", "long"), series (``metrics.STEADY_FLOWS``,
     ``STEADY_STOCKS``) and year, the mean over replicates of the series relative to its start, the 5-95% range of
-    single replicates, the expected path (1; for the population, its projected growth, judged over the projection's 10
-    years) with its tolerance (``criteria``, default calibration/steadiness.toml), and whether the mean is within it
-    (True where there is nothing to judge: beyond the projection, or a start of 0). ``per_head``: the mean of the
-    series relative to its start per head of ``metrics.PER_HEAD`` (relative to theirs), a reading, not judged; the
-    children and adults themselves are shown, not judged."""
+    single replicates, the mean per head of ``metrics.PER_HEAD`` (the series per head relative to its start), the
+    expected path with its tolerance (``criteria``, default calibration/steadiness.toml) and whether the mean is
+    within it (``within``; True where there is nothing to judge: a start of 0, or the children and adults themselves,
+    which are shown only). ``judged`` says what is judged: over the population projection's 10 years the series
+    itself ("level": no change; the population its projected growth); after them, when the population has grown by
+    more than any tolerance, each series per head ("per head": no change) and the population against the projection's
+    rate continued (a wider, assumed tolerance)."""
     c = load_steadiness_criteria() if criteria is None else criteria
-    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "expected", "tolerance", "within", "per_head"]
+    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "judged", "expected", "tolerance",
+               "within"]
     steady = measured[measured["metric"].str.startswith("steady:")]
     if steady.empty:
         return pd.DataFrame(columns=columns)
@@ -355,29 +367,36 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
         replicates=("value", "count"), per_head=("per_head", "mean")).reset_index()
     population = out["series"] == "population"
     shown_only = out["series"].isin(set(metrics.PER_HEAD.values()))
-    # a year's mean sits mid-year (month 12 y + 5.5 from the first); the projection is judged over its 10 years only
-    growth = (1 + c["population_growth_10_years"]) ** ((12 * out["year"] + 5.5) / 120)
-    out["expected"] = np.where(population, np.where(out["year"] < 10, growth, np.nan), np.where(shown_only, np.nan, 1.0))
-    out["tolerance"] = np.where(population, c["population_tolerance"], c["tolerance"])
-    judged = out["expected"].notna() & out["mean"].notna()
-    out["within"] = ~judged | ((out["mean"] / out["expected"] - 1).abs() <= out["tolerance"])
+    projected = out["year"] < PROJECTION_YEARS
+    # a year's mean sits mid-year (month 12 y + 5.5 from the first): the projection's growth, continued after its years
+    out["expected"] = np.where(shown_only, np.nan, np.where(
+        population, (1 + c["population_growth_10_years"]) ** ((12 * out["year"] + 5.5) / (12 * PROJECTION_YEARS)), 1.0))
+    out["judged"] = np.where(shown_only, "", np.where(projected | population, "level", "per head"))
+    out["tolerance"] = np.where(population, np.where(projected, c["population_tolerance"],
+                                                     c["population_tolerance_after_projection"]), c["tolerance"])
+    value = np.where(out["judged"] == "per head", out["per_head"], out["mean"])
+    judged = out["expected"].notna() & pd.notna(value)
+    out["within"] = ~judged | (np.abs(value / out["expected"] - 1) <= out["tolerance"])
     return out[columns].sort_values(["run", "series", "year"], kind="stable").reset_index(drop=True)
 
 
 def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per run and series of ``steadiness``: the year whose mean is furthest from its expected path, that mean and the
-    path there, whether every year stays within the tolerance, and the year and value furthest from 1 per head."""
+    """Per run and series of ``steadiness``: the year whose judged value (``judged``: the level, or per head) is
+    furthest from its expected path, that value, what it is and the path there, whether every year stays within the
+    tolerance, and the year and value furthest from 1 per head."""
     rows = []
     for (run, series), g in table.groupby(["run", "series"], sort=False):
-        off = (g["mean"] / g["expected"] - 1).abs()
+        value = g["per_head"].where(g["judged"] == "per head", g["mean"])
+        off = (value / g["expected"] - 1).abs()
         if off.notna().sum() == 0:
-            continue  # nothing to judge (a zero start, or beyond the population's projection)
-        worst = g.loc[off.idxmax()]
+            continue  # nothing to judge (a zero start, or the children and adults themselves)
+        worst = off.idxmax()
         per_head = (g["per_head"] - 1).abs() if "per_head" in g else pd.Series(dtype=float)
         worst_per_head = g.loc[per_head.idxmax()] if per_head.notna().any() else None
-        rows.append({"run": run, "series": series, "years": int(g["year"].max()) + 1, "worst_year": int(worst["year"]),
-                     "worst_mean": float(worst["mean"]), "worst_expected": float(worst["expected"]),
-                     "tolerance": float(worst["tolerance"]), "steady": bool(g["within"].all()),
+        rows.append({"run": run, "series": series, "years": int(g["year"].max()) + 1, "worst_year": int(g.loc[worst, "year"]),
+                     "worst_value": float(value[worst]), "worst_judged": str(g.loc[worst, "judged"]),
+                     "worst_expected": float(g.loc[worst, "expected"]), "tolerance": float(g.loc[worst, "tolerance"]),
+                     "steady": bool(g["within"].all()),
                      "worst_per_head_year": int(worst_per_head["year"]) if worst_per_head is not None else None,
                      "worst_per_head": float(worst_per_head["per_head"]) if worst_per_head is not None else np.nan})
     return pd.DataFrame(rows)

@@ -156,7 +156,7 @@ def steadiness_figure(table: pd.DataFrame):
         ax.plot(year, path["expected"], color=OKABE_ITO["green"], lw=1)
         for run, g in table[table["series"] == name].groupby("run", sort=False):
             colour = RUN_COLOURS.get(run, OKABE_ITO["grey"])
-            label = {"short": "10-year runs", "long": "40-year runs", "baseline": "baseline arm"}.get(run, run)
+            label = {"short": "10-year runs", "long": "long runs", "baseline": "baseline arm"}.get(run, run)
             ax.fill_between(g["year"] + 1, g["p05"], g["p95"], color=colour, alpha=0.2, lw=0)
             ax.plot(g["year"] + 1, g["mean"], color=colour, lw=1.6, label=f"{label} ({int(g['replicates'].max())})")
             if "per_head" in g and g["per_head"].notna().any():
@@ -170,7 +170,7 @@ def steadiness_figure(table: pd.DataFrame):
     axes.flat[0].legend(frameon=False, fontsize=8)
     fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band), "
                  "per head of the children or adults (dashed);\ngreen: the expected path (no change; the population as projected) "
-                 "and its tolerance", y=1.02)
+                 "and its tolerance (after the projection's 10 years: per head)", y=1.02)
     fig.tight_layout()
     return fig
 

@@ -199,15 +199,17 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
     words = ("Every series stays within its tolerance: the differences above are measured against a steady baseline."
              if drifting.empty else
              "<b>The baseline is not steady</b>, so part of any difference is measured against a changing background: "
-             + "; ".join(f"{F.STEADY_LABELS.get(r['series'], r['series'])}: {r['worst_mean']:.2f} x the start in year "
-                         f"{r['worst_year'] + 1} of {r['years']} (expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}"
+             + "; ".join(f"{F.STEADY_LABELS.get(r['series'], r['series'])}: {r['worst_value']:.2f} x the start"
+                         f"{' per head' if r['worst_judged'] == 'per head' else ''} in year {r['worst_year'] + 1} of {r['years']} "
+                         f"(expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}"
                          + (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f}"
                             if pd.notna(r.get("worst_per_head")) else "") + ")"
                          for _, r in drifting.iterrows()) + ". The README's Calibration section says why and what is being done.")
     return f'<p class="note">{words}</p>' + _figure(
         path, "The baseline arm's series relative to the start (flows: their first year; stocks: their first month, as in sim validate): mean "
               "over replicates and 5-95% of single replicates; dashed: the same per head of the children or adults; green: no "
-              "change (the population: its projected growth) and the tolerance (calibration/steadiness.toml).")
+              "change (the population: its projected growth) and the tolerance (calibration/steadiness.toml); after the "
+              "projection's 10 years each series is judged per head.")
 
 
 #: names of a comparison's metrics in words (the rest: underscores to spaces)
