@@ -29,6 +29,7 @@ FLOWS = (
     "first_time_entrants",
     "children_convicted",
     "child_first_time_entrants",
+    "cautions",  # proven offences dealt with by a caution, reprimand or warning (justice.cautions)
     "custody_starts",
     "releases",
     "recalls",
@@ -276,10 +277,10 @@ def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
 # --- cohort metrics on microdata ------------------------------------------------------------------------------
 
 #: the MoJ's index disposals: each adult offender is in a year's cohort once, by the first of their qualifying events in
-#: it (a release from custody, or a conviction at court that does not send them to custody), and the published rates
-#: are those of the offenders whose index disposal was custody (a release), a court order (community or
-#: suspended-sentence order) or another non-custodial disposal (fine, discharge; the model has no separate caution)
-DISPOSALS = ("custody", "court_order", "other")
+#: it (a release from custody, a conviction at court that does not send them to custody, or a caution), and the
+#: published rates are those of the offenders whose index disposal was custody (a release), a court order (community or
+#: suspended-sentence order), another court disposal (fine, discharge) or a caution (``justice.cautions``)
+DISPOSALS = ("custody", "court_order", "other", "caution")
 #: the published rates the targets name, by their index disposal
 RATE_DISPOSALS = {"prison": "custody", "probation": "court_order"}
 #: whether a release after a recall (not a new sentence) is a qualifying event
@@ -335,9 +336,9 @@ def _key(person: np.ndarray, month: np.ndarray) -> np.ndarray:
     return person.astype(np.int64) * _BIG + (month.astype(np.int64) + _OFF)
 
 
-def _keys(md: Microdata, event: str) -> np.ndarray:
-    """The (person, month) keys of every ``event``, sorted."""
-    sel = (md.person >= 0) & (md.event == EVENT_CODE[event])
+def _keys(md: Microdata, *events: str) -> np.ndarray:
+    """The (person, month) keys of every event of the kinds ``events``, sorted."""
+    sel = (md.person >= 0) & np.isin(md.event, [EVENT_CODE[e] for e in events])
     return np.sort(_key(md.person[sel], md.month[sel]))
 
 
@@ -399,13 +400,14 @@ def _moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: 
     """The offenders whose first qualifying event in months [cohort_start, cohort_end) falls there, each once.
 
     Qualifying events: a release from custody (disposal custody; unless ``recall_releases``, not a release after a
-    recall, which follows no new sentence), a court order starting (court_order), and a conviction in a month with no
+    recall, which follows no new sentence), a court order starting (court_order), a conviction in a month with no
     custody start, recall or order start, of someone not already in custody (other; a conviction on licence without
-    custody or recall is one too, as the model leaves licence to run on rather than start an order). The index event
-    is the first (a release before a conviction in the same month: offences in a release month come after it, those
-    in a conviction month before the court's decision). Follow-up starts in the release month, or the month after a
-    conviction. Previous offences are convictions before the index conviction's month or, for a release, before the
-    custody start that led to it (all before the run when that was before the run). Aged ``adult_age_years`` or more
+    custody or recall is one too, as the model leaves licence to run on rather than start an order), and a caution
+    (caution). The index event is the first (a release before a conviction or caution in the same month: offences in a
+    release month come after it, those in a conviction month before the court's decision). Follow-up starts in the
+    release month, or the month after a conviction or caution. Previous offences are convictions and cautions before
+    the index event's month or, for a release, before the custody start that led to it (with the record the run
+    started from). Aged ``adult_age_years`` or more
     at the index event if ``adults_only`` (the adult cohort; as the MoJ splits one cohort of all ages, someone whose
     first event of the year was as a child is not in it)."""
     conv = distinct(_keys(md, "conviction"))  # conviction months (a person's several convictions a month: one event)
@@ -421,12 +423,15 @@ def _moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: 
     if not recall_releases:  # the custody this release ends began with a recall, not a sentence
         by_sentence = _last_before(recall, rel_person, rel_month - 1) <= sentenced
         rel_person, rel_month, sentenced = rel_person[by_sentence], rel_month[by_sentence], sentenced[by_sentence]
-    court = np.concatenate([orders, other])
+    cautioned = distinct(_keys(md, "caution"))  # (a person's cases of a month are all cautioned, or all go to court)
+    court = np.concatenate([orders, other, cautioned])
     court_person, court_month = court // _BIG, court % _BIG - _OFF
     person = np.concatenate([rel_person, court_person])
     month = np.concatenate([rel_month, court_month])
-    disposal = np.concatenate([np.zeros(len(rel_person), np.int8), np.ones(len(orders), np.int8),
-                               np.full(len(other), 2, np.int8)])
+    disposal = np.concatenate([np.full(len(rel_person), DISPOSALS.index("custody"), np.int8),
+                               np.full(len(orders), DISPOSALS.index("court_order"), np.int8),
+                               np.full(len(other), DISPOSALS.index("other"), np.int8),
+                               np.full(len(cautioned), DISPOSALS.index("caution"), np.int8)])
     follow_up = np.concatenate([rel_month, court_month + 1])
     history = np.concatenate([sentenced, court_month])
     sel = (month >= cohort_start) & (month < cohort_end)
@@ -441,12 +446,12 @@ def _moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: 
 
 def previous_offences(md: Microdata, cohort: Cohort) -> np.ndarray:
     """Each cohort member's proven offences before their index offence: the record the run started from, plus
-    convictions before ``history_end``."""
+    convictions and cautions before ``history_end``."""
     if md.convictions_before_start is None:
         raise ValueError("microdata without convictions_before_start: criminal history unknown")
-    conv = _keys(md, "conviction")
-    lo = np.searchsorted(conv, cohort.person.astype(np.int64) * _BIG)
-    return md.convictions_before_start[cohort.person] + np.searchsorted(conv, _key(cohort.person, cohort.history_end)) - lo
+    proven = _keys(md, "conviction", "caution")
+    lo = np.searchsorted(proven, cohort.person.astype(np.int64) * _BIG)
+    return md.convictions_before_start[cohort.person] + np.searchsorted(proven, _key(cohort.person, cohort.history_end)) - lo
 
 
 def _disposal_mask(cohort: Cohort, disposal: str) -> np.ndarray:
@@ -496,11 +501,11 @@ def proven_reoffending(
 def _proven_reoffences(md: Microdata, cohort: np.ndarray, follow_up_start: np.ndarray, follow_up_months: int,
                        waiting_months: int) -> np.ndarray:
     """Proven reoffences of each person in ``cohort`` (rows): offences committed in months [f, f + follow-up) that
-    are convicted before month f + follow-up + waiting, f being the person's ``follow_up_start``."""
+    are convicted (or cautioned) before month f + follow-up + waiting, f being the person's ``follow_up_start``."""
     f = np.zeros(len(md.birth_month), np.int64)
     in_cohort = np.zeros(len(md.birth_month), bool)
     f[cohort], in_cohort[cohort] = follow_up_start, True
-    conv = (md.event == EVENT_CODE["conviction"]) & (md.person >= 0)
+    conv = ((md.event == EVENT_CODE["conviction"]) | (md.event == EVENT_CODE["caution"])) & (md.person >= 0)
     conv &= in_cohort[np.where(md.person >= 0, md.person, 0)]
     who, om, when = md.person[conv], md.offence_month[conv], md.month[conv]
     fw = f[who]

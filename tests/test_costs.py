@@ -42,6 +42,7 @@ def hand_params():
         crime_cost_share_health=0.1,
         crime_cost_share_response=0.1,  # left out: costed from arrests, courts, sentences; social = 1 - 0.5 = 0.5
         police_cost_per_proven_offence=Money(1000.0, "2012-13"),  # -> 1000
+        police_cost_per_caution=Money(250.0, "2015-16"),  # -> 200
         court_cost_per_conviction=Money(800.0, "2011-12"),  # -> 1000
         prison_cost_per_month=Money(3000.0, "2012-13"),
         probation_order_cost_per_month=Money(200.0, "2012-13"),
@@ -96,6 +97,7 @@ def hand_series(params, months: int = 24) -> pd.DataFrame:
     ts["probation"] = 3.0
     ts["licence"] = 2.0
     ts.loc[ts["month"] == 0, "recalls"] = 1.0
+    ts.loc[ts["month"] == 7, "cautions"] = 2.0
     ts.loc[ts["month"] == 5, "children_convicted"] = 1.0
     ts.loc[ts["month"] == 5, "youth_supervision"] = 2.0
     ts.loc[ts["month"] == 6, "youth_custody"] = 1.0
@@ -194,6 +196,9 @@ def test_ledger_by_hand(hand_params):
     assert cell(led, 5, "local_authority", "fiscal_cashable") == pytest.approx(0.5 * 600)
     assert cell(led, 5, "youth_justice", "fiscal_cashable") == pytest.approx(0.4 * (2000 + 2 * 500))  # conviction + supervision
     assert cell(led, 6, "youth_justice", "fiscal_non_cashable") == pytest.approx(0.6 * 5000)  # a child-month in custody
+    # month 7: two cautions cost the police 200 each, and the courts nothing (month 1's conviction only)
+    assert cell(led, 7, "police", "fiscal_non_cashable") == pytest.approx(0.9 * (1000 + 2 * 200))
+    assert cell(led, 7, "courts", "fiscal_non_cashable") == pytest.approx(cell(led, 1, "courts", "fiscal_non_cashable"))
     # month 13 (year 1): violence 1 x 8000 + theft 5 x 1600 = 16,000; 3 in custody; 10 families
     assert cell(led, 13, "victims_and_society", "social") == pytest.approx(0.5 * 16000)
     assert cell(led, 13, "nhs", "fiscal_non_cashable") == pytest.approx(0.9 * (0.1 * 16000 + 2 * 200))

@@ -83,7 +83,10 @@ def ledger(ts: pd.DataFrame, params) -> pd.DataFrame:
         ("wider_economy", "economic", unemployed * uprate(c.lost_output_per_month_unemployed, c)),
     ]
     rows += _fiscal("nhs", crime * c.crime_cost_share_health + need_months_nhs + referred_treatment(ts, params), c.cashable_share_nhs)
-    rows += _fiscal("police", ts["offences_proven"].to_numpy() * uprate(c.police_cost_per_proven_offence, c), c.cashable_share_police)
+    cautions = ts["cautions"].to_numpy() if "cautions" in ts else 0.0  # (runs written before cautions: none)
+    police = (ts["offences_proven"].to_numpy() * uprate(c.police_cost_per_proven_offence, c)
+              + cautions * uprate(c.police_cost_per_caution, c))
+    rows += _fiscal("police", police, c.cashable_share_police)
     rows += _fiscal("courts", ts["convictions"].to_numpy() * uprate(c.court_cost_per_conviction, c), c.cashable_share_courts)
     # prison places free cash only when whole units close, which only a comparison of two runs can tell
     # (``compare.stepped_prison_cash``): here every prisoner-month is non-cashable

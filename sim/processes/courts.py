@@ -1,5 +1,9 @@
 """Courts process: proven offences come to conviction after their court lag, and sentencing follows.
 
+When out-of-court disposals are on (``justice.cautions``), the police first deal with some of the month's proven
+offences by a caution (for children: a reprimand, final warning or youth caution), more often for a first offence and
+for children, never for someone under sentence: a caution is a proven offence on the record (the MoJ counts it as one,
+and a first caution makes a first-time entrant) but not a conviction, and goes to no court and no sentence.
 A conviction adds to the person's record and may end their offending career (desistance after a conviction, as
 in MacLeod, Grove & Farrington's model of criminal careers, lowers their propensity). Sentencing picks custody, a community (or suspended-sentence) order or
 another disposal (fine, discharge, caution) by a logistic model of previous convictions, the offence, age and
@@ -66,6 +70,12 @@ def p_order(prev_convictions, j) -> np.ndarray:
     return logistic(j.order_log_odds_intercept + j.order_log_odds_per_log_prev * np.log1p(prev_convictions))
 
 
+def p_caution(prev_offences, is_youth, j) -> np.ndarray:
+    """Probability that a proven offence is dealt with by a caution rather than at court (someone at liberty)."""
+    return logistic(j.caution_log_odds_intercept + j.caution_log_odds_per_log_prev * np.log1p(prev_offences)
+                    + j.youth_caution_log_odds * is_youth)
+
+
 def p_desist(prev_convictions, j) -> np.ndarray:
     """Probability that a conviction ends a criminal career (falls as convictions accumulate)."""
     return logistic(j.desist_log_odds_intercept + j.desist_log_odds_per_log_prev * np.log1p(prev_convictions))
@@ -84,6 +94,11 @@ def step(model) -> None:
     rows, offence_month, kind = rows[keep], offence_month[keep], kind[keep]
     if len(rows) == 0:
         return
+    if j.cautions:
+        cautioned = caution(model, rows, offence_month, kind)
+        rows, offence_month, kind = rows[~cautioned], offence_month[~cautioned], kind[~cautioned]
+        if len(rows) == 0:
+            return
     model.events.add("conviction", rows, month, offence_month=offence_month, offence_type=kind)
     # one sentencing decision per person per month, for their most serious case
     people_conv, case_person = distinct_inverse(rows)
@@ -94,9 +109,10 @@ def step(model) -> None:
     age = (month - p.birth_month[people_conv]) / 12.0
     youth = age < model.params.family.age_adult
     model.tally.add("convictions", p.weight[rows].sum())
-    model.tally.add("first_time_entrants", w[prev == 0].sum())
+    first = (prev + p.prev_cautions[people_conv]) == 0  # nothing on their record yet: a first-time entrant
+    model.tally.add("first_time_entrants", w[first].sum())
     model.tally.add("children_convicted", w[youth].sum())
-    model.tally.add("child_first_time_entrants", w[(prev == 0) & youth].sum())
+    model.tally.add("child_first_time_entrants", w[first & youth].sum())
     p.prev_convictions[people_conv] += np.bincount(case_person, minlength=len(people_conv)).astype(np.int32)
     p.last_conviction_month[people_conv] = month
     p.changed(people_conv, needs=True, children=True)  # their needs group, sentence and (for their children) record
@@ -115,6 +131,32 @@ def step(model) -> None:
     on_licence = people_conv[~to_custody & (status == LICENCE)]
     lic_ids = p.person_id[on_licence]
     justice.recall(model, on_licence[draws.uniform("recall_on_conviction", month, lic_ids) < j.p_recall_on_conviction])
+
+
+def caution(model, rows: np.ndarray, offence_month: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Out-of-court disposals of this month's due cases (rows, one per case): one decision per person, for all their
+    cases, by their record (convictions and cautions) and age; someone under sentence goes to court. The cautioned
+    get a ``caution`` event per case and the record, first-time entry and desistance chance a proven offence brings.
+    Returns which cases were cautioned."""
+    p, month, draws, j = model.people, model.month, model.draws, model.params.justice
+    people_due, case_person = distinct_inverse(rows)
+    record = p.prev_convictions[people_due] + p.prev_cautions[people_due]
+    youth = (month - p.birth_month[people_due]) / 12.0 < model.params.family.age_adult
+    ids = p.person_id[people_due]
+    chosen = (p.status[people_due] == FREE) & (draws.uniform("caution", month, ids) < p_caution(record, youth, j))
+    cases = chosen[case_person]
+    if not cases.any():
+        return cases
+    model.events.add("caution", rows[cases], month, offence_month=offence_month[cases], offence_type=kind[cases])
+    who = people_due[chosen]
+    w, first, youth = p.weight[who], record[chosen] == 0, youth[chosen]
+    model.tally.add("cautions", p.weight[rows[cases]].sum())
+    model.tally.add("first_time_entrants", w[first].sum())
+    model.tally.add("child_first_time_entrants", w[first & youth].sum())
+    p.prev_cautions[who] += np.bincount(case_person[cases], minlength=len(people_due))[chosen].astype(np.int32)
+    desist = draws.uniform("desistance", month, ids[chosen]) < p_desist(p.prev_convictions[who], j)
+    p.propensity[who[desist]] *= j.desisted_propensity_multiplier
+    return cases
 
 
 def sentence_custody(model, rows: np.ndarray, z: np.ndarray) -> None:

@@ -19,6 +19,7 @@ EVENT_NAMES = (
     "exit",  # moved out of the area
     "arrival",  # moved into the area
     "da_incident",  # a police-attended domestic-abuse incident: the perpetrator's row; victim_id says against whom
+    "caution",  # an out-of-court disposal (caution, reprimand, warning) of a proven offence; offence_month as a conviction's
 )
 EVENT_CODE = {name: code for code, name in enumerate(EVENT_NAMES)}
 NO_MONTH = np.iinfo(np.int32).min  # offence_month of events that are not about an offence (offences may predate month 0)

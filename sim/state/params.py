@@ -196,6 +196,10 @@ class JusticeParams:
     desist_log_odds_intercept: float = _f(ANY, "desistance: log-odds that a first conviction ends an offending career")
     desist_log_odds_per_log_prev: float = _f(ANY, "desistance: change in log-odds per log(1 + previous convictions)")
     desisted_propensity_multiplier: float = _f(POS, "desistance: propensity multiplier for someone who desists")
+    cautions: bool = _f("true or false", "out-of-court disposals: the police deal with some proven offences by a caution (false: every proven offence goes to court)")
+    caution_log_odds_intercept: float = _f(ANY, "out-of-court disposals: log-odds that an adult's first proven offence is cautioned")
+    caution_log_odds_per_log_prev: float = _f(ANY, "out-of-court disposals: change in log-odds per log(1 + previous convictions and cautions)")
+    youth_caution_log_odds: float = _f(ANY, "out-of-court disposals: extra log-odds for under-18s (reprimands, final warnings, youth cautions)")
 
 
 @dataclass(frozen=True)
@@ -348,6 +352,7 @@ class CostParams:
     crime_cost_share_health: float = _f(PROB, "share that is NHS treatment of victims (fiscal)")
     crime_cost_share_response: float = _f(PROB, "share that is the police and CJS response, left out because it is costed from the simulated arrests, courts and sentences; the rest is physical and emotional harm (social)")
     police_cost_per_proven_offence: Money = _f(MONEY, "police: arrest, custody and investigation of a proven offence")
+    police_cost_per_caution: Money = _f(MONEY, "police: administering a caution, reprimand or warning (on top of the proven offence's cost; a cautioned case has no court cost)")
     court_cost_per_conviction: Money = _f(MONEY, "courts, CPS and legal aid for a conviction (proceedings, not the sentence)")
     prison_cost_per_month: Money = _f(MONEY, "prison: a prisoner-month")
     probation_order_cost_per_month: Money = _f(MONEY, "probation: a month of a community or suspended-sentence order")

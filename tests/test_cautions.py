@@ -1,0 +1,125 @@
+"""Out-of-court disposals (``justice.cautions``): a caution is a proven offence on the record but not a conviction; it
+goes to someone at liberty, to no court and no sentence; the MoJ measures count it (cohorts, reoffences, previous
+offences, first-time entrants); off, nothing is drawn and nothing changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import metrics
+from sim.model import ReoffendingModel
+from sim.processes import courts
+from sim.runs.output import timeseries_frame
+from sim.state.events import EVENT_CODE
+from sim.state.people import FREE
+
+from conftest import SMALL, load
+
+ON = ["justice.cautions=true"]
+
+
+def _events(model, event: str) -> tuple[np.ndarray, np.ndarray]:
+    rows, month, code = model.events.arrays()[:3]
+    sel = code == EVENT_CODE[event]
+    return rows[sel], month[sel]
+
+
+def test_a_caution_goes_to_someone_at_liberty_and_is_on_the_record_but_not_a_conviction():
+    """Every decision a caution (a huge intercept): the cases of people at liberty are cautioned, one event a case,
+    and their record of cautions (not convictions) grows by their number of cases; people under sentence go to court;
+    first-time entrants are those with nothing on their record."""
+    with ReoffendingModel(load(*SMALL, "run.years=1", *ON, "justice.caution_log_odds_intercept=40"), seed=5) as model:
+        p = model.people
+        n = p.n
+        present = np.flatnonzero(p.present[:n])
+        free = present[p.status[present] == FREE]
+        first_timers = free[(p.prev_convictions[free] == 0)][:3]
+        known = free[(p.prev_convictions[free] > 0)][:3]
+        held = present[p.status[present] != FREE][:3]
+        assert len(first_timers) == len(known) == len(held) == 3
+        free = np.r_[first_timers, known]
+        rows = np.r_[free, free[:2], held]  # the first two have two cases this month
+        convictions, cautions = p.prev_convictions[rows].copy(), p.prev_cautions[rows].copy()
+        tally_before = dict(model.tally)
+        events_before = len(_events(model, "caution")[0])
+
+        cautioned = courts.caution(model, rows, np.full(len(rows), -1), np.zeros(len(rows), np.int8))
+
+        assert cautioned[: len(free) + 2].all() and not cautioned[len(free) + 2:].any()
+        assert len(_events(model, "caution")[0]) - events_before == len(free) + 2
+        np.testing.assert_array_equal(p.prev_convictions[rows], convictions)
+        np.testing.assert_array_equal(p.prev_cautions[free] - cautions[: len(free)], [2, 2, 1, 1, 1, 1])
+        np.testing.assert_array_equal(p.prev_cautions[held], cautions[len(free) + 2:])
+        added = {k: model.tally.get(k, 0.0) - tally_before.get(k, 0.0) for k in ("cautions", "first_time_entrants")}
+        assert added["cautions"] == pytest.approx(p.weight[rows[cautioned]].sum())
+        assert added["first_time_entrants"] == pytest.approx(p.weight[first_timers].sum())
+
+
+@pytest.fixture(scope="module")
+def cautioned_run():
+    with ReoffendingModel(load(*SMALL, "run.years=3", *ON), seed=8, record_offences=False) as model:
+        model.run()
+        yield model
+
+
+def test_a_month_s_cases_of_a_person_are_cautioned_or_go_to_court_children_more_often_cautioned(cautioned_run):
+    """One decision per person and month: nobody is both cautioned and convicted in a month; children (whose
+    reprimands and warnings the log-odds raise) are cautioned more often than adults; the monthly series counts them."""
+    m = cautioned_run
+    cau_rows, cau_month = _events(m, "caution")
+    conv_rows, conv_month = _events(m, "conviction")
+    assert len(cau_rows) > 50 and len(conv_rows) > 50
+    both = np.intersect1d(cau_rows.astype(np.int64) * 10_000 + cau_month, conv_rows.astype(np.int64) * 10_000 + conv_month)
+    assert len(both) == 0
+    p = m.people
+
+    def child_share(rows, months):
+        return np.mean((months - p.birth_month[rows]) / 12.0 < m.params.family.age_adult)
+
+    assert child_share(cau_rows, cau_month) > 1.5 * child_share(conv_rows, conv_month)
+    ts = timeseries_frame(m)
+    assert ts["cautions"].sum() == pytest.approx(p.weight[cau_rows].sum())
+    np.testing.assert_array_equal(np.bincount(cau_rows, minlength=p.n), p.prev_cautions[: p.n])
+
+
+def test_the_moj_measures_count_cautions(cautioned_run):
+    """The MoJ cohort has cautioned offenders (index disposal 'caution', follow-up from the month after) whose
+    proven reoffences include cautions; with cautions on, an offender's previous offences include their cautions."""
+    md = metrics.Microdata.from_model(cautioned_run)
+    r = metrics.proven_reoffending(md, None, "caution", 12, 24)
+    assert r["cohort_agents"] > 10 and 0 < r["rate"] < 1
+
+
+def test_cautions_on_a_hand_made_log():
+    """Person 1: cautioned at 2, an offence at 5 cautioned at 7 (a proven reoffence); person 2: cautioned at 1, an
+    offence at 15 convicted at 16 (after the follow-up; in the next year, one previous offence, the caution); person 3:
+    2 convictions before the run, cautioned at 0 and convicted at 15 (then 3 previous offences)."""
+    people = pd.DataFrame({"person_id": [1, 2, 3], "birth_month": -400, "convictions_before_start": [0, 0, 2],
+                           "weight": 1.0})
+    ev = pd.DataFrame([(1, 2, "caution", 1), (1, 7, "caution", 5), (2, 1, "caution", 0), (2, 16, "conviction", 15),
+                       (3, 0, "caution", -1), (3, 15, "conviction", 14)],
+                      columns=["person_id", "month", "event", "offence_month"])
+    ev["offence_month"] = ev["offence_month"].astype("Int32")
+    md = metrics.Microdata.from_frames(people, ev)
+    first = metrics.proven_reoffending(md, None, "caution", 0, 12)
+    assert (first["cohort_agents"], first["rate"]) == (3, 1 / 3)  # person 1 reoffends; 2 and 3 not within their year
+    assert metrics.proven_reoffending(md, None, "other", 0, 12)["cohort_agents"] == 0  # each offender once
+    second = metrics.moj_cohort(md, 12, 24)
+    previous = dict(zip(second.person, metrics.previous_offences(md, second)))
+    assert previous == {1: 1, 2: 3}  # rows: person 2 (one caution), person 3 (2 before the run + one caution)
+
+
+def test_off_nothing_is_drawn_and_nothing_changes():
+    """With cautions off (the calibrated baseline, until it is refitted with them) there are no cautions and the
+    caution parameters change nothing, draw for draw."""
+    series = []
+    for intercept in (-0.9, 5.0):
+        with ReoffendingModel(load(*SMALL, "run.years=2", f"justice.caution_log_odds_intercept={intercept}"), seed=4) as m:
+            assert not m.params.justice.cautions
+            m.run()
+            assert len(_events(m, "caution")[0]) == 0
+            series.append(timeseries_frame(m))
+    assert series[0]["cautions"].sum() == 0
+    pd.testing.assert_frame_equal(series[0], series[1])
