@@ -84,6 +84,7 @@ END_FIELDS = (
     "licence_months_left",
     "order_months_left",
     "prev_convictions",
+    "prev_cautions",
     "weight",
     "needs",
     "months_since_release",

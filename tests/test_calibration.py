@@ -1,7 +1,7 @@
 """Calibration tests: the calibrated baseline reproduces the published targets, measured by their definitions
 from the simulated microdata; the measuring code is checked on hand-made logs; and a mis-set parameter fails.
 
-Replicates: 16 ten-year and 4 forty-year runs here (a couple of minutes at most); REOFFSIM_FULL=1 uses 32 and 8."""
+Replicates: 16 ten-year and 4 forty-five-year runs here (a couple of minutes at most); REOFFSIM_FULL=1 uses 32 and 8."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ TARGETS = {t.name: t for t in load_targets()}
 
 @pytest.fixture(scope="module")
 def validated() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every target, and the steadiness, on REPS 10-year and LONG_REPS 40-year runs (seeds other than the fit's and
+    """Every target, and the steadiness, on REPS 10-year and LONG_REPS 45-year runs (seeds other than the fit's and
     the ensemble's checks), each replicate drawing a member of the calibration ensemble as the baseline's batches do."""
     return validate_all(BASELINE, REPS, seed=2024, workers=WORKERS, overrides=("run.calibration=ensemble",),
                         long_reps=LONG_REPS)

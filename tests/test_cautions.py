@@ -27,21 +27,27 @@ def _events(model, event: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_a_caution_goes_to_someone_at_liberty_and_is_on_the_record_but_not_a_conviction():
-    """Every decision a caution (a huge intercept): the cases of people at liberty are cautioned, one event a case,
-    and their record of cautions (not convictions) grows by their number of cases; people under sentence go to court;
-    first-time entrants are those with nothing on their record."""
-    with ReoffendingModel(load(*SMALL, "run.years=1", *ON, "justice.caution_log_odds_intercept=40"), seed=5) as model:
+    """Every decision a caution (a huge intercept) and every caution the end of a career (a huge desistance
+    intercept): the cases of people at liberty are cautioned, one event a case, their record of cautions (not
+    convictions) grows by their number of cases and their propensity falls as desistance has it; people under
+    sentence go to court, untouched; first-time entrants (children among them) are those with nothing on their record."""
+    overrides = ["justice.caution_log_odds_intercept=40", "justice.desist_log_odds_intercept=40"]
+    with ReoffendingModel(load(*SMALL, "run.years=1", *ON, *overrides), seed=5) as model:
         p = model.people
         n = p.n
         present = np.flatnonzero(p.present[:n])
         free = present[p.status[present] == FREE]
-        first_timers = free[(p.prev_convictions[free] == 0)][:3]
+        age = (model.month - p.birth_month[free]) / 12.0
+        child = free[(age >= 10) & (age < model.params.family.age_adult) & (p.prev_convictions[free] == 0)][:1]
+        adult = free[(age >= model.params.family.age_adult) & (p.prev_convictions[free] == 0)][:2]
+        first_timers = np.r_[child, adult]
         known = free[(p.prev_convictions[free] > 0)][:3]
         held = present[p.status[present] != FREE][:3]
         assert len(first_timers) == len(known) == len(held) == 3
         free = np.r_[first_timers, known]
         rows = np.r_[free, free[:2], held]  # the first two have two cases this month
         convictions, cautions = p.prev_convictions[rows].copy(), p.prev_cautions[rows].copy()
+        propensity = p.propensity[rows].copy()
         tally_before = dict(model.tally)
         events_before = len(_events(model, "caution")[0])
 
@@ -52,9 +58,14 @@ def test_a_caution_goes_to_someone_at_liberty_and_is_on_the_record_but_not_a_con
         np.testing.assert_array_equal(p.prev_convictions[rows], convictions)
         np.testing.assert_array_equal(p.prev_cautions[free] - cautions[: len(free)], [2, 2, 1, 1, 1, 1])
         np.testing.assert_array_equal(p.prev_cautions[held], cautions[len(free) + 2:])
-        added = {k: model.tally.get(k, 0.0) - tally_before.get(k, 0.0) for k in ("cautions", "first_time_entrants")}
+        multiplier = model.params.justice.desisted_propensity_multiplier
+        np.testing.assert_allclose(p.propensity[free], propensity[: len(free)] * multiplier)
+        np.testing.assert_array_equal(p.propensity[held], propensity[len(free) + 2:])
+        added = {k: model.tally.get(k, 0.0) - tally_before.get(k, 0.0)
+                 for k in ("cautions", "first_time_entrants", "child_first_time_entrants")}
         assert added["cautions"] == pytest.approx(p.weight[rows[cautioned]].sum())
         assert added["first_time_entrants"] == pytest.approx(p.weight[first_timers].sum())
+        assert added["child_first_time_entrants"] == pytest.approx(p.weight[child].sum()) and len(child) == 1
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +96,21 @@ def test_a_month_s_cases_of_a_person_are_cautioned_or_go_to_court_children_more_
 
 
 def test_the_moj_measures_count_cautions(cautioned_run):
-    """The MoJ cohort has cautioned offenders (index disposal 'caution', follow-up from the month after) whose
-    proven reoffences include cautions; with cautions on, an offender's previous offences include their cautions."""
-    md = metrics.Microdata.from_model(cautioned_run)
+    """The MoJ cohort has cautioned offenders (index disposal 'caution', follow-up from the month after their first
+    caution of the year), and their previous offences include the cautions before it."""
+    m = cautioned_run
+    md = metrics.Microdata.from_model(m)
     r = metrics.proven_reoffending(md, None, "caution", 12, 24)
     assert r["cohort_agents"] > 10 and 0 < r["rate"] < 1
+    cohort = metrics.moj_cohort(md, 12, 24)
+    mine = cohort.disposal == metrics.DISPOSALS.index("caution")
+    rows, months = _events(m, "caution")
+    first_in_year = pd.Series(months[(months >= 12) & (months < 24)], rows[(months >= 12) & (months < 24)]).groupby(level=0).min()
+    np.testing.assert_array_equal(cohort.follow_up_start[mine], first_in_year.loc[cohort.person[mine]].to_numpy() + 1)
+    before = pd.Series(months < first_in_year.reindex(rows).to_numpy()).groupby(rows).sum()  # cautions before it
+    previous = metrics.previous_offences(md, cohort)[mine]
+    assert (previous >= before.reindex(cohort.person[mine]).to_numpy()).all()
+    assert (before.reindex(cohort.person[mine]).to_numpy() > 0).any()  # someone cautioned twice: counted
 
 
 def test_cautions_on_a_hand_made_log():

@@ -382,12 +382,12 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
 
 def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per run and series of ``steadiness``: the year whose judged value (``judged``: the level, or per head) is
-    furthest from its expected path, that value, what it is and the path there, whether every year stays within the
-    tolerance, and the year and value furthest from 1 per head."""
+    furthest from its expected path in units of that year's tolerance, that value, what it is and the path there,
+    whether every year stays within the tolerance, and the year and value furthest from 1 per head."""
     rows = []
     for (run, series), g in table.groupby(["run", "series"], sort=False):
         value = g["per_head"].where(g["judged"] == "per head", g["mean"])
-        off = (value / g["expected"] - 1).abs()
+        off = (value / g["expected"] - 1).abs() / g["tolerance"]  # in tolerances: the tolerance may change with the year
         if off.notna().sum() == 0:
             continue  # nothing to judge (a zero start, or the children and adults themselves)
         worst = off.idxmax()

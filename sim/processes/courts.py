@@ -1,12 +1,12 @@
 """Courts process: proven offences come to conviction after their court lag, and sentencing follows.
 
 When out-of-court disposals are on (``justice.cautions``), the police first deal with some of the month's proven
-offences by a caution (for children: a reprimand, final warning or youth caution), more often for a first offence and
-for children, never for someone under sentence: a caution is a proven offence on the record (the MoJ counts it as one,
+offences by a caution (for children: a reprimand, final warning or youth caution), by the person's record and age,
+never for someone under sentence: a caution is a proven offence on the record (the MoJ counts it as one,
 and a first caution makes a first-time entrant) but not a conviction, and goes to no court and no sentence.
 A conviction adds to the person's record and may end their offending career (desistance after a conviction, as
 in MacLeod, Grove & Farrington's model of criminal careers, lowers their propensity). Sentencing picks custody, a community (or suspended-sentence) order or
-another disposal (fine, discharge, caution) by a logistic model of previous convictions, the offence, age and
+another disposal (fine, discharge) by a logistic model of previous convictions, the offence, age and
 whether the person was already under supervision; a conviction on licence may also bring a recall.
 """
 
@@ -77,7 +77,7 @@ def p_caution(prev_offences, is_youth, j) -> np.ndarray:
 
 
 def p_desist(prev_convictions, j) -> np.ndarray:
-    """Probability that a conviction ends a criminal career (falls as convictions accumulate)."""
+    """Probability that a conviction (or caution) ends a criminal career (falls as the record accumulates)."""
     return logistic(j.desist_log_odds_intercept + j.desist_log_odds_per_log_prev * np.log1p(prev_convictions))
 
 
@@ -117,7 +117,7 @@ def step(model) -> None:
     p.last_conviction_month[people_conv] = month
     p.changed(people_conv, needs=True, children=True)  # their needs group, sentence and (for their children) record
     exits.schedule_death(model, people_conv[prev == 0], "death_after_conviction")  # offenders' mortality from now
-    desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(prev, j)
+    desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(prev + p.prev_cautions[people_conv], j)
     p.propensity[people_conv[desist]] *= j.desisted_propensity_multiplier
 
     ids = p.person_id[people_conv]
@@ -154,7 +154,7 @@ def caution(model, rows: np.ndarray, offence_month: np.ndarray, kind: np.ndarray
     model.tally.add("first_time_entrants", w[first].sum())
     model.tally.add("child_first_time_entrants", w[first & youth].sum())
     p.prev_cautions[who] += np.bincount(case_person[cases], minlength=len(people_due))[chosen].astype(np.int32)
-    desist = draws.uniform("desistance", month, ids[chosen]) < p_desist(p.prev_convictions[who], j)
+    desist = draws.uniform("desistance", month, ids[chosen]) < p_desist(record[chosen], j)
     p.propensity[who[desist]] *= j.desisted_propensity_multiplier
     return cases
 

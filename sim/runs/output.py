@@ -69,8 +69,8 @@ def summarise(model) -> dict[str, float]:
     ts = timeseries_frame(model)
     years = len(ts) / 12.0
     out: dict[str, float] = {"months": float(len(ts))}
-    for name in ("offences", "offences_proven", "convictions", "first_time_entrants", "child_first_time_entrants", "children_convicted",
-                 "custody_starts", "releases", "recalls", "order_starts"):
+    for name in ("offences", "offences_proven", "convictions", "cautions", "first_time_entrants", "child_first_time_entrants",
+                 "children_convicted", "custody_starts", "releases", "recalls", "order_starts"):
         out[f"{name}_per_year"] = float(ts[name].sum() / years) if years else float("nan")
     out["population_start"] = float(ts["population"].iloc[0]) if len(ts) else float("nan")
     out["population_end"] = float(ts["population"].iloc[-1]) if len(ts) else float("nan")

@@ -107,6 +107,11 @@ class Person(mesa.Agent):
         self.model.redraw_death([self.row])
 
     @property
+    def prev_cautions(self) -> int:
+        """Cautions, reprimands and warnings in the run (``justice.cautions``): on the record, not convictions."""
+        return int(self._people.prev_cautions[self.row])
+
+    @property
     def propensity(self) -> float:
         """Offending propensity now (relative hazard); set at birth, lowered by desistance after a conviction."""
         return float(self._people.propensity[self.row])
