@@ -410,6 +410,19 @@ def test_after_the_projection_each_series_is_judged_per_head():
     assert summary.loc["custody", "worst_judged"] == "per head" and summary.loc["custody", "worst_value"] == pytest.approx(1.2)
 
 
+def test_the_worst_year_is_the_one_furthest_outside_its_own_tolerance():
+    """The population's tolerance widens after the projection, so the year to report is the one furthest from its
+    path in units of its own tolerance: 4% off in year 6 (tolerance 3%) is worse than 6% off in year 21 (8%)."""
+    criteria = {"tolerance": 0.10, "population_growth_10_years": 0.09, "population_tolerance": 0.03,
+                "population_tolerance_after_projection": 0.08}
+    path = [1.09 ** ((12 * y + 5.5) / 120) for y in range(25)]
+    values = [p * (1.04 if y == 6 else 1.06 if y == 21 else 1.0) for y, p in enumerate(path)]
+    table = steadiness(pd.DataFrame(_steady_rows("population", [[v] for v in values], run="long")), criteria)
+    summary = steadiness_summary(table).set_index("series").loc["population"]
+    assert not summary["steady"] and summary["worst_year"] == 6 and summary["tolerance"] == 0.03
+    assert table.set_index("year").loc[21, "within"]
+
+
 def test_both_readings_of_the_cjs_share_are_reported(validation):
     """The WECB's 40-50% is fitted on the reading its source supports (anyone previously convicted); the other reading
     (offenders in the CJS now) is reported beside it, not fitted, and is the narrower of the two."""
