@@ -703,7 +703,7 @@ def cmd_validate(args) -> int:
                   + (f"; members 5-95%: {r['members_p05']:.3f} to {r['members_p95']:.3f}"
                      if args.ensemble and pd.notna(r["members_p05"]) else ""))
         print("Steadiness (each series relative to its start, mean of replicates; steady: every year within its tolerance of "
-              "no change per head of the people it is counted among, the population of its projected growth; "
+              "no change, the population of its projected growth; after the projection's 10 years each series per head; "
               "calibration/steadiness.toml):")
         for _, r in summary.iterrows():
             per_head = (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f} (year "

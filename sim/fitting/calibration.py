@@ -33,8 +33,8 @@ CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
 RUN_YEARS = {"short": 10, "long": 40}
 #: ``sim validate`` runs its long runs on to 45 years, to show the baseline's steadiness that far (issue 14)
 VALIDATE_YEARS = {"short": 10, "long": 45}
-#: the years the population projection covers (calibration/steadiness.toml); after them the population is judged
-#: against the projection's rate continued, with a wider tolerance
+#: the years the population projection covers (calibration/steadiness.toml): the steady series are judged as levels
+#: over them, per head after them
 PROJECTION_YEARS = 10
 #: the father-son targets count the sons a 40-year run observes from 10 to 40, in a longer run too
 SONS_LAST_MONTH = 40 * 12 - 1
@@ -347,10 +347,10 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     single replicates, the mean per head of ``metrics.PER_HEAD`` (the series per head relative to its start), the
     expected path with its tolerance (``criteria``, default calibration/steadiness.toml) and whether the mean is
     within it (``within``; True where there is nothing to judge: a start of 0, or the children and adults themselves,
-    which are shown only). ``judged`` says what is judged: each series per head of the people it is counted among
-    ("per head": no change; a population that grows as projected carries its flows and stocks with it, so a steady
-    Essex is one whose offending per head does not drift), and the population itself ("level") against its projected
-    growth, continued at the projection's rate after its 10 years with a wider, assumed tolerance."""
+    which are shown only). ``judged`` says what is judged: over the population projection's 10 years the series
+    itself ("level": no change; the population its projected growth); after them, when the population has grown by
+    more than any tolerance, each series per head ("per head": no change) and the population against the projection's
+    rate continued (a wider, assumed tolerance)."""
     c = load_steadiness_criteria() if criteria is None else criteria
     columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "judged", "expected", "tolerance",
                "within"]
@@ -371,7 +371,7 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     # a year's mean sits mid-year (month 12 y + 5.5 from the first): the projection's growth, continued after its years
     out["expected"] = np.where(shown_only, np.nan, np.where(
         population, (1 + c["population_growth_10_years"]) ** ((12 * out["year"] + 5.5) / (12 * PROJECTION_YEARS)), 1.0))
-    out["judged"] = np.where(shown_only, "", np.where(population, "level", "per head"))
+    out["judged"] = np.where(shown_only, "", np.where(projected | population, "level", "per head"))
     out["tolerance"] = np.where(population, np.where(projected, c["population_tolerance"],
                                                      c["population_tolerance_after_projection"]), c["tolerance"])
     value = np.where(out["judged"] == "per head", out["per_head"], out["mean"])

@@ -170,7 +170,7 @@ def steadiness_figure(table: pd.DataFrame):
     axes.flat[0].legend(frameon=False, fontsize=8)
     fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band), "
                  "per head of the children or adults (dashed);\ngreen: the expected path (no change; the population as projected) "
-                 "and its tolerance, judged per head (the population: as it is)", y=1.02)
+                 "and its tolerance (after the projection's 10 years: per head)", y=1.02)
     fig.tight_layout()
     return fig
 
