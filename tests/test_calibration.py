@@ -441,6 +441,16 @@ def test_the_baseline_is_steady(validated):
     assert drifting.empty, drifting.to_string()
 
 
+@pytest.mark.xfail(strict=True, reason="known gap: over 45 years offending per head thins (custody per adult about 0.6 "
+                   "of the start by year 40, with in-migrants drawn from the general population; README, Calibration)")
+def test_the_baseline_is_steady_per_head_over_45_years(validated):
+    """Every steady series of the 45-year runs stays within its tolerance: as it is over the projection's 10 years,
+    per head after them; the population on its projected path."""
+    summary = steadiness_summary(validated[1])
+    drifting = summary[(summary["run"] == "long") & ~summary["steady"]]
+    assert drifting.empty, drifting.to_string()
+
+
 def test_a_polish_is_recorded_after_the_fit_it_starts_from(tmp_path):
     """A fit of some parameters only (--only) keeps the record of the fit it polishes and adds its own, numbered; a
     new fit of every parameter replaces them all."""
