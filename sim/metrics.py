@@ -338,7 +338,8 @@ def _key(person: np.ndarray, month: np.ndarray) -> np.ndarray:
 
 def _keys(md: Microdata, *events: str) -> np.ndarray:
     """The (person, month) keys of every event of the kinds ``events``, sorted."""
-    sel = (md.person >= 0) & np.isin(md.event, [EVENT_CODE[e] for e in events])
+    codes = [EVENT_CODE[e] for e in events]
+    sel = (md.person >= 0) & (md.event == codes[0] if len(codes) == 1 else np.isin(md.event, codes))
     return np.sort(_key(md.person[sel], md.month[sel]))
 
 
