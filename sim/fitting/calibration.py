@@ -31,7 +31,7 @@ from ..state.scenario import ScenarioError, load_scenario
 
 CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
 RUN_YEARS = {"short": 10, "long": 40}
-#: ``sim validate`` runs its long runs on to 45 years, to show the baseline's steadiness that far (issue 14)
+#: ``sim validate`` runs its long runs on to 45 years, to show the baseline's steadiness that far
 VALIDATE_YEARS = {"short": 10, "long": 45}
 #: the years the population projection covers (calibration/steadiness.toml): the steady series are judged as levels
 #: over them, per head after them
@@ -347,13 +347,13 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     single replicates, the mean per head of ``metrics.PER_HEAD`` (the series per head relative to its start), the
     expected path with its tolerance (``criteria``, default calibration/steadiness.toml) and whether the mean is
     within it (``within``; True where there is nothing to judge: a start of 0, or the children and adults themselves,
-    which are shown only). ``judged`` says what is judged: over the population projection's 10 years the series
+    which are shown only). ``judged`` says what is judged (``judged_value`` holds it): over the population projection's 10 years the series
     itself ("level": no change; the population its projected growth); after them, when the population has grown by
     more than any tolerance, each series per head ("per head": no change) and the population against the projection's
     rate continued (a wider, assumed tolerance)."""
     c = load_steadiness_criteria() if criteria is None else criteria
-    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "judged", "expected", "tolerance",
-               "within"]
+    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "judged", "judged_value", "expected",
+               "tolerance", "within"]
     steady = measured[measured["metric"].str.startswith("steady:")]
     if steady.empty:
         return pd.DataFrame(columns=columns)
@@ -374,9 +374,9 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     out["judged"] = np.where(shown_only, "", np.where(projected | population, "level", "per head"))
     out["tolerance"] = np.where(population, np.where(projected, c["population_tolerance"],
                                                      c["population_tolerance_after_projection"]), c["tolerance"])
-    value = np.where(out["judged"] == "per head", out["per_head"], out["mean"])
-    judged = out["expected"].notna() & pd.notna(value)
-    out["within"] = ~judged | (np.abs(value / out["expected"] - 1) <= out["tolerance"])
+    out["judged_value"] = out["per_head"].where(out["judged"] == "per head", out["mean"])
+    judged = out["expected"].notna() & out["judged_value"].notna()
+    out["within"] = ~judged | ((out["judged_value"] / out["expected"] - 1).abs() <= out["tolerance"])
     return out[columns].sort_values(["run", "series", "year"], kind="stable").reset_index(drop=True)
 
 
@@ -386,7 +386,7 @@ def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
     whether every year stays within the tolerance, and the year and value furthest from 1 per head."""
     rows = []
     for (run, series), g in table.groupby(["run", "series"], sort=False):
-        value = g["per_head"].where(g["judged"] == "per head", g["mean"])
+        value = g["judged_value"]
         off = (value / g["expected"] - 1).abs() / g["tolerance"]  # in tolerances: the tolerance may change with the year
         if off.notna().sum() == 0:
             continue  # nothing to judge (a zero start, or the children and adults themselves)

@@ -109,10 +109,8 @@ def step(model) -> None:
     age = (month - p.birth_month[people_conv]) / 12.0
     youth = age < model.params.family.age_adult
     model.tally.add("convictions", p.weight[rows].sum())
-    first = (prev + p.prev_cautions[people_conv]) == 0  # nothing on their record yet: a first-time entrant
-    model.tally.add("first_time_entrants", w[first].sum())
     model.tally.add("children_convicted", w[youth].sum())
-    model.tally.add("child_first_time_entrants", w[first & youth].sum())
+    _tally_first_entries(model, w, (prev + p.prev_cautions[people_conv]) == 0, youth)
     p.prev_convictions[people_conv] += np.bincount(case_person, minlength=len(people_conv)).astype(np.int32)
     p.last_conviction_month[people_conv] = month
     p.changed(people_conv, needs=True, children=True)  # their needs group, sentence and (for their children) record
@@ -151,12 +149,17 @@ def caution(model, rows: np.ndarray, offence_month: np.ndarray, kind: np.ndarray
     who = people_due[chosen]
     w, first, youth = p.weight[who], record[chosen] == 0, youth[chosen]
     model.tally.add("cautions", p.weight[rows[cases]].sum())
-    model.tally.add("first_time_entrants", w[first].sum())
-    model.tally.add("child_first_time_entrants", w[first & youth].sum())
+    _tally_first_entries(model, w, first, youth)
     p.prev_cautions[who] += np.bincount(case_person[cases], minlength=len(people_due))[chosen].astype(np.int32)
     desist = draws.uniform("desistance", month, ids[chosen]) < p_desist(record[chosen], j)
     p.propensity[who[desist]] *= j.desisted_propensity_multiplier
     return cases
+
+
+def _tally_first_entries(model, weight: np.ndarray, first: np.ndarray, youth: np.ndarray) -> None:
+    """First-time entrants (all ages, and children): people whose first conviction or caution this is."""
+    model.tally.add("first_time_entrants", weight[first].sum())
+    model.tally.add("child_first_time_entrants", weight[first & youth].sum())
 
 
 def sentence_custody(model, rows: np.ndarray, z: np.ndarray) -> None:
