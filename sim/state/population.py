@@ -57,6 +57,53 @@ def partners_of(params: Params, sex_male: np.ndarray, age_years: np.ndarray, pro
     return ~np.asarray(sex_male, bool), age, pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z)
 
 
+def _groups_on_general_scale(pop) -> tuple[float, list[tuple[float, float]]]:
+    """Real adults at the start, and each group of known offenders as (real count, mean score of log propensity on
+    the general population's standard normal scale)."""
+    adults = pop.total_population * float(np.sum(pop.adult_age_band_share))
+    sd = max(pop.propensity_sigma_general, 1e-9)
+    medians = ((pop.custody_count + pop.licence_count, pop.propensity_median_custody),
+               (pop.probation_count, pop.propensity_median_probation), (pop.community_count, pop.propensity_median_community))
+    return adults, [(float(n), float(np.log(m / pop.propensity_median_general) / sd)) for n, m in medians]
+
+
+_SCORES = np.linspace(-10.0, 14.0, 4801)  # standard normal scores on which the general adults' distribution is tabulated
+
+
+def _general_and_groups(pop) -> tuple[np.ndarray, np.ndarray]:
+    """On ``_SCORES``: the density of all adults' scores (real people) and that of the known offender groups'."""
+    from scipy.stats import norm
+
+    adults, groups = _groups_on_general_scale(pop)
+    groups_density = sum((n * norm.pdf(_SCORES - shift) for n, shift in groups), np.zeros(len(_SCORES)))
+    return adults * norm.pdf(_SCORES), groups_density
+
+
+def start_tail_excess(pop) -> float:
+    """With ``propensity_groups_from_general``: the share of the known offender groups' people that the general
+    distribution of all adults cannot hold (where the groups' density exceeds it: the start then has more people of
+    high propensity than births reproduce). 0 when the groups lie wholly inside it."""
+    everyone, groups = _general_and_groups(pop)
+    total = groups.sum()
+    return float(np.maximum(groups - everyone, 0.0).sum() / total) if total > 0 else 0.0
+
+
+def general_adult_scores(pop):
+    """How the general population's adults' standard normal scores of log propensity are mapped, so that with the
+    known offender groups they make up the general distribution of all adults (the groups taken out of it: what is
+    left once they are, ``propensity_groups_from_general``). Returns a function of the scores (monotone, so partners'
+    correlation by rank stays), or None when the option is off (scores used as drawn)."""
+    if not pop.propensity_groups_from_general:
+        return None
+    from scipy.special import ndtr
+
+    everyone, groups = _general_and_groups(pop)
+    rest = np.maximum(everyone - groups, 0.0) + 1e-300  # the general adults' density (never quite 0: an increasing CDF)
+    cdf = np.cumsum(rest)
+    cdf /= cdf[-1]
+    return lambda z: np.interp(ndtr(z), cdf, _SCORES)
+
+
 def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarray:
     """Independent needs with the given prevalences, packed as bit masks (bit j = need j)."""
     has = rng.random((n, len(prevalence))) < np.asarray(prevalence)
@@ -93,7 +140,8 @@ def _sample_count(rng: np.random.Generator, real_count: float, scale: float) -> 
 def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> None:
     """Fill ``people`` with the starting population (rows get person_id = row + 1)."""
     pop, jus = params.population, params.justice
-    sigma = pop.propensity_sigma
+    # each group's spread: its own, or (drawn as the general distribution's upper part) the general population's
+    sigma = pop.propensity_sigma_general if pop.propensity_groups_from_general else pop.propensity_sigma
     groups = (
         (P.CUSTODY_START, pop.custody_count, pop.male_share_custody, pop.prev_convictions_mean_custody, pop.propensity_median_custody),
         (P.LICENCE_START, pop.licence_count, pop.male_share_custody, pop.prev_convictions_mean_custody, pop.propensity_median_custody),
@@ -307,6 +355,9 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     mother_z = rng.standard_normal(h)
     fresh = rng.standard_normal(h)
     father_z = np.where(two_parent, partner_z(mother_z, params.family.partner_propensity_correlation, fresh), fresh)
+    mapped = general_adult_scores(pop)
+    if mapped is not None:
+        mother_z, father_z = mapped(mother_z), mapped(father_z)
 
     def adults(mask, age, male, z):
         return people.add(
@@ -395,9 +446,13 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
         return people.add(len(age), sex_male=is_male, birth_month=-np.rint(age * 12).astype(np.int32), weight=w,
                           propensity=median * np.exp(sigma * z), status_at_start=P.COMMUNITY_START)
 
+    men_z = rng.standard_normal(len(men_age))
+    mapped = general_adult_scores(pop)
+    if mapped is not None:
+        women_z, husbands_z, men_z = mapped(women_z), mapped(husbands_z), mapped(men_z)
     women = add(women_age, False, women_z)
     husbands = add(husband_age, True, husbands_z)
-    men = add(men_age, True, rng.standard_normal(len(men_age)))
+    men = add(men_age, True, men_z)
     people.partner[women[partnered]] = husbands
     people.partner[husbands] = women[partnered]
     return np.concatenate([women, husbands, men])
