@@ -27,6 +27,7 @@ from ..runs.batch import replicate_seeds, write_atomic
 from ..runs.output import events_frame, people_frame, summarise, timeseries_frame
 from ..runs.paired import run_all
 from ..state.params import Params
+from ..state.population import start_tail_excess
 from ..state.scenario import ScenarioError, load_scenario
 
 CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
@@ -105,6 +106,7 @@ def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
             "da_incidents_per_year": s["da_incidents_per_year"],
             "da_repeat_share": s["da_repeat_share"],
             "da_high_risk_victims_per_year": s["da_high_risk_victims_per_year"],
+            "start_tail_excess": start_tail_excess(params.population),
             "men_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=True),
             "women_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=False),
         }

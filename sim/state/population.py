@@ -57,32 +57,35 @@ def partners_of(params: Params, sex_male: np.ndarray, age_years: np.ndarray, pro
     return ~np.asarray(sex_male, bool), age, pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z)
 
 
-def _groups_on_general_scale(pop) -> tuple[float, list[tuple[float, float]]]:
-    """Real adults at the start, and each group of known offenders as (real count, mean score of log propensity on
-    the general population's standard normal scale)."""
+def _groups_on_general_scale(pop) -> tuple[float, float, list[tuple[float, float]]]:
+    """Real adults at the start; the sd of the known offender groups' scores on the general population's standard
+    normal scale of log propensity (1 when they take the general sd); and each group as (real count, mean score)."""
     adults = pop.total_population * float(np.sum(pop.adult_age_band_share))
     sd = max(pop.propensity_sigma_general, 1e-9)
+    spread = 1.0 if pop.propensity_groups_from_general else max(pop.propensity_sigma, 1e-9) / sd
     medians = ((pop.custody_count + pop.licence_count, pop.propensity_median_custody),
                (pop.probation_count, pop.propensity_median_probation), (pop.community_count, pop.propensity_median_community))
-    return adults, [(float(n), float(np.log(m / pop.propensity_median_general) / sd)) for n, m in medians]
+    return adults, spread, [(float(n), float(np.log(m / pop.propensity_median_general) / sd)) for n, m in medians]
 
 
 _SCORES = np.linspace(-10.0, 14.0, 4801)  # standard normal scores on which the general adults' distribution is tabulated
 
 
 def _general_and_groups(pop) -> tuple[np.ndarray, np.ndarray]:
-    """On ``_SCORES``: the density of all adults' scores (real people) and that of the known offender groups'."""
+    """On ``_SCORES``: the density of all adults' scores (real people) if they followed the general distribution, and
+    that of the known offender groups' scores."""
     from scipy.stats import norm
 
-    adults, groups = _groups_on_general_scale(pop)
-    groups_density = sum((n * norm.pdf(_SCORES - shift) for n, shift in groups), np.zeros(len(_SCORES)))
+    adults, spread, groups = _groups_on_general_scale(pop)
+    groups_density = sum((n * norm.pdf(_SCORES, shift, spread) for n, shift in groups), np.zeros(len(_SCORES)))
     return adults * norm.pdf(_SCORES), groups_density
 
 
 def start_tail_excess(pop) -> float:
-    """With ``propensity_groups_from_general``: the share of the known offender groups' people that the general
-    distribution of all adults cannot hold (where the groups' density exceeds it: the start then has more people of
-    high propensity than births reproduce). 0 when the groups lie wholly inside it."""
+    """The share of the known offender groups' people that the general distribution of propensity over all adults
+    cannot hold (where the groups' density exceeds it): people of high propensity at the start that births, which
+    reproduce the general distribution, do not replace, so that offending per head thins as they age (README,
+    Calibration). 0 when the groups lie wholly inside it."""
     everyone, groups = _general_and_groups(pop)
     total = groups.sum()
     return float(np.maximum(groups - everyone, 0.0).sum() / total) if total > 0 else 0.0
