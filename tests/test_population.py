@@ -198,3 +198,61 @@ def test_the_offenders_children_at_the_start_are_as_many_a_year_as_the_run_gives
         assert (month[code == EVENT_CODE["exit"]] - p.birth_month[left] >= 12 * params.family.age_adult).all()
     ratio = np.mean(start_per_year) / np.mean(births_per_year)
     assert 0.75 < ratio < 1.33, (start_per_year, births_per_year)
+
+
+def _adult_scores(params, seed=1):
+    """Weighted standard normal scores of log innate propensity (on the general population's scale) of every adult
+    at the start, and their weights."""
+    people = People()
+    pop_mod.synthesize(params, np.random.default_rng(seed), people)
+    n, pop = people.n, params.population
+    adult = -people.birth_month[:n] / 12.0 >= params.family.age_adult
+    z = np.log(people.innate_propensity[:n][adult] / pop.propensity_median_general) / pop.propensity_sigma_general
+    return z, people.weight[:n][adult]
+
+
+@pytest.mark.parametrize("threshold", [1.5, 2.0, 2.5])
+def test_offender_groups_drawn_from_the_general_distribution_leave_all_adults_following_it(threshold):
+    """With ``propensity_groups_from_general`` (and a general spread wide enough to hold the groups) the whole adult
+    population, offenders and all, has the general distribution's upper tail, which births reproduce, within 25% up to
+    2.5 sd (beyond it lies the small excess ``start_tail_excess`` measures, 4% of the groups here); with the groups
+    drawn on top with their own spread (the shipped start) the tail is half as heavy again at 2 sd and more beyond."""
+    from scipy.stats import norm
+
+    common = ["population.scale_general=20", "population.propensity_sigma_general=1.3"]
+    on = load_scenario(BASELINE, common + ["population.propensity_groups_from_general=true"])
+    assert pop_mod.start_tail_excess(on.population) < 0.05
+    z, w = _adult_scores(on)
+    expected = norm.sf(threshold)
+    assert np.sum(w[z > threshold]) / w.sum() == pytest.approx(expected, rel=0.25)
+    if threshold >= 2.0:
+        shipped = load_scenario(BASELINE, ["population.scale_general=20"])
+        z, w = _adult_scores(shipped)
+        assert np.sum(w[z > threshold]) / w.sum() > 1.4 * norm.sf(threshold)
+
+
+def test_the_tail_excess_grows_as_the_groups_move_beyond_the_general_distribution():
+    """0 for groups well inside the general distribution; rising with the groups' median; the shipped start (groups
+    with a spread of their own, wider than the general one) far beyond it."""
+    base = ["population.propensity_groups_from_general=true", "population.propensity_sigma_general=1.3"]
+
+    def excess(*more):
+        return pop_mod.start_tail_excess(load_scenario(BASELINE, base + list(more)).population)
+
+    inside = excess("population.propensity_median_community=1.0", "population.propensity_median_probation=1.0",
+                    "population.propensity_median_custody=1.0")
+    assert inside < 1e-3
+    assert inside < excess("population.propensity_median_community=8") < excess("population.propensity_median_community=20")
+    assert pop_mod.start_tail_excess(load_scenario(BASELINE).population) > 0.3
+
+
+def test_the_general_adults_scores_are_mapped_monotonically():
+    """The mapping of the general adults' scores keeps their order (partners' correlation by rank), lowers the upper
+    tail where the groups take it, and is not applied when the option is off."""
+    on = load_scenario(BASELINE, ["population.propensity_groups_from_general=true", "population.propensity_sigma_general=1.3"])
+    mapped = pop_mod.general_adult_scores(on.population)
+    z = np.linspace(-4, 5, 1001)
+    out = mapped(z)
+    assert np.all(np.diff(out) >= 0) and out[-1] < z[-1]
+    assert abs(mapped(np.array([0.0]))[0]) < 0.05  # the groups are about 1% of adults: the middle hardly moves
+    assert pop_mod.general_adult_scores(load_scenario(BASELINE).population) is None
