@@ -601,3 +601,24 @@ def test_failed_replicates_raise_with_the_rest_of_the_result(monkeypatch):
     allowed = run_batch(BASELINE, 4, SEED, workers=1, overrides=ONE_YEAR, allow_failures=True)
     assert sorted(allowed.failed) == [1, 2]
     pd.testing.assert_frame_equal(allowed.replicates, error.result.replicates, check_exact=True)
+
+
+def test_a_signal_inside_a_finalizer_is_not_raised_there():
+    """A SIGTERM that lands while a ``__del__`` runs (e.g. a finished subprocess's) is kept and raised again later
+    rather than raised inside the finalizer, where Python would only print it as a traceback on stderr."""
+    import sys
+
+    from sim.runs.batch import _in_finalizer
+
+    seen = []
+
+    class Finalized:
+        def __del__(self):
+            seen.append(_in_finalizer(sys._getframe()))
+
+    def nested():
+        return _in_finalizer(sys._getframe())
+
+    Finalized()  # dropped at once: its __del__ runs here
+    assert seen == [True]
+    assert nested() is False

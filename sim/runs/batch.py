@@ -261,7 +261,8 @@ def _signals_stop():
         name = signal.Signals(signum).name
         stop = _Stop(BatchInterrupted, f"interrupted by {name}", name)
         _STOP_REQUESTED[:] = [stop]  # kept: raised where Python swallows exceptions (a __del__), it would be lost
-        raise stop
+        if not _in_finalizer(frame):  # (there Python would print it as a traceback: raised again later instead)
+            raise stop
 
     _STOP_REQUESTED.clear()
     for s in previous:
@@ -276,6 +277,15 @@ def _signals_stop():
 #: the stop a signal raised, for ``_finish_each`` to raise again if it was swallowed on its way (a signal handler runs
 #: wherever the main thread is, also inside a finalizer, whose exceptions Python only prints)
 _STOP_REQUESTED: list[_Stop] = []
+
+
+def _in_finalizer(frame) -> bool:
+    """Whether the signal arrived while a ``__del__`` ran (on this frame or one that called it)."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _raise_requested_stop() -> None:

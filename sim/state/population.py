@@ -9,6 +9,8 @@ a comparison that changes policy starts from the same people.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from . import people as P
@@ -91,17 +93,20 @@ def start_tail_excess(pop) -> float:
     return float(np.maximum(groups - everyone, 0.0).sum() / total) if total > 0 else 0.0
 
 
-def general_adult_scores(pop):
-    """How the general population's adults' standard normal scores of log propensity are mapped, so that with the
-    known offender groups they make up the general distribution of all adults (the groups taken out of it: what is
-    left once they are, ``propensity_groups_from_general``). Returns a function of the scores (monotone, so partners'
-    correlation by rank stays), or None when the option is off (scores used as drawn)."""
+def general_adult_scores(pop) -> Callable[[np.ndarray], np.ndarray] | None:
+    """With ``propensity_groups_from_general``: a monotone map of the general adults' standard normal scores of log
+    propensity onto the general distribution with the known offender groups taken out, so that general adults and
+    groups together follow the general distribution (partners' correlation by rank stays). None when the option is
+    off (scores used as drawn). Limits: the map is the same at every age (the groups are young, so young adults'
+    tail stays heavier than the general distribution and old adults' lighter), and offenders' partners are drawn
+    as before, not mapped."""
     if not pop.propensity_groups_from_general:
         return None
     from scipy.special import ndtr
 
     everyone, groups = _general_and_groups(pop)
-    rest = np.maximum(everyone - groups, 0.0) + 1e-300  # the general adults' density (never quite 0: an increasing CDF)
+    rest = np.maximum(everyone - groups, 0.0)  # the general adults' density
+    rest += rest.max() * 1e-12  # a floor (about 7 sd out), so that the CDF increases everywhere and no score maps far
     cdf = np.cumsum(rest)
     cdf /= cdf[-1]
     return lambda z: np.interp(ndtr(z), cdf, _SCORES)
