@@ -154,6 +154,17 @@ def _targets(run: str) -> list:
     return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[n])) if n in KNOWN_GAPS else n for n in names]
 
 
+@pytest.mark.xfail(strict=True, reason=TARGETS["start_within_general_distribution"].known_gap)
+def test_the_start_lies_within_the_general_distribution():
+    """The consistency target reported with weight 0 (so not among the fitted targets above), held as a known gap: the
+    shipped start's offender groups lie beyond the general distribution of propensity births reproduce."""
+    from sim.state.population import start_tail_excess
+    from sim.state.scenario import load_scenario
+
+    t = TARGETS["start_within_general_distribution"]
+    assert t.lower <= start_tail_excess(load_scenario(BASELINE).population) <= t.upper
+
+
 @pytest.mark.parametrize("name", _targets("short"))
 def test_short_run_target(validation, name):
     r = validation.loc[name]
