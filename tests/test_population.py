@@ -256,3 +256,20 @@ def test_the_general_adults_scores_are_mapped_monotonically():
     assert np.all(np.diff(out) >= 0) and out[-1] < z[-1]
     assert abs(mapped(np.array([0.0]))[0]) < 0.05  # the groups are about 1% of adults: the middle hardly moves
     assert pop_mod.general_adult_scores(load_scenario(BASELINE).population) is None
+
+
+def test_the_general_adults_map_is_what_keeps_the_tail(monkeypatch):
+    """A control for the test above: with the groups drawn at the general sd but the general adults' scores left as
+    drawn (the map switched off), all adults' share above 2.5 sd is well above the general distribution's, and above
+    what the map leaves."""
+    from scipy.stats import norm
+
+    on = load_scenario(BASELINE, ["population.scale_general=20", "population.propensity_sigma_general=1.3",
+                                  "population.propensity_groups_from_general=true"])
+    z, w = _adult_scores(on)
+    mapped_share = np.sum(w[z > 2.5]) / w.sum()
+    monkeypatch.setattr(pop_mod, "general_adult_scores", lambda pop: None)
+    z, w = _adult_scores(on)
+    unmapped_share = np.sum(w[z > 2.5]) / w.sum()
+    assert unmapped_share > 1.5 * norm.sf(2.5)
+    assert unmapped_share > 1.2 * mapped_share
