@@ -110,12 +110,13 @@ def step(model) -> None:
     youth = age < model.params.family.age_adult
     model.tally.add("convictions", p.weight[rows].sum())
     model.tally.add("children_convicted", w[youth].sum())
-    _tally_first_entries(model, w, (prev + p.prev_cautions[people_conv]) == 0, youth)
+    record = prev + p.prev_cautions[people_conv]  # proven offences before these: convictions and cautions
+    _tally_first_entries(model, w, record == 0, youth)
     p.prev_convictions[people_conv] += np.bincount(case_person, minlength=len(people_conv)).astype(np.int32)
     p.last_conviction_month[people_conv] = month
     p.changed(people_conv, needs=True, children=True)  # their needs group, sentence and (for their children) record
     exits.schedule_death(model, people_conv[prev == 0], "death_after_conviction")  # offenders' mortality from now
-    desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(prev + p.prev_cautions[people_conv], j)
+    desist = draws.uniform("desistance", month, p.person_id[people_conv]) < p_desist(record, j)
     p.propensity[people_conv[desist]] *= j.desisted_propensity_multiplier
 
     ids = p.person_id[people_conv]
