@@ -58,13 +58,16 @@ class ReoffendingModel(mesa.Model):
         self._agents_by_row: list[Person | None] = []
         population.synthesize(params, np.random.default_rng(seed), self.people)
         self.register_newcomers()
+        if params.population.history_years > 0:
+            self.simulate_history(12 * params.population.history_years)
         p = self.people
         self.stocks = StockTally()  # the end-of-month stocks, kept up to date by monthly_record (first counted here)
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
         self.initial_stocks = justice_stocks(self.stocks.update(p, self.month - 12 * params.family.age_adult)[0])
         self.arrival_donors = exits.arrival_donors(self)  # whom resident-like in-migrants resemble
-        offending.record_past_convictions(self, self.people.new_rows("records"))
-        offending.prime_court_queue(self)
+        if params.population.history_years == 0:
+            offending.record_past_convictions(self, self.people.new_rows("records"))
+            offending.prime_court_queue(self)
         domestic_abuse.prime(self)  # partner abuse in the year before the start: its runs and court cases
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
@@ -90,6 +93,29 @@ class ReoffendingModel(mesa.Model):
         self.record = monthly_record(self)
         self.datacollector.collect(self)
         self.month += 1
+
+    def simulate_history(self, months: int) -> None:
+        """The start's justice state from the model's own flows (``population.history_years``): everyone at liberty
+        with the record their hazard would have given them ``months`` before the start, then those months of justice,
+        needs, offending and courts for the starting population (as it is at the start: no births, deaths, moves or
+        partnerships), unlogged and uncounted. Who is in custody, on licence or on an order at month 0, their records and
+        the court queue are then what the flows make them, not counts drawn from outside."""
+        population.clear_justice_state(self.people)
+        self.month = -months
+        logging, self.events.enabled = self.events.enabled, False
+        offending.record_past_convictions(self, self.people.new_rows("records"), recent_gap=False)
+        offending.prime_court_queue(self)
+        while self.month < 0:
+            self.tally.clear()
+            justice.step(self)
+            needs.step(self)
+            offending.step(self)
+            courts.step(self)
+            self.month += 1
+        self.events.enabled = logging
+        self.tally.clear()
+        self.released = np.zeros(0, np.int64)
+        population.mark_start_state(self.people)
 
     @property
     def age_months(self) -> np.ndarray:

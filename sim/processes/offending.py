@@ -270,23 +270,24 @@ def prime_court_queue(model, months: int = 12) -> None:
     offences over those months are Poisson(months x hazard), each in a month drawn uniformly among them (the same as
     a Poisson count each month); offences that could not have been committed then (under the age of criminal
     responsibility, or still in custody before a release ``months_since_release`` months ago) are dropped."""
-    p = model.people
+    p, now = model.people, model.month
     active = np.flatnonzero(can_offend(model, np.arange(p.n)))
     ids = p.person_id[active]
-    counts = model.draws.poisson("offending_before_start", 0, ids, months * hazard(model, active))
-    rows, kind, proven, lag = _offences(model, -months, active, counts)
+    counts = model.draws.poisson("offending_before_start", now, ids, months * hazard(model, active))
+    rows, kind, proven, lag = _offences(model, now - months, active, counts)
     nth = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    month = -months + np.minimum((model.draws.uniform("offence_month_before_start", 0, p.person_id[rows], nth) * months).astype(np.int64), months - 1)
+    ago = months - np.minimum((model.draws.uniform("offence_month_before_start", now, p.person_id[rows], nth) * months).astype(np.int64), months - 1)
+    month = now - ago
     due = month + lag
     age_min_months = 12 * model.params.family.age_criminal_responsibility
-    possible = (model.month - p.birth_month[rows] + month >= age_min_months) & (p.months_since_release[rows] >= -month)
-    pending = proven & (due >= 0) & possible
+    possible = (month - p.birth_month[rows] >= age_min_months) & (p.months_since_release[rows] >= ago)
+    pending = proven & (due >= now) & possible
     for m in distinct(month[pending]):
         at = pending & (month == m)
         model.cases.add(rows[at], int(m), due[at], kind[at])
 
 
-def record_past_convictions(model, rows: np.ndarray) -> None:
+def record_past_convictions(model, rows: np.ndarray, recent_gap: bool = True) -> None:
     """Give the newcomers ``rows`` (the starting population, then each month's arrivals and partners from outside)
     who are at liberty with a clean record the convictions the model's own hazard would have given them: a Poisson
     number with mean m, the proven offences expected since the age of criminal responsibility at today's hazard
@@ -295,7 +296,8 @@ def record_past_convictions(model, rows: np.ndarray) -> None:
     but not before their 18th birthday.
     The last conviction falls where the latest of that many draws along the age-crime curve falls. Adults go first,
     so that children's hazards see their parents' records. Records thus follow propensity and age as the run's own
-    convictions do, instead of a fixed share drawn at random, which the run then outgrew."""
+    convictions do, instead of a fixed share drawn at random, which the run then outgrew. Without ``recent_gap``
+    (the start simulated from its recent past, ``population.history_years``) every adult's past runs to this month."""
     p, f = model.people, model.params.family
     rows = np.asarray(rows, np.int64)
     age_months = model.month - p.birth_month[rows]
@@ -303,10 +305,10 @@ def record_past_convictions(model, rows: np.ndarray) -> None:
     adult = age_months >= 12 * f.age_adult
     for group in (rows[eligible & adult], rows[eligible & ~adult]):
         if len(group):
-            _draw_past_convictions(model, group)
+            _draw_past_convictions(model, group, recent_gap)
 
 
-def _draw_past_convictions(model, rows: np.ndarray) -> None:
+def _draw_past_convictions(model, rows: np.ndarray, recent_gap: bool) -> None:
     p, prm = model.people, model.params
     f, o = prm.family, prm.offending
     since = 12 * int(f.age_criminal_responsibility)
@@ -316,7 +318,7 @@ def _draw_past_convictions(model, rows: np.ndarray) -> None:
     months_of_age = np.concatenate([[0.0], np.cumsum(ages)])  # months_of_age[a]: the age factor summed over months 0..a-1
     # the adults convicted in the last recent_conviction_months are the offender groups (adults from 18), so an
     # adult's past ends that far back, but never before their 18th birthday: convictions as a child all count
-    gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months), 0)
+    gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months) if recent_gap else 0, 0)
     end = np.maximum(np.maximum(a - gap, np.minimum(a, int(12 * f.age_adult))), since)
     exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
     cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))

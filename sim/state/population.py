@@ -183,6 +183,26 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
     people.person_id[: people.n] = np.arange(1, people.n + 1)
 
 
+def clear_justice_state(people: P.People) -> None:
+    """Everyone at liberty, with no record, sentence or supervision history (before ``ReoffendingModel.simulate_history``
+    gives them the record and sentences their own flows make)."""
+    n = people.n
+    for name in ("status", "custody_months_left", "licence_months_left", "order_months_left", "prev_convictions",
+                 "prev_cautions", "convictions_before_start", "months_since_release", "months_since_order_start",
+                 "last_custody_month", "last_conviction_month"):
+        getattr(people, name)[:n] = P.FIELDS[name][1]
+
+
+def mark_start_state(people: P.People) -> None:
+    """After the start's history: the record brought into the run, and the status at the start of everyone under
+    sentence (the others keep the group they were drawn in)."""
+    n = people.n
+    people.convictions_before_start[:n] = people.prev_convictions[:n]
+    status = people.status[:n]
+    for code, start in ((P.CUSTODY, P.CUSTODY_START), (P.LICENCE, P.LICENCE_START), (P.PROBATION, P.PROBATION_START)):
+        people.status_at_start[:n][status == code] = start
+
+
 def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: int, pop, jus, recent_months: int) -> None:
     """Where each offender stands in their sentence at the start (point-in-time stocks are length-biased).
 
