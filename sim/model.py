@@ -58,6 +58,7 @@ class ReoffendingModel(mesa.Model):
         self._agents_by_row: list[Person | None] = []
         population.synthesize(params, np.random.default_rng(seed), self.people)
         self.register_newcomers()
+        offending.record_parents_outside(self, self.people.new_rows("parents"))
         if params.population.history_years > 0:
             self.simulate_history(12 * params.population.history_years)
         p = self.people
@@ -89,6 +90,7 @@ class ReoffendingModel(mesa.Model):
         family.step(self)  # partnerships, births
         exits.arrivals(self)  # adults moving into the area
         offending.record_past_convictions(self, self.people.new_rows("records"))  # newcomers' records, from their past
+        offending.record_parents_outside(self, self.people.new_rows("parents"))  # and their parents', if not here
         self.register_newcomers()  # a Person agent for each of the month's births and arrivals
         self.record = monthly_record(self)
         self.datacollector.collect(self)

@@ -211,6 +211,17 @@ def _adult_scores(params, seed=1):
     return z, people.weight[:n][adult]
 
 
+def _adult_cells(params, seed: int = 1):
+    """Adults' scores as ``_adult_scores``, with their ages (years) and sex."""
+    people = People()
+    pop_mod.synthesize(params, np.random.default_rng(seed), people)
+    n, pop = people.n, params.population
+    age = -people.birth_month[:n] / 12.0
+    adult = age >= params.family.age_adult
+    z = np.log(people.innate_propensity[:n][adult] / pop.propensity_median_general) / pop.propensity_sigma_general
+    return z, people.weight[:n][adult], age[adult], people.sex_male[:n][adult]
+
+
 @pytest.mark.parametrize("threshold", [1.5, 2.0, 2.5])
 def test_offender_groups_drawn_from_the_general_distribution_leave_all_adults_following_it(threshold):
     """With ``propensity_groups_from_general`` (and a general spread wide enough to hold the groups) the whole adult
@@ -219,7 +230,7 @@ def test_offender_groups_drawn_from_the_general_distribution_leave_all_adults_fo
     drawn on top with their own spread (the shipped start) the tail is half as heavy again at 2 sd and more beyond."""
     from scipy.stats import norm
 
-    common = ["population.scale_general=20", "population.propensity_sigma_general=1.3"]
+    common = ["population.scale_general=20", "population.propensity_sigma_general=1.3", "population.propensity_median_community=5"]
     on = load_scenario(BASELINE, common + ["population.propensity_groups_from_general=true"])
     assert pop_mod.start_tail_excess(on.population) < 0.05
     z, w = _adult_scores(on)
@@ -252,10 +263,33 @@ def test_the_general_adults_scores_are_mapped_monotonically():
     on = load_scenario(BASELINE, ["population.propensity_groups_from_general=true", "population.propensity_sigma_general=1.3"])
     mapped = pop_mod.general_adult_scores(on.population)
     z = np.linspace(-4, 5, 1001)
-    out = mapped(z)
-    assert np.all(np.diff(out) >= 0) and out[-1] < z[-1]
-    assert abs(mapped(np.array([0.0]))[0]) < 0.05  # the groups are about 1% of adults: the middle hardly moves
+    for age, male in ((25.0, True), (25.0, False), (50.0, True), (70.0, False)):
+        out = mapped(z, np.full(len(z), age), np.full(len(z), male))
+        assert np.all(np.diff(out) >= 0) and out[-1] <= z[-1]
+        assert abs(mapped(np.array([0.0]), np.array([age]), np.array([male]))[0]) < 0.1  # the middle hardly moves
+    young_men, old_women = (mapped(np.array([3.0]), np.array([a]), np.array([m]))[0] for a, m in ((25.0, True), (70.0, False)))
+    assert young_men < old_women - 0.2  # young men's tail gives way to the groups (young, mostly men); old women's hardly
     assert pop_mod.general_adult_scores(load_scenario(BASELINE).population) is None
+
+
+@pytest.mark.parametrize("male", [True, False])
+def test_every_sex_and_age_band_starts_as_births_make_it(male):
+    """Births give every sex and age the general distribution, so with ``propensity_groups_from_general`` each adult
+    cell (sex x age band 18-39, 40-59, 60+) does too: its share above 2 sd within 25% of the normal tail's, although
+    the known offenders are mostly young men. With the groups on top (the shipped start) young men's tail is twice as
+    heavy."""
+    from scipy.stats import norm
+
+    on = load_scenario(BASELINE, ["population.scale_general=10", "population.propensity_sigma_general=1.3",
+                                  "population.propensity_median_community=4", "population.propensity_groups_from_general=true"])
+    z, w, age, men = _adult_cells(on)
+    for lo, hi in ((18, 40), (40, 60), (60, 200)):
+        here = (men == male) & (age >= lo) & (age < hi)
+        assert np.sum(w[here & (z > 2.0)]) / w[here].sum() == pytest.approx(norm.sf(2.0), rel=0.25), (lo, hi)
+    if male:
+        z, w, age, men = _adult_cells(load_scenario(BASELINE, ["population.scale_general=10"]))
+        here = men & (age < 40)
+        assert np.sum(w[here & (z > 2.0)]) / w[here].sum() > 2 * norm.sf(2.0)
 
 
 def test_the_general_adults_map_is_what_keeps_the_tail(monkeypatch):
@@ -268,7 +302,7 @@ def test_the_general_adults_map_is_what_keeps_the_tail(monkeypatch):
                                   "population.propensity_groups_from_general=true"])
     z, w = _adult_scores(on)
     mapped_share = np.sum(w[z > 2.5]) / w.sum()
-    monkeypatch.setattr(pop_mod, "general_adult_scores", lambda pop: None)
+    monkeypatch.setattr(pop_mod, "general_adult_scores", lambda pop: None)  # (as the option off would)
     z, w = _adult_scores(on)
     unmapped_share = np.sum(w[z > 2.5]) / w.sum()
     assert unmapped_share > 1.5 * norm.sf(2.5)

@@ -42,14 +42,15 @@ def risk_terms(model, bound: bool = False) -> tuple:
                    f.rr_mother_convicted_daughter, f.rr_parent_in_custody, f.rr_parent_family_need, da.exposure_rr_offending])
     ages = np.array([f.parent_conviction_effect_until_age, f.age_adult, da.exposure_effect_until_age])
     return (p.father, p.mother, p.sex_male, p.prev_convictions, p.present, p.status, p.needs, rr, ages,
-            np.uint8(1 << model.family_need_index), p.da_exposed_month, bound and da.incidents_per_month_base > 0)
+            np.uint8(1 << model.family_need_index), p.da_exposed_month, bound and da.incidents_per_month_base > 0,
+            p.parents_convicted_outside)
 
 
 @njit(cache=True, nogil=True)
 def family_multipliers(rows, age_years, family, iv, month):
     """``child_risk_multiplier`` of ``rows`` at ``age_years`` (``family``: ``risk_terms``; ``iv``:
     ``intervention.hazard_terms``), compiled: one pass, no temporaries."""
-    father, mother, sex_male, prev_convictions, present, status, needs, rr, ages, need_bit, exposed_month, bound = family
+    father, mother, sex_male, prev_convictions, present, status, needs, rr, ages, need_bit, exposed_month, bound, outside = family
     mode, k_child, iv_state, iv_engaged, iv_exit_month, decay = iv[0], iv[2], iv[3], iv[4], iv[5], iv[6]
     until = max(ages[0], ages[1])
     exposure = max(rr[6], 1.0) if bound else rr[6]
@@ -59,9 +60,14 @@ def family_multipliers(rows, age_years, family, iv, month):
         fa, mo = father[row], mother[row]
         if age < ages[2] and (exposed_month[row] <= month or bound and age < ages[1]):  # (only a child can be exposed)
             out[i] = exposure
-        if (fa < 0 and mo < 0) or not age < until:
+        if not age < until:
             continue
         son = sex_male[row]
+        if fa < 0 and mo < 0:  # no parent in the model: their parents' records, if drawn (parents_outside_the_area)
+            if age < ages[0] and outside[row]:
+                m = (rr[0] if son else rr[1]) if outside[row] & 1 else 1.0
+                out[i] *= m * ((rr[2] if son else rr[3]) if outside[row] & 2 else 1.0)
+            continue
         marked = age < ages[0]
         m = (rr[0] if son else rr[1]) if marked and fa >= 0 and prev_convictions[fa] > 0 else 1.0
         m *= (rr[2] if son else rr[3]) if marked and mo >= 0 and prev_convictions[mo] > 0 else 1.0

@@ -338,6 +338,50 @@ def _draw_past_convictions(model, rows: np.ndarray, recent_gap: bool) -> None:
     p.last_conviction_month[chosen] = model.month - (a[had] - month_of_age)
 
 
+def record_parents_outside(model, rows: np.ndarray) -> None:
+    """With ``family.parents_outside_the_area``: whether the father and mother of each of ``rows`` with no parent in
+    the model (the starting adults who do not live with a parent, in-migrants, partners from outside) have ever been
+    convicted, as a parent in the model would have been: a parent's log propensity regressed on the child's as
+    inheritance makes it (slope h (1 + rho) / 2 in sd units: heritability h, partners' correlation rho), and their
+    record the Poisson count of proven offences the hazard gives over a life to the child's age plus the parent's age
+    at the birth (the age-crime curve, the general population's needs on average). A father is known with the
+    probability a household has two parents. Drawn once, for people young enough to feel it
+    (``family.parent_conviction_effect_until_age``); ``family.child_risk_multiplier`` reads them."""
+    prm = model.params
+    f, o, pop = prm.family, prm.offending, prm.population
+    if not f.parents_outside_the_area:
+        return
+    p, month, draws = model.people, model.month, model.draws
+    rows = np.asarray(rows, np.int64)
+    age = month - p.birth_month[rows]
+    keep = (p.father[rows] < 0) & (p.mother[rows] < 0) & (age < 12 * f.parent_conviction_effect_until_age)
+    rows, age = rows[keep], age[keep].astype(np.int64)
+    if len(rows) == 0:
+        return
+    ids, sigma = p.person_id[rows], max(pop.propensity_sigma_general, 1e-9)
+    own_z = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / sigma
+    slope = min(f.propensity_heritability * (1.0 + f.partner_propensity_correlation) / 2.0, 1.0)
+    ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
+    lifetime = np.concatenate([[0.0], np.cumsum(ages)])  # lifetime[a]: the age factor summed over months of age 0..a-1
+    cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
+    share_proven = float(np.diff(cdf, prepend=0.0) @ p_proven)
+    prevalence = np.asarray(prm.needs.prevalence_general, float)
+    masks = (np.arange(1 << len(prevalence))[:, None] >> np.arange(len(prevalence))) & 1
+    needs_rr = float(np.prod(np.where(masks == 1, prevalence, 1.0 - prevalence), axis=1) @ needs_rr_table(tuple(prm.needs.offending_rr)))
+    mother_age = np.rint(12 * pop.parent_age_at_first_child_mean_years).astype(np.int64)
+    bits = np.zeros(len(rows), np.uint8)
+    for bit, gap, sex, known in ((0, mother_age + np.rint(12 * prm.demography.partner_age_gap_mean_years), 1.0, pop.general_two_parent_share),
+                                 (1, mother_age, o.female_multiplier, 1.0)):
+        z = slope * own_z + math.sqrt(1.0 - slope**2) * draws.normal("parent_outside_propensity", month, ids, draw=bit)
+        parent_age = np.minimum(age + int(gap), len(lifetime) - 1)
+        expected = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z) * sex * needs_rr \
+            * share_proven * lifetime[parent_age]
+        convicted = draws.uniform("parent_outside_convicted", month, ids, draw=bit) < -np.expm1(-expected)
+        there = draws.uniform("parent_outside_known", month, ids, draw=bit) < known
+        bits |= np.where(convicted & there, np.uint8(1 << bit), np.uint8(0))
+    p.parents_convicted_outside[rows] = bits
+
+
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:
     """Offenders in the criminal justice system now when they offend (the secondary reading of the WECB's 40-50% of
     crime, ours; the primary, from the national wording, is anyone with a previous conviction): serving a sentence

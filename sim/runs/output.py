@@ -77,6 +77,7 @@ def summarise(model) -> dict[str, float]:
     for name in ("custody", "licence", "probation"):
         start = float(model.initial_stocks[name])
         out[f"{name}_start"] = start  # as built, before month 0
+        out[f"{name}_first_year"] = float(ts[name].iloc[:12].mean()) if len(ts) else float("nan")  # mean over year 1
         out[f"{name}_end"] = float(ts[name].iloc[-1]) if len(ts) else float("nan")
         # mean stock over the last year relative to the start (1 = stable)
         out[f"{name}_drift"] = float(ts[name].iloc[-12:].mean() / start) if len(ts) >= 12 and start else float("nan")

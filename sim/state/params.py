@@ -246,6 +246,7 @@ class FamilyParams:
     rr_parent_in_custody: float = _f(NONNEG, "child's hazard multiplier while a parent is in custody")
     parent_conviction_effect_until_age: float = _f(NONNEG, "age (years) up to which a convicted parent raises a son's or daughter's hazard")
     rr_parent_family_need: float = _f(NONNEG, "child's hazard multiplier while a parent has a family-relationships need")
+    parents_outside_the_area: bool = _f("true or false", "people with no parent in the model (the starting adults who do not live with a parent, in-migrants, partners from outside) get the convicted parents the model's own families would give them, so the parents' conviction effect does not grow with the share of adults born in the run (false: no such effect for them)")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ FIELDS = {
     "months_since_order_start": (np.int32, 10_000),
     "last_custody_month": (np.int32, -1_000_000),  # month of the last custody start or recall
     "last_conviction_month": (np.int32, -1_000_000),  # month of the last conviction (negative: before the run)
+    "parents_convicted_outside": (np.uint8, 0),  # no parent in the model: bit 0 father, bit 1 mother ever convicted
     "children_born": (np.int32, 0),  # births so far, to derive a newborn's id
     "needs": (np.uint8, 0),  # criminogenic needs as a bit mask: bit j set = has need j (params.needs.names)
     "iv_state": (np.int8, 0),  # multi-agency intervention: 0 never referred, 1 waiting, 2 in it, 3 left

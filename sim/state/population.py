@@ -59,57 +59,87 @@ def partners_of(params: Params, sex_male: np.ndarray, age_years: np.ndarray, pro
     return ~np.asarray(sex_male, bool), age, pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z)
 
 
-def _groups_on_general_scale(pop) -> tuple[float, float, list[tuple[float, float]]]:
-    """Real adults at the start; the sd of the known offender groups' scores on the general population's standard
-    normal scale of log propensity (1 when they take the general sd); and each group as (real count, mean score)."""
-    adults = pop.total_population * float(np.sum(pop.adult_age_band_share))
+def _groups_on_general_scale(pop) -> tuple[float, list[tuple[float, float, float]]]:
+    """The sd of the known offender groups' scores on the general population's standard normal scale of log
+    propensity (1 when they take the general sd), and each group as (real count, share of men, mean score)."""
     sd = max(pop.propensity_sigma_general, 1e-9)
     spread = 1.0 if pop.propensity_groups_from_general else max(pop.propensity_sigma, 1e-9) / sd
-    medians = ((pop.custody_count + pop.licence_count, pop.propensity_median_custody),
-               (pop.probation_count, pop.propensity_median_probation), (pop.community_count, pop.propensity_median_community))
-    return adults, spread, [(float(n), float(np.log(m / pop.propensity_median_general) / sd)) for n, m in medians]
+    groups = ((pop.custody_count + pop.licence_count, pop.male_share_custody, pop.propensity_median_custody),
+              (pop.probation_count, pop.male_share_probation, pop.propensity_median_probation),
+              (pop.community_count, pop.male_share_community, pop.propensity_median_community))
+    return spread, [(float(n), float(men), float(np.log(m / pop.propensity_median_general) / sd)) for n, men, m in groups]
 
 
 _SCORES = np.linspace(-10.0, 14.0, 4801)  # standard normal scores on which the general adults' distribution is tabulated
 
 
-def _general_and_groups(pop) -> tuple[np.ndarray, np.ndarray]:
-    """On ``_SCORES``: the density of all adults' scores (real people) if they followed the general distribution, and
-    that of the known offender groups' scores."""
-    from scipy.stats import norm
+def _cells(pop) -> tuple[np.ndarray, list[tuple[bool, float, float]]]:
+    """The adult age bands' edges (years) and the cells (men?, band's lower age, upper age) the start is made
+    consistent in: births give every sex and age the same distribution, so each cell must hold it."""
+    edges = np.r_[np.asarray(pop.adult_age_band_lower_years, float), pop.oldest_age_years + 1.0]
+    return edges, [(male, lo, hi) for male in (True, False) for lo, hi in zip(edges[:-1], edges[1:])]
 
-    adults, spread, groups = _groups_on_general_scale(pop)
-    groups_density = sum((n * norm.pdf(_SCORES, shift, spread) for n, shift in groups), np.zeros(len(_SCORES)))
-    return adults * norm.pdf(_SCORES), groups_density
+
+def _general_and_groups(pop) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each cell of ``_cells`` (sex and adult age band), on ``_SCORES``: the density of its adults' scores (real
+    people) if they followed the general distribution, and that of the known offender groups' people in it (their
+    ages as drawn: a gamma above the adult age)."""
+    from scipy.stats import gamma, norm
+
+    spread, groups = _groups_on_general_scale(pop)
+    adult = float(pop.adult_age_band_lower_years[0])
+    shape = ((pop.offender_age_mean_years - adult) / pop.offender_age_sd_years) ** 2
+    ages = gamma(shape, loc=adult, scale=(pop.offender_age_mean_years - adult) / shape)
+    out = []
+    for (male, lo, hi), band_share in zip(_cells(pop)[1], list(pop.adult_age_band_share) * 2):
+        sex_share = pop.other_adults_male_share if male else 1.0 - pop.other_adults_male_share
+        everyone = pop.total_population * band_share * sex_share * norm.pdf(_SCORES)
+        in_band = ages.cdf(hi) - ages.cdf(lo)
+        groups_density = sum((n * (men if male else 1.0 - men) * in_band * norm.pdf(_SCORES, shift, spread)
+                              for n, men, shift in groups), np.zeros(len(_SCORES)))
+        out.append((everyone, groups_density))
+    return out
 
 
 def start_tail_excess(pop) -> float:
-    """The share of the known offender groups' people that the general distribution of propensity over all adults
-    cannot hold (where the groups' density exceeds it): people of high propensity at the start that births, which
-    reproduce the general distribution, do not replace, so that offending per head thins as they age (README,
-    Calibration). 0 when the groups lie wholly inside it."""
-    everyone, groups = _general_and_groups(pop)
-    total = groups.sum()
-    return float(np.maximum(groups - everyone, 0.0).sum() / total) if total > 0 else 0.0
+    """The share of the known offender groups' people that the general distribution of propensity cannot hold
+    among the adults of their sex and age band (where the groups' density exceeds it): people of high propensity at
+    the start that births, which give every sex and age the general distribution, do not replace, so that offending
+    per head thins as they age (README, Calibration). 0 when the groups lie wholly inside it."""
+    cells = _general_and_groups(pop)
+    total = sum(groups.sum() for _, groups in cells)
+    excess = sum(np.maximum(groups - everyone, 0.0).sum() for everyone, groups in cells)
+    return float(excess / total) if total > 0 else 0.0
 
 
-def general_adult_scores(pop) -> Callable[[np.ndarray], np.ndarray] | None:
-    """With ``propensity_groups_from_general``: a monotone map of the general adults' standard normal scores of log
-    propensity onto the general distribution with the known offender groups taken out, so that general adults and
-    groups together follow the general distribution (partners' correlation by rank stays). None when the option is
-    off (scores used as drawn). Limits: the map is the same at every age (the groups are young, so young adults'
-    tail stays heavier than the general distribution and old adults' lighter), and offenders' partners are drawn
-    as before, not mapped."""
+def general_adult_scores(pop) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    """With ``propensity_groups_from_general``: a monotone map, by sex and adult age band, of the general adults'
+    standard normal scores of log propensity onto the general distribution with the known offender groups of that
+    sex and age taken out, so that in every cell general adults and groups together follow the general distribution
+    (partners' correlation by rank stays). Called with (scores, ages in years, men?). None when the option is off
+    (scores used as drawn). Limit: offenders' partners are drawn as before, not mapped."""
     if not pop.propensity_groups_from_general:
         return None
     from scipy.special import ndtr
 
-    everyone, groups = _general_and_groups(pop)
-    rest = np.maximum(everyone - groups, 0.0)  # the general adults' density
-    rest += rest.max() * 1e-12  # a floor (about 7 sd out), so that the CDF increases everywhere and no score maps far
-    cdf = np.cumsum(rest)
-    cdf /= cdf[-1]
-    return lambda z: np.interp(ndtr(z), cdf, _SCORES)
+    edges, cells = _cells(pop)
+    cdfs = []
+    for everyone, groups in _general_and_groups(pop):
+        rest = np.maximum(everyone - groups, 0.0)  # the general adults' density
+        rest += rest.max() * 1e-12  # a floor (about 7 sd out), so that the CDF increases everywhere and no score maps far
+        cdf = np.cumsum(rest)
+        cdfs.append(cdf / cdf[-1])
+
+    def mapped(z: np.ndarray, age_years: np.ndarray, male: np.ndarray) -> np.ndarray:
+        z, out = np.asarray(z, float), np.empty(len(z))
+        band = np.clip(np.searchsorted(edges, age_years, side="right") - 1, 0, len(edges) - 2)
+        cell = np.where(male, 0, len(edges) - 1) + band
+        for k, cdf in enumerate(cdfs):
+            here = cell == k
+            out[here] = np.interp(ndtr(z[here]), cdf, _SCORES)
+        return out
+
+    return mapped
 
 
 def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarray:
@@ -385,7 +415,7 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     father_z = np.where(two_parent, partner_z(mother_z, params.family.partner_propensity_correlation, fresh), fresh)
     mapped = general_adult_scores(pop)
     if mapped is not None:
-        mother_z, father_z = mapped(mother_z), mapped(father_z)
+        mother_z, father_z = mapped(mother_z, mother_age, np.zeros(h, bool)), mapped(father_z, father_age, np.ones(h, bool))
 
     def adults(mask, age, male, z):
         return people.add(
@@ -477,7 +507,9 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     men_z = rng.standard_normal(len(men_age))
     mapped = general_adult_scores(pop)
     if mapped is not None:
-        women_z, husbands_z, men_z = mapped(women_z), mapped(husbands_z), mapped(men_z)
+        women_z = mapped(women_z, women_age, np.zeros(len(women_age), bool))
+        husbands_z = mapped(husbands_z, husband_age, np.ones(k, bool))
+        men_z = mapped(men_z, men_age, np.ones(len(men_age), bool))
     women = add(women_age, False, women_z)
     husbands = add(husband_age, True, husbands_z)
     men = add(men_age, True, men_z)
