@@ -1,0 +1,93 @@
+"""The parents the start leaves out (``family.parents_outside_the_area``): people with no parent in the model get
+the convicted parents the model's own families would give them, so the parents' conviction effect does not grow with
+the share of adults born in the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import BASELINE
+from sim.model import ReoffendingModel
+from sim.processes import family
+from sim.state.scenario import load_scenario
+
+COARSE = ["population.scale_general=40", "population.scale_cjs_families=2", "run.years=1"]
+ON = ["family.parents_outside_the_area=true"]
+
+
+@pytest.fixture(scope="module")
+def built():
+    return ReoffendingModel(load_scenario(BASELINE, COARSE + ON), seed=4)
+
+
+def _young_unlinked(model):
+    p, n = model.people, model.people.n
+    age = (model.month - p.birth_month[:n]) / 12.0
+    unlinked = (p.father[:n] < 0) & (p.mother[:n] < 0)
+    return np.flatnonzero(p.present[:n] & unlinked & (age >= 18) & (age < model.params.family.parent_conviction_effect_until_age))
+
+
+def test_off_nobody_has_parents_outside():
+    model = ReoffendingModel(load_scenario(BASELINE, COARSE), seed=4)
+    assert not model.people.parents_convicted_outside[: model.people.n].any()
+
+
+def test_only_people_with_no_parent_here_and_young_enough_get_them(built):
+    """Bits only where neither parent is in the model and the person is under the effect's age limit; among young
+    adults with no parent here, a convicted father for about a third and a convicted mother for about a sixth (as the
+    run's own families give their adults: 34-37% and 15-19%, README), fathers' convictions more common than mothers'."""
+    p, n = built.people, built.people.n
+    bits = p.parents_convicted_outside[:n]
+    linked = (p.father[:n] >= 0) | (p.mother[:n] >= 0)
+    age = -p.birth_month[:n] / 12.0
+    assert not bits[linked].any()
+    assert not bits[age >= built.params.family.parent_conviction_effect_until_age].any()
+    rows = _young_unlinked(built)
+    w = p.weight[rows]
+    father = np.average((bits[rows] & 1) > 0, weights=w)
+    mother = np.average((bits[rows] & 2) > 0, weights=w)
+    assert 0.2 < father < 0.5 and 0.08 < mother < 0.3 and mother < father
+
+
+def test_the_parents_record_follows_the_child_s_propensity(built):
+    """Inheritance links parent and child: people of high propensity have a convicted parent more often."""
+    p = built.people
+    rows = _young_unlinked(built)
+    high = p.innate_propensity[rows] > np.quantile(p.innate_propensity[rows], 0.9)
+    has = (p.parents_convicted_outside[rows] & 1) > 0
+    assert has[high].mean() > 1.5 * has[~high].mean()
+
+
+def test_a_convicted_parent_outside_raises_the_hazard_as_one_in_the_model_would(built):
+    """The family multiplier of an unlinked son with a convicted father outside is the father-son relative risk;
+    with a convicted mother too, times the mother-son one; 1 with neither."""
+    p, f = built.people, built.params.family
+    rows = _young_unlinked(built)
+    sons = rows[p.sex_male[rows]]
+    age = (built.month - p.birth_month[sons]) / 12.0
+    m = family.child_risk_multiplier(built, sons, age)
+    bits = p.parents_convicted_outside[sons]
+    np.testing.assert_allclose(m[bits == 1], f.rr_father_convicted_son)
+    np.testing.assert_allclose(m[bits == 3], f.rr_father_convicted_son * f.rr_mother_convicted_son)
+    np.testing.assert_allclose(m[bits == 0], 1.0)
+    assert (bits == 1).any() and (bits == 3).any()
+
+
+def test_in_migrants_get_them_and_the_draw_is_the_same_in_a_programme_scenario():
+    """Adults arriving in the run are drawn too (each month's newcomers); the draws are keyed by person, so the
+    multi-agency scenario gives the same people the same parents."""
+    from conftest import ROOT
+
+    base = ReoffendingModel(load_scenario(BASELINE, COARSE + ON), seed=6)
+    programme = ReoffendingModel(load_scenario(ROOT / "scenarios" / "multi_agency.toml", COARSE + ON), seed=6)
+    start = base.people.n
+    base.run(6)
+    programme.run(6)
+    p = base.people
+    rows = np.arange(start, p.n)
+    newcomers = rows[(p.father[rows] < 0) & (p.mother[rows] < 0)]
+    assert len(newcomers) > 100 and (p.parents_convicted_outside[newcomers] > 0).mean() > 0.1
+    q = programme.people
+    theirs = dict(zip(q.person_id[: q.n], q.parents_convicted_outside[: q.n]))
+    np.testing.assert_array_equal([theirs[i] for i in p.person_id[newcomers]], p.parents_convicted_outside[newcomers])
