@@ -226,7 +226,7 @@ def _adult_cells(params, seed: int = 1):
 def test_offender_groups_drawn_from_the_general_distribution_leave_all_adults_following_it(threshold):
     """With ``propensity_groups_from_general`` (and a general spread wide enough to hold the groups) the whole adult
     population, offenders and all, has the general distribution's upper tail, which births reproduce, within 25% up to
-    2.5 sd (beyond it lies the small excess ``start_tail_excess`` measures, 4% of the groups here); with the groups
+    2.5 sd (beyond it lies the small excess ``start_tail_excess`` measures, 4% of the groups here, with the recent offenders' median at 5); with the groups
     drawn on top with their own spread (the shipped start) the tail is half as heavy again at 2 sd and more beyond."""
     from scipy.stats import norm
 
