@@ -58,9 +58,10 @@ class ReoffendingModel(mesa.Model):
         self._agents_by_row: list[Person | None] = []
         population.synthesize(params, np.random.default_rng(seed), self.people)
         self.register_newcomers()
-        offending.record_parents_outside(self, self.people.new_rows("parents"))
         if params.population.history_years > 0:
             self.simulate_history(12 * params.population.history_years)
+        else:
+            offending.record_parents_outside(self, self.people.new_rows("parents"))
         p = self.people
         self.stocks = StockTally()  # the end-of-month stocks, kept up to date by monthly_record (first counted here)
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
@@ -101,12 +102,15 @@ class ReoffendingModel(mesa.Model):
         with the record their hazard would have given them ``months`` before the start, then those months of justice,
         needs, offending and courts for the starting population (as it is at the start: no births, deaths, moves or
         partnerships), unlogged and uncounted. Who is in custody, on licence or on an order at month 0, their records and
-        the court queue are then what the flows make them, not counts drawn from outside."""
+        the court queue are then what the flows make them, not counts drawn from outside. (The past runs on this
+        scenario's parameters: a scenario that changes sentencing or offending changes its start too; one acting
+        through a programme, which starts at month 0, does not.) The court queue starts empty: the records drawn run
+        to the first month, so its first months' convictions are low, which the years after make up."""
         population.clear_justice_state(self.people)
         self.month = -months
-        logging, self.events.enabled = self.events.enabled, False
-        offending.record_past_convictions(self, self.people.new_rows("records"), recent_gap=False)
-        offending.prime_court_queue(self)
+        was_logging, self.events.enabled = self.events.enabled, False
+        offending.record_parents_outside(self, self.people.new_rows("parents"))  # (ages then: all under the limit then)
+        offending.record_past_convictions(self, self.people.new_rows("records"), leave_recent_to_groups=False)
         while self.month < 0:
             self.tally.clear()
             justice.step(self)
@@ -114,10 +118,9 @@ class ReoffendingModel(mesa.Model):
             offending.step(self)
             courts.step(self)
             self.month += 1
-        self.events.enabled = logging
+        self.events.enabled = was_logging
         self.tally.clear()
-        self.released = np.zeros(0, np.int64)
-        population.mark_start_state(self.people)
+        population.mark_start_state(self.people, int(12 * self.params.family.age_adult))
 
     @property
     def age_months(self) -> np.ndarray:

@@ -41,11 +41,13 @@ def test_the_start_s_sentences_come_from_convictions_in_the_simulated_years(hist
 
 
 def test_the_start_s_status_is_marked_and_its_record_brought_in(history):
-    """``status_at_start`` names each person's sentence at month 0, and ``convictions_before_start`` is the record
+    """``status_at_start`` names each person's sentence at month 0 (and no one else's, whatever group they were drawn
+    in), and ``convictions_before_start`` is the record
     they start the run with (so the cohort metrics count their history)."""
     p, n = history.people, history.people.n
     for code, start in ((CUSTODY, CUSTODY_START), (LICENCE, LICENCE_START), (PROBATION, PROBATION_START)):
         assert (p.status_at_start[:n][p.status[:n] == code] == start).all()
+        assert (p.status[:n][p.status_at_start[:n] == start] == code).all()  # and only they: the groups drawn are relabelled
     np.testing.assert_array_equal(p.convictions_before_start[:n], p.prev_convictions[:n])
     assert (p.prev_convictions[:n] > 0).mean() > 0.05
 

@@ -69,9 +69,10 @@ def test_a_convicted_parent_outside_raises_the_hazard_as_one_in_the_model_would(
     m = family.child_risk_multiplier(built, sons, age)
     bits = p.parents_convicted_outside[sons]
     np.testing.assert_allclose(m[bits == 1], f.rr_father_convicted_son)
+    np.testing.assert_allclose(m[bits == 2], f.rr_mother_convicted_son)
     np.testing.assert_allclose(m[bits == 3], f.rr_father_convicted_son * f.rr_mother_convicted_son)
     np.testing.assert_allclose(m[bits == 0], 1.0)
-    assert (bits == 1).any() and (bits == 3).any()
+    assert (bits == 1).any() and (bits == 2).any() and (bits == 3).any()
 
 
 def test_in_migrants_get_them_and_the_draw_is_the_same_in_a_programme_scenario():

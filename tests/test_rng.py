@@ -191,3 +191,15 @@ def test_draws_do_not_modify_their_inputs():
     rng.choice("x", 0, ids, np.array([0.5, 0.5]))
     hash_ids(ids, draw)
     assert np.array_equal(ids, keep[0]) and np.array_equal(draw, keep[1]) and np.array_equal(lam, keep[2])
+
+
+def test_poisson_quantile_is_the_inverse_cdf_for_small_and_large_means():
+    """The keyed Poisson draws are the exact inverse CDF (scipy's ppf) at every mean, large ones included: a walk that
+    stopped where the probability was tiny stopped before the mode for means above about 39 and returned 1."""
+    from scipy import stats
+
+    from sim.state.rng import poisson_quantile
+
+    u = np.random.default_rng(5).random(20_000)
+    for lam in (0.3, 4.0, 29.0, 31.0, 39.5, 60.0, 250.0, 1_500.0):
+        np.testing.assert_array_equal(poisson_quantile(u, np.full(len(u), lam), False), stats.poisson.ppf(u, lam))

@@ -287,7 +287,7 @@ def prime_court_queue(model, months: int = 12) -> None:
         model.cases.add(rows[at], int(m), due[at], kind[at])
 
 
-def record_past_convictions(model, rows: np.ndarray, recent_gap: bool = True) -> None:
+def record_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool = True) -> None:
     """Give the newcomers ``rows`` (the starting population, then each month's arrivals and partners from outside)
     who are at liberty with a clean record the convictions the model's own hazard would have given them: a Poisson
     number with mean m, the proven offences expected since the age of criminal responsibility at today's hazard
@@ -296,8 +296,9 @@ def record_past_convictions(model, rows: np.ndarray, recent_gap: bool = True) ->
     but not before their 18th birthday.
     The last conviction falls where the latest of that many draws along the age-crime curve falls. Adults go first,
     so that children's hazards see their parents' records. Records thus follow propensity and age as the run's own
-    convictions do, instead of a fixed share drawn at random, which the run then outgrew. Without ``recent_gap``
-    (the start simulated from its recent past, ``population.history_years``) every adult's past runs to this month."""
+    convictions do, instead of a fixed share drawn at random, which the run then outgrew. Without
+    ``leave_recent_to_groups`` (the start simulated from its recent past, ``population.history_years``) every adult's
+    past runs to this month."""
     p, f = model.people, model.params.family
     rows = np.asarray(rows, np.int64)
     age_months = model.month - p.birth_month[rows]
@@ -305,10 +306,10 @@ def record_past_convictions(model, rows: np.ndarray, recent_gap: bool = True) ->
     adult = age_months >= 12 * f.age_adult
     for group in (rows[eligible & adult], rows[eligible & ~adult]):
         if len(group):
-            _draw_past_convictions(model, group, recent_gap)
+            _draw_past_convictions(model, group, leave_recent_to_groups)
 
 
-def _draw_past_convictions(model, rows: np.ndarray, recent_gap: bool) -> None:
+def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool) -> None:
     p, prm = model.people, model.params
     f, o = prm.family, prm.offending
     since = 12 * int(f.age_criminal_responsibility)
@@ -318,7 +319,7 @@ def _draw_past_convictions(model, rows: np.ndarray, recent_gap: bool) -> None:
     months_of_age = np.concatenate([[0.0], np.cumsum(ages)])  # months_of_age[a]: the age factor summed over months 0..a-1
     # the adults convicted in the last recent_conviction_months are the offender groups (adults from 18), so an
     # adult's past ends that far back, but never before their 18th birthday: convictions as a child all count
-    gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months) if recent_gap else 0, 0)
+    gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months) if leave_recent_to_groups else 0, 0)
     end = np.maximum(np.maximum(a - gap, np.minimum(a, int(12 * f.age_adult))), since)
     exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
     cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
@@ -341,12 +342,14 @@ def _draw_past_convictions(model, rows: np.ndarray, recent_gap: bool) -> None:
 def record_parents_outside(model, rows: np.ndarray) -> None:
     """With ``family.parents_outside_the_area``: whether the father and mother of each of ``rows`` with no parent in
     the model (the starting adults who do not live with a parent, in-migrants, partners from outside) have ever been
-    convicted, as a parent in the model would have been: a parent's log propensity regressed on the child's as
-    inheritance makes it (slope h (1 + rho) / 2 in sd units: heritability h, partners' correlation rho), and their
-    record the Poisson count of proven offences the hazard gives over a life to the child's age plus the parent's age
-    at the birth (the age-crime curve, the general population's needs on average). A father is known with the
-    probability a household has two parents. Drawn once, for people young enough to feel it
-    (``family.parent_conviction_effect_until_age``); ``family.child_risk_multiplier`` reads them."""
+    convicted, as parents in the model would have been. A father is known with the probability a household has two
+    parents. The parents' log propensities are drawn given the child's as inheritance makes them (in sd units, with
+    heritability h and partners' correlation rho: each parent's slope h (1 + rho) / 2 with two parents, h with the
+    mother alone; the two parents correlated rho - slope^2 given the child), and each record is the Poisson count of
+    proven offences the hazard gives over a life up to the child's age plus the parent's age at the birth (the
+    age-crime curve, the general population's needs on average; the mean age at a first birth, fathers older by the
+    usual gap). Drawn once, for people young enough to feel it (``family.parent_conviction_effect_until_age``);
+    ``family.child_risk_multiplier`` reads them."""
     prm = model.params
     f, o, pop = prm.family, prm.offending, prm.population
     if not f.parents_outside_the_area:
@@ -358,9 +361,15 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
     rows, age = rows[keep], age[keep].astype(np.int64)
     if len(rows) == 0:
         return
-    ids, sigma = p.person_id[rows], max(pop.propensity_sigma_general, 1e-9)
+    ids, sigma, h, rho = p.person_id[rows], max(pop.propensity_sigma_general, 1e-9), f.propensity_heritability, f.partner_propensity_correlation
     own_z = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / sigma
-    slope = min(f.propensity_heritability * (1.0 + f.partner_propensity_correlation) / 2.0, 1.0)
+    father_known = draws.uniform("parent_outside_known", month, ids) < pop.general_two_parent_share
+    slope = np.minimum(np.where(father_known, h * (1.0 + rho) / 2.0, h), 0.999)
+    residual = np.sqrt(1.0 - slope**2)
+    mother_fresh = draws.normal("parent_outside_propensity", month, ids, draw=1)
+    mother_z = slope * own_z + residual * mother_fresh
+    given = np.clip((rho - slope**2) / residual**2, -1.0, 1.0)  # the parents' correlation given the child
+    father_z = slope * own_z + residual * (given * mother_fresh + np.sqrt(1.0 - given**2) * draws.normal("parent_outside_propensity", month, ids, draw=0))
     ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
     lifetime = np.concatenate([[0.0], np.cumsum(ages)])  # lifetime[a]: the age factor summed over months of age 0..a-1
     cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
@@ -368,17 +377,16 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
     prevalence = np.asarray(prm.needs.prevalence_general, float)
     masks = (np.arange(1 << len(prevalence))[:, None] >> np.arange(len(prevalence))) & 1
     needs_rr = float(np.prod(np.where(masks == 1, prevalence, 1.0 - prevalence), axis=1) @ needs_rr_table(tuple(prm.needs.offending_rr)))
-    mother_age = np.rint(12 * pop.parent_age_at_first_child_mean_years).astype(np.int64)
+    mother_age_at_birth = int(round(12 * pop.parent_age_at_first_child_mean_years))
     bits = np.zeros(len(rows), np.uint8)
-    for bit, gap, sex, known in ((0, mother_age + np.rint(12 * prm.demography.partner_age_gap_mean_years), 1.0, pop.general_two_parent_share),
-                                 (1, mother_age, o.female_multiplier, 1.0)):
-        z = slope * own_z + math.sqrt(1.0 - slope**2) * draws.normal("parent_outside_propensity", month, ids, draw=bit)
-        parent_age = np.minimum(age + int(gap), len(lifetime) - 1)
-        expected = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z) * sex * needs_rr \
-            * share_proven * lifetime[parent_age]
+    for bit, z, age_at_birth, sex_multiplier, exists in (
+            (0, father_z, mother_age_at_birth + int(round(12 * prm.demography.partner_age_gap_mean_years)), 1.0, father_known),
+            (1, mother_z, mother_age_at_birth, o.female_multiplier, np.ones(len(rows), bool))):
+        parent_age = np.minimum(age + age_at_birth, len(lifetime) - 1)
+        expected = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z) * sex_multiplier \
+            * needs_rr * share_proven * lifetime[parent_age]
         convicted = draws.uniform("parent_outside_convicted", month, ids, draw=bit) < -np.expm1(-expected)
-        there = draws.uniform("parent_outside_known", month, ids, draw=bit) < known
-        bits |= np.where(convicted & there, np.uint8(1 << bit), np.uint8(0))
+        bits |= np.where(convicted & exists, np.uint8(1 << bit), np.uint8(0))
     p.parents_convicted_outside[rows] = bits
 
 

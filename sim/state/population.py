@@ -223,14 +223,16 @@ def clear_justice_state(people: P.People) -> None:
         getattr(people, name)[:n] = P.FIELDS[name][1]
 
 
-def mark_start_state(people: P.People) -> None:
-    """After the start's history: the record brought into the run, and the status at the start of everyone under
-    sentence (the others keep the group they were drawn in)."""
+def mark_start_state(people: P.People, adult_months: int) -> None:
+    """After the start's history: the record brought into the run, and everyone's status at the start as it now is
+    (custody, licence, probation; at liberty: community for adults, child for children), whatever group they were
+    drawn in."""
     n = people.n
     people.convictions_before_start[:n] = people.prev_convictions[:n]
-    status = people.status[:n]
-    for code, start in ((P.CUSTODY, P.CUSTODY_START), (P.LICENCE, P.LICENCE_START), (P.PROBATION, P.PROBATION_START)):
-        people.status_at_start[:n][status == code] = start
+    status, start = people.status[:n], people.status_at_start[:n]
+    start[:] = np.where(-people.birth_month[:n] >= adult_months, P.COMMUNITY_START, P.CHILD_START)
+    for code, label in ((P.CUSTODY, P.CUSTODY_START), (P.LICENCE, P.LICENCE_START), (P.PROBATION, P.PROBATION_START)):
+        start[status == code] = label
 
 
 def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: int, pop, jus, recent_months: int) -> None:

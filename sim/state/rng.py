@@ -103,7 +103,11 @@ def next_month_at(person_id, key, draw, p_month, start, month):
 
 @njit(cache=True, nogil=True, inline="always")
 def poisson_at(u, lam, at_least_one):
-    """Inverse CDF of Poisson(``lam``) (zero-truncated with ``at_least_one``) at ``u``: few steps for small means."""
+    """Inverse CDF of Poisson(``lam``) (zero-truncated with ``at_least_one``) at ``u``: few steps for small means.
+    Large means (over ``_POISSON_DIRECT``, where exp(-lam) nears the bottom of the floating-point range) start the
+    walk at the mode, from the probability there in logs, and walk down or up from it."""
+    if lam > _POISSON_DIRECT:
+        return _poisson_at_large(u, lam, at_least_one)
     if at_least_one:
         k = 1
         p = math.exp(-lam) * lam / -math.expm1(-lam) if lam > 0 else 1.0  # P(1 | at least 1)
@@ -111,11 +115,50 @@ def poisson_at(u, lam, at_least_one):
         k = 0
         p = math.exp(-lam)
     cdf = p
-    while u >= cdf and k < 200:
+    while u >= cdf:
         k += 1
         p *= lam / k
         cdf += p
-        if p <= 1e-17:  # the tail beyond 1e-17 is below rounding
+        if p <= 1e-17 and k > lam:  # past the mode, the tail beyond 1e-17 is below rounding
+            break
+    return k
+
+
+#: means above which ``poisson_at`` starts from the mode (exp(-30) is about 1e-13: the walk from 0 is exact below it)
+_POISSON_DIRECT = 30.0
+
+
+@njit(cache=True, nogil=True)
+def _poisson_at_large(u, lam, at_least_one):
+    """``poisson_at`` for a large mean: the CDF at the mode from the probabilities below it (summed downwards from the
+    mode's, in logs), then the walk up or down to the first k whose CDF exceeds ``u`` (truncation at 0 is negligible:
+    P(0) < 1e-13)."""
+    mode = int(lam)
+    p_mode = math.exp(-lam + mode * math.log(lam) - math.lgamma(mode + 1.0))
+    below = 0.0  # P(k < mode)
+    p = p_mode
+    for k in range(mode, 0, -1):
+        p *= k / lam  # P(k - 1)
+        below += p
+        if p < 1e-17 * p_mode:
+            break
+    cdf = below + p_mode
+    if u < below:  # walk down from the mode
+        k = mode
+        p = p_mode
+        cdf = below
+        while k > 0 and u < cdf:
+            p *= k / lam
+            cdf -= p
+            k -= 1
+        return max(k, 1) if at_least_one else k
+    k = mode
+    p = p_mode
+    while u >= cdf:
+        k += 1
+        p *= lam / k
+        cdf += p
+        if p <= 1e-17 * p_mode:
             break
     return k
 
