@@ -164,3 +164,32 @@ def test_newborn_ids_do_not_depend_on_rows():
     assert np.allclose(common["propensity"], na["propensity"])
     assert (common["row"] != na["row"]).any()  # the test did move children to other rows
     assert na.index.is_unique and nb.index.is_unique
+
+
+def test_compiled_kernels_are_cached_per_version_of_the_sources(tmp_path):
+    """numba renews a kernel's cache only when the kernel's own file changes, not when a function it inlines from
+    another module does; so the package keeps its kernels in a folder named by all of its sources: a change to
+    ``sim/state/rng.py`` alone moves every kernel to a new folder. A cache folder set by the user is kept."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "sim"
+    shutil.copytree(package, tmp_path / "sim", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = str(tmp_path)
+
+    def cache_dir(extra_env=()):
+        out = subprocess.run([sys.executable, "-c", "import sim, numba; print(numba.config.CACHE_DIR)"], env={**env, **dict(extra_env)},
+                             capture_output=True, text=True, check=True, cwd=tmp_path)
+        return out.stdout.strip()
+
+    before = cache_dir()
+    assert Path(before).parent == tmp_path / "sim" / "__pycache__"
+    assert cache_dir() == before  # the same sources, the same folder
+    with open(tmp_path / "sim" / "state" / "rng.py", "a") as f:
+        f.write("\n# a change to a module whose functions other modules' kernels inline\n")
+    assert cache_dir() != before
+    assert cache_dir([("NUMBA_CACHE_DIR", str(tmp_path / "mine"))]) == str(tmp_path / "mine")
