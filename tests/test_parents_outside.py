@@ -36,7 +36,7 @@ def test_off_nobody_has_parents_outside():
 def test_only_people_with_no_parent_here_and_young_enough_get_them(built):
     """Bits only where neither parent is in the model and the person is under the effect's age limit; among young
     adults with no parent here, a convicted father for about a third and a convicted mother for about a sixth (as the
-    run's own families give their adults: 34-37% and 15-19%, README), fathers' convictions more common than mothers'."""
+    run's own families give their adults: 35-36% and 19-20%, README), fathers' convictions more common than mothers'."""
     p, n = built.people, built.people.n
     bits = p.parents_convicted_outside[:n]
     linked = (p.father[:n] >= 0) | (p.mother[:n] >= 0)
