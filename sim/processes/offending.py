@@ -314,18 +314,14 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     f, o = prm.family, prm.offending
     since = 12 * int(f.age_criminal_responsibility)
     a = (model.month - p.birth_month[rows]).astype(np.int64)
-    ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
-    ages = np.concatenate([ages, np.full(max(0, int(a.max()) + 1 - len(ages)), ages[-1])])
-    months_of_age = np.concatenate([[0.0], np.cumsum(ages)])  # months_of_age[a]: the age factor summed over months 0..a-1
+    ages, months_of_age = _age_factor_by_month(prm, int(a.max()) + 1)
     # the adults convicted in the last recent_conviction_months are the offender groups (adults from 18), so an
     # adult's past ends that far back, but never before their 18th birthday: convictions as a child all count
     gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months) if leave_recent_to_groups else 0, 0)
     end = np.maximum(np.maximum(a - gap, np.minimum(a, int(12 * f.age_adult))), since)
     exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
-    cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
-    share_proven = float(np.diff(cdf, prepend=0.0) @ p_proven)
     per_age_factor = np.divide(hazard(model, rows), ages[a], out=np.zeros(len(rows)), where=ages[a] > 0)
-    expected = per_age_factor * exposure * share_proven
+    expected = per_age_factor * exposure * _share_proven(o)
     ids = p.person_id[rows]
     count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
     had = count > 0
@@ -337,6 +333,22 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     p.prev_convictions[chosen] = count
     p.convictions_before_start[chosen] = count
     p.last_conviction_month[chosen] = model.month - (a[had] - month_of_age)
+
+
+def _age_factor_by_month(prm, months: int) -> tuple[np.ndarray, np.ndarray]:
+    """The age-crime factor for each month of age (at least ``months`` long, the last age's factor carried on), and
+    its running sum: ``summed[a]`` is the factor summed over months of age 0..a-1, the months at a factor of 1 a
+    person has lived through by age a."""
+    f, o = prm.family, prm.offending
+    ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
+    ages = np.concatenate([ages, np.full(max(0, months - len(ages)), ages[-1])])
+    return ages, np.concatenate([[0.0], np.cumsum(ages)])
+
+
+def _share_proven(o) -> float:
+    """The share of offences that end in a conviction, over the offence types' mix."""
+    cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
+    return float(np.diff(cdf, prepend=0.0) @ p_proven)
 
 
 def record_parents_outside(model, rows: np.ndarray) -> None:
@@ -370,10 +382,8 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
     mother_z = slope * own_z + residual * mother_fresh
     given = np.clip((rho - slope**2) / residual**2, -1.0, 1.0)  # the parents' correlation given the child
     father_z = slope * own_z + residual * (given * mother_fresh + np.sqrt(1.0 - given**2) * draws.normal("parent_outside_propensity", month, ids, draw=0))
-    ages = age_factor_table(o.age_curve_ages, o.age_curve_multiplier, f.age_criminal_responsibility, o.youth_multiplier, f.age_adult, 0)
-    lifetime = np.concatenate([[0.0], np.cumsum(ages)])  # lifetime[a]: the age factor summed over months of age 0..a-1
-    cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
-    share_proven = float(np.diff(cdf, prepend=0.0) @ p_proven)
+    _, lifetime = _age_factor_by_month(prm, 0)
+    share_proven = _share_proven(o)
     prevalence = np.asarray(prm.needs.prevalence_general, float)
     masks = (np.arange(1 << len(prevalence))[:, None] >> np.arange(len(prevalence))) & 1
     needs_rr = float(np.prod(np.where(masks == 1, prevalence, 1.0 - prevalence), axis=1) @ needs_rr_table(tuple(prm.needs.offending_rr)))
