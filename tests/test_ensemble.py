@@ -222,7 +222,7 @@ def test_an_ensemble_from_runs_of_other_targets_is_refused(toy, tmp_path, monkey
 
 def test_random_walks_go_on_where_candidates_run_short(toy, tmp_path, monkeypatch):
     """With one round of candidates allowed, the rest of the members come from random walks, each step kept only
-    where it meets every band, started from the point fit and what passed."""
+    where it meets every band, started from what passed (from the point fit only when nothing did)."""
     monkeypatch.setattr(E, "ROUNDS", 1)
     monkeypatch.setattr(E, "CHAINS", 6)
     monkeypatch.setattr(E, "OVERSAMPLE", 0.3)  # 9 candidates for 30 members
@@ -235,6 +235,12 @@ def test_random_walks_go_on_where_candidates_run_short(toy, tmp_path, monkeypatc
     steps = pd.concat([pd.read_parquet(f) for f in store.glob("walk_*.parquet")])
     assert len(steps) > len(walked)  # some moves left the bands and were refused
     assert walked[[c for c in frame if c.startswith("u:")]].drop_duplicates().shape[0] == len(walked)  # each a new set
+    # the walks start from the candidates that passed, not from the point fit: every first step lies near one of them
+    u_cols = [c for c in frame if c.startswith("u:")]
+    starts = frame.loc[frame["found_by"].str.startswith("history-match"), u_cols].to_numpy()
+    first_steps = pd.read_parquet(store / "walk_1.parquet", columns=u_cols).to_numpy()
+    assert len(starts) > 0
+    assert (np.abs(first_steps[:, None, :] - starts[None, :, :]).max(axis=2).min(axis=1) < 10 * E.STEP_SD).all()
     u = E.reflect(np.array([-0.1, 0.5, 1.2]))
     assert u.tolist() == pytest.approx([0.1, 0.5, 0.8])
     # fewer steps than are stored: no new runs, the members those steps found (for an ensemble stopped early)

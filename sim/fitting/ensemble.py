@@ -7,8 +7,8 @@
 3. each candidate is checked by runs of its own, on seeds the history match did not use, and kept unless they show
    it missing a target: every target's mean over those runs within its band, or missing it by less than its 90%
    Monte Carlo error (``CHECK_Z``); rounds of candidates are drawn until ``members`` are kept;
-4. where the region that fits is too thin for the emulators to hit often, random walks from what passed and from the
-   point fit explore it, each step checked the same way (``build_ensemble``).
+4. where the region that fits is too thin for the emulators to hit often, random walks from what passed (from the
+   point fit when nothing did) explore it, each step checked the same way (``build_ensemble``).
 
 Targets with a ``known_gap`` (none of the history match's sets meets them) take no part in 1-3; their values are
 kept with each member and reported. The members go to calibration/ensemble.parquet (``sim.state.ensemble``): one
@@ -147,7 +147,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
 
     First from the history match in ``store``: rounds of candidates (``draw_candidates``; the first a pilot of
     ``PILOT``) while a round keeps at least ``MIN_PASS_RATE`` of its candidates (at most ``ROUNDS``). Where that leaves too few (the region that fits is too
-    thin for the emulators to hit), random walks go on from what passed and from the point fit: ``CHAINS`` walks in
+    thin for the emulators to hit), random walks go on from what passed (the point fit when nothing did): ``CHAINS`` walks in
     the unit box, each step a normal move of ``STEP_SD`` of every range, taken when the new set meets every target in
     its check runs (approximate Bayesian computation by Markov chain Monte Carlo with a uniform prior on the box and
     the bands as the acceptance region; Marjoram et al. 2003), until ``members`` have passed or ``max_steps`` (a rerun
@@ -189,9 +189,11 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
         log(f"round {round_}: {int(done['passes'].sum())} of {len(done)} meet every target ({kept} members so far)")
     if kept < members:
         passed = pd.concat(checked)
-        starts = np.vstack([point_fit_cube(scenario, free), passed.loc[passed["passes"], [f"u:{k}" for k in free]].to_numpy()])
+        starts = passed.loc[passed["passes"], [f"u:{k}" for k in free]].to_numpy()
+        if len(starts) == 0:  # the point fit only where no candidate passed: under a changed model it may fit nowhere
+            starts = point_fit_cube(scenario, free)
         current = starts[np.arange(CHAINS) % len(starts)]
-        log(f"random walks: {CHAINS} chains from the point fit and the {len(starts) - 1} sets that passed")
+        log(f"random walks: {CHAINS} chains from " + (f"the {len(starts)} sets that passed" if passed["passes"].any() else "the point fit"))
         for step in range(1, max_steps + 1):
             if kept >= members:
                 break
@@ -211,7 +213,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
                f"{runs['wave'].nunique()} waves ({settings['reps']} 10-year and {settings['long_reps']} 40-year replicates "
                f"each, seed {settings['seed']}{', ' + ' '.join(overrides) if overrides else ''}); candidates not ruled out "
                f"(implausibility <= {CUTOFF:g}) with every emulated target mean within its band, then random walks "
-               f"(steps of {STEP_SD:g} of each range) from what passed and the point fit; kept when every target's mean "
+               f"(steps of {STEP_SD:g} of each range) from what passed; kept when every target's mean "
                f"over {check_reps} 10-year and {check_long_reps} 40-year check replicates (root seed {seed}) lies within "
                f"its band or misses it by less than {CHECK_Z:g} standard errors of that mean; {len(ensemble)} of "
                f"{len(table)} sets checked were kept")
