@@ -325,9 +325,31 @@ def test_short_of_sets_inside_every_band_candidates_are_the_least_loss_sets_not_
             return {"a": (metric[np.searchsorted(cube[:, 0], points[:, 0])], None)}
 
     monkeypatch.setattr(E, "candidates", lambda emulators, targets, n, seed: (cube, worst, 0.5))
+    monkeypatch.setattr(E, "SEARCH_ROUNDS", 0)  # no search near the set inside (next test)
     toy = [Target("toy_a", 0.0, -0.2, 0.2, 1.0, "a", "short", "toy", "test")]
     picked = E.draw_candidates([], Overall(), toy, 4, seed=1)[:, 0]
     assert list(picked) == list(cube[[5, 3, 2, 4], 0])  # inside; then loss order 3, 2, 4 (1 ruled out, 0 worst)
+
+
+def test_a_small_region_inside_every_band_is_searched_near_the_sets_found_in_it(monkeypatch):
+    """Where the search of the box finds only a few sets inside every band (a small region: here a disc of radius
+    0.05 in two dimensions, 1% of the box), more are drawn near them, so a round's candidates are all inside, distinct
+    and spread over the region, instead of being filled up with sets the emulators put outside."""
+    centre = np.array([0.7, 0.3])
+    box = np.random.default_rng(0).random((300, 2))
+
+    class Overall:
+        def predict(self, points):
+            return {"a": (np.linalg.norm(points - centre, axis=1), None)}
+
+    monkeypatch.setattr(E, "candidates", lambda emulators, targets, n, seed: (box, np.zeros(len(box)), 0.01))
+    toy = [Target("toy_a", 0.0, 0.0, 0.05, 1.0, "a", "short", "toy", "test")]
+    inside_box = int((np.linalg.norm(box - centre, axis=1) <= 0.05).sum())
+    assert 0 < inside_box < 30
+    picked = E.draw_candidates([], Overall(), toy, 30, seed=1)
+    distance = np.linalg.norm(picked - centre, axis=1)
+    assert len(picked) == 30 and (distance <= 0.05).all() and len(np.unique(picked, axis=0)) == 30
+    assert distance.max() > 0.035 and (picked[:, 0] > centre[0]).any() and (picked[:, 0] < centre[0]).any()
 
 
 def test_a_portfolio_keeps_the_values_its_programmes_set_and_their_calibration_choice():
