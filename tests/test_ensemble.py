@@ -409,3 +409,26 @@ def test_the_shipped_history_match_store_resumes_with_the_shipped_baseline():
     today = hm.store_settings(BASELINE, settings["points"], settings["reps"], settings["long_reps"], settings["seed"],
                               settings.get("overrides", ()))
     hm._claim_store(hm.STORE, today)  # raises where a rerun would be refused (and writes nothing: the store exists)
+
+
+def test_a_check_its_ten_year_runs_fail_gets_no_forty_year_runs(monkeypatch, tmp_path):
+    """A candidate whose 10-year check runs already miss a target by more than their Monte Carlo error gets no 40-year
+    runs (its 40-year metrics are NaN): the verdicts are those of the full check, at a little over half the cost."""
+    targets = [Target("toy_a", -2.0, -2.2, -1.8, 1.0, "a", "short", "toy", "test"),
+               Target("toy_b", math.log(0.5), math.log(0.5) - 0.1, math.log(0.5) + 0.1, 1.0, "b", "long", "toy", "test")]
+    def response(params, seed: int) -> dict[str, float]:  # a 10-year run measures a, a 40-year one b
+        both = toy_response(params, seed)
+        return {"a": both["a"]} if params.run.years <= 10 else {"b": both["b"]}
+
+    calls = toy_history_match(monkeypatch, response, FREE, targets, (hm, E))
+    cube = np.array([[hm.to_cube(a, FREE["justice.custody_log_odds_intercept"]), hm.to_cube(0.5, FREE["offending.youth_multiplier"])]
+                     for a in (-2.0, -1.0, -2.05)])
+    screened = E._check(BASELINE, FREE, cube, targets, targets, 3, 2, 5, 1, tmp_path / "screened.parquet", (), None, lambda s: None)
+    assert screened["passes"].tolist() == [True, False, True]
+    assert screened["b"].isna().tolist() == [False, True, False]
+    assert sum(calls) == 3 * 3 + 2 * 2  # 10-year runs for all three, 40-year runs for the two that can still pass
+    full = hm.evaluate(BASELINE, FREE, cube, targets, 3, 2, 5, 1, tmp_path / "full.parquet", log=lambda s: None)
+    assert np.allclose(full.loc[[0, 2], ["a", "b"]], screened.loc[[0, 2], ["a", "b"]])
+    verdicts = E.within_bands({t.metric: full[t.metric].to_numpy() for t in targets}, targets,
+                              {t.metric: full[f"se:{t.metric}"].to_numpy() for t in targets}, E.CHECK_Z)
+    assert verdicts.tolist() == screened["passes"].tolist()
