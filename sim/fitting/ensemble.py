@@ -82,8 +82,8 @@ def within_bands(means: dict[str, np.ndarray], targets: list[Target], se: dict[s
 def draw_candidates(emulators: list[Emulator], overall: Emulator, targets: list[Target], n: int, seed: int) -> np.ndarray:
     """``n`` parameter sets (unit box) not ruled out, whose emulated means (``overall``: fitted on every run) all lie
     within their bands. The region is small, so where a search of the box finds fewer than ``n``, more are drawn near
-    those it found (normal steps of ``SEARCH_SD`` of each range, ``SEARCH_ROUNDS`` rounds); when still fewer, the rest
-    by least emulated loss, those not ruled out first."""
+    those it found (normal steps of ``SEARCH_SD`` of each range, ``SEARCH_ROUNDS`` rounds: a round may then cluster
+    around the few found); when still fewer, the rest by least emulated loss, those not ruled out first."""
     cube, worst, _ = candidates(emulators, targets, max(20 * n, 1000), seed)
     predicted = {m: mean for m, (mean, _) in overall.predict(cube).items()}
     good = np.flatnonzero((worst <= CUTOFF) & within_bands(predicted, targets))
@@ -117,7 +117,10 @@ def _stored_round(path: Path, free: dict, size: int) -> np.ndarray | None:
 
 def _check(scenario, free, cube, weighted, targets, check_reps, check_long_reps, seed, workers, path, overrides, scheduler,
            log) -> pd.DataFrame:
-    """Run each row of ``cube`` on the check seeds (resumed from ``path``) and say whether it meets every target."""
+    """Run each row of ``cube`` on the check seeds (resumed from ``path``) and say whether it meets every target. A row
+    whose 10-year runs already miss a target gets no 40-year runs (its 40-year metrics NaN): the same verdict at about
+    half the cost. Such a row stays failed on a rerun even if a band is later widened (a member missed, never a
+    wrong one admitted); narrowing a band re-judges every row from its stored means."""
     def can_pass(short: pd.DataFrame) -> bool:  # the test below, on the 10-year targets alone
         row = short.drop_duplicates("metric").set_index("metric")
         return bool(within_bands({m: row.loc[[m], "simulated"].to_numpy() for m in row.index}, short_targets,

@@ -74,7 +74,8 @@ def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Ta
              seed: int, workers: int, path: Path, chunk: int = 8, log=print, overrides=(), scheduler: str | None = None,
              screen=None) -> pd.DataFrame:
     """Run the model at each row of ``cube`` (``reps`` 10-year and ``long_reps`` 40-year replicates on the same seeds
-    for every row, the scenario with ``overrides`` and then the row's values) and keep, per row, its parameters and
+    for every row, but the 40-year ones for rows ``screen`` rejects; the scenario with ``overrides`` and then the row's
+    values) and keep, per row, its parameters and
     each target metric's mean and standard error. Rows are written to ``path`` ``chunk`` at a time (atomically), and
     rows already there are not run again: a wave resumes. ``scheduler``: a Dask scheduler's address (default: local
     worker processes). ``screen``: given a row's table of the 10-year targets (``compare_to_targets``), whether the
@@ -83,8 +84,8 @@ def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Ta
     done = pd.read_parquet(path) if path.exists() else pd.DataFrame()
     stored = done[[f"u:{k}" for k in free]].to_numpy() if len(done) else None
     if stored is not None and (len(done) > len(cube) or not np.allclose(stored, cube[: len(done)])):
-        raise ScenarioError(f"{path}: its parameter sets are not this wave's design (made by other code or settings); "
-                            "move the folder away to start afresh")
+        raise ScenarioError(f"{path}: its parameter sets are not the ones drawn now (made by other code or settings); "
+                            f"move {path.name} away (a check or walk file: the waves can stay), or the folder to start afresh")
     rows = done.to_dict("records")
     runs = sorted({t.run for t in targets})
     metrics = sorted({t.metric for t in targets})
