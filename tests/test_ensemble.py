@@ -325,9 +325,48 @@ def test_short_of_sets_inside_every_band_candidates_are_the_least_loss_sets_not_
             return {"a": (metric[np.searchsorted(cube[:, 0], points[:, 0])], None)}
 
     monkeypatch.setattr(E, "candidates", lambda emulators, targets, n, seed: (cube, worst, 0.5))
+    monkeypatch.setattr(E, "SEARCH_ROUNDS", 0)  # no search near the set inside (next test)
     toy = [Target("toy_a", 0.0, -0.2, 0.2, 1.0, "a", "short", "toy", "test")]
     picked = E.draw_candidates([], Overall(), toy, 4, seed=1)[:, 0]
     assert list(picked) == list(cube[[5, 3, 2, 4], 0])  # inside; then loss order 3, 2, 4 (1 ruled out, 0 worst)
+
+
+def test_a_box_holding_enough_sets_inside_every_band_is_drawn_from_as_before(monkeypatch):
+    """The search near the sets found only runs when the box holds too few: with enough, a round's draw is the same
+    with or without it."""
+    box = np.random.default_rng(0).random((300, 2))
+
+    class Overall:
+        def predict(self, points):
+            return {"a": (points[:, 0], None)}
+
+    monkeypatch.setattr(E, "candidates", lambda emulators, targets, n, seed: (box, np.zeros(len(box)), 0.5))
+    toy = [Target("toy_a", 0.0, 0.0, 0.5, 1.0, "a", "short", "toy", "test")]
+    with_search = E.draw_candidates([], Overall(), toy, 30, seed=3)
+    monkeypatch.setattr(E, "SEARCH_ROUNDS", 0)
+    assert np.array_equal(with_search, E.draw_candidates([], Overall(), toy, 30, seed=3))
+    assert (with_search[:, 0] <= 0.5).all() and np.isin(with_search, box).all()
+
+
+def test_a_small_region_inside_every_band_is_searched_near_the_sets_found_in_it(monkeypatch):
+    """Where the search of the box finds only a few sets inside every band (a small region: here a disc of radius
+    0.05 in two dimensions, 1% of the box), more are drawn near them, so a round's candidates are all inside, distinct
+    and spread over the region, instead of being filled up with sets the emulators put outside."""
+    centre = np.array([0.7, 0.3])
+    box = np.random.default_rng(0).random((300, 2))
+
+    class Overall:
+        def predict(self, points):
+            return {"a": (np.linalg.norm(points - centre, axis=1), None)}
+
+    monkeypatch.setattr(E, "candidates", lambda emulators, targets, n, seed: (box, np.zeros(len(box)), 0.01))
+    toy = [Target("toy_a", 0.0, 0.0, 0.05, 1.0, "a", "short", "toy", "test")]
+    inside_box = int((np.linalg.norm(box - centre, axis=1) <= 0.05).sum())
+    assert 0 < inside_box < 30
+    picked = E.draw_candidates([], Overall(), toy, 30, seed=1)
+    distance = np.linalg.norm(picked - centre, axis=1)
+    assert len(picked) == 30 and (distance <= 0.05).all() and len(np.unique(picked, axis=0)) == 30
+    assert distance.max() > 0.035 and (picked[:, 0] > centre[0]).any() and (picked[:, 0] < centre[0]).any()
 
 
 def test_a_portfolio_keeps_the_values_its_programmes_set_and_their_calibration_choice():
@@ -387,3 +426,32 @@ def test_the_shipped_history_match_store_resumes_with_the_shipped_baseline():
     today = hm.store_settings(BASELINE, settings["points"], settings["reps"], settings["long_reps"], settings["seed"],
                               settings.get("overrides", ()))
     hm._claim_store(hm.STORE, today)  # raises where a rerun would be refused (and writes nothing: the store exists)
+
+
+def test_a_check_its_ten_year_runs_fail_gets_no_forty_year_runs(monkeypatch, tmp_path):
+    """A candidate whose 10-year check runs already miss a target by more than their Monte Carlo error gets no 40-year
+    runs (its 40-year metrics are NaN): the verdicts are those of the full check, at a little over half the cost."""
+    targets = [Target("toy_a", -2.0, -2.2, -1.8, 1.0, "a", "short", "toy", "test"),
+               Target("toy_b", math.log(0.5), math.log(0.5) - 0.1, math.log(0.5) + 0.1, 1.0, "b", "long", "toy", "test")]
+    def response(params, seed: int) -> dict[str, float]:  # a 10-year run measures a, a 40-year one b
+        both = toy_response(params, seed)
+        return {"a": both["a"]} if params.run.years <= 10 else {"b": both["b"]}
+
+    calls = toy_history_match(monkeypatch, response, FREE, targets, (hm, E))
+    cube = np.array([[hm.to_cube(a, FREE["justice.custody_log_odds_intercept"]), hm.to_cube(0.5, FREE["offending.youth_multiplier"])]
+                     for a in (-2.0, -1.0, -2.05)]
+                    + [[hm.to_cube(-2.0, FREE["justice.custody_log_odds_intercept"]), hm.to_cube(1.0, FREE["offending.youth_multiplier"])],
+                       [hm.to_cube(-2.215, FREE["justice.custody_log_odds_intercept"]), hm.to_cube(0.5, FREE["offending.youth_multiplier"])]])
+    screened = E._check(BASELINE, FREE, cube, targets, targets, 3, 2, 5, 1, tmp_path / "screened.parquet", (), None, lambda s: None)
+    assert screened["passes"].tolist()[:4] == [True, False, True, False]  # the fourth meets a (10 years), misses b (40)
+    assert screened["b"].isna().tolist()[:4] == [False, True, False, False]
+    # the last misses a's band by less than its Monte Carlo error: not shown to miss, so it gets its 40-year runs
+    slack = E.CHECK_Z * screened.loc[4, "se:a"]
+    assert -2.2 - slack <= screened.loc[4, "a"] < -2.2 and screened.loc[4, "passes"] and not np.isnan(screened.loc[4, "b"])
+    assert sum(calls) == 5 * 3 + 4 * 2  # 10-year runs for all five, 40-year runs for the four that can still pass
+    full = hm.evaluate(BASELINE, FREE, cube, targets, 3, 2, 5, 1, tmp_path / "full.parquet", log=lambda s: None)
+    kept = screened["b"].notna().to_numpy()
+    assert np.allclose(full.loc[kept, ["a", "b"]], screened.loc[kept, ["a", "b"]])
+    verdicts = E.within_bands({t.metric: full[t.metric].to_numpy() for t in targets}, targets,
+                              {t.metric: full[f"se:{t.metric}"].to_numpy() for t in targets}, E.CHECK_Z)
+    assert verdicts.tolist() == screened["passes"].tolist()

@@ -64,19 +64,28 @@ def latin_hypercube(n: int, dims: int, seed: int) -> np.ndarray:
     return qmc.LatinHypercube(d=dims, rng=np.random.default_rng(seed)).random(n)
 
 
+def _measured(results: list[dict], metrics: list[str]) -> pd.DataFrame:
+    """One parameter set's replicate results as a (metric, value) table of the target metrics."""
+    return pd.DataFrame([{"metric": m, "value": v} for r in results for m, v in r.items() if m in metrics],
+                        columns=["metric", "value"])
+
+
 def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Target], reps: int, long_reps: int,
-             seed: int, workers: int, path: Path, chunk: int = 8, log=print, overrides=(), scheduler: str | None = None
-             ) -> pd.DataFrame:
+             seed: int, workers: int, path: Path, chunk: int = 8, log=print, overrides=(), scheduler: str | None = None,
+             screen=None) -> pd.DataFrame:
     """Run the model at each row of ``cube`` (``reps`` 10-year and ``long_reps`` 40-year replicates on the same seeds
-    for every row, the scenario with ``overrides`` and then the row's values) and keep, per row, its parameters and
+    for every row, but the 40-year ones for rows ``screen`` rejects; the scenario with ``overrides`` and then the row's
+    values) and keep, per row, its parameters and
     each target metric's mean and standard error. Rows are written to ``path`` ``chunk`` at a time (atomically), and
     rows already there are not run again: a wave resumes. ``scheduler``: a Dask scheduler's address (default: local
-    worker processes)."""
+    worker processes). ``screen``: given a row's table of the 10-year targets (``compare_to_targets``), whether the
+    row can still pass; a row it rejects gets no 40-year runs (its 40-year metrics are NaN): a check that the 10-year
+    runs already fail needs no more, and the 40-year runs cost about as much again."""
     done = pd.read_parquet(path) if path.exists() else pd.DataFrame()
     stored = done[[f"u:{k}" for k in free]].to_numpy() if len(done) else None
     if stored is not None and (len(done) > len(cube) or not np.allclose(stored, cube[: len(done)])):
-        raise ScenarioError(f"{path}: its parameter sets are not this wave's design (made by other code or settings); "
-                            "move the folder away to start afresh")
+        raise ScenarioError(f"{path}: its parameter sets are not the ones drawn now (made by other code or settings); "
+                            f"move {path.name} away (a check or walk file: the waves can stay), or the folder to start afresh")
     rows = done.to_dict("records")
     runs = sorted({t.run for t in targets})
     metrics = sorted({t.metric for t in targets})
@@ -87,17 +96,20 @@ def evaluate(scenario, free: dict[str, dict], cube: np.ndarray, targets: list[Ta
         values = {i: {k: from_cube(float(u), spec) for u, (k, spec) in zip(cube[i], free.items())} for i in points}
         params = {(i, run): scenario_for(run, scenario, [*overrides, *(f"{k}={v!r}" for k, v in values[i].items())])
                   for i in points for run in runs}
-        tasks = [(params[i, run], s, run) for i in points for run in runs for s in seeds[run]]
-        results = run_all(tasks, workers, f"history matching, parameter sets {start + 1}-{points[-1] + 1}", task=_measure_task,
-                          **({"scheduler": scheduler} if scheduler else {}))
         by_point: dict[int, list[dict]] = {i: [] for i in points}
-        owners = [i for i in points for run in runs for _ in seeds[run]]  # the parameter set of each task
-        for i, res in zip(owners, results):
-            by_point[i].append(res)
+        active = list(points)
+        for stage in ([runs] if screen is None else [[r for r in runs if r == "short"], [r for r in runs if r != "short"]]):
+            tasks = [(params[i, run], s, run) for i in active for run in stage for s in seeds[run]]
+            owners = [i for i in active for run in stage for _ in seeds[run]]  # the parameter set of each task
+            results = run_all(tasks, workers, f"history matching, parameter sets {start + 1}-{points[-1] + 1}", task=_measure_task,
+                              **({"scheduler": scheduler} if scheduler else {})) if tasks else []
+            for i, res in zip(owners, results):
+                by_point[i].append(res)
+            if screen is not None and stage == ["short"]:
+                short = [t for t in targets if t.run == "short"]
+                active = [i for i in active if screen(compare_to_targets(_measured(by_point[i], metrics), short))]
         for i in points:
-            measured = pd.DataFrame([{"metric": m, "value": v} for r in by_point[i] for m, v in r.items() if m in metrics],
-                                    columns=["metric", "value"])
-            table = compare_to_targets(measured, targets).drop_duplicates("metric").set_index("metric")
+            table = compare_to_targets(_measured(by_point[i], metrics), targets).drop_duplicates("metric").set_index("metric")
             rows.append({"point": i, **{f"u:{k}": float(u) for u, k in zip(cube[i], free)}, **values[i],
                          **{m: float(table.loc[m, "simulated"]) for m in metrics},
                          **{f"se:{m}": float(table.loc[m, "mc_se"]) for m in metrics}})
