@@ -205,7 +205,7 @@ def test_a_round_the_store_holds_whole_is_not_drawn_again(toy, tmp_path, monkeyp
     assert len(toy) == before
     check = store / "check_1.parquet"
     pd.read_parquet(check).iloc[:-1].to_parquet(check)  # the round's last set not run yet
-    with pytest.raises(ScenarioError, match="not this wave's design"):
+    with pytest.raises(ScenarioError, match="not the ones drawn now"):
         E.run(BASELINE, **args)
     # a history match carried a wave further has other emulators: its rounds are not those stored
     with pytest.raises(ScenarioError, match="check runs were made with"):
