@@ -161,7 +161,7 @@ def passed(frame, metric: str, lower: float, upper: float) -> bool:
                 and (slack < (upper - lower) / 2).all())
 
 
-def test_the_ensemble_keeps_only_checked_sets_that_meet_every_band(toy, tmp_path):
+def test_the_ensemble_keeps_only_checked_sets_that_meet_every_band(toy, tmp_path, monkeypatch):
     store, out = tmp_path / "hm", tmp_path / "ensemble.parquet"
     frame = E.run(BASELINE, waves=2, points=16, reps=2, long_reps=1, seed=2, members=12, check_reps=3, check_long_reps=1,
                   workers=1, store=store, out=out, log=lambda s: None)
@@ -175,8 +175,9 @@ def test_the_ensemble_keeps_only_checked_sets_that_meet_every_band(toy, tmp_path
     assert len(checks) >= len(frame)  # candidates that failed their check are kept on record, not in the ensemble
     ranges = E.ensemble_ranges(frame, FREE).set_index("parameter")
     assert ranges.loc["justice.custody_log_odds_intercept", "share_of_range"] < 0.15  # 0.4 of a range of 4 at most
-    # a rerun resumes every wave and check: no new runs, the same members
+    # a rerun resumes every wave and check: no new runs, the same members, and no emulators fitted for rounds it holds
     before = len(toy)
+    monkeypatch.setattr(E, "emulators_of", lambda *a: pytest.fail("the emulators were fitted again for rounds the store holds"))
     again = E.run(BASELINE, waves=2, points=16, reps=2, long_reps=1, seed=2, members=12, check_reps=3, check_long_reps=1,
                   workers=1, store=store, out=out, log=lambda s: None)
     assert len(toy) == before
@@ -204,7 +205,7 @@ def test_a_round_the_store_holds_whole_is_not_drawn_again(toy, tmp_path, monkeyp
     assert len(toy) == before
     check = store / "check_1.parquet"
     pd.read_parquet(check).iloc[:-1].to_parquet(check)  # the round's last set not run yet
-    with pytest.raises(ScenarioError, match="not this wave's design"):
+    with pytest.raises(ScenarioError, match="not the ones drawn now"):
         E.run(BASELINE, **args)
     # a history match carried a wave further has other emulators: its rounds are not those stored
     with pytest.raises(ScenarioError, match="check runs were made with"):

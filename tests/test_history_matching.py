@@ -124,6 +124,6 @@ def test_a_wave_made_by_another_design_is_refused(toy, tmp_path):
     wave.loc[0, "u:justice.custody_log_odds_intercept"] += 0.1
     wave.to_parquet(store / "wave_1.parquet", index=False)
     before = (store / "wave_1.parquet").read_bytes()
-    with pytest.raises(ScenarioError, match="not this wave's design"):
+    with pytest.raises(ScenarioError, match="not the ones drawn now"):
         hm.history_match(BASELINE, waves=1, points=8, reps=2, long_reps=1, seed=2, workers=1, store=store, log=lambda s: None)
     assert (store / "wave_1.parquet").read_bytes() == before

@@ -190,9 +190,14 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     _claim_checks(store, check_reps, check_long_reps, int(runs["wave"].nunique()))
     overrides = settings.get("overrides", [])
     seed = settings["seed"] + CHECK_SEED_OFFSET
-    log(f"emulators of {len(runs)} runs in {runs['wave'].nunique()} waves")
-    emulators = emulators_of(runs, free, targets)
-    overall = Emulator(runs, free, sorted({t.metric for t in targets}))
+    fitted: list = []  # the emulators, fitted when a round is first drawn (minutes; a rerun of stored rounds needs none)
+
+    def emulated() -> tuple[list[Emulator], Emulator]:
+        if not fitted:
+            log(f"emulators of {len(runs)} runs in {runs['wave'].nunique()} waves")
+            fitted.extend([emulators_of(runs, free, targets), Emulator(runs, free, sorted({t.metric for t in targets}))])
+        return fitted[0], fitted[1]
+
     checked = []
     kept = 0
     common = (scenario, free)
@@ -204,7 +209,7 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
         size = min(PILOT, drawn) if round_ == 1 else drawn  # round 1, a pilot: do the emulators find sets that fit?
         cube = _stored_round(store / f"check_{round_}.parquet", free, size)
         if cube is None:
-            cube = draw_candidates(emulators, overall, targets, drawn, seed + round_)[:size]
+            cube = draw_candidates(*emulated(), targets, drawn, seed + round_)[:size]
         log(f"round {round_}: checking {len(cube)} candidates ({check_reps} 10-year and {check_long_reps} 40-year replicates each)")
         done = _check(*common, cube, weighted, targets, check_reps, check_long_reps, seed, workers,
                       store / f"check_{round_}.parquet", overrides, scheduler, log)
