@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--max-steps", type=_pos_int, default=None, metavar="N",
                      help="steps of the random walks at most (default 40); fewer than are stored: the members those steps found")
     ens.add_argument("--show", action="store_true", help="only print what the stored ensemble says (ranges, bounds, correlations)")
+    ens.add_argument("--write-point", action="store_true",
+                     help="write the member of least loss to calibration/fitted.toml: the point estimate that run.calibration=point pins")
     val = sub.add_parser("validate", help="every calibration target beside its simulated value, pass/fail, and a figure")
     val.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario to validate (default scenarios/baseline.toml)")
     val.add_argument("--reps", type=_pos_int, default=8, help="replicates of each run length (default 8)")
@@ -627,7 +629,8 @@ def cmd_calibrate(args) -> int:
 
 def cmd_ensemble(args) -> int:
     from .fitting import ensemble as E
-    from .state.ensemble import ENSEMBLE
+    from .fitting.calibration import load_free_parameters
+    from .state.ensemble import ENSEMBLE, VALUE
 
     if not args.show:
         load_scenario(args.scenario, ["run.calibration=point", *args.set])  # fail early on a bad scenario or --set
@@ -658,6 +661,13 @@ def cmd_ensemble(args) -> int:
     print("pairs the targets tie together (Spearman |rho| >= 0.3):" + ("" if strong else " none"))
     for rho, a, b in strong:
         print(f"  {rho:+.2f}  {a} ~ {b}")
+    if args.write_point:
+        missing = [k for k in load_free_parameters() if VALUE + k not in frame]
+        if missing:
+            raise ScenarioError(f"{ENSEMBLE}: has no values of {', '.join(missing)} (calibration/free_parameters.toml); "
+                                "rerun sim ensemble before --write-point")
+        member = E.write_point(frame)
+        print(f"member {member} (least loss on its check runs) -> calibration/fitted.toml")
     return 0
 
 

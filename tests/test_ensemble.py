@@ -456,3 +456,58 @@ def test_a_check_its_ten_year_runs_fail_gets_no_forty_year_runs(monkeypatch, tmp
     verdicts = E.within_bands({t.metric: full[t.metric].to_numpy() for t in targets}, targets,
                               {t.metric: full[f"se:{t.metric}"].to_numpy() for t in targets}, E.CHECK_Z)
     assert verdicts.tolist() == screened["passes"].tolist()
+
+
+def test_a_members_loss_grows_with_its_distance_from_each_target_in_half_bands():
+    """``member_losses``: a member on every target has loss 0; one a half band off one target of weight 1 has 1; and
+    the weights count."""
+    targets = [Target("a", 1.0, 0.9, 1.1, 1.0, "m_a", "short", "", ""), Target("b", 0.3, 0.2, 0.4, 2.0, "m_b", "short", "", "")]
+    frame = pd.DataFrame({"m_a": [1.0, 1.1, 1.0], "m_b": [0.3, 0.3, 0.2]})
+    assert E.member_losses(frame, targets) == pytest.approx([0.0, 1.0, 2.0])
+
+
+def test_write_point_puts_that_members_values_and_check_runs_in_fitted_toml(tmp_path):
+    """The shipped ensemble's representative member, written as fitted.toml: every free parameter's value is the
+    member's, its check runs' means are the achieved metrics, and the record names the member and its replicates."""
+    frame = pd.read_parquet(S.ENSEMBLE)
+    path = tmp_path / "fitted.toml"
+    best = E.write_point(frame, path)
+    assert best == int(np.argmin(E.member_losses(frame)))
+    written = tomllib.loads(path.read_text())
+    for key in load_free_parameters():
+        sec, name = key.split(".")
+        assert written[sec][name]["value"] == pytest.approx(frame.loc[best, S.VALUE + key], rel=1e-5), key
+        assert f"member {best}" in written[sec][name]["source"]
+    record = written["calibration"]
+    for t in hm.fitted_targets([t for t in E.load_targets() if t.weight > 0]):
+        assert record["achieved"][t.name]["simulated"] == pytest.approx(frame.loc[best, t.metric], rel=1e-3, abs=1e-4), t.name
+    assert f"member {best} of {len(frame)}" in record["stage_joint"]["method"]
+    assert record["stage_joint"]["replicates"] >= 1
+
+
+def test_the_shipped_point_estimate_is_the_shipped_ensembles_member_of_least_loss():
+    """calibration/fitted.toml holds the member ``sim ensemble --write-point`` picks from calibration/ensemble.parquet
+    (a refit of one without the other shows here)."""
+    frame = pd.read_parquet(S.ENSEMBLE)
+    best = int(np.argmin(E.member_losses(frame)))
+    fitted = tomllib.loads((E.CALIBRATION_DIR / "fitted.toml").read_text())
+    for key in load_free_parameters():
+        sec, name = key.split(".")
+        assert fitted[sec][name]["value"] == pytest.approx(frame.loc[best, S.VALUE + key], rel=1e-5), key
+
+
+def test_sim_ensemble_write_point_writes_fitted_toml_and_refuses_a_stale_ensemble(monkeypatch, tmp_path, capsys):
+    from sim.cli import main
+
+    monkeypatch.setattr(E, "CALIBRATION_DIR", tmp_path)
+    assert main(["ensemble", "--show", "--write-point"]) == 0
+    assert "-> calibration/fitted.toml" in capsys.readouterr().out
+    assert (tmp_path / "fitted.toml").exists()
+    stale = pd.read_parquet(S.ENSEMBLE).drop(columns=[S.VALUE + "family.propensity_heritability"])
+    stale.to_parquet(tmp_path / "ensemble.parquet", index=False)
+    monkeypatch.setattr(S, "ENSEMBLE", tmp_path / "ensemble.parquet")
+    before = (tmp_path / "fitted.toml").read_text()
+    assert main(["ensemble", "--show", "--write-point"]) == 2
+    err = capsys.readouterr().err
+    assert "family.propensity_heritability" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "fitted.toml").read_text() == before

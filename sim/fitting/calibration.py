@@ -276,7 +276,7 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
             spec = free[key]
             entries.setdefault(sec, {})[name] = {
                 "value": v, "unit": spec.get("unit", ""),
-                "source": f"fitted by sim calibrate ({fit['stage']} stage, {date.today().isoformat()}) to calibration/targets.toml within [{spec['lower']}, {spec['upper']}]",
+                "source": f"{fit.get('source') or 'fitted by sim calibrate (' + fit['stage'] + ' stage'}, {date.today().isoformat()}) to calibration/targets.toml within [{spec['lower']}, {spec['upper']}]",
             }
         polish = bool(fit.get("only"))
         if fit["stage"] == "joint" and not polish:  # supersedes any earlier fit
@@ -284,7 +284,7 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
         # a polish (--only) is recorded after the fit it starts from, which stays on record
         key = f"polish_{sum(k.startswith('polish_') for k in record) + 1}_{fit['stage']}" if polish else f"stage_{fit['stage']}"
         record[key] = {"date": date.today().isoformat(), "method": fit.get("method", "least squares (scipy trf)"), "loss": round(fit["loss"], 4), "evaluations": fit["evaluations"],
-                                          "seconds": round(fit["seconds"]), "replicates": fit["reps"],
+                                          **({"seconds": round(fit["seconds"])} if "seconds" in fit else {}), "replicates": fit["reps"],
                                           "replicates_long": fit.get("long_reps", fit["reps"]), "seed": fit["seed"],
                                           "parameters": fit.get("parameters", sorted(fit["values"]))}
         if "waves" in fit:
@@ -310,7 +310,7 @@ def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION
             return f"{v:.6g}"
         return str(v)
 
-    lines = ["# Fitted by `sim calibrate` (sim/fitting/calibration.py); scenarios/baseline.toml extends this file.",
+    lines = ["# Written by `sim calibrate` or `sim ensemble --write-point` (sim/fitting/); scenarios/baseline.toml extends this file.",
              "# Do not edit by hand: rerun the calibration. Bounds are in calibration/free_parameters.toml.", ""]
     for sec in sorted(entries):
         lines.append(f"[{sec}]")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from datetime import date
 from pathlib import Path
@@ -31,7 +32,7 @@ from ..runs.batch import write_atomic
 from ..runs.output import git_commit
 from ..state.ensemble import ENSEMBLE, VALUE
 from ..state.scenario import ScenarioError
-from .calibration import Target, load_free_parameters, load_targets
+from .calibration import CALIBRATION_DIR, Target, load_free_parameters, load_targets, write_fitted
 from .history_matching import (CUTOFF, STORE, Emulator, candidates, evaluate, fitted_targets, history_match, load_waves,
                                wave_emulator, worst_implausibility)
 
@@ -259,6 +260,36 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
     log(f"{len(frame)} members -> {out}" + ("" if len(frame) >= members else f" (fewer than the {members} asked for)"))
     return frame
+
+
+def member_losses(frame: pd.DataFrame, targets: list[Target] | None = None) -> np.ndarray:
+    """Each member's loss on its own check runs: the sum over fitted targets of weight x ((mean - target) / half
+    band)^2, the loss ``sim calibrate`` minimises."""
+    targets = fitted_targets([t for t in load_targets() if t.weight > 0]) if targets is None else targets
+    return sum(t.weight * ((frame[t.metric].to_numpy() - t.value) / t.half_width) ** 2 for t in targets)
+
+
+def write_point(frame: pd.DataFrame, path: Path | None = None) -> int:
+    """Write the member of least loss (the best fit among sets that all fit) to calibration/fitted.toml, what
+    ``run.calibration = "point"`` pins, with its check runs' means as the achieved metrics; returns its index."""
+    targets = fitted_targets([t for t in load_targets() if t.weight > 0])
+    losses = member_losses(frame, targets)
+    best = int(np.argmin(losses))
+    row = frame.iloc[best]
+    made = re.search(r"over (\d+) 10-year and (\d+) 40-year check replicates \(root seed (\d+)\)", row["made_by"])
+    n_reps, n_long, seed = (int(x) for x in made.groups()) if made else (0, 0, 0)
+    table = pd.DataFrame([{"target": t.name, "simulated": row[t.metric],
+                           "sim_p05": row[t.metric] - CHECK_Z * row["se:" + t.metric],
+                           "sim_p95": row[t.metric] + CHECK_Z * row["se:" + t.metric], "replicates": n_reps}
+                          for t in targets])
+    fit = {"stage": "joint", "method": f"history matching, then the calibration ensemble's member of least loss "
+                                       f"(member {best} of {len(frame)})",
+           "source": f"the calibration ensemble's member of least loss (sim ensemble --write-point; member {best}",
+           "values": {k: float(row[VALUE + k]) for k in load_free_parameters()}, "loss": float(losses[best]),
+           "evaluations": len(frame), "reps": n_reps, "long_reps": n_long, "seed": seed,
+           "parameters": list(load_free_parameters())}
+    write_fitted([fit], table, path or CALIBRATION_DIR / "fitted.toml")
+    return best
 
 
 def ensemble_ranges(frame: pd.DataFrame, free: dict[str, dict] | None = None) -> pd.DataFrame:
