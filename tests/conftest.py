@@ -28,6 +28,15 @@ SCENARIOS = [BASELINE] + sorted(p for p in (ROOT / "scenarios").glob("*.toml") i
 SMALL = ["population.scale_general=300", "population.scale_cjs_families=10"]
 SMALL_2Y = ["run.years=2", *SMALL]
 
+#: the start as drawn before the refit of 2026-12-05, with that fit's values: the offender groups drawn on top of the
+#: general distribution with a spread of their own, their sentences and records drawn (no simulated past), no parents
+#: outside the area, in-migrants 18-35 (for tests of that start and of what the refit's options change)
+DRAWN_START = ["population.history_years=0", "population.propensity_groups_from_general=false",
+               "family.parents_outside_the_area=false", "demography.arrival_age_max=35",
+               "population.propensity_median_general=0.555675", "population.propensity_sigma_general=0.718246",
+               "population.propensity_median_community=8.50411", "population.propensity_median_probation=2.43268",
+               "population.propensity_median_custody=2.0", "population.propensity_sigma=1.26757"]
+
 #: REOFFSIM_FULL=1 runs the long statistical versions
 FULL = os.environ.get("REOFFSIM_FULL") == "1"
 

@@ -76,29 +76,33 @@ def test_without_event_log_same_timeseries(params, runs):
 def test_starting_population_depends_only_on_population_parameters():
     """Scenarios that change how the justice system treats new cases (as the intervention scenarios do) start from
     the very same people. (The start is in equilibrium with the partnering and offending processes: who is partnered
-    follows the partnering rates, and the children's records the offending hazard, so those do change it.)"""
-    a = ReoffendingModel(load(*SMALL), seed=4)
+    follows the partnering rates, and the children's records the offending hazard, so those do change it.) With the
+    start drawn (no simulated past: ``population.history_years`` runs the past on the scenario's own values)."""
+    drawn = [*SMALL, "population.history_years=0"]
+    a = ReoffendingModel(load(*drawn), seed=4)
     b = ReoffendingModel(
-        load(*SMALL, "justice.order_log_odds_intercept=0.5", "justice.p_recall_per_month=0.5"),
+        load(*drawn, "justice.order_log_odds_intercept=0.5", "justice.p_recall_per_month=0.5"),
         seed=4,
     )
     for name in FIELDS:
         assert np.array_equal(a.people.view(name), b.people.view(name)), name
     # and a population parameter does change it
-    sigma = a.params.population.propensity_sigma
-    c = ReoffendingModel(load(*SMALL, f"population.propensity_sigma={sigma + 0.3}"), seed=4)
+    sigma = a.params.population.propensity_sigma_general
+    c = ReoffendingModel(load(*drawn, f"population.propensity_sigma_general={sigma + 0.3}"), seed=4)
     assert not np.array_equal(a.people.view("propensity"), c.people.view("propensity"))
 
 
 def test_sentencing_scenario_starts_from_the_same_sentences():
     """Regression: the sentences being served at the start were drawn from the sentencing policy in [justice], so a
-    scenario with longer sentences also rewrote the sentences of people already in custody at month 0."""
-    base = load(*SMALL)
+    scenario with longer sentences also rewrote the sentences of people already in custody at month 0. (With the start
+    drawn: a simulated past runs on the scenario's own sentencing; README, Calibration.)"""
+    base = load(*SMALL, "population.history_years=0")
     j = base.justice
     a = ReoffendingModel(base, seed=4)
     b = ReoffendingModel(
         load(
             *SMALL,
+            "population.history_years=0",
             f"justice.sentence_median_months={2 * j.sentence_median_months}",
             f"justice.sentence_sigma={j.sentence_sigma + 0.5}",
             f"justice.order_median_months={2 * j.order_median_months}",

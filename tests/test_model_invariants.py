@@ -318,6 +318,7 @@ def _high_hazard(lag_months: float, *extra: str):
     return load(
         *SMALL,
         "run.years=1",
+        "population.history_years=0",  # the queue primed at the start (with a simulated past its cases come from it)
         "offending.offences_per_month_base=2.0",
         "offending.age_curve_ages=[0, 120]",
         "offending.age_curve_multiplier=[1, 1]",

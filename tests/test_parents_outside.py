@@ -29,7 +29,7 @@ def _young_unlinked(model):
 
 
 def test_off_nobody_has_parents_outside():
-    model = ReoffendingModel(load_scenario(BASELINE, COARSE), seed=4)
+    model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "family.parents_outside_the_area=false"]), seed=4)
     assert not model.people.parents_convicted_outside[: model.people.n].any()
 
 
@@ -40,7 +40,7 @@ def test_only_people_with_no_parent_here_and_young_enough_get_them(built):
     p, n = built.people, built.people.n
     bits = p.parents_convicted_outside[:n]
     linked = (p.father[:n] >= 0) | (p.mother[:n] >= 0)
-    age = -p.birth_month[:n] / 12.0
+    age = -p.birth_month[:n] / 12.0 - built.params.population.history_years  # when drawn: before the simulated past
     assert not bits[linked].any()
     assert not bits[age >= built.params.family.parent_conviction_effect_until_age].any()
     rows = _young_unlinked(built)

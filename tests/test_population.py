@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import BASELINE
+from conftest import BASELINE, DRAWN_START
 from sim.state import population as pop_mod
 from sim.state.people import People
 from sim.state.scenario import load_scenario
@@ -103,7 +103,7 @@ def test_people_start_with_the_records_their_age_and_propensity_give_them():
     recent window); the starting offender groups keep the records the synthesis drew for them."""
     from sim import ReoffendingModel
 
-    params = load_scenario(BASELINE, ["population.scale_general=10"])
+    params = load_scenario(BASELINE, ["population.scale_general=10", "population.history_years=0"])  # records as drawn
     model = ReoffendingModel(params, seed=3, record_offences=False)
     p, n = model.people, model.people.n
     age_months = -p.birth_month[:n]
@@ -227,25 +227,25 @@ def test_offender_groups_drawn_from_the_general_distribution_leave_all_adults_fo
     """With ``propensity_groups_from_general`` (and a general spread wide enough to hold the groups) the whole adult
     population, offenders and all, has the general distribution's upper tail, which births reproduce, within 25% up to
     2.5 sd (beyond it lies the small excess ``start_tail_excess`` measures, 4% of the groups here, with the recent offenders' median at 5); with the groups
-    drawn on top with their own spread (the shipped start) the tail is half as heavy again at 2 sd and more beyond."""
+    drawn on top with their own spread (the start before 2026-12-05) the tail is half as heavy again at 2 sd and more beyond."""
     from scipy.stats import norm
 
-    common = ["population.scale_general=20", "population.propensity_sigma_general=1.3", "population.propensity_median_community=5"]
+    common = [*DRAWN_START, "population.scale_general=20", "population.propensity_sigma_general=1.3", "population.propensity_median_community=5"]
     on = load_scenario(BASELINE, common + ["population.propensity_groups_from_general=true"])
     assert pop_mod.start_tail_excess(on.population) < 0.05
     z, w = _adult_scores(on)
     expected = norm.sf(threshold)
     assert np.sum(w[z > threshold]) / w.sum() == pytest.approx(expected, rel=0.25)
     if threshold >= 2.0:
-        shipped = load_scenario(BASELINE, ["population.scale_general=20"])
-        z, w = _adult_scores(shipped)
+        drawn = load_scenario(BASELINE, ["population.scale_general=20", *DRAWN_START])
+        z, w = _adult_scores(drawn)
         assert np.sum(w[z > threshold]) / w.sum() > 1.4 * norm.sf(threshold)
 
 
 def test_the_tail_excess_grows_as_the_groups_move_beyond_the_general_distribution():
-    """0 for groups well inside the general distribution; rising with the groups' median; the shipped start (groups
-    with a spread of their own, wider than the general one) far beyond it."""
-    base = ["population.propensity_groups_from_general=true", "population.propensity_sigma_general=1.3"]
+    """0 for groups well inside the general distribution; rising with the groups' median; the start before 2026-12-05 (groups
+    with a spread of their own, wider than the general one, as before 2026-12-05) far beyond it."""
+    base = [*DRAWN_START, "population.propensity_groups_from_general=true", "population.propensity_sigma_general=1.3"]
 
     def excess(*more):
         return pop_mod.start_tail_excess(load_scenario(BASELINE, base + list(more)).population)
@@ -254,13 +254,14 @@ def test_the_tail_excess_grows_as_the_groups_move_beyond_the_general_distributio
                     "population.propensity_median_custody=1.0")
     assert inside < 1e-3
     assert inside < excess("population.propensity_median_community=8") < excess("population.propensity_median_community=20")
-    assert pop_mod.start_tail_excess(load_scenario(BASELINE).population) > 0.3
+    assert pop_mod.start_tail_excess(load_scenario(BASELINE, DRAWN_START).population) > 0.3
+    assert pop_mod.start_tail_excess(load_scenario(BASELINE).population) < 0.1  # the shipped start, fitted with it
 
 
 def test_the_general_adults_scores_are_mapped_monotonically():
     """The mapping of the general adults' scores keeps their order (partners' correlation by rank), lowers the upper
     tail where the groups take it, and is not applied when the option is off."""
-    on = load_scenario(BASELINE, ["population.propensity_groups_from_general=true", "population.propensity_sigma_general=1.3"])
+    on = load_scenario(BASELINE, [*DRAWN_START, "population.propensity_groups_from_general=true", "population.propensity_sigma_general=1.3"])
     mapped = pop_mod.general_adult_scores(on.population)
     z = np.linspace(-4, 5, 1001)
     for age, male in ((25.0, True), (25.0, False), (50.0, True), (70.0, False)):
@@ -269,25 +270,25 @@ def test_the_general_adults_scores_are_mapped_monotonically():
         assert abs(mapped(np.array([0.0]), np.array([age]), np.array([male]))[0]) < 0.1  # the middle hardly moves
     young_men, old_women = (mapped(np.array([3.0]), np.array([a]), np.array([m]))[0] for a, m in ((25.0, True), (70.0, False)))
     assert young_men < old_women - 0.2  # young men's tail gives way to the groups (young, mostly men); old women's hardly
-    assert pop_mod.general_adult_scores(load_scenario(BASELINE).population) is None
+    assert pop_mod.general_adult_scores(load_scenario(BASELINE, DRAWN_START).population) is None
 
 
 @pytest.mark.parametrize("male", [True, False])
 def test_every_sex_and_age_band_starts_as_births_make_it(male):
     """Births give every sex and age the general distribution, so with ``propensity_groups_from_general`` each adult
     cell (sex x age band 18-39, 40-59, 60+) does too: its share above 2 sd within 25% of the normal tail's, although
-    the known offenders are mostly young men. With the groups on top (the shipped start) young men's tail is twice as
-    heavy."""
+    the known offenders are mostly young men. With the groups on top (the start before 2026-12-05) young men's tail is twice as
+    heavy (the start before 2026-12-05)."""
     from scipy.stats import norm
 
-    on = load_scenario(BASELINE, ["population.scale_general=10", "population.propensity_sigma_general=1.3",
+    on = load_scenario(BASELINE, [*DRAWN_START, "population.scale_general=10", "population.propensity_sigma_general=1.3",
                                   "population.propensity_median_community=4", "population.propensity_groups_from_general=true"])
     z, w, age, men = _adult_cells(on)
     for lo, hi in ((18, 40), (40, 60), (60, 200)):
         here = (men == male) & (age >= lo) & (age < hi)
         assert np.sum(w[here & (z > 2.0)]) / w[here].sum() == pytest.approx(norm.sf(2.0), rel=0.25), (lo, hi)
     if male:
-        z, w, age, men = _adult_cells(load_scenario(BASELINE, ["population.scale_general=10"]))
+        z, w, age, men = _adult_cells(load_scenario(BASELINE, ["population.scale_general=10", *DRAWN_START]))
         here = men & (age < 40)
         assert np.sum(w[here & (z > 2.0)]) / w[here].sum() > 2 * norm.sf(2.0)
 
@@ -298,7 +299,7 @@ def test_the_general_adults_map_is_what_keeps_the_tail(monkeypatch):
     what the map leaves."""
     from scipy.stats import norm
 
-    on = load_scenario(BASELINE, ["population.scale_general=20", "population.propensity_sigma_general=1.3",
+    on = load_scenario(BASELINE, [*DRAWN_START, "population.scale_general=20", "population.propensity_sigma_general=1.3",
                                   "population.propensity_groups_from_general=true"])
     z, w = _adult_scores(on)
     mapped_share = np.sum(w[z > 2.5]) / w.sum()

@@ -44,7 +44,8 @@ def schedule_death(model, rows: np.ndarray, stream: str) -> None:
     offenders' curve for anyone with a conviction. Redrawn at a first conviction: survival has no memory given age."""
     p, month = model.people, model.month
     rows = np.asarray(rows, np.int64)
-    p.schedule("death_month", rows, _death_months(rows, month, p.person_id, p.birth_month, p.prev_convictions,
+    # in the simulated past (population.history_years) everyone lives to the start by construction: from month 0
+    p.schedule("death_month", rows, _death_months(rows, max(month, 0), p.person_id, p.birth_month, p.prev_convictions,
                                                   survival_table(model.params.demography), model.draws.key(stream, month)))
 
 
