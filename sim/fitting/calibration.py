@@ -261,22 +261,24 @@ def calibrate(scenario: str | Path, stage: str, reps: int, seed: int, maxfev: in
 
 
 def write_fitted(fits: list[dict], table: pd.DataFrame, path: Path = CALIBRATION_DIR / "fitted.toml") -> None:
-    """calibration/fitted.toml: the fitted values (a partial scenario that baseline.toml extends) and a record of
-    the fit: date, seeds, loss, evaluations, and the achieved metrics (out of sample: other seeds) with their Monte
-    Carlo intervals. Values and records of stages not refitted now are kept as they were; values of parameters no
+    """calibration/fitted.toml: the fitted values (a partial scenario that baseline.toml extends; each value's source
+    names the fit that made it, or the fit's ``origin``) and a record of the fit: date, seeds, loss, evaluations, and
+    the achieved metrics (out of sample: other seeds) with their Monte Carlo intervals. Values and records of stages not refitted now are kept as they were; values of parameters no
     longer free (not in free_parameters.toml) are dropped."""
     free = load_free_parameters()
     old = tomllib.loads(path.read_text()) if path.exists() else {}
     entries: dict[str, dict[str, dict]] = {sec: {k: v for k, v in t.items() if f"{sec}.{k}" in free}
                                            for sec, t in old.items() if sec != "calibration"}
     record = dict(old.get("calibration", {}))
+    today = date.today().isoformat()
     for fit in fits:
+        stage = fit["stage"]
         for key, v in fit["values"].items():
             sec, name = key.split(".")
             spec = free[key]
             entries.setdefault(sec, {})[name] = {
                 "value": v, "unit": spec.get("unit", ""),
-                "source": f"{fit.get('source') or 'fitted by sim calibrate (' + fit['stage'] + ' stage'}, {date.today().isoformat()}) to calibration/targets.toml within [{spec['lower']}, {spec['upper']}]",
+                "source": f"{fit.get('origin') or f'fitted by sim calibrate ({stage} stage, {today})'} to calibration/targets.toml within [{spec['lower']}, {spec['upper']}]",
             }
         polish = bool(fit.get("only"))
         if fit["stage"] == "joint" and not polish:  # supersedes any earlier fit

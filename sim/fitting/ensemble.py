@@ -284,7 +284,7 @@ def write_point(frame: pd.DataFrame, path: Path | None = None) -> int:
                           for t in targets])
     fit = {"stage": "joint", "method": f"history matching, then the calibration ensemble's member of least loss "
                                        f"(member {best} of {len(frame)})",
-           "source": f"the calibration ensemble's member of least loss (sim ensemble --write-point; member {best}",
+           "origin": f"the calibration ensemble's member of least loss (sim ensemble --write-point, {date.today().isoformat()}; member {best})",
            "values": {k: float(row[VALUE + k]) for k in load_free_parameters()}, "loss": float(losses[best]),
            "evaluations": len(frame), "reps": n_reps, "long_reps": n_long, "seed": seed,
            "parameters": list(load_free_parameters())}
