@@ -24,8 +24,9 @@ BASELINE = ROOT / "scenarios" / "baseline.toml"
 #: every shipped scenario, the baseline first: the run invariants must hold in all of them
 SCENARIOS = [BASELINE] + sorted(p for p in (ROOT / "scenarios").glob("*.toml") if p != BASELINE)
 
-#: small, fast population (a few thousand agents)
-SMALL = ["population.scale_general=300", "population.scale_cjs_families=10"]
+#: small, fast population (a few thousand agents), with two years of simulated past instead of the baseline's eight
+#: (the same start's code; its stocks not yet settled, which tests at these weights do not measure)
+SMALL = ["population.scale_general=300", "population.scale_cjs_families=10", "population.history_years=2"]
 SMALL_2Y = ["run.years=2", *SMALL]
 
 #: the start as drawn before the refit of 2026-12-05, with that fit's values: the offender groups drawn on top of the
