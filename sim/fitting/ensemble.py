@@ -34,7 +34,7 @@ from ..state.ensemble import ENSEMBLE, VALUE
 from ..state.scenario import ScenarioError
 from .calibration import CALIBRATION_DIR, Target, load_free_parameters, load_targets, write_fitted
 from .history_matching import (CUTOFF, STORE, Emulator, candidates, evaluate, fitted_targets, history_match, load_waves,
-                               wave_emulator, worst_implausibility)
+                               mean_loss, wave_emulator, worst_implausibility)
 
 #: root seed of the check runs, added to the history match's (other seeds than the runs it learnt from)
 CHECK_SEED_OFFSET = 2000
@@ -266,7 +266,7 @@ def member_losses(frame: pd.DataFrame, targets: list[Target] | None = None) -> n
     """Each member's loss on its own check runs: the sum over fitted targets of weight x ((mean - target) / half
     band)^2, the loss ``sim calibrate`` minimises."""
     targets = fitted_targets([t for t in load_targets() if t.weight > 0]) if targets is None else targets
-    return sum(t.weight * ((frame[t.metric].to_numpy() - t.value) / t.half_width) ** 2 for t in targets)
+    return mean_loss({t.metric: frame[t.metric].to_numpy() for t in targets}, targets)
 
 
 def write_point(frame: pd.DataFrame, path: Path | None = None) -> int:
@@ -277,7 +277,10 @@ def write_point(frame: pd.DataFrame, path: Path | None = None) -> int:
     best = int(np.argmin(losses))
     row = frame.iloc[best]
     made = re.search(r"over (\d+) 10-year and (\d+) 40-year check replicates \(root seed (\d+)\)", row["made_by"])
-    n_reps, n_long, seed = (int(x) for x in made.groups()) if made else (0, 0, 0)
+    if made is None:  # (build_ensemble writes it; a frame made otherwise cannot say what its check runs were)
+        raise ScenarioError(f"{ENSEMBLE}: its made_by does not say its check runs; rerun sim ensemble before --write-point")
+    n_reps, n_long, seed = (int(x) for x in made.groups())
+    free = load_free_parameters()
     table = pd.DataFrame([{"target": t.name, "simulated": row[t.metric],
                            "sim_p05": row[t.metric] - CHECK_Z * row["se:" + t.metric],
                            "sim_p95": row[t.metric] + CHECK_Z * row["se:" + t.metric], "replicates": n_reps}
@@ -285,9 +288,8 @@ def write_point(frame: pd.DataFrame, path: Path | None = None) -> int:
     fit = {"stage": "joint", "method": f"history matching, then the calibration ensemble's member of least loss "
                                        f"(member {best} of {len(frame)})",
            "origin": f"the calibration ensemble's member of least loss (sim ensemble --write-point, {date.today().isoformat()}; member {best})",
-           "values": {k: float(row[VALUE + k]) for k in load_free_parameters()}, "loss": float(losses[best]),
-           "evaluations": len(frame), "reps": n_reps, "long_reps": n_long, "seed": seed,
-           "parameters": list(load_free_parameters())}
+           "values": {k: float(row[VALUE + k]) for k in free}, "loss": float(losses[best]),
+           "evaluations": len(frame), "reps": n_reps, "long_reps": n_long, "seed": seed, "parameters": list(free)}
     write_fitted([fit], table, path or CALIBRATION_DIR / "fitted.toml")
     return best
 

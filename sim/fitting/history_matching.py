@@ -169,9 +169,14 @@ def worst_implausibility(emulators: list[Emulator], targets: list[Target], cube:
     return worst
 
 
+def mean_loss(means: dict[str, np.ndarray], targets: list[Target]) -> np.ndarray:
+    """The calibration loss (``calibration.loss``) at each parameter set, from each target metric's means there."""
+    return sum(t.weight * ((np.asarray(means[t.metric]) - t.value) / t.half_width) ** 2 for t in targets)
+
+
 def emulated_loss(predicted: dict[str, tuple[np.ndarray, np.ndarray]], targets: list[Target]) -> np.ndarray:
-    """The calibration loss (``calibration.loss``) at each parameter set, from the emulators' means."""
-    return sum(t.weight * ((predicted[t.metric][0] - t.value) / t.half_width) ** 2 for t in targets)
+    """The calibration loss at each parameter set, from the emulators' means."""
+    return mean_loss({m: mean for m, (mean, _) in predicted.items()}, targets)
 
 
 def candidates(emulators: list[Emulator], targets: list[Target], n: int, seed: int, draws: int = 20_000
