@@ -230,7 +230,7 @@ def cmd_compare(args) -> int:
     from .appraisal.compare import channel_contributions, summary_table
     from .processes.intervention import CHANNELS
     from .runs.output import write_comparison
-    from .runs.paired import compare, compare_channels
+    from .runs.paired import compare
 
     if len(args.intervention) > 1:
         return cmd_portfolio(args)
@@ -249,11 +249,9 @@ def cmd_compare(args) -> int:
     arms = len(CHANNELS) if args.by_channel else 0
     stall = _stall_timeout(args, _preflight(args, [base, iv], (2 + arms) * args.reps, args.workers))
     with claimed(out, force=args.force):
-        rows, series, ledger, base_runs = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler, stall_timeout=stall)
-        channels = None
-        if args.by_channel:
-            by_arm = compare_channels(base, iv, args.reps, args.seed, base_runs, args.workers, args.scheduler, stall)
-            channels = channel_contributions(rows, by_arm)
+        rows, series, ledger, _, *by_arm = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler,
+                                                   stall_timeout=stall, channels=args.by_channel)
+        channels = channel_contributions(rows, by_arm[0]) if args.by_channel else None
         table = summary_table(rows)
         write_comparison(out, base, iv, args.seed, rows, table, series, ledger, force=args.force, channels=channels)
         print(_comparison_text(base, iv, args, table, out))

@@ -9,21 +9,12 @@ import numpy as np
 
 from .metrics import StockTally, justice_stocks, monthly_record, series_names
 from .processes import courts, domestic_abuse, exits, family, intervention, justice, needs, offending
-from .processes.courts import PendingCases
-from .state import population
+from .start import Start
 from .state.agents import Person
-from .state.events import EventLog
+from .state.events import EventLog, Tally
 from .state.params import Params
-from .state.people import People
 from .state.rng import CounterRNG
 from .state.scenario import realize, with_member
-
-
-class Tally(dict):
-    """This month's flows (offences, convictions, ...), summed over people, weighted to real counts."""
-
-    def add(self, name: str, amount: float) -> None:
-        self[name] = self.get(name, 0.0) + float(amount)
 
 
 class ReoffendingModel(mesa.Model):
@@ -33,10 +24,13 @@ class ReoffendingModel(mesa.Model):
     and each monthly process acts on whole arrays. ``seed`` fixes the population and every random draw, including
     the values of parameters given as distributions (``parameter_draws``) and the calibration ensemble's member
     (``ensemble_member``). ``record_offences=False`` keeps every
-    event but the (many) offences, enough for the cohort metrics; the microdata export needs them all.
+    event but the (many) offences, enough for the cohort metrics; the microdata export needs them all. ``start``
+    (a ``sim.start.Start`` of the same seed) starts it from another scenario's month 0, as a comparison's arms start
+    from the baseline's; by default it builds its own.
     """
 
-    def __init__(self, params: Params, seed: int | None = None, record_events: bool = True, record_offences: bool = True):
+    def __init__(self, params: Params, seed: int | None = None, record_events: bool = True, record_offences: bool = True,
+                 start: Start | None = None):
         seed = params.run.seed if seed is None else int(seed)
         super().__init__(rng=seed)
         params, self.ensemble_member = with_member(params, seed)  # calibrated values: this replicate's member (-1: the point fit)
@@ -45,23 +39,15 @@ class ReoffendingModel(mesa.Model):
         self.seed = seed
         self.month = 0  # the month being simulated (0 = first)
         self.draws = CounterRNG(seed)
-        self.people = People()
         self.events = EventLog(enabled=record_events, skip=() if record_offences else ("offence",))
-        self.cases = PendingCases()
         self.family_need_index = list(params.needs.names).index("family_relationships")
         self.iv_place_credit = 0.0  # intervention places accrued but not yet used (real families)
         self.hub_place_credit = 0.0  # DA hub places accrued but not yet used (real victims)
         self.da_perpetrators = np.zeros(0, np.int64)  # rows of everyone who would abuse a partner
         self.tally = Tally()
         self.finished = False  # set by release(): the agents are gone and the model is not to be stepped
-        self.released = np.zeros(0, np.int64)  # rows released from custody this month (set by justice)
         self._agents_by_row: list[Person | None] = []
-        population.synthesize(params, np.random.default_rng(seed), self.people)
-        self.register_newcomers()
-        if params.population.history_years > 0:
-            self.simulate_history(12 * params.population.history_years)
-        else:
-            offending.record_parents_outside(self, self.people.new_rows("parents"))
+        self.take_start(Start.build(params, seed, is_realized=True) if start is None else start.copy())
         p = self.people
         self.stocks = StockTally()  # the end-of-month stocks, kept up to date by monthly_record (first counted here)
         #: custody, licence and probation stocks as built, before month 0 (what stability is measured against)
@@ -97,30 +83,17 @@ class ReoffendingModel(mesa.Model):
         self.datacollector.collect(self)
         self.month += 1
 
-    def simulate_history(self, months: int) -> None:
-        """The start's justice state from the model's own flows (``population.history_years``): everyone at liberty
-        with the record their hazard would have given them ``months`` before the start, then those months of justice,
-        needs, offending and courts for the starting population (as it is at the start: no births, deaths, moves or
-        partnerships), unlogged and uncounted. Who is in custody, on licence or on an order at month 0, their records and
-        the court queue are then what the flows make them, not counts drawn from outside. (The past runs on this
-        scenario's parameters: a scenario that changes sentencing or offending changes its start too; one acting
-        through a programme, which starts at month 0, does not.) The court queue starts empty: the records drawn run
-        to the first month, so its first months' convictions are low, which the years after make up."""
-        population.clear_justice_state(self.people)
-        self.month = -months
-        was_logging, self.events.enabled = self.events.enabled, False
-        offending.record_parents_outside(self, self.people.new_rows("parents"))  # (ages then: all under the limit then)
-        offending.record_past_convictions(self, self.people.new_rows("records"), leave_recent_to_groups=False)
-        while self.month < 0:
-            self.tally.clear()
-            justice.step(self)
-            needs.step(self)
-            offending.step(self)
-            courts.step(self)
-            self.month += 1
-        self.events.enabled = was_logging
-        self.tally.clear()
-        population.mark_start_state(self.people, int(12 * self.params.family.age_adult))
+    def take_start(self, start: Start) -> None:
+        """The people, court queue and last releases at month 0 from ``start`` (this model's own, or a copy of one
+        built with another scenario's values for the same seed, e.g. a comparison's baseline: ``Start.fits``); where
+        the past ran on other justice, offending or needs values than this model's, every schedule is drawn again."""
+        if not start.fits(self.params, self.seed):
+            raise ValueError(f"a start built for seed {start.seed} with other population, demography or family values "
+                             f"cannot start this model (seed {self.seed}): give it its own")
+        self.people, self.cases, self.released = start.people, start.cases, start.released
+        if start.past_differs(self.params):
+            self.people.touch(np.arange(self.people.n))
+        self.register_newcomers()
 
     @property
     def age_months(self) -> np.ndarray:

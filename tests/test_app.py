@@ -191,11 +191,14 @@ def test_more_replicates_run_only_the_missing_ones(runner, quick_scenarios, monk
 
     base, iv = quick_scenarios
     runner.pairs(base, iv, 1, 11, on_pair=lambda p: None)
-    real, calls = R.run_replicate, []
-    monkeypatch.setattr(R, "run_replicate", lambda params, seed: calls.append(seed) or real(params, seed))
+    real, real_against, calls = R.run_replicate, R.run_against, []
+    monkeypatch.setattr(R, "run_replicate", lambda params, seed: calls.append(("baseline", seed)) or real(params, seed))
+    monkeypatch.setattr(R, "run_against", lambda start_from, params, seed: calls.append(("programme", seed))
+                        or real_against(start_from, params, seed))
     growth = []
     runner.pairs(base, iv, 3, 11, on_pair=lambda p: growth.append(len(p)))
-    assert len(calls) == 4 and growth == [1, 2, 3]  # replicates 1 and 2 of both arms; answers grow as they finish
+    # replicates 1 and 2 of both arms (the programme's from the baseline's start); answers grow as they finish
+    assert sorted(arm for arm, _ in calls) == ["baseline"] * 2 + ["programme"] * 2 and growth == [1, 2, 3]
 
 
 def test_a_dead_worker_does_not_break_the_next_run(quick_scenarios):

@@ -26,8 +26,9 @@ INTERVENTION = ["intervention.coverage=1", "intervention.capacity_families_per_y
 SCHEDULES = SCHEDULED  # every column holding the month of a next event
 
 
-def checked_run(params, seed: int, monkeypatch) -> dict[str, int]:
-    """Run ``params`` checking the bound and the schedules each month; returns counts of what was checked."""
+def checked_run(params, seed: int, monkeypatch, start=None) -> dict[str, int]:
+    """Run ``params`` (from ``start``, if given) checking the bound and the schedules each month; returns counts of
+    what was checked."""
     checked = {"people_months": 0, "above_bound": 0, "past_schedules": 0}
     original = offending.draw_offences
 
@@ -44,7 +45,7 @@ def checked_run(params, seed: int, monkeypatch) -> dict[str, int]:
         return original(model, month)
 
     monkeypatch.setattr(offending, "draw_offences", draw_checked)
-    ReoffendingModel(params, seed=seed).run()
+    ReoffendingModel(params, seed=seed, start=start).run()
     monkeypatch.undo()
     return checked
 
@@ -74,6 +75,27 @@ def test_bound_check_would_catch_a_stale_bound(monkeypatch):
     finally:
         People.changed = original_touch
     assert checked["above_bound"] > 0
+
+
+@pytest.mark.parametrize("redrawn", [True, False])
+def test_a_start_taken_from_other_offending_values_redraws_every_bound(redrawn, monkeypatch):
+    """A comparison's arm takes the baseline's start (``sim.start``): where the arm offends more than the past was
+    simulated with, the bounds and schedules drawn in that past are drawn again, so none is exceeded or missed; the
+    check fails (``redrawn=False``) if they are not."""
+    from sim.start import Start
+
+    base = load(*SMALL, "run.years=1", "population.history_years=2")
+    arm = load(*SMALL, "run.years=1", "population.history_years=2",
+               f"offending.offences_per_month_base={3 * base.offending.offences_per_month_base}")
+    start = Start.build(base, 5)
+    if not redrawn:
+        monkeypatch.setattr(Start, "past_differs", lambda self, params: False)
+    checked = checked_run(arm, seed=5, monkeypatch=monkeypatch, start=start)
+    assert checked["people_months"] > 10_000
+    if redrawn:
+        assert checked["above_bound"] == 0 and checked["past_schedules"] == 0
+    else:
+        assert checked["above_bound"] > 0
 
 
 def test_need_changes_come_at_the_monthly_probability():

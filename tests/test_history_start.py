@@ -88,3 +88,62 @@ def test_more_simulated_years_build_the_same_stocks_from_the_same_flows():
     assert eight == pytest.approx(five, rel=0.2)
     one = np.mean([custody(_built(1, seed=s)) for s in (1, 2)])
     assert one < 0.9 * eight  # a year is too short: the prison has not filled with longer sentences yet
+
+
+# --- a comparison's arms start from the baseline's past (sim.start) -------------------------------------------------
+
+def test_a_policy_arm_starts_from_the_baseline_s_past_and_then_acts():
+    """A policy begins at month 0: in a comparison its arm starts from the baseline's start (the sentences being
+    served, the records, the court queue), though on its own the policy's values would have made another past; from
+    month 0 it acts on new sentences."""
+    from sim.runs.paired import run_arms
+    from sim.start import Start
+
+    base = load_scenario(BASELINE, [*COARSE, "population.history_years=4"])
+    j = base.justice
+    policy = load_scenario(BASELINE, [*COARSE, "population.history_years=4", f"justice.sentence_median_months={2 * j.sentence_median_months}",
+                                      f"justice.order_median_months={2 * j.order_median_months}"])
+    start = Start.build(base, 3)
+    shared = ReoffendingModel(policy, seed=3, start=start)
+    own = ReoffendingModel(policy, seed=3)
+    baseline = ReoffendingModel(base, seed=3)
+    for name in ("status", "custody_months_left", "order_months_left", "prev_convictions", "last_conviction_month"):
+        np.testing.assert_array_equal(getattr(shared.people, name)[: shared.people.n], getattr(baseline.people, name)[: baseline.people.n])
+    assert not np.array_equal(own.people.custody_months_left[: own.people.n], baseline.people.custody_months_left[: baseline.people.n])
+    np.testing.assert_array_equal(shared.cases.row, baseline.cases.row)
+    b_run, p_run = run_arms(base, [policy], 3)
+    b_custody, p_custody = b_run["timeseries"]["custody"], p_run["timeseries"]["custody"]
+    assert abs(p_custody.iloc[0] / b_custody.iloc[0] - 1) < 0.02  # the same stock, a month of new sentences apart
+    assert p_custody.iloc[-1] > 1.1 * b_custody.iloc[-1]
+
+
+def test_arms_run_together_equal_arms_run_alone():
+    """Sharing the start is only a saving: a programme arm run from the baseline's start (built once for all arms)
+    gives exactly what it gives when it builds its own start, run alone."""
+    from sim.runs.paired import run_arms, run_replicate
+
+    over = [*COARSE, "population.history_years=2"]
+    base = load_scenario(BASELINE, over)
+    programme = load_scenario(ROOT / "scenarios" / "multi_agency.toml", over)
+    together = run_arms(base, [programme], 4)
+    alone = [run_replicate(base, 4), run_replicate(programme, 4)]
+    for t, a in zip(together, alone):
+        np.testing.assert_equal(t["outcomes"], a["outcomes"])  # (nan where a one-year run has no cohort yet)
+        assert t["timeseries"].equals(a["timeseries"])
+
+
+def test_an_arm_with_another_population_builds_its_own_start():
+    """A start serves only scenarios with the same people: an arm that changes the population (here the spread of
+    propensity) cannot take the baseline's, and a model refuses a start that does not fit it."""
+    from sim.runs.paired import run_arms, run_replicate
+    from sim.start import Start
+
+    over = [*COARSE, "population.history_years=2"]
+    base = load_scenario(BASELINE, over)
+    other = load_scenario(BASELINE, [*over, f"population.propensity_sigma_general={base.population.propensity_sigma_general + 0.2}"])
+    with pytest.raises(ValueError, match="population, demography or family"):
+        ReoffendingModel(other, seed=4, start=Start.build(base, 4))
+    with pytest.raises(ValueError, match="seed"):
+        ReoffendingModel(base, seed=5, start=Start.build(base, 4))
+    _, arm = run_arms(base, [other], 4)
+    np.testing.assert_equal(arm["outcomes"], run_replicate(other, 4)["outcomes"])

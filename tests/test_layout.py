@@ -10,7 +10,7 @@ SIM = Path(__file__).resolve().parent.parent / "sim"
 
 #: lowest first: a module's layer is its subpackage (sim/state, sim/processes, ...) or, for a top-level module, below
 LAYERS = ["state", "processes", "model", "appraisal", "runs", "fitting", "present", "app", "entry"]
-TOP_LEVEL = {"model": "model", "metrics": "model", "cli": "entry", "__main__": "entry", "bench": "entry", "ema": "entry"}
+TOP_LEVEL = {"model": "model", "start": "model", "metrics": "model", "cli": "entry", "__main__": "entry", "bench": "entry", "ema": "entry"}
 
 
 def _files() -> dict[str, Path]:

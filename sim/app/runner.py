@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from typing import Callable
 
 from ..runs.batch import InlineExecutor, executor_for, replicate_seeds
-from ..runs.paired import pair, run_replicate
+from ..runs.paired import pair, run_against, run_replicate
 
 #: memory the cache of finished runs may take (a 10-year run is about 0.2 MB, a 40-year one about 0.7 MB)
 CACHE_BYTES = 1_000_000_000
@@ -72,20 +72,21 @@ class Runner:
     def close(self) -> None:
         self._stack.close()
 
-    def cached(self, params, seed: int) -> dict | None:
+    def cached(self, params, seed: int, start_from=None) -> dict | None:
+        """The finished run of ``params`` on ``seed`` (from the start of ``start_from``, if given), if kept."""
         with self._lock:
-            entry = self._cache.get((params, seed))
+            entry = self._cache.get((params, seed, start_from))
             if entry is None:
                 return None
-            self._cache.move_to_end((params, seed))
+            self._cache.move_to_end((params, seed, start_from))
             return entry[0]
 
-    def _keep(self, params, seed: int, run: dict) -> None:
+    def _keep(self, params, seed: int, start_from, run: dict) -> None:
         size = run_bytes(run)
         with self._lock:
-            if (params, seed) in self._cache:
+            if (params, seed, start_from) in self._cache:
                 return
-            self._cache[(params, seed)] = (run, size)
+            self._cache[(params, seed, start_from)] = (run, size)
             self._cached_bytes += size
             while self._cached_bytes > CACHE_BYTES and len(self._cache) > 1:
                 _, (_, freed) = self._cache.popitem(last=False)
@@ -101,10 +102,10 @@ class Runner:
         runs: dict[tuple, dict] = {}
         todo = []
         for k, seed in enumerate(seeds):
-            for params in (base, iv):
-                run = self.cached(params, seed)
+            for params, start_from in ((base, None), (iv, base)):  # the intervention from the baseline's start
+                run = self.cached(params, seed, start_from)
                 if run is None:
-                    todo.append((k, params, seed))
+                    todo.append((k, params, seed, start_from))
                 else:
                     runs[(k, params is iv)] = run
 
@@ -134,21 +135,22 @@ class Runner:
         in_flight: dict = {}
         while True:
             while len(in_flight) < window and not cancelled() and (item := next(queue, None)) is not None:
-                k, params, seed = item
-                in_flight[self.executor.submit(run_replicate, params, seed)] = item
+                k, params, seed, start_from = item
+                in_flight[self.executor.submit(run_replicate, params, seed) if start_from is None
+                          else self.executor.submit(run_against, start_from, params, seed)] = item
             if not in_flight:
                 return
             finished, _ = wait(list(in_flight), timeout=0.25, return_when=FIRST_COMPLETED)
             if cancelled():
-                for future, (_, params, seed) in in_flight.items():
+                for future, (_, params, seed, start_from) in in_flight.items():
                     if not future.cancel():  # already running: let it finish into the cache for next time
-                        future.add_done_callback(lambda f, params=params, seed=seed: self._keep(params, seed, f.result())
+                        future.add_done_callback(lambda f, params=params, seed=seed, start_from=start_from: self._keep(params, seed, start_from, f.result())
                                                  if not f.cancelled() and f.exception() is None else None)
                 return
             for future in finished:
-                k, params, seed = in_flight.pop(future)
+                k, params, seed, start_from = in_flight.pop(future)
                 run = future.result()  # a worker's error is raised here (BrokenExecutor if the worker died)
-                self._keep(params, seed, run)
+                self._keep(params, seed, start_from, run)
                 runs[(k, params is iv)] = run
                 if complete(k):
                     on_pair(dict(done))

@@ -2,7 +2,9 @@
 executor and appraised by ``sim.appraisal.compare``; and the product grid a sweep runs.
 
 Replicate k of every scenario runs with the same seed, ``sim.runs.batch.replicate_seeds(root, N)[k]``, so
-replicate k's seed does not depend on how many replicates or workers there are.
+replicate k's seed does not depend on how many replicates or workers there are. Every arm of replicate k starts
+from the baseline's month 0 (``sim.start``): its population and the past its flows made, built once per replicate
+and shared by the arms run together (a programme or policy starts at month 0 and cannot change the past).
 """
 
 from __future__ import annotations
@@ -16,15 +18,26 @@ from ..appraisal import costs as C
 from ..appraisal.compare import appraise, priced_like
 from ..model import ReoffendingModel
 from ..processes import intervention
+from ..start import Start, realized
 from .batch import replicate_seeds, run_calls
 from .output import timeseries_frame
 from .progress import Progress
 
 
-def run_replicate(params, seed: int) -> dict:
-    """One run: its monthly series, outcome metrics, cost ledger, and the parameters as drawn for this seed."""
-    with ReoffendingModel(params, seed=seed, record_offences=False) as model:  # released when done (see its release)
+def run_replicate(params, seed: int, start: Start | None = None) -> dict:
+    """One run (from ``start``, a copy of it, if given): its monthly series, outcome metrics, cost ledger, and the
+    parameters as drawn for this seed."""
+    with ReoffendingModel(params, seed=seed, record_offences=False, start=start) as model:  # released when done (see its release)
         return _outcomes(model.run())
+
+
+def run_arms(base_params, arms: list, seed: int, with_base: bool = True) -> list[dict]:
+    """Replicate ``seed`` of the baseline (if ``with_base``) and of each of ``arms``, all from the baseline's start,
+    built once. An arm that changes who lives in the area (``Start.fits``: population, demography or family
+    values) cannot share it and builds its own."""
+    start = Start.build(base_params, seed)
+    runs = [run_replicate(base_params, seed, start)] if with_base else []
+    return runs + [run_replicate(arm, seed, start if start.fits(realized(arm, seed), seed) else None) for arm in arms]
 
 
 def _outcomes(model) -> dict:
@@ -47,9 +60,30 @@ def _outcomes(model) -> dict:
     return {"timeseries": ts, "outcomes": out, "ledger": C.ledger(ts, model.params), "params": model.params, "draws": model.parameter_draws,
             "ensemble_member": model.ensemble_member}
 
+def run_against(base_params, params, seed: int) -> dict:
+    """One run of ``params`` from the start of ``base_params`` on ``seed`` (an arm of a comparison run on its own)."""
+    return run_arms(base_params, [params], seed, with_base=False)[0]
+
+
 def _run_task(task):
     params, seed = task
     return run_replicate(params, seed)
+
+
+def _arms_task(task):
+    return run_arms(*task)
+
+
+def paired_runs(base_params, arms: list, seeds: list[int], workers: int = 1, label: str = "runs", with_base: bool = True,
+                scheduler: str | None = None, stall_timeout: float | None = None) -> tuple[list[dict], list[list[dict]]]:
+    """The runs of the baseline (none if not ``with_base``) and of every arm on ``seeds``, one task per seed (its
+    arms from one start, ``run_arms``), on ``run_all``'s executor; ``stall_timeout`` is per run. Returns (the
+    baseline's runs, each arm's runs), in seed order."""
+    per_task = len(arms) + with_base
+    tasks = [(base_params, list(arms), s, with_base) for s in seeds]
+    done = run_all(tasks, workers, label, scheduler, None if stall_timeout is None else stall_timeout * per_task, task=_arms_task)
+    base_runs = [runs[0] for runs in done] if with_base else []
+    return base_runs, [[runs[with_base + j] for runs in done] for j in range(len(arms))]
 
 def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler: str | None = None,
             stall_timeout: float | None = None, task=_run_task) -> list:
@@ -76,18 +110,25 @@ def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler
     return [results[i] for i in range(len(tasks))]
 
 def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare",
-            baseline_runs: list | None = None, scheduler: str | None = None, stall_timeout: float | None = None):
-    """Run ``reps`` paired replicates (replicate k of both scenarios on the same seed).
+            baseline_runs: list | None = None, scheduler: str | None = None, stall_timeout: float | None = None,
+            channels: bool = False):
+    """Run ``reps`` paired replicates (replicate k of both scenarios on the same seed, from the same start).
 
     Returns (per-replicate metrics, monthly series, cost ledgers, the baseline runs); pass ``baseline_runs`` back
-    in to reuse them for another intervention with the same baseline (as a sweep does)."""
+    in to reuse them for another intervention with the same baseline (as a sweep does). With ``channels``, also the
+    decomposition's arms in the same runs (for each channel of the intervention, ``intervention.CHANNELS``, the
+    intervention with that channel at no effect), and a fifth item, {channel: per-replicate metrics}."""
     seeds = replicate_seeds(root_seed, reps)
-    tasks = ([] if baseline_runs is not None else [(base_params, s) for s in seeds]) + [(iv_params, s) for s in seeds]
-    runs = run_all(tasks, workers, label, scheduler, stall_timeout)
-    base_runs = baseline_runs if baseline_runs is not None else runs[:reps]
-    iv_runs = runs[-reps:]
-    pairs = [pair(k, seed, b, i) for k, (seed, b, i) in enumerate(zip(seeds, base_runs, iv_runs))]
-    return (*stack(pairs), base_runs)
+    arms = [iv_params] + ([intervention.without_channels(iv_params, [name]) for name in intervention.CHANNELS] if channels else [])
+    base_runs, arm_runs = paired_runs(base_params, arms, seeds, workers, label, baseline_runs is None, scheduler, stall_timeout)
+    base_runs = baseline_runs if baseline_runs is not None else base_runs
+    pairs = [pair(k, seed, b, i) for k, (seed, b, i) in enumerate(zip(seeds, base_runs, arm_runs[0]))]
+    out = (*stack(pairs), base_runs)
+    if not channels:
+        return out
+    by_channel = {name: stack([pair(k, seed, b, i) for k, (seed, b, i) in enumerate(zip(seeds, base_runs, runs))])[0]
+                  for name, runs in zip(intervention.CHANNELS, arm_runs[1:])}
+    return (*out, by_channel)
 
 
 def members(base_run: dict, iv_run: dict) -> dict[str, int]:
@@ -123,12 +164,11 @@ def compare_portfolio(base_params, arms: dict, reps: int, root_seed: int, priced
     ``priced_by`` (the combination, as drawn for the replicate), so that arms differ in activity, not prices.
     Returns ({arm: per-replicate metrics, as ``compare``'s}, the monthly series of every scenario)."""
     seeds = replicate_seeds(root_seed, reps)
-    scenarios = [base_params, *arms.values()]
-    runs = run_all([(p, s) for p in scenarios for s in seeds], workers, "portfolio", scheduler, stall_timeout)
-    by_name = {name: runs[(j + 1) * reps:(j + 2) * reps] for j, name in enumerate(arms)}
+    base_runs, arm_runs = paired_runs(base_params, list(arms.values()), seeds, workers, "portfolio", True, scheduler, stall_timeout)
+    by_name = dict(zip(arms, arm_runs))
     rows: dict[str, list] = {name: [] for name in arms}
-    series = [r["timeseries"].assign(scenario="baseline", replicate=k) for k, r in enumerate(runs[:reps])]
-    for k, (seed, b) in enumerate(zip(seeds, runs[:reps])):
+    series = [r["timeseries"].assign(scenario="baseline", replicate=k) for k, r in enumerate(base_runs)]
+    for k, (seed, b) in enumerate(zip(seeds, base_runs)):
         pricing = by_name[priced_by][k]["params"]
         for name, arm_runs in by_name.items():
             i = arm_runs[k]
@@ -137,19 +177,6 @@ def compare_portfolio(base_params, arms: dict, reps: int, root_seed: int, priced
                                **members(b, i), **draws})
             series.append(i["timeseries"].assign(scenario=name, replicate=k))
     return {name: pd.DataFrame(r) for name, r in rows.items()}, pd.concat(series, ignore_index=True)
-
-
-def compare_channels(base_params, iv_params, reps: int, root_seed: int, baseline_runs: list, workers: int = 1,
-                     scheduler: str | None = None, stall_timeout: float | None = None) -> dict[str, pd.DataFrame]:
-    """The decomposition's arms: for each channel of the intervention (``intervention.CHANNELS``), paired
-    replicates of the intervention with that channel at no effect, on the same seeds and baseline runs as
-    ``compare``. Returns {channel: per-replicate metrics}."""
-    arms = {}
-    for k, name in enumerate(intervention.CHANNELS):
-        arm = intervention.without_channels(iv_params, [name])
-        arms[name] = compare(base_params, arm, reps, root_seed, workers, f"without {name} ({k + 1}/{len(intervention.CHANNELS)})",
-                             baseline_runs, scheduler, stall_timeout)[0]
-    return arms
 
 
 def parse_grid(settings: list[str]) -> list[list[str]]:

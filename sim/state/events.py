@@ -25,6 +25,13 @@ EVENT_CODE = {name: code for code, name in enumerate(EVENT_NAMES)}
 NO_MONTH = np.iinfo(np.int32).min  # offence_month of events that are not about an offence (offences may predate month 0)
 
 
+class Tally(dict):
+    """This month's flows (offences, convictions, ...), summed over people, weighted to real counts."""
+
+    def add(self, name: str, amount: float) -> None:
+        self[name] = self.get(name, 0.0) + float(amount)
+
+
 class EventLog:
     """Collects events as (row, month, code, offence_month, offence_type, victim) chunks; cheap to append."""
 

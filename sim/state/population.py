@@ -214,7 +214,7 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
 
 
 def clear_justice_state(people: P.People) -> None:
-    """Everyone at liberty, with no record, sentence or supervision history (before ``ReoffendingModel.simulate_history``
+    """Everyone at liberty, with no record, sentence or supervision history (before ``sim.start.Start.build``
     gives them the record and sentences their own flows make)."""
     n = people.n
     for name in ("status", "custody_months_left", "licence_months_left", "order_months_left", "prev_convictions",
