@@ -373,16 +373,22 @@ def _stall_timeout(args, estimate) -> float:
 def _sweep(args, grid, points, years, out: Path, stall: float) -> int:
     from .appraisal.compare import summary_table, switched_off
     from .runs.output import write_sweep
-    from .runs.paired import compare
+    from .runs.paired import compare_arms
 
     plain = load_scenario(args.scenario, years)
-    baselines: dict = {}  # grid points that differ only in [intervention] share one baseline
+    groups: dict = {}  # baseline -> the grid points it serves (those that differ only in [intervention] share one)
+    for k, iv in enumerate(points):
+        groups.setdefault(switched_off(iv, plain.intervention), []).append(k)
+    rows_of: dict[int, pd.DataFrame] = {}
+    for j, (base, ks) in enumerate(groups.items()):  # a group's points run together: one start a replicate for all
+        label = f"points {', '.join(str(k + 1) for k in ks)} of {len(grid)}" if len(ks) < 4 else f"{len(ks)} points of {len(grid)}"
+        results, _ = compare_arms(base, [points[k] for k in ks], args.reps, args.seed, args.workers,
+                                  f"{label} ({j + 1}/{len(groups)})", None, args.scheduler, stall)
+        rows_of.update({k: rows for k, (rows, _, _) in zip(ks, results)})
     tables, all_rows = [], []
-    for k, (point, iv) in enumerate(zip(grid, points)):
-        base = switched_off(iv, plain.intervention)
-        rows, _, _, baselines[base] = compare(base, iv, args.reps, args.seed, args.workers, f"point {k + 1}/{len(grid)}", baselines.get(base), args.scheduler, stall)
-        tables.append((point, summary_table(rows)))
-        all_rows.append(rows.assign(grid_point=k, **{s.split("=", 1)[0]: s.split("=", 1)[1] for s in point}))
+    for k, point in enumerate(grid):
+        tables.append((point, summary_table(rows_of[k])))
+        all_rows.append(rows_of[k].assign(grid_point=k, **{s.split("=", 1)[0]: s.split("=", 1)[1] for s in point}))
     result = write_sweep(out, points[0], args.seed, args.reps, tables, pd.concat(all_rows, ignore_index=True), force=args.force)
     shown = [c for c in result.columns if "=" not in c and c in {s.split("=", 1)[0] for s in grid[0]}]
     table = result[shown + ["appraisal:intervention_cost", "appraisal:npv", "appraisal:bcr", "appraisal:benefits_exceed_costs"]].copy()

@@ -109,26 +109,32 @@ def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler
         progress.close()
     return [results[i] for i in range(len(tasks))]
 
+def compare_arms(base_params, arms: list, reps: int, root_seed: int, workers: int = 1, label: str = "compare",
+                 baseline_runs: list | None = None, scheduler: str | None = None, stall_timeout: float | None = None):
+    """Run ``reps`` paired replicates of the baseline and every one of ``arms`` (replicate k of all on the same seed,
+    from the same start, built once per replicate). Returns ([(per-replicate metrics, monthly series, cost ledgers)
+    for each arm], the baseline runs); pass ``baseline_runs`` back in to reuse them (the arms then build the
+    baseline's start themselves)."""
+    seeds = replicate_seeds(root_seed, reps)
+    base_runs, arm_runs = paired_runs(base_params, arms, seeds, workers, label, baseline_runs is None, scheduler, stall_timeout)
+    base_runs = baseline_runs if baseline_runs is not None else base_runs
+    return [stack([pair(k, seed, b, i) for k, (seed, b, i) in enumerate(zip(seeds, base_runs, runs))]) for runs in arm_runs], base_runs
+
+
 def compare(base_params, iv_params, reps: int, root_seed: int, workers: int = 1, label: str = "compare",
             baseline_runs: list | None = None, scheduler: str | None = None, stall_timeout: float | None = None,
             channels: bool = False):
     """Run ``reps`` paired replicates (replicate k of both scenarios on the same seed, from the same start).
 
     Returns (per-replicate metrics, monthly series, cost ledgers, the baseline runs); pass ``baseline_runs`` back
-    in to reuse them for another intervention with the same baseline (as a sweep does). With ``channels``, also the
-    decomposition's arms in the same runs (for each channel of the intervention, ``intervention.CHANNELS``, the
-    intervention with that channel at no effect), and a fifth item, {channel: per-replicate metrics}."""
-    seeds = replicate_seeds(root_seed, reps)
-    arms = [iv_params] + ([intervention.without_channels(iv_params, [name]) for name in intervention.CHANNELS] if channels else [])
-    base_runs, arm_runs = paired_runs(base_params, arms, seeds, workers, label, baseline_runs is None, scheduler, stall_timeout)
-    base_runs = baseline_runs if baseline_runs is not None else base_runs
-    pairs = [pair(k, seed, b, i) for k, (seed, b, i) in enumerate(zip(seeds, base_runs, arm_runs[0]))]
-    out = (*stack(pairs), base_runs)
-    if not channels:
-        return out
-    by_channel = {name: stack([pair(k, seed, b, i) for k, (seed, b, i) in enumerate(zip(seeds, base_runs, runs))])[0]
-                  for name, runs in zip(intervention.CHANNELS, arm_runs[1:])}
-    return (*out, by_channel)
+    in to reuse them for another intervention with the same baseline. With ``channels``, also the decomposition's
+    arms in the same runs (for each channel of the intervention, ``intervention.CHANNELS``, the intervention with
+    that channel at no effect), and a fifth item, {channel: per-replicate metrics}."""
+    names = list(intervention.CHANNELS) if channels else []
+    arms = [iv_params] + [intervention.without_channels(iv_params, [name]) for name in names]
+    results, base_runs = compare_arms(base_params, arms, reps, root_seed, workers, label, baseline_runs, scheduler, stall_timeout)
+    out = (*results[0], base_runs)
+    return (*out, {name: rows for name, (rows, _, _) in zip(names, results[1:])}) if channels else out
 
 
 def members(base_run: dict, iv_run: dict) -> dict[str, int]:
