@@ -398,3 +398,21 @@ def test_prison_units_are_counted_year_by_year():
         iv = ledger({("prisons", "fiscal_non_cashable"): flat(0, months), ("intervention", "fiscal_cashable"): once(100, 0, months)})
         row = appraise(run_result(base), run_result(iv), params)
         assert row["savings_by_kind:fiscal_cashable"] == pytest.approx(60 * 12 * month * 0.74), months
+
+
+def test_arms_run_together_give_what_each_gives_compared_alone():
+    """A sweep's grid points and ``--by-channel``'s arms run together from one start a replicate
+    (``compare_arms``): each arm's replicates equal its own comparison with the baseline, run on its own."""
+    from sim.runs.paired import compare_arms
+
+    over = [*SMALL, "run.years=2"]
+    base = switched_off(load_scenario(MULTI_AGENCY, over))
+    arms = [load_scenario(MULTI_AGENCY, [*over, f"intervention.intensity_hours_per_month={h}"]) for h in (10, 40)]
+    together, base_runs = compare_arms(base, arms, 2, 5)
+    for arm, (rows, series, ledger_) in zip(arms, together):
+        alone, alone_series, alone_ledger, _ = compare(base, arm, 2, 5)
+        pd.testing.assert_frame_equal(rows, alone)
+        pd.testing.assert_frame_equal(series, alone_series)
+        pd.testing.assert_frame_equal(ledger_, alone_ledger)
+    assert not together[0][0]["appraisal:intervention_cost"].equals(together[1][0]["appraisal:intervention_cost"])  # they differ
+    assert len(base_runs) == 2
