@@ -717,13 +717,14 @@ def cmd_validate(args) -> int:
                   + (f"; members 5-95%: {r['members_p05']:.3f} to {r['members_p95']:.3f}"
                      if args.ensemble and pd.notna(r["members_p05"]) else ""))
         print("Steadiness (each series relative to its start, mean of replicates; steady: every year within its tolerance of "
-              "no change, the population of its projected growth; after the projection's 10 years each series per head; "
+              "no change, the population of its projected growth; after the projection's 10 years each series per head, the "
+              "adult series of the long runs per adult at the first year's ages; "
               "calibration/steadiness.toml):")
         for _, r in summary.iterrows():
             per_head = (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f} (year "
                         f"{int(r['worst_per_head_year']) + 1})" if pd.notna(r.get("worst_per_head")) else "")
             print(f"  {'steady' if r['steady'] else 'DRIFTS'}  {r['run']:<5} {r['series']:<26} furthest in year {r['worst_year'] + 1} of {r['years']}: "
-                  f"{r['worst_value']:.2f} x the start{' per head' if r['worst_judged'] == 'per head' else ''}, "
+                  f"{r['worst_value']:.2f} x the start{' ' + r['worst_judged'] if r['worst_judged'] != 'level' else ''}, "
                   f"expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}{per_head}")
         print(f"-> {args.out}/calibration.png, validation.csv, steadiness.png, steadiness.csv")
     return 0 if table.loc[table["weight"] > 0, "pass"].all() else 1

@@ -274,6 +274,62 @@ def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: the adults' age bands in which the adult steady series are also read at the start's ages (``AdultsByAge``): 5 years
+#: wide from the adult age, the last open
+AGE_BAND_YEARS = 5
+AGE_BANDS = 14  # 18-22, 23-27, ..., 83 and over
+#: the adult steady series read at the start's ages
+AT_START_AGES = ("adult_convictions", "custody", "licence", "probation")
+
+
+class AdultsByAge:
+    """The adults (present, weighted) by age band (``AGE_BANDS`` of ``AGE_BAND_YEARS``) and justice status, month by
+    month (pass it to ``ReoffendingModel.run`` as ``each_month``), so that the adult steady series can be read per
+    head at the first year's ages (``at_start_ages``): a population that ages, as Essex's is projected to, carries
+    fewer offenders per adult at the same age-specific rates, and that is demography, not drift."""
+
+    def __init__(self):
+        self.counts: list[np.ndarray] = []  # per month: (AGE_BANDS, 4) real people, by band and status code
+
+    def __call__(self, model) -> None:
+        p, n = model.people, model.people.n
+        age = (model.month - 1) - p.birth_month[:n]  # at the end of the month just stepped
+        adult_months = int(12 * model.params.family.age_adult)
+        here = p.present[:n] & (age >= adult_months)
+        band = np.minimum((age[here] - adult_months) // (12 * AGE_BAND_YEARS), AGE_BANDS - 1)
+        cell = band * 4 + p.status[:n][here]
+        self.counts.append(np.bincount(cell, weights=p.weight[:n][here], minlength=4 * AGE_BANDS).reshape(AGE_BANDS, 4))
+
+    def at_start_ages(self, model) -> pd.DataFrame:
+        """Year by year, each of ``AT_START_AGES`` per adult at the first year's age structure (direct
+        standardisation: each band's rate weighted by its share of the first year's adults), relative to the first
+        year: stocks by their yearly mean, adult convictions by their yearly count (from the event log). NaN where the
+        first year has none."""
+        years = len(self.counts) // 12
+        if years == 0:
+            return pd.DataFrame(columns=list(AT_START_AGES))
+        by_year = np.stack(self.counts[: 12 * years]).reshape(years, 12, AGE_BANDS, 4).mean(axis=1)  # yearly means
+        adults = by_year.sum(axis=2)  # (years, bands)
+        rows, months, codes = model.events.arrays()[:3]
+        conv = (codes == EVENT_CODE["conviction"]) & (months < 12 * years)
+        adult_months = int(12 * model.params.family.age_adult)
+        age = months[conv] - model.people.birth_month[rows[conv]]
+        adult = age >= adult_months
+        band = np.minimum((age[adult] - adult_months) // (12 * AGE_BAND_YEARS), AGE_BANDS - 1)
+        convictions = np.bincount(months[conv][adult] // 12 * AGE_BANDS + band, weights=model.people.weight[rows[conv][adult]],
+                                  minlength=years * AGE_BANDS).reshape(years, AGE_BANDS)
+        counts = {"adult_convictions": convictions, "custody": by_year[:, :, CUSTODY], "licence": by_year[:, :, LICENCE],
+                  "probation": by_year[:, :, PROBATION]}
+        share = adults[0] / adults[0].sum()  # the first year's age structure
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = {}
+            for name, count in counts.items():
+                rate = np.where(adults > 0, count / adults, 0.0)
+                standardised = rate @ share
+                out[name] = standardised / standardised[0] if standardised[0] > 0 else np.full(years, np.nan)
+        return pd.DataFrame(out, index=pd.RangeIndex(years, name="year"))
+
+
 # --- cohort metrics on microdata ------------------------------------------------------------------------------
 
 #: the MoJ's index disposals: each adult offender is in a year's cohort once, by the first of their qualifying events in

@@ -100,12 +100,15 @@ class ReoffendingModel(mesa.Model):
         """Everyone's age in whole months this month (rows 0..n-1; the processes take only the rows they need)."""
         return self.people.age_months(self.month)
 
-    def run(self, months: int | None = None) -> "ReoffendingModel":
-        """Step ``months`` times (default: up to the end of the scenario's length)."""
+    def run(self, months: int | None = None, each_month=None) -> "ReoffendingModel":
+        """Step ``months`` times (default: up to the end of the scenario's length), calling ``each_month(self)``
+        after every step if given (e.g. ``metrics.AdultsByAge``)."""
         gc.freeze()  # the people built so far live through the run: the collector need not walk them again and again
         try:
             for _ in range(self.params.months - self.month if months is None else months):
                 self.step()
+                if each_month is not None:
+                    each_month(self)
                 gc.freeze()  # and so do those born or arrived this month: no full collection over a growing heap
         finally:
             gc.unfreeze()  # collectable again once the model is dropped (a caller's own freeze is undone too: else a

@@ -71,12 +71,17 @@ def load_free_parameters(path: Path = CALIBRATION_DIR / "free_parameters.toml") 
 
 def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
     """The target metrics of one replicate, a 10-year run ("short") or a 40-year (or longer) run ("long"), and its steady series
-    year by year (``steady:<run>:<series>:<year>``, see ``steadiness``)."""
+    year by year (``steady:<run>:<series>:<year>``, see ``steadiness``; a long run's adult series also per adult at the
+    first year's ages, ``steady_at_start_ages:...``, see ``metrics.AdultsByAge``)."""
+    by_age = metrics.AdultsByAge() if run == "long" else None  # the long runs' adult series at the start's ages too
     with ReoffendingModel(params, seed=seed, record_offences=False) as model:
-        model.run()
+        model.run(each_month=by_age)
         steady = {f"steady:{run}:{series}:{year}": float(v)
                   for year, row in metrics.yearly_relative(timeseries_frame(model)).iterrows()
                   for series, v in row.items()}
+        if by_age is not None:
+            steady |= {f"steady_at_start_ages:{run}:{series}:{year}": float(v)
+                       for year, row in by_age.at_start_ages(model).iterrows() for series, v in row.items()}
         return {**_target_metrics(model, params, run), **steady}
 
 
@@ -356,11 +361,13 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     within it (``within``; True where there is nothing to judge: a start of 0, or the children and adults themselves,
     which are shown only). ``judged`` says what is judged (``judged_value`` holds it): over the population projection's 10 years the series
     itself ("level": no change; the population its projected growth); after them, when the population has grown by
-    more than any tolerance, each series per head ("per head": no change) and the population against the projection's
-    rate continued (a wider, assumed tolerance)."""
+    more than any tolerance, each series per head ("per head": no change), the adult series of long runs per adult at
+    the first year's ages ("per head at the start's ages", ``per_head_at_start_ages``: the adults age as Essex's are
+    projected to, which changes the crude rates per head at unchanged rates by age; ``metrics.AdultsByAge``), and the
+    population against the projection's rate continued (a wider, assumed tolerance)."""
     c = load_steadiness_criteria() if criteria is None else criteria
-    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "judged", "judged_value", "expected",
-               "tolerance", "within"]
+    columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "per_head_at_start_ages", "judged",
+               "judged_value", "expected", "tolerance", "within"]
     steady = measured[measured["metric"].str.startswith("steady:")]
     if steady.empty:
         return pd.DataFrame(columns=columns)
@@ -372,16 +379,28 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     out = df.groupby(["run", "series", "year"], sort=False).agg(
         mean=("value", "mean"), p05=("value", lambda v: v.quantile(0.05)), p95=("value", lambda v: v.quantile(0.95)),
         replicates=("value", "count"), per_head=("per_head", "mean")).reset_index()
+    aged = measured[measured["metric"].str.startswith("steady_at_start_ages:")]  # (long runs' adult series)
+    if len(aged):
+        parts = aged["metric"].str.split(":", expand=True)
+        at_ages = (aged.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
+                   .groupby(["run", "series", "year"], as_index=False)["value"].mean()
+                   .rename(columns={"value": "per_head_at_start_ages"}))
+        out = out.merge(at_ages, on=["run", "series", "year"], how="left")
+    else:
+        out["per_head_at_start_ages"] = np.nan
     population = out["series"] == "population"
     shown_only = out["series"].isin(set(metrics.PER_HEAD.values()))
     projected = out["year"] < PROJECTION_YEARS
     # a year's mean sits mid-year (month 12 y + 5.5 from the first): the projection's growth, continued after its years
     out["expected"] = np.where(shown_only, np.nan, np.where(
         population, (1 + c["population_growth_10_years"]) ** ((12 * out["year"] + 5.5) / (12 * PROJECTION_YEARS)), 1.0))
-    out["judged"] = np.where(shown_only, "", np.where(projected | population, "level", "per head"))
+    aged_ok = out["per_head_at_start_ages"].notna()
+    out["judged"] = np.where(shown_only, "", np.where(projected | population, "level",
+                                                      np.where(aged_ok, "per head at the start's ages", "per head")))
     out["tolerance"] = np.where(population, np.where(projected, c["population_tolerance"],
                                                      c["population_tolerance_after_projection"]), c["tolerance"])
-    out["judged_value"] = out["per_head"].where(out["judged"] == "per head", out["mean"])
+    out["judged_value"] = np.where(out["judged"] == "per head", out["per_head"],
+                                   np.where(out["judged"] == "per head at the start's ages", out["per_head_at_start_ages"], out["mean"]))
     judged = out["expected"].notna() & out["judged_value"].notna()
     out["within"] = ~judged | ((out["judged_value"] / out["expected"] - 1).abs() <= out["tolerance"])
     return out[columns].sort_values(["run", "series", "year"], kind="stable").reset_index(drop=True)

@@ -142,12 +142,14 @@ RUN_COLOURS = {"short": OKABE_ITO["blue"], "long": OKABE_ITO["orange"], "baselin
 def steadiness_figure(table: pd.DataFrame):
     """Each steady series relative to its start, year by year (``sim.fitting.calibration.steadiness``): mean over
     replicates and the 5-95% range of single replicates, per run length, against the expected path and its tolerance;
-    dashed, the mean per head of the children or adults (``metrics.PER_HEAD``)."""
+    dashed, the mean per head of the children or adults (``metrics.PER_HEAD``); dotted, a long run's adult series per
+    adult at the first year's ages (``per_head_at_start_ages``)."""
     present = set(table["series"])
     series = [name for name in STEADY_LABELS if name in present] + sorted(present - set(STEADY_LABELS))
     cols = 4
     rows = max(1, -(-len(series) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(12, 2.9 * rows), squeeze=False)
+    aged_legend = None  # the first panel with a series at the start's ages, which gets a legend of its own
     for ax, name in zip(axes.flat, series):
         path = table[table["series"] == name].drop_duplicates("year").sort_values("year")
         year = path["year"] + 1  # the first year is year 1, as in the words beside the figure
@@ -161,6 +163,10 @@ def steadiness_figure(table: pd.DataFrame):
             ax.plot(g["year"] + 1, g["mean"], color=colour, lw=1.6, label=f"{label} ({int(g['replicates'].max())})")
             if "per_head" in g and g["per_head"].notna().any():
                 ax.plot(g["year"] + 1, g["per_head"], color=colour, lw=1.0, ls="--", label=f"{label}, per head")
+            if "per_head_at_start_ages" in g and g["per_head_at_start_ages"].notna().any():
+                ax.plot(g["year"] + 1, g["per_head_at_start_ages"], color=colour, lw=1.4, ls=":",
+                        label=f"{label}, per adult at the first year's ages")
+                aged_legend = aged_legend or ax
         ax.set_title(STEADY_LABELS.get(name, name))
         ax.set_xlabel("year of the run")
     for ax in axes.flat[len(series):]:
@@ -168,9 +174,12 @@ def steadiness_figure(table: pd.DataFrame):
     for ax in axes[:, 0]:
         ax.set_ylabel("relative to the start")
     axes.flat[0].legend(frameon=False, fontsize=8)
+    if aged_legend is not None and aged_legend is not axes.flat[0]:
+        aged_legend.legend(frameon=False, fontsize=7)
     fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band), "
-                 "per head of the children or adults (dashed);\ngreen: the expected path (no change; the population as projected) "
-                 "and its tolerance (after the projection's 10 years: per head)", y=1.02)
+                 "per head of the children or adults (dashed), long runs' adult series per adult at the first year's ages "
+                 "(dotted);\ngreen: the expected path (no change; the population as projected) and its tolerance (after the "
+                 "projection's 10 years: per head, the adult series of long runs at the first year's ages)", y=1.02)
     fig.tight_layout()
     return fig
 

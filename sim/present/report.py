@@ -200,7 +200,7 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
              if drifting.empty else
              "<b>The baseline is not steady</b>, so part of any difference is measured against a changing background: "
              + "; ".join(f"{F.STEADY_LABELS.get(r['series'], r['series'])}: {r['worst_value']:.2f} x the start"
-                         f"{' per head' if r['worst_judged'] == 'per head' else ''} in year {r['worst_year'] + 1} of {r['years']} "
+                         f"{' ' + r['worst_judged'] if r['worst_judged'] != 'level' else ''} in year {r['worst_year'] + 1} of {r['years']} "
                          f"(expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}"
                          + (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f}"
                             if pd.notna(r.get("worst_per_head")) else "") + ")"
