@@ -173,13 +173,16 @@ def steadiness_figure(table: pd.DataFrame):
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("relative to the start")
-    axes.flat[0].legend(frameon=False, fontsize=8)
-    if aged_legend is not None and aged_legend is not axes.flat[0]:
-        aged_legend.legend(frameon=False, fontsize=7)
-    fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band), "
-                 "per head of the children or adults (dashed), long runs' adult series per adult at the first year's ages "
-                 "(dotted);\ngreen: the expected path (no change; the population as projected) and its tolerance (after the "
-                 "projection's 10 years: per head, the adult series of long runs at the first year's ages)", y=1.02)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if aged_legend is not None:  # (the first panel, of children, has no reading at the start's ages: its line shown there)
+        line = next(l for l in aged_legend.get_lines() if l.get_linestyle() == ":")
+        handles, labels = handles + [line], labels + [line.get_label()]
+    spare = axes.flat[len(series)] if len(series) < axes.size else None  # an empty panel holds the legend, if there is one
+    (spare or axes.flat[0]).legend(handles, labels, frameon=False, fontsize=9 if spare else 8, loc="center" if spare else "best")
+    fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band),\n"
+                 "per head of the children or adults (dashed), long runs' adult series per adult at the first year's ages (dotted);\n"
+                 "green: the expected path (no change; the population as projected) and its tolerance (after the projection's "
+                 "10 years: per head, the long runs' adult series at the first year's ages)", y=1.04)
     fig.tight_layout()
     return fig
 
