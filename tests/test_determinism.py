@@ -95,7 +95,8 @@ def test_starting_population_depends_only_on_population_parameters():
 def test_sentencing_scenario_starts_from_the_same_sentences():
     """Regression: the sentences being served at the start were drawn from the sentencing policy in [justice], so a
     scenario with longer sentences also rewrote the sentences of people already in custody at month 0. (With the start
-    drawn: a simulated past runs on the scenario's own sentencing; README, Calibration.)"""
+    drawn. A simulated past runs on the scenario's own sentencing when the scenario runs alone; in a comparison its arm
+    takes the baseline's start: tests/test_history_start.py.)"""
     base = load(*SMALL, "population.history_years=0")
     j = base.justice
     a = ReoffendingModel(base, seed=4)
