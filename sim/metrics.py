@@ -302,9 +302,9 @@ class AdultsByAge:
 
     def at_start_ages(self, model) -> pd.DataFrame:
         """Year by year, each of ``AT_START_AGES`` per adult at the first year's age structure (direct
-        standardisation: each band's rate weighted by its share of the first year's adults), relative to the first
-        year: stocks by their yearly mean, adult convictions by their yearly count (from the event log). NaN where the
-        first year has none."""
+        standardisation: each band's rate weighted by its share of the first year's adults), relative to the start as
+        ``yearly_relative`` takes it: stocks by their yearly mean against their first month, adult convictions (events
+        of adults, from the event log) by their yearly count against the first year's. NaN where the start has none."""
         years = len(self.counts) // 12
         if years == 0:
             return pd.DataFrame(columns=list(AT_START_AGES))
@@ -318,15 +318,17 @@ class AdultsByAge:
         band = np.minimum((age[adult] - adult_months) // (12 * AGE_BAND_YEARS), AGE_BANDS - 1)
         convictions = np.bincount(months[conv][adult] // 12 * AGE_BANDS + band, weights=model.people.weight[rows[conv][adult]],
                                   minlength=years * AGE_BANDS).reshape(years, AGE_BANDS)
-        counts = {"adult_convictions": convictions, "custody": by_year[:, :, CUSTODY], "licence": by_year[:, :, LICENCE],
-                  "probation": by_year[:, :, PROBATION]}
+        first = self.counts[0]  # the stocks' start is their first month, as in ``yearly_relative``
+        counts = {"adult_convictions": (convictions, convictions[0], adults[0]),
+                  **{name: (by_year[:, :, code], first[:, code], first.sum(axis=1))
+                     for name, code in (("custody", CUSTODY), ("licence", LICENCE), ("probation", PROBATION))}}
         share = adults[0] / adults[0].sum()  # the first year's age structure
         with np.errstate(divide="ignore", invalid="ignore"):
             out = {}
-            for name, count in counts.items():
-                rate = np.where(adults > 0, count / adults, 0.0)
-                standardised = rate @ share
-                out[name] = standardised / standardised[0] if standardised[0] > 0 else np.full(years, np.nan)
+            for name, (count, start, start_adults) in counts.items():
+                standardised = np.where(adults > 0, count / adults, 0.0) @ share
+                at_start = np.where(start_adults > 0, start / start_adults, 0.0) @ share
+                out[name] = standardised / at_start if at_start > 0 else np.full(years, np.nan)
         return pd.DataFrame(out, index=pd.RangeIndex(years, name="year"))
 
 

@@ -86,7 +86,8 @@ class ReoffendingModel(mesa.Model):
     def take_start(self, start: Start) -> None:
         """The people, court queue and last releases at month 0 from ``start`` (this model's own, or a copy of one
         built with another scenario's values for the same seed, e.g. a comparison's baseline: ``Start.fits``); where
-        the past ran on other justice, offending or needs values than this model's, every schedule is drawn again."""
+        the past ran on other justice, offending, needs or partner-abuse values than this model's
+        (``Start.past_differs``), every schedule is drawn again."""
         if not start.fits(self.params, self.seed):
             raise ValueError(f"a start built for seed {start.seed} with other population, demography or family values "
                              f"cannot start this model (seed {self.seed}): give it its own")

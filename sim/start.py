@@ -24,8 +24,9 @@ from .state.scenario import realize, with_member
 
 #: sections whose values shape who lives in the area at the start: a start serves only scenarios that share them
 POPULATION_SECTIONS = ("population", "demography", "family")
-#: sections the simulated past runs on: a scenario that differs in them takes the start, then redraws every schedule
-PAST_SECTIONS = ("justice", "offending", "needs")
+#: sections the simulated past runs on or its schedules were drawn with (partner abuse: a child's exposure raises the
+#: offending hazard its bound allows for): a scenario that differs in them takes the start, then redraws every schedule
+PAST_SECTIONS = ("justice", "offending", "needs", "domestic_abuse")
 
 
 def realized(params: Params, seed: int) -> Params:
@@ -63,13 +64,16 @@ class Start:
         return seed == self.seed and all(getattr(params, s) == getattr(self.params, s) for s in POPULATION_SECTIONS)
 
     def past_differs(self, params: Params) -> bool:
-        """Whether ``params`` runs the past's processes on other values than the start was built with (then the
-        schedules drawn from the start's values must be drawn again from its own)."""
+        """Whether ``params`` runs the past's processes on other values than the start was built with, or bounds the
+        offending hazard with others (``PAST_SECTIONS``): then the schedules drawn from the start's values must be
+        drawn again from its own."""
         return any(getattr(params, s) != getattr(self.params, s) for s in PAST_SECTIONS)
 
     def copy(self) -> "Start":
         """An independent copy, for one model to take and change."""
-        return Start(self.params, self.seed, copy.deepcopy(self.people), copy.deepcopy(self.cases), self.released.copy())
+        people = copy.deepcopy(self.people)
+        people.weight.flags.writeable = False  # (a copy is writeable; weights are fixed once set: the stock table counts on it)
+        return Start(self.params, self.seed, people, copy.deepcopy(self.cases), self.released.copy())
 
 
 class _Past:

@@ -78,15 +78,21 @@ def test_bound_check_would_catch_a_stale_bound(monkeypatch):
 
 
 @pytest.mark.parametrize("redrawn", [True, False])
-def test_a_start_taken_from_other_offending_values_redraws_every_bound(redrawn, monkeypatch):
+@pytest.mark.parametrize("arm", ["offending", "domestic_abuse"])
+def test_a_start_taken_from_other_offending_values_redraws_every_bound(arm, redrawn, monkeypatch):
     """A comparison's arm takes the baseline's start (``sim.start``): where the arm offends more than the past was
-    simulated with, the bounds and schedules drawn in that past are drawn again, so none is exceeded or missed; the
-    check fails (``redrawn=False``) if they are not."""
+    simulated with (three times the base rate; or partner abuse that exposes children, whose exposure raises their
+    hazard without a redraw of its own), the bounds and schedules drawn in that past are drawn again, so none is
+    exceeded or missed; the check fails (``redrawn=False``) if they are not."""
     from sim.start import Start
 
     base = load(*SMALL, "run.years=1", "population.history_years=2")
-    arm = load(*SMALL, "run.years=1", "population.history_years=2",
-               f"offending.offences_per_month_base={3 * base.offending.offences_per_month_base}")
+    change = ([f"offending.offences_per_month_base={3 * base.offending.offences_per_month_base}"] if arm == "offending" else
+              ["domestic_abuse.exposure_rr_offending=3.0"])
+    if arm == "domestic_abuse":  # partner abuse on in both arms (as a comparison requires), stronger exposure in the arm
+        base = load(*SMALL, "run.years=1", "population.history_years=2", "domestic_abuse.incidents_per_month_base=0.055")
+        change.append("domestic_abuse.incidents_per_month_base=0.055")
+    arm = load(*SMALL, "run.years=1", "population.history_years=2", *change)
     start = Start.build(base, 5)
     if not redrawn:
         monkeypatch.setattr(Start, "past_differs", lambda self, params: False)
