@@ -308,25 +308,3 @@ def test_the_general_adults_map_is_what_keeps_the_tail(monkeypatch):
     unmapped_share = np.sum(w[z > 2.5]) / w.sum()
     assert unmapped_share > 1.5 * norm.sf(2.5)
     assert unmapped_share > 1.2 * mapped_share
-
-
-def test_groups_within_the_general_distribution_leave_no_far_tail_beyond_it():
-    """The shipped start (groups carved from the general distribution, their medians held) overfills its far tail:
-    adults aged 18-49 above 3 sd are well over the normal share, the tail that thins custody at fixed ages over 45
-    years. With ``propensity_groups_within_general`` a known offender's score is drawn again where the groups would
-    exceed it, and the share falls to the normal one, the groups keeping their counts."""
-    from scipy.stats import norm
-
-    def far_tail(on: bool) -> tuple[float, int]:
-        params = load_scenario(BASELINE, [f"population.propensity_groups_within_general={str(on).lower()}"])
-        z, w, age, _ = _adult_cells(params, seed=3)
-        young = (age >= 18) & (age < 50)
-        people = People()
-        pop_mod.synthesize(params, np.random.default_rng(3), people)
-        return float(np.sum(w[young & (z > 3.0)]) / w[young].sum()), int((people.status_at_start[: people.n] < 3).sum())
-
-    (off, n_off), (on, n_on) = far_tail(False), far_tail(True)
-    assert off > 1.4 * norm.sf(3.0)
-    assert on == pytest.approx(norm.sf(3.0), rel=0.3)
-    assert n_on == n_off  # as many in custody, on licence and on orders, with other propensities
-    assert pop_mod.start_tail_excess(load_scenario(BASELINE, ["population.propensity_groups_within_general=true"]).population) < 0.005

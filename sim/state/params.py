@@ -156,7 +156,6 @@ class PopulationParams:
     propensity_median_general: float = _f(POS, "median offending propensity, general population")
     propensity_sigma: float = _f(NONNEG, "sd of log propensity within each group of known offenders (unused when propensity_groups_from_general)")
     propensity_groups_from_general: bool = _f("true or false", "the known offenders' propensities as the general distribution's upper part (the groups take its sd; the general adults the rest of it), so the whole population starts as births reproduce it (false: each group its own spread, on top of the general population)")
-    propensity_groups_within_general: bool = _f("true or false", "with propensity_groups_from_general: a known offender's propensity is drawn again where the groups of their sex and age band would hold more people than the general distribution has there (its far tail), so that the start's adults never exceed it (false: the groups' own tail, which overfills it above about 3 sd)")
     propensity_sigma_general: float = _f(NONNEG, "sd of log propensity in the general population and at birth (heterogeneity between people)")
     history_years: int = _f(COUNT, "years of the starting population's recent past simulated before month 0, so the start's sentences, records and court queue come from the model's own flows (0: the start's stocks drawn from their counts)")
     start_sentence_median_months: float = _f(POS, "median length of the custodial sentences being served at the start")

@@ -9,7 +9,6 @@ a comparison that changes policy starts from the same people.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -84,13 +83,10 @@ def _cells(pop) -> tuple[np.ndarray, list[tuple[bool, float, float]]]:
 def _general_and_groups(pop) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each cell of ``_cells`` (sex and adult age band), on ``_SCORES``: the density of its adults' scores (real
     people) if they followed the general distribution, and that of the known offender groups' people in it (their
-    ages as drawn: a gamma above the adult age). With ``propensity_groups_within_general``, the groups' as
-    ``groups_within_general`` leaves them: each group's draws kept where the distribution holds them (``_acceptance``
-    of the groups as drawn), the rest drawn again, so its density is the kept part scaled up to its count."""
+    ages as drawn: a gamma above the adult age)."""
     from scipy.stats import gamma, norm
 
     spread, groups = _groups_on_general_scale(pop)
-    within = pop.propensity_groups_from_general and pop.propensity_groups_within_general
     adult = float(pop.adult_age_band_lower_years[0])
     shape = ((pop.offender_age_mean_years - adult) / pop.offender_age_sd_years) ** 2
     ages = gamma(shape, loc=adult, scale=(pop.offender_age_mean_years - adult) / shape)
@@ -99,50 +95,10 @@ def _general_and_groups(pop) -> list[tuple[np.ndarray, np.ndarray]]:
         sex_share = pop.other_adults_male_share if male else 1.0 - pop.other_adults_male_share
         everyone = pop.total_population * band_share * sex_share * norm.pdf(_SCORES)
         in_band = ages.cdf(hi) - ages.cdf(lo)
-        each = [n * (men if male else 1.0 - men) * in_band * norm.pdf(_SCORES, shift, spread) for n, men, shift in groups]
-        drawn = sum(each, np.zeros(len(_SCORES)))
-        if within:
-            kept = _acceptance(everyone, drawn)
-            drawn = sum((g * kept * (g.sum() / max(float((g * kept).sum()), 1e-300)) for g in each), np.zeros(len(_SCORES)))
-        out.append((everyone, drawn))
+        groups_density = sum((n * (men if male else 1.0 - men) * in_band * norm.pdf(_SCORES, shift, spread)
+                              for n, men, shift in groups), np.zeros(len(_SCORES)))
+        out.append((everyone, groups_density))
     return out
-
-
-def _acceptance(everyone: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Per score, the share of the groups' draws the general distribution can hold there (1 where it holds them all;
-    in its far tail, where the groups' density exceeds it, the ratio)."""
-    return np.minimum(1.0, everyone / np.maximum(groups, 1e-300))
-
-
-def groups_within_general(pop) -> Callable | None:
-    """With ``propensity_groups_within_general`` (and ``propensity_groups_from_general``): ``redraw(rng, z, shift,
-    ages in years, men?)``, the known offenders' standard normal scores ``z`` (``shift``: their group's median on the
-    general scale) with each one drawn again, as often as needed, where the groups of that sex and age band would hold
-    more people than the general distribution has (kept with probability ``_acceptance``): so the start's far tail
-    is the general distribution's, which births reproduce. None when the option is off."""
-    if not (pop.propensity_groups_from_general and pop.propensity_groups_within_general):
-        return None
-    off = replace(pop, propensity_groups_within_general=False)  # the groups as first drawn
-    edges, _ = _cells(pop)
-    accept = [_acceptance(everyone, drawn) for everyone, drawn in _general_and_groups(off)]
-
-    def redraw(rng, z: np.ndarray, shift: float, age_years: np.ndarray, male: np.ndarray) -> np.ndarray:
-        z = np.array(z, float)
-        band = np.clip(np.searchsorted(edges, age_years, side="right") - 1, 0, len(edges) - 2)
-        cell = np.where(male, 0, len(edges) - 1) + band
-        todo = np.arange(len(z))
-        for _ in range(1000):  # each round keeps all but a few per cent of those left
-            p = np.empty(len(todo))
-            for k, a in enumerate(accept):
-                here = cell[todo] == k
-                p[here] = np.interp(shift + z[todo[here]], _SCORES, a)
-            todo = todo[rng.random(len(todo)) >= p]
-            if len(todo) == 0:
-                break
-            z[todo] = rng.standard_normal(len(todo))
-        return z
-
-    return redraw
 
 
 def start_tail_excess(pop) -> float:
@@ -231,7 +187,6 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
         (P.COMMUNITY_START, pop.community_count, pop.male_share_community, pop.prev_convictions_mean_community, pop.propensity_median_community),
     )
     w_cjs = pop.scale_cjs_families
-    within = groups_within_general(pop)
     offender_rows = []
     for start_status, count, male_share, prev_mean, prop_median in groups:
         n = _sample_count(rng, count, w_cjs)
@@ -239,12 +194,9 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
         shape = ((pop.offender_age_mean_years - adult) / pop.offender_age_sd_years) ** 2
         age = adult + rng.gamma(shape, (pop.offender_age_mean_years - adult) / shape, n)
         z = rng.standard_normal(n)
-        male = rng.random(n) < male_share
-        if within is not None:  # none of the far tail beyond what the general distribution holds
-            z = within(rng, z, np.log(prop_median / pop.propensity_median_general) / max(sigma, 1e-9), age, male)
         rows = people.add(
             n,
-            sex_male=male,
+            sex_male=rng.random(n) < male_share,
             birth_month=-np.rint(age * 12).astype(np.int32),
             weight=w_cjs,
             propensity=prop_median * np.exp(sigma * z),
