@@ -86,13 +86,13 @@ class ReoffendingModel(mesa.Model):
     def take_start(self, start: Start) -> None:
         """The people, court queue and last releases at month 0 from ``start`` (this model's own, or a copy of one
         built with another scenario's values for the same seed, e.g. a comparison's baseline: ``Start.fits``); where
-        the past ran on other justice, offending, needs or partner-abuse values than this model's
-        (``Start.past_differs``), every schedule is drawn again."""
+        its schedules were drawn with other offending, needs or partner-abuse values than this model's
+        (``Start.schedules_differ``), every schedule is drawn again."""
         if not start.fits(self.params, self.seed):
             raise ValueError(f"a start built for seed {start.seed} with other population, demography or family values "
                              f"cannot start this model (seed {self.seed}): give it its own")
         self.people, self.cases, self.released = start.people, start.cases, start.released
-        if start.past_differs(self.params):
+        if start.schedules_differ(self.params):
             self.people.touch(np.arange(self.people.n))
         self.register_newcomers()
 

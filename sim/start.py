@@ -24,9 +24,10 @@ from .state.scenario import realize, with_member
 
 #: sections whose values shape who lives in the area at the start: a start serves only scenarios that share them
 POPULATION_SECTIONS = ("population", "demography", "family")
-#: sections the simulated past runs on or its schedules were drawn with (partner abuse: a child's exposure raises the
-#: offending hazard its bound allows for): a scenario that differs in them takes the start, then redraws every schedule
-PAST_SECTIONS = ("justice", "offending", "needs", "domestic_abuse")
+#: sections the schedules drawn in the past depend on (the offending hazard's bounds, need changes; partner abuse: a
+#: child's exposure raises the hazard its bound allows for): a scenario that differs in them takes the start, then
+#: redraws every schedule. Sentencing ([justice]) is not among them: a sentencing what-if keeps the baseline's draws
+SCHEDULE_SECTIONS = ("offending", "needs", "domestic_abuse")
 
 
 def realized(params: Params, seed: int) -> Params:
@@ -63,11 +64,10 @@ class Start:
         population (``POPULATION_SECTIONS``)."""
         return seed == self.seed and all(getattr(params, s) == getattr(self.params, s) for s in POPULATION_SECTIONS)
 
-    def past_differs(self, params: Params) -> bool:
-        """Whether ``params`` runs the past's processes on other values than the start was built with, or bounds the
-        offending hazard with others (``PAST_SECTIONS``): then the schedules drawn from the start's values must be
-        drawn again from its own."""
-        return any(getattr(params, s) != getattr(self.params, s) for s in PAST_SECTIONS)
+    def schedules_differ(self, params: Params) -> bool:
+        """Whether the schedules drawn in the past (with the start's values) would be drawn otherwise with ``params``
+        (``SCHEDULE_SECTIONS``): then they must be drawn again from its own, so that thinning stays exact."""
+        return any(getattr(params, s) != getattr(self.params, s) for s in SCHEDULE_SECTIONS)
 
     def copy(self) -> "Start":
         """An independent copy, for one model to take and change."""

@@ -95,7 +95,7 @@ def test_a_start_taken_from_other_offending_values_redraws_every_bound(arm, redr
     arm = load(*SMALL, "run.years=1", "population.history_years=2", *change)
     start = Start.build(base, 5)
     if not redrawn:
-        monkeypatch.setattr(Start, "past_differs", lambda self, params: False)
+        monkeypatch.setattr(Start, "schedules_differ", lambda self, params: False)
     checked = checked_run(arm, seed=5, monkeypatch=monkeypatch, start=start)
     assert checked["people_months"] > 10_000
     if redrawn:

@@ -115,6 +115,10 @@ def test_a_policy_arm_starts_from_the_baseline_s_past_and_then_acts():
     b_custody, p_custody = b_run["timeseries"]["custody"], p_run["timeseries"]["custody"]
     assert abs(p_custody.iloc[0] / b_custody.iloc[0] - 1) < 0.02  # the same stock, a month of new sentences apart
     assert p_custody.iloc[-1] > 1.1 * b_custody.iloc[-1]
+    # common random numbers: the same people offend and are convicted in the first month
+    first = [r["timeseries"][["offences", "convictions"]].iloc[0].tolist() for r in (b_run, p_run)]
+    assert first[0] == first[1]
+    assert b_run["timeseries"]["offences"].iloc[1:].tolist() != p_run["timeseries"]["offences"].iloc[1:].tolist()
 
 
 def test_arms_run_together_equal_arms_run_alone():
