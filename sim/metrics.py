@@ -282,6 +282,13 @@ AGE_BANDS = 14  # 18-22, 23-27, ..., 83 and over
 AT_START_AGES = ("adult_convictions", "custody", "licence", "probation")
 
 
+def _age_band(age_months: np.ndarray, age_adult: float) -> np.ndarray:
+    """Each age's band of ``AGE_BANDS`` (0: the first ``AGE_BAND_YEARS`` years of adulthood; -1: a child)."""
+    adult_months = int(12 * age_adult)
+    band = np.minimum((age_months - adult_months) // (12 * AGE_BAND_YEARS), AGE_BANDS - 1)
+    return np.where(age_months >= adult_months, band, -1)
+
+
 class AdultsByAge:
     """The adults (present, weighted) by age band (``AGE_BANDS`` of ``AGE_BAND_YEARS``) and justice status, month by
     month (pass it to ``ReoffendingModel.run`` as ``each_month``), so that the adult steady series can be read per
@@ -294,9 +301,9 @@ class AdultsByAge:
     def __call__(self, model) -> None:
         p, n = model.people, model.people.n
         age = (model.month - 1) - p.birth_month[:n]  # at the end of the month just stepped
-        adult_months = int(12 * model.params.family.age_adult)
-        here = p.present[:n] & (age >= adult_months)
-        band = np.minimum((age[here] - adult_months) // (12 * AGE_BAND_YEARS), AGE_BANDS - 1)
+        band = _age_band(age, model.params.family.age_adult)
+        here = p.present[:n] & (band >= 0)
+        band = band[here]
         cell = band * 4 + p.status[:n][here]
         self.counts.append(np.bincount(cell, weights=p.weight[:n][here], minlength=4 * AGE_BANDS).reshape(AGE_BANDS, 4))
 
@@ -312,10 +319,9 @@ class AdultsByAge:
         adults = by_year.sum(axis=2)  # (years, bands)
         rows, months, codes = model.events.arrays()[:3]
         conv = (codes == EVENT_CODE["conviction"]) & (months < 12 * years)
-        adult_months = int(12 * model.params.family.age_adult)
-        age = months[conv] - model.people.birth_month[rows[conv]]
-        adult = age >= adult_months
-        band = np.minimum((age[adult] - adult_months) // (12 * AGE_BAND_YEARS), AGE_BANDS - 1)
+        band = _age_band(months[conv] - model.people.birth_month[rows[conv]], model.params.family.age_adult)
+        adult = band >= 0
+        band = band[adult]
         convictions = np.bincount(months[conv][adult] // 12 * AGE_BANDS + band, weights=model.people.weight[rows[conv][adult]],
                                   minlength=years * AGE_BANDS).reshape(years, AGE_BANDS)
         first = self.counts[0]  # the stocks' start is their first month, as in ``yearly_relative``
