@@ -296,7 +296,10 @@ def record_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: boo
     but not before their 18th birthday.
     The last conviction falls where the latest of that many draws along the age-crime curve falls. Adults go first,
     so that children's hazards see their parents' records. Records thus follow propensity and age as the run's own
-    convictions do, instead of a fixed share drawn at random, which the run then outgrew. Without
+    convictions do, instead of a fixed share drawn at random, which the run then outgrew. With
+    ``population.desistance_in_past_records`` the past is drawn conviction by conviction, each with the chance of
+    desistance the courts give it (``_past_careers``), so records and propensities carry the careers that ended, as
+    the run's own do; without it, a Poisson count at today's propensity, as if no career had ended. Without
     ``leave_recent_to_groups`` (the start simulated from its recent past, ``population.history_years``) every adult's
     past runs to this month."""
     p, f = model.people, model.params.family
@@ -319,20 +322,56 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     # adult's past ends that far back, but never before their 18th birthday: convictions as a child all count
     gap = np.where(a >= 12 * f.age_adult, int(prm.needs.recent_conviction_months) if leave_recent_to_groups else 0, 0)
     end = np.maximum(np.maximum(a - gap, np.minimum(a, int(12 * f.age_adult))), since)
-    exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
     per_age_factor = np.divide(hazard(model, rows), ages[a], out=np.zeros(len(rows)), where=ages[a] > 0)
-    expected = per_age_factor * exposure * _share_proven(o)
     ids = p.person_id[rows]
-    count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
-    had = count > 0
-    chosen, count, ids = rows[had], count[had], ids[had]
-    # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the weighted past
-    u = model.draws.uniform("past_record_month", model.month, ids) ** (1.0 / count)
-    level = months_of_age[since] + u * (months_of_age[end[had]] - months_of_age[since])
+    if prm.population.desistance_in_past_records:
+        j = prm.justice
+        count, level, factor = _past_careers(
+            ids, per_age_factor * _share_proven(o), months_of_age[since], months_of_age[end],
+            model.draws.key("past_conviction_wait", model.month), model.draws.key("past_desistance", model.month),
+            j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, j.desisted_propensity_multiplier)
+        had = count > 0
+        p.propensity[rows[had]] *= factor[had]
+        level = level[had]
+    else:
+        exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
+        expected = per_age_factor * exposure * _share_proven(o)
+        count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
+        had = count > 0
+        # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the weighted past
+        u = model.draws.uniform("past_record_month", model.month, ids[had]) ** (1.0 / count[had])
+        level = months_of_age[since] + u * (months_of_age[end[had]] - months_of_age[since])
+    chosen, count = rows[had], count[had]
     month_of_age = np.clip(np.searchsorted(months_of_age, level, side="right") - 1, since, end[had] - 1)
     p.prev_convictions[chosen] = count
     p.convictions_before_start[chosen] = count
     p.last_conviction_month[chosen] = model.month - (a[had] - month_of_age)
+
+
+@njit(cache=True, nogil=True)
+def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept, desist_per_log_prev, desisted_multiplier):
+    """Each person's past convictions as the run's courts would have made them: convictions arrive at ``rate`` per
+    month at an age factor of 1, along the age-crime curve from ``start`` (the same for all) to each ``stop`` (months
+    at a factor of 1 lived by then), and after each one the career may end (``courts.p_desist`` of the record before it), which multiplies
+    the rate by ``desisted_multiplier`` from then on. Returns the count, where the last conviction fell (in the same
+    units) and the factor desistance left on the propensity."""
+    n = len(ids)
+    count = np.zeros(n, np.int64)
+    last = np.zeros(n)
+    factor = np.ones(n)
+    for i in range(n):
+        x, k, f = start, 0, 1.0
+        while rate[i] * f > 0.0:
+            x += -math.log1p(-uniform_at(ids[i], gap_key, k)) / (rate[i] * f)  # the wait to the next conviction
+            if x >= stop[i]:
+                break
+            p_desist = 1.0 / (1.0 + math.exp(-(desist_intercept + desist_per_log_prev * math.log1p(k))))
+            k += 1
+            last[i] = x
+            if uniform_at(ids[i], desist_key, k) < p_desist:
+                f *= desisted_multiplier
+        count[i], factor[i] = k, f
+    return count, last, factor
 
 
 def _age_factor_by_month(prm, months: int) -> tuple[np.ndarray, np.ndarray]:

@@ -157,6 +157,7 @@ class PopulationParams:
     propensity_sigma: float = _f(NONNEG, "sd of log propensity within each group of known offenders (unused when propensity_groups_from_general)")
     propensity_groups_from_general: bool = _f("true or false", "the known offenders' propensities as the general distribution's upper part (the groups take its sd; the general adults the rest of it), so the whole population starts as births reproduce it (false: each group its own spread, on top of the general population)")
     propensity_sigma_general: float = _f(NONNEG, "sd of log propensity in the general population and at birth (heterogeneity between people)")
+    desistance_in_past_records: bool = _f("true or false", "the records drawn for the start and for newcomers carry desistance: drawn conviction by conviction, each with the courts' chance of ending the career, which lowers the propensity as in the run (false: a count at today's propensity, as if no career had ended)")
     history_years: int = _f(COUNT, "years of the starting population's recent past simulated before month 0, so the start's sentences, records and court queue come from the model's own flows (0: the start's stocks drawn from their counts)")
     start_sentence_median_months: float = _f(POS, "median length of the custodial sentences being served at the start")
     start_sentence_sigma: float = _f(NONNEG, "sd of log of those sentence lengths")
