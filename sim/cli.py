@@ -104,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="compare a grid of intervention settings with the intervention switched off")
     sweep.add_argument("scenario", help="intervention scenario TOML; --set key=v1,v2,... gives the grid")
     _batch_options(sweep, grid=True)
+    oneway = sub.add_parser("one-way", help="one-way sensitivity analysis: each assumption at the ends of its plausible "
+                            "range, the programme against its baseline; which assumptions move the NPV, and switching values")
+    oneway.add_argument("scenario", help="intervention scenario TOML, e.g. scenarios/multi_agency.toml")
+    oneway.add_argument("--only", type=lambda v: [k for k in v.split(",") if k], metavar="KEY[,KEY...]",
+                        help="vary only these assumptions (default: every input graded assumption with a plausible range)")
+    oneway.add_argument("--top", type=_pos_int, default=20, help="assumptions shown in the figure and printed (default 20)")
+    oneway.add_argument("--resume", action="store_true", help="complete the analysis in --out, running only the points not kept there")
+    _batch_options(oneway)
+    oneway.set_defaults(reps=8)
     rep = sub.add_parser("report", help="write report.html and figures for a compare (or portfolio) or sweep folder")
     rep.add_argument("folder", type=Path, help="folder written by sim compare or sim sweep")
     plot = sub.add_parser("plot", help="write one figure of a compare or sweep folder as PNG")
@@ -363,6 +372,44 @@ def cmd_sweep(args) -> int:
     stall = _stall_timeout(args, _preflight(args, points, 2 * args.reps, args.workers))
     with claimed(out, force=args.force):
         return _sweep(args, grid, points, years, out, stall)
+
+
+def cmd_one_way(args) -> int:
+    from .appraisal.one_way import is_idle, points, ranged_assumptions
+    from .present.figures import one_way_figure, save
+    from .runs.one_way import run_one_way
+
+    years = [f"run.years={args.years}"] if args.years is not None else []
+    params = load_scenario(args.scenario, list(args.set) + years)
+    if params.intervention.coverage <= 0:
+        raise ScenarioError(f"{args.scenario}: intervention.coverage = 0: give a programme scenario (the programme against "
+                            "its baseline is what the analysis reads), e.g. scenarios/multi_agency.toml")
+    assumptions = ranged_assumptions(args.scenario, params, args.only)
+    idle = [a.key for a in assumptions if is_idle(params, a.key)] if args.only is None else []
+    assumptions = [a for a in assumptions if a.key not in idle]
+    if idle:
+        print(f"left out, their process being off in this scenario: {', '.join(idle)}")
+    if not assumptions:
+        raise ScenarioError(f"{args.scenario}: no input graded assumption states a plausible range; nothing to vary")
+    settings = points(assumptions)
+    point_params = [load_scenario(args.scenario, list(args.set) + years + s) for s in settings]  # every point checked first
+    out = args.out or Path("outputs") / f"{params.run.name}_one_way"
+    stall = _stall_timeout(args, _preflight(args, point_params, 2 * args.reps, args.workers))
+    identity = {"scenario_file": params.source_file, "overrides": list(args.set) + years, "settings": settings,
+                "reps": args.reps, "seed": args.seed}
+    print(f"{len(assumptions)} assumptions at both ends of their plausible ranges: {len(settings)} points x {args.reps} "
+          "paired replicates")
+    with claimed(out, force=args.force, resume=args.resume, resumable=True) as folder:
+        table, words = run_one_way(folder, assumptions, settings, point_params, identity, args.reps, args.seed, args.workers,
+                                   args.scheduler, stall, args.force, args.resume,
+                                   lambda t, path: save(one_way_figure(t, args.top), path))
+    shown = table.head(args.top)[["key", "low", "high", "npv_low", "npv_central", "npv_high", "npv_swing", "switching_value"]]
+    money = ["npv_low", "npv_central", "npv_high", "npv_swing"]
+    shown = shown.assign(**{c: shown[c] / 1e6 for c in money}).rename(columns={c: f"{c} (GBP m)" for c in money})
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
+    print(words)
+    print(f"-> {out}/one_way.csv, {out}/one_way.png")
+    return 0
 
 
 def _stall_timeout(args, estimate) -> float:
@@ -840,7 +887,7 @@ def cmd_app(args) -> int:
 
 
 COMMANDS = {
-    "app": cmd_app, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "report": cmd_report, "plot": cmd_plot,
+    "app": cmd_app, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "one-way": cmd_one_way, "report": cmd_report, "plot": cmd_plot,
     "calibrate": cmd_calibrate, "ensemble": cmd_ensemble, "validate": cmd_validate, "noise": cmd_noise, "bench": cmd_bench,
 }
 

@@ -320,6 +320,27 @@ def tornado_figure(table: pd.DataFrame):
     return fig
 
 
+def one_way_figure(table: pd.DataFrame, top: int = 20):
+    """The one-way sensitivity analysis as a tornado: for each assumption (the ``top`` that move it most), the NPV
+    with the assumption at the low end of its plausible range and at the high end, around the NPV as the scenario
+    stands; zero marked, so an assumption whose bar crosses it can turn the answer."""
+    t = table.head(top).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8.5, 0.38 * len(t) + 1.8))
+    central = float(table["npv_central"].iloc[0]) / 1e6 if len(table) else 0.0
+    y = np.arange(len(t))
+    for end, colour in (("low", OKABE_ITO["sky"]), ("high", OKABE_ITO["orange"])):
+        value = t[f"npv_{end}"].to_numpy() / 1e6
+        ax.barh(y, value - central, left=central, color=colour, label=f"assumption at the {end} end of its range")
+    ax.axvline(central, color="black", lw=0.8)
+    ax.axvline(0.0, color=OKABE_ITO["vermillion"], lw=1.0, ls="--", label="NPV zero")
+    ax.set_yticks(y, [f"{r.key}  ({r.low} to {r.high})" for r in t.itertuples()], fontsize=8)
+    ax.set_xlabel("net present value, GBP million (mean of the paired replicates)")
+    ax.set_title(f"One-way sensitivity: each assumption across its plausible range (NPV as it stands {central:,.1f}m)")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 #: the decomposition's channels in words, in the order the figure shows them
 CHANNEL_LABELS = {"direct": "direct (offender)", "children": "children", "needs": "family's needs",
                   "supervision": "supervision (detection, recall)", "cost": "intervention cost",

@@ -8,12 +8,12 @@ values of a scenario file (default value, unit, source), so the reference cannot
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ..state.evidence import GRADES, evidence_grade, plausible_ranges  # noqa: F401 (documented here too)
 from ..state.params import SECTIONS
 from ..state.scenario import ScenarioError, documented_values
 
@@ -50,37 +50,6 @@ would not fit in this machine's memory or would take over {max_hours:g} hours ea
 In the source column, "from memory" marks an unverified placeholder still to be checked against the published
 figure, and "assumption" marks a modelling choice to be calibrated; "derived" values are computed from the
 figures given. Per-category lists follow the order of `offending.offence_types` or `needs.names`."""
-
-
-#: evidence grades of a source, strongest claim first (``evidence_grade``)
-GRADES = ("published", "published, secondary", "calibrated", "assumption", "design", "unclassified")
-#: a source text starting with one of these is a choice of design, not a claim about the world
-_DESIGN = ("wecb", "off in the baseline", "no effect, by construction", "modelling choice", "as ", "the 10-year programme",
-           "legal definition", "the census age groups")
-#: official bodies whose definitions or series are cited without a year
-_BODIES = ("hm treasury", "green book", "oasys", "noms", "ons", "ministry of justice", "moj", "home office", "natcen", "niesr")
-
-
-def evidence_grade(source: str) -> str:
-    """How an input is evidenced, from its source text: ``published`` (a publication with its year, or an official
-    body's definition or series), ``published, secondary`` (read as quoted elsewhere), ``calibrated`` (fitted to
-    the targets), ``assumption`` (with a plausible range), ``design`` (a choice of the scenario or the model, e.g.
-    the proposal's eligibility) or ``unclassified`` (a source that says none of these: refused by the tests)."""
-    s = " ".join((source or "").lower().split())
-    if not s:
-        return "unclassified"
-    if s.startswith(_DESIGN):
-        return "design"
-    if "calibrat" in s or "fitted" in s or "history match" in s:
-        return "calibrated"
-    if re.search(r"\bassumption\b", s):  # an assumption anywhere in it (a published anchor with a judgement on top)
-        return "assumption"
-    if "secondary" in s:
-        return "published, secondary"
-    s = re.sub(r"\b\d{4}-\d{2}-\d{2}\b", "", s)  # a date (of a fit, say) is not a publication year
-    if re.search(r"\b(19|20)\d\d\b", s) or any(re.search(rf"\b{re.escape(b)}\b", s) for b in _BODIES):
-        return "published"
-    return "unclassified"
 
 
 def _escape(text: str) -> str:

@@ -1,0 +1,167 @@
+"""One-way sensitivity analysis (HM Treasury Green Book): each assumption at the low and the high end of the plausible
+range its source states, the others at their values, the programme compared with its baseline on the same seeds.
+
+It answers what the Monte Carlo intervals do not: which of the fixed assumptions the answer leans on, and where one
+of them would turn it (the switching value: the value at which the NPV would be zero). The drawn inputs (effects,
+costs with a distribution) keep their draws, replicate by replicate, and the calibrated values their fit: an
+assumption moved alone takes the baseline away from its calibration, as a one-way analysis does by design.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..processes import da_hub, domestic_abuse
+from ..state.evidence import evidence_grade, plausible_ranges
+from ..state.params import Dist
+from ..state.scenario import documented_values, toml_value
+
+#: the outcomes a point is read on: the programme's net present value and offences avoided, per replicate
+OUTCOMES = ("appraisal:npv", "appraisal:offences_avoided")
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """An input graded "assumption" with its value and the ends of its plausible range (a list for a list input)."""
+
+    key: str
+    value: Any
+    low: Any
+    high: Any
+    source: str
+
+    def setting(self, end: str) -> str:
+        """``section.key=value`` at ``end`` ("low" or "high"), as ``--set`` takes it."""
+        v = getattr(self, end)
+        return f"{self.key}=" + ("[" + ", ".join(toml_value(x) for x in v) + "]" if isinstance(v, list) else toml_value(v))
+
+
+def ranged_assumptions(scenario: str | Path, params, only: list[str] | None = None) -> list[Assumption]:
+    """Every input of ``scenario`` (and the files it extends) graded "assumption" whose source states a plausible
+    range (``paramdoc.plausible_ranges``), with its value in ``params`` (the scenario as loaded, overrides included);
+    drawn inputs (a distribution) and choices (true/false, words) are left out. ``only``: these keys alone."""
+    out = []
+    for key, doc in documented_values(scenario).items():
+        if only is not None and key not in only:
+            continue
+        source = str(doc.get("source", ""))
+        section, name = key.split(".", 1)
+        value = getattr(getattr(params, section, None), name, None)
+        if evidence_grade(source) != "assumption" or isinstance(value, (Dist, bool, str)) or value is None:
+            continue
+        stated = plausible_ranges(source)
+        if stated is None:
+            continue
+        ranges, _ = stated
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        ranges = ranges * len(values) if len(ranges) == 1 else ranges
+        if len(ranges) != len(values) or any(isinstance(v, (bool, str)) for v in values):
+            continue
+        whole = all(isinstance(v, int) for v in values)
+        ends = [[_as(lo if end == "low" else hi, whole) for lo, hi in ranges] for end in ("low", "high")]
+        if ends[0] == ends[1]:
+            continue  # nothing to move (a range of one value)
+        if isinstance(value, (list, tuple)):
+            out.append(Assumption(key, list(values), ends[0], ends[1], source))
+        else:
+            out.append(Assumption(key, value, ends[0][0], ends[1][0], source))
+    missing = sorted(set(only or ()) - {a.key for a in out})
+    if missing:
+        from ..state.scenario import ScenarioError
+
+        raise ScenarioError(f"{scenario}: --only {', '.join(missing)}: not an assumption with a plausible range in this "
+                            "scenario (docs/parameters.md grades every input)")
+    return out
+
+
+def is_idle(params, key: str) -> bool:
+    """Whether ``key`` belongs to a process that is off in ``params`` (partner abuse, the DA hub, cautions), so
+    that moving it could change nothing but the cost of the analysis."""
+    section, name = key.split(".", 1)
+    if section == "domestic_abuse" or (section == "costs" and name.startswith("da_")):
+        return not domestic_abuse.is_on(params.domestic_abuse)
+    if section == "da_hub":
+        return not da_hub.is_on(params.da_hub)
+    return section == "justice" and "caution" in name and not params.justice.cautions
+
+
+def _as(x: float, whole: bool):
+    return int(round(x)) if whole else float(x)
+
+
+def points(assumptions: list[Assumption]) -> list[list[str]]:
+    """The settings of each point: the scenario as it is first, then each assumption at its low and its high end."""
+    return [[]] + [[a.setting(end)] for a in assumptions for end in ("low", "high")]
+
+
+def one_way_table(assumptions: list[Assumption], rows_of: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """One row per assumption: its value and range ends, each outcome's mean over the paired replicates at the low
+    end, as it is and at the high end (``rows_of[k]``: per-replicate rows of point k, as ``points`` orders them),
+    the NPV's swing (high minus low) with its Monte Carlo standard error, whether the NPV's sign changes within
+    the range, and the switching value (where the NPV would be zero, along the piecewise-linear path through the
+    three points; scalar inputs only). Sorted by the size of the swing."""
+    central = rows_of[0]
+    records = []
+    for i, a in enumerate(assumptions):
+        low, high = rows_of[1 + 2 * i], rows_of[2 + 2 * i]
+        rec = {"key": a.key, "value": _text(a.value), "low": _text(a.low), "high": _text(a.high)}
+        for outcome in OUTCOMES:
+            name = outcome.removeprefix("appraisal:")
+            rec[f"{name}_low"], rec[f"{name}_central"], rec[f"{name}_high"] = (low[outcome].mean(), central[outcome].mean(),
+                                                                            high[outcome].mean())
+        swing = (high["appraisal:npv"].to_numpy() - low["appraisal:npv"].to_numpy())  # paired: same seeds at both ends
+        rec["npv_swing"] = float(swing.mean())
+        rec["npv_swing_se"] = float(swing.std(ddof=1) / math.sqrt(len(swing))) if len(swing) > 1 else float("nan")
+        npv = (rec["npv_low"], rec["npv_central"], rec["npv_high"])
+        rec["npv_changes_sign"] = bool(min(npv) < 0 < max(npv))
+        rec["switching_value"] = switching_value((a.low, a.value, a.high), npv)
+        records.append(rec)
+    table = pd.DataFrame(records)
+    if len(table):
+        table = table.reindex(table["npv_swing"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+    return table
+
+
+def switching_value(xs: tuple, npv: tuple) -> float:
+    """The input's value at which the NPV crosses zero, along straight lines through (low, NPV there), (value, NPV)
+    and (high, NPV there); NaN where it does not cross within the range or the input is a list."""
+    if any(isinstance(x, (list, tuple)) for x in xs):
+        return float("nan")
+    order = np.argsort(xs)
+    x, y = np.asarray(xs, float)[order], np.asarray(npv, float)[order]
+    for k in range(2):
+        if y[k] == 0:
+            return float(x[k])
+        if y[k] * y[k + 1] < 0:
+            return float(x[k] + (x[k + 1] - x[k]) * y[k] / (y[k] - y[k + 1]))
+    return float(x[2]) if y[2] == 0 else float("nan")
+
+
+def _text(v) -> str:
+    return "[" + ", ".join(toml_value(x) for x in v) + "]" if isinstance(v, (list, tuple)) else toml_value(v)
+
+
+def one_way_words(table: pd.DataFrame, reps: int) -> str:
+    """The answer in words: the NPV as it is, whether any assumption turns its sign within its range, and the few
+    that move it most."""
+    if table.empty:
+        return "No assumption with a plausible range was varied."
+    central = table["npv_central"].iloc[0]
+    turning = table[table["npv_changes_sign"]]
+    lines = [f"NPV as the scenario stands: GBP {central / 1e6:,.1f}m (mean of {reps} paired replicates)."]
+    if turning.empty:
+        lines.append(f"No single assumption, moved alone across its plausible range, turns the NPV's sign ({len(table)} varied).")
+    else:
+        lines.append(f"{len(turning)} of {len(table)} assumptions turn the NPV's sign within their range: "
+                     + "; ".join(f"{r.key} (zero at about {r.switching_value:.3g})" if not math.isnan(r.switching_value)
+                                 else r.key for r in turning.itertuples()) + ".")
+    top = table.head(3)
+    lines.append("Largest swings (high end minus low end): " + "; ".join(
+        f"{r.key} {r.low} -> {r.high}: GBP {r.npv_swing / 1e6:+,.1f}m (±{1.96 * r.npv_swing_se / 1e6:,.1f}m)" for r in top.itertuples()) + ".")
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""`sim one-way`: each assumption at the ends of its plausible range, the programme against its baseline on the same
+seeds; the table, the switching values, and a resumable folder."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, SMALL
+from sim.appraisal.one_way import is_idle, ranged_assumptions, switching_value
+from sim.cli import main
+from sim.state.scenario import ScenarioError, load_scenario
+
+MULTI_AGENCY = ROOT / "scenarios" / "multi_agency.toml"
+SMALL_SET = [arg for o in SMALL for arg in ("--set", o)]
+KEYS = "intervention.max_wait_months,costs.crime_cost_share_response"
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    """The multi-agency programme with one of its own settings given a plausible range (a whole number of months)."""
+    path = tmp_path_factory.mktemp("one_way") / "programme.toml"
+    path.write_text(f'extends = "{MULTI_AGENCY}"\n\n[intervention]\nmax_wait_months = {{ value = 3, unit = "months", '
+                    'source = "assumption, plausible range 1-6: a test" }\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def analysis(scenario, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one_way_out") / "analysis"
+    args = ["one-way", str(scenario), "--reps", "2", "--years", "1", "--workers", "1", *SMALL_SET, "--only", KEYS, "--out", str(out)]
+    assert main(args) == 0
+    return out, args
+
+
+def test_the_switching_value_is_where_the_npv_would_cross_zero():
+    assert switching_value((0.0, 1.0, 3.0), (-2.0, 2.0, 6.0)) == pytest.approx(0.5)  # between the low end and the value
+    assert switching_value((1.0, 2.0, 4.0), (5.0, 1.0, -3.0)) == pytest.approx(2.5)  # between the value and the high end
+    assert switching_value((4.0, 2.0, 1.0), (-3.0, 1.0, 5.0)) == pytest.approx(2.5)  # a range given high end first
+    assert math.isnan(switching_value((0.0, 1.0, 2.0), (1.0, 2.0, 3.0)))  # no crossing within the range
+    assert math.isnan(switching_value(([1.0], [2.0], [3.0]), (-1.0, 0.5, 1.0)))  # a list input has no single value
+
+
+def test_only_ranged_assumptions_are_varied_and_an_unknown_key_is_refused(scenario):
+    params = load_scenario(scenario)
+    found = {a.key: a for a in ranged_assumptions(scenario, params)}
+    assert found["intervention.max_wait_months"].low == 1 and found["intervention.max_wait_months"].high == 6
+    assert isinstance(found["intervention.max_wait_months"].low, int)  # a whole-number input stays whole
+    assert "intervention.dose_scale_hours" not in found  # drawn from a distribution: its spread is in the draws
+    assert "justice.custody_log_odds_intercept" not in found  # calibrated: its uncertainty is the ensemble's
+    rr = found["needs.offending_rr"]
+    assert len(rr.low) == len(rr.value) == len(rr.high) and set(rr.low) == {1.0} and set(rr.high) == {1.7}
+    assert is_idle(params, "domestic_abuse.age_curve_power") and is_idle(params, "justice.caution_log_odds_intercept")
+    assert not is_idle(params, "needs.offending_rr")
+    with pytest.raises(ScenarioError, match="justice.sentence_median_month"):
+        ranged_assumptions(scenario, params, ["justice.sentence_median_month"])
+
+
+def test_the_folder_holds_the_table_figure_words_and_one_part_per_point(analysis):
+    out, _ = analysis
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "one_way" and all((out / name).exists() for name in manifest["files"])
+    assert sorted(p.name for p in (out / "points").iterdir()) == [f"part-{k:06d}.parquet" for k in range(5)]
+    table = pd.read_csv(out / "one_way.csv")
+    assert set(table["key"]) == set(KEYS.split(","))
+    assert (out / "one_way.png").read_bytes()[:4] == b"\x89PNG"
+    assert "NPV as the scenario stands" in (out / "one_way.txt").read_text()
+
+
+def test_points_are_paired_on_the_same_seeds_and_a_cost_assumption_moves_only_the_money(analysis):
+    """A setting of the programme alone keeps the baseline's runs (the same baseline serves it); a unit-cost
+    assumption changes no run, so offences avoided are those of the scenario as it stands, replicate by replicate,
+    while the NPV moves with the cost of crime."""
+    out, _ = analysis
+    part = {k: pd.read_parquet(out / "points" / f"part-{k:06d}.parquet").sort_values("replicate").reset_index(drop=True)
+            for k in range(5)}
+    settings = {k: part[k]["setting"].iloc[0] for k in part}
+    wait = [k for k in part if settings[k].startswith("intervention.max_wait_months")]
+    cost = [k for k in part if settings[k].startswith("costs.crime_cost_share_response")]
+    assert len(wait) == len(cost) == 2 and settings[0] == ""
+    for k in wait:
+        pd.testing.assert_series_equal(part[k]["baseline:offences"], part[0]["baseline:offences"])
+    for k in cost:
+        pd.testing.assert_series_equal(part[k]["appraisal:offences_avoided"], part[0]["appraisal:offences_avoided"])
+    low, high = sorted(cost, key=lambda k: float(settings[k].split("=")[1]))
+    assert part[low]["appraisal:npv"].mean() != pytest.approx(part[high]["appraisal:npv"].mean())
+
+
+def test_an_interrupted_analysis_resumes_and_another_is_refused(analysis, capsys):
+    out, args = analysis
+    kept = out / "points" / "part-000000.parquet"
+    gone = out / "points" / "part-000003.parquet"
+    before, stamp = pd.read_parquet(gone), kept.stat().st_mtime_ns
+    gone.unlink()
+    assert main(args[:-2] + ["--out", str(out), "--resume"]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(gone), before)  # the same point, the same seeds: the same runs
+    assert kept.stat().st_mtime_ns == stamp  # a kept point is not run again
+    capsys.readouterr()
+    assert main([*args[:2], "--reps", "3", *args[4:], "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+    assert main(args) == 2  # the folder exists: refused without --resume or --force
