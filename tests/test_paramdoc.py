@@ -164,3 +164,49 @@ def test_evidence_grade(source, grade):
     from sim.present.paramdoc import evidence_grade
 
     assert evidence_grade(source) == grade
+
+
+@pytest.mark.parametrize("name", SCENARIO_FILES)
+def test_every_assumption_states_a_plausible_range_around_its_value(name):
+    """An input graded "assumption" says how far it could plausibly be from its value (issue 14's evidence standard:
+    an assumption comes with the range an uncertainty analysis would draw from), and its value lies inside it; a
+    drawn value (a distribution) has its spread in its parameters instead."""
+    from sim.present.paramdoc import evidence_grade, plausible_ranges
+    from sim.state.scenario import _read_toml
+
+    wrong = {}
+    for section, body in _read_toml(ROOT / "scenarios" / name).items():
+        for key, entry in (body.items() if isinstance(body, dict) else ()):
+            if not isinstance(entry, dict) or "value" not in entry or isinstance(entry["value"], dict):
+                continue
+            if evidence_grade(str(entry.get("source", ""))) != "assumption":
+                continue
+            stated = plausible_ranges(str(entry["source"]))
+            values = entry["value"] if isinstance(entry["value"], list) else [entry["value"]]
+            if stated is None:
+                wrong[f"{section}.{key}"] = "no plausible range"
+                continue
+            ranges, each = stated
+            if len(ranges) == 1 and (each or len(values) == 1):
+                ranges = ranges * len(values)
+            if len(ranges) != len(values):
+                wrong[f"{section}.{key}"] = f"{len(ranges)} ranges for {len(values)} values"
+            elif not all(lo <= v <= hi for v, (lo, hi) in zip(values, ranges)):
+                wrong[f"{section}.{key}"] = f"{entry['value']} outside {ranges}"
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("assumption, plausible range 1.5-3: a judgement", ([(1.5, 3.0)], False)),
+    ("assumption, plausible range -1.4 to -0.4, set on the model", ([(-1.4, -0.4)], False)),
+    ("assumption, plausible range 10,000-20,000 GBP", ([(10000.0, 20000.0)], False)),
+    ("assumption, plausible range 0.5-2 each: by need", ([(0.5, 2.0)], True)),
+    ("assumption, each plausible in 1.0-1.7: no hazard ratios found", ([(1.0, 1.7)], True)),
+    ("assumption, plausible ranges 0-0, 100-250, 50-300: by need", ([(0.0, 0.0), (100.0, 250.0), (50.0, 300.0)], False)),
+    ("assumption: no range given", None),
+    ("assumption (5-95%: about 6-29 h)", None),
+])
+def test_plausible_ranges_are_read_from_the_source_text(text, expected):
+    from sim.present.paramdoc import plausible_ranges
+
+    assert plausible_ranges(text) == expected
