@@ -391,6 +391,18 @@ def cmd_one_way(args) -> int:
         print(f"left out, their process being off in this scenario: {', '.join(idle)}")
     if not assumptions:
         raise ScenarioError(f"{args.scenario}: no input graded assumption states a plausible range; nothing to vary")
+    tied = {}  # assumptions whose ends are refused as they stand (e.g. shares that must sum to 1): left out, with why
+    for a in assumptions:
+        for end in ("low", "high"):
+            try:
+                load_scenario(args.scenario, list(args.set) + years + [a.setting(end)])
+            except ScenarioError as exc:
+                tied.setdefault(a.key, str(exc).split(": ", 1)[-1])
+    for key, why in tied.items():
+        print(f"left out, {key} cannot be moved alone to the ends of its range: {why}")
+    assumptions = [a for a in assumptions if a.key not in tied]
+    if not assumptions:
+        raise ScenarioError(f"{args.scenario}: no assumption can be moved alone across its plausible range")
     settings = points(assumptions)
     point_params = [load_scenario(args.scenario, list(args.set) + years + s) for s in settings]  # every point checked first
     out = args.out or Path("outputs") / f"{params.run.name}_one_way"

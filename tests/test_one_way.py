@@ -102,3 +102,14 @@ def test_an_interrupted_analysis_resumes_and_another_is_refused(analysis, capsys
     assert main([*args[:2], "--reps", "3", *args[4:], "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
     assert main(args) == 2  # the folder exists: refused without --resume or --force
+
+
+def test_an_assumption_whose_ends_the_scenario_refuses_is_left_out_with_why(scenario, tmp_path, capsys):
+    """Shares that must sum to 1 cannot each go to their low end alone: such an assumption is left out, saying why,
+    and with nothing left the command refuses (exit 2) and writes nothing."""
+    out = tmp_path / "tied"
+    assert main(["one-way", str(scenario), "--reps", "2", "--years", "1", "--workers", "1", *SMALL_SET,
+                 "--only", "offending.offence_type_share", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "offending.offence_type_share cannot be moved alone" in captured.out and "must sum to 1" in captured.out
+    assert "no assumption can be moved alone" in captured.err and not out.exists()
