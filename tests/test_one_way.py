@@ -113,3 +113,19 @@ def test_an_assumption_whose_ends_the_scenario_refuses_is_left_out_with_why(scen
     captured = capsys.readouterr()
     assert "offending.offence_type_share cannot be moved alone" in captured.out and "must sum to 1" in captured.out
     assert "no assumption can be moved alone" in captured.err and not out.exists()
+
+
+def test_a_cost_point_priced_again_is_the_comparison_run_afresh(analysis, scenario):
+    """A point that moves only a unit cost is the scenario's runs priced again (nothing simulated): its rows are
+    those of the same comparison run in full with that cost, replicate by replicate."""
+    from sim.appraisal.compare import switched_off
+    from sim.runs.paired import compare_arms
+
+    out, _ = analysis
+    part = {k: pd.read_parquet(out / "points" / f"part-{k:06d}.parquet") for k in range(5)}
+    k = next(k for k in part if part[k]["setting"].iloc[0].startswith("costs.crime_cost_share_response"))
+    setting = part[k]["setting"].iloc[0]
+    params = load_scenario(scenario, [*SMALL, "run.years=1", setting])
+    (rows, _, _), = compare_arms(switched_off(params, params.intervention), [params], 2, 1)[0]
+    for column in ("appraisal:npv", "appraisal:offences_avoided", "savings_by_agency:police", "appraisal:intervention_cost"):
+        assert part[k].sort_values("replicate")[column].to_numpy() == pytest.approx(rows.sort_values("replicate")[column].to_numpy(), rel=1e-9), column

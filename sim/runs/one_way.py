@@ -2,7 +2,8 @@
 
 Each point (the scenario as it is, then every ranged assumption at each end of its range) is the programme
 against its baseline with the same settings, on the same seeds. Points that differ only in the programme's own
-settings share one baseline (as a sweep's do). A finished point is kept at once in ``points/part-<k>.parquet``, so an
+settings share one baseline (as a sweep's do); points that differ only in unit costs run nothing: the runs of the
+scenario as it stands are priced again (no process reads [costs]). A finished point is kept at once in ``points/part-<k>.parquet``, so an
 interrupted analysis resumes where it stopped (``resume``); the table, figure and words are written at the end.
 """
 
@@ -13,13 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from dataclasses import replace
+
+from ..appraisal import costs as C
 from ..appraisal.compare import switched_off
 from ..appraisal.one_way import Assumption, one_way_table, one_way_words
 from ..state.scenario import ScenarioError
 from .batch import write_atomic
 from .outdir import remove_ours
 from .output import manifest
-from .paired import compare_arms
+from ..start import realized
+from .batch import replicate_seeds
+from .paired import pair, paired_runs, stack
 
 POINTS = "points"
 FILES = ["one_way.csv", "one_way.png", "one_way.txt", POINTS, "manifest.json"]
@@ -36,17 +42,32 @@ def run_one_way(folder: Path, assumptions: list[Assumption], settings: list[list
     one_way.csv, one_way.png (``draw_figure(table, path)``), one_way.txt and the manifest. ``identity``: what makes
     two analyses the same (a resume is refused unless it matches). Returns the table and its words."""
     _open(folder, identity, force, resume, point_params[0], seed)
-    groups: dict = {}  # baseline -> the points it serves (those that differ only in [intervention] share one)
-    for k, params in enumerate(point_params):
-        if not _part(folder, k).exists():
-            groups.setdefault(switched_off(params, point_params[0].intervention), []).append(k)
+    todo = [k for k in range(len(settings)) if not _part(folder, k).exists()]
+    priced = [k for k in todo if settings[k] and all(x.startswith("costs.") for x in settings[k])]
+    central = switched_off(point_params[0], point_params[0].intervention)
+    groups: dict = {central: [0]} if priced else {}  # the scenario as it stands: its runs are priced again
+    for k in todo:  # baseline -> the points it serves (those that differ only in [intervention] share one)
+        if k not in priced:
+            groups.setdefault(switched_off(point_params[k], point_params[0].intervention), []).append(k)
+    seeds = replicate_seeds(seed, reps)
+
+    def keep(k: int, pairs: list) -> None:
+        rows = stack(pairs)[0].assign(point=k, setting=";".join(settings[k]))
+        write_atomic(_part(folder, k), lambda tmp: rows.to_parquet(tmp, index=False))
+
     for j, (base, ks) in enumerate(groups.items()):
+        ks = list(dict.fromkeys(ks))
         label = f"point {ks[0] + 1} of {len(settings)}" if len(ks) == 1 else f"{len(ks)} points of {len(settings)}"
-        results, _ = compare_arms(base, [point_params[k] for k in ks], reps, seed, workers, f"{label} ({j + 1}/{len(groups)})",
-                                  None, scheduler, stall)
-        for k, (rows, _, _) in zip(ks, results):
-            rows = rows.assign(point=k, setting=";".join(settings[k]))
-            write_atomic(_part(folder, k), lambda tmp, rows=rows: rows.to_parquet(tmp, index=False))
+        base_runs, arm_runs = paired_runs(base, [point_params[k] for k in ks], seeds, workers,
+                                          f"{label} ({j + 1}/{len(groups)})", True, scheduler, stall)
+        for k, runs in zip(ks, arm_runs):
+            if k in todo:
+                keep(k, [pair(r, s, b, i) for r, (s, b, i) in enumerate(zip(seeds, base_runs, runs))])
+            if k == 0:
+                as_it_stands = list(zip(base_runs, runs))
+    for k in priced:
+        keep(k, [pair(r, s, _priced(b, point_params[k], s), _priced(i, point_params[k], s))
+                 for r, (s, (b, i)) in enumerate(zip(seeds, as_it_stands))])
     rows_of = {k: pd.read_parquet(_part(folder, k)) for k in range(len(settings))}
     table = one_way_table(assumptions, rows_of)
     words = one_way_words(table, reps)
@@ -55,6 +76,13 @@ def run_one_way(folder: Path, assumptions: list[Assumption], settings: list[list
     draw_figure(table, folder / "one_way.png")
     _write_manifest(folder, identity, point_params[0], seed, FILES)
     return table, words
+
+
+def _priced(run: dict, params, seed: int) -> dict:
+    """``run`` priced with the unit costs of ``params`` as realized for ``seed`` (the same draws of every drawn
+    cost), its activity unchanged."""
+    priced = replace(run["params"], costs=realized(params, seed).costs)
+    return {**run, "params": priced, "ledger": C.ledger(run["timeseries"], priced)}
 
 
 def _open(folder: Path, identity: dict, force: bool, resume: bool, params, seed: int) -> None:
