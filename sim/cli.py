@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     oneway = sub.add_parser("one-way", help="one-way sensitivity analysis: each assumption at the ends of its plausible "
                             "range, the programme against its baseline; which assumptions move the NPV, and switching values")
     oneway.add_argument("scenario", help="intervention scenario TOML, e.g. scenarios/multi_agency.toml")
-    oneway.add_argument("--only", type=lambda v: [k for k in v.split(",") if k], metavar="KEY[,KEY...]",
+    oneway.add_argument("--only", type=lambda v: [k.strip() for k in v.split(",") if k.strip()], metavar="KEY[,KEY...]",
                         help="vary only these assumptions (default: every input graded assumption with a plausible range)")
     oneway.add_argument("--top", type=_pos_int, default=20, help="assumptions shown in the figure and printed (default 20)")
     oneway.add_argument("--resume", action="store_true", help="complete the analysis in --out, running only the points not kept there")
@@ -379,11 +379,17 @@ def cmd_one_way(args) -> int:
     from .present.figures import one_way_figure, save
     from .runs.one_way import run_one_way
 
+    from .processes import da_hub
+
+    if args.resume and args.force:
+        raise ScenarioError("--resume completes the analysis in --out and --force replaces it: give one of them")
     years = [f"run.years={args.years}"] if args.years is not None else []
     params = load_scenario(args.scenario, list(args.set) + years)
     if params.intervention.coverage <= 0:
-        raise ScenarioError(f"{args.scenario}: intervention.coverage = 0: give a programme scenario (the programme against "
-                            "its baseline is what the analysis reads), e.g. scenarios/multi_agency.toml")
+        hub = " (the DA hub is not yet supported: the analysis compares the offender-family programme with itself switched off)" \
+            if da_hub.is_on(params.da_hub) else ""
+        raise ScenarioError(f"{args.scenario}: intervention.coverage = 0: give a scenario with the multi-agency programme "
+                            f"on, e.g. scenarios/multi_agency.toml{hub}")
     assumptions = ranged_assumptions(args.scenario, params, args.only)
     idle = [a.key for a in assumptions if is_idle(params, a.key)] if args.only is None else []
     assumptions = [a for a in assumptions if a.key not in idle]

@@ -55,8 +55,14 @@ def test_only_ranged_assumptions_are_varied_and_an_unknown_key_is_refused(scenar
     assert len(rr.low) == len(rr.value) == len(rr.high) and set(rr.low) == {1.0} and set(rr.high) == {1.7}
     assert is_idle(params, "domestic_abuse.age_curve_power") and is_idle(params, "justice.caution_log_odds_intercept")
     assert not is_idle(params, "needs.offending_rr")
-    with pytest.raises(ScenarioError, match="justice.sentence_median_month"):
-        ranged_assumptions(scenario, params, ["justice.sentence_median_month"])
+    lost = found["costs.lost_output_per_month_unemployed"]  # an amount of money: moved by its amount, at its price year
+    assert (lost.low, lost.value, lost.high) == (500.0, 1000.0, 2000.0)
+    moved = load_scenario(scenario, [lost.setting("low")]).costs.lost_output_per_month_unemployed
+    assert moved.value == 500.0 and moved.price_year == params.costs.lost_output_per_month_unemployed.price_year
+    assert is_idle(params, "population.prev_convictions_mean_custody")  # the simulated past makes the records again
+    assert not is_idle(load_scenario(scenario, ["population.history_years=0"]), "population.prev_convictions_mean_custody")
+    with pytest.raises(ScenarioError, match="no_such.key"):
+        ranged_assumptions(scenario, params, ["no_such.key"])
 
 
 def test_the_folder_holds_the_table_figure_words_and_one_part_per_point(analysis):
@@ -129,3 +135,23 @@ def test_a_cost_point_priced_again_is_the_comparison_run_afresh(analysis, scenar
     (rows, _, _), = compare_arms(switched_off(params, params.intervention), [params], 2, 1)[0]
     for column in ("appraisal:npv", "appraisal:offences_avoided", "savings_by_agency:police", "appraisal:intervention_cost"):
         assert part[k].sort_values("replicate")[column].to_numpy() == pytest.approx(rows.sort_values("replicate")[column].to_numpy(), rel=1e-9), column
+
+
+def test_a_resume_with_other_values_or_into_a_folder_sim_did_not_write_is_refused(tmp_path, scenario):
+    """The same settings over a scenario whose values changed since (an edited file, a refit) would mix two
+    analyses; a folder without our manifest is not ours to write in."""
+    from sim.runs.one_way import _open
+
+    identity = {"scenario_file": str(scenario), "overrides": [], "settings": [[]], "reps": 2, "seed": 1}
+    folder = tmp_path / "analysis"
+    folder.mkdir()
+    _open(folder, identity, False, False, load_scenario(scenario), 1)
+    _open(folder, identity, False, True, load_scenario(scenario), 1)  # the same analysis: resumes
+    with pytest.raises(ScenarioError, match="another analysis"):
+        _open(folder, identity, False, True, load_scenario(scenario, ["costs.recall_cost=900"]), 1)
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("not sim's")
+    with pytest.raises(ScenarioError, match="manifest"):
+        _open(foreign, identity, False, True, load_scenario(scenario), 1)
+    assert sorted(p.name for p in foreign.iterdir()) == ["mine.txt"]

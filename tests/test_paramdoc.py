@@ -171,7 +171,7 @@ def test_every_assumption_states_a_plausible_range_around_its_value(name):
     """An input graded "assumption" says how far it could plausibly be from its value (issue 14's evidence standard:
     an assumption comes with the range an uncertainty analysis would draw from), and its value lies inside it; a
     drawn value (a distribution) has its spread in its parameters instead."""
-    from sim.present.paramdoc import evidence_grade, plausible_ranges
+    from sim.state.evidence import evidence_grade, plausible_ranges, ranges_per_element
     from sim.state.scenario import _read_toml
 
     wrong = {}
@@ -181,16 +181,11 @@ def test_every_assumption_states_a_plausible_range_around_its_value(name):
                 continue
             if evidence_grade(str(entry.get("source", ""))) != "assumption":
                 continue
-            stated = plausible_ranges(str(entry["source"]))
             values = entry["value"] if isinstance(entry["value"], list) else [entry["value"]]
-            if stated is None:
-                wrong[f"{section}.{key}"] = "no plausible range"
-                continue
-            ranges, each = stated
-            if len(ranges) == 1 and (each or len(values) == 1):
-                ranges = ranges * len(values)
-            if len(ranges) != len(values):
-                wrong[f"{section}.{key}"] = f"{len(ranges)} ranges for {len(values)} values"
+            ranges = ranges_per_element(str(entry["source"]), len(values))
+            if ranges is None:
+                stated = plausible_ranges(str(entry["source"]))
+                wrong[f"{section}.{key}"] = "no plausible range" if stated is None else f"{len(stated[0])} ranges for {len(values)} values"
             elif not all(lo <= v <= hi for v, (lo, hi) in zip(values, ranges)):
                 wrong[f"{section}.{key}"] = f"{entry['value']} outside {ranges}"
     assert not wrong, wrong

@@ -70,7 +70,7 @@ def test_the_start_s_records_carry_desistance_only_with_the_option():
     shorter than without it; without it, everyone starts at their innate propensity."""
     from sim import ReoffendingModel
 
-    base = ["population.scale_general=20", "population.history_years=0"]
+    base = ["population.scale_general=40", "population.history_years=0"]
     models = {on: ReoffendingModel(load_scenario(BASELINE, [*base, f"population.desistance_in_past_records={str(on).lower()}"]),
                                    seed=4, record_offences=False) for on in (False, True)}
     records = {}
@@ -88,3 +88,18 @@ def test_the_start_s_records_carry_desistance_only_with_the_option():
         assert np.allclose(ratio, model.params.justice.desisted_propensity_multiplier ** powers) and (powers >= 1).all()
     assert (records[True] > 0).mean() == pytest.approx((records[False] > 0).mean(), abs=0.01)  # the first is the same
     assert records[True][records[True] > 0].mean() < 0.95 * records[False][records[False] > 0].mean()
+
+
+def test_each_conviction_may_end_the_career_with_the_courts_chance_given_the_record_before_it():
+    """With a multiplier of 0 a career ends at the conviction that ends it, so among careers that reach n + 1
+    convictions, the share that ends there is the courts' chance of desistance for a record of n (``p_desist``)."""
+    from sim.processes.courts import p_desist
+
+    j = load_scenario(BASELINE).justice
+    count, _, factor = careers(rate=0.5, intercept=j.desist_log_odds_intercept, per_log_prev=j.desist_log_odds_per_log_prev,
+                               multiplier=0.0)
+    for n in range(5):
+        reached = count >= n + 1
+        ended_there = (count == n + 1) & (factor == 0.0)
+        expected = float(p_desist(np.array([n]), j)[0])
+        assert ended_there.sum() / reached.sum() == pytest.approx(expected, abs=4 * np.sqrt(expected / reached.sum()) + 0.002), n

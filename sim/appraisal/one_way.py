@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..processes import da_hub, domestic_abuse
-from ..state.evidence import evidence_grade, plausible_ranges
-from ..state.params import Dist
-from ..state.scenario import documented_values, toml_value
+from ..state.evidence import evidence_grade, ranges_per_element
+from ..state.params import Dist, Money
+from ..state.scenario import ScenarioError, documented_values, toml_value
 
 #: the outcomes a point is read on: the programme's net present value and offences avoided, per replicate
 OUTCOMES = ("appraisal:npv", "appraisal:offences_avoided")
@@ -44,8 +44,9 @@ class Assumption:
 
 def ranged_assumptions(scenario: str | Path, params, only: list[str] | None = None) -> list[Assumption]:
     """Every input of ``scenario`` (and the files it extends) graded "assumption" whose source states a plausible
-    range (``paramdoc.plausible_ranges``), with its value in ``params`` (the scenario as loaded, overrides included);
-    drawn inputs (a distribution) and choices (true/false, words) are left out. ``only``: these keys alone."""
+    range (``evidence.ranges_per_element``), with its value in ``params`` (the scenario as loaded, overrides
+    included; an amount of money by its amount, at its price year); drawn inputs (a distribution) and choices
+    (true/false, words) are left out. ``only``: these keys alone."""
     out = []
     for key, doc in documented_values(scenario).items():
         if only is not None and key not in only:
@@ -53,46 +54,48 @@ def ranged_assumptions(scenario: str | Path, params, only: list[str] | None = No
         source = str(doc.get("source", ""))
         section, name = key.split(".", 1)
         value = getattr(getattr(params, section, None), name, None)
-        if evidence_grade(source) != "assumption" or isinstance(value, (Dist, bool, str)) or value is None:
+        value = value.value if isinstance(value, Money) else value
+        if evidence_grade(source) != "assumption" or value is None or isinstance(value, (Dist, bool, str)):
             continue
-        stated = plausible_ranges(source)
-        if stated is None:
-            continue
-        ranges, _ = stated
         values = list(value) if isinstance(value, (list, tuple)) else [value]
-        ranges = ranges * len(values) if len(ranges) == 1 else ranges
-        if len(ranges) != len(values) or any(isinstance(v, (bool, str)) for v in values):
+        ranges = ranges_per_element(source, len(values))
+        if ranges is None or any(isinstance(v, (bool, str)) for v in values):
             continue
         whole = all(isinstance(v, int) for v in values)
-        ends = [[_as(lo if end == "low" else hi, whole) for lo, hi in ranges] for end in ("low", "high")]
-        if ends[0] == ends[1]:
+        low = [math.ceil(lo) if whole else float(lo) for lo, _ in ranges]  # whole numbers stay inside the range
+        high = [math.floor(hi) if whole else float(hi) for _, hi in ranges]
+        if low == high:
             continue  # nothing to move (a range of one value)
         if isinstance(value, (list, tuple)):
-            out.append(Assumption(key, list(values), ends[0], ends[1], source))
+            out.append(Assumption(key, values, low, high, source))
         else:
-            out.append(Assumption(key, value, ends[0][0], ends[1][0], source))
+            out.append(Assumption(key, value, low[0], high[0], source))
     missing = sorted(set(only or ()) - {a.key for a in out})
     if missing:
-        from ..state.scenario import ScenarioError
-
         raise ScenarioError(f"{scenario}: --only {', '.join(missing)}: not an assumption with a plausible range in this "
                             "scenario (docs/parameters.md grades every input)")
     return out
 
 
+#: inputs of the drawn start that a simulated past (``population.history_years`` > 0) replaces: its records and
+#: sentences are cleared and made again by the past's own flows, so moving these changes only the order of draws
+REPLACED_BY_HISTORY = {f"population.{k}" for k in ("prev_convictions_mean_custody", "prev_convictions_mean_probation",
+                                                     "prev_convictions_mean_community", "start_sentence_median_months",
+                                                     "start_sentence_sigma", "start_order_median_months", "start_order_sigma")}
+
+
 def is_idle(params, key: str) -> bool:
-    """Whether ``key`` belongs to a process that is off in ``params`` (partner abuse, the DA hub, cautions), so
-    that moving it could change nothing but the cost of the analysis."""
+    """Whether moving ``key`` could change nothing in ``params`` but the cost of the analysis (and, by the order of
+    draws, add noise): it belongs to a process that is off (partner abuse, the DA hub, cautions) or to the drawn
+    start's records and sentences, which a simulated past replaces (``REPLACED_BY_HISTORY``)."""
     section, name = key.split(".", 1)
     if section == "domestic_abuse" or (section == "costs" and name.startswith("da_")):
         return not domestic_abuse.is_on(params.domestic_abuse)
     if section == "da_hub":
         return not da_hub.is_on(params.da_hub)
+    if key in REPLACED_BY_HISTORY:
+        return params.population.history_years > 0
     return section == "justice" and "caution" in name and not params.justice.cautions
-
-
-def _as(x: float, whole: bool):
-    return int(round(x)) if whole else float(x)
 
 
 def points(assumptions: list[Assumption]) -> list[list[str]]:
@@ -105,7 +108,8 @@ def one_way_table(assumptions: list[Assumption], rows_of: dict[int, pd.DataFrame
     end, as it is and at the high end (``rows_of[k]``: per-replicate rows of point k, as ``points`` orders them),
     the NPV's swing (high minus low) with its Monte Carlo standard error, whether the NPV's sign changes within
     the range, and the switching value (where the NPV would be zero, along the piecewise-linear path through the
-    three points; scalar inputs only). Sorted by the size of the swing."""
+    three points; scalar inputs only). Sorted by how far apart the three NPVs are (an assumption whose two ends
+    both lower the NPV matters too)."""
     central = rows_of[0]
     records = []
     for i, a in enumerate(assumptions):
@@ -124,7 +128,8 @@ def one_way_table(assumptions: list[Assumption], rows_of: dict[int, pd.DataFrame
         records.append(rec)
     table = pd.DataFrame(records)
     if len(table):
-        table = table.reindex(table["npv_swing"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+        spread = table[["npv_low", "npv_central", "npv_high"]].max(axis=1) - table[["npv_low", "npv_central", "npv_high"]].min(axis=1)
+        table = table.reindex(spread.sort_values(ascending=False).index).reset_index(drop=True)
     return table
 
 
@@ -144,7 +149,10 @@ def switching_value(xs: tuple, npv: tuple) -> float:
 
 
 def _text(v) -> str:
-    return "[" + ", ".join(toml_value(x) for x in v) + "]" if isinstance(v, (list, tuple)) else toml_value(v)
+    """A value as the table shows it: a list whose elements are all equal as "each x"."""
+    if isinstance(v, (list, tuple)):
+        return f"each {toml_value(v[0])}" if len(v) > 1 and len(set(v)) == 1 else "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return toml_value(v)
 
 
 def one_way_words(table: pd.DataFrame, reps: int) -> str:
@@ -162,6 +170,10 @@ def one_way_words(table: pd.DataFrame, reps: int) -> str:
                      + "; ".join(f"{r.key} (zero at about {r.switching_value:.3g})" if not math.isnan(r.switching_value)
                                  else r.key for r in turning.itertuples()) + ".")
     top = table.head(3)
-    lines.append("Largest swings (high end minus low end): " + "; ".join(
-        f"{r.key} {r.low} -> {r.high}: GBP {r.npv_swing / 1e6:+,.1f}m (±{1.96 * r.npv_swing_se / 1e6:,.1f}m)" for r in top.itertuples()) + ".")
+    def swing(r) -> str:
+        error = "" if math.isnan(r.npv_swing_se) else f" (±{1.96 * r.npv_swing_se / 1e6:,.1f}m)"
+        return f"{r.key} {r.low} -> {r.high}: GBP {r.npv_swing / 1e6:+,.1f}m{error}"
+
+    lines.append("Largest effects (the NPV at the high end minus at the low end, ±1.96 standard errors): "
+                 + "; ".join(swing(r) for r in top.itertuples()) + ".")
     return "\n".join(lines)

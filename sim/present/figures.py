@@ -328,9 +328,9 @@ def one_way_figure(table: pd.DataFrame, top: int = 20):
     fig, ax = plt.subplots(figsize=(8.5, 0.38 * len(t) + 1.8))
     central = float(table["npv_central"].iloc[0]) / 1e6 if len(table) else 0.0
     y = np.arange(len(t))
-    for end, colour in (("low", OKABE_ITO["sky"]), ("high", OKABE_ITO["orange"])):
-        value = t[f"npv_{end}"].to_numpy() / 1e6
-        ax.barh(y, value - central, left=central, color=colour, label=f"assumption at the {end} end of its range")
+    for end, colour, offset in (("low", OKABE_ITO["sky"], -0.2), ("high", OKABE_ITO["orange"], 0.2)):
+        value = t[f"npv_{end}"].to_numpy() / 1e6  # the two ends side by side, so that neither hides the other
+        ax.barh(y + offset, value - central, left=central, height=0.4, color=colour, label=f"assumption at the {end} end of its range")
     ax.axvline(central, color="black", lw=0.8)
     ax.axvline(0.0, color=OKABE_ITO["vermillion"], lw=1.0, ls="--", label="NPV zero")
     ax.set_yticks(y, [f"{r.key}  ({r.low} to {r.high})" for r in t.itertuples()], fontsize=8)

@@ -354,7 +354,9 @@ def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept,
     month at an age factor of 1, along the age-crime curve from ``start`` (the same for all) to each ``stop`` (months
     at a factor of 1 lived by then), and after each one the career may end (``courts.p_desist`` of the record before it), which multiplies
     the rate by ``desisted_multiplier`` from then on. Returns the count, where the last conviction fell (in the same
-    units) and the factor desistance left on the propensity."""
+    units) and the factor desistance left on the propensity. (The run's courts draw desistance once a month for a
+    person's convictions of that month, and with ``justice.cautions`` count cautions in the record; a past career
+    here is convictions only, one chance each.)"""
     n = len(ids)
     count = np.zeros(n, np.int64)
     last = np.zeros(n)

@@ -405,6 +405,20 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def refuse_other_origin(old: dict, params, out: Path, what: str = "batch") -> None:
+    """Refuse to resume the folder ``out`` whose manifest ``old`` records another calibration ensemble or other code
+    than ``params`` and this checkout would use: its results and new ones would mix (ScenarioError, one line)."""
+    ensemble_now = ensemble_record(params.ensemble)["sha256"] if params.ensemble is not None else None
+    if (old.get("calibration_ensemble") or {}).get("sha256") != ensemble_now:
+        raise ScenarioError(f"--out {out}: that {what} drew its calibrated values from another calibration ensemble "
+                            f"(or none); results would mix; start a new --out")
+    made_with = (old.get("git_commit"), old.get("versions", {}).get("reoffsim"), old.get("versions", {}).get("mesa"), old.get("versions", {}).get("numpy"))
+    now = (git_commit(), *(versions().get(k) for k in ("reoffsim", "mesa", "numpy")))
+    if made_with != now:
+        raise ScenarioError(f"--out {out}: that {what} was made with other code (commit/versions {made_with}, now {now}); "
+                            "results would mix; finish it with that code or start a new --out")
+
+
 def write_atomic(path: Path, write) -> None:
     """``write(tmp)`` beside ``path``, flushed to disk, then renamed into place (and the rename flushed): a reader,
     or a resume after a crash or power cut, sees the old file or the new, never half of one."""
@@ -459,15 +473,7 @@ class BatchStore:
                                     f"{old['replicates']} or more (or start a new --out)")
             if old.get("parameters") != json.loads(json.dumps(self.params.to_dict(), default=float)) or old.get("root_seed") != self.root_seed:
                 raise ScenarioError(f"--out {self.out}: that batch was made with another scenario or root seed; cannot resume it with this one")
-            ensemble_now = ensemble_record(self.params.ensemble)["sha256"] if self.params.ensemble is not None else None
-            if (old.get("calibration_ensemble") or {}).get("sha256") != ensemble_now:
-                raise ScenarioError(f"--out {self.out}: that batch drew its calibrated values from another calibration ensemble "
-                                    f"(or none); results would mix; start a new --out")
-            made_with = (old.get("git_commit"), old.get("versions", {}).get("reoffsim"), old.get("versions", {}).get("mesa"), old.get("versions", {}).get("numpy"))
-            now = (git_commit(), *(versions().get(k) for k in ("reoffsim", "mesa", "numpy")))
-            if made_with != now:
-                raise ScenarioError(f"--out {self.out}: that batch was made with other code (commit/versions {made_with}, now {now}); "
-                                    "results would mix; finish it with that code or start a new --out")
+            refuse_other_origin(old, self.params, self.out)
         for dataset in DATASETS:
             self.folder(dataset).mkdir(parents=True, exist_ok=True)
         if old is not None:

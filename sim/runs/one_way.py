@@ -10,21 +10,19 @@ interrupted analysis resumes where it stopped (``resume``); the table, figure an
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from dataclasses import replace
-
 from ..appraisal import costs as C
 from ..appraisal.compare import switched_off
 from ..appraisal.one_way import Assumption, one_way_table, one_way_words
-from ..state.scenario import ScenarioError
-from .batch import write_atomic
-from .outdir import remove_ours
-from .output import manifest
 from ..start import realized
-from .batch import replicate_seeds
+from ..state.scenario import ScenarioError
+from .batch import refuse_other_origin, replicate_seeds, write_atomic
+from .outdir import read_manifest, remove_ours
+from .output import manifest
 from .paired import pair, paired_runs, stack
 
 POINTS = "points"
@@ -43,11 +41,14 @@ def run_one_way(folder: Path, assumptions: list[Assumption], settings: list[list
     two analyses the same (a resume is refused unless it matches). Returns the table and its words."""
     _open(folder, identity, force, resume, point_params[0], seed)
     todo = [k for k in range(len(settings)) if not _part(folder, k).exists()]
-    priced = [k for k in todo if settings[k] and all(x.startswith("costs.") for x in settings[k])]
+    same = [k for k in todo if k and point_params[k] == point_params[0]]  # an end at the value: the scenario as it stands
+    priced = [k for k in todo if k not in same and all(x.startswith("costs.") for x in settings[k])]
     central = switched_off(point_params[0], point_params[0].intervention)
-    groups: dict = {central: [0]} if priced else {}  # the scenario as it stands: its runs are priced again
-    for k in todo:  # baseline -> the points it serves (those that differ only in [intervention] share one)
-        if k not in priced:
+    # baseline -> the points it serves: those that differ only in [intervention] share one; the scenario as it stands
+    # runs whenever points are priced from its runs (even if its own point is kept)
+    groups: dict = {central: [0]} if priced else {}
+    for k in todo:
+        if k not in priced and k not in same:
             groups.setdefault(switched_off(point_params[k], point_params[0].intervention), []).append(k)
     seeds = replicate_seeds(seed, reps)
 
@@ -68,7 +69,10 @@ def run_one_way(folder: Path, assumptions: list[Assumption], settings: list[list
     for k in priced:
         keep(k, [pair(r, s, _priced(b, point_params[k], s), _priced(i, point_params[k], s))
                  for r, (s, (b, i)) in enumerate(zip(seeds, as_it_stands))])
-    rows_of = {k: pd.read_parquet(_part(folder, k)) for k in range(len(settings))}
+    for k in same:
+        rows = pd.read_parquet(_part(folder, 0)).assign(point=k, setting=";".join(settings[k]))
+        write_atomic(_part(folder, k), lambda tmp: rows.to_parquet(tmp, index=False))
+    rows_of = {k: pd.read_parquet(_part(folder, k)).sort_values("replicate", ignore_index=True) for k in range(len(settings))}
     table = one_way_table(assumptions, rows_of)
     words = one_way_words(table, reps)
     write_atomic(folder / "one_way.csv", lambda tmp: table.to_csv(tmp, index=False))
@@ -86,12 +90,15 @@ def _priced(run: dict, params, seed: int) -> dict:
 
 
 def _open(folder: Path, identity: dict, force: bool, resume: bool, params, seed: int) -> None:
-    """Create the folder with its manifest, or check that the one there is this analysis (``resume``)."""
-    if resume and (folder / "manifest.json").exists():
-        old = json.loads((folder / "manifest.json").read_text())
-        if old.get("kind") != "one_way" or old.get("identity") != json.loads(json.dumps(identity, default=str)):
-            raise ScenarioError(f"--out {folder}: holds another analysis (scenario, settings, replicates, seed or years "
-                                "differ); cannot resume it with these")
+    """Create the folder with its manifest, or check that the one there is this analysis (``resume``): the same
+    scenario as resolved, settings, replicates and seed, calibration ensemble and code."""
+    if resume and folder.exists() and any(folder.iterdir()):  # (sim.runs.outdir refused it without resume)
+        old = read_manifest(folder, ("one_way",), complete=False)
+        if (old.get("identity") != json.loads(json.dumps(identity, default=str))
+                or old.get("parameters") != json.loads(json.dumps(params.to_dict(), default=float))):
+            raise ScenarioError(f"--out {folder}: holds another analysis (scenario, its values, settings, replicates, seed or "
+                                "years differ); cannot resume it with these")
+        refuse_other_origin(old, params, folder, "analysis")
         return
     if force:
         remove_ours(folder)
@@ -101,4 +108,4 @@ def _open(folder: Path, identity: dict, force: bool, resume: bool, params, seed:
 
 def _write_manifest(folder: Path, identity: dict, params, seed: int, files: list[str]) -> None:
     info = manifest(params, seed, {"kind": "one_way", "identity": identity, "files": files})
-    write_atomic(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(info, indent=2, default=str)))
+    write_atomic(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(info, indent=2, default=float)))

@@ -10,6 +10,8 @@ GRADES = ("published", "published, secondary", "calibrated", "assumption", "desi
 #: a source text starting with one of these is a choice of design, not a claim about the world
 _DESIGN = ("wecb", "off in the baseline", "no effect, by construction", "modelling choice", "as ", "the 10-year programme",
            "legal definition", "the census age groups")
+#: a source text starting with one of these says the value was fitted to the targets
+_CALIBRATED = ("fitted", "calibrated", "the calibration ensemble", "history match")
 #: official bodies whose definitions or series are cited without a year
 _BODIES = ("hm treasury", "green book", "oasys", "noms", "ons", "ministry of justice", "moj", "home office", "natcen", "niesr")
 
@@ -24,10 +26,12 @@ def evidence_grade(source: str) -> str:
         return "unclassified"
     if s.startswith(_DESIGN):
         return "design"
+    if s.startswith(_CALIBRATED):
+        return "calibrated"
+    if re.search(r"\bassumption\b", s):  # an assumption anywhere in it (a published anchor with a judgement on top),
+        return "assumption"  # even one that mentions a fit ("held (not fitted)", "trades off with the fitted ...")
     if "calibrat" in s or "fitted" in s or "history match" in s:
         return "calibrated"
-    if re.search(r"\bassumption\b", s):  # an assumption anywhere in it (a published anchor with a judgement on top)
-        return "assumption"
     if "secondary" in s:
         return "published, secondary"
     s = re.sub(r"\b\d{4}-\d{2}-\d{2}\b", "", s)  # a date (of a fit, say) is not a publication year
@@ -52,3 +56,16 @@ def plausible_ranges(source: str) -> tuple[list[tuple[float, float]], bool] | No
     if m := re.search(rf"plausible range {_SPAN}(\s+each\b)?", s):
         return [(float(m.group(1)), float(m.group(2)))], bool(m.group(3))
     return None
+
+
+def ranges_per_element(source: str, n: int) -> list[tuple[float, float]] | None:
+    """The plausible range of each of the ``n`` elements of an input (``n`` = 1 for a scalar) that ``source`` states:
+    one range for a scalar, one per element, or one for every element where it says "each"; None where it states
+    none or a number of ranges that does not fit."""
+    stated = plausible_ranges(source)
+    if stated is None:
+        return None
+    ranges, each = stated
+    if len(ranges) == 1 and (each or n == 1):
+        return ranges * n
+    return ranges if len(ranges) == n else None
