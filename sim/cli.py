@@ -394,7 +394,8 @@ def cmd_one_way(args) -> int:
     idle = [a.key for a in assumptions if is_idle(params, a.key)] if args.only is None else []
     assumptions = [a for a in assumptions if a.key not in idle]
     if idle:
-        print(f"left out, their process being off in this scenario: {', '.join(idle)}")
+        print(f"left out, as moving them changes nothing here (their process is off, or the simulated past replaces "
+              f"them): {', '.join(idle)}")
     if not assumptions:
         raise ScenarioError(f"{args.scenario}: no input graded assumption states a plausible range; nothing to vary")
     tied = {}  # assumptions whose ends are refused as they stand (e.g. shares that must sum to 1): left out, with why
