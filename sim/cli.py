@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="vary only these assumptions (default: every input graded assumption with a plausible range)")
     oneway.add_argument("--top", type=_pos_int, default=20, help="assumptions shown in the figure and printed (default 20)")
     oneway.add_argument("--resume", action="store_true", help="complete the analysis in --out, running only the points not kept there")
+    oneway.add_argument("--drawn", action="store_true",
+                        help="keep the drawn inputs' draws and the calibration ensemble, replicate by replicate (default: the "
+                             "deterministic base case, every drawn input at its mean and the calibration's point fit)")
     _batch_options(oneway)
     oneway.set_defaults(reps=8)
     rep = sub.add_parser("report", help="write report.html and figures for a compare (or portfolio) or sweep folder")
@@ -376,6 +379,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_one_way(args) -> int:
     from .appraisal.one_way import is_idle, points, ranged_assumptions
+    from .state.scenario import at_means
     from .present.figures import one_way_figure, save
     from .runs.one_way import run_one_way
 
@@ -384,7 +388,11 @@ def cmd_one_way(args) -> int:
     if args.resume and args.force:
         raise ScenarioError("--resume completes the analysis in --out and --force replaces it: give one of them")
     years = [f"run.years={args.years}"] if args.years is not None else []
-    params = load_scenario(args.scenario, list(args.set) + years)
+    # the deterministic base case (Green Book; a health economist's one-way analysis): the point fit, and below, every
+    # drawn input at its mean, so that points differ only in the assumption moved and in the chance of the runs
+    overrides = (["run.calibration=point"] if not args.drawn else []) + list(args.set) + years
+    base_case = (lambda p: p) if args.drawn else at_means
+    params = base_case(load_scenario(args.scenario, overrides))
     if params.intervention.coverage <= 0:
         hub = " (the DA hub is not yet supported: the analysis compares the offender-family programme with itself switched off)" \
             if da_hub.is_on(params.da_hub) else ""
@@ -402,7 +410,7 @@ def cmd_one_way(args) -> int:
     for a in assumptions:
         for end in ("low", "high"):
             try:
-                load_scenario(args.scenario, list(args.set) + years + [a.setting(end)])
+                load_scenario(args.scenario, overrides + [a.setting(end)])
             except ScenarioError as exc:
                 tied.setdefault(a.key, str(exc).split(": ", 1)[-1])
     for key, why in tied.items():
@@ -411,11 +419,11 @@ def cmd_one_way(args) -> int:
     if not assumptions:
         raise ScenarioError(f"{args.scenario}: no assumption can be moved alone across its plausible range")
     settings = points(assumptions)
-    point_params = [load_scenario(args.scenario, list(args.set) + years + s) for s in settings]  # every point checked first
+    point_params = [base_case(load_scenario(args.scenario, overrides + s)) for s in settings]  # every point checked first
     out = args.out or Path("outputs") / f"{params.run.name}_one_way"
     stall = _stall_timeout(args, _preflight(args, point_params, 2 * args.reps, args.workers))
-    identity = {"scenario_file": params.source_file, "overrides": list(args.set) + years, "settings": settings,
-                "reps": args.reps, "seed": args.seed}
+    identity = {"scenario_file": params.source_file, "overrides": overrides, "settings": settings,
+                "reps": args.reps, "seed": args.seed, "drawn": args.drawn}
     print(f"{len(assumptions)} assumptions at both ends of their plausible ranges: {len(settings)} points x {args.reps} "
           "paired replicates")
     with claimed(out, force=args.force, resume=args.resume, resumable=True) as folder:

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SMALL
 from sim.appraisal.one_way import is_idle, ranged_assumptions, switching_value
 from sim.cli import main
-from sim.state.scenario import ScenarioError, load_scenario
+from sim.state.scenario import ScenarioError, at_means, load_scenario
 
 MULTI_AGENCY = ROOT / "scenarios" / "multi_agency.toml"
 SMALL_SET = [arg for o in SMALL for arg in ("--set", o)]
@@ -131,7 +131,7 @@ def test_a_cost_point_priced_again_is_the_comparison_run_afresh(analysis, scenar
     part = {k: pd.read_parquet(out / "points" / f"part-{k:06d}.parquet") for k in range(5)}
     k = next(k for k in part if part[k]["setting"].iloc[0].startswith("costs.crime_cost_share_response"))
     setting = part[k]["setting"].iloc[0]
-    params = load_scenario(scenario, [*SMALL, "run.years=1", setting])
+    params = at_means(load_scenario(scenario, ["run.calibration=point", *SMALL, "run.years=1", setting]))  # the base case
     (rows, _, _), = compare_arms(switched_off(params, params.intervention), [params], 2, 1)[0]
     for column in ("appraisal:npv", "appraisal:offences_avoided", "savings_by_agency:police", "appraisal:intervention_cost"):
         assert part[k].sort_values("replicate")[column].to_numpy() == pytest.approx(rows.sort_values("replicate")[column].to_numpy(), rel=1e-9), column
@@ -155,3 +155,21 @@ def test_a_resume_with_other_values_or_into_a_folder_sim_did_not_write_is_refuse
     with pytest.raises(ScenarioError, match="manifest"):
         _open(foreign, identity, False, True, load_scenario(scenario), 1)
     assert sorted(p.name for p in foreign.iterdir()) == ["mine.txt"]
+
+
+def test_the_base_case_holds_every_drawn_input_at_its_mean_and_the_point_fit(analysis):
+    """By default the analysis is the deterministic base case: every replicate of every point has each drawn input
+    at its mean (the point mass of no effect included) and the calibration's point fit, so that points differ only
+    in the assumption moved and the chance of the runs."""
+    from sim.state.params import Dist
+
+    out, _ = analysis
+    rows = pd.read_parquet(out / "points" / "part-000000.parquet")
+    assert (rows["ensemble_member"] == -1).all()
+    assert not [c for c in rows.columns if c.startswith("parameter:")]  # nothing drawn, replicate by replicate
+    resolved = json.loads((out / "manifest.json").read_text())["parameters"]
+    prior = load_scenario(MULTI_AGENCY).intervention.detection_rr_at_full_dose  # 40% no effect (1.0), else lognormal
+    assert isinstance(prior, Dist) and prior.p_no_effect > 0
+    assert resolved["intervention"]["detection_rr_at_full_dose"] == pytest.approx(
+        prior.p_no_effect * 1.0 + (1 - prior.p_no_effect) * prior.arg("mean"))
+    assert resolved["run"]["calibration"] == "point"

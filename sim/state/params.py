@@ -39,6 +39,12 @@ class Dist:
     def p_no_effect(self) -> float:
         return dict(self.args).get("p_no_effect", 0.0)
 
+    @property
+    def mean(self) -> float:
+        """The mean of the mixture (the point mass of "no effect" included): the value of a deterministic base case."""
+        p0 = self.p_no_effect
+        return float((p0 * self.arg("no_effect_at") if p0 > 0 else 0.0) + (1 - p0) * self.frozen().mean())
+
     def frozen(self):
         """The scipy.stats frozen distribution (made once per distribution: building one is slow)."""
         return _frozen(self)

@@ -521,6 +521,12 @@ def _map_uncertain(params: Params, fn) -> Params:
     return replace(params, **sections)
 
 
+def at_means(params: Params) -> Params:
+    """``params`` with every uncertain value at its mean (``Dist.mean``): the deterministic base case of a one-way
+    sensitivity analysis, where only the assumption moved differs between points."""
+    return _map_uncertain(params, lambda section, key, dist: dist.mean)
+
+
 def realize(params: Params, seed: int) -> tuple[Params, dict[str, float]]:
     """Draw every uncertain value for one replicate: (concrete Params, {"section.key": value}).
 
