@@ -22,8 +22,9 @@ from ..state.evidence import evidence_grade, ranges_per_element
 from ..state.params import Dist, Money
 from ..state.scenario import ScenarioError, documented_values, toml_value
 
-#: the outcomes a point is read on: the programme's net present value and offences avoided, per replicate
-OUTCOMES = ("appraisal:npv", "appraisal:offences_avoided")
+#: the outcomes a point is read on, per replicate: the programme's net present value, its net cashable benefit (the
+#: cash the plan's partners would see) and offences avoided
+OUTCOMES = ("appraisal:npv", "appraisal:net_cashable_benefit", "appraisal:offences_avoided")
 
 
 @dataclass(frozen=True)
