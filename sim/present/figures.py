@@ -333,7 +333,8 @@ def one_way_figure(table: pd.DataFrame, top: int = 20):
         ax.barh(y + offset, value - central, left=central, height=0.4, color=colour, label=f"assumption at the {end} end of its range")
     ax.axvline(central, color="black", lw=0.8)
     ax.axvline(0.0, color=OKABE_ITO["vermillion"], lw=1.0, ls="--", label="NPV zero")
-    ax.set_yticks(y, [f"{r.key}  ({r.low} to {r.high})" for r in t.itertuples()], fontsize=8)
+    ax.set_yticks(y, [f"{r.key}  (each element, low to high)" if str(r.low).startswith("[") else f"{r.key}  ({r.low} to {r.high})"
+                      for r in t.itertuples()], fontsize=8)
     ax.set_xlabel("net present value, GBP million (mean of the paired replicates)")
     ax.set_title(f"One-way sensitivity: each assumption across its plausible range (NPV as it stands {central:,.1f}m)")
     ax.legend(loc="lower right", fontsize=8, frameon=False)
