@@ -116,6 +116,7 @@ class Money(NamedTuple):
     price_year: str
 
 PROB = "probability in [0, 1]"
+FRACTION = "number in (0, 1]"
 MONEY = "amount in GBP >= 0 with a price_year"
 MONEY_LIST = "list of GBP amounts >= 0 with a price_year"
 NONNEG = "number >= 0"
@@ -204,7 +205,7 @@ class JusticeParams:
     youth_custody_log_odds: float = _f(ANY, "sentencing: extra log-odds of custody for under-18s (youth justice diverts)")
     desist_log_odds_intercept: float = _f(ANY, "desistance: log-odds that a first conviction ends an offending career")
     desist_log_odds_per_log_prev: float = _f(ANY, "desistance: change in log-odds per log(1 + previous convictions)")
-    desisted_propensity_multiplier: float = _f(PROB, "desistance: propensity multiplier for someone who desists (at most 1: desistance lowers offending)")
+    desisted_propensity_multiplier: float = _f(FRACTION, "desistance: propensity multiplier for someone who desists (above 0: inheritance takes its log; at most 1: desistance lowers offending)")
     cautions: bool = _f("true or false", "out-of-court disposals: the police deal with some proven offences by a caution (false: every proven offence goes to court)")
     caution_log_odds_intercept: float = _f(ANY, "out-of-court disposals: log-odds that an adult's first proven offence is cautioned")
     caution_log_odds_per_log_prev: float = _f(ANY, "out-of-court disposals: change in log-odds per log(1 + previous convictions and cautions)")

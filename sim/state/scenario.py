@@ -21,6 +21,7 @@ from .params import (
     DA_COST_PARTS,
     ANY,
     COUNT,
+    FRACTION,
     MONEY,
     MONEY_LIST,
     NONNEG,
@@ -180,6 +181,8 @@ def _check_scalar(check: str, v: Any) -> bool:
         return False
     if check == PROB:
         return 0.0 <= v <= 1.0
+    if check == FRACTION:
+        return 0.0 < v <= 1.0
     if check == NONNEG:
         return v >= 0
     if check == POS:
@@ -222,7 +225,7 @@ AGE_KEYS = {
 DRAW_TAIL = 1e-6
 
 #: checks whose values may be uncertain (a distribution instead of a number)
-UNCERTAIN_OK = {PROB, NONNEG, POS, ANY, COUNT, POSINT}
+UNCERTAIN_OK = {PROB, FRACTION, NONNEG, POS, ANY, COUNT, POSINT}
 
 
 def _coerce(check: str, annotation: str, v: Any, where: str, section: str, key: str) -> Any:
