@@ -406,11 +406,11 @@ def cmd_one_way(args) -> int:
               f"them): {', '.join(idle)}")
     if not assumptions:
         raise ScenarioError(f"{args.scenario}: no input graded assumption states a plausible range; nothing to vary")
-    tied = {}  # assumptions whose ends are refused as they stand (e.g. shares that must sum to 1): left out, with why
+    tied, ends = {}, {}  # assumptions whose ends are refused as they stand (e.g. shares that must sum to 1): left out, with why
     for a in assumptions:
         for end in ("low", "high"):
             try:
-                load_scenario(args.scenario, overrides + [a.setting(end)])
+                ends[a.key, end] = base_case(load_scenario(args.scenario, overrides + [a.setting(end)]))
             except ScenarioError as exc:
                 tied.setdefault(a.key, str(exc).split(": ", 1)[-1])
     for key, why in tied.items():
@@ -419,7 +419,7 @@ def cmd_one_way(args) -> int:
     if not assumptions:
         raise ScenarioError(f"{args.scenario}: no assumption can be moved alone across its plausible range")
     settings = points(assumptions)
-    point_params = [base_case(load_scenario(args.scenario, overrides + s)) for s in settings]  # every point checked first
+    point_params = [params] + [ends[a.key, end] for a in assumptions for end in ("low", "high")]  # in the order of points()
     out = args.out or Path("outputs") / f"{params.run.name}_one_way"
     stall = _stall_timeout(args, _preflight(args, point_params, 2 * args.reps, args.workers))
     identity = {"scenario_file": params.source_file, "overrides": overrides, "settings": settings,
