@@ -791,8 +791,8 @@ def cmd_validate(args) -> int:
                   + (f"; members 5-95%: {r['members_p05']:.3f} to {r['members_p95']:.3f}"
                      if args.ensemble and pd.notna(r["members_p05"]) else ""))
         print("Steadiness (each series relative to its start, mean of replicates; steady: every year within its tolerance of "
-              "no change, the population of its projected growth; after the projection's 10 years each series per head, the "
-              "adult series of the long runs per adult at the first year's ages; "
+              "no change per head of the people it is counted among (the long runs' adult series per adult at the first "
+              "year's ages), the population of its projected growth; "
               "calibration/steadiness.toml):")
         for _, r in summary.iterrows():
             per_head = (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f} (year "

@@ -448,12 +448,13 @@ def test_no_effect_scenario_sets_every_channel_to_none():
     ("supervision", "recall_rr_at_full_dose", 3.0, "custody_months", +1),
 ])
 def test_each_channel_moves_its_outcome_alone(channel, key, value, outcome, sign):
-    """From the no-effect scenario, switching one channel on moves the outcome it acts on (paired, same seeds), and
-    ``without_channels`` takes it back to no change."""
+    """From the no-effect scenario, switching one channel on moves the outcome it acts on (paired, same seeds: never
+    the other way, and in all), and ``without_channels`` takes it back to no change."""
     base = load(*OFF_COMMON, path=BASELINE)
     iv = load(*OFF_COMMON, "intervention.capacity_families_per_year=100000", f"intervention.{key}={value}", path=NO_EFFECT)
     rows = compare(base, iv, 2, SEED, workers=1)[0]
-    assert (sign * rows[f"difference:{outcome}"] > 0).all(), rows[f"difference:{outcome}"].tolist()
+    moved = sign * rows[f"difference:{outcome}"]  # (a small 3-year run may see no child convicted in a family reached)
+    assert moved.sum() > 0 and (moved >= 0).all(), rows[f"difference:{outcome}"].tolist()
     back = compare(base, intervention.without_channels(iv, [channel]), 1, SEED, workers=1)[0]
     assert back[f"difference:{outcome}"].iloc[0] == 0
 

@@ -359,12 +359,13 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     single replicates, the mean per head of ``metrics.PER_HEAD`` (the series per head relative to its start), the
     expected path with its tolerance (``criteria``, default calibration/steadiness.toml) and whether the mean is
     within it (``within``; True where there is nothing to judge: a start of 0, or the children and adults themselves,
-    which are shown only). ``judged`` says what is judged (``judged_value`` holds it): over the population projection's 10 years the series
-    itself ("level": no change; the population its projected growth); after them, when the population has grown by
-    more than any tolerance, each series per head ("per head": no change), the adult series of long runs per adult at
-    the first year's ages ("per head at the start's ages", ``per_head_at_start_ages``: the adults age as Essex's are
-    projected to, which changes the crude rates per head at unchanged rates by age; ``metrics.AdultsByAge``), and the
-    population against the projection's rate continued (a wider, assumed tolerance)."""
+    which are shown only). ``judged`` says what is judged (``judged_value`` holds it): each series per head of the
+    people it is counted among ("per head": no change; Essex's population grows about as much in 10 years as the
+    tolerance, so a series that held its level would be falling per head), a long run's adult series per adult at the
+    first year's ages ("per head at the start's ages", ``per_head_at_start_ages``: the adults age as Essex's are
+    projected to, which changes the crude rates per head at unchanged rates by age; ``metrics.AdultsByAge``), a
+    series without its heads (the level, "level": no change), and the population against its projected growth, after
+    the projection's 10 years its rate continued (a wider, assumed tolerance)."""
     c = load_steadiness_criteria() if criteria is None else criteria
     columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "per_head_at_start_ages", "judged",
                "judged_value", "expected", "tolerance", "within"]
@@ -395,8 +396,8 @@ def steadiness(measured: pd.DataFrame, criteria: dict[str, float] | None = None)
     out["expected"] = np.where(shown_only, np.nan, np.where(
         population, (1 + c["population_growth_10_years"]) ** ((12 * out["year"] + 5.5) / (12 * PROJECTION_YEARS)), 1.0))
     aged_ok = out["per_head_at_start_ages"].notna()
-    out["judged"] = np.where(shown_only, "", np.where(projected | population, "level",
-                                                      np.where(aged_ok, "per head at the start's ages", "per head")))
+    out["judged"] = np.where(shown_only, "", np.where(population, "level", np.where(
+        aged_ok, "per head at the start's ages", np.where(out["per_head"].notna(), "per head", "level"))))
     out["tolerance"] = np.where(population, np.where(projected, c["population_tolerance"],
                                                      c["population_tolerance_after_projection"]), c["tolerance"])
     out["judged_value"] = np.where(out["judged"] == "per head", out["per_head"],

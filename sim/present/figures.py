@@ -181,8 +181,8 @@ def steadiness_figure(table: pd.DataFrame):
     (spare or axes.flat[0]).legend(handles, labels, frameon=False, fontsize=9 if spare else 8, loc="center" if spare else "best")
     fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band),\n"
                  "per head of the children or adults (dashed), long runs' adult series per adult at the first year's ages (dotted);\n"
-                 "green: the expected path (no change; the population as projected) and its tolerance (after the projection's "
-                 "10 years: per head, the long runs' adult series at the first year's ages)", y=1.04)
+                 "green: the expected path (no change; the population as projected) and its tolerance, judged per head (the long "
+                 "runs' adult series at the first year's ages)", y=1.04)
     fig.tight_layout()
     return fig
 

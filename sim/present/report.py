@@ -208,8 +208,8 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
     return f'<p class="note">{words}</p>' + _figure(
         path, "The baseline arm's series relative to the start (flows: their first year; stocks: their first month, as in sim validate): mean "
               "over replicates and 5-95% of single replicates; dashed: the same per head of the children or adults; green: no "
-              "change (the population: its projected growth) and the tolerance (calibration/steadiness.toml); after the "
-              "projection's 10 years each series is judged per head.")
+              "change (the population: its projected growth) and the tolerance (calibration/steadiness.toml); each series is "
+              "judged per head of the children or adults, as Essex's population grows.")
 
 
 #: names of a comparison's metrics in words (the rest: underscores to spaces)
