@@ -170,7 +170,9 @@ def _meets(r) -> bool:
     """Within the band, or outside it by less than 1.645 Monte Carlo standard errors of the mean: the rule the
     ensemble's members were kept by (``sim.fitting.ensemble.CHECK_Z``): a target the ensemble sits at the edge of is
     not failed on the noise of other seeds, and one whose 90% interval lies wholly outside the band fails. (The noise
-    must leave that interval narrower than the band.)"""
+    must leave that interval narrower than the band.) The members were checked one by one on 8 replicates at weights
+    40 and 2; here the ensemble is read as a whole, so the rule is the same in kind, not the same check. On the
+    tests' seeds it is what passes offences in year 10 / year 1 at 1.1003 (README, Calibration)."""
     return r["lower"] - CHECK_Z * r["mc_se"] <= r["simulated"] <= r["upper"] + CHECK_Z * r["mc_se"]
 
 
@@ -366,6 +368,9 @@ def test_steadiness_judges_each_series_per_head_of_the_children_or_adults():
     assert kids.loc[1, "per_head"] == pytest.approx((1.04 + 1.625) / 2) and not kids.loc[1, "within"]
     licence = table[table["run"] == "other"].set_index("year")
     assert licence.loc[1, "judged"] == "level" and not licence.loc[1, "within"]
+    partial = pd.DataFrame(_steady_rows("custody", [[1.0, 1.0], [1.0, 1.5]]) + _steady_rows("adults", [[1.0], [1.0]]))
+    custody = steadiness(partial, criteria).query("series == 'custody'").set_index("year")  # seed 1's adults missing
+    assert custody.loc[1, "judged"] == "level" and custody.loc[1, "mean"] == pytest.approx(1.25) and not custody.loc[1, "within"]
     heads = table[table["series"].isin(["adults", "children"])]
     assert heads["expected"].isna().all() and heads["within"].all() and heads["per_head"].isna().all()
     summary = steadiness_summary(table).set_index(["run", "series"])
@@ -447,9 +452,11 @@ def test_the_projected_population_follows_the_nation_s_slowing_growth():
     assert steady_nation[:3] == pytest.approx(continued[:3]) and steady_nation[3:] == pytest.approx([1.09, 1.09])
     even = [[0, 50.0], [10, 50.0 * 1.05], [60, 50.0 * 1.05 ** 6]]  # 5% a decade, every decade
     assert projected_population(years, criteria | {"national_population_projection": even}) == pytest.approx(continued)
-    shipped = load_steadiness_criteria()
-    at_45 = projected_population(np.array([45.0]), shipped)[0]
-    assert 1.0 < at_45 < 1.09 ** 4.5  # slower than the first decade's rate continued
+    shipped = load_steadiness_criteria()  # ONS 2012-based: UK 63.7m, 68.0m at 10 years, 73.3m at 25, 86.5m at 75
+    assert projected_population(np.array([45.0]), shipped)[0] == pytest.approx(1.313, abs=0.005)  # (1.09 ** 4.5 = 1.47)
+    for bad in ([[5, 50], [15, 55], [80, 60]], [[0, 50], [10, 50], [80, 60]], [[0, 50], [10, 55], [40, 60]]):
+        with pytest.raises(ValueError, match="national_population_projection"):  # not from 0; no growth by 10; too short
+            projected_population(years, criteria | {"national_population_projection": bad})
 
 
 def test_a_long_run_s_adult_series_are_judged_at_the_start_s_ages():
@@ -552,9 +559,10 @@ def test_both_readings_of_the_cjs_share_are_reported(validation):
 def test_the_baseline_is_steady(validated):
     """Every steady series of the 10-year runs stays within its tolerance of its expected path per head, every year
     (steady since the start spreads the offender families' children over childhood, 2026-12-03; judged per head since
-    desistance came into the start's records, 2026-12-05, when the series began to grow with Essex). The youth series are the
-    noisiest: the mean of 16 replicates varies about 5% from year to year at the default weight, so a change that
-    draws other people can move a year near the edge; 64 replicates keep them within 4% and 7%."""
+    desistance came into the start's records, 2026-12-05, when the series began to grow with Essex). Close to the edge:
+    licence rises 9-10% per adult in ten years and children convicted up to 11% per child (on the README's seeds,
+    1007, both just leave the tolerance; here, seed 2024, licence reads 1.09), and the youth series' mean of 16
+    replicates varies about 5% from year to year, so a change that draws other people can move a year over it."""
     summary = steadiness_summary(validated[1])
     drifting = summary[(summary["run"] == "short") & ~summary["steady"]]
     assert drifting.empty, drifting.to_string()
@@ -566,8 +574,8 @@ def test_the_baseline_is_steady(validated):
                    "desistance in the start's records, custody 0.73 per adult at those ages, is gone; the population, "
                    "1.28, is within 8% of its projected 1.31) (README, Calibration, Is the baseline steady?)")
 def test_the_baseline_is_steady_per_head_over_45_years(validated):
-    """Every steady series of the 45-year runs stays within its tolerance: as it is over the projection's 10 years,
-    per head after them (the adult series per adult at the first year's ages); the population on its projected path."""
+    """Every steady series of the 45-year runs stays within its tolerance per head (the adult series per adult at the
+    first year's ages); the population on its projected path."""
     summary = steadiness_summary(validated[1])
     drifting = summary[(summary["run"] == "long") & ~summary["steady"]]
     assert drifting.empty, drifting.to_string()

@@ -453,8 +453,11 @@ def test_each_channel_moves_its_outcome_alone(channel, key, value, outcome, sign
     base = load(*OFF_COMMON, path=BASELINE)
     iv = load(*OFF_COMMON, "intervention.capacity_families_per_year=100000", f"intervention.{key}={value}", path=NO_EFFECT)
     rows = compare(base, iv, 2, SEED, workers=1)[0]
-    moved = sign * rows[f"difference:{outcome}"]  # (a small 3-year run may see no child convicted in a family reached)
-    assert moved.sum() > 0 and (moved >= 0).all(), rows[f"difference:{outcome}"].tolist()
+    moved = sign * rows[f"difference:{outcome}"]
+    if channel == "children":  # (a small 3-year run may see no child convicted in the families reached)
+        assert moved.sum() > 0 and (moved >= 0).all(), moved.tolist()
+    else:
+        assert (moved > 0).all(), moved.tolist()
     back = compare(base, intervention.without_channels(iv, [channel]), 1, SEED, workers=1)[0]
     assert back[f"difference:{outcome}"].iloc[0] == 0
 

@@ -34,8 +34,8 @@ CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "calibration"
 RUN_YEARS = {"short": 10, "long": 40}
 #: ``sim validate`` runs its long runs on to 45 years, to show the baseline's steadiness that far
 VALIDATE_YEARS = {"short": 10, "long": 45}
-#: the years the population projection covers (calibration/steadiness.toml): the steady series are judged as levels
-#: over them, per head after them
+#: the years Essex's population projection covers (calibration/steadiness.toml): the population is held to it over
+#: them, more loosely to the national projection's shape after them
 PROJECTION_YEARS = 10
 #: the father-son targets count the sons a 40-year run observes from 10 to 40, in a longer run too
 SONS_LAST_MONTH = 40 * 12 - 1
@@ -367,7 +367,11 @@ def projected_population(years: np.ndarray, criteria: dict) -> np.ndarray:
         return np.exp(g * years / PROJECTION_YEARS)
     t, size = np.asarray(national, float).T
     log_growth = np.log(size / size[0])
-    return np.exp(g / np.interp(PROJECTION_YEARS, t, log_growth) * np.interp(years, t, log_growth))
+    first = np.interp(PROJECTION_YEARS, t, log_growth)
+    if t[0] != 0 or np.any(np.diff(t) <= 0) or not first > 0 or (len(years) and years.max() > t[-1]):
+        raise ValueError(f"national_population_projection: years from 0, increasing, beyond {years.max() if len(years) else 0:g}, "
+                         f"with growth by year {PROJECTION_YEARS} (got years {t.tolist()}, sizes {size.tolist()})")
+    return np.exp(g / first * np.interp(years, t, log_growth))
 
 
 def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataFrame:
@@ -396,7 +400,8 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     df["per_head"] = df["value"] / df["heads_value"]
     out = df.groupby(["run", "series", "year"], sort=False).agg(
         mean=("value", "mean"), p05=("value", lambda v: v.quantile(0.05)), p95=("value", lambda v: v.quantile(0.95)),
-        replicates=("value", "count"), per_head=("per_head", "mean")).reset_index()
+        replicates=("value", "count"), per_head=("per_head", "mean"), heads_read=("per_head", "count")).reset_index()
+    out.loc[out["heads_read"] < out["replicates"], "per_head"] = np.nan  # heads missing in some replicates: the level
     aged = measured[measured["metric"].str.startswith("steady_at_start_ages:")]  # (long runs' adult series)
     if len(aged):
         parts = aged["metric"].str.split(":", expand=True)
