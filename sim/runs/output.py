@@ -64,6 +64,26 @@ def timeseries_frame(model) -> pd.DataFrame:
     return df
 
 
+def stock_rms_deviation(stock: np.ndarray, start: float, heads: np.ndarray | None = None) -> float:
+    """How far a monthly stock strays from its start, year by year: the root mean square of (the year's mean / the
+    start - 1). With ``heads`` (the people it is counted among, month by month) the same per head, against the start
+    per head of the first month: Essex grows, and a steady rate per head is what a steady baseline keeps."""
+    if not len(stock) or not start:
+        return float("nan")
+    per = np.ones(len(stock)) if heads is None else np.asarray(heads, float)
+    annual = pd.Series(stock / per).groupby(np.arange(len(stock)) // 12).mean().to_numpy()
+    return float(np.sqrt(np.mean((annual / (start / per[0]) - 1) ** 2)))
+
+
+def flow_drift(flow: np.ndarray, heads: np.ndarray | None = None) -> float:
+    """A monthly flow's last year over its first (1 = its level holds); with ``heads``, each year's total over its
+    mean number of heads (1 = its rate per head holds)."""
+    if len(flow) < 24:
+        return float("nan")
+    per = np.ones(len(flow)) if heads is None else np.asarray(heads, float)
+    return float((flow[-12:].sum() / per[-12:].mean()) / (flow[:12].sum() / per[:12].mean()))
+
+
 def summarise(model) -> dict[str, float]:
     """Headline figures of one run: annual flows, end stocks and the cohort metrics by their definitions."""
     ts = timeseries_frame(model)
@@ -74,6 +94,7 @@ def summarise(model) -> dict[str, float]:
         out[f"{name}_per_year"] = float(ts[name].sum() / years) if years else float("nan")
     out["population_start"] = float(ts["population"].iloc[0]) if len(ts) else float("nan")
     out["population_end"] = float(ts["population"].iloc[-1]) if len(ts) else float("nan")
+    adults = (ts["population"] - ts["children"]).to_numpy(float)
     for name in ("custody", "licence", "probation"):
         start = float(model.initial_stocks[name])
         out[f"{name}_start"] = start  # as built, before month 0
@@ -81,11 +102,11 @@ def summarise(model) -> dict[str, float]:
         out[f"{name}_end"] = float(ts[name].iloc[-1]) if len(ts) else float("nan")
         # mean stock over the last year relative to the start (1 = stable)
         out[f"{name}_drift"] = float(ts[name].iloc[-12:].mean() / start) if len(ts) >= 12 and start else float("nan")
-        # how far the stock strays from the start, year by year: root mean square of (annual mean / start - 1)
-        annual = ts[name].groupby(np.arange(len(ts)) // 12).mean().to_numpy()
-        out[f"{name}_rms_deviation"] = float(np.sqrt(np.mean((annual / start - 1) ** 2))) if len(ts) and start else float("nan")
+        out[f"{name}_rms_deviation"] = stock_rms_deviation(ts[name].to_numpy(float), start)
+        out[f"{name}_rms_deviation_per_adult"] = stock_rms_deviation(ts[name].to_numpy(float), start, adults)
     # offences in the last year relative to the first (1 = the baseline's crime level holds)
-    out["offences_drift"] = float(ts["offences"].iloc[-12:].sum() / ts["offences"].iloc[:12].sum()) if len(ts) >= 24 else float("nan")
+    out["offences_drift"] = flow_drift(ts["offences"].to_numpy(float))
+    out["offences_drift_per_head"] = flow_drift(ts["offences"].to_numpy(float), ts["population"].to_numpy(float))
     # domestic abuse (the year before the start was simulated, so its first year counts as any other)
     for name in ("da_incidents", "da_high_risk_victims", "da_children_exposed", "hub_starts"):
         out[f"{name}_per_year"] = float(ts[name].sum() / years) if years else float("nan")
