@@ -16,6 +16,7 @@ from conftest import BASELINE, FULL, ROOT
 ROOT_CALIBRATION = ROOT / "calibration"
 from sim import metrics
 from sim.fitting.ensemble import CHECK_Z
+from sim.state.scenario import ScenarioError
 from sim.fitting.calibration import (compare_to_targets, load_steadiness_criteria, load_targets, measure, projected_population,
                                     scenario_for, steadiness, steadiness_summary, validate_all)
 
@@ -454,9 +455,13 @@ def test_the_projected_population_follows_the_nation_s_slowing_growth():
     assert projected_population(years, criteria | {"national_population_projection": even}) == pytest.approx(continued)
     shipped = load_steadiness_criteria()  # ONS 2012-based: UK 63.7m, 68.0m at 10 years, 73.3m at 25, 86.5m at 75
     assert projected_population(np.array([45.0]), shipped)[0] == pytest.approx(1.313, abs=0.005)  # (1.09 ** 4.5 = 1.47)
-    for bad in ([[5, 50], [15, 55], [80, 60]], [[0, 50], [10, 50], [80, 60]], [[0, 50], [10, 55], [40, 60]]):
-        with pytest.raises(ValueError, match="national_population_projection"):  # not from 0; no growth by 10; too short
+    for bad in ([[5, 50], [15, 55], [80, 60]], [[0, 50], [10, 50], [80, 60]], [[0, 50], [20, 55], [10, 60]]):
+        with pytest.raises(ScenarioError, match="national_population_projection"):  # not from 0; no growth by 10; unordered
             projected_population(years, criteria | {"national_population_projection": bad})
+    short = criteria | {"national_population_projection": [[0, 50], [10, 55], [20, 57]]}  # beyond year 20: its last rate
+    log_path = np.log(projected_population(np.array([10.0, 20.0, 30.0, 40.0]), short))
+    assert np.diff(log_path) == pytest.approx([log_path[1] - log_path[0]] * 3)  # the decade 10-20's growth, each decade after
+    assert 0 < log_path[1] - log_path[0] < log_path[0]  # slower than the first decade (57/55 against 55/50)
 
 
 def test_a_long_run_s_adult_series_are_judged_at_the_start_s_ages():

@@ -371,10 +371,13 @@ def projected_population(years: np.ndarray, criteria: dict) -> np.ndarray:
     t, size = np.asarray(national, float).T
     log_growth = np.log(size / size[0])
     first = np.interp(PROJECTION_YEARS, t, log_growth)
-    if t[0] != 0 or np.any(np.diff(t) <= 0) or not first > 0 or (len(years) and years.max() > t[-1]):
-        raise ValueError(f"national_population_projection: years from 0, increasing, beyond {years.max() if len(years) else 0:g}, "
-                         f"with growth by year {PROJECTION_YEARS} (got years {t.tolist()}, sizes {size.tolist()})")
-    return np.exp(g / first * np.interp(years, t, log_growth))
+    if len(t) < 2 or t[0] != 0 or np.any(np.diff(t) <= 0) or not first > 0:
+        raise ScenarioError(f"calibration/steadiness.toml: national_population_projection = {np.asarray(national).tolist()}: "
+                            f"allowed: [years, population] pairs from year 0, years increasing, growing by year {PROJECTION_YEARS}")
+    # beyond the projection's last year, its last segment's rate continued
+    last_rate = (log_growth[-1] - log_growth[-2]) / (t[-1] - t[-2])
+    national_growth = np.where(years <= t[-1], np.interp(years, t, log_growth), log_growth[-1] + last_rate * (years - t[-1]))
+    return np.exp(g / first * national_growth)
 
 
 def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataFrame:
