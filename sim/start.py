@@ -97,11 +97,15 @@ class _Past:
         partnerships), unlogged and uncounted. Who is in custody, on licence or on an order at month 0, their records
         and the court queue are then what the flows make them, not counts drawn from outside. The court queue starts
         empty: the records drawn run to the first month, so its first months' convictions are low, which the years
-        after make up."""
+        after make up. With ``population.history_from_drawn_stocks`` the past begins instead with the sentences the
+        synthesis drew, ``months`` earlier (``population.sentences_moved_back``)."""
+        drawn = population.sentence_state(self.people) if self.params.population.history_from_drawn_stocks else None
         population.clear_justice_state(self.people)
         self.month = -months
         offending.record_parents_outside(self, self.people.new_rows("parents"))  # (ages then: all under the limit then)
         offending.record_past_convictions(self, self.people.new_rows("records"), leave_recent_to_groups=False)
+        if drawn is not None:
+            population.sentences_moved_back(self.people, drawn, months, int(12 * self.params.family.age_adult))
         while self.month < 0:
             self.tally.clear()
             justice.step(self)

@@ -90,6 +90,30 @@ def test_more_simulated_years_build_the_same_stocks_from_the_same_flows():
     assert one < 0.9 * eight  # a year is too short: the prison has not filled with longer sentences yet
 
 
+def test_a_past_begun_from_the_drawn_stocks_carries_the_sentences_begun_before_it():
+    """``population.history_from_drawn_stocks``: the past begins with the sentences the synthesis drew, so at month 0
+    some people are on licence or in custody for a conviction from before the simulated years (a past begun empty has
+    none: the first test), each of them an adult when the past began and with that conviction on their record; and
+    the licence stock at month 0 is larger than a past begun empty leaves on the same seeds (it lacks the licences
+    of sentences begun before it)."""
+    licence = {}
+    for on in (False, True):
+        stocks = []
+        for seed in (1, 2):
+            model = _built(8, extra=[f"population.history_from_drawn_stocks={str(on).lower()}"], seed=seed)
+            p, n = model.people, model.people.n
+            serving = np.flatnonzero(p.present[:n] & (p.status[:n] != FREE))
+            before = serving[p.last_conviction_month[serving] < -96]
+            if on:
+                assert len(before) > 0 and (p.prev_convictions[before] >= 1).all()
+                assert (-96 - p.birth_month[before] >= 12 * model.params.family.age_adult).all()
+            else:
+                assert len(before) == 0
+            stocks.append(p.weight[serving][p.status[serving] == LICENCE].sum())
+        licence[on] = np.mean(stocks)
+    assert licence[True] > 1.03 * licence[False]
+
+
 # --- a comparison's arms start from the baseline's past (sim.start) -------------------------------------------------
 
 def test_a_policy_arm_starts_from_the_baseline_s_past_and_then_acts():

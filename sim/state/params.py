@@ -166,6 +166,7 @@ class PopulationParams:
     propensity_sigma_general: float = _f(NONNEG, "sd of log propensity in the general population and at birth (heterogeneity between people)")
     desistance_in_past_records: bool = _f("true or false", "the records drawn for the start and for newcomers carry desistance: drawn conviction by conviction, each with the courts' chance of ending the career, which lowers the propensity as in the run (false: a count at today's propensity, as if no career had ended)")
     history_years: int = _f(COUNT, "years of the starting population's recent past simulated before month 0, so the start's sentences, records and court queue come from the model's own flows (0: the start's stocks drawn from their counts)")
+    history_from_drawn_stocks: bool = _f("true or false", "the simulated past begins with the custody, licence and probation stocks drawn from their counts (length-biased, as at month 0 without a past) instead of nobody under sentence, so that the start holds the licences of sentences begun before the past's first month")
     start_sentence_median_months: float = _f(POS, "median length of the custodial sentences being served at the start")
     start_sentence_sigma: float = _f(NONNEG, "sd of log of those sentence lengths")
     start_order_median_months: float = _f(POS, "median length of the orders being served at the start")

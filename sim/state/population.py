@@ -223,6 +223,33 @@ def clear_justice_state(people: P.People) -> None:
         getattr(people, name)[:n] = P.FIELDS[name][1]
 
 
+#: what says where a person stands in a sentence
+SENTENCE_FIELDS = ("status", "custody_months_left", "licence_months_left", "order_months_left", "months_since_release",
+                   "months_since_order_start", "last_custody_month", "last_conviction_month")
+
+
+def sentence_state(people: P.People) -> dict[str, np.ndarray]:
+    """A copy of everyone's sentence state (``SENTENCE_FIELDS``), as the synthesis drew it."""
+    return {name: getattr(people, name)[: people.n].copy() for name in SENTENCE_FIELDS}
+
+
+def sentences_moved_back(people: P.People, drawn: dict[str, np.ndarray], months: int, adult_months: int) -> None:
+    """Put the sentences ``drawn`` for month 0 ``months`` earlier, at the start of a simulated past, for the people who
+    were adults then (``population.history_from_drawn_stocks``); each adds its conviction to the record drawn for
+    them. A past that begins with nobody under sentence lacks the sentences begun before it, which with long
+    sentences are a good part of the licences at month 0; these stand in for them."""
+    status = drawn["status"]
+    rows = np.flatnonzero((status != P.FREE) & (-months - people.birth_month[: len(status)] >= adult_months))
+    for name in SENTENCE_FIELDS[:-2]:
+        getattr(people, name)[rows] = drawn[name][rows]
+    for name in SENTENCE_FIELDS[-2:]:  # month stamps: month 0's draws, now ``months`` earlier
+        stamp = drawn[name][rows].astype(np.int64)
+        moved = np.where(stamp > P.FIELDS[name][1], stamp - months, P.FIELDS[name][1])
+        getattr(people, name)[rows] = np.maximum(getattr(people, name)[rows], moved)
+    people.prev_convictions[rows] += 1
+    people.touch(rows)
+
+
 def mark_start_state(people: P.People, adult_months: int) -> None:
     """After the start's history: the record brought into the run, and everyone's status at the start as it now is
     (custody, licence, probation; at liberty: community for adults, child for children), whatever group they were
