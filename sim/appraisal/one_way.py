@@ -81,14 +81,17 @@ def ranged_assumptions(scenario: str | Path, params, only: list[str] | None = No
 #: inputs of the drawn start that a simulated past (``population.history_years`` > 0) replaces: its records and
 #: sentences are cleared and made again by the past's own flows, so moving these changes only the order of draws
 REPLACED_BY_HISTORY = {f"population.{k}" for k in ("prev_convictions_mean_custody", "prev_convictions_mean_probation",
-                                                     "prev_convictions_mean_community", "start_sentence_median_months",
-                                                     "start_sentence_sigma", "start_order_median_months", "start_order_sigma")}
+                                                     "prev_convictions_mean_community")}
+#: the drawn start's sentences: replaced too, unless the past begins with them (``population.history_from_drawn_stocks``)
+SENTENCES_AT_START = {f"population.{k}" for k in ("start_sentence_median_months", "start_sentence_sigma", "start_sentence_short_share",
+                                                    "start_sentence_short_median_months", "start_sentence_short_sigma",
+                                                    "start_order_median_months", "start_order_sigma")}
 
 
 def is_idle(params, key: str) -> bool:
     """Whether moving ``key`` could change nothing in ``params`` but the cost of the analysis (and, by the order of
     draws, add noise): it belongs to a process that is off (partner abuse, the DA hub, cautions) or to the drawn
-    start's records and sentences, which a simulated past replaces (``REPLACED_BY_HISTORY``)."""
+    start's records and sentences, which a simulated past replaces (``REPLACED_BY_HISTORY``, ``SENTENCES_AT_START``)."""
     section, name = key.split(".", 1)
     if section == "domestic_abuse" or (section == "costs" and name.startswith("da_")):
         return not domestic_abuse.is_on(params.domestic_abuse)
@@ -96,6 +99,8 @@ def is_idle(params, key: str) -> bool:
         return not da_hub.is_on(params.da_hub)
     if key in REPLACED_BY_HISTORY:
         return params.population.history_years > 0
+    if key in SENTENCES_AT_START:
+        return params.population.history_years > 0 and not params.population.history_from_drawn_stocks
     return section == "justice" and "caution" in name and not params.justice.cautions
 
 

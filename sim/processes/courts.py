@@ -86,6 +86,15 @@ def spell_months(z: np.ndarray, median: float, sigma: float) -> np.ndarray:
     return np.maximum(1, np.rint(median * np.exp(sigma * z))).astype(np.int64)
 
 
+def sentence_months(z: np.ndarray, short: np.ndarray | None, j) -> np.ndarray:
+    """Custodial sentence lengths from standard normal draws: the shorter lognormal (``justice.sentence_short_*``)
+    where ``short``, the other elsewhere (``short`` None: all from the other, one lognormal)."""
+    s = spell_months(z, j.sentence_median_months, j.sentence_sigma)
+    if short is not None:
+        s[short] = spell_months(z[short], j.sentence_short_median_months, j.sentence_short_sigma)
+    return s
+
+
 def step(model) -> None:
     p, month, draws = model.people, model.month, model.draws
     j, o = model.params.justice, model.params.offending
@@ -167,7 +176,9 @@ def sentence_custody(model, rows: np.ndarray, z: np.ndarray) -> None:
     """Custodial sentences: the custodial part (release_fraction, at least a month) then licence if long enough.
     Someone already in custody serves the new sentence concurrently."""
     p, j = model.people, model.params.justice
-    s = spell_months(z, j.sentence_median_months, j.sentence_sigma)
+    short = (model.draws.uniform("sentence_part", model.month, p.person_id[rows]) < j.sentence_short_share
+             if j.sentence_short_share > 0 else None)
+    s = sentence_months(z, short, j)
     custody_part = np.maximum(1, np.ceil(s * j.release_fraction)).astype(np.int64)
     licence_part = np.where(s >= j.licence_min_sentence_months, s - custody_part, 0)
     already = p.status[rows] == CUSTODY

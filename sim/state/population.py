@@ -156,10 +156,18 @@ def previous_convictions(rng: np.random.Generator, mean: float, log_relative_pro
     return rng.geometric(1.0 / person_mean)
 
 
-def _length_biased(rng: np.random.Generator, n: int, median: float, sigma: float, weight_fn, minimum=1, cond=None):
+def _length_biased(rng: np.random.Generator, n: int, median: float, sigma: float, weight_fn, minimum=1, cond=None,
+                   short: tuple[float, float, float] = (0.0, 1.0, 0.0)):
     """Spell lengths (months) as seen in a point-in-time stock: lognormal draws resampled in proportion to the
-    time spent in the stock (longer spells are more likely to be in progress)."""
-    pool = np.maximum(minimum, np.rint(median * np.exp(sigma * rng.standard_normal(max(4 * n, 1000)))))
+    time spent in the stock (longer spells are more likely to be in progress). ``short`` (share, median, sigma): that
+    share of the spells begun come from a shorter lognormal."""
+    size = max(4 * n, 1000)
+    pool = median * np.exp(sigma * rng.standard_normal(size))
+    share, short_median, short_sigma = short
+    if share > 0:
+        part = rng.random(size) < share
+        pool[part] = short_median * np.exp(short_sigma * rng.standard_normal(int(part.sum())))
+    pool = np.maximum(minimum, np.rint(pool))
     if cond is not None:
         pool = pool[cond(pool)]
         if len(pool) == 0:  # sim.state.scenario refuses parameters that make this all but impossible
@@ -272,12 +280,13 @@ def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: i
     if n == 0:
         return
     rf, lic_min = jus.release_fraction, jus.licence_min_sentence_months
+    short = (pop.start_sentence_short_share, pop.start_sentence_short_median_months, pop.start_sentence_short_sigma)
 
     def custody_part(s):
         return np.maximum(1, np.ceil(s * rf))
 
     if start_status == P.CUSTODY_START:
-        s = _length_biased(rng, n, pop.start_sentence_median_months, pop.start_sentence_sigma, custody_part)
+        s = _length_biased(rng, n, pop.start_sentence_median_months, pop.start_sentence_sigma, custody_part, short=short)
         c = custody_part(s).astype(np.int64)
         served = np.floor(rng.random(n) * c).astype(np.int64)
         people.status[rows] = P.CUSTODY
@@ -287,7 +296,7 @@ def _set_sentence_state(rng, people: P.People, rows: np.ndarray, start_status: i
     elif start_status == P.LICENCE_START:
         s = _length_biased(
             rng, n, pop.start_sentence_median_months, pop.start_sentence_sigma, lambda s: s - custody_part(s),
-            cond=lambda s: (s >= lic_min) & (s - custody_part(s) >= 1),
+            cond=lambda s: (s >= lic_min) & (s - custody_part(s) >= 1), short=short,
         )
         lic = (s - custody_part(s)).astype(np.int64)
         left = 1 + np.floor(rng.random(n) * lic).astype(np.int64)

@@ -321,7 +321,7 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
     if p_licence < 1e-6:
         fail("population", "licence_count", pop.licence_count,
              f"{'no' if p_licence == 0 else f'only a share of {p_licence:.2g} of the'} sentences being served at the start "
-             "can be followed by licence (population.start_sentence_median_months and start_sentence_sigma, "
+             "can be followed by licence (population.start_sentence_median_months, start_sentence_sigma and start_sentence_short_*, "
              "justice.release_fraction and licence_min_sentence_months): make more possible or set licence_count to 0")
     d = p.demography
     bands, shares = list(p.population.adult_age_band_lower_years), list(p.population.adult_age_band_share)
@@ -373,12 +373,17 @@ def _p_licence_at_start(p: Params) -> float:
         shortest += 1
     else:
         return 0.0  # rf so close to 1 that no length a float can hold qualifies
-    median, sigma = p.population.start_sentence_median_months, p.population.start_sentence_sigma
-    if sigma == 0:
-        return 1.0 if max(1, round(median)) >= shortest else 0.0
     from scipy.special import ndtr
 
-    return float(ndtr((math.log(median) - math.log(shortest - 0.5)) / sigma))
+    def at_least_shortest(median: float, sigma: float) -> float:
+        if sigma == 0:
+            return 1.0 if max(1, round(median)) >= shortest else 0.0
+        return float(ndtr((math.log(median) - math.log(shortest - 0.5)) / sigma))
+
+    pop = p.population
+    share = pop.start_sentence_short_share
+    return ((1 - share) * at_least_shortest(pop.start_sentence_median_months, pop.start_sentence_sigma)
+            + share * at_least_shortest(pop.start_sentence_short_median_months, pop.start_sentence_short_sigma))
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = (), override_origin: dict[str, str] | None = None) -> Params:
