@@ -95,7 +95,8 @@ class _Past:
         with the record their hazard would have given them ``months`` before the start, then those months of justice,
         needs, offending and courts for the starting population (as it is at the start: no births, deaths, moves or
         partnerships), unlogged and uncounted. Who is in custody, on licence or on an order at month 0, their records
-        and the court queue are then what the flows make them, not counts drawn from outside. The court queue starts
+        and the court queue are then what the flows make them (with ``population.history_from_drawn_stocks``, the flows
+        and what is left of the stocks drawn at the past's start). The court queue starts
         empty: the records drawn run to the first month, so its first months' convictions are low, which the years
         after make up. With ``population.history_from_drawn_stocks`` the past begins instead with the sentences the
         synthesis drew, ``months`` earlier (``population.sentences_moved_back``)."""

@@ -114,6 +114,31 @@ def test_a_past_begun_from_the_drawn_stocks_carries_the_sentences_begun_before_i
     assert licence[True] > 1.03 * licence[False]
 
 
+def test_sentences_moved_back_keep_their_place_in_the_sentence_and_move_their_dates():
+    """``population.sentences_moved_back``: a sentence drawn for month 0 is put ``months`` earlier as it was (status,
+    months left, months since release), its conviction date moved by ``months`` and added to the record; someone
+    who would have been a child when so convicted, or who is at liberty, is left as they are."""
+    from sim.state import population
+    from sim.state.people import People
+
+    people = People()
+    rows = people.add(3, sex_male=np.ones(3, bool), birth_month=np.array([-600, -230, -600], np.int32),
+                      weight=1.0, propensity=np.ones(3), prev_convictions=np.zeros(3, np.int32), status_at_start=0)
+    drawn = population.sentence_state(people)
+    drawn["status"][:] = [LICENCE, CUSTODY, FREE]
+    drawn["licence_months_left"][:] = [7, 5, 0]
+    drawn["months_since_release"][:] = [3, 10_000, 10_000]
+    drawn["last_conviction_month"][:] = [-20, -4, -1_000_000]
+    people.prev_convictions[rows] = [2, 0, 1]  # the records drawn for the past's start
+    people.last_conviction_month[rows] = [-130, -1_000_000, -200]
+    population.sentences_moved_back(people, drawn, 96, 12 * 18)
+    assert people.status[0] == LICENCE and people.licence_months_left[0] == 7 and people.months_since_release[0] == 3
+    assert people.last_conviction_month[0] == -116 and people.prev_convictions[0] == 3
+    # the second was 17 when convicted 100 months before month 0 (born 230 months before it): left at liberty
+    assert people.status[1] == FREE and people.licence_months_left[1] == 0 and people.prev_convictions[1] == 0
+    assert people.status[2] == FREE and people.prev_convictions[2] == 1 and people.last_conviction_month[2] == -200
+
+
 # --- a comparison's arms start from the baseline's past (sim.start) -------------------------------------------------
 
 def test_a_policy_arm_starts_from_the_baseline_s_past_and_then_acts():

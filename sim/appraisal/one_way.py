@@ -100,7 +100,11 @@ def is_idle(params, key: str) -> bool:
     if key in REPLACED_BY_HISTORY:
         return params.population.history_years > 0
     if key in SENTENCES_AT_START:
-        return params.population.history_years > 0 and not params.population.history_from_drawn_stocks
+        if params.population.history_years > 0 and not params.population.history_from_drawn_stocks:
+            return True
+        return "short_" in name and name != "start_sentence_short_share" and params.population.start_sentence_short_share == 0
+    if key in ("justice.sentence_short_median_months", "justice.sentence_short_sigma"):
+        return params.justice.sentence_short_share == 0  # the shorter part of sentences, unused while its share is 0
     return section == "justice" and "caution" in name and not params.justice.cautions
 
 

@@ -242,12 +242,14 @@ def sentence_state(people: P.People) -> dict[str, np.ndarray]:
 
 
 def sentences_moved_back(people: P.People, drawn: dict[str, np.ndarray], months: int, adult_months: int) -> None:
-    """Put the sentences ``drawn`` for month 0 ``months`` earlier, at the start of a simulated past, for the people who
-    were adults then (``population.history_from_drawn_stocks``); each adds its conviction to the record drawn for
-    them. A past that begins with nobody under sentence lacks the sentences begun before it, which with long
-    sentences are a good part of the licences at month 0; these stand in for them."""
+    """Put the sentences ``drawn`` for month 0 ``months`` earlier, at the start of a simulated past
+    (``population.history_from_drawn_stocks``), for the people who were adults when convicted for them; each adds its
+    conviction to the record drawn for them. A past that begins with nobody under sentence lacks the sentences begun
+    before it, which with long sentences are a good part of the licences at month 0; these stand in for them. The
+    offender groups' ages are drawn for month 0, so about a third of the drawn stocks (the younger) are left out."""
     status = drawn["status"]
-    rows = np.flatnonzero((status != P.FREE) & (-months - people.birth_month[: len(status)] >= adult_months))
+    convicted = drawn["last_conviction_month"].astype(np.int64) - months
+    rows = np.flatnonzero((status != P.FREE) & (convicted - people.birth_month[: len(status)] >= adult_months))
     for name in SENTENCE_FIELDS[:-2]:
         getattr(people, name)[rows] = drawn[name][rows]
     for name in SENTENCE_FIELDS[-2:]:  # month stamps: month 0's draws, now ``months`` earlier
