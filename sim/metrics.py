@@ -363,8 +363,18 @@ class Microdata:
     birth_month: np.ndarray
     weight: np.ndarray
     convictions_before_start: np.ndarray | None = None  # per person: the record the run starts from
-    #: the MoJ cohorts built from these data (``moj_cohort``), by their arguments: one build serves every disposal
+    #: the MoJ cohorts built from these data (``moj_cohort``), by their arguments (one build serves every disposal),
+    #: and the qualifying events they are picked from (one pick for every year)
     cohorts: dict = field(default_factory=dict, repr=False, compare=False)
+    #: the convictions and cautions of people in the data (``proven_events``), picked out once for every cohort
+    _proven: tuple | None = field(default=None, repr=False, compare=False)
+
+    def proven_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Person, offence month and month of every conviction or caution of a known person (computed once)."""
+        if self._proven is None:
+            keep = ((self.event == EVENT_CODE["conviction"]) | (self.event == EVENT_CODE["caution"])) & (self.person >= 0)
+            self._proven = (self.person[keep], self.offence_month[keep], self.month[keep])
+        return self._proven
 
     @classmethod
     def from_frames(cls, people: pd.DataFrame, events: pd.DataFrame) -> "Microdata":
@@ -475,6 +485,22 @@ def _moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: 
     started from). Aged ``adult_age_years`` or more
     at the index event if ``adults_only`` (the adult cohort; as the MoJ splits one cohort of all ages, someone whose
     first event of the year was as a child is not in it)."""
+    key = ("qualifying events", recall_releases)
+    if key not in md.cohorts:  # every year's cohort picks from the same events
+        md.cohorts[key] = _qualifying_events(md, recall_releases)
+    person, month, follow_up, history, disposal = md.cohorts[key]
+    sel = (month >= cohort_start) & (month < cohort_end)
+    person, month, follow_up, history, disposal = person[sel], month[sel], follow_up[sel], history[sel], disposal[sel]
+    first = np.lexsort((follow_up, month, person))  # each person's first event (a release before a conviction)
+    person, month, follow_up, history, disposal = person[first], month[first], follow_up[first], history[first], disposal[first]
+    keep = np.r_[True, person[1:] != person[:-1]] if len(person) else np.zeros(0, bool)
+    if adults_only:  # adult at their index event (someone whose first event was as a child is in the youth cohort)
+        keep &= (month - md.birth_month[person]) / 12.0 >= adult_age_years
+    return Cohort(person[keep], disposal[keep], follow_up[keep], history[keep])
+
+
+def _qualifying_events(md: Microdata, recall_releases: bool) -> tuple[np.ndarray, ...]:
+    """Every qualifying event of the run (``_moj_cohort``): person, month, follow-up start, history end, disposal."""
     conv = distinct(_keys(md, "conviction"))  # conviction months (a person's several convictions a month: one event)
     custody_start, recall = _keys(md, "custody_start"), _keys(md, "recall")
     entries = np.sort(np.concatenate([custody_start, recall]))
@@ -499,14 +525,7 @@ def _moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: 
                                np.full(len(cautioned), DISPOSALS.index("caution"), np.int8)])
     follow_up = np.concatenate([rel_month, court_month + 1])
     history = np.concatenate([sentenced, court_month])
-    sel = (month >= cohort_start) & (month < cohort_end)
-    person, month, follow_up, history, disposal = person[sel], month[sel], follow_up[sel], history[sel], disposal[sel]
-    first = np.lexsort((follow_up, month, person))  # each person's first event (a release before a conviction)
-    person, month, follow_up, history, disposal = person[first], month[first], follow_up[first], history[first], disposal[first]
-    keep = np.r_[True, person[1:] != person[:-1]] if len(person) else np.zeros(0, bool)
-    if adults_only:  # adult at their index event (someone whose first event was as a child is in the youth cohort)
-        keep &= (month - md.birth_month[person]) / 12.0 >= adult_age_years
-    return Cohort(person[keep], disposal[keep], follow_up[keep], history[keep])
+    return person, month, follow_up, history, disposal
 
 
 def previous_offences(md: Microdata, cohort: Cohort) -> np.ndarray:
@@ -570,9 +589,9 @@ def _proven_reoffences(md: Microdata, cohort: np.ndarray, follow_up_start: np.nd
     f = np.zeros(len(md.birth_month), np.int64)
     in_cohort = np.zeros(len(md.birth_month), bool)
     f[cohort], in_cohort[cohort] = follow_up_start, True
-    conv = ((md.event == EVENT_CODE["conviction"]) | (md.event == EVENT_CODE["caution"])) & (md.person >= 0)
-    conv &= in_cohort[np.where(md.person >= 0, md.person, 0)]
-    who, om, when = md.person[conv], md.offence_month[conv], md.month[conv]
+    who, om, when = md.proven_events()
+    mine = in_cohort[who]
+    who, om, when = who[mine], om[mine], when[mine]
     fw = f[who]
     proven = (om >= fw) & (om < fw + follow_up_months) & (when < fw + follow_up_months + waiting_months)
     return np.bincount(who[proven], minlength=len(md.birth_month))[cohort]
