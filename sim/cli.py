@@ -799,7 +799,7 @@ def cmd_validate(args) -> int:
                         f"{int(r['worst_per_head_year']) + 1})" if pd.notna(r.get("worst_per_head")) else "")
             print(f"  {'steady' if r['steady'] else 'DRIFTS'}  {r['run']:<5} {r['series']:<26} furthest in year {r['worst_year'] + 1} of {r['years']}: "
                   f"{r['worst_value']:.2f} x the start{' ' + r['worst_judged'] if r['worst_judged'] != 'level' else ''}, "
-                  f"expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}{per_head}")
+                  f"expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}{per_head}; RMS yearly deviation {r['rms']:.3f}")
         print(f"-> {args.out}/calibration.png, validation.csv, steadiness.png, steadiness.csv")
     return 0 if table.loc[table["weight"] > 0, "pass"].all() else 1
 

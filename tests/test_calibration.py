@@ -412,6 +412,8 @@ def test_steadiness_judges_the_mean_of_replicates_against_the_expected_path():
     summary = steadiness_summary(table).set_index(["run", "series"])
     assert summary.loc[("short", "custody"), "steady"] and not summary.loc[("short", "children_convicted"), "steady"]
     assert summary.loc[("short", "children_convicted"), "worst_year"] == 2
+    # the mean path's RMS yearly deviation: custody's means 1, 1.05 and 1.025 deviate 0, 5% and 2.5%
+    assert summary.loc[("short", "custody"), "rms"] == pytest.approx(np.sqrt((0.05 ** 2 + 0.025 ** 2) / 3))
     assert summary.loc[("long", "population"), "worst_value"] == 5.0  # year 12 is judged against the rate continued
     assert summary.loc[("long", "population"), "worst_year"] == 12
     assert summary.loc[("long", "population"), "tolerance"] == 0.3

@@ -438,7 +438,9 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
 def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per run and series of ``steadiness``: the year whose judged value (``judged``: the level, or per head) is
     furthest from its expected path in units of that year's tolerance, that value, what it is and the path there,
-    whether every year stays within the tolerance, and the year and value furthest from 1 per head."""
+    whether every year stays within the tolerance, the year and value furthest from 1 per head, and ``rms``: the root
+    mean square over the years of the judged value's relative deviation from its path (the mean path's RMS yearly
+    deviation; a single replicate's, as the stability targets read it, adds its own noise)."""
     rows = []
     for (run, series), g in table.groupby(["run", "series"], sort=False):
         value = g["judged_value"]
@@ -451,7 +453,7 @@ def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"run": run, "series": series, "years": int(g["year"].max()) + 1, "worst_year": int(g.loc[worst, "year"]),
                      "worst_value": float(value[worst]), "worst_judged": str(g.loc[worst, "judged"]),
                      "worst_expected": float(g.loc[worst, "expected"]), "tolerance": float(g.loc[worst, "tolerance"]),
-                     "steady": bool(g["within"].all()),
+                     "steady": bool(g["within"].all()), "rms": float(np.sqrt(((value / g["expected"] - 1) ** 2).mean())),
                      "worst_per_head_year": int(worst_per_head["year"]) if worst_per_head is not None else None,
                      "worst_per_head": float(worst_per_head["per_head"]) if worst_per_head is not None else np.nan})
     return pd.DataFrame(rows)
