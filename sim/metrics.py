@@ -363,18 +363,15 @@ class Microdata:
     birth_month: np.ndarray
     weight: np.ndarray
     convictions_before_start: np.ndarray | None = None  # per person: the record the run starts from
-    #: the MoJ cohorts built from these data (``moj_cohort``), by their arguments (one build serves every disposal),
-    #: and the qualifying events they are picked from (one pick for every year)
-    cohorts: dict = field(default_factory=dict, repr=False, compare=False)
-    #: the convictions and cautions of people in the data (``proven_events``), picked out once for every cohort
-    _proven: tuple | None = field(default=None, repr=False, compare=False)
+    #: what is built once from these data for every cohort (``cached``): the MoJ cohorts by their arguments (one
+    #: build serves every disposal), the qualifying events they are picked from and the convictions and cautions
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def proven_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Person, offence month and month of every conviction or caution of a known person (computed once)."""
-        if self._proven is None:
-            keep = ((self.event == EVENT_CODE["conviction"]) | (self.event == EVENT_CODE["caution"])) & (self.person >= 0)
-            self._proven = (self.person[keep], self.offence_month[keep], self.month[keep])
-        return self._proven
+    def cached(self, key, build):
+        """``build(self)``, computed once per ``key``."""
+        if key not in self.cache:
+            self.cache[key] = build(self)
+        return self.cache[key]
 
     @classmethod
     def from_frames(cls, people: pd.DataFrame, events: pd.DataFrame) -> "Microdata":
@@ -465,9 +462,7 @@ def moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: b
                recall_releases: bool = RECALL_RELEASES_COUNT) -> Cohort:
     """``_moj_cohort``, built once per ``md`` and arguments (each disposal's rate reads the same cohort)."""
     key = (cohort_start, cohort_end, adults_only, adult_age_years, recall_releases)
-    if key not in md.cohorts:
-        md.cohorts[key] = _moj_cohort(md, *key)
-    return md.cohorts[key]
+    return md.cached(key, lambda m: _moj_cohort(m, *key))
 
 
 def _moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: bool, adult_age_years: float,
@@ -485,10 +480,8 @@ def _moj_cohort(md: Microdata, cohort_start: int, cohort_end: int, adults_only: 
     started from). Aged ``adult_age_years`` or more
     at the index event if ``adults_only`` (the adult cohort; as the MoJ splits one cohort of all ages, someone whose
     first event of the year was as a child is not in it)."""
-    key = ("qualifying events", recall_releases)
-    if key not in md.cohorts:  # every year's cohort picks from the same events
-        md.cohorts[key] = _qualifying_events(md, recall_releases)
-    person, month, follow_up, history, disposal = md.cohorts[key]
+    person, month, follow_up, history, disposal = md.cached(  # every year's cohort picks from the same events
+        ("qualifying events", recall_releases), lambda m: _qualifying_events(m, recall_releases))
     sel = (month >= cohort_start) & (month < cohort_end)
     person, month, follow_up, history, disposal = person[sel], month[sel], follow_up[sel], history[sel], disposal[sel]
     first = np.lexsort((follow_up, month, person))  # each person's first event (a release before a conviction)
@@ -589,12 +582,18 @@ def _proven_reoffences(md: Microdata, cohort: np.ndarray, follow_up_start: np.nd
     f = np.zeros(len(md.birth_month), np.int64)
     in_cohort = np.zeros(len(md.birth_month), bool)
     f[cohort], in_cohort[cohort] = follow_up_start, True
-    who, om, when = md.proven_events()
+    who, om, when = md.cached("proven events", _proven_events)
     mine = in_cohort[who]
     who, om, when = who[mine], om[mine], when[mine]
     fw = f[who]
     proven = (om >= fw) & (om < fw + follow_up_months) & (when < fw + follow_up_months + waiting_months)
     return np.bincount(who[proven], minlength=len(md.birth_month))[cohort]
+
+
+def _proven_events(md: Microdata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Person, offence month and month of every conviction or caution of a known person."""
+    keep = ((md.event == EVENT_CODE["conviction"]) | (md.event == EVENT_CODE["caution"])) & (md.person >= 0)
+    return md.person[keep], md.offence_month[keep], md.month[keep]
 
 
 def cohort_years(months: int, follow_up_months: int = 12, waiting_months: int = 6) -> int:
