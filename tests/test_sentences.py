@@ -80,3 +80,26 @@ def test_a_start_whose_sentences_cannot_carry_licence_is_refused_naming_the_shor
     with pytest.raises(ScenarioError, match="start_sentence_short"):
         load_scenario(BASELINE, ["population.start_sentence_short_share=1", "population.start_sentence_short_median_months=2",
                                  "population.start_sentence_short_sigma=0"])
+
+
+def test_a_licence_keeps_its_sentence_s_end_through_a_new_sentence_and_a_recall():
+    """The sentence's end does not move: someone on licence with 20 months left who is given a 4-month sentence (2
+    inside, no licence of its own) comes out with 18 months of the old licence; one given a long sentence whose own
+    licence outlasts the old one comes out with that; and a recall of ``recall_custody_months`` takes that many months
+    off what is left (the licence runs on inside)."""
+    from sim.processes import justice
+
+    model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "population.history_years=0"]), seed=2)
+    p = model.people
+    rows = np.flatnonzero(p.status[: p.n] == FREE)[:3]
+    p.status[rows] = LICENCE
+    p.licence_months_left[rows] = 20
+    j = model.params.justice
+    # z for sentences of 4 months and of 60 months (30 inside, 30 on licence), from the single lognormal
+    z = np.log(np.array([4.0, 60.0]) / j.sentence_median_months) / j.sentence_sigma
+    courts.sentence_custody(model, rows[:2], z)
+    assert list(p.custody_months_left[rows[:2]]) == [2, 30]
+    assert list(p.licence_months_left[rows[:2]]) == [18, 30]
+    justice.recall(model, rows[2:])
+    assert p.status[rows[2]] == CUSTODY
+    assert p.licence_months_left[rows[2]] == 20 - j.recall_custody_months

@@ -59,10 +59,13 @@ def step(model) -> None:
 
 
 def recall(model, rows: np.ndarray) -> None:
-    """Return people on licence to custody for the recall period; the rest of their licence waits."""
+    """Return people on licence to custody for the recall period. Their sentence's end does not move: the licence
+    runs on inside, and what is left of it at re-release follows."""
     p = model.people
+    months = model.params.justice.recall_custody_months
     p.status[rows] = CUSTODY
-    p.custody_months_left[rows] = model.params.justice.recall_custody_months
+    p.custody_months_left[rows] = months
+    p.licence_months_left[rows] = np.maximum(0, p.licence_months_left[rows] - months)
     p.last_custody_month[rows] = model.month
     p.changed(rows, needs=True, children=True)  # a parent in custody
     model.events.add("recall", rows, model.month)
