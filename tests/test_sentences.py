@@ -85,8 +85,9 @@ def test_a_start_whose_sentences_cannot_carry_licence_is_refused_naming_the_shor
 def test_a_licence_keeps_its_sentence_s_end_through_a_new_sentence_and_a_recall():
     """The sentence's end does not move: someone on licence with 20 months left who is given a 4-month sentence (2
     inside, no licence of its own) comes out with 18 months of the old licence; one given a long sentence whose own
-    licence outlasts the old one comes out with that; and a recall of ``recall_custody_months`` takes that many months
-    off what is left (the licence runs on inside)."""
+    licence outlasts the old one comes out with that; a recall of ``recall_custody_months`` takes that many months
+    off what is left (the licence runs on inside), never more than is left; a new sentence during a recall ends
+    where the later of the two ends."""
     from sim.processes import justice
 
     model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "population.history_years=0"]), seed=2)
@@ -103,3 +104,11 @@ def test_a_licence_keeps_its_sentence_s_end_through_a_new_sentence_and_a_recall(
     justice.recall(model, rows[2:])
     assert p.status[rows[2]] == CUSTODY
     assert p.licence_months_left[rows[2]] == 20 - j.recall_custody_months
+    # recalled, then sentenced to 20 months (10 inside, 10 on licence): both end at month 20, so does the whole
+    courts.sentence_custody(model, rows[2:], np.log(np.array([20.0]) / j.sentence_median_months) / j.sentence_sigma)
+    assert p.custody_months_left[rows[2]] == 10 and p.licence_months_left[rows[2]] == 10
+    # a recall with less licence left than the recall's months holds them only to the sentence's end
+    other = np.flatnonzero(p.status[: p.n] == FREE)[3:4]
+    p.status[other], p.licence_months_left[other] = LICENCE, 1
+    justice.recall(model, other)
+    assert p.custody_months_left[other[0]] == 1 and p.licence_months_left[other[0]] == 0

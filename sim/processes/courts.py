@@ -174,9 +174,9 @@ def _tally_first_entries(model, weight: np.ndarray, first: np.ndarray, youth: np
 
 def sentence_custody(model, rows: np.ndarray, z: np.ndarray) -> None:
     """Custodial sentences: the custodial part (release_fraction, at least a month) then licence if long enough.
-    Someone already in custody serves the new sentence concurrently. Someone on licence keeps the old sentence's
-    end: its licence goes on running inside and, if any is left at release, follows it where it outlasts the new
-    sentence's (the old licence is not cut short by a shorter new sentence)."""
+    Someone already serving a sentence (inside, recalled or on licence) keeps its end: the new one runs alongside it
+    (Criminal Justice Act 2003 s.265(1)), inside for the longer of the two custodial parts, then on licence to the later
+    of the two ends (s.249(1): a licence remains in force for the remainder of the sentence)."""
     p, j = model.people, model.params.justice
     short = (model.draws.uniform("sentence_part", model.month, p.person_id[rows]) < j.sentence_short_share
              if j.sentence_short_share > 0 else None)
@@ -185,11 +185,13 @@ def sentence_custody(model, rows: np.ndarray, z: np.ndarray) -> None:
     licence_part = np.where(s >= j.licence_min_sentence_months, s - custody_part, 0)
     already = p.status[rows] == CUSTODY
     model.events.add("order_end", rows[p.status[rows] == PROBATION], model.month)
-    p.custody_months_left[rows] = np.where(already, np.maximum(p.custody_months_left[rows], custody_part), custody_part)
-    left = p.licence_months_left[rows].astype(np.int64)
-    on_licence = p.status[rows] == LICENCE
-    p.licence_months_left[rows] = np.where(already, np.maximum(left, licence_part),
-                                           np.where(on_licence, np.maximum(left - custody_part, licence_part), licence_part))
+    # the sentences' ends: the later of the one being served (inside and on licence) and the new one's
+    served_inside = np.where(already, p.custody_months_left[rows], 0).astype(np.int64)
+    serving = np.isin(p.status[rows], (CUSTODY, LICENCE))
+    end = np.maximum(np.where(serving, served_inside + p.licence_months_left[rows], 0), custody_part + licence_part)
+    custody_part = np.maximum(served_inside, custody_part)
+    p.custody_months_left[rows] = custody_part
+    p.licence_months_left[rows] = end - custody_part
     p.order_months_left[rows] = 0
     p.status[rows] = CUSTODY
     model.events.add("custody_start", rows[~already], model.month)

@@ -62,10 +62,11 @@ def recall(model, rows: np.ndarray) -> None:
     """Return people on licence to custody for the recall period. Their sentence's end does not move: the licence
     runs on inside, and what is left of it at re-release follows."""
     p = model.people
-    months = model.params.justice.recall_custody_months
+    left = p.licence_months_left[rows]
+    inside = np.minimum(model.params.justice.recall_custody_months, left)  # never past the sentence's end
     p.status[rows] = CUSTODY
-    p.custody_months_left[rows] = months
-    p.licence_months_left[rows] = np.maximum(0, p.licence_months_left[rows] - months)
+    p.custody_months_left[rows] = inside
+    p.licence_months_left[rows] = left - inside
     p.last_custody_month[rows] = model.month
     p.changed(rows, needs=True, children=True)  # a parent in custody
     model.events.add("recall", rows, model.month)
