@@ -137,11 +137,11 @@ def test_cautions_on_a_hand_made_log():
 
 
 def test_off_nothing_is_drawn_and_nothing_changes():
-    """With cautions off (the calibrated baseline, until it is refitted with them) there are no cautions and the
-    caution parameters change nothing, draw for draw."""
+    """With cautions off there are no cautions and the caution parameters change nothing, draw for draw."""
     series = []
     for intercept in (-0.9, 5.0):
-        with ReoffendingModel(load(*SMALL, "run.years=2", f"justice.caution_log_odds_intercept={intercept}"), seed=4) as m:
+        with ReoffendingModel(load(*SMALL, "run.years=2", "justice.cautions=false", f"justice.caution_log_odds_intercept={intercept}"),
+                              seed=4) as m:
             assert not m.params.justice.cautions
             m.run()
             assert len(_events(m, "caution")[0]) == 0

@@ -24,9 +24,11 @@ def history():
     return _built(6)
 
 
-def test_the_start_s_sentences_come_from_convictions_in_the_simulated_years(history):
-    """Everyone under sentence at month 0 was convicted (or recalled) within the simulated years, none of them before
-    their age of criminal responsibility, and each status has its people (the flows fill all three stocks)."""
+def test_the_start_s_sentences_come_from_convictions_in_the_simulated_years():
+    """A past begun with nobody under sentence: everyone under sentence at month 0 was convicted (or recalled) within
+    the simulated years, none of them before their age of criminal responsibility, and each status has its people (the
+    flows fill all three stocks)."""
+    history = _built(6, extra=["population.history_from_drawn_stocks=false"])
     p, n = history.people, history.people.n
     status = p.status[:n]
     serving = np.flatnonzero(status != FREE)
@@ -151,6 +153,7 @@ def test_a_policy_arm_starts_from_the_baseline_s_past_and_then_acts():
     base = load_scenario(BASELINE, [*COARSE, "population.history_years=4"])
     j = base.justice
     policy = load_scenario(BASELINE, [*COARSE, "population.history_years=4", f"justice.sentence_median_months={2 * j.sentence_median_months}",
+                                      f"justice.sentence_short_median_months={2 * j.sentence_short_median_months}",
                                       f"justice.order_median_months={2 * j.order_median_months}"])
     start = Start.build(base, 3)
     shared = ReoffendingModel(policy, seed=3, start=start)

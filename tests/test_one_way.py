@@ -53,7 +53,8 @@ def test_only_ranged_assumptions_are_varied_and_an_unknown_key_is_refused(scenar
     assert "justice.custody_log_odds_intercept" not in found  # calibrated: its uncertainty is the ensemble's
     rr = found["needs.offending_rr"]
     assert len(rr.low) == len(rr.value) == len(rr.high) and set(rr.low) == {1.0} and set(rr.high) == {1.7}
-    assert is_idle(params, "domestic_abuse.age_curve_power") and is_idle(params, "justice.caution_log_odds_intercept")
+    assert is_idle(params, "domestic_abuse.age_curve_power") and not is_idle(params, "justice.caution_log_odds_intercept")
+    assert is_idle(load_scenario(scenario, ["justice.cautions=false"]), "justice.caution_log_odds_intercept")
     assert not is_idle(params, "needs.offending_rr")
     lost = found["costs.lost_output_per_month_unemployed"]  # an amount of money: moved by its amount, at its price year
     assert (lost.low, lost.value, lost.high) == (500.0, 1000.0, 2000.0)
@@ -61,13 +62,13 @@ def test_only_ranged_assumptions_are_varied_and_an_unknown_key_is_refused(scenar
     assert moved.value == 500.0 and moved.price_year == params.costs.lost_output_per_month_unemployed.price_year
     assert is_idle(params, "population.prev_convictions_mean_custody")  # the simulated past makes the records again
     assert not is_idle(load_scenario(scenario, ["population.history_years=0"]), "population.prev_convictions_mean_custody")
-    # the start's sentences: made again by the past, unless it begins from the drawn stocks
-    assert is_idle(params, "population.start_sentence_sigma")
-    drawn = load_scenario(scenario, ["population.history_from_drawn_stocks=true"])
-    assert not is_idle(drawn, "population.start_sentence_sigma")
-    assert is_idle(drawn, "population.start_sentence_short_sigma")  # its share is 0: the shorter part is unused
-    assert is_idle(params, "justice.sentence_short_median_months")
-    assert not is_idle(load_scenario(scenario, ["justice.sentence_short_share=0.5"]), "justice.sentence_short_median_months")
+    # the start's sentences: made again by the past, unless it begins from the drawn stocks (as the baseline's does)
+    assert not is_idle(params, "population.start_sentence_sigma")
+    assert is_idle(load_scenario(scenario, ["population.history_from_drawn_stocks=false"]), "population.start_sentence_sigma")
+    single = load_scenario(scenario, ["population.start_sentence_short_share=0", "justice.sentence_short_share=0"])
+    assert is_idle(single, "population.start_sentence_short_sigma")  # its share is 0: the shorter part is unused
+    assert is_idle(single, "justice.sentence_short_median_months")
+    assert not is_idle(params, "justice.sentence_short_median_months")
     with pytest.raises(ScenarioError, match="no_such.key"):
         ranged_assumptions(scenario, params, ["no_such.key"])
 

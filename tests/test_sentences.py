@@ -13,6 +13,9 @@ from sim.state.people import CUSTODY, FREE, LICENCE
 from sim.state.scenario import load_scenario
 
 COARSE = ["population.scale_general=40", "population.scale_cjs_families=2", "run.years=1"]
+#: one lognormal, as until the refit with two-part sentences (median 12, sd of log 1.0)
+ONE = ["justice.sentence_short_share=0", "justice.sentence_median_months=12", "justice.sentence_sigma=1.0",
+       "population.start_sentence_short_share=0", "population.start_sentence_median_months=12", "population.start_sentence_sigma=1.0"]
 #: the two-part distribution the baseline's sources derive (share, short median and sd; long median and sd)
 TWO_PART = ["justice.sentence_short_share=0.75", "justice.sentence_short_median_months=2.5", "justice.sentence_short_sigma=1.24",
             "justice.sentence_median_months=31.7", "justice.sentence_sigma=0.69"]
@@ -20,7 +23,7 @@ TWO_PART = ["justice.sentence_short_share=0.75", "justice.sentence_short_median_
 
 def _sentenced(extra, n: int = 20_000, seed: int = 2):
     """Sentence ``n`` people at once with the courts' own function; their custodial and licence parts."""
-    model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "population.history_years=0", *extra]), seed=seed)
+    model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "population.history_years=0", *ONE, *extra]), seed=seed)
     rows = np.flatnonzero(model.people.status[: model.people.n] == FREE)[:n]  # nobody serving a sentence already
     courts.sentence_custody(model, rows, np.random.default_rng(seed).standard_normal(len(rows)))
     p = model.people
@@ -59,7 +62,7 @@ def test_the_start_s_drawn_stocks_follow_their_own_two_parts():
     (16 inside, then licence), and no spread, about 0.9 / (0.9 + 0.1 x 16) = 36% of the people in custody at the start
     have no licence to follow; with the long part alone, none; everyone on licence has months of it left."""
     def stock(extra):
-        model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "population.history_years=0", *extra]), seed=3)
+        model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "population.history_years=0", *ONE, *extra]), seed=3)
         p, n = model.people, model.people.n
         custody = p.status[:n] == CUSTODY
         assert custody.sum() > 200 and (p.licence_months_left[:n][p.status[:n] == LICENCE] >= 1).all()
@@ -90,7 +93,7 @@ def test_a_licence_keeps_its_sentence_s_end_through_a_new_sentence_and_a_recall(
     where the later of the two ends."""
     from sim.processes import justice
 
-    model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "population.history_years=0"]), seed=2)
+    model = ReoffendingModel(load_scenario(BASELINE, [*COARSE, "population.history_years=0", *ONE]), seed=2)
     p = model.people
     rows = np.flatnonzero(p.status[: p.n] == FREE)[:3]
     p.status[rows] = LICENCE
