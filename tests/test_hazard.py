@@ -124,16 +124,17 @@ def test_constant_hazard_reproduces_twelve_month_probability(detection, monkeypa
         events = events_frame(model)
         offences += (events["event"] == "offence").sum()
 
-        if p_proven is None:  # every offence is convicted in the month it is committed
+        disposed = events["event"].isin(["conviction", "caution"])  # a proven offence ends in one or the other
+        if p_proven is None:  # every offence is convicted or cautioned in the month it is committed
             off = events[events["event"] == "offence"][["person_id", "month", "offence_type"]]
-            conv = events[events["event"] == "conviction"][["person_id", "month", "offence_type"]]
-            assert (events.loc[events["event"] == "conviction", "offence_month"] == events.loc[events["event"] == "conviction", "month"]).all()
+            conv = events[disposed][["person_id", "month", "offence_type"]]
+            assert (events.loc[disposed, "offence_month"] == events.loc[disposed, "month"]).all()
             key = ["person_id", "month", "offence_type"]
             assert off.sort_values(key).reset_index(drop=True).equals(conv.sort_values(key).reset_index(drop=True))
 
         # cohort: everyone present at the start, at liberty and old enough to offend
         cohort = np.flatnonzero(start["present"] & (start["status"] != CUSTODY) & (start["age_months"] >= age_min_months))
-        convicted = events[(events["event"] == "conviction") & (events["offence_month"] < 12)]["person_id"].unique()
+        convicted = events[disposed & (events["offence_month"] < 12)]["person_id"].unique()
         hit = np.isin(p.person_id[cohort], convicted)
         for male in (True, False):
             hits[male].append(hit[start["male"][cohort] == male])
