@@ -166,7 +166,9 @@ def test_a_policy_arm_starts_from_the_baseline_s_past_and_then_acts():
     b_run, p_run = run_arms(base, [policy], 3)
     b_custody, p_custody = b_run["timeseries"]["custody"], p_run["timeseries"]["custody"]
     assert abs(p_custody.iloc[0] / b_custody.iloc[0] - 1) < 0.02  # the same stock, a month of new sentences apart
-    assert p_custody.iloc[-1] > 1.05 * b_custody.iloc[-1]  # (three quarters of sentences are short: doubling acts slowly)
+    # (most time inside is the long quarter's, whose extra months come after the first year: 1.07 at seed 3 since the
+    # sentences came in two parts, 2026-12-06)
+    assert p_custody.iloc[-1] > 1.05 * b_custody.iloc[-1]
     # common random numbers: the same people offend and are convicted in the first month
     first = [r["timeseries"][["offences", "convictions"]].iloc[0].tolist() for r in (b_run, p_run)]
     assert first[0] == first[1]

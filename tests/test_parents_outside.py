@@ -56,8 +56,8 @@ def test_the_parents_record_follows_the_child_s_propensity(built):
     rows = _young_unlinked(built)
     high = p.innate_propensity[rows] > np.quantile(p.innate_propensity[rows], 0.9)
     has = (p.parents_convicted_outside[rows] & 1) > 0
-    # (1.25: with a tenth of fathers or more convicted at every propensity, about a third of them at the fit of 2026-12-06,
-    # the ratio cannot be large; 1.35 there, 0.45 against 0.33)
+    # (1.25: at the fit of 2026-12-06 about a third of these fathers are convicted whatever the child's propensity, so
+    # the ratio cannot be large: 0.45 for the top tenth against 0.33, 1.35)
     assert has[high].mean() > 1.25 * has[~high].mean()
 
 

@@ -127,7 +127,7 @@ def test_people_start_with_the_records_their_age_and_propensity_give_them():
     men = general_adult & p.sex_male[:n] & (age_months >= 360) & (age_months < 600)
     prone = p.propensity[:n]
     lo, hi = np.quantile(prone[men], [0.25, 0.75])
-    # (1.5: at the fit of 2026-12-06 a third of the least prone quarter has a record, 0.70 against 0.35 in the top quarter)
+    # (1.5: at the fit of 2026-12-06 a third of the least prone quarter has a record: 0.70 in the top quarter against 0.35)
     assert record[men & (prone >= hi)].mean() > 1.5 * record[men & (prone <= lo)].mean()
     assert 0.05 < record[men].mean() < 0.6  # some, not all
     # a young adult's convictions as a child all count (only adult ones in the offender groups' window are left out)
