@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a scenario value in every run (repeatable), e.g. population.scale_general=40")
     ens.add_argument("--max-steps", type=_pos_int, default=None, metavar="N",
                      help="steps of the random walks at most (default 40); fewer than are stored: the members those steps found")
+    ens.add_argument("--recheck", type=Path, metavar="ENSEMBLE",
+                     help="instead of a history match: check the members of ENSEMBLE (e.g. calibration/ensemble.parquet) again "
+                          "under --scenario, a model that differs from theirs, keep those that still meet every target and walk "
+                          "on from them to --members; written to the scenario's run.ensemble, runs kept in "
+                          "calibration/rechecks/<scenario>/")
     ens.add_argument("--show", action="store_true", help="only print what the stored ensemble says (ranges, bounds, correlations)")
     ens.add_argument("--write-point", action="store_true",
                      help="write the member of least loss to calibration/fitted.toml: the point estimate that run.calibration=point pins")
@@ -708,22 +713,27 @@ def cmd_calibrate(args) -> int:
 def cmd_ensemble(args) -> int:
     from .fitting import ensemble as E
     from .fitting.calibration import load_free_parameters
-    from .state.ensemble import ENSEMBLE, VALUE
+    from .state.ensemble import BASELINE_ENSEMBLE, VALUE, ensemble_path
 
-    if not args.show:
-        load_scenario(args.scenario, ["run.calibration=point", *args.set])  # fail early on a bad scenario or --set
+    params = load_scenario(args.scenario, ["run.calibration=point", *args.set])  # fail early on a bad scenario or --set
+    target = ensemble_path(params.run.ensemble)
+    if args.recheck is not None and not args.show:
+        E.recheck_ensemble(args.scenario, args.recheck, args.members, args.check_reps, args.check_long_reps, args.workers,
+                           E.RECHECK_STORE / Path(args.scenario).stem, target, seed=args.seed, overrides=args.set,
+                           scheduler=args.scheduler, max_steps=args.max_steps or E.MAX_STEPS)
+    elif not args.show:
         E.run(args.scenario, args.waves, args.points, args.reps, args.long_reps, args.seed, args.members, args.check_reps,
-              args.check_long_reps, args.workers, overrides=args.set, scheduler=args.scheduler,
+              args.check_long_reps, args.workers, overrides=args.set, out=target, scheduler=args.scheduler,
               max_steps=args.max_steps or E.MAX_STEPS)
-    if not ENSEMBLE.exists():
-        raise ScenarioError(f"{ENSEMBLE}: not found; run sim ensemble without --show to make it")
+    if not target.exists():
+        raise ScenarioError(f"{target}: not found; run sim ensemble without --show to make it")
     try:
-        frame = pd.read_parquet(ENSEMBLE)
+        frame = pd.read_parquet(target)
         made_by = frame["made_by"].iloc[0]
     except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise ScenarioError(f"{ENSEMBLE}: cannot be read as an ensemble ({type(exc).__name__}: {exc}); "
+        raise ScenarioError(f"{target}: cannot be read as an ensemble ({type(exc).__name__}: {exc}); "
                             "run sim ensemble without --show to make it again") from None
-    print(f"{len(frame)} members ({ENSEMBLE}): {made_by}")
+    print(f"{len(frame)} members ({target}): {made_by}")
     print("each calibrated parameter across the members (5-50-95%; 'of range' near 100% = the targets do not identify it):")
     for _, r in E.ensemble_ranges(frame).iterrows():
         flag = f"  at its {r['at_bound']} bound" if r["at_bound"] else ""
@@ -740,9 +750,12 @@ def cmd_ensemble(args) -> int:
     for rho, a, b in strong:
         print(f"  {rho:+.2f}  {a} ~ {b}")
     if args.write_point:
+        if params.run.ensemble != BASELINE_ENSEMBLE:  # (calibration/fitted.toml is the baseline's point fit)
+            raise ScenarioError(f"--write-point: {target} is not the baseline's ensemble ({BASELINE_ENSEMBLE}); "
+                                "calibration/fitted.toml holds the baseline's point fit only")
         missing = [k for k in load_free_parameters() if VALUE + k not in frame]
         if missing:
-            raise ScenarioError(f"{ENSEMBLE}: has no values of {', '.join(missing)} (calibration/free_parameters.toml); "
+            raise ScenarioError(f"{target}: has no values of {', '.join(missing)} (calibration/free_parameters.toml); "
                                 "rerun sim ensemble before --write-point")
         member = E.write_point(frame)
         print(f"member {member} (least loss on its check runs) -> calibration/fitted.toml")

@@ -429,7 +429,7 @@ def test_the_shipped_history_match_store_resumes_with_the_shipped_baseline():
     settings = json.loads((hm.STORE / "settings.json").read_text())
     today = hm.store_settings(BASELINE, settings["points"], settings["reps"], settings["long_reps"], settings["seed"],
                               settings.get("overrides", ()))
-    hm._claim_store(hm.STORE, today)  # raises where a rerun would be refused (and writes nothing: the store exists)
+    hm.claim_store(hm.STORE, today)  # raises where a rerun would be refused (and writes nothing: the store exists)
 
 
 def test_a_check_its_ten_year_runs_fail_gets_no_forty_year_runs(monkeypatch, tmp_path):

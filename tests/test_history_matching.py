@@ -83,7 +83,7 @@ def test_a_wave_resumes_where_it_stopped_and_other_settings_are_refused(toy, tmp
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
-    with pytest.raises(ScenarioError, match="not written by a history match"):
+    with pytest.raises(ScenarioError, match="not written by sim ensemble"):
         hm.history_match(BASELINE, waves=1, points=8, reps=2, long_reps=1, seed=2, workers=1, store=stranger, log=lambda s: None)
     assert [p.name for p in stranger.iterdir()] == ["notes.txt"]
 

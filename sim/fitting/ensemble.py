@@ -18,6 +18,7 @@ and standard error over its check runs, how it was found (``found_by``) and how 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -33,8 +34,8 @@ from ..runs.output import git_commit
 from ..state.ensemble import ENSEMBLE, VALUE
 from ..state.scenario import ScenarioError
 from .calibration import CALIBRATION_DIR, Target, load_free_parameters, load_targets, write_fitted
-from .history_matching import (CUTOFF, STORE, Emulator, candidates, evaluate, fitted_targets, history_match, load_waves,
-                               mean_loss, wave_emulator, worst_implausibility)
+from .history_matching import (CUTOFF, STORE, Emulator, claim_store, candidates, evaluate, fitted_targets, history_match,
+                               load_waves, mean_loss, wave_emulator, worst_implausibility)
 
 #: root seed of the check runs, added to the history match's (other seeds than the runs it learnt from)
 CHECK_SEED_OFFSET = 2000
@@ -222,31 +223,49 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
         starts = passed.loc[passed["passes"], [f"u:{k}" for k in free]].to_numpy()
         if len(starts) == 0:  # the point fit only where no candidate passed: under a changed model it may fit nowhere
             starts = point_fit_cube(scenario, free)
-        current = starts[np.arange(CHAINS) % len(starts)]
         log(f"random walks: {CHAINS} chains from " + (f"the {len(starts)} sets that passed" if passed["passes"].any() else "the point fit"))
-        for step in range(1, max_steps + 1):
-            if kept >= members:
-                break
-            proposal = reflect(current + np.random.default_rng([seed, step]).normal(0, STEP_SD, current.shape))
-            done = _check(*common, proposal, weighted, targets, check_reps, check_long_reps, seed, workers,
-                          store / f"walk_{step}.parquet", overrides, scheduler, log)
-            ok = done["passes"].to_numpy()
-            current[ok] = proposal[ok]
-            checked.append(done.assign(found_by=f"random walk, step {step}"))
-            kept += int(ok.sum())
-            log(f"walk step {step}: {int(ok.sum())} of {len(done)} moves meet every target ({kept} members so far)")
+        checked += _walk(common, starts, members - kept, max_steps, weighted, targets, check_reps, check_long_reps, seed,
+                         workers, store, overrides, scheduler, log)
     table = pd.concat(checked, ignore_index=True)
-    ensemble = table[table["passes"]].reset_index(drop=True)
-    if ensemble.empty:
-        raise ScenarioError("no candidate met every target in its check runs; nothing was written")
     made_by = (f"sim ensemble {date.today().isoformat()} (commit {(git_commit() or 'unknown')[:7]}): history match of {len(runs)} runs in "
                f"{runs['wave'].nunique()} waves ({settings['reps']} 10-year and {settings['long_reps']} 40-year replicates "
                f"each, seed {settings['seed']}{', ' + ' '.join(overrides) if overrides else ''}); candidates not ruled out "
                f"(implausibility <= {CUTOFF:g}) with every emulated target mean within its band, then random walks "
                f"(steps of {STEP_SD:g} of each range) from what passed; kept when every target's mean "
                f"over {check_reps} 10-year and {check_long_reps} 40-year check replicates (root seed {seed}) lies within "
-               f"its band or misses it by less than {CHECK_Z:g} standard errors of that mean; {len(ensemble)} of "
-               f"{len(table)} sets checked were kept")
+               f"its band or misses it by less than {CHECK_Z:g} standard errors of that mean; "
+               f"{int(table['passes'].sum())} of {len(table)} sets checked were kept")
+    return _write_members(table, free, weighted, made_by, members, out, log)
+
+
+def _walk(common, starts: np.ndarray, wanted: int, max_steps: int, weighted, targets, check_reps, check_long_reps, seed,
+          workers, store: Path, overrides, scheduler, log) -> list[pd.DataFrame]:
+    """Random walks (``CHAINS``, started from ``starts`` in turn) until ``wanted`` moves have met every target or
+    ``max_steps`` steps: each step a normal move of ``STEP_SD`` of every range, taken when its check runs meet every
+    target (approximate Bayesian computation by Markov chain Monte Carlo; Marjoram et al. 2003). Each step's checks
+    are kept in ``store`` (walk_<step>.parquet), so a rerun resumes them."""
+    current = starts[np.arange(CHAINS) % len(starts)]
+    checked, kept = [], 0
+    for step in range(1, max_steps + 1):
+        if kept >= wanted:
+            break
+        proposal = reflect(current + np.random.default_rng([seed, step]).normal(0, STEP_SD, current.shape))
+        done = _check(*common, proposal, weighted, targets, check_reps, check_long_reps, seed, workers,
+                      store / f"walk_{step}.parquet", overrides, scheduler, log)
+        ok = done["passes"].to_numpy()
+        current[ok] = proposal[ok]
+        checked.append(done.assign(found_by=f"random walk, step {step}"))
+        kept += int(ok.sum())
+        log(f"walk step {step}: {int(ok.sum())} of {len(done)} moves meet every target ({kept} of {wanted} wanted so far)")
+    return checked
+
+
+def _write_members(table: pd.DataFrame, free: dict, weighted, made_by: str, members: int, out: Path, log) -> pd.DataFrame:
+    """The sets of ``table`` that passed their checks, as an ensemble file at ``out`` (one row a member, with how
+    the ensemble was made), returned."""
+    ensemble = table[table["passes"]].reset_index(drop=True)
+    if ensemble.empty:
+        raise ScenarioError("no candidate met every target in its check runs; nothing was written")
     frame = pd.DataFrame({"member": np.arange(len(ensemble))})
     for k in free:
         frame[VALUE + k] = ensemble[k].to_numpy()
@@ -260,6 +279,75 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
     write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
     log(f"{len(frame)} members -> {out}" + ("" if len(frame) >= members else f" (fewer than the {members} asked for)"))
     return frame
+
+
+RECHECK_STORE = CALIBRATION_DIR / "rechecks"
+
+
+def scenario_digest(scenario) -> str:
+    """SHA-256 over the text of ``scenario`` and of every file it extends, in order (what its runs depend on)."""
+    import tomllib
+
+    digest, path = hashlib.sha256(), Path(scenario).resolve()
+    while path is not None:
+        text = path.read_bytes()
+        digest.update(text)
+        parent = tomllib.loads(text.decode()).get("extends")
+        path = (path.parent / parent).resolve() if isinstance(parent, str) else None
+    return digest.hexdigest()
+
+
+def recheck_ensemble(scenario, source: Path, members: int, check_reps: int, check_long_reps: int, workers: int, store: Path,
+                     out: Path, seed: int = 1, overrides=(), log=print, scheduler: str | None = None,
+                     max_steps: int = MAX_STEPS) -> pd.DataFrame:
+    """An ensemble for ``scenario``, a model that differs from the one ``source``'s members were selected under (e.g.
+    the baseline with partner abuse on): each member of ``source`` checked again by runs of ``scenario`` (the same
+    check as ``build_ensemble``'s, on the check seeds of root ``seed``), kept if it still meets every target, then
+    random walks from those kept until ``members`` (``_walk``). The runs are kept in ``store`` and resumed; a store
+    made with other settings (scenario and the files it extends, source, free parameters, targets, checks) is
+    refused. Written to ``out``, which must not be ``source``."""
+    source, out = Path(source), Path(out)
+    if source.resolve() == out.resolve():
+        raise ScenarioError(f"{out}: is the ensemble being checked again; write to another file (run.ensemble)")
+    free = load_free_parameters()
+    weighted = [t for t in load_targets() if t.weight > 0]
+    targets = fitted_targets(weighted)
+    try:
+        frame = pd.read_parquet(source)
+        cube = frame[[f"u:{k}" for k in free]].to_numpy(float)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ScenarioError(f"{source}: cannot be read as an ensemble with a position for each free parameter "
+                            f"({type(exc).__name__}: {exc})") from None
+    settings = {"recheck_of": source.name, "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+                "scenario_sha256": scenario_digest(scenario), "free": free, "targets": [t.name for t in targets],
+                "seed": seed, "check_reps": check_reps, "check_long_reps": check_long_reps, "overrides": list(overrides)}
+    claim_store(store, settings)
+    seed += CHECK_SEED_OFFSET
+    common = (scenario, free)
+    log(f"checking the {len(cube)} members of {source} again under {scenario} ({check_reps} 10-year and "
+        f"{check_long_reps} 40-year replicates each)")
+    done = _check(*common, cube, weighted, targets, check_reps, check_long_reps, seed, workers,
+                  store / "check_members.parquet", overrides, scheduler, log)
+    checked = [done.assign(found_by=[f"member {i} of {source.name}, checked again" for i in range(len(done))])]
+    kept = int(done["passes"].sum())
+    log(f"{kept} of {len(done)} members meet every target under {scenario}")
+    if kept < members:
+        starts = done.loc[done["passes"], [f"u:{k}" for k in free]].to_numpy()
+        if len(starts) == 0:
+            raise ScenarioError(f"no member of {source} meets every target under {scenario}: its model needs a history "
+                                "match of its own (sim ensemble); nothing was written")
+        log(f"random walks: {CHAINS} chains from the {len(starts)} members kept")
+        checked += _walk(common, starts, members - kept, max_steps, weighted, targets, check_reps, check_long_reps, seed,
+                         workers, store, overrides, scheduler, log)
+    table = pd.concat(checked, ignore_index=True)
+    made_by = (f"sim ensemble --recheck {date.today().isoformat()} (commit {(git_commit() or 'unknown')[:7]}): the "
+               f"{len(cube)} members of {source.name} ({frame['made_by'].iloc[0] if 'made_by' in frame else 'made elsewhere'}) "
+               f"checked again under {Path(scenario).name}{' with ' + ' '.join(overrides) if overrides else ''}, then random "
+               f"walks (steps of {STEP_SD:g} of each range) from those kept; kept when every target's mean over "
+               f"{check_reps} 10-year and {check_long_reps} 40-year check replicates (root seed {seed}) lies within its "
+               f"band or misses it by less than {CHECK_Z:g} standard errors of that mean; {int(table['passes'].sum())} of "
+               f"{len(table)} sets checked were kept")
+    return _write_members(table, free, weighted, made_by, members, out, log)
 
 
 def member_losses(frame: pd.DataFrame, targets: list[Target] | None = None) -> np.ndarray:

@@ -234,18 +234,19 @@ def store_settings(scenario, points: int, reps: int, long_reps: int, seed: int, 
     return settings
 
 
-def _claim_store(store: Path, settings: dict) -> None:
+def claim_store(store: Path, settings: dict) -> None:
     """Keep a wave's runs with the settings that made them: a rerun with the same settings resumes them; other
     settings are refused (ScenarioError) rather than mixed with them or written over them."""
     manifest = store / "settings.json"
     text = json.dumps(settings, sort_keys=True, indent=1)
     if manifest.exists():
         if manifest.read_text() != text:
-            raise ScenarioError(f"{store}: holds history-matching runs made with other settings (scenario, points, reps, seed, "
-                                "free parameters or targets); move that folder away to start afresh, or rerun with its settings")
+            raise ScenarioError(f"{store}: holds runs made with other settings (scenario, points, reps, seed, free "
+                                "parameters, targets or the ensemble checked again); move that folder away to start afresh, "
+                                "or rerun with its settings")
         return
     if store.exists() and any(store.iterdir()):
-        raise ScenarioError(f"{store}: exists and was not written by a history match; choose another folder")
+        raise ScenarioError(f"{store}: exists and was not written by sim ensemble; choose another folder")
     store.mkdir(parents=True, exist_ok=True)
     write_atomic(manifest, lambda tmp: tmp.write_text(text))
 
@@ -282,7 +283,7 @@ def history_match(scenario, waves: int, points: int, reps: int, long_reps: int, 
     free = load_free_parameters()
     weighted = [t for t in load_targets() if t.weight > 0]
     targets = fitted_targets(weighted)
-    _claim_store(store, store_settings(scenario, points, reps, long_reps, seed, overrides))
+    claim_store(store, store_settings(scenario, points, reps, long_reps, seed, overrides))
     t0 = time.perf_counter()
     cube = latin_hypercube(points, len(free), seed)
     history, runs, emulators = [], pd.DataFrame(), []

@@ -2,7 +2,8 @@
 
 A single fitted point hides how much the targets leave the parameters free. ``calibration/ensemble.parquet`` (made by
 ``sim ensemble``: a history match, then each candidate checked by its own runs) holds such sets, one row a member,
-its values in columns ``value:<section>.<key>``. With ``run.calibration = "ensemble"`` a replicate draws one member
+its values in columns ``value:<section>.<key>``; a scenario whose model differs from the baseline's (partner abuse
+on) names its own file in ``run.ensemble``: the baseline's members checked again under it (``sim ensemble --recheck``). With ``run.calibration = "ensemble"`` a replicate draws one member
 (by its seed alone, so that every scenario of a comparison draws the same member in the same replicate) and takes
 its values for the keys whose value comes from ``calibration/fitted.toml``; a key the scenario sets itself keeps the
 scenario's value. ``run.calibration = "point"`` keeps the fitted values (the point estimate).
@@ -19,14 +20,22 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 #: the point fit, whose values members replace
 FITTED = ROOT / "calibration" / "fitted.toml"
-#: the members
-ENSEMBLE = ROOT / "calibration" / "ensemble.parquet"
+#: the baseline's members (``run.ensemble``), relative to the project's folder
+BASELINE_ENSEMBLE = "calibration/ensemble.parquet"
+#: the baseline's members
+ENSEMBLE = ROOT / BASELINE_ENSEMBLE
 #: prefix of the columns that hold a member's values
 VALUE = "value:"
 #: the counter-RNG stream a replicate's member is drawn from
 MEMBER_STREAM = "calibration:ensemble_member"
 #: the choices of run.calibration
 CHOICES = ("ensemble", "point")
+
+
+def ensemble_path(name: str) -> Path:
+    """The members' file a scenario names in ``run.ensemble``: a path relative to the project's folder (the
+    baseline's, calibration/ensemble.parquet, or a scenario's own, made by ``sim ensemble --recheck``)."""
+    return ROOT / name
 
 
 @dataclass(frozen=True)

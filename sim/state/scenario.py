@@ -34,7 +34,7 @@ from .params import (
     Params,
 )
 from .ensemble import CHOICES as CALIBRATION_CHOICES
-from .ensemble import ENSEMBLE, FITTED, Ensemble, read_ensemble
+from .ensemble import FITTED, Ensemble, ensemble_path, read_ensemble
 from .rng import CounterRNG
 
 #: keys that document a value and are not part of it
@@ -424,29 +424,31 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = (), override_orig
     params = Params(**built, source_file=str(path))
     _cross_checks(params, origin)
     if params.run.calibration == "ensemble":
-        params = replace(params, ensemble=_ensemble_for(origin))
+        params = replace(params, ensemble=_ensemble_for(origin, params.run.ensemble))
     return params
 
 
-def _ensemble_for(origin: dict[tuple[str, str], str]):
-    """The calibration ensemble for the keys whose value comes from calibration/fitted.toml (None if none does)."""
+def _ensemble_for(origin: dict[tuple[str, str], str], name: str):
+    """The calibration ensemble ``name`` (``run.ensemble``) for the keys whose value comes from
+    calibration/fitted.toml (None if none does)."""
     fitted = {f"{sec}.{key}" for (sec, key), where in origin.items() if where != "--set" and Path(where).resolve() == FITTED}
     if not fitted:
         return None
     where = origin[("run", "calibration")]
+    path = ensemble_path(name)
     try:
-        ensemble = read_ensemble(ENSEMBLE)
+        ensemble = read_ensemble(path)
     except FileNotFoundError:
-        raise ScenarioError(f'{where}: run.calibration = "ensemble": {ENSEMBLE} not found (make it with sim ensemble), '
+        raise ScenarioError(f'{where}: run.calibration = "ensemble": {path} not found (make it with sim ensemble), '
                             'or set run.calibration = "point"') from None
     except (OSError, ValueError) as exc:
-        raise ScenarioError(f'{where}: run.calibration = "ensemble": {ENSEMBLE} cannot be read as an ensemble ({exc})') from None
+        raise ScenarioError(f'{where}: run.calibration = "ensemble": {path} cannot be read as an ensemble ({exc})') from None
     ensemble = ensemble.restricted(fitted)
     checks = {f"{section}.{f.name}": f.metadata["check"] for section, cls in SECTIONS.items() for f in fields(cls)}
     for m, row in enumerate(ensemble.values):
         for key, value in zip(ensemble.keys, row):
             if not _check_scalar(checks[key], value):
-                raise ScenarioError(f"{ENSEMBLE}: member {m}: {key} = {value!r}: must be a {checks[key]}; "
+                raise ScenarioError(f"{path}: member {m}: {key} = {value!r}: must be a {checks[key]}; "
                                     "make the ensemble again with sim ensemble")
     return ensemble
 
