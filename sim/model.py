@@ -56,7 +56,7 @@ class ReoffendingModel(mesa.Model):
         if params.population.history_years == 0:
             offending.record_past_convictions(self, self.people.new_rows("records"))
             offending.prime_court_queue(self)
-        domestic_abuse.prime(self)  # partner abuse in the year before the start: its runs and court cases
+        domestic_abuse.prime(self)  # perpetrators; partner abuse in the year before the start, unless the past ran it
         self.datacollector = mesa.DataCollector(
             model_reporters={name: (lambda m, name=name: m.record[name]) for name in series_names(params)}
         )
@@ -92,6 +92,7 @@ class ReoffendingModel(mesa.Model):
             raise ValueError(f"a start built for seed {start.seed} with other population, demography or family values "
                              f"cannot start this model (seed {self.seed}): give it its own")
         self.people, self.cases, self.released = start.people, start.cases, start.released
+        self.past_has_partner_abuse = start.past_has_partner_abuse  # (then domestic_abuse.prime need not prime it)
         if start.schedules_differ(self.params):
             self.people.touch(np.arange(self.people.n))
         self.register_newcomers()

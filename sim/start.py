@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .processes import courts, justice, needs, offending
+from .processes import courts, domestic_abuse, justice, needs, offending
 from .processes.courts import PendingCases
 from .state import population
 from .state.events import EventLog, Tally
@@ -59,6 +59,11 @@ class Start:
             offending.record_parents_outside(past, past.people.new_rows("parents"))
         return cls(params, seed, past.people, past.cases, past.released)
 
+    @property
+    def past_has_partner_abuse(self) -> bool:
+        """Whether its simulated past ran partner abuse (its DA court cases, victims' runs and children's exposure)."""
+        return self.params.population.history_years > 0 and domestic_abuse.is_on(self.params.domestic_abuse)
+
     def fits(self, params: Params, seed: int) -> bool:
         """Whether this start can be the start of ``params`` (realized) for ``seed``: same seed and the same
         population (``POPULATION_SECTIONS``)."""
@@ -89,11 +94,13 @@ class _Past:
         self.tally = Tally()
         self.released = np.zeros(0, np.int64)
         self.family_need_index = list(params.needs.names).index("family_relationships")
+        self.da_perpetrators = np.zeros(0, np.int64)  # (drawn at the past's first month when partner abuse is on)
+        self.has_partner_abuse = domestic_abuse.is_on(params.domestic_abuse)
 
     def simulate(self, months: int) -> None:
         """The start's justice state from the model's own flows (``population.history_years``): everyone at liberty
         with the record their hazard would have given them ``months`` before the start, then those months of justice,
-        needs, offending and courts for the starting population (as it is at the start: no births, deaths, moves or
+        needs, offending, partner abuse (when on) and courts for the starting population (as it is at the start: no births, deaths, moves or
         partnerships), unlogged and uncounted. Who is in custody, on licence or on an order at month 0, their records
         and the court queue are then what the flows make them (with ``population.history_from_drawn_stocks``, the flows
         and what is left of the stocks drawn at the past's start). The court queue starts
@@ -112,6 +119,8 @@ class _Past:
             justice.step(self)
             needs.step(self)
             offending.step(self)
+            if self.has_partner_abuse:
+                domestic_abuse.past_month(self)
             courts.step(self)
             self.month += 1
         self.tally.clear()

@@ -75,17 +75,29 @@ def step(model) -> None:
 
 
 def prime(model, months: int = 12) -> None:
-    """Before the run: the ``months`` before the start, so that runs of incidents, victims' histories, children's
-    exposure and the DA court cases are at their steady level from month 0 (as ``offending.prime_court_queue`` does for
-    other offences; the partnerships and statuses are those at the start). Nothing is logged or counted."""
+    """Before the run: who would abuse a partner (drawn with this model's own values) and, unless the start's
+    simulated past already ran partner abuse (``Start.past_has_partner_abuse``), the ``months`` before the start, so
+    that runs of incidents, victims' histories, children's exposure and the DA court cases are at their steady level
+    from month 0 (as ``offending.prime_court_queue`` does for other offences; the partnerships and statuses are those
+    at the start). Nothing is logged or counted."""
     draw_perpetrators(model, model.people.new_rows("domestic_abuse"))
-    if is_on(model.params.domestic_abuse):
+    if is_on(model.params.domestic_abuse) and not model.past_has_partner_abuse:
         for month in range(-months, 0):
             _month(model, month, record=False)
 
 
-def _month(model, month: int, record: bool) -> None:
-    """One month of incidents; with ``record``, their events and counts, and the hub's referrals."""
+def past_month(past) -> None:
+    """A month of the start's simulated past (``sim.start._Past``): incidents, their court cases (all of them: the
+    past's courts hear those due before the start), victims' runs and children's exposure; nothing logged or counted.
+    The perpetrators are drawn at the past's first month (``draw_perpetrators``, as the model draws them again)."""
+    if past.month == -12 * past.params.population.history_years:
+        draw_perpetrators(past, np.arange(past.people.n))
+    _month(past, past.month, record=False, courts_sit=True)
+
+
+def _month(model, month: int, record: bool, courts_sit: bool = False) -> None:
+    """One month of incidents; with ``record``, their events and counts, and the hub's referrals. Before the start
+    only the court cases due from month 0 are queued, unless ``courts_sit`` (the simulated past's courts hear the rest)."""
     da, p = model.params.domestic_abuse, model.people
     perp, victim, count = incidents(model, month)
     if not len(perp):
@@ -100,7 +112,7 @@ def _month(model, month: int, record: bool) -> None:
     lag = geometric_lag(model.draws.uniform("da_court_lag", month, p.person_id[by], nth), float(model.params.offending.court_lag_mean_months))
     violence = list(model.params.offending.offence_types).index("violence") if "violence" in model.params.offending.offence_types else 0
     due = month + lag
-    pending = proven & (due >= 0)  # (cases due before the start were heard before it)
+    pending = proven if courts_sit else proven & (due >= 0)  # (cases due before the start were heard before it)
     model.cases.add(by[pending], month, due[pending], np.full(int(pending.sum()), violence, np.int8))
     # the victim's run of incidents: a repeat if within the window of their last; high-risk once the run is long
     gap = month - p.da_victim_last_month[victim]
