@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a scenario value in every run of the fit and its check (repeatable; e.g. coarser weights); "
                           "recorded with the fit")
-    ens = sub.add_parser("ensemble", help="calibration as an ensemble: parameter sets that each meet every target (writes calibration/ensemble.parquet)")
+    ens = sub.add_parser("ensemble", help="calibration as an ensemble: parameter sets that each meet every target (writes the scenario's run.ensemble, calibration/ensemble.parquet for the baseline)")
     ens.add_argument("--scenario", default="scenarios/baseline.toml", help="scenario (default scenarios/baseline.toml)")
     ens.add_argument("--waves", type=_pos_int, default=3, help="waves of the history match (default 3)")
     ens.add_argument("--points", type=_pos_int, default=120, help="parameter sets per wave (default 120)")
@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--recheck", type=Path, metavar="ENSEMBLE",
                      help="instead of a history match: check the members of ENSEMBLE (e.g. calibration/ensemble.parquet) again "
                           "under --scenario, a model that differs from theirs, keep those that still meet every target and walk "
-                          "on from them to --members; written to the scenario's run.ensemble, runs kept in "
+                          "on from them to --members (--waves, --points, --reps and --long-reps are not used; give the --set "
+                          "the source was made with); written to the scenario's run.ensemble, runs kept in "
                           "calibration/rechecks/<scenario>/")
     ens.add_argument("--show", action="store_true", help="only print what the stored ensemble says (ranges, bounds, correlations)")
     ens.add_argument("--write-point", action="store_true",

@@ -114,6 +114,8 @@ class _Past:
         offending.record_past_convictions(self, self.people.new_rows("records"), leave_recent_to_groups=False)
         if drawn is not None:
             population.sentences_moved_back(self.people, drawn, months, int(12 * self.params.family.age_adult))
+        if self.has_partner_abuse:  # who would abuse a partner (the model draws them again, with its own values)
+            domestic_abuse.draw_perpetrators(self, np.arange(self.people.n))
         while self.month < 0:
             self.tally.clear()
             justice.step(self)

@@ -93,8 +93,9 @@ def test_exposure_month_is_when_an_incident_hit_the_childs_home(baseline_runs):
     people = people_frame(m)
     ev = events_frame(m)
     da = ev[ev["event"] == "da_incident"]
-    kids = people[people["da_exposed_month"] >= 0]  # (negative: in the year before the start, which logs no events)
-    assert (people["da_exposed_month"] < 0).any() and (people["da_exposed_month"] >= -12).all()
+    kids = people[people["da_exposed_month"] >= 0]  # (negative: in the simulated past, which logs no events)
+    past = 12 * m.params.population.history_years
+    assert (people["da_exposed_month"] < -12).any() and (people["da_exposed_month"] >= -past).all()
     parents = kids[["person_id", "mother_id", "father_id", "da_exposed_month"]].melt(
         id_vars=["person_id", "da_exposed_month"], value_name="parent").dropna(subset=["parent"])
     adults = pd.concat([da[["month", "victim_id"]].rename(columns={"victim_id": "adult"}),
@@ -103,6 +104,40 @@ def test_exposure_month_is_when_an_incident_hit_the_childs_home(baseline_runs):
     assert set(hit["person_id"]) == set(kids["person_id"])  # every exposure matches an incident of a parent that month
     age = (kids["da_exposed_month"] - kids["birth_month"]) / 12
     assert (age < 18).all()
+
+
+def test_the_simulated_past_runs_partner_abuse_and_no_year_is_primed_over_it():
+    """With partner abuse on, the start's simulated past runs it with the justice pathway: children exposed years
+    before the start, and DA crimes sentenced then (more adults under sentence at month 0 than for the same seed
+    without abuse), so the DA scenario's stocks start at the level of their own flows; the model then primes no
+    further year over it. Without a simulated past one year is primed, as before."""
+    from conftest import SMALL
+    from sim.start import Start
+    from sim.state.people import CUSTODY, LICENCE, PROBATION
+    from sim.state.rng import NEVER
+
+    sets = ["run.years=1", "run.calibration=point", *SMALL]
+    on = load_scenario("scenarios/domestic_abuse.toml", sets)
+    off = load_scenario("scenarios/domestic_abuse.toml", [*sets, "domestic_abuse.incidents_per_month_base=0"])
+    start_on, start_off = Start.build(on, 7), Start.build(off, 7)
+    assert start_on.past_has_partner_abuse and not start_off.past_has_partner_abuse
+    p, n = start_on.people, start_on.people.n
+    exposed = p.da_exposed_month[:n][p.da_exposed_month[:n] != NEVER]
+    assert (exposed >= -12 * on.population.history_years).all() and (exposed < -12).any()
+
+    def under_sentence(start):
+        q = start.people
+        return q.weight[: q.n][np.isin(q.status[: q.n], [CUSTODY, LICENCE, PROBATION])].sum()
+
+    assert under_sentence(start_on) > 1.02 * under_sentence(start_off)
+    model = ReoffendingModel(on, seed=7)  # (builds the same start for itself)
+    for field in ("da_victim_last_month", "da_victim_run", "da_chain", "da_last_month", "da_exposed_month"):
+        assert np.array_equal(getattr(model.people, field)[:n], getattr(p, field)[:n]), field  # nothing primed over it
+    assert len(model.cases) == len(start_on.cases) > len(start_off.cases)  # the past's DA cases due from month 0, once
+    no_past = ReoffendingModel(load_scenario("scenarios/domestic_abuse.toml", [*sets, "population.history_years=0"]), seed=7)
+    q = no_past.people
+    primed = q.da_exposed_month[: q.n][q.da_exposed_month[: q.n] != NEVER]
+    assert len(primed) and (primed >= -12).all() and (primed < 0).all()
 
 
 def test_a_hub_without_capacity_is_the_baseline_exactly():

@@ -274,7 +274,9 @@ def test_recheck_keeps_the_members_that_still_fit_a_changed_model_and_walks_on_f
     again = frame[frame["found_by"].str.endswith("checked again")]
     # the members whose intercept the shift takes out of the band are dropped, some are kept
     assert 0 < len(again) < len(base)
-    assert (again["value:justice.custody_log_odds_intercept"] < base["value:justice.custody_log_odds_intercept"].max()).all()
+    dropped = base.drop(index=again["found_by"].str.extract(r"member (\d+) of")[0].astype(int))
+    # (the shift moves a by +0.15: the members kept are those whose intercept sat low enough, up to the checks' noise)
+    assert again["value:justice.custody_log_odds_intercept"].max() < dropped["value:justice.custody_log_odds_intercept"].min() + 0.05
     assert len(frame) >= 20 and frame["found_by"].str.startswith("random walk").any()
     assert passed(frame, "a", -2.2, -1.8) and passed(frame, "b", math.log(0.5) - 0.1, math.log(0.5) + 0.1)
     # under the shifted model the members sit lower than the source's: the band is met by a lower intercept

@@ -9,11 +9,13 @@
    Monte Carlo error (``CHECK_Z``); rounds of candidates are drawn until ``members`` are kept;
 4. where the region that fits is too thin for the emulators to hit often, random walks from what passed (from the
    point fit when nothing did) explore it, each step checked the same way (``build_ensemble``).
+5. for a scenario whose model differs from the baseline's (``recheck_ensemble``, ``sim ensemble --recheck``): the
+   baseline's members checked again under it, those still meeting every target kept, and random walks from them.
 
 Targets with a ``known_gap`` (none of the history match's sets meets them) take no part in 1-3; their values are
-kept with each member and reported. The members go to calibration/ensemble.parquet (``sim.state.ensemble``): one
-row a member, its values (``value:<key>``), its position in the unit box (``u:<key>``), each target metric's mean
-and standard error over its check runs, how it was found (``found_by``) and how the ensemble was made (``made_by``).
+kept with each member and reported. The members go to the scenario's ``run.ensemble`` (calibration/ensemble.parquet
+for the baseline; ``sim.state.ensemble``): one row a member, its values (``value:<key>``), its position in the unit
+box (``u:<key>``), each target metric's mean and standard error over its check runs, how it was found (``found_by``) and how the ensemble was made (``made_by``).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ import pandas as pd
 
 from ..runs.batch import write_atomic
 from ..runs.output import git_commit
-from ..state.ensemble import ENSEMBLE, VALUE
+from ..state.ensemble import ENSEMBLE, FITTED, VALUE
 from ..state.scenario import ScenarioError
 from .calibration import CALIBRATION_DIR, Target, load_free_parameters, load_targets, write_fitted
-from .history_matching import (CUTOFF, STORE, Emulator, claim_store, candidates, evaluate, fitted_targets, history_match,
-                               load_waves, mean_loss, wave_emulator, worst_implausibility)
+from .history_matching import (CUTOFF, STORE, Emulator, candidates, claim_store, evaluate, fitted_targets, from_cube,
+                               history_match, load_waves, mean_loss, wave_emulator, worst_implausibility)
 
 #: root seed of the check runs, added to the history match's (other seeds than the runs it learnt from)
 CHECK_SEED_OFFSET = 2000
@@ -285,11 +287,12 @@ RECHECK_STORE = CALIBRATION_DIR / "rechecks"
 
 
 def scenario_digest(scenario) -> str:
-    """SHA-256 over the text of ``scenario`` and of every file it extends, in order (what its runs depend on)."""
+    """SHA-256 over the text of ``scenario`` and of every file it extends, in order, up to calibration/fitted.toml
+    (what a check run's results depend on: it sets every fitted value itself)."""
     import tomllib
 
     digest, path = hashlib.sha256(), Path(scenario).resolve()
-    while path is not None:
+    while path is not None and path != FITTED:  # (the point fit's values: every check run sets its own)
         text = path.read_bytes()
         digest.update(text)
         parent = tomllib.loads(text.decode()).get("extends")
@@ -318,6 +321,11 @@ def recheck_ensemble(scenario, source: Path, members: int, check_reps: int, chec
     except (OSError, ValueError, KeyError) as exc:
         raise ScenarioError(f"{source}: cannot be read as an ensemble with a position for each free parameter "
                             f"({type(exc).__name__}: {exc})") from None
+    stored = frame[[VALUE + k for k in free]].to_numpy(float)
+    again = np.array([[from_cube(float(u), spec) for u, spec in zip(row, free.values())] for row in cube])
+    if not np.allclose(again, stored, rtol=1e-6, atol=1e-9):
+        raise ScenarioError(f"{source}: its members' positions give other values under today's "
+                            "calibration/free_parameters.toml (bounds changed since it was made); make it again first")
     settings = {"recheck_of": source.name, "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
                 "scenario_sha256": scenario_digest(scenario), "free": free, "targets": [t.name for t in targets],
                 "seed": seed, "check_reps": check_reps, "check_long_reps": check_long_reps, "overrides": list(overrides)}

@@ -339,6 +339,12 @@ def _calibration_words(manifest: dict) -> str:
     if None not in choices and choices[0] != choices[1]:
         return (f"The baseline ran with calibration = {choices[0]!r} and the intervention with {choices[1]!r}: the "
                 "differences mix the intervention with the change of calibrated values.")
+    files = [manifest.get("baseline", {}).get("parameters", {}).get("run", {}).get("ensemble"),
+             manifest.get("parameters", {}).get("run", {}).get("ensemble")]
+    if ensemble and None not in files and files[0] != files[1]:
+        return (f"The baseline drew its calibrated values from {files[0]} and the intervention from {files[1]}: a "
+                "replicate's member of one is not the same parameter set as its member of the other, so the differences "
+                "mix the intervention with the change of calibrated values.")
     if ensemble:
         return (f"Each replicate ran with one of the {ensemble['members']} members of the calibration ensemble "
                 f"(parameter sets selected on the calibration targets; calibration/{ensemble['file']}), the same "

@@ -25,14 +25,14 @@ def is_on(hub) -> bool:
     return hub.capacity_victims_per_year > 0 and hub.p_identified > 0
 
 
-def effect_terms(model) -> tuple:
-    """What the compiled incident rate needs of the hub: (on, state, engaged, exit month, repeat rr, escalation rr,
-    decay table)."""
+def effect_terms(model, month: int) -> tuple:
+    """What the compiled incident rate needs of the hub in ``month``: (on, state, engaged, exit month, repeat rr,
+    escalation rr, decay table)."""
     hub, p = model.params.da_hub, model.people
-    if not is_on(hub) or model.month < 0:  # (before the start: nobody is supported yet)
+    if not is_on(hub) or month < 0:  # (before the start: nobody is supported yet)
         return False, p.hub_state, p.hub_engaged, p.hub_exit_month, 1.0, 1.0, np.ones(1)
     return (True, p.hub_state, p.hub_engaged, p.hub_exit_month, float(hub.repeat_rr), float(hub.escalation_rr),
-            decay_table(hub.effect_decay_months, 240 * (1 + model.month // 240)))
+            decay_table(hub.effect_decay_months, 240 * (1 + month // 240)))
 
 
 def progress(model) -> None:

@@ -15,7 +15,8 @@ escalation ``(1 + escalation_per_incident) ^ n``, n the incidents of the current
 courts, sentences and their costs are the justice pathway's). An incident within ``repeat_window_months`` of the
 victim's last is a repeat (the MARAC definition); a victim whose run reaches ``high_risk_min_incidents`` is assessed
 high-risk (the hub's referrals); a victim abused in a year of the run is a victim-year (what DA is costed by). The
-year before the start is simulated too, unlogged (``prime``), so all this is at its steady level from month 0.
+start's simulated past runs it too, unlogged (``past_month``; with no simulated past, ``prime`` runs the year before
+the start), so all this, and the DA offenders under sentence, are at their steady level from month 0.
 
 Children under the adult age living with the victim (or with the perpetrator, when the couple live together) are
 exposed; from then their offending hazard is multiplied by ``exposure_rr_offending`` up to
@@ -87,11 +88,9 @@ def prime(model, months: int = 12) -> None:
 
 
 def past_month(past) -> None:
-    """A month of the start's simulated past (``sim.start._Past``): incidents, their court cases (all of them: the
-    past's courts hear those due before the start), victims' runs and children's exposure; nothing logged or counted.
-    The perpetrators are drawn at the past's first month (``draw_perpetrators``, as the model draws them again)."""
-    if past.month == -12 * past.params.population.history_years:
-        draw_perpetrators(past, np.arange(past.people.n))
+    """A month of the start's simulated past (``sim.start._Past``, its perpetrators drawn when it begins): incidents,
+    their court cases (all of them: the past's courts hear those due before the start), victims' runs and children's
+    exposure; nothing logged or counted."""
     _month(past, past.month, record=False, courts_sit=True)
 
 
@@ -152,7 +151,7 @@ def incidents(model, month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     model.da_perpetrators = perp  # (the dead and departed never come back)
     o, f = model.params.offending, model.params.family
     ages = age_factor(tuple(o.age_curve_ages), tuple(o.age_curve_multiplier), da.age_curve_power)
-    hub = da_hub.effect_terms(model)
+    hub = da_hub.effect_terms(model, month)
     count, victim = _incidents(perp, month, p.person_id, p.present, p.status, p.partner, p.ex_partner, p.separated_month,
                                p.birth_month, p.da_rate, p.da_chain, p.da_last_month, ages, 12 * f.age_adult,
                                da.incidents_per_month_base, da.escalation_per_incident, da.escalation_max_incidents,

@@ -138,7 +138,7 @@ class RunParams:
     cohort_follow_up_months: int = _f(POSINT, "MoJ proven reoffending: follow-up for offences to be committed")
     cohort_waiting_months: int = _f(COUNT, "MoJ proven reoffending: further wait for the offence to be proven")
     in_cjs_recent_conviction_months: int = _f(POSINT, "share of crime by offenders in the CJS now (the secondary reading): a conviction this recent counts")
-    calibration: str = _f("text", "ensemble: each replicate draws a member of calibration/ensemble.parquet for the calibrated values; point: the single fit of calibration/fitted.toml")
+    calibration: str = _f("text", "ensemble: each replicate draws a member of the ensemble (run.ensemble) for the calibrated values; point: the single fit of calibration/fitted.toml")
     ensemble: str = _f("text", "with calibration = ensemble: the members' file, relative to the project's folder (the baseline's calibration/ensemble.parquet; a scenario whose model differs names its own, made by sim ensemble --recheck)")
 
 
