@@ -233,11 +233,15 @@ def build_ensemble(scenario, members: int, check_reps: int, check_long_reps: int
                f"{runs['wave'].nunique()} waves ({settings['reps']} 10-year and {settings['long_reps']} 40-year replicates "
                f"each, seed {settings['seed']}{', ' + ' '.join(overrides) if overrides else ''}); candidates not ruled out "
                f"(implausibility <= {CUTOFF:g}) with every emulated target mean within its band, then random walks "
-               f"(steps of {STEP_SD:g} of each range) from what passed; kept when every target's mean "
-               f"over {check_reps} 10-year and {check_long_reps} 40-year check replicates (root seed {seed}) lies within "
-               f"its band or misses it by less than {CHECK_Z:g} standard errors of that mean; "
+               f"(steps of {STEP_SD:g} of each range) from what passed; {_kept_when(check_reps, check_long_reps, seed)}; "
                f"{int(table['passes'].sum())} of {len(table)} sets checked were kept")
     return _write_members(table, free, weighted, made_by, members, out, log)
+
+
+def _kept_when(check_reps: int, check_long_reps: int, seed: int) -> str:
+    """The check a set passed, in words (an ensemble's ``made_by``; ``write_point`` reads the runs back from it)."""
+    return (f"kept when every target's mean over {check_reps} 10-year and {check_long_reps} 40-year check replicates "
+            f"(root seed {seed}) lies within its band or misses it by less than {CHECK_Z:g} standard errors of that mean")
 
 
 def _walk(common, starts: np.ndarray, wanted: int, max_steps: int, weighted, targets, check_reps, check_long_reps, seed,
@@ -351,10 +355,8 @@ def recheck_ensemble(scenario, source: Path, members: int, check_reps: int, chec
     made_by = (f"sim ensemble --recheck {date.today().isoformat()} (commit {(git_commit() or 'unknown')[:7]}): the "
                f"{len(cube)} members of {source.name} ({frame['made_by'].iloc[0] if 'made_by' in frame else 'made elsewhere'}) "
                f"checked again under {Path(scenario).name}{' with ' + ' '.join(overrides) if overrides else ''}, then random "
-               f"walks (steps of {STEP_SD:g} of each range) from those kept; kept when every target's mean over "
-               f"{check_reps} 10-year and {check_long_reps} 40-year check replicates (root seed {seed}) lies within its "
-               f"band or misses it by less than {CHECK_Z:g} standard errors of that mean; {int(table['passes'].sum())} of "
-               f"{len(table)} sets checked were kept")
+               f"walks (steps of {STEP_SD:g} of each range) from those kept; {_kept_when(check_reps, check_long_reps, seed)}; "
+               f"{int(table['passes'].sum())} of {len(table)} sets checked were kept")
     return _write_members(table, free, weighted, made_by, members, out, log)
 
 
