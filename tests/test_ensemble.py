@@ -298,6 +298,26 @@ def test_recheck_keeps_the_members_that_still_fit_a_changed_model_and_walks_on_f
         E.recheck_ensemble(DA, source, **(args | {"out": source, "store": tmp_path / "other"}))
 
 
+def test_sim_ensemble_never_writes_over_a_file_it_did_not_make_and_bad_input_is_one_line(tmp_path, capsys):
+    """run.ensemble names where an ensemble is written, so a scenario or --set could name any file: only a .parquet
+    file that is absent or made by sim ensemble is written, refused before any run; a missing source is one line."""
+    from sim.cli import main
+
+    readme = BASELINE.parents[1] / "README.md"
+    before = readme.read_bytes()
+    other = tmp_path / "other.parquet"
+    pd.DataFrame({"x": [1]}).to_parquet(other)
+    for target, why in ((str(readme), "must name a .parquet file"), (str(other), "was not written by sim ensemble")):
+        for extra in (["--recheck", str(S.ENSEMBLE), "--scenario", str(DA)], []):
+            assert main(["ensemble", *extra, "--set", f"run.ensemble={target}", "--members", "1"]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and why in err[0], err
+    assert readme.read_bytes() == before and pd.read_parquet(other).equals(pd.DataFrame({"x": [1]}))
+    assert main(["ensemble", "--recheck", str(tmp_path / "missing.parquet"), "--scenario", str(DA)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.parquet: cannot be read as an ensemble" in err[0]
+
+
 def test_recheck_where_no_member_fits_says_so_and_writes_nothing(tmp_path, monkeypatch):
     toy_history_match(monkeypatch, lambda params, seed: shifted_response(params, seed) | {"a": 9.0}
                       if params.domestic_abuse.incidents_per_month_base > 0 else toy_response(params, seed), FREE, TARGETS, (hm, E))

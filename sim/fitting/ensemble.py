@@ -266,9 +266,26 @@ def _walk(common, starts: np.ndarray, wanted: int, max_steps: int, weighted, tar
     return checked
 
 
+def refuse_foreign(out: Path) -> None:
+    """An ensemble is written as a .parquet file where none is, or over one ``sim ensemble`` made, never over anything
+    else (``run.ensemble`` names where: a scenario or ``--set`` could name any file)."""
+    out = Path(out)
+    if out.suffix != ".parquet":
+        raise ScenarioError(f"{out}: run.ensemble must name a .parquet file; nothing was run or written")
+    if out.exists():
+        try:
+            made_by = str(pd.read_parquet(out, columns=["made_by"])["made_by"].iloc[0])
+        except (OSError, ValueError, KeyError, IndexError):
+            made_by = ""
+        if not made_by.startswith("sim ensemble"):
+            raise ScenarioError(f"{out}: exists and was not written by sim ensemble; name another file in run.ensemble, "
+                                "or move it away; nothing was run or written")
+
+
 def _write_members(table: pd.DataFrame, free: dict, weighted, made_by: str, members: int, out: Path, log) -> pd.DataFrame:
     """The sets of ``table`` that passed their checks, as an ensemble file at ``out`` (one row a member, with how
     the ensemble was made), returned."""
+    refuse_foreign(out)
     ensemble = table[table["passes"]].reset_index(drop=True)
     if ensemble.empty:
         raise ScenarioError("no candidate met every target in its check runs; nothing was written")
@@ -316,6 +333,7 @@ def recheck_ensemble(scenario, source: Path, members: int, check_reps: int, chec
     source, out = Path(source), Path(out)
     if source.resolve() == out.resolve():
         raise ScenarioError(f"{out}: is the ensemble being checked again; write to another file (run.ensemble)")
+    refuse_foreign(out)
     free = load_free_parameters()
     weighted = [t for t in load_targets() if t.weight > 0]
     targets = fitted_targets(weighted)
@@ -434,6 +452,7 @@ def run(scenario, waves: int, points: int, reps: int, long_reps: int, seed: int,
         scheduler: str | None = None, max_steps: int = MAX_STEPS) -> pd.DataFrame:
     """The history match (resumed where its runs are stored), then the ensemble built from it, on local worker
     processes or the Dask cluster at ``scheduler``."""
+    refuse_foreign(out)  # (before hours of runs, not after)
     t0 = time.perf_counter()
     history_match(scenario, waves, points, reps, long_reps, seed, workers, store=store, log=log, overrides=overrides,
                   scheduler=scheduler)

@@ -3,7 +3,8 @@
 A single fitted point hides how much the targets leave the parameters free. ``calibration/ensemble.parquet`` (made by
 ``sim ensemble``: a history match, then each candidate checked by its own runs) holds such sets, one row a member,
 its values in columns ``value:<section>.<key>``; a scenario whose model differs from the baseline's (partner abuse
-on) names its own file in ``run.ensemble``: the baseline's members checked again under it (``sim ensemble --recheck``). With ``run.calibration = "ensemble"`` a replicate draws one member
+on) names its own file in ``run.ensemble``: the baseline's members checked again under it (``sim ensemble
+--recheck``). With ``run.calibration = "ensemble"`` a replicate draws one member
 (by its seed alone, so that every scenario of a comparison draws the same member in the same replicate) and takes
 its values for the keys whose value comes from ``calibration/fitted.toml``; a key the scenario sets itself keeps the
 scenario's value. ``run.calibration = "point"`` keeps the fitted values (the point estimate).
