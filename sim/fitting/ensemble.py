@@ -25,6 +25,7 @@ import json
 import math
 import re
 import time
+import tomllib
 from datetime import date
 from pathlib import Path
 
@@ -310,8 +311,6 @@ RECHECK_STORE = CALIBRATION_DIR / "rechecks"
 def scenario_digest(scenario) -> str:
     """SHA-256 over the text of ``scenario`` and of every file it extends, in order, up to calibration/fitted.toml
     (what a check run's results depend on: it sets every fitted value itself)."""
-    import tomllib
-
     digest, path = hashlib.sha256(), Path(scenario).resolve()
     while path is not None and path != FITTED:  # (the point fit's values: every check run sets its own)
         text = path.read_bytes()
@@ -340,10 +339,10 @@ def recheck_ensemble(scenario, source: Path, members: int, check_reps: int, chec
     try:
         frame = pd.read_parquet(source)
         cube = frame[[f"u:{k}" for k in free]].to_numpy(float)
+        stored = frame[[VALUE + k for k in free]].to_numpy(float)
     except (OSError, ValueError, KeyError) as exc:
-        raise ScenarioError(f"{source}: cannot be read as an ensemble with a position for each free parameter "
-                            f"({type(exc).__name__}: {exc})") from None
-    stored = frame[[VALUE + k for k in free]].to_numpy(float)
+        raise ScenarioError(f"{source}: cannot be read as an ensemble with a position and a value for each free "
+                            f"parameter ({type(exc).__name__}: {exc})") from None
     again = np.array([[from_cube(float(u), spec) for u, spec in zip(row, free.values())] for row in cube])
     if not np.allclose(again, stored, rtol=1e-6, atol=1e-9):
         raise ScenarioError(f"{source}: its members' positions give other values under today's "
