@@ -14,11 +14,16 @@ from sim.state.scenario import load_scenario
 N = 40_000
 
 
-def careers(rate, intercept, per_log_prev=0.0, multiplier=0.1, start=5.0, stop=25.0, seed=1):
+def careers(rate, intercept, per_log_prev=0.0, multiplier=0.1, start=5.0, stop=25.0, seed=1, cautions=offending.NO_CAUTIONS,
+            with_cautions=False):
+    """Past careers of N people (convictions, where the last fell, the propensity's factor; and the cautions if
+    ``with_cautions``)."""
     draws = CounterRNG(seed)
     ids = np.arange(N, dtype=np.int64)
-    return offending._past_careers(ids, np.full(N, rate), start, np.full(N, stop), draws.key("wait", 0),
-                                   draws.key("desist", 0), intercept, per_log_prev, multiplier)
+    count, cautioned, last, factor = offending._past_careers(
+        ids, np.full(N, rate), start, np.full(N, stop), draws.key("wait", 0), draws.key("desist", 0), intercept,
+        per_log_prev, multiplier, cautions, draws.key("caution", 0))
+    return (count, cautioned, last, factor) if with_cautions else (count, last, factor)
 
 
 def test_without_desistance_a_past_career_is_a_poisson_count_with_its_last_conviction_inside_the_window():
@@ -77,12 +82,13 @@ def test_the_start_s_records_carry_desistance_only_with_the_option():
     for on, model in models.items():
         p, n = model.people, model.people.n
         general_adult = (p.weight[:n] > 2) & (-p.birth_month[:n] >= 12 * model.params.family.age_adult)
-        records[on] = p.convictions_before_start[:n][general_adult]
+        records[on] = (p.convictions_before_start[:n] + p.prev_cautions[:n])[general_adult]
         lowered = p.propensity[:n] < p.innate_propensity[:n]
         if not on:
             assert not lowered.any()
             continue
-        assert lowered.any() and (p.convictions_before_start[:n][lowered] > 0).all()
+        proven = p.convictions_before_start[:n] + p.prev_cautions[:n]  # (the baseline cautions some past offences)
+        assert lowered.any() and (proven[lowered] > 0).all()
         ratio = p.propensity[:n][lowered] / p.innate_propensity[:n][lowered]
         powers = np.round(np.log(ratio) / np.log(model.params.justice.desisted_propensity_multiplier))
         assert np.allclose(ratio, model.params.justice.desisted_propensity_multiplier ** powers) and (powers >= 1).all()
@@ -103,3 +109,73 @@ def test_each_conviction_may_end_the_career_with_the_courts_chance_given_the_rec
         ended_there = (count == n + 1) & (factor == 0.0)
         expected = float(p_desist(np.array([n]), j)[0])
         assert ended_there.sum() / reached.sum() == pytest.approx(expected, abs=4 * np.sqrt(expected / reached.sum()) + 0.002), n
+
+
+def test_a_past_career_cautions_its_proven_offences_as_the_run_does_and_keeps_the_same_record_and_desistance():
+    """With cautions, the same draws give the same careers: convictions and cautions add up to the convictions of a
+    career without cautions, with the same propensity factor (desistance reads the whole record, as the run's
+    does). Each proven offence is cautioned with the police's chance for its record and age (``courts.p_caution``):
+    more often as a child (before ``adult_from``), and at a clean record or a long one as the log-odds say. The last
+    conviction is a conviction's: it falls where a conviction was made, so never after the last proven offence."""
+    from sim.processes.courts import p_caution
+
+    j = load_scenario(BASELINE).justice
+    adult_from = 12.0
+    terms = (True, j.caution_log_odds_intercept, -0.4, j.youth_caution_log_odds, adult_from)
+    args = dict(rate=0.4, intercept=j.desist_log_odds_intercept, per_log_prev=j.desist_log_odds_per_log_prev,
+                multiplier=j.desisted_propensity_multiplier)
+    plain, plain_last, plain_factor = careers(**args)
+    count, cautioned, last, factor = careers(**args, cautions=terms, with_cautions=True)
+    assert (count + cautioned == plain).all() and (factor == plain_factor).all()
+    assert cautioned.sum() > 0.2 * plain.sum() and count.sum() > 0.2 * plain.sum()
+    had = count > 0
+    assert (last[had] <= plain_last[had] + 1e-12).all() and (last[had] > 5.0).all()
+    # the first proven offence: cautioned at a clean record's chance, as a child or as an adult by when it fell
+    one, one_cautioned, _, _ = careers(rate=2.0, intercept=60.0, multiplier=0.0, stop=30.0, cautions=terms, with_cautions=True)
+    # (certain desistance with multiplier 0: exactly one proven offence each, at an exponential wait of mean 0.5)
+    assert ((one + one_cautioned) == 1).all()
+    child_share = float(p_caution(np.array([0]), np.array([True]), j)[0])
+    wait_to_adult = 1 - np.exp(-2.0 * (adult_from - 5.0))  # nearly all the first offences fall as a child
+    expected = wait_to_adult * child_share + (1 - wait_to_adult) * float(p_caution(np.array([0]), np.array([False]), j)[0])
+    assert one_cautioned.mean() == pytest.approx(expected, abs=4 * np.sqrt(expected * (1 - expected) / N))
+    # a record of n before it: cautioned at the chance for n (per_log_prev -0.4 here), read among adults with
+    # certain careers (no desistance) where every offence falls after adult_from
+    adults, adult_cautioned = careers(rate=0.5, intercept=-60.0, start=adult_from, stop=adult_from + 8.0, cautions=terms,
+                                      with_cautions=True)[:2]
+    assert adult_cautioned.sum() / (adults + adult_cautioned).sum() < float(p_caution(np.array([0]), np.array([False]), j)[0])
+
+
+def test_without_cautions_a_past_career_is_all_convictions():
+    """With cautions off (the caution terms ``NO_CAUTIONS``) every proven offence of the past is a conviction."""
+    count, cautioned, _, _ = careers(rate=0.3, intercept=-1.0, with_cautions=True)
+    assert cautioned.sum() == 0 and count.sum() > 0
+
+
+def test_the_start_cautions_some_past_offences_so_fewer_have_a_conviction_but_the_records_are_the_same():
+    """A start drawn with cautions and without (no simulated past): the adults past the age where a parent's
+    conviction counts (whose hazards do not read other people's records) have the same proven record, convictions
+    plus cautions, and the same propensity either way, but with cautions some of it is cautions, so fewer of them
+    have a conviction; and fewer of the children whose parents live elsewhere have a parent convicted (the parents'
+    records are thinned the same way)."""
+    from sim import ReoffendingModel
+
+    base = ["population.scale_general=40", "population.history_years=0"]
+    models = {on: ReoffendingModel(load_scenario(BASELINE, [*base, f"justice.cautions={str(on).lower()}"]), seed=6,
+                                   record_offences=False) for on in (False, True)}
+    old, people = {}, {}
+    for on, model in models.items():
+        p, n = model.people, model.people.n
+        age = -p.birth_month[:n]
+        old[on] = (p.weight[:n] > 2) & (age >= 12 * model.params.family.parent_conviction_effect_until_age)
+        people[on] = p
+    assert (old[True] == old[False]).all() and old[True].sum() > 1000
+    keep = old[True]
+    on, off = people[True], people[False]
+    n = len(keep)
+    assert (on.convictions_before_start[:n][keep] + on.prev_cautions[:n][keep] == off.convictions_before_start[:n][keep]).all()
+    assert np.array_equal(on.propensity[:n][keep], off.propensity[:n][keep])
+    assert off.prev_cautions[:n].sum() == 0 and on.prev_cautions[:n][keep].sum() > 0
+    convicted = {k: (v.convictions_before_start[:n][keep] > 0).mean() for k, v in people.items()}
+    assert convicted[True] < 0.9 * convicted[False]
+    outside = {k: (v.parents_convicted_outside[:n] > 0).mean() for k, v in people.items()}
+    assert outside[True] < 0.9 * outside[False]

@@ -130,10 +130,10 @@ def step(model) -> None:
 
     ids = p.person_id[people_conv]
     status = p.status[people_conv]
-    pc = p_custody(prev, worst, status != FREE, youth, j)
+    pc = p_custody(record, worst, status != FREE, youth, j)
     u = draws.uniform("sentencing", month, ids)
     to_custody = u < pc
-    to_order = ~to_custody & (draws.uniform("sentencing", month, ids, 1) < p_order(prev, j))
+    to_order = ~to_custody & (draws.uniform("sentencing", month, ids, 1) < p_order(record, j))
     sentence_custody(model, people_conv[to_custody], draws.normal("sentence_length", month, ids[to_custody]))
     start_order(model, people_conv[to_order & (status != CUSTODY)], draws.normal("order_length", month, ids[to_order & (status != CUSTODY)]))
     on_licence = people_conv[~to_custody & (status == LICENCE)]

@@ -17,6 +17,7 @@ from ..state.people import CUSTODY, FREE
 from ..state.rng import NEVER, next_month_at, poisson_at, poisson_quantile, uniform_at
 from ..state.schedule import distinct
 from . import family, intervention
+from .courts import p_caution
 
 
 def age_multiplier(age_years: np.ndarray, ages: tuple, multipliers: tuple, age_min: float) -> np.ndarray:
@@ -297,9 +298,15 @@ def record_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: boo
     The last conviction falls where the latest of that many draws along the age-crime curve falls. Adults go first,
     so that children's hazards see their parents' records. Records thus follow propensity and age as the run's own
     convictions do, instead of a fixed share drawn at random, which the run then outgrew. With
-    ``population.desistance_in_past_records`` the past is drawn conviction by conviction, each with the chance of
+    ``population.desistance_in_past_records`` the past is drawn proven offence by proven offence, each with the chance of
     desistance the courts give it (``_past_careers``), so records and propensities carry the careers that ended, as
-    the run's own do; without it, a Poisson count at today's propensity, as if no career had ended. Without
+    the run's own do; without it, a Poisson count at today's propensity, as if no career had ended. With
+    ``justice.cautions`` the past's proven offences are cautioned as the run's are (more often as a child), and only
+    the others are convictions: the cautions go on the record (``prev_cautions``), as the run's do, so the record
+    that sentencing, cautioning and desistance read is the same, but "ever convicted" and the parents' convictions
+    that children's hazards read count convictions only (until 2026-12-06 every past proven offence was a
+    conviction, which gave about 1.4 times the adults' and 2.3 times the children's convictions the run then made,
+    so the shares ever convicted, and children's family risk, fell over the run). Without
     ``leave_recent_to_groups`` (the start simulated from its recent past, ``population.history_years``) every adult's
     past runs to this month."""
     p, f = model.people, model.params.family
@@ -326,21 +333,36 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     ids = p.person_id[rows]
     if prm.population.desistance_in_past_records:
         j = prm.justice
-        count, level, factor = _past_careers(
+        count, cautions, level, factor = _past_careers(
             ids, per_age_factor * _share_proven(o), months_of_age[since], months_of_age[end],
             model.draws.key("past_conviction_wait", model.month), model.draws.key("past_desistance", model.month),
-            j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, j.desisted_propensity_multiplier)
+            j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, j.desisted_propensity_multiplier,
+            _past_caution_terms(prm, months_of_age), model.draws.key("past_caution", model.month))
+        p.propensity[rows] *= factor
+        p.prev_cautions[rows] += cautions.astype(np.int32)
         had = count > 0
-        p.propensity[rows[had]] *= factor[had]
         level = level[had]
     else:
-        exposure = months_of_age[end] - months_of_age[since]  # months at an age factor of 1
-        expected = per_age_factor * exposure * _share_proven(o)
+        # months at an age factor of 1 as a child and as an adult, each at its share of proven offences convicted
+        # (cautions at a clean record's chance, exact while caution_log_odds_per_log_prev is 0: a Poisson stream thinned)
+        adult_from = months_of_age[np.minimum(end, int(12 * f.age_adult))]
+        as_child, as_adult = adult_from - months_of_age[since], months_of_age[end] - adult_from
+        cautioned_child, cautioned_adult = _clean_record_caution_chances(prm)
+        rate = per_age_factor * _share_proven(o)
+        expected = rate * (as_child * (1 - cautioned_child) + as_adult * (1 - cautioned_adult))
         count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
+        if prm.justice.cautions:
+            expected_cautions = rate * (as_child * cautioned_child + as_adult * cautioned_adult)
+            p.prev_cautions[rows] += poisson_quantile(model.draws.uniform("past_record_cautions", model.month, ids),
+                                                      expected_cautions).astype(np.int32)
         had = count > 0
-        # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the weighted past
+        # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the convictions'
+        # weighted past, mapped back to months at an age factor of 1
         u = model.draws.uniform("past_record_month", model.month, ids[had]) ** (1.0 / count[had])
-        level = months_of_age[since] + u * (months_of_age[end[had]] - months_of_age[since])
+        child_part, adult_part = as_child[had] * (1 - cautioned_child), as_adult[had] * (1 - cautioned_adult)
+        q = u * (child_part + adult_part)
+        level = np.where(q < child_part, months_of_age[since] + q / max(1 - cautioned_child, 1e-12),
+                         adult_from[had] + (q - child_part) / max(1 - cautioned_adult, 1e-12))
     chosen, count = rows[had], count[had]
     month_of_age = np.clip(np.searchsorted(months_of_age, level, side="right") - 1, since, end[had] - 1)
     p.prev_convictions[chosen] = count
@@ -348,32 +370,69 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     p.last_conviction_month[chosen] = model.month - (a[had] - month_of_age)
 
 
+#: no cautions in a past career (``_past_careers``' caution terms when ``justice.cautions`` is off)
+NO_CAUTIONS = (False, 0.0, 0.0, 0.0, 0.0)
+
+
+def _past_caution_terms(prm, months_of_age: np.ndarray) -> tuple:
+    """What ``_past_careers`` needs to caution a past proven offence as the run's police would (``courts.p_caution``):
+    whether cautions are on, the log-odds intercept, its change per log(1 + record), the youth term, and the point of
+    a career (months at an age factor of 1, ``_age_factor_by_month``) where the person turned adult."""
+    j = prm.justice
+    if not j.cautions:
+        return NO_CAUTIONS
+    return (True, j.caution_log_odds_intercept, j.caution_log_odds_per_log_prev, j.youth_caution_log_odds,
+            float(months_of_age[int(12 * prm.family.age_adult)]))
+
+
+def _clean_record_caution_chances(prm) -> tuple[float, float]:
+    """The chance that a child's and an adult's proven offence is cautioned at a clean record (0 without cautions)."""
+    j = prm.justice
+    if not j.cautions:
+        return 0.0, 0.0
+    child, adult = p_caution(np.zeros(2), np.array([True, False]), j)
+    return float(child), float(adult)
+
+
 @njit(cache=True, nogil=True)
-def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept, desist_per_log_prev, desisted_multiplier):
-    """Each person's past convictions as the run's courts would have made them: convictions arrive at ``rate`` per
-    month at an age factor of 1, along the age-crime curve from ``start`` (the same for all) to each ``stop`` (months
-    at a factor of 1 lived by then), and after each one the career may end (``courts.p_desist`` of the record before it), which multiplies
-    the rate by ``desisted_multiplier`` from then on. Returns the count, where the last conviction fell (in the same
-    units) and the factor desistance left on the propensity. (The run's courts draw desistance once a month for a
-    person's convictions of that month, and with ``justice.cautions`` count cautions in the record; a past career
-    here is convictions only, one chance each.)"""
+def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept, desist_per_log_prev, desisted_multiplier,
+                  caution_terms, caution_key):
+    """Each person's past record as the run's police and courts would have made it: proven offences arrive at
+    ``rate`` per month at an age factor of 1, along the age-crime curve from ``start`` (the same for all) to each
+    ``stop`` (months at a factor of 1 lived by then). Each is a caution with the run's chance (``caution_terms``,
+    from ``_past_caution_terms``: by the record before it and whether the person was still a child), else a
+    conviction; after each, caution or conviction as in the run, the career may end (``courts.p_desist`` of the
+    record before it), which multiplies the rate by ``desisted_multiplier`` from then on. Returns the convictions,
+    the cautions, where the last conviction fell (in the same units) and the factor desistance left on the
+    propensity. (The run's courts draw desistance once a month for a person's proven offences of that month, and
+    never caution someone under sentence; a past career gives each proven offence its own chances.)"""
+    cautions_on, caution_intercept, caution_per_log_prev, youth_caution, adult_from = caution_terms
     n = len(ids)
     count = np.zeros(n, np.int64)
+    cautions = np.zeros(n, np.int64)
     last = np.zeros(n)
     factor = np.ones(n)
     for i in range(n):
-        x, k, f = start, 0, 1.0
+        x, k, c, f = start, 0, 0, 1.0
         while rate[i] * f > 0.0:
-            x += -math.log1p(-uniform_at(ids[i], gap_key, k)) / (rate[i] * f)  # the wait to the next conviction
+            x += -math.log1p(-uniform_at(ids[i], gap_key, k + c)) / (rate[i] * f)  # the wait to the next proven offence
             if x >= stop[i]:
                 break
-            p_desist = 1.0 / (1.0 + math.exp(-(desist_intercept + desist_per_log_prev * math.log1p(k))))
-            k += 1
-            last[i] = x
-            if uniform_at(ids[i], desist_key, k) < p_desist:
+            record = k + c
+            p_desist = 1.0 / (1.0 + math.exp(-(desist_intercept + desist_per_log_prev * math.log1p(record))))
+            cautioned = False
+            if cautions_on:
+                log_odds = caution_intercept + caution_per_log_prev * math.log1p(record) + (youth_caution if x < adult_from else 0.0)
+                cautioned = uniform_at(ids[i], caution_key, record) < 1.0 / (1.0 + math.exp(-log_odds))
+            if cautioned:
+                c += 1
+            else:
+                k += 1
+                last[i] = x
+            if uniform_at(ids[i], desist_key, record + 1) < p_desist:
                 f *= desisted_multiplier
-        count[i], factor[i] = k, f
-    return count, last, factor
+        count[i], cautions[i], factor[i] = k, c, f
+    return count, cautions, last, factor
 
 
 def _age_factor_by_month(prm, months: int) -> tuple[np.ndarray, np.ndarray]:
@@ -401,7 +460,7 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
     mother alone; the two parents correlated rho - slope^2 given the child), and each record is the Poisson count of
     proven offences the hazard gives over a life up to the child's age plus the parent's age at the birth (the
     age-crime curve, the general population's needs on average; the mean age at a first birth, fathers older by the
-    usual gap). Drawn once, for people young enough to feel it (``family.parent_conviction_effect_until_age``);
+    usual gap), less those cautioned (at a clean record's chance, as a child and as an adult). Drawn once, for people young enough to feel it (``family.parent_conviction_effect_until_age``);
     ``family.child_risk_multiplier`` reads them."""
     prm = model.params
     f, o, pop = prm.family, prm.offending, prm.population
@@ -429,13 +488,18 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
     masks = (np.arange(1 << len(prevalence))[:, None] >> np.arange(len(prevalence))) & 1
     needs_rr = float(np.prod(np.where(masks == 1, prevalence, 1.0 - prevalence), axis=1) @ needs_rr_table(tuple(prm.needs.offending_rr)))
     mother_age_at_birth = int(round(12 * pop.parent_age_at_first_child_mean_years))
+    # a conviction, not a caution: proven offences thinned by a clean record's chance of a caution, as a child and after
+    cautioned_child, cautioned_adult = _clean_record_caution_chances(prm)
+    adult_month = int(12 * prm.family.age_adult)
     bits = np.zeros(len(rows), np.uint8)
     for bit, z, age_at_birth, sex_multiplier, exists in (
             (0, father_z, mother_age_at_birth + int(round(12 * prm.demography.partner_age_gap_mean_years)), 1.0, father_known),
             (1, mother_z, mother_age_at_birth, o.female_multiplier, np.ones(len(rows), bool))):
         parent_age = np.minimum(age + age_at_birth, len(lifetime) - 1)
+        as_child = lifetime[np.minimum(parent_age, adult_month)]
+        convicted_life = as_child * (1 - cautioned_child) + (lifetime[parent_age] - as_child) * (1 - cautioned_adult)
         expected = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z) * sex_multiplier \
-            * needs_rr * share_proven * lifetime[parent_age]
+            * needs_rr * share_proven * convicted_life
         convicted = draws.uniform("parent_outside_convicted", month, ids, draw=bit) < -np.expm1(-expected)
         bits |= np.where(convicted & exists, np.uint8(1 << bit), np.uint8(0))
     p.parents_convicted_outside[rows] = bits

@@ -33,7 +33,7 @@ FIELDS = {
     "propensity": (np.float64, 1.0),  # offending propensity now (relative hazard); desistance lowers it
     "innate_propensity": (np.float64, 1.0),  # propensity at birth (or arrival), what children inherit from
     "prev_convictions": (np.int32, 0),
-    "prev_cautions": (np.int32, 0),  # cautions, reprimands and warnings in the run (justice.cautions)
+    "prev_cautions": (np.int32, 0),  # cautions, reprimands and warnings (justice.cautions): in the run and in a drawn past
     "convictions_before_start": (np.int32, 0),  # the record brought into the run (at the start, or on arrival)
     "status_at_start": (np.int8, 3),  # index into START_STATUS (default: community)
     "status": (np.int8, FREE),
