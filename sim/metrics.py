@@ -362,7 +362,7 @@ class Microdata:
     offence_month: np.ndarray
     birth_month: np.ndarray
     weight: np.ndarray
-    convictions_before_start: np.ndarray | None = None  # per person: the record the run starts from
+    record_before_start: np.ndarray | None = None  # per person: the record the run starts from (convictions and cautions)
     #: what is built once from these data for every cohort (``cached``): the MoJ cohorts by their arguments (one
     #: build serves every disposal), the qualifying events they are picked from and the convictions and cautions
     cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -381,6 +381,8 @@ class Microdata:
         om = events["offence_month"] if "offence_month" in events else pd.Series(pd.NA, index=events.index)
         weight = people["weight"].to_numpy(float) if "weight" in people else np.ones(len(people))
         before = people["convictions_before_start"].to_numpy(np.int64) if "convictions_before_start" in people else None
+        if before is not None and "cautions_before_start" in people:
+            before = before + people["cautions_before_start"].to_numpy(np.int64)
         return cls(person, events["month"].to_numpy(np.int64), codes,
                    pd.array(om, dtype="Int64").fillna(NO_MONTH).to_numpy(np.int64),
                    people["birth_month"].to_numpy(np.int64), weight, before)
@@ -392,7 +394,7 @@ class Microdata:
         n = model.people.n
         return cls(rows, month.astype(np.int64), code.astype(np.int64), om.astype(np.int64),
                    model.people.birth_month[:n].astype(np.int64), model.people.weight[:n],
-                   model.people.convictions_before_start[:n].astype(np.int64))
+                   model.people.convictions_before_start[:n].astype(np.int64) + model.people.cautions_before_start[:n])
 
 
 def _microdata(people, events) -> Microdata:
@@ -524,11 +526,11 @@ def _qualifying_events(md: Microdata, recall_releases: bool) -> tuple[np.ndarray
 def previous_offences(md: Microdata, cohort: Cohort) -> np.ndarray:
     """Each cohort member's proven offences before their index offence: the record the run started from, plus
     convictions and cautions before ``history_end``."""
-    if md.convictions_before_start is None:
+    if md.record_before_start is None:
         raise ValueError("microdata without convictions_before_start: criminal history unknown")
     proven = _keys(md, "conviction", "caution")
     lo = np.searchsorted(proven, cohort.person.astype(np.int64) * _BIG)
-    return md.convictions_before_start[cohort.person] + np.searchsorted(proven, _key(cohort.person, cohort.history_end)) - lo
+    return md.record_before_start[cohort.person] + np.searchsorted(proven, _key(cohort.person, cohort.history_end)) - lo
 
 
 def _disposal_mask(cohort: Cohort, disposal: str) -> np.ndarray:

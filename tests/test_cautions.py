@@ -94,9 +94,12 @@ def test_a_month_s_cases_of_a_person_are_cautioned_or_go_to_court_children_more_
     assert child_share(cau_rows, cau_month) > 1.5 * child_share(conv_rows, conv_month)
     ts = timeseries_frame(m)
     assert ts["cautions"].sum() == pytest.approx(p.weight[cau_rows].sum())
-    at_start = np.zeros(p.n, dtype=np.int64)
-    at_start[: len(m.cautions_at_start)] = m.cautions_at_start
-    np.testing.assert_array_equal(np.bincount(cau_rows, minlength=p.n), p.prev_cautions[: p.n] - at_start)
+    # the cautions on the record are the run's plus those brought into it: from the simulated past (the starting
+    # people's, as they were at month 0) and from the drawn past of the newcomers
+    brought = p.cautions_before_start[: p.n]
+    np.testing.assert_array_equal(brought[: len(m.cautions_at_start)], m.cautions_at_start)
+    assert brought[len(m.cautions_at_start):].sum() > 0
+    np.testing.assert_array_equal(np.bincount(cau_rows, minlength=p.n), p.prev_cautions[: p.n] - brought)
 
 
 def test_the_moj_measures_count_cautions(cautioned_run):
@@ -134,6 +137,11 @@ def test_cautions_on_a_hand_made_log():
     second = metrics.moj_cohort(md, 12, 24)
     previous = dict(zip(second.person, metrics.previous_offences(md, second)))
     assert previous == {1: 1, 2: 3}  # rows: person 2 (one caution), person 3 (2 before the run + one caution)
+    # cautions brought into the run count as previous offences too (people.parquet's cautions_before_start)
+    people["cautions_before_start"] = [0, 4, 1]
+    again = metrics.Microdata.from_frames(people, ev)
+    second = metrics.moj_cohort(again, 12, 24)
+    assert dict(zip(second.person, metrics.previous_offences(again, second))) == {1: 5, 2: 4}
 
 
 def test_off_nothing_is_drawn_and_nothing_changes():

@@ -51,6 +51,7 @@ def test_the_start_s_status_is_marked_and_its_record_brought_in(history):
         assert (p.status_at_start[:n][p.status[:n] == code] == start).all()
         assert (p.status[:n][p.status_at_start[:n] == start] == code).all()  # and only they: the groups drawn are relabelled
     np.testing.assert_array_equal(p.convictions_before_start[:n], p.prev_convictions[:n])
+    np.testing.assert_array_equal(p.cautions_before_start[:n], p.prev_cautions[:n])  # (the cautions of the record)
     assert (p.prev_convictions[:n] > 0).mean() > 0.05
 
 

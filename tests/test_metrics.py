@@ -173,7 +173,7 @@ def test_a_conviction_in_custody_is_no_index_event_and_a_release_ends_only_earli
         *offence_and_conviction(5, 2, 4), (5, 4, "custody_start", None),  # 5: the offence of month 2 was after the history
     ])
     md = metrics.Microdata.from_frames(ppl, ev)
-    md.convictions_before_start = np.zeros(5, np.int64)
+    md.record_before_start = np.zeros(5, np.int64)
     cohort = metrics.moj_cohort(md, 0, 12)
     found = {int(ppl["person_id"][r]): (metrics.DISPOSALS[d], int(f)) for r, d, f in zip(cohort.person, cohort.disposal, cohort.follow_up_start)}
     assert found == {1: ("custody", 9), 2: ("custody", 6), 3: ("custody", 4), 5: ("custody", 4)}

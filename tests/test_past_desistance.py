@@ -175,6 +175,7 @@ def test_the_start_cautions_some_past_offences_so_fewer_have_a_conviction_but_th
     assert (on.convictions_before_start[:n][keep] + on.prev_cautions[:n][keep] == off.convictions_before_start[:n][keep]).all()
     assert np.array_equal(on.propensity[:n][keep], off.propensity[:n][keep])
     assert off.prev_cautions[:n].sum() == 0 and on.prev_cautions[:n][keep].sum() > 0
+    assert np.array_equal(on.cautions_before_start[:n], on.prev_cautions[:n])  # brought into the run
     convicted = {k: (v.convictions_before_start[:n][keep] > 0).mean() for k, v in people.items()}
     assert convicted[True] < 0.9 * convicted[False]
     outside = {k: (v.parents_convicted_outside[:n] > 0).mean() for k, v in people.items()}

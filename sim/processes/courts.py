@@ -53,11 +53,12 @@ def logistic(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def p_custody(prev_convictions, offence_log_odds, under_supervision, is_youth, j) -> np.ndarray:
-    """Probability a conviction ends in custody (``j`` is the justice parameters)."""
+def p_custody(record, offence_log_odds, under_supervision, is_youth, j) -> np.ndarray:
+    """Probability a conviction ends in custody (``j`` is the justice parameters), by the ``record`` of previous
+    convictions and cautions (the history the sentencing figures it rests on count)."""
     x = (
         j.custody_log_odds_intercept
-        + j.custody_log_odds_per_log_prev * np.log1p(prev_convictions)
+        + j.custody_log_odds_per_log_prev * np.log1p(record)
         + offence_log_odds
         + j.custody_log_odds_under_supervision * under_supervision
         + j.youth_custody_log_odds * is_youth
@@ -65,9 +66,10 @@ def p_custody(prev_convictions, offence_log_odds, under_supervision, is_youth, j
     return logistic(x)
 
 
-def p_order(prev_convictions, j) -> np.ndarray:
-    """Probability of a community or suspended-sentence order, given the sentence is not custody."""
-    return logistic(j.order_log_odds_intercept + j.order_log_odds_per_log_prev * np.log1p(prev_convictions))
+def p_order(record, j) -> np.ndarray:
+    """Probability of a community or suspended-sentence order, given the sentence is not custody, by the ``record`` of
+    previous convictions and cautions."""
+    return logistic(j.order_log_odds_intercept + j.order_log_odds_per_log_prev * np.log1p(record))
 
 
 def p_caution(prev_offences, is_youth, j) -> np.ndarray:

@@ -340,6 +340,7 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
             _past_caution_terms(prm, months_of_age), model.draws.key("past_caution", model.month))
         p.propensity[rows] *= factor
         p.prev_cautions[rows] += cautions.astype(np.int32)
+        p.cautions_before_start[rows] += cautions.astype(np.int32)
         had = count > 0
         level = level[had]
     else:
@@ -353,8 +354,10 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
         count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
         if prm.justice.cautions:
             expected_cautions = rate * (as_child * cautioned_child + as_adult * cautioned_adult)
-            p.prev_cautions[rows] += poisson_quantile(model.draws.uniform("past_record_cautions", model.month, ids),
-                                                      expected_cautions).astype(np.int32)
+            cautions = poisson_quantile(model.draws.uniform("past_record_cautions", model.month, ids),
+                                        expected_cautions).astype(np.int32)
+            p.prev_cautions[rows] += cautions
+            p.cautions_before_start[rows] += cautions
         had = count > 0
         # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the convictions'
         # weighted past, mapped back to months at an age factor of 1

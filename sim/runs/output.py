@@ -48,6 +48,7 @@ def people_frame(model) -> pd.DataFrame:
             "status_at_start": pd.Categorical.from_codes(p.status_at_start[:n], categories=list(START_STATUS)),
             "weight": p.weight[:n],
             "convictions_before_start": p.convictions_before_start[:n],
+            "cautions_before_start": p.cautions_before_start[:n],
             # first month a child was exposed to a domestic-abuse incident at home (missing: never)
             "da_exposed_month": pd.arrays.IntegerArray(p.da_exposed_month[:n].copy(), mask=p.da_exposed_month[:n] == NEVER),
         }

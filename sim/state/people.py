@@ -35,6 +35,7 @@ FIELDS = {
     "prev_convictions": (np.int32, 0),
     "prev_cautions": (np.int32, 0),  # cautions, reprimands and warnings (justice.cautions): in the run and in a drawn past
     "convictions_before_start": (np.int32, 0),  # the record brought into the run (at the start, or on arrival)
+    "cautions_before_start": (np.int32, 0),  # and the cautions in it (justice.cautions)
     "status_at_start": (np.int8, 3),  # index into START_STATUS (default: community)
     "status": (np.int8, FREE),
     "custody_months_left": (np.int32, 0),  # months until release

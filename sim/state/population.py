@@ -226,7 +226,7 @@ def clear_justice_state(people: P.People) -> None:
     gives them the record and sentences their own flows make)."""
     n = people.n
     for name in ("status", "custody_months_left", "licence_months_left", "order_months_left", "prev_convictions",
-                 "prev_cautions", "convictions_before_start", "months_since_release", "months_since_order_start",
+                 "prev_cautions", "convictions_before_start", "cautions_before_start", "months_since_release", "months_since_order_start",
                  "last_custody_month", "last_conviction_month"):
         getattr(people, name)[:n] = P.FIELDS[name][1]
 
@@ -266,6 +266,7 @@ def mark_start_state(people: P.People, adult_months: int) -> None:
     drawn in."""
     n = people.n
     people.convictions_before_start[:n] = people.prev_convictions[:n]
+    people.cautions_before_start[:n] = people.prev_cautions[:n]
     status, start = people.status[:n], people.status_at_start[:n]
     start[:] = np.where(-people.birth_month[:n] >= adult_months, P.COMMUNITY_START, P.CHILD_START)
     for code, label in ((P.CUSTODY, P.CUSTODY_START), (P.LICENCE, P.LICENCE_START), (P.PROBATION, P.PROBATION_START)):
