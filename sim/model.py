@@ -16,6 +16,12 @@ from .state.params import Params
 from .state.rng import CounterRNG
 from .state.scenario import realize, with_member
 
+#: the revision of what the model does with given values, kept with every store of calibration runs (``sim ensemble``'s
+#: settings.json) so that runs made by an earlier model are refused, not resumed or mixed with today's. Change it with
+#: any change that moves the runs; the scenario's text has its own hash. (2026-12-06: the drawn past cautions its
+#: proven offences as the run does, and sentencing reads convictions and cautions.)
+MODEL_REVISION = "2026-12-06 past cautions"
+
 
 class ReoffendingModel(mesa.Model):
     """Build the Essex population from ``params`` and advance it one month per ``step()``.

@@ -19,6 +19,7 @@ from sim import ReoffendingModel, load_scenario
 from sim.fitting import ensemble as E
 from sim.fitting import history_matching as hm
 from sim.fitting.calibration import Target, load_free_parameters
+from sim.model import MODEL_REVISION
 from sim.state import ensemble as S
 from sim.state.scenario import ScenarioError, with_member
 
@@ -331,9 +332,10 @@ def test_recheck_where_no_member_fits_says_so_and_writes_nothing(tmp_path, monke
 
 
 def test_the_domestic_abuse_scenario_draws_its_own_ensemble_and_a_history_match_cannot_write_the_baselines_point_from_it(capsys):
-    """The shipped DA ensemble was made by --recheck from the shipped baseline ensemble, every member not shown to miss
-    a fitted target of today's bands; its store resumes with today's scenario files (a neutral edit of one of them
-    must update the store's digest; an edit that changes runs needs the recheck run again)."""
+    """The shipped DA ensemble was made by --recheck under today's model from the DA ensemble before it (kept in
+    calibration/rechecks/, itself a recheck of the baseline's ensemble of that time), every member not shown to miss
+    a fitted target of today's bands; its store resumes with today's scenario files and model (a neutral edit of one of
+    them must update the store's digest; an edit that changes runs needs the recheck run again)."""
     from sim.cli import main
 
     da, base = load_scenario(DA, ["run.years=1"]), load_scenario(BASELINE, ["run.years=1"])
@@ -345,8 +347,10 @@ def test_the_domestic_abuse_scenario_draws_its_own_ensemble_and_a_history_match_
                           {t.metric: frame[f"se:{t.metric}"].to_numpy() for t in targets}, E.CHECK_Z).all()
     store = E.RECHECK_STORE / "domestic_abuse"
     settings = json.loads((store / "settings.json").read_text())
-    assert settings["source_sha256"] == hashlib.sha256(S.ENSEMBLE.read_bytes()).hexdigest()
-    assert settings["scenario_sha256"] == E.scenario_digest(DA)
+    source = E.RECHECK_STORE / settings["recheck_of"]
+    assert settings["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert pd.read_parquet(source)["made_by"].str.contains("checked again under domestic_abuse.toml").all()
+    assert (settings["model"], settings["scenario_sha256"]) == (MODEL_REVISION, E.scenario_digest(DA))
     assert main(["ensemble", "--show", "--write-point", "--scenario", str(DA)]) == 2
     assert "--write-point: " in capsys.readouterr().err
 
@@ -521,15 +525,36 @@ def test_sim_ensemble_show_on_an_unreadable_file_is_one_clear_line(monkeypatch, 
     assert len(err) == 1 and str(bad) in err[0] and "cannot be read as an ensemble" in err[0]
 
 
-def test_the_shipped_history_match_store_resumes_with_the_shipped_baseline():
-    """`sim ensemble` replays calibration/history_matching/ only while its settings are today's: the baseline's text
-    (by its hash), the free parameters and the targets. An edit of scenarios/baseline.toml that leaves every run as
-    it was (a source's wording, a new parameter at a neutral value) must update the store's scenario_sha256 with it;
-    one that changes the runs needs the history match run again (this test then fails until it is)."""
+def test_the_shipped_history_match_store_is_refused_as_an_earlier_model_s_but_otherwise_current():
+    """`sim ensemble` replays calibration/history_matching/ only while its settings are today's: the model's revision,
+    the baseline's text (by its hash), the free parameters and the targets. The shipped store was made by the model
+    before the revision of 2026-12-06 (the drawn past's cautions), so a history match is refused rather than mixed
+    with it (the baseline's ensemble is since then its recheck, next test). Everything else must stay current: an edit
+    of scenarios/baseline.toml that leaves every run as it was (a source's wording) must update the store's
+    scenario_sha256 with it."""
     settings = json.loads((hm.STORE / "settings.json").read_text())
     today = hm.store_settings(BASELINE, settings["points"], settings["reps"], settings["long_reps"], settings["seed"],
                               settings.get("overrides", ()))
-    hm.claim_store(hm.STORE, today)  # raises where a rerun would be refused (and writes nothing: the store exists)
+    assert today["model"] == MODEL_REVISION and "model" not in settings
+    with pytest.raises(ScenarioError, match="model revision"):
+        hm.claim_store(hm.STORE, today)
+    del today["model"]
+    hm.claim_store(hm.STORE, today)  # raises where only the model differs no more (and writes nothing: the store exists)
+
+
+def test_the_shipped_baseline_ensemble_is_the_history_match_s_checked_again_under_today_s_model():
+    """The baseline's ensemble was made by --recheck, under today's model, from the history match's ensemble (kept in
+    calibration/rechecks/), on the same check seeds and weights; its store resumes with today's baseline and model."""
+    frame = pd.read_parquet(S.ENSEMBLE)
+    assert frame["made_by"].str.startswith("sim ensemble --recheck").all()
+    settings = json.loads((E.RECHECK_STORE / "baseline" / "settings.json").read_text())
+    source = E.RECHECK_STORE / settings["recheck_of"]
+    assert settings["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    made = pd.read_parquet(source)["made_by"]
+    assert made.str.startswith("sim ensemble ").all() and not made.str.contains("--recheck").any()
+    history = json.loads((hm.STORE / "settings.json").read_text())
+    assert (settings["seed"], settings["overrides"]) == (history["seed"], history["overrides"])
+    assert (settings["model"], settings["scenario_sha256"]) == (MODEL_REVISION, E.scenario_digest(BASELINE))
 
 
 def test_a_check_its_ten_year_runs_fail_gets_no_forty_year_runs(monkeypatch, tmp_path):

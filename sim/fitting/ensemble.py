@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..model import MODEL_REVISION
 from ..runs.batch import write_atomic
 from ..runs.output import git_commit
 from ..state.ensemble import ENSEMBLE, FITTED, VALUE
@@ -347,7 +348,8 @@ def recheck_ensemble(scenario, source: Path, members: int, check_reps: int, chec
     if not np.allclose(again, stored, rtol=1e-6, atol=1e-9):
         raise ScenarioError(f"{source}: its members' positions give other values under today's "
                             "calibration/free_parameters.toml (bounds changed since it was made); make it again first")
-    settings = {"recheck_of": source.name, "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+    settings = {"model": MODEL_REVISION, "recheck_of": source.name,
+                "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
                 "scenario_sha256": scenario_digest(scenario), "free": free, "targets": [t.name for t in targets],
                 "seed": seed, "check_reps": check_reps, "check_long_reps": check_long_reps, "overrides": list(overrides)}
     claim_store(store, settings)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..model import MODEL_REVISION
 from ..runs.batch import replicate_seeds, write_atomic
 from ..runs.paired import run_all
 from ..state.scenario import ScenarioError
@@ -223,10 +224,11 @@ def best_point(emulators: list[Emulator], targets: list[Target], runs: pd.DataFr
 
 
 def store_settings(scenario, points: int, reps: int, long_reps: int, seed: int, overrides=()) -> dict:
-    """The settings a history match's runs are kept with (``settings.json``): the scenario by the hash of its text
-    (the record names the runs' scenario without keeping a stale copy of it), the design, the free parameters and
-    the targets."""
-    settings = {"scenario_sha256": hashlib.sha256(Path(scenario).read_bytes()).hexdigest(), "points": points, "reps": reps,
+    """The settings a history match's runs are kept with (``settings.json``): the model's revision, the scenario by
+    the hash of its text (the record names the runs' scenario without keeping a stale copy of it), the design, the
+    free parameters and the targets."""
+    settings = {"model": MODEL_REVISION, "scenario_sha256": hashlib.sha256(Path(scenario).read_bytes()).hexdigest(),
+                "points": points, "reps": reps,
                 "long_reps": long_reps, "seed": seed, "free": load_free_parameters(),
                 "targets": [t.name for t in fitted_targets()]}
     if overrides:
@@ -241,9 +243,9 @@ def claim_store(store: Path, settings: dict) -> None:
     text = json.dumps(settings, sort_keys=True, indent=1)
     if manifest.exists():
         if manifest.read_text() != text:
-            raise ScenarioError(f"{store}: holds runs made with other settings (scenario, points, reps, seed, free "
-                                "parameters, targets or the ensemble checked again); move that folder away to start afresh, "
-                                "or rerun with its settings")
+            raise ScenarioError(f"{store}: holds runs made with other settings (model revision, scenario, points, reps, "
+                                "seed, free parameters, targets or the ensemble checked again); move that folder away to "
+                                "start afresh, or rerun with its settings")
         return
     if store.exists() and any(store.iterdir()):
         raise ScenarioError(f"{store}: exists and was not written by sim ensemble; choose another folder")
