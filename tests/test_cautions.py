@@ -39,8 +39,9 @@ def test_a_caution_goes_to_someone_at_liberty_and_is_on_the_record_but_not_a_con
         present = np.flatnonzero(p.present[:n])
         free = present[p.status[present] == FREE]
         age = (model.month - p.birth_month[free]) / 12.0
-        child = free[(age >= 10) & (age < model.params.family.age_adult) & (p.prev_convictions[free] == 0)][:1]
-        adult = free[(age >= model.params.family.age_adult) & (p.prev_convictions[free] == 0)][:2]
+        clean = (p.prev_convictions[free] == 0) & (p.prev_cautions[free] == 0)  # (a drawn past may have cautions)
+        child = free[(age >= 10) & (age < model.params.family.age_adult) & clean][:1]
+        adult = free[(age >= model.params.family.age_adult) & clean][:2]
         first_timers = np.r_[child, adult]
         known = free[(p.prev_convictions[free] > 0)][:3]
         held = present[p.status[present] != FREE][:3]

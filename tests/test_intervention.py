@@ -297,7 +297,7 @@ def test_active_families_series_matches_the_people(tracked):
 
 # --- dose-response over paired replicates -----------------------------------------------------------------------
 
-DOSE_REPS = 16  # the effect on one-year proven reoffending is about -0.4 points: 16 pairs see it at 2 SE (12 did, until the MoJ counting made the prison cohort smaller, 2026-12-04)
+DOSE_REPS = 32  # the effect on one-year proven reoffending is about -0.3 points: 32 pairs see it at 2.5 SE (16 saw it at 2 SE until the drawn past cautioned as the run does, 2026-12-06, then at 1.8; 12 until the MoJ counting made the prison cohort smaller, 2026-12-04)
 DOSE_ROOT = 11
 #: a helpful intervention with fixed effects, on the point fit (the mechanics of dose, not the priors or the
 #: calibration's uncertainty, are under test here)
