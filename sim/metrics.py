@@ -527,7 +527,7 @@ def previous_offences(md: Microdata, cohort: Cohort) -> np.ndarray:
     """Each cohort member's proven offences before their index offence: the record the run started from, plus
     convictions and cautions before ``history_end``."""
     if md.record_before_start is None:
-        raise ValueError("microdata without convictions_before_start: criminal history unknown")
+        raise ValueError("microdata without convictions_before_start (and cautions_before_start): criminal history unknown")
     proven = _keys(md, "conviction", "caution")
     lo = np.searchsorted(proven, cohort.person.astype(np.int64) * _BIG)
     return md.record_before_start[cohort.person] + np.searchsorted(proven, _key(cohort.person, cohort.history_end)) - lo

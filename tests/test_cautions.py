@@ -13,7 +13,7 @@ from sim.model import ReoffendingModel
 from sim.processes import courts
 from sim.runs.output import timeseries_frame
 from sim.state.events import EVENT_CODE
-from sim.state.people import FREE
+from sim.state.people import CUSTODY, FREE
 
 from conftest import SMALL, load
 
@@ -157,3 +157,25 @@ def test_off_nothing_is_drawn_and_nothing_changes():
             series.append(timeseries_frame(m))
     assert series[0]["cautions"].sum() == 0
     pd.testing.assert_frame_equal(series[0], series[1])
+
+
+def test_sentencing_reads_the_record_of_convictions_and_cautions():
+    """Custody and orders rise with the record of previous convictions and cautions (the history their sources count):
+    with custody's log-odds very steep in the record, people with no conviction but 50 cautions go to custody and
+    people with nothing on their record do not (cautions off for these cases, so every case goes to court)."""
+    overrides = ["justice.cautions=false", "justice.custody_log_odds_intercept=-20",
+                 "justice.custody_log_odds_per_log_prev=8", "population.history_years=0"]
+    with ReoffendingModel(load(*SMALL, "run.years=1", *overrides), seed=6) as model:
+        p, n = model.people, model.people.n
+        age = (model.month - p.birth_month[:n]) / 12.0
+        clean = np.flatnonzero(p.present[:n] & (p.status[:n] == FREE) & (age >= 25) & (p.prev_convictions[:n] == 0)
+                               & (p.prev_cautions[:n] == 0))[:40]
+        assert len(clean) == 40
+        cautioned, untouched = clean[:20], clean[20:]
+        p.prev_cautions[cautioned] = 50
+        model.cases.pop_due(model.month)  # (only these cases this month)
+        model.cases.add(clean, model.month - 1, np.full(40, model.month), np.zeros(40, np.int8))
+        courts.step(model)
+        assert (p.prev_convictions[clean] == 1).all()
+        assert (p.status[cautioned] == CUSTODY).all()
+        assert not (p.status[untouched] == CUSTODY).any()

@@ -1,5 +1,6 @@
 """Records drawn for the start and for newcomers with the desistance the run's courts would have given them
-(``population.desistance_in_past_records``): a past career is a Poisson stream of convictions that each may end it."""
+(``population.desistance_in_past_records``): a past career is a Poisson stream of proven offences (convictions, and
+with cautions on, cautions) that each may end it."""
 
 from __future__ import annotations
 
@@ -180,3 +181,23 @@ def test_the_start_cautions_some_past_offences_so_fewer_have_a_conviction_but_th
     assert convicted[True] < 0.9 * convicted[False]
     outside = {k: (v.parents_convicted_outside[:n] > 0).mean() for k, v in people.items()}
     assert outside[True] < 0.9 * outside[False]
+
+
+def test_the_past_cautions_children_and_adults_at_their_own_chances_switching_at_the_18th_birthday():
+    """The baseline's caution terms for a drawn past (``_past_caution_terms``: its switch from child to adult in
+    months at an age factor of 1): careers with no desistance wholly before the 18th birthday are cautioned at a
+    child's chance, wholly after it at an adult's (``courts.p_caution``; the baseline's chance does not change with
+    the record)."""
+    from sim.processes.courts import p_caution
+
+    params = load_scenario(BASELINE)
+    j = params.justice
+    assert j.caution_log_odds_per_log_prev == 0.0
+    _, level = offending._age_factor_by_month(params, 12 * 40)
+    terms = offending._past_caution_terms(params, level)
+    for (first, last), youth in (((12 * 10, 12 * 17 + 6), True), ((12 * 18 + 6, 12 * 35), False)):
+        count, cautioned = careers(rate=2.0, intercept=-60.0, start=float(level[first]), stop=float(level[last]),
+                                   cautions=terms, with_cautions=True)[:2]
+        share = cautioned.sum() / (count + cautioned).sum()
+        expected = float(p_caution(np.array([0]), np.array([youth]), j)[0])
+        assert share == pytest.approx(expected, abs=0.01), (youth, share, expected)

@@ -6,7 +6,7 @@ never for someone under sentence: a caution is a proven offence on the record (t
 and a first caution makes a first-time entrant) but not a conviction, and goes to no court and no sentence.
 A conviction adds to the person's record and may end their offending career (desistance after a conviction, as
 in MacLeod, Grove & Farrington's model of criminal careers, lowers their propensity). Sentencing picks custody, a community (or suspended-sentence) order or
-another disposal (fine, discharge) by a logistic model of previous convictions, the offence, age and
+another disposal (fine, discharge) by a logistic model of the record (previous convictions and cautions), the offence, age and
 whether the person was already under supervision; a conviction on licence may also bring a recall.
 """
 
@@ -78,9 +78,10 @@ def p_caution(prev_offences, is_youth, j) -> np.ndarray:
                     + j.youth_caution_log_odds * is_youth)
 
 
-def p_desist(prev_convictions, j) -> np.ndarray:
-    """Probability that a conviction (or caution) ends a criminal career (falls as the record accumulates)."""
-    return logistic(j.desist_log_odds_intercept + j.desist_log_odds_per_log_prev * np.log1p(prev_convictions))
+def p_desist(record, j) -> np.ndarray:
+    """Probability that a conviction (or caution) ends a criminal career, by the ``record`` before it (convictions and
+    cautions; falls as the record accumulates)."""
+    return logistic(j.desist_log_odds_intercept + j.desist_log_odds_per_log_prev * np.log1p(record))
 
 
 def spell_months(z: np.ndarray, median: float, sigma: float) -> np.ndarray:

@@ -290,7 +290,8 @@ def prime_court_queue(model, months: int = 12) -> None:
 
 def record_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool = True) -> None:
     """Give the newcomers ``rows`` (the starting population, then each month's arrivals and partners from outside)
-    who are at liberty with a clean record the convictions the model's own hazard would have given them: a Poisson
+    who are at liberty with a clean record the record (convictions, and cautions) the model's own hazard would have
+    given them: a Poisson
     number with mean m, the proven offences expected since the age of criminal responsibility at today's hazard
     moved along the age-crime curve (offences proven by the offence types' mix). Adults' past ends
     ``needs.recent_conviction_months`` back (the adults convicted more recently are the starting offender groups),
