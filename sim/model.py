@@ -19,8 +19,9 @@ from .state.scenario import realize, with_member
 #: the revision of what the model does with given values, kept with every store of calibration runs (``sim ensemble``'s
 #: settings.json) so that runs made by an earlier model are refused, not resumed or mixed with today's. Change it with
 #: any change that moves the runs; the scenario's text has its own hash. (2026-12-06: the drawn past cautions its
-#: proven offences as the run does, and sentencing reads convictions and cautions.)
-MODEL_REVISION = "2026-12-06 past cautions"
+#: proven offences as the run does, and sentencing reads convictions and cautions. Later that day: the parents of
+#: people with no parent in the model are drawn as the start draws its adults' pasts, with their own parents' effect.)
+MODEL_REVISION = "2026-12-06 parents outside"
 
 
 class ReoffendingModel(mesa.Model):
@@ -82,8 +83,8 @@ class ReoffendingModel(mesa.Model):
         exits.step(self)  # deaths, moves away
         family.step(self)  # partnerships, births
         exits.arrivals(self)  # adults moving into the area
-        offending.record_past_convictions(self, self.people.new_rows("records"))  # newcomers' records, from their past
-        offending.record_parents_outside(self, self.people.new_rows("parents"))  # and their parents', if not here
+        offending.record_parents_outside(self, self.people.new_rows("parents"))  # newcomers' parents', if not here
+        offending.record_past_convictions(self, self.people.new_rows("records"))  # and their records, from their past
         self.register_newcomers()  # a Person agent for each of the month's births and arrivals
         self.record = monthly_record(self)
         self.datacollector.collect(self)

@@ -458,55 +458,94 @@ def _share_proven(o) -> float:
 def record_parents_outside(model, rows: np.ndarray) -> None:
     """With ``family.parents_outside_the_area``: whether the father and mother of each of ``rows`` with no parent in
     the model (the starting adults who do not live with a parent, in-migrants, partners from outside) have ever been
-    convicted, as parents in the model would have been. A father is known with the probability a household has two
-    parents. The parents' log propensities are drawn given the child's as inheritance makes them (in sd units, with
-    heritability h and partners' correlation rho: each parent's slope h (1 + rho) / 2 with two parents, h with the
-    mother alone; the two parents correlated rho - slope^2 given the child), and each record is the Poisson count of
-    proven offences the hazard gives over a life up to the child's age plus the parent's age at the birth (the
-    age-crime curve, the general population's needs on average; the mean age at a first birth, fathers older by the
-    usual gap), less those cautioned (at a clean record's chance, as a child and as an adult). Drawn once, for people young enough to feel it (``family.parent_conviction_effect_until_age``);
-    ``family.child_risk_multiplier`` reads them."""
+    convicted, as parents in the model would have been (``parents_outside``). Drawn once, for people young enough to
+    feel it (``family.parent_conviction_effect_until_age``); ``family.child_risk_multiplier`` reads them."""
     prm = model.params
-    f, o, pop = prm.family, prm.offending, prm.population
+    f = prm.family
     if not f.parents_outside_the_area:
         return
-    p, month, draws = model.people, model.month, model.draws
+    p = model.people
     rows = np.asarray(rows, np.int64)
-    age = month - p.birth_month[rows]
-    keep = (p.father[rows] < 0) & (p.mother[rows] < 0) & (age < 12 * f.parent_conviction_effect_until_age)
-    rows, age = rows[keep], age[keep].astype(np.int64)
+    age = model.month - p.birth_month[rows]
+    rows = rows[(p.father[rows] < 0) & (p.mother[rows] < 0) & (age < 12 * f.parent_conviction_effect_until_age)]
     if len(rows) == 0:
         return
-    ids, sigma, h, rho = p.person_id[rows], max(pop.propensity_sigma_general, 1e-9), f.propensity_heritability, f.partner_propensity_correlation
-    own_z = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / sigma
-    father_known = draws.uniform("parent_outside_known", month, ids) < pop.general_two_parent_share
+    father_known, father_convicted, mother_convicted = parents_outside(model, rows)
+    p.parents_convicted_outside[rows] = np.where(father_known & father_convicted, np.uint8(1), np.uint8(0)) \
+        | np.where(mother_convicted, np.uint8(2), np.uint8(0))
+
+
+#: generations drawn above a person with no parent in the model: their parents, and those parents' parents, whose
+#: convictions raise the parents' own hazard in youth as family effects do in the run (the grandparents' own
+#: family effects left out, a small second-order shortfall)
+OUTSIDE_GENERATIONS = 2
+
+
+def parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of ``rows``, a father and a mother drawn as the model's own families would have given them: whether
+    the father is known and whether each parent has been convicted by now (``_drawn_parents``)."""
+    p, pop = model.people, model.params.population
+    own_z = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / max(pop.propensity_sigma_general, 1e-9)
+    return _drawn_parents(model, p.person_id[rows], own_z, (model.month - p.birth_month[rows]).astype(np.int64),
+                          "", OUTSIDE_GENERATIONS)
+
+
+def _drawn_parents(model, ids, own_z, age, lineage: str, generations: int):
+    """The father (known or not) and mother of people with standard normal scores of log propensity ``own_z`` aged
+    ``age`` months, and whether each has been convicted by now. The parents' scores are drawn given the child's as
+    inheritance makes them (with heritability h and partners' correlation rho: each parent's slope h (1 + rho) / 2
+    with two parents, h with the mother alone; the two parents correlated rho - slope^2 given the child); the father
+    is known with the probability a household has two parents. Each parent's past is drawn as the start draws its
+    adults' (``_past_careers``): proven offences along the age-crime curve over a life up to the child's age plus the
+    parent's age at the birth (the mean age at a first birth, fathers older by the usual gap), at the general
+    population's needs on average, each cautioned with the run's chance for the record before it and followed by the
+    courts' chance of desistance. With ``generations`` > 1 the parents' own parents are drawn the same way, and their
+    convictions raise the parent's hazard up to ``family.parent_conviction_effect_until_age`` as a convicted parent
+    in the model does. (Until 2026-12-06 a Poisson count, thinned at a clean record's chance of a caution, with no
+    desistance and no family effect on the parents themselves: it convicted about 40% of known fathers and 15% of
+    mothers, against 47% and 20% of the model's own parents of young adults, so that young adults' family risk rose as
+    parents in the model replaced them; README.) ``lineage`` keeps each ancestor's draws apart."""
+    prm = model.params
+    f, o, pop, j = prm.family, prm.offending, prm.population, prm.justice
+    month, draws = model.month, model.draws
+    sigma, h, rho = max(pop.propensity_sigma_general, 1e-9), f.propensity_heritability, f.partner_propensity_correlation
+    father_known = draws.uniform(f"parent_outside_known{lineage}", month, ids) < pop.general_two_parent_share
     slope = np.minimum(np.where(father_known, h * (1.0 + rho) / 2.0, h), 0.999)
     residual = np.sqrt(1.0 - slope**2)
-    mother_fresh = draws.normal("parent_outside_propensity", month, ids, draw=1)
+    mother_fresh = draws.normal(f"parent_outside_propensity{lineage}", month, ids, draw=1)
     mother_z = slope * own_z + residual * mother_fresh
     given = np.clip((rho - slope**2) / residual**2, -1.0, 1.0)  # the parents' correlation given the child
-    father_z = slope * own_z + residual * (given * mother_fresh + np.sqrt(1.0 - given**2) * draws.normal("parent_outside_propensity", month, ids, draw=0))
-    _, lifetime = _age_factor_by_month(prm, 0)
-    share_proven = _share_proven(o)
+    father_z = slope * own_z + residual * (given * mother_fresh + np.sqrt(1.0 - given**2)
+                                           * draws.normal(f"parent_outside_propensity{lineage}", month, ids, draw=0))
     prevalence = np.asarray(prm.needs.prevalence_general, float)
     masks = (np.arange(1 << len(prevalence))[:, None] >> np.arange(len(prevalence))) & 1
     needs_rr = float(np.prod(np.where(masks == 1, prevalence, 1.0 - prevalence), axis=1) @ needs_rr_table(tuple(prm.needs.offending_rr)))
     mother_age_at_birth = int(round(12 * pop.parent_age_at_first_child_mean_years))
-    # a conviction, not a caution: proven offences thinned by a clean record's chance of a caution, as a child and after
-    cautioned_child, cautioned_adult = _clean_record_caution_chances(prm)
-    adult_month = int(12 * prm.family.age_adult)
-    bits = np.zeros(len(rows), np.uint8)
-    for bit, z, age_at_birth, sex_multiplier, exists in (
-            (0, father_z, mother_age_at_birth + int(round(12 * prm.demography.partner_age_gap_mean_years)), 1.0, father_known),
-            (1, mother_z, mother_age_at_birth, o.female_multiplier, np.ones(len(rows), bool))):
-        parent_age = np.minimum(age + age_at_birth, len(lifetime) - 1)
-        as_child = lifetime[np.minimum(parent_age, adult_month)]
-        convicted_life = as_child * (1 - cautioned_child) + (lifetime[parent_age] - as_child) * (1 - cautioned_adult)
-        expected = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z) * sex_multiplier \
-            * needs_rr * share_proven * convicted_life
-        convicted = draws.uniform("parent_outside_convicted", month, ids, draw=bit) < -np.expm1(-expected)
-        bits |= np.where(convicted & exists, np.uint8(1 << bit), np.uint8(0))
-    p.parents_convicted_outside[rows] = bits
+    father_age_at_birth = mother_age_at_birth + int(round(12 * prm.demography.partner_age_gap_mean_years))
+    _, months_of_age = _age_factor_by_month(prm, int(age.max()) + max(mother_age_at_birth, father_age_at_birth) + 1)
+    since, until = 12 * int(f.age_criminal_responsibility), int(12 * f.parent_conviction_effect_until_age)
+    desisted = j.desisted_propensity_multiplier if pop.desistance_in_past_records else 1.0  # as the start's pasts
+    convicted = []
+    for parent, z, age_at_birth, sex_multiplier, rr_by_father, rr_by_mother in (
+            ("father", father_z, father_age_at_birth, 1.0, f.rr_father_convicted_son, f.rr_mother_convicted_son),
+            ("mother", mother_z, mother_age_at_birth, o.female_multiplier, f.rr_father_convicted_daughter, f.rr_mother_convicted_daughter)):
+        parent_age = age + age_at_birth
+        family_rr = np.ones(len(ids))
+        if generations > 1:
+            their_father_known, their_father, their_mother = _drawn_parents(model, ids, z, parent_age, f"{lineage}_{parent}", generations - 1)
+            family_rr = np.where(their_father_known & their_father, rr_by_father, 1.0) * np.where(their_mother, rr_by_mother, 1.0)
+        # the family effect multiplies the rate up to its age limit: a stop rescaled so that the later part runs at 1
+        young = months_of_age[np.minimum(parent_age, until)]
+        stop = young + (months_of_age[parent_age] - young) / family_rr
+        rate = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z) * sex_multiplier * needs_rr \
+            * _share_proven(o) * family_rr
+        count, _, _, _ = _past_careers(
+            ids, rate, months_of_age[since], stop,
+            draws.key(f"parent_outside_wait{lineage}_{parent}", month), draws.key(f"parent_outside_desistance{lineage}_{parent}", month),
+            j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, desisted,
+            _past_caution_terms(prm, months_of_age), draws.key(f"parent_outside_caution{lineage}_{parent}", month))
+        convicted.append(count > 0)
+    return father_known, convicted[0], convicted[1]
 
 
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:
