@@ -110,7 +110,7 @@ class _Past:
         drawn = population.sentence_state(self.people) if self.params.population.history_from_drawn_stocks else None
         population.clear_justice_state(self.people)
         self.month = -months
-        offending.record_parents_outside(self, self.people.new_rows("parents"))  # (ages then: all under the limit then)
+        offending.record_parents_outside(self, self.people.new_rows("parents"))  # (before the records, which read them)
         offending.record_past_convictions(self, self.people.new_rows("records"), leave_recent_to_groups=False)
         if drawn is not None:
             population.sentences_moved_back(self.people, drawn, months, int(12 * self.params.family.age_adult))

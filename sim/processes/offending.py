@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
-from ..state.rng import NEVER, next_month_at, poisson_at, poisson_quantile, uniform_at
+from ..state.rng import NEVER, hash_ids, next_month_at, poisson_at, poisson_quantile, uniform_at
 from ..state.schedule import distinct
 from . import family, intervention
 from .courts import p_caution
@@ -334,8 +334,13 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     ids = p.person_id[rows]
     if prm.population.desistance_in_past_records:
         j = prm.justice
+        # people past the family effect's age limit had it before then: the rate times it up to the limit, and the
+        # stop rescaled so that the part after runs at the rate without it (today's hazard has none)
+        family_rr = outgrown_family_multiplier(model, rows, a)
+        young = months_of_age[np.minimum(end, int(12 * f.parent_conviction_effect_until_age))]
         count, cautions, level, factor = _past_careers(
-            ids, per_age_factor * _share_proven(o), months_of_age[since], months_of_age[end],
+            ids, per_age_factor * _share_proven(o) * family_rr, months_of_age[since],
+            young + (months_of_age[end] - young) / family_rr,
             model.draws.key("past_conviction_wait", model.month), model.draws.key("past_desistance", model.month),
             j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, j.desisted_propensity_multiplier,
             _past_caution_terms(prm, months_of_age), model.draws.key("past_caution", model.month))
@@ -343,7 +348,8 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
         p.prev_cautions[rows] += cautions.astype(np.int32)
         p.cautions_before_start[rows] += cautions.astype(np.int32)
         had = count > 0
-        level = level[had]
+        level, young, family_rr = level[had], young[had], family_rr[had]
+        level = np.where(level > young, young + (level - young) * family_rr, level)  # back to months at a factor of 1
     else:
         # months at an age factor of 1 as a child and as an adult, each at its share of proven offences convicted
         # (cautions at a clean record's chance, exact while caution_log_odds_per_log_prev is 0: a Poisson stream thinned)
@@ -374,6 +380,20 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     p.last_conviction_month[chosen] = model.month - (a[had] - month_of_age)
 
 
+def outgrown_family_multiplier(model, rows: np.ndarray, months_of_age: np.ndarray) -> np.ndarray:
+    """The family multiplier that the parents' convictions gave each of ``rows`` up to
+    ``family.parent_conviction_effect_until_age`` (``family.child_risk_multiplier`` just under it: the parents in
+    the model, or those drawn outside it), for those now past that age; 1 for the others, whose hazard today still
+    carries it. Their past records need it (until 2026-12-06 the records drawn for people over the limit left it
+    out, so that they held fewer convictions than people who grow up in the run; README)."""
+    until = model.params.family.parent_conviction_effect_until_age
+    out = np.ones(len(rows))
+    older = months_of_age >= 12 * until
+    if older.any():
+        out[older] = family.child_risk_multiplier(model, rows[older], np.full(int(older.sum()), until - 1e-6))
+    return out
+
+
 #: no cautions in a past career (``_past_careers``' caution terms when ``justice.cautions`` is off)
 NO_CAUTIONS = (False, 0.0, 0.0, 0.0, 0.0)
 
@@ -400,7 +420,7 @@ def _clean_record_caution_chances(prm) -> tuple[float, float]:
 
 @njit(cache=True, nogil=True)
 def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept, desist_per_log_prev, desisted_multiplier,
-                  caution_terms, caution_key):
+                  caution_terms, caution_key, first_conviction_only=False):
     """Each person's past record as the run's police and courts would have made it: proven offences arrive at
     ``rate`` per month at an age factor of 1, along the age-crime curve from ``start`` (the same for all) to each
     ``stop`` (months at a factor of 1 lived by then). Each is a caution with the run's chance (``caution_terms``,
@@ -409,7 +429,8 @@ def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept,
     record before it), which multiplies the rate by ``desisted_multiplier`` from then on. Returns the convictions,
     the cautions, where the last conviction fell (in the same units) and the factor desistance left on the
     propensity. (The run's courts draw desistance once a month for a person's proven offences of that month, and
-    never caution someone under sentence; a past career gives each proven offence its own chances.)"""
+    never caution someone under sentence; a past career gives each proven offence its own chances.) With
+    ``first_conviction_only`` a career stops at its first conviction (enough to say whether someone was convicted)."""
     cautions_on, caution_intercept, caution_per_log_prev, youth_caution, adult_from = caution_terms
     n = len(ids)
     count = np.zeros(n, np.int64)
@@ -433,6 +454,8 @@ def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept,
             else:
                 k += 1
                 last[i] = x
+                if first_conviction_only:
+                    break
             if uniform_at(ids[i], desist_key, record + 1) < p_desist:
                 f *= desisted_multiplier
         count[i], cautions[i], factor[i] = k, c, f
@@ -458,16 +481,16 @@ def _share_proven(o) -> float:
 def record_parents_outside(model, rows: np.ndarray) -> None:
     """With ``family.parents_outside_the_area``: whether the father and mother of each of ``rows`` with no parent in
     the model (the starting adults who do not live with a parent, in-migrants, partners from outside) have ever been
-    convicted, as parents in the model would have been (``parents_outside``). Drawn once, for people young enough to
-    feel it (``family.parent_conviction_effect_until_age``); ``family.child_risk_multiplier`` reads them."""
+    convicted, as parents in the model would have been (``parents_outside``). Drawn once, when they join, before
+    their own past is drawn: ``family.child_risk_multiplier`` reads them up to ``family.parent_conviction_effect_until_age``,
+    and the past records of people already over that age (``outgrown_family_multiplier``)."""
     prm = model.params
     f = prm.family
     if not f.parents_outside_the_area:
         return
     p = model.people
     rows = np.asarray(rows, np.int64)
-    age = model.month - p.birth_month[rows]
-    rows = rows[(p.father[rows] < 0) & (p.mother[rows] < 0) & (age < 12 * f.parent_conviction_effect_until_age)]
+    rows = rows[(p.father[rows] < 0) & (p.mother[rows] < 0)]
     if len(rows) == 0:
         return
     father_known, father_convicted, mother_convicted = parents_outside(model, rows)
@@ -475,77 +498,88 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
         | np.where(mother_convicted, np.uint8(2), np.uint8(0))
 
 
-#: generations drawn above a person with no parent in the model: their parents, and those parents' parents, whose
-#: convictions raise the parents' own hazard in youth as family effects do in the run (the grandparents' own
-#: family effects left out, a small second-order shortfall)
-OUTSIDE_GENERATIONS = 2
+#: generations drawn above a person with no parent in the model (parents, grandparents, great-grandparents): each
+#: generation's convictions raise the one below's hazard in youth as family effects do in the run; the last
+#: generation's own family effect is left out, a shortfall too small to see (README)
+OUTSIDE_GENERATIONS = 3
 
 
 def parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each of ``rows``, a father and a mother drawn as the model's own families would have given them: whether
-    the father is known and whether each parent has been convicted by now (``_drawn_parents``)."""
-    p, pop = model.people, model.params.population
-    own_z = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / max(pop.propensity_sigma_general, 1e-9)
-    return _drawn_parents(model, p.person_id[rows], own_z, (model.month - p.birth_month[rows]).astype(np.int64),
-                          "", OUTSIDE_GENERATIONS)
+    the father is known and whether each parent has been convicted by now.
 
-
-def _drawn_parents(model, ids, own_z, age, lineage: str, generations: int):
-    """The father (known or not) and mother of people with standard normal scores of log propensity ``own_z`` aged
-    ``age`` months, and whether each has been convicted by now. The parents' scores are drawn given the child's as
-    inheritance makes them (with heritability h and partners' correlation rho: each parent's slope h (1 + rho) / 2
-    with two parents, h with the mother alone; the two parents correlated rho - slope^2 given the child); the father
-    is known with the probability a household has two parents. Each parent's past is drawn as the start draws its
-    adults' (``_past_careers``): proven offences along the age-crime curve over a life up to the child's age plus the
-    parent's age at the birth (the mean age at a first birth, fathers older by the usual gap), at the general
-    population's needs on average, each cautioned with the run's chance for the record before it and followed by the
-    courts' chance of desistance. With ``generations`` > 1 the parents' own parents are drawn the same way, and their
-    convictions raise the parent's hazard up to ``family.parent_conviction_effect_until_age`` as a convicted parent
-    in the model does. (Until 2026-12-06 a Poisson count, thinned at a clean record's chance of a caution, with no
-    desistance and no family effect on the parents themselves: it convicted about 40% of known fathers and 15% of
-    mothers, against 47% and 20% of the model's own parents of young adults, so that young adults' family risk rose as
-    parents in the model replaced them; README.) ``lineage`` keeps each ancestor's draws apart."""
-    prm = model.params
+    Their ancestors are drawn as a family tree (``OUTSIDE_GENERATIONS`` deep; node i's father is node 2i + 1, its
+    mother 2i + 2, the person node 0), a generation at a time. Each parent's standard normal score of log
+    propensity is drawn given the child's as inheritance makes them (with heritability h and partners' correlation
+    rho: each parent's slope h (1 + rho) / 2 with two parents, h with the mother alone; the two parents correlated
+    rho - slope^2 given the child); the father is known with the probability a household has two parents. Then,
+    from the oldest generation down, each ancestor's past is drawn as the start draws its adults' (``_past_careers``):
+    proven offences along the age-crime curve over a life up to the child's age plus the parent's age at the birth
+    (the mean age at a first birth, fathers older by the usual gap), at the general population's needs on average,
+    each cautioned with the run's chance for the record before it and followed by the courts' chance of desistance,
+    at a rate raised up to ``family.parent_conviction_effect_until_age`` by their own convicted parents' relative
+    risks, as a convicted parent in the model raises it. (Until 2026-12-06 a Poisson count thinned at a clean record's
+    chance of a caution, with no desistance and no family effect on the parents themselves: it convicted about 40% of
+    known fathers and 15% of mothers, against 47% and 20% of the model's own parents of young adults, so that young
+    adults' family risk rose as parents in the model replaced them; README.)"""
+    prm, p = model.params, model.people
     f, o, pop, j = prm.family, prm.offending, prm.population, prm.justice
     month, draws = model.month, model.draws
     sigma, h, rho = max(pop.propensity_sigma_general, 1e-9), f.propensity_heritability, f.partner_propensity_correlation
-    father_known = draws.uniform(f"parent_outside_known{lineage}", month, ids) < pop.general_two_parent_share
-    slope = np.minimum(np.where(father_known, h * (1.0 + rho) / 2.0, h), 0.999)
-    residual = np.sqrt(1.0 - slope**2)
-    mother_fresh = draws.normal(f"parent_outside_propensity{lineage}", month, ids, draw=1)
-    mother_z = slope * own_z + residual * mother_fresh
-    given = np.clip((rho - slope**2) / residual**2, -1.0, 1.0)  # the parents' correlation given the child
-    father_z = slope * own_z + residual * (given * mother_fresh + np.sqrt(1.0 - given**2)
-                                           * draws.normal(f"parent_outside_propensity{lineage}", month, ids, draw=0))
+    n, nodes = len(rows), 2 ** (OUTSIDE_GENERATIONS + 1) - 1
+    ids = np.empty((n, nodes), np.int64)
+    ids[:, 0] = p.person_id[rows]
+    ids[:, 1:] = hash_ids(ids[:, :1], -np.arange(1, nodes))  # (negative: apart from births' ids, hash_ids(mother, k))
+    z, age, known = np.empty((n, nodes)), np.empty((n, nodes), np.int64), np.ones((n, nodes), bool)
+    z[:, 0] = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / sigma
+    age[:, 0] = month - p.birth_month[rows]
+    mother_age_at_birth = int(round(12 * pop.parent_age_at_first_child_mean_years))
+    father_age_at_birth = mother_age_at_birth + int(round(12 * prm.demography.partner_age_gap_mean_years))
+    for g in range(OUTSIDE_GENERATIONS):  # scores and ages, from the person up
+        child, fathers, mothers = slice(2**g - 1, 2 ** (g + 1) - 1), slice(2 ** (g + 1) - 1, 2 ** (g + 2) - 1, 2), slice(2 ** (g + 1), 2 ** (g + 2) - 1, 2)
+        child_ids, child_z = ids[:, child].ravel(), z[:, child].ravel()
+        father_known = draws.uniform("parent_outside_known", month, child_ids) < pop.general_two_parent_share
+        slope = np.minimum(np.where(father_known, h * (1.0 + rho) / 2.0, h), 0.999)
+        residual = np.sqrt(1.0 - slope**2)
+        mother_fresh = draws.normal("parent_outside_propensity", month, child_ids, draw=1)
+        given = np.clip((rho - slope**2) / residual**2, -1.0, 1.0)  # the parents' correlation given the child
+        z[:, mothers] = (slope * child_z + residual * mother_fresh).reshape(n, -1)
+        z[:, fathers] = (slope * child_z + residual * (given * mother_fresh + np.sqrt(1.0 - given**2)
+                         * draws.normal("parent_outside_propensity", month, child_ids, draw=0))).reshape(n, -1)
+        known[:, fathers] = father_known.reshape(n, -1)
+        age[:, fathers] = age[:, child] + father_age_at_birth
+        age[:, mothers] = age[:, child] + mother_age_at_birth
     prevalence = np.asarray(prm.needs.prevalence_general, float)
     masks = (np.arange(1 << len(prevalence))[:, None] >> np.arange(len(prevalence))) & 1
     needs_rr = float(np.prod(np.where(masks == 1, prevalence, 1.0 - prevalence), axis=1) @ needs_rr_table(tuple(prm.needs.offending_rr)))
-    mother_age_at_birth = int(round(12 * pop.parent_age_at_first_child_mean_years))
-    father_age_at_birth = mother_age_at_birth + int(round(12 * prm.demography.partner_age_gap_mean_years))
-    _, months_of_age = _age_factor_by_month(prm, int(age.max()) + max(mother_age_at_birth, father_age_at_birth) + 1)
+    _, months_of_age = _age_factor_by_month(prm, int(age.max()) + 1)
     since, until = 12 * int(f.age_criminal_responsibility), int(12 * f.parent_conviction_effect_until_age)
     desisted = j.desisted_propensity_multiplier if pop.desistance_in_past_records else 1.0  # as the start's pasts
-    convicted = []
-    for parent, z, age_at_birth, sex_multiplier, rr_by_father, rr_by_mother in (
-            ("father", father_z, father_age_at_birth, 1.0, f.rr_father_convicted_son, f.rr_mother_convicted_son),
-            ("mother", mother_z, mother_age_at_birth, o.female_multiplier, f.rr_father_convicted_daughter, f.rr_mother_convicted_daughter)):
-        parent_age = age + age_at_birth
-        family_rr = np.ones(len(ids))
-        if generations > 1:
-            their_father_known, their_father, their_mother = _drawn_parents(model, ids, z, parent_age, f"{lineage}_{parent}", generations - 1)
-            family_rr = np.where(their_father_known & their_father, rr_by_father, 1.0) * np.where(their_mother, rr_by_mother, 1.0)
+    is_father = np.arange(nodes) % 2 == 1
+    rr = np.array([[f.rr_father_convicted_daughter, f.rr_mother_convicted_daughter],  # by the node's sex, then the parent's
+                   [f.rr_father_convicted_son, f.rr_mother_convicted_son]])
+    convicted = np.zeros((n, nodes), bool)
+    for g in range(OUTSIDE_GENERATIONS, 0, -1):  # records, from the oldest generation down
+        level = np.arange(2**g - 1, 2 ** (g + 1) - 1)
+        son = is_father[level]
+        family_rr = np.ones((n, len(level)))
+        if g < OUTSIDE_GENERATIONS:
+            their_father, their_mother = 2 * level + 1, 2 * level + 2
+            family_rr = np.where(known[:, their_father] & convicted[:, their_father], rr[son.astype(int), 0], 1.0) \
+                * np.where(convicted[:, their_mother], rr[son.astype(int), 1], 1.0)
+        a, family_rr = age[:, level].ravel(), family_rr.ravel()
         # the family effect multiplies the rate up to its age limit: a stop rescaled so that the later part runs at 1
-        young = months_of_age[np.minimum(parent_age, until)]
-        stop = young + (months_of_age[parent_age] - young) / family_rr
-        rate = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z) * sex_multiplier * needs_rr \
-            * _share_proven(o) * family_rr
+        young = months_of_age[np.minimum(a, until)]
+        rate = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z[:, level]) \
+            * np.where(son, 1.0, o.female_multiplier)
         count, _, _, _ = _past_careers(
-            ids, rate, months_of_age[since], stop,
-            draws.key(f"parent_outside_wait{lineage}_{parent}", month), draws.key(f"parent_outside_desistance{lineage}_{parent}", month),
+            ids[:, level].ravel(), rate.ravel() * needs_rr * _share_proven(o) * family_rr, months_of_age[since],
+            young + (months_of_age[a] - young) / family_rr,
+            draws.key("parent_outside_wait", month), draws.key("parent_outside_desistance", month),
             j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, desisted,
-            _past_caution_terms(prm, months_of_age), draws.key(f"parent_outside_caution{lineage}_{parent}", month))
-        convicted.append(count > 0)
-    return father_known, convicted[0], convicted[1]
+            _past_caution_terms(prm, months_of_age), draws.key("parent_outside_caution", month), True)
+        convicted[:, level] = (count > 0).reshape(n, -1)
+    return known[:, 1], convicted[:, 1], convicted[:, 2]
 
 
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:
