@@ -291,8 +291,7 @@ def prime_court_queue(model, months: int = 12) -> None:
 def record_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool = True) -> None:
     """Give the newcomers ``rows`` (the starting population, then each month's arrivals and partners from outside)
     who are at liberty with a clean record the record (convictions, and cautions) the model's own hazard would have
-    given them: a Poisson
-    number with mean m, the proven offences expected since the age of criminal responsibility at today's hazard
+    given them: a Poisson number with mean m, the proven offences expected since the age of criminal responsibility at today's hazard
     moved along the age-crime curve (offences proven by the offence types' mix). Adults' past ends
     ``needs.recent_conviction_months`` back (the adults convicted more recently are the starting offender groups),
     but not before their 18th birthday.
@@ -307,7 +306,9 @@ def record_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: boo
     that sentencing, cautioning and desistance read is the same, but "ever convicted" and the parents' convictions
     that children's hazards read count convictions only (until 2026-12-06 every past proven offence was a
     conviction, which gave about 1.4 times the adults' and 2.3 times the children's convictions the run then made,
-    so the shares ever convicted, and children's family risk, fell over the run). Without
+    so the shares ever convicted, and children's family risk, fell over the run). People past
+    ``family.parent_conviction_effect_until_age`` carry their parents' effect in the part of their past before it
+    (``outgrown_family_multiplier``); younger people's hazard carries it today. Without
     ``leave_recent_to_groups`` (the start simulated from its recent past, ``population.history_years``) every adult's
     past runs to this month."""
     p, f = model.people, model.params.family
@@ -332,15 +333,16 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     end = np.maximum(np.maximum(a - gap, np.minimum(a, int(12 * f.age_adult))), since)
     per_age_factor = np.divide(hazard(model, rows), ages[a], out=np.zeros(len(rows)), where=ages[a] > 0)
     ids = p.person_id[rows]
+    # people past the family effect's age limit had it before then (today's hazard has none): the rate times it, and
+    # the time after the limit shrunk by it (in months at an age factor of 1), so that that part runs without it
+    family_rr = outgrown_family_multiplier(model, rows, a)
+    young = months_of_age[np.minimum(end, int(12 * f.parent_conviction_effect_until_age))]
+    stop = young + (months_of_age[end] - young) / family_rr
+    rate = per_age_factor * _share_proven(o) * family_rr
     if prm.population.desistance_in_past_records:
         j = prm.justice
-        # people past the family effect's age limit had it before then: the rate times it up to the limit, and the
-        # stop rescaled so that the part after runs at the rate without it (today's hazard has none)
-        family_rr = outgrown_family_multiplier(model, rows, a)
-        young = months_of_age[np.minimum(end, int(12 * f.parent_conviction_effect_until_age))]
         count, cautions, level, factor = _past_careers(
-            ids, per_age_factor * _share_proven(o) * family_rr, months_of_age[since],
-            young + (months_of_age[end] - young) / family_rr,
+            ids, rate, months_of_age[since], stop,
             model.draws.key("past_conviction_wait", model.month), model.draws.key("past_desistance", model.month),
             j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, j.desisted_propensity_multiplier,
             _past_caution_terms(prm, months_of_age), model.draws.key("past_caution", model.month))
@@ -348,15 +350,13 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
         p.prev_cautions[rows] += cautions.astype(np.int32)
         p.cautions_before_start[rows] += cautions.astype(np.int32)
         had = count > 0
-        level, young, family_rr = level[had], young[had], family_rr[had]
-        level = np.where(level > young, young + (level - young) * family_rr, level)  # back to months at a factor of 1
+        level = level[had]
     else:
         # months at an age factor of 1 as a child and as an adult, each at its share of proven offences convicted
         # (cautions at a clean record's chance, exact while caution_log_odds_per_log_prev is 0: a Poisson stream thinned)
         adult_from = months_of_age[np.minimum(end, int(12 * f.age_adult))]
-        as_child, as_adult = adult_from - months_of_age[since], months_of_age[end] - adult_from
+        as_child, as_adult = adult_from - months_of_age[since], stop - adult_from
         cautioned_child, cautioned_adult = _clean_record_caution_chances(prm)
-        rate = per_age_factor * _share_proven(o)
         expected = rate * (as_child * (1 - cautioned_child) + as_adult * (1 - cautioned_adult))
         count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
         if prm.justice.cautions:
@@ -373,6 +373,8 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
         q = u * (child_part + adult_part)
         level = np.where(q < child_part, months_of_age[since] + q / max(1 - cautioned_child, 1e-12),
                          adult_from[had] + (q - child_part) / max(1 - cautioned_adult, 1e-12))
+    young, family_rr = young[had], family_rr[had]
+    level = np.where(level > young, young + (level - young) * family_rr, level)  # (the time after the limit unshrunk)
     chosen, count = rows[had], count[had]
     month_of_age = np.clip(np.searchsorted(months_of_age, level, side="right") - 1, since, end[had] - 1)
     p.prev_convictions[chosen] = count
