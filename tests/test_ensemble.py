@@ -546,15 +546,16 @@ def test_the_shipped_history_match_store_is_refused_as_an_earlier_model_s_but_ot
 
 
 def test_the_shipped_baseline_ensemble_is_the_history_match_s_checked_again_under_today_s_model():
-    """The baseline's ensemble was made by --recheck, under today's model, from the history match's ensemble (kept in
-    calibration/rechecks/), on the same check seeds and weights; its store resumes with today's baseline and model."""
+    """The baseline's ensemble was made by --recheck, under today's model, from the ensemble of the model before (kept
+    in calibration/rechecks/: itself a recheck, by the model of the morning of 2026-12-06, of the history match's),
+    on the history match's check seeds and weights; its store resumes with today's baseline and model."""
     frame = pd.read_parquet(S.ENSEMBLE)
     assert frame["made_by"].str.startswith("sim ensemble --recheck").all()
     settings = json.loads((E.RECHECK_STORE / "baseline" / "settings.json").read_text())
     source = E.RECHECK_STORE / settings["recheck_of"]
     assert settings["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     made = pd.read_parquet(source)["made_by"]
-    assert made.str.startswith("sim ensemble ").all() and not made.str.contains("--recheck").any()
+    assert made.str.startswith("sim ensemble ").all() and made.str.contains("checked again under baseline.toml").all()
     history = json.loads((hm.STORE / "settings.json").read_text())
     assert (settings["seed"], settings["overrides"]) == (history["seed"], history["overrides"])
     assert (settings["model"], settings["scenario_sha256"]) == (MODEL_REVISION, E.scenario_digest(BASELINE))
