@@ -208,3 +208,22 @@ def test_the_past_cautions_children_and_adults_at_their_own_chances_switching_at
         share = cautioned.sum() / (count + cautioned).sum()
         expected = float(p_caution(np.array([0]), np.array([youth]), j)[0])
         assert share == pytest.approx(expected, abs=0.01), (youth, share, expected)
+
+
+def test_a_family_effect_up_to_an_age_scales_the_rate_before_it_and_leaves_the_rate_after_it():
+    """``_draw_past_convictions`` gives people past the family effect's age limit the effect up to it by passing
+    ``_past_careers`` the rate times the multiplier and a stop whose part after the limit is shrunk by it. With no
+    desistance and no cautions the count is then Poisson with mean rate x (multiplier x the months at a factor of 1
+    before the limit + those after it), what a rate that changes at the limit gives."""
+    n, rate, rr, start, young, end = 200_000, 0.01, 2.5, 5.0, 200.0, 260.0
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    count, cautions, last, _ = offending._past_careers(ids, np.full(n, rate * rr), start, np.full(n, young + (end - young) / rr),
+                                             np.uint64(11), np.uint64(12), -60.0, 0.0, 1.0, offending.NO_CAUTIONS,
+                                                       np.uint64(13))
+    expected = rate * (rr * (young - start) + (end - young))
+    assert cautions.sum() == 0
+    assert count.mean() == pytest.approx(expected, abs=4 * np.sqrt(expected / n))
+    assert count.var() == pytest.approx(expected, rel=0.03)  # Poisson: the two parts add up, nothing lost or doubled
+    had = count > 0
+    mapped = np.where(last[had] > young, young + (last[had] - young) * rr, last[had])  # back, as the caller maps it
+    assert (mapped > start).all() and (mapped <= end).all() and (mapped > young).mean() > 0.3

@@ -200,3 +200,13 @@ def test_bad_set_syntax(text):
     with pytest.raises(ScenarioError) as err:
         load_scenario(BASELINE, [text])
     assert text in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_family_effect_must_last_past_childhood_and_exposure(tmp_path):
+    """``family.parent_conviction_effect_until_age`` below the adult age (or the partner-abuse exposure's limit) is
+    refused in one line: the drawn pasts of people past it would carry childhood-only effects."""
+    from conftest import BASELINE
+
+    with pytest.raises(ScenarioError, match=r"family\.parent_conviction_effect_until_age = 16.*at least family\.age_adult"):
+        load_scenario(BASELINE, ["family.parent_conviction_effect_until_age=16"])
+    load_scenario(BASELINE, ["family.parent_conviction_effect_until_age=25"])  # (the exposure's limit, 25: allowed)

@@ -382,18 +382,21 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     p.last_conviction_month[chosen] = model.month - (a[had] - month_of_age)
 
 
-def outgrown_family_multiplier(model, rows: np.ndarray, months_of_age: np.ndarray) -> np.ndarray:
-    """The family multiplier that the parents' convictions gave each of ``rows`` up to
-    ``family.parent_conviction_effect_until_age`` (``family.child_risk_multiplier`` just under it: the parents in
-    the model, or those drawn outside it), for those now past that age; 1 for the others, whose hazard today still
-    carries it. Their past records need it (until 2026-12-06 the records drawn for people over the limit left it
-    out, so that they held fewer convictions than people who grow up in the run; README)."""
+def outgrown_family_multiplier(model, rows: np.ndarray, age_months: np.ndarray) -> np.ndarray:
+    """The family multiplier that the parents' convictions gave each of ``rows`` (aged ``age_months``) up to
+    ``family.parent_conviction_effect_until_age``, for those now past that age (``family.child_risk_multiplier``
+    just under it, where only the parents' convictions count: the scenario checks that the limit is past childhood
+    and the exposure to partner abuse; the parents in the model, or those drawn outside it); 1 for the others, whose
+    hazard today still carries it. Their past records need it (until 2026-12-06 the records drawn for people over
+    the limit left it out, so that they held fewer convictions than people who grow up in the run; README). At least
+    1e-6, so that a relative risk of 0 still lets the part of life after the limit run (``_draw_past_convictions``
+    divides by it)."""
     until = model.params.family.parent_conviction_effect_until_age
     out = np.ones(len(rows))
-    older = months_of_age >= 12 * until
+    older = age_months >= 12 * until
     if older.any():
         out[older] = family.child_risk_multiplier(model, rows[older], np.full(int(older.sum()), until - 1e-6))
-    return out
+    return np.maximum(out, 1e-6)
 
 
 #: no cautions in a past career (``_past_careers``' caution terms when ``justice.cautions`` is off)
@@ -425,7 +428,8 @@ def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept,
                   caution_terms, caution_key, first_conviction_only=False):
     """Each person's past record as the run's police and courts would have made it: proven offences arrive at
     ``rate`` per month at an age factor of 1, along the age-crime curve from ``start`` (the same for all) to each
-    ``stop`` (months at a factor of 1 lived by then). Each is a caution with the run's chance (``caution_terms``,
+    ``stop`` (months at a factor of 1 lived by then, or units a caller rescaled: see ``_draw_past_convictions``, whose
+    ``last`` it maps back). Each is a caution with the run's chance (``caution_terms``,
     from ``_past_caution_terms``: by the record before it and whether the person was still a child), else a
     conviction; after each, caution or conviction as in the run, the career may end (``courts.p_desist`` of the
     record before it), which multiplies the rate by ``desisted_multiplier`` from then on. Returns the convictions,
@@ -502,7 +506,9 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
 
 #: generations drawn above a person with no parent in the model (parents, grandparents, great-grandparents): each
 #: generation's convictions raise the one below's hazard in youth as family effects do in the run; the last
-#: generation's own family effect is left out, a shortfall too small to see (README)
+#: generation's own family effect is left out (with the childhood-only family effects, the parents drawn come out a
+#: point or two less often convicted than the model's own: README). Also left out: an ancestor's record runs to today,
+#: so convictions after their child turned 40 count too (a few per cent more exposure, an upward bias)
 OUTSIDE_GENERATIONS = 3
 
 
@@ -515,7 +521,8 @@ def parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     propensity is drawn given the child's as inheritance makes them (with heritability h and partners' correlation
     rho: each parent's slope h (1 + rho) / 2 with two parents, h with the mother alone; the two parents correlated
     rho - slope^2 given the child); the father is known with the probability a household has two parents. Then,
-    from the oldest generation down, each ancestor's past is drawn as the start draws its adults' (``_past_careers``):
+    from the oldest generation down, each ancestor's past is drawn as the start draws its adults' with
+    ``population.desistance_in_past_records`` (``_past_careers``; without it, the same with no desistance):
     proven offences along the age-crime curve over a life up to the child's age plus the parent's age at the birth
     (the mean age at a first birth, fathers older by the usual gap), at the general population's needs on average,
     each cautioned with the run's chance for the record before it and followed by the courts' chance of desistance,
@@ -529,6 +536,8 @@ def parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     month, draws = model.month, model.draws
     sigma, h, rho = max(pop.propensity_sigma_general, 1e-9), f.propensity_heritability, f.partner_propensity_correlation
     n, nodes = len(rows), 2 ** (OUTSIDE_GENERATIONS + 1) - 1
+    if n == 0:
+        return np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, bool)
     ids = np.empty((n, nodes), np.int64)
     ids[:, 0] = p.person_id[rows]
     ids[:, 1:] = hash_ids(ids[:, :1], -np.arange(1, nodes))  # (negative: apart from births' ids, hash_ids(mother, k))
@@ -567,8 +576,8 @@ def parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
         family_rr = np.ones((n, len(level)))
         if g < OUTSIDE_GENERATIONS:
             their_father, their_mother = 2 * level + 1, 2 * level + 2
-            family_rr = np.where(known[:, their_father] & convicted[:, their_father], rr[son.astype(int), 0], 1.0) \
-                * np.where(convicted[:, their_mother], rr[son.astype(int), 1], 1.0)
+            family_rr = np.maximum(1e-6, np.where(known[:, their_father] & convicted[:, their_father], rr[son.astype(int), 0], 1.0)
+                                   * np.where(convicted[:, their_mother], rr[son.astype(int), 1], 1.0))  # (> 0: divided by)
         a, family_rr = age[:, level].ravel(), family_rr.ravel()
         # the family effect multiplies the rate up to its age limit: a stop rescaled so that the later part runs at 1
         young = months_of_age[np.minimum(a, until)]

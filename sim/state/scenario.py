@@ -294,6 +294,12 @@ def _cross_checks(p: Params, origin: dict[tuple[str, str], str]) -> None:
     if len(c.da_cost_per_victim_year.value) != len(DA_COST_PARTS):
         fail("costs", "da_cost_per_victim_year", list(c.da_cost_per_victim_year.value),
              f"needs {len(DA_COST_PARTS)} entries, one per part: {', '.join(DA_COST_PARTS)}")
+    f = p.family
+    if f.parent_conviction_effect_until_age < max(f.age_adult, p.domestic_abuse.exposure_effect_until_age):
+        fail("family", "parent_conviction_effect_until_age", f.parent_conviction_effect_until_age,
+             f"must be at least family.age_adult ({f.age_adult}) and domestic_abuse.exposure_effect_until_age "
+             f"({p.domestic_abuse.exposure_effect_until_age}): the drawn pasts of people past it carry only their "
+             "parents' convictions (offending.outgrown_family_multiplier)")
     if p.da_hub.capacity_victims_per_year > 0 and p.domestic_abuse.incidents_per_month_base <= 0:
         fail("da_hub", "capacity_victims_per_year", p.da_hub.capacity_victims_per_year,
              "a DA hub needs partner abuse on (domestic_abuse.incidents_per_month_base > 0, as in scenarios/domestic_abuse.toml)")
