@@ -512,9 +512,24 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
 OUTSIDE_GENERATIONS = 3
 
 
+#: people whose ancestors are drawn at once (``parents_outside``): bounds the family tree's arrays (about 26 bytes a
+#: node, 15 nodes a person) whatever the population; the draws are per person, so the chunks change nothing
+OUTSIDE_CHUNK = 1 << 15
+
+
 def parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each of ``rows``, a father and a mother drawn as the model's own families would have given them: whether
-    the father is known and whether each parent has been convicted by now.
+    the father is known and whether each parent has been convicted by now (``_parents_outside``, ``OUTSIDE_CHUNK``
+    people at a time)."""
+    rows = np.asarray(rows, np.int64)
+    if len(rows) <= OUTSIDE_CHUNK:
+        return _parents_outside(model, rows)
+    parts = [_parents_outside(model, rows[i:i + OUTSIDE_CHUNK]) for i in range(0, len(rows), OUTSIDE_CHUNK)]
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(3))
+
+
+def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``parents_outside`` of ``rows`` at once.
 
     Their ancestors are drawn as a family tree (``OUTSIDE_GENERATIONS`` deep; node i's father is node 2i + 1, its
     mother 2i + 2, the person node 0), a generation at a time. Each parent's standard normal score of log
