@@ -21,7 +21,7 @@ from .state.scenario import realize, with_member
 #: any change that moves the runs; the scenario's text has its own hash. (2026-12-06: the drawn past cautions its
 #: proven offences as the run does, and sentencing reads convictions and cautions. Later that day: the parents of
 #: people with no parent in the model are drawn as the start draws its adults' pasts, with their own parents' effect.)
-MODEL_REVISION = "2026-12-06 parents outside"
+MODEL_REVISION = "2026-12-06 state-dependent past"
 
 
 class ReoffendingModel(mesa.Model):

@@ -14,9 +14,9 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
-from ..state.rng import NEVER, hash_ids, next_month_at, poisson_at, poisson_quantile, uniform_at
+from ..state.rng import NEVER, geometric_wait, hash_ids, next_month_at, poisson_at, poisson_quantile, uniform_at
 from ..state.schedule import distinct
-from . import family, intervention
+from . import family, intervention, needs
 from .courts import p_caution
 
 
@@ -333,46 +333,56 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
     end = np.maximum(np.maximum(a - gap, np.minimum(a, int(12 * f.age_adult))), since)
     per_age_factor = np.divide(hazard(model, rows), ages[a], out=np.zeros(len(rows)), where=ages[a] > 0)
     ids = p.person_id[rows]
-    # people past the family effect's age limit had it before then (today's hazard has none): the rate times it, and
-    # the time after the limit shrunk by it (in months at an age factor of 1), so that that part runs without it
+    # people past the family effect's age limit had it before then (today's hazard has none): the rate times it
+    # before the limit
     family_rr = outgrown_family_multiplier(model, rows, a)
-    young = months_of_age[np.minimum(end, int(12 * f.parent_conviction_effect_until_age))]
-    stop = young + (months_of_age[end] - young) / family_rr
-    rate = per_age_factor * _share_proven(o) * family_rr
+    until = int(12 * f.parent_conviction_effect_until_age)
+    rate = per_age_factor * _share_proven(o)
     if prm.population.desistance_in_past_records:
         j = prm.justice
-        count, cautions, level, factor = _past_careers(
-            ids, rate, months_of_age[since], stop,
-            model.draws.key("past_conviction_wait", model.month), model.draws.key("past_desistance", model.month),
-            j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, j.desisted_propensity_multiplier,
-            _past_caution_terms(prm, months_of_age), model.draws.key("past_caution", model.month))
+        # the needs a career passes through replace today's (drawn at the general population's prevalence)
+        rate = rate / needs_rr_table(tuple(prm.needs.offending_rr))[p.needs[rows]]
+        keys = tuple(model.draws.key(s, model.month) for s in
+                     ("past_conviction_wait", "past_desistance", "past_caution", "past_needs", "past_sentence"))
+        count, cautions, last, factor = _past_careers(
+            ids, rate, since, end, months_of_age, family_rr, until, keys,
+            (j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, j.desisted_propensity_multiplier),
+            _past_caution_terms(prm), _past_needs_terms(prm, True), _past_sentence_terms(prm, True))
         p.propensity[rows] *= factor
         p.prev_cautions[rows] += cautions.astype(np.int32)
         p.cautions_before_start[rows] += cautions.astype(np.int32)
         had = count > 0
-        level = level[had]
-    else:
-        # months at an age factor of 1 as a child and as an adult, each at its share of proven offences convicted
-        # (cautions at a clean record's chance, exact while caution_log_odds_per_log_prev is 0: a Poisson stream thinned)
-        adult_from = months_of_age[np.minimum(end, int(12 * f.age_adult))]
-        as_child, as_adult = adult_from - months_of_age[since], stop - adult_from
-        cautioned_child, cautioned_adult = _clean_record_caution_chances(prm)
-        expected = rate * (as_child * (1 - cautioned_child) + as_adult * (1 - cautioned_adult))
-        count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
-        if prm.justice.cautions:
-            expected_cautions = rate * (as_child * cautioned_child + as_adult * cautioned_adult)
-            cautions = poisson_quantile(model.draws.uniform("past_record_cautions", model.month, ids),
-                                        expected_cautions).astype(np.int32)
-            p.prev_cautions[rows] += cautions
-            p.cautions_before_start[rows] += cautions
-        had = count > 0
-        # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the convictions'
-        # weighted past, mapped back to months at an age factor of 1
-        u = model.draws.uniform("past_record_month", model.month, ids[had]) ** (1.0 / count[had])
-        child_part, adult_part = as_child[had] * (1 - cautioned_child), as_adult[had] * (1 - cautioned_adult)
-        q = u * (child_part + adult_part)
-        level = np.where(q < child_part, months_of_age[since] + q / max(1 - cautioned_child, 1e-12),
-                         adult_from[had] + (q - child_part) / max(1 - cautioned_adult, 1e-12))
+        chosen, count = rows[had], count[had]
+        p.prev_convictions[chosen] = count
+        p.convictions_before_start[chosen] = count
+        p.last_conviction_month[chosen] = model.month - (a[had] - last[had])
+        return
+    # the time after the limit shrunk by the family multiplier (in months at an age factor of 1), so that that part
+    # runs without it
+    young = months_of_age[np.minimum(end, until)]
+    stop = young + (months_of_age[end] - young) / family_rr
+    rate = rate * family_rr
+    # months at an age factor of 1 as a child and as an adult, each at its share of proven offences convicted
+    # (cautions at a clean record's chance, exact while caution_log_odds_per_log_prev is 0: a Poisson stream thinned)
+    adult_from = months_of_age[np.minimum(end, int(12 * f.age_adult))]
+    as_child, as_adult = adult_from - months_of_age[since], stop - adult_from
+    cautioned_child, cautioned_adult = _clean_record_caution_chances(prm)
+    expected = rate * (as_child * (1 - cautioned_child) + as_adult * (1 - cautioned_adult))
+    count = poisson_quantile(model.draws.uniform("past_record", model.month, ids), expected).astype(np.int64)
+    if prm.justice.cautions:
+        expected_cautions = rate * (as_child * cautioned_child + as_adult * cautioned_adult)
+        cautions = poisson_quantile(model.draws.uniform("past_record_cautions", model.month, ids),
+                                    expected_cautions).astype(np.int32)
+        p.prev_cautions[rows] += cautions
+        p.cautions_before_start[rows] += cautions
+    had = count > 0
+    # the latest of `count` convictions along the age-crime curve: the u^(1/count) quantile of the convictions'
+    # weighted past, mapped back to months at an age factor of 1
+    u = model.draws.uniform("past_record_month", model.month, ids[had]) ** (1.0 / count[had])
+    child_part, adult_part = as_child[had] * (1 - cautioned_child), as_adult[had] * (1 - cautioned_adult)
+    q = u * (child_part + adult_part)
+    level = np.where(q < child_part, months_of_age[since] + q / max(1 - cautioned_child, 1e-12),
+                     adult_from[had] + (q - child_part) / max(1 - cautioned_adult, 1e-12))
     young, family_rr = young[had], family_rr[had]
     level = np.where(level > young, young + (level - young) * family_rr, level)  # (the time after the limit unshrunk)
     chosen, count = rows[had], count[had]
@@ -400,18 +410,41 @@ def outgrown_family_multiplier(model, rows: np.ndarray, age_months: np.ndarray) 
 
 
 #: no cautions in a past career (``_past_careers``' caution terms when ``justice.cautions`` is off)
-NO_CAUTIONS = (False, 0.0, 0.0, 0.0, 0.0)
+NO_CAUTIONS = (False, 0.0, 0.0, 0.0)
 
 
-def _past_caution_terms(prm, months_of_age: np.ndarray) -> tuple:
+def _past_caution_terms(prm) -> tuple:
     """What ``_past_careers`` needs to caution a past proven offence as the run's police would (``courts.p_caution``):
-    whether cautions are on, the log-odds intercept, its change per log(1 + record), the youth term, and the point of
-    a career (months at an age factor of 1, ``_age_factor_by_month``) where the person turned adult."""
+    whether cautions are on, the log-odds intercept, its change per log(1 + record) and the youth term."""
     j = prm.justice
     if not j.cautions:
         return NO_CAUTIONS
-    return (True, j.caution_log_odds_intercept, j.caution_log_odds_per_log_prev, j.youth_caution_log_odds,
-            float(months_of_age[int(12 * prm.family.age_adult)]))
+    return True, j.caution_log_odds_intercept, j.caution_log_odds_per_log_prev, j.youth_caution_log_odds
+
+
+def _past_needs_terms(prm, on: bool) -> tuple:
+    """What ``_past_careers`` needs to change an adult's needs as the needs process does (``needs.step``): whether it
+    should, the month of age a person comes of age (needs are an adult's; also when a child's cautions and custody
+    odds end), the offender group's window (``needs.recent_conviction_months``), the two groups' cumulative change
+    tables and the needs' relative risks by bit mask. Off, the needs stay none (a relative risk of 1): the caller's
+    rate then carries them."""
+    n = prm.needs
+    return (on, math.ceil(12 * prm.family.age_adult), int(n.recent_conviction_months), needs._cumulative_tables(n),
+            needs_rr_table(tuple(n.offending_rr)))
+
+
+def _past_sentence_terms(prm, on: bool) -> tuple:
+    """What ``_past_careers`` needs to sentence a past conviction as the courts do (``courts.p_custody``, ``p_order``)
+    and raise the rate after an order's start: whether it should, the order's log-odds terms, custody's (intercept,
+    per log(1 + record), youth), the CDF of proven offences' types and their custody log-odds, and the excess after an
+    order's start by month (``excess_table``)."""
+    j, o = prm.justice, prm.offending
+    cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))
+    proven = np.diff(cdf, prepend=0.0) * p_proven
+    excess = excess_table(o.order_start_multiplier_initial, o.supervision_decay_months) if on else np.ones(0)
+    return (on, (j.order_log_odds_intercept, j.order_log_odds_per_log_prev),
+            (j.custody_log_odds_intercept, j.custody_log_odds_per_log_prev, j.youth_custody_log_odds),
+            np.cumsum(proven) / proven.sum(), np.asarray(o.offence_type_custody_log_odds, float), excess)
 
 
 def _clean_record_caution_chances(prm) -> tuple[float, float]:
@@ -424,46 +457,122 @@ def _clean_record_caution_chances(prm) -> tuple[float, float]:
 
 
 @njit(cache=True, nogil=True)
-def _past_careers(ids, rate, start, stop, gap_key, desist_key, desist_intercept, desist_per_log_prev, desisted_multiplier,
-                  caution_terms, caution_key, first_conviction_only=False):
-    """Each person's past record as the run's police and courts would have made it: proven offences arrive at
-    ``rate`` per month at an age factor of 1, along the age-crime curve from ``start`` (the same for all) to each
-    ``stop`` (months at a factor of 1 lived by then, or units a caller rescaled: see ``_draw_past_convictions``, whose
-    ``last`` it maps back). Each is a caution with the run's chance (``caution_terms``,
-    from ``_past_caution_terms``: by the record before it and whether the person was still a child), else a
-    conviction; after each, caution or conviction as in the run, the career may end (``courts.p_desist`` of the
-    record before it), which multiplies the rate by ``desisted_multiplier`` from then on. Returns the convictions,
-    the cautions, where the last conviction fell (in the same units) and the factor desistance left on the
-    propensity. (The run's courts draw desistance once a month for a person's proven offences of that month, and
-    never caution someone under sentence; a past career gives each proven offence its own chances.) With
-    ``first_conviction_only`` a career stops at its first conviction (enough to say whether someone was convicted)."""
-    cautions_on, caution_intercept, caution_per_log_prev, youth_caution, adult_from = caution_terms
+def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until, keys, desist_terms,
+                  caution_terms, needs_terms, sentence_terms, first_conviction_only=False):
+    """Each person's past record as the run's processes would have made it, month of age by month of age from
+    ``since`` (the same for all): proven offences arrive at ``rate`` per month at an age factor of 1 (``months_of_age``,
+    ``_age_factor_by_month``) until the month of age ``end``, times ``family_rr`` before ``family_until``, times the
+    relative risk of the person's needs and the excess after an order's start. Each proven offence is a caution with
+    the run's chance (``caution_terms``, ``_past_caution_terms``), else a conviction; after each the career may end
+    (``courts.p_desist`` of the record before it, ``desist_terms``), which multiplies the rate by the desisted
+    multiplier from then on. With ``needs_terms`` on (``_past_needs_terms``), an adult's needs change as the needs
+    process changes them (from none at coming of age, one at a time, at the general population's or, within
+    ``needs.recent_conviction_months`` of a conviction, offenders' rates); a
+    conviction is sentenced (``sentence_terms``: offence type, custody or not, an order or not) and an order's start
+    raises the rate as in the run (``offending.order_start_multiplier_initial``). So the past carries the run's state
+    dependence: an offender's needs and orders make the next offence likelier. (Until 2026-12-06 a past career had
+    neither: records drawn for the start were shorter and less concentrated than those the run then grew, and the
+    stocks they drive rose over decades; README.) Left out: custody's time away (a custodial sentence neither
+    removes the person nor gives needs on release), the run's one desistance draw per court-month, and no caution
+    under sentence. With ``first_conviction_only`` a career stops at its first conviction. Returns the convictions,
+    the cautions, the month of age of the last conviction (-1 if none) and the factor desistance left on the
+    propensity."""
+    wait_key, desist_key, caution_key, needs_key, sentence_key = keys
+    desist_intercept, desist_per_log_prev, desisted_multiplier = desist_terms
+    cautions_on, caution_intercept, caution_per_log_prev, youth_caution = caution_terms
+    needs_on, adult, recent, cum, needs_rr = needs_terms
+    sentencing_on, order_terms, custody_terms, type_cdf, type_log_odds, excess = sentence_terms
+    order_intercept, order_per_log_prev = order_terms
+    custody_intercept, custody_per_log_prev, youth_custody = custody_terms
+    never = np.int64(1) << 50
     n = len(ids)
     count = np.zeros(n, np.int64)
     cautions = np.zeros(n, np.int64)
-    last = np.zeros(n)
+    last = np.full(n, -1, np.int64)
     factor = np.ones(n)
     for i in range(n):
-        x, k, c, f = start, 0, 0, 1.0
-        while rate[i] * f > 0.0:
-            x += -math.log1p(-uniform_at(ids[i], gap_key, k + c)) / (rate[i] * f)  # the wait to the next proven offence
-            if x >= stop[i]:
-                break
+        pid, stop = ids[i], end[i]
+        m, x = since, months_of_age[since]
+        k, c, f, mask = 0, 0, 1.0, 0
+        last_conv, order_month, need_next, need_draws = -never, -never, never, 0
+        started = not needs_on  # needs begin at coming of age
+        wait = -math.log1p(-uniform_at(pid, wait_key, 0))  # exposure to the next proven offence
+        at_month_start = True  # (changes due in a month happen at its start, once)
+        while m < stop and rate[i] * f > 0.0:
+            active = m - last_conv <= recent
+            if at_month_start and not started and m >= adult:
+                started = True
+                need_next = m + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[1 if active else 0, mask, -1], never)
+                need_draws += 1
+            if at_month_start and needs_on and started and m == last_conv + recent + 1:  # the offender group ends: general rates
+                need_next = m + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[0, mask, -1], never)
+                need_draws += 1
+            if at_month_start and need_next == m:  # one need changes: which, by the group's table
+                group = 1 if active else 0
+                u = uniform_at(pid, needs_key, 2 * need_draws + 1) * cum[group, mask, -1]
+                j = 0
+                while j < cum.shape[2] and cum[group, mask, j] <= u:
+                    j += 1
+                if j < cum.shape[2]:
+                    mask ^= 1 << j
+                need_next = m + 1 + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[group, mask, -1], never)
+                need_draws += 1
+            # the rate holds until the next month anything changes
+            nxt = min(stop, need_next)
+            if not started:
+                nxt = min(nxt, adult)
+            if active:
+                nxt = min(nxt, last_conv + recent + 1)
+            if m < family_until:
+                nxt = min(nxt, family_until)
+            since_order = m - order_month - 1  # months since the order's first full month (as the run counts it)
+            if since_order < len(excess):
+                nxt = min(nxt, m + 1)
+            nxt = max(nxt, m + 1)
+            level = rate[i] * f * needs_rr[mask] * (family_rr[i] if m < family_until else 1.0)
+            if 0 <= since_order < len(excess):
+                level *= excess[since_order]
+            exposure = level * (months_of_age[nxt] - x)
+            if not (level > 0.0 and wait < exposure):
+                wait -= exposure
+                m, x, at_month_start = nxt, months_of_age[nxt], True
+                continue
+            # a proven offence, in month of age m (the first whose end it does not reach)
+            x += wait / level
+            m = min(max(m, np.searchsorted(months_of_age[:nxt], x, side="right") - 1), nxt - 1)
+            at_month_start = False
             record = k + c
-            p_desist = 1.0 / (1.0 + math.exp(-(desist_intercept + desist_per_log_prev * math.log1p(record))))
+            youth = m < adult
             cautioned = False
             if cautions_on:
-                log_odds = caution_intercept + caution_per_log_prev * math.log1p(record) + (youth_caution if x < adult_from else 0.0)
-                cautioned = uniform_at(ids[i], caution_key, record) < 1.0 / (1.0 + math.exp(-log_odds))
+                log_odds = caution_intercept + caution_per_log_prev * math.log1p(record) + (youth_caution if youth else 0.0)
+                cautioned = uniform_at(pid, caution_key, record) < 1.0 / (1.0 + math.exp(-log_odds))
             if cautioned:
                 c += 1
             else:
                 k += 1
-                last[i] = x
+                last[i] = m
                 if first_conviction_only:
                     break
-            if uniform_at(ids[i], desist_key, record + 1) < p_desist:
+                if last_conv < m - recent and started:  # joins the offender group: offenders' rates from next month
+                    need_next = m + 1 + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[1, mask, -1], never)
+                    need_draws += 1
+                last_conv = m
+                if sentencing_on:
+                    u = uniform_at(pid, sentence_key, 3 * record)
+                    t = 0
+                    while t < len(type_cdf) - 1 and type_cdf[t] <= u:
+                        t += 1
+                    log_odds = (custody_intercept + custody_per_log_prev * math.log1p(record) + type_log_odds[t]
+                                + (youth_custody if youth else 0.0))
+                    custody = uniform_at(pid, sentence_key, 3 * record + 1) < 1.0 / (1.0 + math.exp(-log_odds))
+                    p_order = 1.0 / (1.0 + math.exp(-(order_intercept + order_per_log_prev * math.log1p(record))))
+                    if not custody and uniform_at(pid, sentence_key, 3 * record + 2) < p_order:
+                        order_month = m
+            p_desist = 1.0 / (1.0 + math.exp(-(desist_intercept + desist_per_log_prev * math.log1p(record))))
+            if uniform_at(pid, desist_key, record + 1) < p_desist:
                 f *= desisted_multiplier
+            wait = -math.log1p(-uniform_at(pid, wait_key, record + 1))
         count[i], cautions[i], factor[i] = k, c, f
     return count, cautions, last, factor
 
@@ -581,6 +690,9 @@ def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     _, months_of_age = _age_factor_by_month(prm, int(age.max()) + 1)
     since, until = 12 * int(f.age_criminal_responsibility), int(12 * f.parent_conviction_effect_until_age)
     desisted = j.desisted_propensity_multiplier if pop.desistance_in_past_records else 1.0  # as the start's pasts
+    desist_terms = (j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, desisted)
+    keys = tuple(draws.key(s, month) for s in ("parent_outside_wait", "parent_outside_desistance", "parent_outside_caution",
+                                               "parent_outside_needs", "parent_outside_sentence"))
     is_father = np.arange(nodes) % 2 == 1
     rr = np.array([[f.rr_father_convicted_daughter, f.rr_mother_convicted_daughter],  # by the node's sex, then the parent's
                    [f.rr_father_convicted_son, f.rr_mother_convicted_son]])
@@ -594,16 +706,16 @@ def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
             family_rr = np.maximum(1e-6, np.where(known[:, their_father] & convicted[:, their_father], rr[son.astype(int), 0], 1.0)
                                    * np.where(convicted[:, their_mother], rr[son.astype(int), 1], 1.0))  # (> 0: divided by)
         a, family_rr = age[:, level].ravel(), family_rr.ravel()
-        # the family effect multiplies the rate up to its age limit: a stop rescaled so that the later part runs at 1
-        young = months_of_age[np.minimum(a, until)]
+        # a grandparent's convictions count while their child is under the family effect's age limit (the person's
+        # own parents', to today: the person's hazard, or their outgrown multiplier, reads them now)
+        child_age = age[:, (level - 1) // 2].ravel()
+        end = a - (np.maximum(0, child_age - until) if g > 1 else 0)
         rate = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z[:, level]) \
             * np.where(son, 1.0, o.female_multiplier)
         count, _, _, _ = _past_careers(
-            ids[:, level].ravel(), rate.ravel() * needs_rr * _share_proven(o) * family_rr, months_of_age[since],
-            young + (months_of_age[a] - young) / family_rr,
-            draws.key("parent_outside_wait", month), draws.key("parent_outside_desistance", month),
-            j.desist_log_odds_intercept, j.desist_log_odds_per_log_prev, desisted,
-            _past_caution_terms(prm, months_of_age), draws.key("parent_outside_caution", month), True)
+            ids[:, level].ravel(), rate.ravel() * needs_rr * _share_proven(o), since, end, months_of_age,
+            family_rr, until, keys, desist_terms, _past_caution_terms(prm), _past_needs_terms(prm, False),
+            _past_sentence_terms(prm, False), True)
         convicted[:, level] = (count > 0).reshape(n, -1)
     return known[:, 1], convicted[:, 1], convicted[:, 2]
 
