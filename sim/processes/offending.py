@@ -554,7 +554,7 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
                 last[i] = m
                 if first_conviction_only:
                     break
-                if last_conv < m - recent and started:  # joins the offender group: offenders' rates from next month
+                if needs_on and started and last_conv < m - recent:  # joins the offender group: offenders' rates from next month
                     need_next = m + 1 + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[1, mask, -1], never)
                     need_draws += 1
                 last_conv = m
