@@ -299,8 +299,10 @@ def record_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: boo
     so that children's hazards see their parents' records. Records thus follow propensity and age as the run's own
     convictions do, instead of a fixed share drawn at random, which the run then outgrew. With
     ``population.desistance_in_past_records`` the past is drawn proven offence by proven offence, each with the chance of
-    desistance the courts give it (``_past_careers``), so records and propensities carry the careers that ended, as
-    the run's own do; without it, a Poisson count at today's propensity, as if no career had ended. With
+    desistance the courts give it, and with the needs and orders that the run's convictions bring (``_past_careers``),
+    so records and propensities carry the careers that ended, and the runs of offences that offenders' needs and
+    orders make, as the run's own do; without it, a Poisson count at today's propensity and needs, as if no career had
+    ended or grown. With
     ``justice.cautions`` the past's proven offences are cautioned as the run's are (more often as a child), and only
     the others are convictions: the cautions go on the record (``prev_cautions``), as the run's do, so the record
     that sentencing, cautioning and desistance read is the same, but "ever convicted" and the parents' convictions
