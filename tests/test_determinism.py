@@ -74,18 +74,23 @@ def test_without_event_log_same_timeseries(params, runs):
 
 
 def test_starting_population_depends_only_on_population_parameters():
-    """Scenarios that change how the justice system treats new cases (as the intervention scenarios do) start from
-    the very same people. (The start is in equilibrium with the partnering and offending processes: who is partnered
-    follows the partnering rates, and the children's records the offending hazard, so those do change it.) With the
-    start drawn (no simulated past: ``population.history_years`` runs the past on the scenario's own values)."""
+    """Scenarios that change how the justice system treats people under sentence (recalls) start from the very same
+    people. (The start is in equilibrium with the partnering and offending processes and with the courts' odds: who is
+    partnered follows the partnering rates, and the records drawn for the past are careers with the run's hazard,
+    cautions, desistance, needs and orders, so those do change it; in a comparison an arm takes the baseline's start:
+    tests/test_history_start.py.) With the start drawn (no simulated past: ``population.history_years`` runs the
+    past on the scenario's own values)."""
     drawn = [*SMALL, "population.history_years=0"]
     a = ReoffendingModel(load(*drawn), seed=4)
     b = ReoffendingModel(
-        load(*drawn, "justice.order_log_odds_intercept=0.5", "justice.p_recall_per_month=0.5"),
+        load(*drawn, "justice.p_recall_on_conviction=0.9", "justice.p_recall_per_month=0.5"),
         seed=4,
     )
     for name in FIELDS:
         assert np.array_equal(a.people.view(name), b.people.view(name)), name
+    # the odds of an order do: an order's start raises the hazard in a drawn past as in the run
+    d = ReoffendingModel(load(*drawn, "justice.order_log_odds_intercept=0.5"), seed=4)
+    assert not np.array_equal(a.people.view("prev_convictions"), d.people.view("prev_convictions"))
     # and a population parameter does change it
     sigma = a.params.population.propensity_sigma_general
     c = ReoffendingModel(load(*drawn, f"population.propensity_sigma_general={sigma + 0.3}"), seed=4)
