@@ -650,7 +650,10 @@ def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     from the oldest generation down, each ancestor's past is drawn as the start draws its adults' with
     ``population.desistance_in_past_records`` (``_past_careers``; without it, the same with no desistance):
     proven offences along the age-crime curve over a life up to the child's age plus the parent's age at the birth
-    (the mean age at a first birth, fathers older by the usual gap), at the general population's needs on average,
+    (the mean age at a first birth, fathers older by the usual gap; a grandparent's only until their child, the
+    person's parent, passed ``family.parent_conviction_effect_until_age``, the convictions that could raise that
+    parent's hazard), at the general population's needs on average (enough for a first conviction, which is all it
+    needs),
     each cautioned with the run's chance for the record before it and followed by the courts' chance of desistance,
     at a rate raised up to ``family.parent_conviction_effect_until_age`` by their own convicted parents' relative
     risks, as a convicted parent in the model raises it. (Until 2026-12-06 a Poisson count thinned at a clean record's
