@@ -49,7 +49,7 @@ def _both_tables(prevalence_general: tuple, prevalence_offenders: tuple, resolut
     return tables
 
 
-def _cumulative_tables(prm) -> np.ndarray:
+def cumulative_tables(prm) -> np.ndarray:
     """``_tables`` summed along the needs: (group, mask, need), the last column the total change probability."""
     return _both_cumulative(tuple(prm.prevalence_general), tuple(prm.prevalence_offenders), tuple(prm.monthly_resolution))
 
@@ -104,7 +104,7 @@ def change_probability(model, rows: np.ndarray) -> np.ndarray:
     on = intervention.changes_needs(iv)
     faster = 1.0 + (np.asarray(iv.need_resolution_rr_at_full_dose, float) - 1.0) * (iv.need_effect_scale * intervention.dose(iv)) if on else np.ones(len(prm.names))
     return _cumulative(np.asarray(rows, np.int64), model.month - prm.recent_conviction_months, p.status,
-                       p.last_conviction_month, p.needs, p.iv_state, p.iv_engaged, _tables(prm), _cumulative_tables(prm),
+                       p.last_conviction_month, p.needs, p.iv_state, p.iv_engaged, _tables(prm), cumulative_tables(prm),
                        faster, on)
 
 

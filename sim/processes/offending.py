@@ -354,10 +354,7 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
         p.prev_cautions[rows] += cautions.astype(np.int32)
         p.cautions_before_start[rows] += cautions.astype(np.int32)
         had = count > 0
-        chosen, count = rows[had], count[had]
-        p.prev_convictions[chosen] = count
-        p.convictions_before_start[chosen] = count
-        p.last_conviction_month[chosen] = model.month - (a[had] - last[had])
+        _write_records(model, rows[had], count[had], a[had] - last[had])
         return
     # the time after the limit shrunk by the family multiplier (in months at an age factor of 1), so that that part
     # runs without it
@@ -387,11 +384,17 @@ def _draw_past_convictions(model, rows: np.ndarray, leave_recent_to_groups: bool
                      adult_from[had] + (q - child_part) / max(1 - cautioned_adult, 1e-12))
     young, family_rr = young[had], family_rr[had]
     level = np.where(level > young, young + (level - young) * family_rr, level)  # (the time after the limit unshrunk)
-    chosen, count = rows[had], count[had]
     month_of_age = np.clip(np.searchsorted(months_of_age, level, side="right") - 1, since, end[had] - 1)
-    p.prev_convictions[chosen] = count
-    p.convictions_before_start[chosen] = count
-    p.last_conviction_month[chosen] = model.month - (a[had] - month_of_age)
+    _write_records(model, rows[had], count[had], a[had] - month_of_age)
+
+
+def _write_records(model, rows: np.ndarray, convictions: np.ndarray, months_since_last: np.ndarray) -> None:
+    """The drawn past's convictions of ``rows`` (each with at least one), brought into the run, and the month of
+    the last."""
+    p = model.people
+    p.prev_convictions[rows] = convictions
+    p.convictions_before_start[rows] = convictions
+    p.last_conviction_month[rows] = model.month - months_since_last
 
 
 def outgrown_family_multiplier(model, rows: np.ndarray, age_months: np.ndarray) -> np.ndarray:
@@ -431,7 +434,7 @@ def _past_needs_terms(prm, on: bool) -> tuple:
     tables and the needs' relative risks by bit mask. Off, the needs stay none (a relative risk of 1): the caller's
     rate then carries them."""
     n = prm.needs
-    return (on, math.ceil(12 * prm.family.age_adult), int(n.recent_conviction_months), needs._cumulative_tables(n),
+    return (on, math.ceil(12 * prm.family.age_adult), int(n.recent_conviction_months), needs.cumulative_tables(n),
             needs_rr_table(tuple(n.offending_rr)))
 
 
@@ -456,6 +459,18 @@ def _clean_record_caution_chances(prm) -> tuple[float, float]:
         return 0.0, 0.0
     child, adult = p_caution(np.zeros(2), np.array([True, False]), j)
     return float(child), float(adult)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _logistic(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_need_change(pid, key, draw, p_month, start, never):
+    """The month of a past career's next need change, from ``start`` at ``p_month`` a month (keyed draw 2 x ``draw``;
+    2 x ``draw`` + 1 picks which need)."""
+    return start + geometric_wait(uniform_at(pid, key, 2 * draw), p_month, never)
 
 
 @njit(cache=True, nogil=True)
@@ -504,10 +519,10 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
             active = m - last_conv <= recent
             if at_month_start and not started and m >= adult:
                 started = True
-                need_next = m + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[1 if active else 0, mask, -1], never)
+                need_next = _next_need_change(pid, needs_key, need_draws, cum[1 if active else 0, mask, -1], m, never)
                 need_draws += 1
             if at_month_start and needs_on and started and m == last_conv + recent + 1:  # the offender group ends: general rates
-                need_next = m + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[0, mask, -1], never)
+                need_next = _next_need_change(pid, needs_key, need_draws, cum[0, mask, -1], m, never)
                 need_draws += 1
             if at_month_start and need_next == m:  # one need changes: which, by the group's table
                 group = 1 if active else 0
@@ -517,7 +532,7 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
                     j += 1
                 if j < cum.shape[2]:
                     mask ^= 1 << j
-                need_next = m + 1 + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[group, mask, -1], never)
+                need_next = _next_need_change(pid, needs_key, need_draws, cum[group, mask, -1], m + 1, never)
                 need_draws += 1
             # the rate holds until the next month anything changes
             nxt = min(stop, need_next)
@@ -548,7 +563,7 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
             cautioned = False
             if cautions_on:
                 log_odds = caution_intercept + caution_per_log_prev * math.log1p(record) + (youth_caution if youth else 0.0)
-                cautioned = uniform_at(pid, caution_key, record) < 1.0 / (1.0 + math.exp(-log_odds))
+                cautioned = uniform_at(pid, caution_key, record) < _logistic(log_odds)
             if cautioned:
                 c += 1
             else:
@@ -557,7 +572,7 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
                 if first_conviction_only:
                     break
                 if needs_on and started and last_conv < m - recent:  # joins the offender group: offenders' rates from next month
-                    need_next = m + 1 + geometric_wait(uniform_at(pid, needs_key, 2 * need_draws), cum[1, mask, -1], never)
+                    need_next = _next_need_change(pid, needs_key, need_draws, cum[1, mask, -1], m + 1, never)
                     need_draws += 1
                 last_conv = m
                 if sentencing_on:
@@ -567,12 +582,11 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
                         t += 1
                     log_odds = (custody_intercept + custody_per_log_prev * math.log1p(record) + type_log_odds[t]
                                 + (youth_custody if youth else 0.0))
-                    custody = uniform_at(pid, sentence_key, 3 * record + 1) < 1.0 / (1.0 + math.exp(-log_odds))
-                    p_order = 1.0 / (1.0 + math.exp(-(order_intercept + order_per_log_prev * math.log1p(record))))
+                    custody = uniform_at(pid, sentence_key, 3 * record + 1) < _logistic(log_odds)
+                    p_order = _logistic(order_intercept + order_per_log_prev * math.log1p(record))
                     if not custody and uniform_at(pid, sentence_key, 3 * record + 2) < p_order:
                         order_month = m
-            p_desist = 1.0 / (1.0 + math.exp(-(desist_intercept + desist_per_log_prev * math.log1p(record))))
-            if uniform_at(pid, desist_key, record + 1) < p_desist:
+            if uniform_at(pid, desist_key, record + 1) < _logistic(desist_intercept + desist_per_log_prev * math.log1p(record)):
                 f *= desisted_multiplier
             wait = -math.log1p(-uniform_at(pid, wait_key, record + 1))
         count[i], cautions[i], factor[i] = k, c, f
@@ -618,8 +632,7 @@ def record_parents_outside(model, rows: np.ndarray) -> None:
 #: generations drawn above a person with no parent in the model (parents, grandparents, great-grandparents): each
 #: generation's convictions raise the one below's hazard in youth as family effects do in the run; the last
 #: generation's own family effect is left out (with the childhood-only family effects, the parents drawn come out a
-#: point or two less often convicted than the model's own: README). Also left out: an ancestor's record runs to today,
-#: so convictions after their child turned 40 count too (a few per cent more exposure, an upward bias)
+#: point or two less often convicted than the model's own: README)
 OUTSIDE_GENERATIONS = 3
 
 
@@ -708,8 +721,8 @@ def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
         family_rr = np.ones((n, len(level)))
         if g < OUTSIDE_GENERATIONS:
             their_father, their_mother = 2 * level + 1, 2 * level + 2
-            family_rr = np.maximum(1e-6, np.where(known[:, their_father] & convicted[:, their_father], rr[son.astype(int), 0], 1.0)
-                                   * np.where(convicted[:, their_mother], rr[son.astype(int), 1], 1.0))  # (> 0: divided by)
+            family_rr = np.where(known[:, their_father] & convicted[:, their_father], rr[son.astype(int), 0], 1.0) \
+                * np.where(convicted[:, their_mother], rr[son.astype(int), 1], 1.0)
         a, family_rr = age[:, level].ravel(), family_rr.ravel()
         # a grandparent's convictions count while their child is under the family effect's age limit (the person's
         # own parents', to today: the person's hazard, or their outgrown multiplier, reads them now)
