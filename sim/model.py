@@ -20,8 +20,10 @@ from .state.scenario import realize, with_member
 #: settings.json) so that runs made by an earlier model are refused, not resumed or mixed with today's. Change it with
 #: any change that moves the runs; the scenario's text has its own hash. (2026-12-06: the drawn past cautions its
 #: proven offences as the run does, and sentencing reads convictions and cautions. Later that day: the parents of
-#: people with no parent in the model are drawn as the start draws its adults' pasts, with their own parents' effect.)
-MODEL_REVISION = "2026-12-06 state-dependent past"
+#: people with no parent in the model are drawn as the start draws its adults' pasts, with their own parents' effect.
+#: Then the drawn past followed needs and sentences month by month; then who of a partnering bucket's larger side waits
+#: was drawn by lottery, no longer by propensity.)
+MODEL_REVISION = "2026-12-06 partners by lottery"
 
 
 class ReoffendingModel(mesa.Model):

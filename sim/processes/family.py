@@ -93,10 +93,22 @@ def family_multipliers(rows, age_years, family, iv, month):
     return out
 
 
-def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key):
-    """Pair the i-th man with the i-th woman of each bucket, both sides ordered by their key; the rest of the
-    larger side waits. Pairing inside small buckets (stratum, age band) by keyed random order means a change to
-    one candidate can only reshuffle partners within that bucket (common random numbers)."""
+def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key, men_lottery, women_lottery):
+    """Pair the men and women of each bucket in the order of their key (the i-th man by key with the i-th woman).
+    Where one side has more candidates than the other, who of it waits is chosen by lottery (the smallest
+    ``*_lottery`` draws pair), not by key, so that assortative pairing does not leave the same end of the
+    propensity scale single month after month. Pairing inside small buckets (stratum, age band) by keyed random
+    order means a change to one candidate can only reshuffle partners within that bucket (common random numbers)."""
+
+    def drawn(bucket, lottery, other_bucket):
+        order = np.lexsort((lottery, bucket))
+        b = bucket[order]
+        rank = np.arange(len(b)) - np.searchsorted(b, b, side="left")
+        other = np.sort(other_bucket)
+        room = np.searchsorted(other, b, side="right") - np.searchsorted(other, b, side="left")
+        keep = np.zeros(len(bucket), np.bool_)
+        keep[order] = rank < room
+        return keep
 
     def ranked(rows, bucket, key):
         order = np.lexsort((key, bucket))
@@ -104,8 +116,9 @@ def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key
         rank = np.arange(len(rows)) - np.searchsorted(bucket, bucket, side="left")
         return rows, bucket.astype(np.int64) * 1_000_000 + rank
 
-    men, m_code = ranked(men, men_bucket, men_key)
-    women, w_code = ranked(women, women_bucket, women_key)
+    km, kw = drawn(men_bucket, men_lottery, women_bucket), drawn(women_bucket, women_lottery, men_bucket)
+    men, m_code = ranked(men[km], men_bucket[km], men_key[km])
+    women, w_code = ranked(women[kw], women_bucket[kw], women_key[kw])
     _, i, j = np.intersect1d(m_code, w_code, assume_unique=True, return_indices=True)
     return men[i], women[j]
 
@@ -132,12 +145,15 @@ def partnering(model) -> None:
     bucket = stratum * 1000 + np.maximum(band, 0)
     # assortative partnering: pairing by rank of a key that mixes each person's propensity score with noise. With
     # large pools partners' log propensities would correlate about partner_propensity_correlation; a month's pool
-    # in a bucket is a handful of people, so couples formed in the run correlate less (about 0.1 for 0.4)
+    # in a bucket is small, so couples formed in the run correlate a little less (about 0.38 for 0.4 at the default
+    # weights, 0.34 at weights 40 and 2)
     rho = model.params.family.partner_propensity_correlation
     z = np.log(p.innate_propensity[cand] / model.params.population.propensity_median_general) / max(model.params.population.propensity_sigma_general, 1e-9)
     key = np.sqrt(rho) * z + np.sqrt(1.0 - rho) * draws.normal("partner_order", month, p.person_id[cand])
+    lottery = draws.uniform("partner_lottery", month, p.person_id[cand])
     male = p.sex_male[cand]
-    men, women = pair_within_buckets(cand[male], cand[~male], bucket[male], bucket[~male], key[male], key[~male])
+    men, women = pair_within_buckets(cand[male], cand[~male], bucket[male], bucket[~male], key[male], key[~male],
+                                     lottery[male], lottery[~male])
     partner[men] = women
     partner[women] = men
     small = p.weight[cand] < model.params.population.scale_general
@@ -294,7 +310,7 @@ def births(model) -> np.ndarray:
     z = draws.normal("newborn_propensity", month, new_ids)
     n_parents = 1 + (fathers >= 0).astype(int)
     # the spread allows for partners correlated at partner_propensity_correlation; couples formed in the run
-    # correlate less (see partnering), so children born in the run are a little less spread (~6% in sd)
+    # correlate a little less (see partnering), so children born in the run are a little less spread (under 1% in sd)
     propensity = median * np.exp(
         inherited_log_propensity(log_dev, prm.family.propensity_heritability, prm.population.propensity_sigma_general, z, n_parents,
                                  prm.family.partner_propensity_correlation)
