@@ -461,14 +461,16 @@ def test_no_effect_scenario_sets_every_channel_to_none():
 ])
 def test_each_channel_moves_its_outcome_alone(channel, key, value, outcome, sign):
     """From the no-effect scenario, switching one channel on moves the outcome it acts on (paired, same seeds: never
-    the other way, and in all), and ``without_channels`` takes it back to no change."""
+    the other way, and in every replicate; for rare outcomes, children convicted and custody from recalls, in total),
+    and ``without_channels`` takes it back to no change."""
     # (children's proven offences end mostly in a caution: the children's channel is read on convictions without them)
     common = [*OFF_COMMON, "justice.cautions=false"] if channel == "children" else OFF_COMMON
     base = load(*common, path=BASELINE)
     iv = load(*common, "intervention.capacity_families_per_year=100000", f"intervention.{key}={value}", path=NO_EFFECT)
-    rows = compare(base, iv, 2, SEED, workers=1)[0]
+    rows = compare(base, iv, 3, SEED, workers=1)[0]
     moved = sign * rows[f"difference:{outcome}"]
-    if channel == "children":  # (a small 3-year run may see no child convicted in the families reached)
+    if outcome in ("children_convicted", "custody_months"):  # (rare in a small 3-year run: a replicate may see no
+        # child of the families reached convicted, or none of them recalled, whatever the member it draws)
         assert moved.sum() > 0 and (moved >= 0).all(), moved.tolist()
     else:
         assert (moved > 0).all(), moved.tolist()
