@@ -806,8 +806,9 @@ def cmd_validate(args) -> int:
                      if args.ensemble and pd.notna(r["members_p05"]) else ""))
         print("Steadiness (each series relative to its start, mean of replicates; steady: every year within its tolerance of "
               "no change per head of the people it is counted among (the long runs' adult series per adult at the first "
-              "year's ages), the population of its projected growth; "
-              "calibration/steadiness.toml):")
+              "year's ages), the population of its projected growth, or outside it by less than 1.645 Monte Carlo "
+              "standard errors of the mean, and the custody, licence and probation stocks' RMS yearly deviation at most "
+              "calibration/steadiness.toml's stock_rms_limit):")
         for _, r in summary.iterrows():
             per_head = (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f} (year "
                         f"{int(r['worst_per_head_year']) + 1})" if pd.notna(r.get("worst_per_head")) else "")

@@ -358,7 +358,7 @@ def test_steadiness_judges_each_series_per_head_of_the_children_or_adults():
     measured = pd.DataFrame(
         _steady_rows("adult_convictions", [[1.0, 1.0], [1.2, 1.4]])  # mean 1.3 in year 1: far outside as a level
         + _steady_rows("adults", [[1.0, 1.0], [1.2, 1.4]])  # the adults grew alike, replicate by replicate
-        + _steady_rows("children_convicted", [[1.0, 1.0], [1.3, 1.3]])  # 1.3 as a level; per head 1.04 and 1.625
+        + _steady_rows("children_convicted", [[1.0, 1.0], [2.6, 2.6]])  # 2.6 as a level; per head 2.08 and 3.25
         + _steady_rows("children", [[1.0, 1.0], [1.25, 0.8]])
         + _steady_rows("licence", [[1.0, 1.0], [1.3, 1.3]], run="other"))  # no adults in that run: judged as it is
     table = steadiness(measured, criteria)
@@ -366,18 +366,45 @@ def test_steadiness_judges_each_series_per_head_of_the_children_or_adults():
     assert adult.loc[1, "within"] and adult.loc[1, "judged"] == "per head" and adult.loc[1, "per_head"] == pytest.approx(1.0)
     assert adult.loc[1, "mean"] == pytest.approx(1.3)
     kids = table[table["series"] == "children_convicted"].set_index("year")
-    assert kids.loc[1, "per_head"] == pytest.approx((1.04 + 1.625) / 2) and not kids.loc[1, "within"]
+    assert kids.loc[1, "per_head"] == pytest.approx((2.08 + 3.25) / 2) and not kids.loc[1, "within"]
     licence = table[table["run"] == "other"].set_index("year")
     assert licence.loc[1, "judged"] == "level" and not licence.loc[1, "within"]
-    partial = pd.DataFrame(_steady_rows("custody", [[1.0, 1.0], [1.0, 1.5]]) + _steady_rows("adults", [[1.0], [1.0]]))
+    partial = pd.DataFrame(_steady_rows("custody", [[1.0, 1.0], [1.5, 1.6]]) + _steady_rows("adults", [[1.0], [1.0]]))
     custody = steadiness(partial, criteria).query("series == 'custody'").set_index("year")  # seed 1's adults missing
-    assert custody.loc[1, "judged"] == "level" and custody.loc[1, "mean"] == pytest.approx(1.25) and not custody.loc[1, "within"]
+    assert custody.loc[1, "judged"] == "level" and custody.loc[1, "mean"] == pytest.approx(1.55) and not custody.loc[1, "within"]
     heads = table[table["series"].isin(["adults", "children"])]
     assert heads["expected"].isna().all() and heads["within"].all() and heads["per_head"].isna().all()
     summary = steadiness_summary(table).set_index(["run", "series"])
     assert summary.loc[("short", "adult_convictions"), "steady"] and not summary.loc[("short", "children_convicted"), "steady"]
     assert summary.loc[("short", "adult_convictions"), "worst_per_head"] == pytest.approx(1.0)
     assert ("short", "adults") not in summary.index  # nothing judged
+
+
+def test_steadiness_allows_for_the_mean_s_monte_carlo_error_and_holds_stocks_to_their_rms():
+    """A year's mean outside the tolerance by less than 1.645 Monte Carlo standard errors of the mean counts as within
+    it (as a target's check counts it), by more it does not; with one replicate nothing is allowed. A stock (custody,
+    licence, probation) whose every year is within but whose mean path's RMS yearly deviation exceeds
+    ``stock_rms_limit`` is not steady; a flow with the same path is."""
+    criteria = {"tolerance": 0.10, "population_growth_10_years": 0.09, "population_tolerance": 0.03,
+                "population_tolerance_after_projection": 0.08, "stock_rms_limit": 0.05}
+    near = [1.08, 1.16, 1.24]  # mean 1.16: 0.06 beyond; SE 0.08 / sqrt(3) = 0.046, allowed 0.076
+    far = [1.16, 1.19, 1.22]  # mean 1.19: 0.09 beyond; SE 0.017, allowed 0.029
+    measured = pd.DataFrame(
+        _steady_rows("adult_convictions", [[1.0] * 3, near]) + _steady_rows("children_convicted", [[1.0] * 3, far])
+        + _steady_rows("custody", [[1.16], [1.16]], run="one")  # one replicate: 0.06 beyond, nothing allowed
+        + _steady_rows("licence", [[1.0] * 2] + [[1.08, 1.08]] * 4, run="level")  # every year within; RMS 0.072
+        + _steady_rows("adult_convictions", [[1.0] * 2] + [[1.08, 1.08]] * 4, run="level"))
+    table = steadiness(measured, criteria).set_index(["run", "series", "year"])
+    assert table.loc[("short", "adult_convictions", 1), "mc_se"] == pytest.approx(0.08 / np.sqrt(3))
+    assert table.loc[("short", "adult_convictions", 1), "within"]
+    assert not table.loc[("short", "children_convicted", 1), "within"]
+    assert not table.loc[("one", "custody", 1), "within"]
+    summary = steadiness_summary(table.reset_index(), criteria).set_index(["run", "series"])
+    assert summary.loc[("level", "licence"), "rms"] == pytest.approx(np.sqrt(4 * 0.08 ** 2 / 5))
+    assert not summary.loc[("level", "licence"), "steady"] and summary.loc[("level", "adult_convictions"), "steady"]
+    assert summary.loc[("short", "adult_convictions"), "steady"]
+    del criteria["stock_rms_limit"]  # (no limit given: the tolerance alone)
+    assert steadiness_summary(table.reset_index(), criteria).set_index(["run", "series"]).loc[("level", "licence"), "steady"]
 
 
 def _steady_rows(series: str, values_by_year: list[list[float]], run: str = "short") -> list[dict]:
@@ -567,21 +594,21 @@ def test_the_baseline_is_steady(validated):
     """Every steady series of the 10-year runs stays within its tolerance of its expected path per head, every year
     (steady since the start spreads the offender families' children over childhood, 2026-12-03; judged per head since
     desistance came into the start's records, 2026-12-05, when the series began to grow with Essex). Closest to the
-    edge: children convicted, 0.97-1.08 per child on the README's seeds (1007) since the parents outside the area are
-    drawn as the model's own (2026-12-06; 0.94-1.04 before, up to 1.13 before the drawn past cautioned as the run
-    does): with cautions few children are convicted, and the youth series' mean of 16 replicates varies 5-10% from
-    year to year, so a change that draws other people can move a year over it."""
+    edge: children convicted, 0.92-1.03 per child on the README's seeds (1007) on the ensemble of the fourth revision
+    of 2026-12-06, and up to 1.14 in year 4 on these seeds: with cautions few children are convicted, and the youth
+    series' mean of 16 replicates, each drawing a member, varies 5-10% from year to year, so a year's mean counts as
+    within its tolerance when outside it by less than 1.645 Monte Carlo standard errors (``STEADY_Z``), as a target's
+    check counts it; the stocks' RMS yearly deviation is held to 0.05 besides."""
     summary = steadiness_summary(validated[1])
     drifting = summary[(summary["run"] == "short") & ~summary["steady"]]
     assert drifting.empty, drifting.to_string()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: over 45 years, with 8 replicates of the ensemble, some series "
-                   "stray per head (on the README's 16 replicates of seed 1007, since the third revision of "
-                   "2026-12-06 custody per adult at the first year's ages holds, 1.04 at the furthest, but licence "
-                   "rises to 1.11 by its third decade, and the children's series, noisier, lean down to 0.84-0.89 "
-                   "in year 43; 8 replicates are noisier still; the population, 1.28, is within 8% of its "
-                   "projected 1.31) (README, Calibration, The drawn past's state dependence)")
+@pytest.mark.xfail(strict=True, reason="known gap: over 45 years licence per adult at the first year's ages rises "
+                   "(on the README's 16 replicates of seed 1007, on the fourth revision of 2026-12-06, to 1.11 in year "
+                   "40, its RMS yearly deviation 0.064 against the limit of 0.05; every other series is steady there, "
+                   "the children's no longer leaning down since partners are drawn by lottery; 8 replicates are "
+                   "noisier) (README, Calibration, Is the baseline steady?)")
 def test_the_baseline_is_steady_per_head_over_45_years(validated):
     """Every steady series of the 45-year runs stays within its tolerance per head (the adult series per adult at the
     first year's ages); the population on its projected path."""

@@ -351,6 +351,20 @@ def validate_all(scenario: str | Path, reps: int, seed: int, workers: int, overr
     return compare_to_targets(measured, targets), steadiness(measured)
 
 
+#: a year's mean counts as within its tolerance when it is outside it by less than this many Monte Carlo standard
+#: errors of the mean over replicates, as the targets' checks count a target's (``sim.fitting.ensemble.CHECK_Z``):
+#: the mean of 16 replicates of the youth series moves 5-10% from year to year by chance
+STEADY_Z = 1.645
+#: the stocks whose mean path's RMS yearly deviation is held to ``stock_rms_limit`` (calibration/steadiness.toml)
+STOCK_RMS_JUDGED = ("custody", "licence", "probation")
+
+
+def _mc_se(values: pd.Series) -> float:
+    """The Monte Carlo standard error of the mean of ``values`` (NaN with fewer than two)."""
+    v = values.dropna()
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan
+
+
 def load_steadiness_criteria(path: Path = CALIBRATION_DIR / "steadiness.toml") -> dict:
     """The steadiness criteria's values (tolerance, the population's projected growth and its tolerance, the national
     projection whose shape it follows after its first 10 years: a list of [years from the start, population])."""
@@ -385,8 +399,8 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     ``STEADY_STOCKS``) and year, the mean over replicates of the series relative to its start, the 5-95% range of
     single replicates, the mean per head of ``metrics.PER_HEAD`` (the series per head relative to its start), the
     expected path with its tolerance (``criteria``, default calibration/steadiness.toml) and whether the mean is
-    within it (``within``; True where there is nothing to judge: a start of 0, or the children and adults themselves,
-    which are shown only). ``judged`` says what is judged (``judged_value`` holds it): each series per head of the
+    within it, or outside it by less than ``STEADY_Z`` Monte Carlo standard errors (``mc_se``) of the mean (``within``;
+    True where there is nothing to judge: a start of 0, or the children and adults themselves, which are shown only). ``judged`` says what is judged (``judged_value`` holds it): each series per head of the
     people it is counted among ("per head": no change; Essex's population grows about as much in 10 years as the
     tolerance, so a series that held its level would be falling per head), a long run's adult series per adult at the
     first year's ages ("per head at the start's ages", ``per_head_at_start_ages``: the adults age as Essex's are
@@ -395,7 +409,7 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     (``projected_population``; after the projection's 10 years within a wider, assumed tolerance)."""
     c = load_steadiness_criteria() if criteria is None else criteria
     columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "per_head_at_start_ages", "judged",
-               "judged_value", "expected", "tolerance", "within"]
+               "judged_value", "mc_se", "expected", "tolerance", "within"]
     steady = measured[measured["metric"].str.startswith("steady:")]
     if steady.empty:
         return pd.DataFrame(columns=columns)
@@ -406,17 +420,18 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     df["per_head"] = df["value"] / df["heads_value"]
     out = df.groupby(["run", "series", "year"], sort=False).agg(
         mean=("value", "mean"), p05=("value", lambda v: v.quantile(0.05)), p95=("value", lambda v: v.quantile(0.95)),
-        replicates=("value", "count"), per_head=("per_head", "mean"), heads_read=("per_head", "count")).reset_index()
+        replicates=("value", "count"), per_head=("per_head", "mean"), heads_read=("per_head", "count"),
+        se_level=("value", _mc_se), se_per_head=("per_head", _mc_se)).reset_index()
     out.loc[out["heads_read"] < out["replicates"], "per_head"] = np.nan  # heads missing in some replicates: the level
     aged = measured[measured["metric"].str.startswith("steady_at_start_ages:")]  # (long runs' adult series)
     if len(aged):
         parts = aged["metric"].str.split(":", expand=True)
         at_ages = (aged.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
-                   .groupby(["run", "series", "year"], as_index=False)["value"].mean()
-                   .rename(columns={"value": "per_head_at_start_ages"}))
+                   .groupby(["run", "series", "year"], as_index=False)["value"].agg(["mean", _mc_se])
+                   .rename(columns={"mean": "per_head_at_start_ages", "_mc_se": "se_at_ages"}))
         out = out.merge(at_ages, on=["run", "series", "year"], how="left")
     else:
-        out["per_head_at_start_ages"] = np.nan
+        out["per_head_at_start_ages"] = out["se_at_ages"] = np.nan
     population = out["series"] == "population"
     shown_only = out["series"].isin(set(metrics.PER_HEAD.values()))
     projected = out["year"] < PROJECTION_YEARS
@@ -430,17 +445,24 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
                                                      c["population_tolerance_after_projection"]), c["tolerance"])
     out["judged_value"] = np.where(out["judged"] == "per head", out["per_head"],
                                    np.where(out["judged"] == "per head at the start's ages", out["per_head_at_start_ages"], out["mean"]))
+    out["mc_se"] = np.where(out["judged"] == "per head", out["se_per_head"], np.where(
+        out["judged"] == "per head at the start's ages", out["se_at_ages"], out["se_level"]))
+    out["mc_se"] = out["mc_se"].fillna(0.0)  # (one replicate: no estimate of the mean's error, none allowed)
     judged = out["expected"].notna() & out["judged_value"].notna()
-    out["within"] = ~judged | ((out["judged_value"] / out["expected"] - 1).abs() <= out["tolerance"])
+    beyond = (out["judged_value"] - out["expected"]).abs() - out["tolerance"] * out["expected"]
+    out["within"] = ~judged | (beyond <= 0) | (beyond < STEADY_Z * out["mc_se"])
     return out[columns].sort_values(["run", "series", "year"], kind="stable").reset_index(drop=True)
 
 
-def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
+def steadiness_summary(table: pd.DataFrame, criteria: dict | None = None) -> pd.DataFrame:
     """Per run and series of ``steadiness``: the year whose judged value (``judged``: the level, or per head) is
     furthest from its expected path in units of that year's tolerance, that value, what it is and the path there,
-    whether every year stays within the tolerance, the year and value furthest from 1 per head, and ``rms``: the root
-    mean square over the years of the judged value's relative deviation from its path (the mean path's RMS yearly
-    deviation; a single replicate's, as the stability targets read it, adds its own noise)."""
+    whether it is steady (every year ``within``, and for the custody, licence and probation stocks an ``rms`` of at
+    most ``stock_rms_limit``, where ``criteria``, default calibration/steadiness.toml, gives one), the year and value
+    furthest from 1 per head, and ``rms``: the root mean square over the years of the judged value's relative
+    deviation from its path (the mean path's RMS yearly deviation; a single replicate's, as the stability targets read
+    it, adds its own noise)."""
+    rms_limit = (load_steadiness_criteria() if criteria is None else criteria).get("stock_rms_limit")
     rows = []
     for (run, series), g in table.groupby(["run", "series"], sort=False):
         value = g["judged_value"]
@@ -448,12 +470,15 @@ def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
         if off.notna().sum() == 0:
             continue  # nothing to judge (a zero start, or the children and adults themselves)
         worst = off.idxmax()
+        rms = float(np.sqrt(((value / g["expected"] - 1) ** 2).mean()))
         per_head = (g["per_head"] - 1).abs() if "per_head" in g else pd.Series(dtype=float)
         worst_per_head = g.loc[per_head.idxmax()] if per_head.notna().any() else None
         rows.append({"run": run, "series": series, "years": int(g["year"].max()) + 1, "worst_year": int(g.loc[worst, "year"]),
                      "worst_value": float(value[worst]), "worst_judged": str(g.loc[worst, "judged"]),
                      "worst_expected": float(g.loc[worst, "expected"]), "tolerance": float(g.loc[worst, "tolerance"]),
-                     "steady": bool(g["within"].all()), "rms": float(np.sqrt(((value / g["expected"] - 1) ** 2).mean())),
+                     "steady": bool(g["within"].all()) and not (series in STOCK_RMS_JUDGED and rms_limit is not None
+                                                                and rms > rms_limit),
+                     "rms": rms,
                      "worst_per_head_year": int(worst_per_head["year"]) if worst_per_head is not None else None,
                      "worst_per_head": float(worst_per_head["per_head"]) if worst_per_head is not None else np.nan})
     return pd.DataFrame(rows)
