@@ -511,7 +511,7 @@ def test_a_long_run_s_adult_series_are_judged_at_the_start_s_ages():
     assert (custody["judged"] == "per head at the start's ages").all() and custody["within"].all()
     assert custody["judged_value"].loc[10:].eq(0.95).all() and custody["per_head"].loc[13] == pytest.approx(1 / 1.52)
     assert (probation["judged"].loc[10:] == "per head").all() and not probation["within"].loc[10:].any()
-    summary = steadiness_summary(steadiness(measured, criteria)).set_index("series")
+    summary = steadiness_summary(steadiness(measured, criteria), criteria).set_index("series")
     assert summary.loc["custody", "steady"] and not summary.loc["probation", "steady"]
 
 
