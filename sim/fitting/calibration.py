@@ -400,8 +400,8 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     single replicates, the mean per head of ``metrics.PER_HEAD`` (the series per head relative to its start), the
     expected path with its tolerance (``criteria``, default calibration/steadiness.toml) and whether the mean is
     within it, or outside it by less than ``STEADY_Z`` Monte Carlo standard errors (``mc_se``) of the mean (``within``;
-    True where there is nothing to judge: a start of 0, or the children and adults themselves, which are shown only). ``judged`` says what is judged (``judged_value`` holds it): each series per head of the
-    people it is counted among ("per head": no change; Essex's population grows about as much in 10 years as the
+    True where there is nothing to judge: a start of 0, or the children and adults themselves, which are shown only).
+    ``judged`` says what is judged (``judged_value`` holds it): each series per head of the people it is counted among ("per head": no change; Essex's population grows about as much in 10 years as the
     tolerance, so a series that held its level would be falling per head), a long run's adult series per adult at the
     first year's ages ("per head at the start's ages", ``per_head_at_start_ages``: the adults age as Essex's are
     projected to, which changes the crude rates per head at unchanged rates by age; ``metrics.AdultsByAge``), a
