@@ -399,13 +399,14 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     ``STEADY_STOCKS``) and year, the mean over replicates of the series relative to its start, the 5-95% range of
     single replicates, the mean per head of ``metrics.PER_HEAD`` (the series per head relative to its start), the
     expected path with its tolerance (``criteria``, default calibration/steadiness.toml) and whether the mean is
-    within it, or outside it by less than ``STEADY_Z`` Monte Carlo standard errors (``mc_se``) of the mean (``within``;
-    True where there is nothing to judge: a start of 0, or the children and adults themselves, which are shown only).
-    ``judged`` says what is judged (``judged_value`` holds it): each series per head of the people it is counted among ("per head": no change; Essex's population grows about as much in 10 years as the
-    tolerance, so a series that held its level would be falling per head), a long run's adult series per adult at the
-    first year's ages ("per head at the start's ages", ``per_head_at_start_ages``: the adults age as Essex's are
-    projected to, which changes the crude rates per head at unchanged rates by age; ``metrics.AdultsByAge``), a
-    series without its heads (the level, "level": no change), and the population against its projected growth
+    within it, or outside it by less than ``STEADY_Z`` Monte Carlo standard errors (``mc_se``) of the mean
+    (``within``; True where there is nothing to judge: a start of 0, or the children and adults themselves, which
+    are shown only). ``judged`` says what is judged (``judged_value`` holds it): each series per head of the people
+    it is counted among ("per head": no change; Essex's population grows about as much in 10 years as the tolerance,
+    so a series that held its level would be falling per head), a long run's adult series per adult at the first
+    year's ages ("per head at the start's ages", ``per_head_at_start_ages``: the adults age as Essex's are projected
+    to, which changes the crude rates per head at unchanged rates by age; ``metrics.AdultsByAge``), a series without
+    its heads (the level, "level": no change), and the population against its projected growth
     (``projected_population``; after the projection's 10 years within a wider, assumed tolerance)."""
     c = load_steadiness_criteria() if criteria is None else criteria
     columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "per_head_at_start_ages", "judged",
