@@ -767,7 +767,7 @@ def cmd_validate(args) -> int:
     import json
 
     from . import metrics
-    from .fitting.calibration import CALIBRATION_DIR, steadiness_summary, validate_all, write_fitted
+    from .fitting.calibration import CALIBRATION_DIR, STEADY_Z, steadiness_summary, validate_all, write_fitted
     from .present.figures import calibration_figure, save, steadiness_figure
     from .runs.output import write_validation
 
@@ -804,17 +804,18 @@ def cmd_validate(args) -> int:
                   f"simulated {r['simulated']:.3f} (90%: {r['sim_p05']:.3f} to {r['sim_p95']:.3f}, {r['replicates']} replicates)"
                   + (f"; members 5-95%: {r['members_p05']:.3f} to {r['members_p95']:.3f}"
                      if args.ensemble and pd.notna(r["members_p05"]) else ""))
-        print("Steadiness (each series relative to its start, mean of replicates; steady: every year within its tolerance of "
-              "no change per head of the people it is counted among (the long runs' adult series per adult at the first "
-              "year's ages), the population of its projected growth, or outside it by less than 1.645 Monte Carlo "
-              "standard errors of the mean, and the custody, licence and probation stocks' RMS yearly deviation at most "
-              "calibration/steadiness.toml's stock_rms_limit):")
+        print("Steadiness (each series relative to its start, mean of replicates; steady: every year's mean within its "
+              f"tolerance (or outside it by less than {STEADY_Z:g} Monte Carlo standard errors) of no change per head "
+              "of the people it is counted among (the long runs' adult series per adult at the first year's ages), "
+              "the population of its projected growth; and the custody, licence and probation stocks' RMS yearly "
+              "deviation at most stock_rms_limit; calibration/steadiness.toml):")
         for _, r in summary.iterrows():
             per_head = (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f} (year "
                         f"{int(r['worst_per_head_year']) + 1})" if pd.notna(r.get("worst_per_head")) else "")
             print(f"  {'steady' if r['steady'] else 'DRIFTS'}  {r['run']:<5} {r['series']:<26} furthest in year {r['worst_year'] + 1} of {r['years']}: "
                   f"{r['worst_value']:.2f} x the start{' ' + r['worst_judged'] if r['worst_judged'] != 'level' else ''}, "
-                  f"expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}{per_head}; RMS yearly deviation {r['rms']:.3f}")
+                  f"expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}{per_head}; "
+                  f"RMS yearly deviation {r['rms']:.3f}" + (f" ({r['why']})" if r["why"] else ""))
         print(f"-> {args.out}/calibration.png, validation.csv, steadiness.png, steadiness.csv")
     return 0 if table.loc[table["weight"] > 0, "pass"].all() else 1
 

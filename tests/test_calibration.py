@@ -382,29 +382,35 @@ def test_steadiness_judges_each_series_per_head_of_the_children_or_adults():
 
 def test_steadiness_allows_for_the_mean_s_monte_carlo_error_and_holds_stocks_to_their_rms():
     """A year's mean outside the tolerance by less than 1.645 Monte Carlo standard errors of the mean counts as within
-    it (as a target's check counts it), by more it does not; with one replicate nothing is allowed. A stock (custody,
+    it (as a target's check counts it), by more it does not; with fewer than 4 replicates nothing is
+    allowed. A stock (custody,
     licence, probation) whose every year is within but whose mean path's RMS yearly deviation exceeds
     ``stock_rms_limit`` is not steady; a flow with the same path is."""
     criteria = {"tolerance": 0.10, "population_growth_10_years": 0.09, "population_tolerance": 0.03,
                 "population_tolerance_after_projection": 0.08, "stock_rms_limit": 0.05}
-    near = [1.08, 1.16, 1.24]  # mean 1.16: 0.06 beyond; SE 0.08 / sqrt(3) = 0.046, allowed 0.076
-    far = [1.16, 1.19, 1.22]  # mean 1.19: 0.09 beyond; SE 0.017, allowed 0.029
+    near = [1.04, 1.12, 1.20, 1.28]  # mean 1.16: 0.06 beyond; SE 0.103 / sqrt(4) = 0.052, allowed 0.085
+    far = [1.16, 1.18, 1.20, 1.22]  # mean 1.19: 0.09 beyond; SE 0.013, allowed 0.021
     measured = pd.DataFrame(
-        _steady_rows("adult_convictions", [[1.0] * 3, near]) + _steady_rows("children_convicted", [[1.0] * 3, far])
+        _steady_rows("adult_convictions", [[1.0] * 4, near]) + _steady_rows("children_convicted", [[1.0] * 4, far])
+        + _steady_rows("adult_convictions", [[1.0] * 3, [1.08, 1.16, 1.24]], run="few")  # 3 replicates: none allowed
         + _steady_rows("custody", [[1.16], [1.16]], run="one")  # one replicate: 0.06 beyond, nothing allowed
         + _steady_rows("licence", [[1.0] * 2] + [[1.08, 1.08]] * 4, run="level")  # every year within; RMS 0.072
         + _steady_rows("adult_convictions", [[1.0] * 2] + [[1.08, 1.08]] * 4, run="level"))
     table = steadiness(measured, criteria).set_index(["run", "series", "year"])
-    assert table.loc[("short", "adult_convictions", 1), "mc_se"] == pytest.approx(0.08 / np.sqrt(3))
+    assert table.loc[("short", "adult_convictions", 1), "mc_se"] == pytest.approx(np.std(near, ddof=1) / 2)
+    few = table.loc[("few", "adult_convictions", 1)]
+    assert few["mc_se"] == 0 and not few["within"]
     assert table.loc[("short", "adult_convictions", 1), "within"]
     assert not table.loc[("short", "children_convicted", 1), "within"]
     assert not table.loc[("one", "custody", 1), "within"]
-    summary = steadiness_summary(table.reset_index(), criteria).set_index(["run", "series"])
+    summary = steadiness_summary(table.reset_index()).set_index(["run", "series"])
     assert summary.loc[("level", "licence"), "rms"] == pytest.approx(np.sqrt(4 * 0.08 ** 2 / 5))
     assert not summary.loc[("level", "licence"), "steady"] and summary.loc[("level", "adult_convictions"), "steady"]
     assert summary.loc[("short", "adult_convictions"), "steady"]
+    assert summary.loc[("level", "licence"), "why"] == "RMS over 0.05"
     del criteria["stock_rms_limit"]  # (no limit given: the tolerance alone)
-    assert steadiness_summary(table.reset_index(), criteria).set_index(["run", "series"]).loc[("level", "licence"), "steady"]
+    unlimited = steadiness_summary(steadiness(measured, criteria)).set_index(["run", "series"])
+    assert unlimited.loc[("level", "licence"), "steady"]
 
 
 def _steady_rows(series: str, values_by_year: list[list[float]], run: str = "short") -> list[dict]:
@@ -511,7 +517,7 @@ def test_a_long_run_s_adult_series_are_judged_at_the_start_s_ages():
     assert (custody["judged"] == "per head at the start's ages").all() and custody["within"].all()
     assert custody["judged_value"].loc[10:].eq(0.95).all() and custody["per_head"].loc[13] == pytest.approx(1 / 1.52)
     assert (probation["judged"].loc[10:] == "per head").all() and not probation["within"].loc[10:].any()
-    summary = steadiness_summary(steadiness(measured, criteria), criteria).set_index("series")
+    summary = steadiness_summary(steadiness(measured, criteria)).set_index("series")
     assert summary.loc["custody", "steady"] and not summary.loc["probation", "steady"]
 
 

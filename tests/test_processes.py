@@ -210,6 +210,11 @@ def test_who_waits_on_the_larger_side_does_not_depend_on_the_key():
     assert len(m) == n_women and len(np.unique(m)) == n_women
     assert abs(men_key[m].mean()) < 4 / np.sqrt(n_women), men_key[m].mean()  # the key's mean: 0
     assert np.corrcoef(men_key[m], women_key[w - n_men])[0, 1] > 0.95
+    # and the other way round: 1,000 men and 3,000 women (the keys swapped), the women's lottery says who waits
+    few, many = np.arange(n_women), np.arange(n_women, n_women + n_men)
+    m, w = family.pair_within_buckets(few, many, np.zeros(n_women, int), np.zeros(n_men, int), women_key, men_key,
+                                      rng.random(n_women), rng.random(n_men))
+    assert len(w) == n_women and abs(men_key[w - n_women].mean()) < 4 / np.sqrt(n_women), men_key[w - n_women].mean()
 
 
 def test_pairing_changes_stay_inside_a_bucket():
@@ -227,9 +232,10 @@ def test_pairing_changes_stay_inside_a_bucket():
 
 
 def test_the_runs_fathers_are_as_high_in_propensity_as_its_men():
-    """Who forms a couple in the run, and so who fathers its children, is not selected on propensity: over ten
-    years the fathers of the general population's births are within 0.04 of its men of fathering age in mean log
-    innate propensity (0.06-0.09 lower when the larger side's highest keys waited, as before 2026-12-06's fix)."""
+    """Who forms a couple in the run, and so who fathers its children, is not selected against propensity: over ten
+    years the fathers of the general population's births are no more than 0.035 below its men of fathering age in
+    mean log innate propensity (0.00 to 0.03 below on five seeds; 0.04 to 0.07 below when the larger side's highest
+    keys waited, as before the fix of 2026-12-06)."""
     from conftest import load
 
     from sim.model import ReoffendingModel
@@ -251,7 +257,7 @@ def test_the_runs_fathers_are_as_high_in_propensity_as_its_men():
         model.run(each_month=look)
     fathers, men = np.concatenate(fathers), np.concatenate(men)
     assert len(fathers) > 5000
-    assert abs(fathers.mean() - men.mean()) < 0.04, (fathers.mean(), men.mean())
+    assert fathers.mean() - men.mean() > -0.035, (fathers.mean(), men.mean())
 
 
 def test_small_stratum_finds_partners_from_outside():

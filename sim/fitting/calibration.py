@@ -355,6 +355,9 @@ def validate_all(scenario: str | Path, reps: int, seed: int, workers: int, overr
 #: errors of the mean over replicates, as the targets' checks count a target's (``sim.fitting.ensemble.CHECK_Z``):
 #: the mean of 16 replicates of the youth series moves 5-10% from year to year by chance
 STEADY_Z = 1.645
+#: replicates needed before a year's Monte Carlo error is allowed for (with two, the error is half their gap, and a
+#: noisier run would pass more easily)
+MIN_REPLICATES_FOR_SE = 4
 #: the stocks whose mean path's RMS yearly deviation is held to ``stock_rms_limit`` (calibration/steadiness.toml)
 STOCK_RMS_JUDGED = ("custody", "licence", "probation")
 
@@ -410,7 +413,7 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     (``projected_population``; after the projection's 10 years within a wider, assumed tolerance)."""
     c = load_steadiness_criteria() if criteria is None else criteria
     columns = ["run", "series", "year", "mean", "p05", "p95", "replicates", "per_head", "per_head_at_start_ages", "judged",
-               "judged_value", "mc_se", "expected", "tolerance", "within"]
+               "judged_value", "mc_se", "expected", "tolerance", "within", "rms_limit"]
     steady = measured[measured["metric"].str.startswith("steady:")]
     if steady.empty:
         return pd.DataFrame(columns=columns)
@@ -448,22 +451,23 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
                                    np.where(out["judged"] == "per head at the start's ages", out["per_head_at_start_ages"], out["mean"]))
     out["mc_se"] = np.where(out["judged"] == "per head", out["se_per_head"], np.where(
         out["judged"] == "per head at the start's ages", out["se_at_ages"], out["se_level"]))
-    out["mc_se"] = out["mc_se"].fillna(0.0)  # (one replicate: no estimate of the mean's error, none allowed)
+    # (fewer than MIN_REPLICATES_FOR_SE replicates: no trustworthy estimate of the mean's error, none allowed)
+    out["mc_se"] = out["mc_se"].where(out["replicates"] >= MIN_REPLICATES_FOR_SE).fillna(0.0)
     judged = out["expected"].notna() & out["judged_value"].notna()
     beyond = (out["judged_value"] - out["expected"]).abs() - out["tolerance"] * out["expected"]
     out["within"] = ~judged | (beyond <= 0) | (beyond < STEADY_Z * out["mc_se"])
+    out["rms_limit"] = np.where(out["series"].isin(STOCK_RMS_JUDGED), c.get("stock_rms_limit", np.nan), np.nan)
     return out[columns].sort_values(["run", "series", "year"], kind="stable").reset_index(drop=True)
 
 
-def steadiness_summary(table: pd.DataFrame, criteria: dict | None = None) -> pd.DataFrame:
+def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per run and series of ``steadiness``: the year whose judged value (``judged``: the level, or per head) is
     furthest from its expected path in units of that year's tolerance, that value, what it is and the path there,
     whether it is steady (every year ``within``, and for the custody, licence and probation stocks an ``rms`` of at
-    most ``stock_rms_limit``, where ``criteria``, default calibration/steadiness.toml, gives one), the year and value
-    furthest from 1 per head, and ``rms``: the root mean square over the years of the judged value's relative
-    deviation from its path (the mean path's RMS yearly deviation; a single replicate's, as the stability targets read
-    it, adds its own noise)."""
-    rms_limit = (load_steadiness_criteria() if criteria is None else criteria).get("stock_rms_limit")
+    most the table's ``rms_limit``, where its criteria gave one), ``why`` if not, the year and value furthest from 1
+    per head, and ``rms``: the root mean square over the years of the judged value's relative deviation from its path
+    (the mean path's RMS yearly deviation; a single replicate's, as the stability targets read it, adds its own
+    noise)."""
     rows = []
     for (run, series), g in table.groupby(["run", "series"], sort=False):
         value = g["judged_value"]
@@ -472,14 +476,16 @@ def steadiness_summary(table: pd.DataFrame, criteria: dict | None = None) -> pd.
             continue  # nothing to judge (a zero start, or the children and adults themselves)
         worst = off.idxmax()
         rms = float(np.sqrt(((value / g["expected"] - 1) ** 2).mean()))
+        rms_limit = float(g["rms_limit"].iloc[0]) if "rms_limit" in g else np.nan
+        failures = (("a year beyond its tolerance", not g["within"].all()),
+                    (f"RMS over {rms_limit:g}", rms_limit == rms_limit and rms > rms_limit))
+        why = [reason for reason, failed in failures if failed]
         per_head = (g["per_head"] - 1).abs() if "per_head" in g else pd.Series(dtype=float)
         worst_per_head = g.loc[per_head.idxmax()] if per_head.notna().any() else None
         rows.append({"run": run, "series": series, "years": int(g["year"].max()) + 1, "worst_year": int(g.loc[worst, "year"]),
                      "worst_value": float(value[worst]), "worst_judged": str(g.loc[worst, "judged"]),
                      "worst_expected": float(g.loc[worst, "expected"]), "tolerance": float(g.loc[worst, "tolerance"]),
-                     "steady": bool(g["within"].all()) and not (series in STOCK_RMS_JUDGED and rms_limit is not None
-                                                                and rms > rms_limit),
-                     "rms": rms,
+                     "steady": not why, "why": "; ".join(why), "rms": rms,
                      "worst_per_head_year": int(worst_per_head["year"]) if worst_per_head is not None else None,
                      "worst_per_head": float(worst_per_head["per_head"]) if worst_per_head is not None else np.nan})
     return pd.DataFrame(rows)

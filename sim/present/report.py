@@ -203,7 +203,7 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
                          f"{' ' + r['worst_judged'] if r['worst_judged'] != 'level' else ''} in year {r['worst_year'] + 1} of {r['years']} "
                          f"(expected {r['worst_expected']:.2f} +-{r['tolerance']:.0%}"
                          + (f"; per head of the {metrics.PER_HEAD[r['series']]}, furthest {r['worst_per_head']:.2f}"
-                            if pd.notna(r.get("worst_per_head")) else "") + ")"
+                            if pd.notna(r.get("worst_per_head")) else "") + f"; {r['why']})"
                          for _, r in drifting.iterrows()) + ". The README's Calibration section says why and what is being done.")
     return f'<p class="note">{words}</p>' + _figure(
         path, "The baseline arm's series relative to the start (flows: their first year; stocks: their first month, as in sim validate): mean "

@@ -145,8 +145,8 @@ def partnering(model) -> None:
     bucket = stratum * 1000 + np.maximum(band, 0)
     # assortative partnering: pairing by rank of a key that mixes each person's propensity score with noise. With
     # large pools partners' log propensities would correlate about partner_propensity_correlation; a month's pool
-    # in a bucket is small, so couples formed in the run correlate a little less (about 0.38 for 0.4 at the default
-    # weights, 0.34 at weights 40 and 2)
+    # in a bucket is small, so couples formed in the run correlate a little less (about 0.33-0.38 for 0.4 at the
+    # default weights, 0.34 at weights 40 and 2)
     rho = model.params.family.partner_propensity_correlation
     z = np.log(p.innate_propensity[cand] / model.params.population.propensity_median_general) / max(model.params.population.propensity_sigma_general, 1e-9)
     key = np.sqrt(rho) * z + np.sqrt(1.0 - rho) * draws.normal("partner_order", month, p.person_id[cand])
