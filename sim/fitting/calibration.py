@@ -352,8 +352,8 @@ def validate_all(scenario: str | Path, reps: int, seed: int, workers: int, overr
 
 
 #: a year's mean counts as within its tolerance when it is outside it by less than this many Monte Carlo standard
-#: errors of the mean over replicates, as the targets' checks count a target's (``sim.fitting.ensemble.CHECK_Z``):
-#: the mean of 16 replicates of the youth series moves 5-10% from year to year by chance
+#: errors of the mean over replicates, as the ensemble's checks count a target's (``sim.fitting.ensemble.CHECK_Z``
+#: is this): the mean of 16 replicates of the youth series moves 5-10% from year to year by chance
 STEADY_Z = 1.645
 #: replicates needed before a year's Monte Carlo error is allowed for (with two, the error is half their gap, and a
 #: noisier run would pass more easily)

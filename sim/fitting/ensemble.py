@@ -37,7 +37,7 @@ from ..runs.batch import write_atomic
 from ..runs.output import git_commit
 from ..state.ensemble import ENSEMBLE, FITTED, VALUE
 from ..state.scenario import ScenarioError
-from .calibration import CALIBRATION_DIR, Target, load_free_parameters, load_targets, write_fitted
+from .calibration import CALIBRATION_DIR, STEADY_Z, Target, load_free_parameters, load_targets, write_fitted
 from .history_matching import (CUTOFF, STORE, Emulator, candidates, claim_store, evaluate, fitted_targets, from_cube,
                                history_match, load_waves, mean_loss, wave_emulator, worst_implausibility)
 
@@ -48,8 +48,8 @@ OVERSAMPLE = 1.6
 #: rounds of candidates at most
 ROUNDS = 4
 #: a set passes its check unless some target's mean over its check runs misses the band by more than this many
-#: standard errors of that mean (1.645: its 90% Monte Carlo interval reaches the band)
-CHECK_Z = 1.645
+#: standard errors of that mean (1.645: its 90% Monte Carlo interval reaches the band; steadiness allows the same)
+CHECK_Z = STEADY_Z
 #: candidates of the first round (a pilot)
 PILOT = 24
 #: another round of candidates only if the last kept at least this share of its candidates
