@@ -152,6 +152,12 @@ def scenario_for(run: str, scenario: str | Path, overrides=(), years: dict[str, 
     return load_scenario(scenario, ["run.calibration=point", *overrides, f"run.years={years[run]}"])
 
 
+def mc_standard_error(values: pd.Series) -> float:
+    """The Monte Carlo standard error of the mean of ``values`` (NaN values left out; NaN with fewer than two)."""
+    v = values.dropna()
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan
+
+
 def compare_to_targets(measured: pd.DataFrame, targets: list[Target]) -> pd.DataFrame:
     """Per target: simulated mean, its 90% Monte Carlo interval (mean +- 1.645 SE), the target band, pass/fail."""
     out = []
@@ -159,7 +165,7 @@ def compare_to_targets(measured: pd.DataFrame, targets: list[Target]) -> pd.Data
         v = measured.loc[measured["metric"] == t.metric, "value"].dropna()
         n = len(v)
         mean = v.mean() if n else float("nan")
-        se = v.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+        se = mc_standard_error(v)
         out.append({"target": t.name, "metric": t.metric, "value": t.value, "lower": t.lower, "upper": t.upper,
                     "simulated": mean, "mc_se": se, "sim_p05": mean - 1.645 * se, "sim_p95": mean + 1.645 * se,
                     "replicates": n, "weight": t.weight, "pass": bool(t.lower <= mean <= t.upper) if n else False})
@@ -362,12 +368,6 @@ MIN_REPLICATES_FOR_SE = 4
 STOCK_RMS_JUDGED = ("custody", "licence", "probation")
 
 
-def _mc_se(values: pd.Series) -> float:
-    """The Monte Carlo standard error of the mean of ``values`` (NaN with fewer than two)."""
-    v = values.dropna()
-    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan
-
-
 def load_steadiness_criteria(path: Path = CALIBRATION_DIR / "steadiness.toml") -> dict:
     """The steadiness criteria's values (tolerance, the population's projected growth and its tolerance, the national
     projection whose shape it follows after its first 10 years: a list of [years from the start, population])."""
@@ -425,14 +425,14 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     out = df.groupby(["run", "series", "year"], sort=False).agg(
         mean=("value", "mean"), p05=("value", lambda v: v.quantile(0.05)), p95=("value", lambda v: v.quantile(0.95)),
         replicates=("value", "count"), per_head=("per_head", "mean"), heads_read=("per_head", "count"),
-        se_level=("value", _mc_se), se_per_head=("per_head", _mc_se)).reset_index()
+        se_level=("value", mc_standard_error), se_per_head=("per_head", mc_standard_error)).reset_index()
     out.loc[out["heads_read"] < out["replicates"], "per_head"] = np.nan  # heads missing in some replicates: the level
     aged = measured[measured["metric"].str.startswith("steady_at_start_ages:")]  # (long runs' adult series)
     if len(aged):
         parts = aged["metric"].str.split(":", expand=True)
         at_ages = (aged.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
-                   .groupby(["run", "series", "year"], as_index=False)["value"].agg(["mean", _mc_se])
-                   .rename(columns={"mean": "per_head_at_start_ages", "_mc_se": "se_at_ages"}))
+                   .groupby(["run", "series", "year"], as_index=False)["value"].agg(["mean", mc_standard_error])
+                   .rename(columns={"mean": "per_head_at_start_ages", "mc_standard_error": "se_at_ages"}))
         out = out.merge(at_ages, on=["run", "series", "year"], how="left")
     else:
         out["per_head_at_start_ages"] = out["se_at_ages"] = np.nan

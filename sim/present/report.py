@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from .. import metrics
-from ..fitting.calibration import CALIBRATION_DIR, load_targets, steadiness, steadiness_summary
+from ..fitting.calibration import CALIBRATION_DIR, load_targets, mc_standard_error, steadiness, steadiness_summary
 from ..runs.outdir import read_manifest
 from ..state.params import Dist
 from ..state.scenario import ScenarioError, documented_values
@@ -171,7 +171,7 @@ def _calibration_section(folder: Path, rows: pd.DataFrame | None) -> str:
         for name, metric in (("prison_one_year_proven_reoffending", "baseline:proven_reoffending_prison"),
                              ("probation_one_year_proven_reoffending", "baseline:proven_reoffending_probation")):
             t, v = targets[name], rows[metric].dropna()
-            se = v.std(ddof=1) / len(v) ** 0.5 if len(v) > 1 else float("nan")
+            se = mc_standard_error(v)
             table.append({"target": name, "value": t.value, "lower": t.lower, "upper": t.upper, "simulated": v.mean(),
                           "sim_p05": v.mean() - 1.645 * se, "sim_p95": v.mean() + 1.645 * se, "pass": t.lower <= v.mean() <= t.upper})
         note = "The baseline arm of this comparison against the short-run targets; <code>sim validate</code> checks them all."
