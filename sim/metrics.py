@@ -254,24 +254,41 @@ PER_HEAD = {"children_convicted": "children", "child_first_time_entrants": "chil
             "custody": "adults", "licence": "adults", "probation": "adults"}
 
 
-def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
-    """Each steady series (``STEADY_FLOWS``, ``STEADY_STOCKS``) year by year relative to its start: a flow's yearly
-    total over its first year's, a stock's yearly mean over its first month; and the same for the children (under
-    18) and the adults, whom ``PER_HEAD`` reads the series per head of. Whole years only; NaN where the start is 0."""
+def yearly_levels(ts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Each steady series (``STEADY_FLOWS``, ``STEADY_STOCKS``) year by year, and its start: a flow's yearly total
+    (its start the first year's), a stock's yearly mean (its start the first month); and the same for the children
+    (under 18) and the adults, whom ``PER_HEAD`` reads the series per head of. Whole years only."""
     years = len(ts) // 12
     year = np.arange(12 * years) // 12
     ts = ts.iloc[: 12 * years]
     flows = pd.DataFrame({"children_convicted": ts["children_convicted"].to_numpy(),
                           "child_first_time_entrants": ts["child_first_time_entrants"].to_numpy(),
                           "adult_convictions": (ts["convictions"] - ts["children_convicted"]).to_numpy()})
-    out = flows.groupby(year).sum()
-    out = out / out.iloc[0].replace(0, np.nan) if years else out
+    levels = flows.groupby(year).sum()
+    start = levels.iloc[0].copy() if years else pd.Series(np.nan, index=levels.columns)
     stocks = {name: ts[name] for name in STEADY_STOCKS} | {"children": ts["children"], "adults": ts["population"] - ts["children"]}
     for name, series in stocks.items():
-        start = float(series.iloc[0]) if years else np.nan
-        out[name] = series.groupby(year).mean().to_numpy() / start if start else np.nan
-    out.index.name = "year"
-    return out
+        levels[name] = series.groupby(year).mean().to_numpy()
+        start[name] = float(series.iloc[0]) if years else np.nan
+    levels.index.name = "year"
+    return levels, start
+
+
+def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
+    """``yearly_levels`` relative to their start. NaN where the start is 0."""
+    levels, start = yearly_levels(ts)
+    return levels / start.replace(0, np.nan)
+
+
+def steady_metrics(ts: pd.DataFrame, run: str) -> dict[str, float]:
+    """One replicate's steady series as metrics: year by year relative to the start (``steady:<run>:<series>:<year>``)
+    and the start itself (``steady_start:<run>:<series>``), by which ``calibration.steadiness`` weights the replicates
+    (the mean path relative to its mean start, not the mean of each replicate's ratios, which a noisy first year
+    biases upward)."""
+    levels, start = yearly_levels(ts)
+    relative = levels / start.replace(0, np.nan)
+    return ({f"steady:{run}:{series}:{year}": float(v) for year, row in relative.iterrows() for series, v in row.items()}
+            | {f"steady_start:{run}:{series}": float(v) for series, v in start.items()})
 
 
 #: the adults' age bands in which the adult steady series are also read at the start's ages (``AdultsByAge``): 5 years
@@ -312,9 +329,24 @@ class AdultsByAge:
         standardisation: each band's rate weighted by its share of the first year's adults), relative to the start as
         ``yearly_relative`` takes it: stocks by their yearly mean against their first month, adult convictions (events
         of adults, from the event log) by their yearly count against the first year's. NaN where the start has none."""
+        rates, start = self.standardised(model)
+        return rates / start.replace(0, np.nan)
+
+    def steady_metrics(self, model, run: str) -> dict[str, float]:
+        """As ``metrics.steady_metrics``: ``at_start_ages`` year by year (``steady_at_start_ages:<run>:<series>:<year>``)
+        and the standardised start rate (``steady_start_at_start_ages:<run>:<series>``) that weights the replicates."""
+        rates, start = self.standardised(model)
+        relative = rates / start.replace(0, np.nan)
+        return ({f"steady_at_start_ages:{run}:{series}:{year}": float(v)
+                 for year, row in relative.iterrows() for series, v in row.items()}
+                | {f"steady_start_at_start_ages:{run}:{series}": float(v) for series, v in start.items()})
+
+    def standardised(self, model) -> tuple[pd.DataFrame, pd.Series]:
+        """Year by year, each of ``AT_START_AGES`` per adult at the first year's age structure, and its start (the
+        first year's adult convictions, the stocks' first month) at the same ages."""
         years = len(self.counts) // 12
         if years == 0:
-            return pd.DataFrame(columns=list(AT_START_AGES))
+            return pd.DataFrame(columns=list(AT_START_AGES)), pd.Series(np.nan, index=list(AT_START_AGES))
         by_year = np.stack(self.counts[: 12 * years]).reshape(years, 12, AGE_BANDS, 4).mean(axis=1)  # yearly means
         adults = by_year.sum(axis=2)  # (years, bands)
         rows, months, codes = model.events.arrays()[:3]
@@ -324,18 +356,17 @@ class AdultsByAge:
         band = band[adult]
         convictions = np.bincount(months[conv][adult] // 12 * AGE_BANDS + band, weights=model.people.weight[rows[conv][adult]],
                                   minlength=years * AGE_BANDS).reshape(years, AGE_BANDS)
-        first = self.counts[0]  # the stocks' start is their first month, as in ``yearly_relative``
+        first = self.counts[0]  # the stocks' start is their first month, as in ``yearly_levels``
         counts = {"adult_convictions": (convictions, convictions[0], adults[0]),
                   **{name: (by_year[:, :, code], first[:, code], first.sum(axis=1))
                      for name, code in (("custody", CUSTODY), ("licence", LICENCE), ("probation", PROBATION))}}
         share = adults[0] / adults[0].sum()  # the first year's age structure
+        rates, start = {}, {}
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = {}
-            for name, (count, start, start_adults) in counts.items():
-                standardised = np.where(adults > 0, count / adults, 0.0) @ share
-                at_start = np.where(start_adults > 0, start / start_adults, 0.0) @ share
-                out[name] = standardised / at_start if at_start > 0 else np.full(years, np.nan)
-        return pd.DataFrame(out, index=pd.RangeIndex(years, name="year"))
+            for name, (count, first_count, first_adults) in counts.items():
+                rates[name] = np.where(adults > 0, count / adults, 0.0) @ share
+                start[name] = float(np.where(first_adults > 0, first_count / first_adults, 0.0) @ share)
+        return pd.DataFrame(rates, index=pd.RangeIndex(years, name="year")), pd.Series(start)
 
 
 # --- cohort metrics on microdata ------------------------------------------------------------------------------

@@ -418,6 +418,47 @@ def _steady_rows(series: str, values_by_year: list[list[float]], run: str = "sho
             for year, values in enumerate(values_by_year) for k, v in enumerate(values)]
 
 
+def test_steadiness_reads_the_mean_path_against_its_mean_start_not_the_mean_of_ratios():
+    """Replicates of a flat series whose first year is noisy: each replicate's ratio to its own start reads high after
+    a low start and low after a high one, and their plain mean is biased upward (by about the start's squared
+    coefficient of variation). Weighted by their starts, the ratios give the mean path over its mean start, which
+    is flat; its error is the ratio estimator's. Per head, each replicate is weighted by its start's rate per head."""
+    rng = np.random.default_rng(5)
+    reps, years = 400, 6
+    levels = rng.poisson(20.0, size=(reps, years)).astype(float)  # flat in expectation, a CV of 22% a year
+    rows = []
+    for k in range(reps):
+        rows += [{"metric": f"steady:short:children_convicted:{y}", "seed": k, "value": levels[k, y] / levels[k, 0]} for y in range(years)]
+        rows += [{"metric": f"steady:short:children:{y}", "seed": k, "value": 1.0} for y in range(years)]
+        rows += [{"metric": "steady_start:short:children_convicted", "seed": k, "value": levels[k, 0]},
+                 {"metric": "steady_start:short:children", "seed": k, "value": 1000.0}]
+    measured = pd.DataFrame(rows)
+    table = steadiness(measured).query("series == 'children_convicted' and year > 0")
+    plain = steadiness(measured[~measured["metric"].str.startswith("steady_start")]).query("series == 'children_convicted' and year > 0")
+    assert plain["mean"].mean() > 1.03  # the mean of ratios: biased up
+    assert abs(table["mean"].mean() - 1) < 0.015 and abs(table["per_head"].mean() - 1) < 0.015
+    assert table["mean"].tolist() == pytest.approx(list(levels[:, 1:].sum(axis=0) / levels[:, 0].sum()))
+    assert table["per_head"].tolist() == pytest.approx(table["mean"].tolist())  # (the heads did not move)
+    ratio = levels[:, 1] / levels[:, 0]
+    r = levels[:, 1].sum() / levels[:, 0].sum()
+    se = np.sqrt(reps / (reps - 1) * ((levels[:, 0] * (ratio - r)) ** 2).sum()) / levels[:, 0].sum()
+    assert table["mc_se"].iloc[0] == pytest.approx(se)
+    assert 0.5 * plain["mc_se"].iloc[0] < se < plain["mc_se"].iloc[0]  # (the low starts' large ratios weigh less)
+
+
+def test_steady_metrics_carry_each_series_start():
+    """A replicate's steady metrics hold its series relative to their start and the start itself, which weights it."""
+    months = 24
+    ts = pd.DataFrame({"month": np.arange(months), "children_convicted": np.r_[np.full(12, 2.0), np.full(12, 3.0)],
+                       "child_first_time_entrants": np.full(months, 1.0), "convictions": np.full(months, 5.0),
+                       "custody": np.r_[100.0, np.full(23, 110.0)], "licence": np.full(months, 50.0),
+                       "probation": np.full(months, 20.0), "population": np.full(months, 1000.0), "children": np.full(months, 200.0)})
+    m = metrics.steady_metrics(ts, "short")
+    assert m["steady_start:short:children_convicted"] == 24.0 and m["steady:short:children_convicted:1"] == 1.5
+    assert m["steady_start:short:adult_convictions"] == 36.0 and m["steady_start:short:custody"] == 100.0
+    assert m["steady:short:custody:1"] == pytest.approx(1.1) and m["steady_start:short:children"] == 200.0
+
+
 def test_steadiness_judges_the_mean_of_replicates_against_the_expected_path():
     """A series whose replicates' mean stays within the tolerance is steady even if single replicates stray; one
     whose mean leaves it is not; the population is held to its projected growth (a year's mean at mid-year), after
@@ -550,6 +591,9 @@ def test_adults_by_age_reads_the_series_at_the_first_year_s_ages():
     assert aged["licence"].isna().all() and aged["probation"].isna().all()
     by_age.counts[12:] = [month(50, 10, 150, 1.5)] * 12  # the young's custody rate doubles
     assert by_age.at_start_ages(model)["custody"].iloc[1] == pytest.approx((0.5 * 0.2 + 0.5 * 0.01) / 0.055)
+    steady = by_age.steady_metrics(model, "long")  # (the start's rate at its ages weights the replicate)
+    assert steady["steady_start_at_start_ages:long:custody"] == pytest.approx(0.055)
+    assert steady["steady_at_start_ages:long:custody:1"] == pytest.approx((0.5 * 0.2 + 0.5 * 0.01) / 0.055)
 
 
 def test_adults_by_age_counts_a_run_s_adults():

@@ -76,12 +76,9 @@ def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
     by_age = metrics.AdultsByAge() if run == "long" else None  # the long runs' adult series at the start's ages too
     with ReoffendingModel(params, seed=seed, record_offences=False) as model:
         model.run(each_month=by_age)
-        steady = {f"steady:{run}:{series}:{year}": float(v)
-                  for year, row in metrics.yearly_relative(timeseries_frame(model)).iterrows()
-                  for series, v in row.items()}
+        steady = metrics.steady_metrics(timeseries_frame(model), run)
         if by_age is not None:
-            steady |= {f"steady_at_start_ages:{run}:{series}:{year}": float(v)
-                       for year, row in by_age.at_start_ages(model).iterrows() for series, v in row.items()}
+            steady |= by_age.steady_metrics(model, run)
         return {**_target_metrics(model, params, run), **steady}
 
 
@@ -156,6 +153,21 @@ def mc_standard_error(values: pd.Series) -> float:
     """The Monte Carlo standard error of the mean of ``values`` (NaN values left out; NaN with fewer than two)."""
     v = values.dropna()
     return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan
+
+
+def ratio_of_means(values: pd.Series, starts: pd.Series) -> tuple[float, float]:
+    """The mean path relative to its mean start, from each replicate's ratio ``values`` to its own start ``starts``:
+    sum(start x ratio) / sum(start), with the ratio estimator's Monte Carlo standard error (NaN ratios left out; a
+    start of 1 everywhere gives the plain mean and ``mc_standard_error``). Not the mean of the ratios, which a noisy
+    start biases upward (a replicate whose first year is low by chance reads high every year after)."""
+    ok = values.notna() & starts.notna() & (starts > 0)
+    v, w = values[ok].to_numpy(float), starts[ok].to_numpy(float)
+    n = len(v)
+    if n == 0:
+        return np.nan, np.nan
+    r = float((w * v).sum() / w.sum())
+    se = float(np.sqrt(n / (n - 1) * (w * w * (v - r) ** 2).sum()) / w.sum()) if n > 1 else np.nan
+    return r, se
 
 
 def compare_to_targets(measured: pd.DataFrame, targets: list[Target]) -> pd.DataFrame:
@@ -399,8 +411,9 @@ def projected_population(years: np.ndarray, criteria: dict) -> np.ndarray:
 
 def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataFrame:
     """How steady the runs of ``measure`` are: per run ("short", "long"), series (``metrics.STEADY_FLOWS``,
-    ``STEADY_STOCKS``) and year, the mean over replicates of the series relative to its start, the 5-95% range of
-    single replicates, the mean per head of ``metrics.PER_HEAD`` (the series per head relative to its start), the
+    ``STEADY_STOCKS``) and year, the mean path relative to its mean start (``ratio_of_means``: each replicate's ratio
+    to its own start, weighted by that start), the 5-95% range of single replicates' ratios, the same per head of
+    ``metrics.PER_HEAD`` (weighted by the start's rate per head), the
     expected path with its tolerance (``criteria``, default calibration/steadiness.toml) and whether the mean is
     within it, or outside it by less than ``STEADY_Z`` Monte Carlo standard errors (``mc_se``) of the mean
     (``within``; True where there is nothing to judge: a start of 0, or the children and adults themselves, which
@@ -417,22 +430,29 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     steady = measured[measured["metric"].str.startswith("steady:")]
     if steady.empty:
         return pd.DataFrame(columns=columns)
-    parts = steady["metric"].str.split(":", expand=True)
-    df = steady.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
-    heads = df[["run", "seed", "year", "series", "value"]].rename(columns={"series": "heads", "value": "heads_value"})
+    df = _with_starts(steady, measured, "steady_start:")
+    heads = df[["run", "seed", "year", "series", "value", "start"]].rename(
+        columns={"series": "heads", "value": "heads_value", "start": "heads_start"})
     df = df.assign(heads=df["series"].map(metrics.PER_HEAD)).merge(heads, on=["run", "seed", "year", "heads"], how="left")
     df["per_head"] = df["value"] / df["heads_value"]
-    out = df.groupby(["run", "series", "year"], sort=False).agg(
-        mean=("value", "mean"), p05=("value", lambda v: v.quantile(0.05)), p95=("value", lambda v: v.quantile(0.95)),
-        replicates=("value", "count"), per_head=("per_head", "mean"), heads_read=("per_head", "count"),
-        se_level=("value", mc_standard_error), se_per_head=("per_head", mc_standard_error)).reset_index()
+    df["start_per_head"] = df["start"] / df["heads_start"]  # the start's rate per head: each replicate's weight
+
+    def mean_path(g: pd.DataFrame) -> pd.Series:
+        mean, se_level = ratio_of_means(g["value"], g["start"])
+        per_head, se_per_head = ratio_of_means(g["per_head"], g["start_per_head"])
+        return pd.Series({"mean": mean, "p05": g["value"].quantile(0.05), "p95": g["value"].quantile(0.95),
+                          "replicates": g["value"].count(), "per_head": per_head, "heads_read": g["per_head"].count(),
+                          "se_level": se_level, "se_per_head": se_per_head})
+
+    out = df.groupby(["run", "series", "year"], sort=False)[df.columns.tolist()].apply(mean_path).reset_index()
+    out["replicates"] = out["replicates"].astype(int)
     out.loc[out["heads_read"] < out["replicates"], "per_head"] = np.nan  # heads missing in some replicates: the level
     aged = measured[measured["metric"].str.startswith("steady_at_start_ages:")]  # (long runs' adult series)
     if len(aged):
-        parts = aged["metric"].str.split(":", expand=True)
-        at_ages = (aged.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
-                   .groupby(["run", "series", "year"], as_index=False)["value"].agg(["mean", mc_standard_error])
-                   .rename(columns={"mean": "per_head_at_start_ages", "mc_standard_error": "se_at_ages"}))
+        aged = _with_starts(aged, measured, "steady_start_at_start_ages:")
+        at_ages = (aged.groupby(["run", "series", "year"])[["value", "start"]]
+                   .apply(lambda g: pd.Series(ratio_of_means(g["value"], g["start"]), index=["per_head_at_start_ages", "se_at_ages"]))
+                   .reset_index())
         out = out.merge(at_ages, on=["run", "series", "year"], how="left")
     else:
         out["per_head_at_start_ages"] = out["se_at_ages"] = np.nan
@@ -458,6 +478,20 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
     out["within"] = ~judged | (beyond <= 0) | (beyond < STEADY_Z * out["mc_se"])
     out["rms_limit"] = np.where(out["series"].isin(STOCK_RMS_JUDGED), c.get("stock_rms_limit", np.nan), np.nan)
     return out[columns].sort_values(["run", "series", "year"], kind="stable").reset_index(drop=True)
+
+
+def _with_starts(rows: pd.DataFrame, measured: pd.DataFrame, start_prefix: str) -> pd.DataFrame:
+    """``rows`` (metrics ``<kind>:<run>:<series>:<year>``) split into run, series and year, with each replicate's start
+    of the series (metrics ``<start_prefix><run>:<series>``; 1 where none was measured, which makes the mean path the
+    plain mean of the replicates' ratios)."""
+    parts = rows["metric"].str.split(":", expand=True)
+    df = rows.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
+    starts = measured[measured["metric"].str.startswith(start_prefix)]
+    if starts.empty:
+        return df.assign(start=1.0)
+    sp = starts["metric"].str.split(":", expand=True)
+    starts = starts.assign(run=sp[1], series=sp[2])[["run", "seed", "series", "value"]].rename(columns={"value": "start"})
+    return df.merge(starts, on=["run", "seed", "series"], how="left").fillna({"start": 1.0})
 
 
 def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:

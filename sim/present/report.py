@@ -186,10 +186,9 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
     """The baseline arm's steady series relative to their first year (stocks: their first month), with bands, and
     in words which of them drift."""
     base = series[series["scenario"] == "baseline"]
-    rows = [{"metric": f"steady:baseline:{name}:{year}", "seed": rep, "value": v}
+    rows = [{"metric": metric, "seed": rep, "value": v}
             for rep, ts in base.groupby("replicate")
-            for year, r in metrics.yearly_relative(ts.sort_values("month").reset_index(drop=True)).iterrows()
-            for name, v in r.items()]
+            for metric, v in metrics.steady_metrics(ts.sort_values("month").reset_index(drop=True), "baseline").items()]
     table = steadiness(pd.DataFrame(rows, columns=["metric", "seed", "value"]))
     if table.empty or table["year"].max() < 1:
         return "<p>The run is shorter than two years: too short to judge.</p>"
