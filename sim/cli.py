@@ -804,7 +804,7 @@ def cmd_validate(args) -> int:
                   f"simulated {r['simulated']:.3f} (90%: {r['sim_p05']:.3f} to {r['sim_p95']:.3f}, {r['replicates']} replicates)"
                   + (f"; members 5-95%: {r['members_p05']:.3f} to {r['members_p95']:.3f}"
                      if args.ensemble and pd.notna(r["members_p05"]) else ""))
-        print("Steadiness (each series relative to its start, mean of replicates; steady: every year's mean within its "
+        print("Steadiness (each series relative to its start: the replicates' mean path over their mean start; steady: every year's mean within its "
               f"tolerance (or outside it by less than {STEADY_Z:g} Monte Carlo standard errors) of no change per head "
               "of the people it is counted among (the long runs' adult series per adult at the first year's ages), "
               "the population of its projected growth; and the custody, licence and probation stocks' RMS yearly "

@@ -140,8 +140,8 @@ RUN_COLOURS = {"short": OKABE_ITO["blue"], "long": OKABE_ITO["orange"], "baselin
 
 
 def steadiness_figure(table: pd.DataFrame):
-    """Each steady series relative to its start, year by year (``sim.fitting.calibration.steadiness``): mean over
-    replicates and the 5-95% range of single replicates, per run length, against the expected path and its tolerance;
+    """Each steady series relative to its start, year by year (``sim.fitting.calibration.steadiness``): the
+    replicates' mean path over their mean start and the 5-95% range of single replicates, per run length, against the expected path and its tolerance;
     dashed, the mean per head of the children or adults (``metrics.PER_HEAD``); dotted, a long run's adult series per
     adult at the first year's ages (``per_head_at_start_ages``)."""
     present = set(table["series"])
@@ -179,7 +179,7 @@ def steadiness_figure(table: pd.DataFrame):
         handles, labels = handles + [line], labels + [line.get_label()]
     spare = axes.flat[len(series)] if len(series) < axes.size else None  # an empty panel holds the legend, if there is one
     (spare or axes.flat[0]).legend(handles, labels, frameon=False, fontsize=9 if spare else 8, loc="center" if spare else "best")
-    fig.suptitle("Is the baseline steady? Relative to the start: mean of replicates (line), 5-95% of single replicates (band),\n"
+    fig.suptitle("Is the baseline steady? Relative to the start: replicates' mean path over their mean start (line), 5-95% of single replicates (band),\n"
                  "per head of the children or adults (dashed), long runs' adult series per adult at the first year's ages (dotted);\n"
                  "green: the expected path (no change; the population as projected) and its tolerance, judged per head (the long "
                  "runs' adult series at the first year's ages)", y=1.04)
