@@ -249,7 +249,7 @@ _HAS_BIT = [(np.arange(256) >> j) & 1 == 1 for j in range(8)]  # masks with bit 
 STEADY_FLOWS = ("children_convicted", "child_first_time_entrants", "adult_convictions")
 STEADY_STOCKS = ("custody", "licence", "probation", "population")
 #: the people each steady series is read per head of (``steadiness``: a population that grows carries its flows with
-#: it); these two are also series of ``yearly_relative``, shown but not judged
+#: it); these two are also series of ``yearly_levels``, shown but not judged
 PER_HEAD = {"children_convicted": "children", "child_first_time_entrants": "children", "adult_convictions": "adults",
             "custody": "adults", "licence": "adults", "probation": "adults"}
 
@@ -284,9 +284,8 @@ def steady_metrics(ts: pd.DataFrame, run: str) -> dict[str, float]:
     """One replicate's steady series as metrics: year by year relative to the start (``steady:<run>:<series>:<year>``)
     and the start itself (``steady_start:<run>:<series>``), by which ``calibration.steadiness`` weights the replicates
     (the mean path relative to its mean start, not the mean of each replicate's ratios, which a noisy first year
-    biases upward)."""
-    levels, start = yearly_levels(ts)
-    relative = levels / start.replace(0, np.nan)
+    biases upward; a replicate whose start is 0 has no ratio and is left out)."""
+    relative, start = yearly_relative(ts), yearly_levels(ts)[1]
     return ({f"steady:{run}:{series}:{year}": float(v) for year, row in relative.iterrows() for series, v in row.items()}
             | {f"steady_start:{run}:{series}": float(v) for series, v in start.items()})
 
@@ -335,8 +334,7 @@ class AdultsByAge:
     def steady_metrics(self, model, run: str) -> dict[str, float]:
         """As ``metrics.steady_metrics``: ``at_start_ages`` year by year (``steady_at_start_ages:<run>:<series>:<year>``)
         and the standardised start rate (``steady_start_at_start_ages:<run>:<series>``) that weights the replicates."""
-        rates, start = self.standardised(model)
-        relative = rates / start.replace(0, np.nan)
+        relative, start = self.at_start_ages(model), self.standardised(model)[1]
         return ({f"steady_at_start_ages:{run}:{series}:{year}": float(v)
                  for year, row in relative.iterrows() for series, v in row.items()}
                 | {f"steady_start_at_start_ages:{run}:{series}": float(v) for series, v in start.items()})

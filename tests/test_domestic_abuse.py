@@ -248,13 +248,15 @@ def test_separation_after_an_incident_moves_abuse_to_former_partners():
     assert shares[0] < 0.10 and shares[1] > 0.18, shares
 
 
+@pytest.mark.slow
 def test_the_da_scenario_meets_its_ten_year_targets_and_is_steady():
     """The DA scenario, as the hub's comparison runs it (each replicate drawing a member of its own ensemble), on 16
     ten-year replicates of seeds neither its ensemble's checks nor the README's validation used: every fitted ten-year
     target and partner abuse's own (incidents, repeats, newly high-risk victims) within its band, and every steady
     series steady per head. Its children convicted were read as stepping up 11-20% after the first year until
-    2026-12-06 (evening); on 100 replicates they hold at 0.98-1.03, and the step was the first year's Monte Carlo
-    noise read as a mean of ratios (README, Domestic abuse)."""
+    2026-12-06 (evening); on 100 replicates of seed 1007 they hold at 0.98-1.03 (README, Domestic abuse). On these
+    16 the youth series come closest: single years at 1.10 (youth first-time entrants and children convicted), steady
+    by the Monte Carlo allowance of a mean of 16 (``calibration.STEADY_Z``)."""
     from sim.fitting.calibration import compare_to_targets, load_targets, measure, scenario_for, steadiness, steadiness_summary
 
     scenario = scenario_for("short", "scenarios/domestic_abuse.toml", ("run.calibration=ensemble",))

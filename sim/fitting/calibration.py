@@ -482,8 +482,9 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
 
 def _with_starts(rows: pd.DataFrame, measured: pd.DataFrame, start_prefix: str) -> pd.DataFrame:
     """``rows`` (metrics ``<kind>:<run>:<series>:<year>``) split into run, series and year, with each replicate's start
-    of the series (metrics ``<start_prefix><run>:<series>``; 1 where none was measured, which makes the mean path the
-    plain mean of the replicates' ratios)."""
+    of the series (metrics ``<start_prefix><run>:<series>``). A series none of whose replicates has a start measured
+    gets 1 for each, which makes its mean path the plain mean of the replicates' ratios; where only some have one, those
+    without it are left out (NaN), not weighted 1 against starts of hundreds."""
     parts = rows["metric"].str.split(":", expand=True)
     df = rows.assign(run=parts[1], series=parts[2], year=parts[3].astype(int))
     starts = measured[measured["metric"].str.startswith(start_prefix)]
@@ -491,7 +492,9 @@ def _with_starts(rows: pd.DataFrame, measured: pd.DataFrame, start_prefix: str) 
         return df.assign(start=1.0)
     sp = starts["metric"].str.split(":", expand=True)
     starts = starts.assign(run=sp[1], series=sp[2])[["run", "seed", "series", "value"]].rename(columns={"value": "start"})
-    return df.merge(starts, on=["run", "seed", "series"], how="left").fillna({"start": 1.0})
+    df = df.merge(starts, on=["run", "seed", "series"], how="left")
+    none_measured = df.groupby(["run", "series"])["start"].transform(lambda s: s.isna().all())
+    return df.assign(start=df["start"].where(~none_measured, 1.0))
 
 
 def steadiness_summary(table: pd.DataFrame) -> pd.DataFrame:

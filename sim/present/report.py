@@ -183,8 +183,8 @@ def _calibration_section(folder: Path, rows: pd.DataFrame | None) -> str:
 
 
 def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
-    """The baseline arm's steady series relative to their first year (stocks: their first month), with bands, and
-    in words which of them drift."""
+    """The baseline arm's steady series relative to their first year (stocks: their first month), the replicates' mean
+    path over their mean start with bands of single replicates, and in words which of them drift."""
     base = series[series["scenario"] == "baseline"]
     rows = [{"metric": metric, "seed": rep, "value": v}
             for rep, ts in base.groupby("replicate")
@@ -205,8 +205,8 @@ def _steadiness_section(folder: Path, series: pd.DataFrame) -> str:
                             if pd.notna(r.get("worst_per_head")) else "") + f"; {r['why']})"
                          for _, r in drifting.iterrows()) + ". The README's Calibration section says why and what is being done.")
     return f'<p class="note">{words}</p>' + _figure(
-        path, "The baseline arm's series relative to the start (flows: their first year; stocks: their first month, as in sim validate): mean "
-              "over replicates and 5-95% of single replicates; dashed: the same per head of the children or adults; green: no "
+        path, "The baseline arm's series relative to the start (flows: their first year; stocks: their first month, as in sim validate): the "
+              "replicates' mean path over their mean start and 5-95% of single replicates; dashed: the same per head of the children or adults; green: no "
               "change (the population: its projected growth) and the tolerance (calibration/steadiness.toml); each series is "
               "judged per head of the children or adults, as Essex's population grows.")
 
