@@ -615,3 +615,30 @@ def test_resident_like_in_migrants_are_the_same_people_in_both_arms(monkeypatch)
     baseline, other = (np.concatenate(a) for a in arrived)
     assert len(baseline) > 50 and (baseline[:, 2] < load(*SMALL).population.scale_general).any()
     np.testing.assert_array_equal(baseline, other)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known gap (found 2026-12-06, evening): the run does not keep the start's "
+                   "couples. On 8 ten-year replicates at the default weights the share of adults with a partner falls "
+                   "from 58% to 47%, at every age (30-39: 73% to 63%; 50-64, where no partnership forms, 68% to 48%), "
+                   "so births (partnered fertility is four times single) and partner abuse (incidents -15% per adult) "
+                   "thin with it (README, Domestic abuse, and Is the baseline steady?)")
+def test_the_run_keeps_the_share_of_adults_with_a_partner():
+    """Partnering, separation, widowhood and newcomers together hold the share of adults living with a partner that
+    the start draws: within 10% of it after ten years, on two replicates (a few thousand agents each)."""
+    from conftest import SMALL, load
+    from sim.model import ReoffendingModel
+    from sim.state.people import NO_ONE
+
+    shares = []
+    def census(model):
+        if (model.month - 1) % 12 == 6:
+            p, n = model.people, model.people.n
+            adult = p.present[:n] & (model.month - 1 - p.birth_month[:n] >= 12 * model.params.family.age_adult)
+            w = p.weight[:n]
+            shares.append((w[adult & (p.partner[:n] != NO_ONE)].sum(), w[adult].sum()))
+    for seed in (3, 4):
+        with ReoffendingModel(load(*SMALL, "run.years=10"), seed=seed, record_offences=False) as model:
+            model.run(each_month=census)
+    first = sum(s[0] for s in shares[0::10]) / sum(s[1] for s in shares[0::10])
+    last = sum(s[0] for s in shares[9::10]) / sum(s[1] for s in shares[9::10])
+    assert last / first > 0.9, (first, last)
