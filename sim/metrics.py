@@ -274,10 +274,23 @@ def yearly_levels(ts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return levels, start
 
 
+def _relative(levels: pd.DataFrame, start: pd.Series) -> pd.DataFrame:
+    """Year by year levels over their start; NaN where the start is 0."""
+    return levels / start.replace(0, np.nan)
+
+
+def _as_metrics(kind: str, run: str, levels: pd.DataFrame, start: pd.Series) -> dict[str, float]:
+    """Series relative to their start (``<kind>:<run>:<series>:<year>``) and the start itself
+    (``<start kind>:<run>:<series>``: ``steady_start`` for ``steady``), as ``calibration.steadiness`` reads them."""
+    start_kind = kind.replace("steady", "steady_start", 1)
+    return ({f"{kind}:{run}:{series}:{year}": float(v)
+             for year, row in _relative(levels, start).iterrows() for series, v in row.items()}
+            | {f"{start_kind}:{run}:{series}": float(v) for series, v in start.items()})
+
+
 def yearly_relative(ts: pd.DataFrame) -> pd.DataFrame:
     """``yearly_levels`` relative to their start. NaN where the start is 0."""
-    levels, start = yearly_levels(ts)
-    return levels / start.replace(0, np.nan)
+    return _relative(*yearly_levels(ts))
 
 
 def steady_metrics(ts: pd.DataFrame, run: str) -> dict[str, float]:
@@ -285,9 +298,7 @@ def steady_metrics(ts: pd.DataFrame, run: str) -> dict[str, float]:
     and the start itself (``steady_start:<run>:<series>``), by which ``calibration.steadiness`` weights the replicates
     (the mean path relative to its mean start, not the mean of each replicate's ratios, which a noisy first year
     biases upward; a replicate whose start is 0 has no ratio and is left out)."""
-    relative, start = yearly_relative(ts), yearly_levels(ts)[1]
-    return ({f"steady:{run}:{series}:{year}": float(v) for year, row in relative.iterrows() for series, v in row.items()}
-            | {f"steady_start:{run}:{series}": float(v) for series, v in start.items()})
+    return _as_metrics("steady", run, *yearly_levels(ts))
 
 
 #: the adults' age bands in which the adult steady series are also read at the start's ages (``AdultsByAge``): 5 years
@@ -328,16 +339,12 @@ class AdultsByAge:
         standardisation: each band's rate weighted by its share of the first year's adults), relative to the start as
         ``yearly_relative`` takes it: stocks by their yearly mean against their first month, adult convictions (events
         of adults, from the event log) by their yearly count against the first year's. NaN where the start has none."""
-        rates, start = self.standardised(model)
-        return rates / start.replace(0, np.nan)
+        return _relative(*self.standardised(model))
 
     def steady_metrics(self, model, run: str) -> dict[str, float]:
         """As ``metrics.steady_metrics``: ``at_start_ages`` year by year (``steady_at_start_ages:<run>:<series>:<year>``)
         and the standardised start rate (``steady_start_at_start_ages:<run>:<series>``) that weights the replicates."""
-        relative, start = self.at_start_ages(model), self.standardised(model)[1]
-        return ({f"steady_at_start_ages:{run}:{series}:{year}": float(v)
-                 for year, row in relative.iterrows() for series, v in row.items()}
-                | {f"steady_start_at_start_ages:{run}:{series}": float(v) for series, v in start.items()})
+        return _as_metrics("steady_at_start_ages", run, *self.standardised(model))
 
     def standardised(self, model) -> tuple[pd.DataFrame, pd.Series]:
         """Year by year, each of ``AT_START_AGES`` per adult at the first year's age structure, and its start (the

@@ -444,7 +444,8 @@ def steadiness(measured: pd.DataFrame, criteria: dict | None = None) -> pd.DataF
                           "replicates": g["value"].count(), "per_head": per_head, "heads_read": g["per_head"].count(),
                           "se_level": se_level, "se_per_head": se_per_head})
 
-    out = df.groupby(["run", "series", "year"], sort=False)[df.columns.tolist()].apply(mean_path).reset_index()
+    out = (df.groupby(["run", "series", "year"], sort=False)[["value", "start", "per_head", "start_per_head"]]
+           .apply(mean_path).reset_index())
     out["replicates"] = out["replicates"].astype(int)
     out.loc[out["heads_read"] < out["replicates"], "per_head"] = np.nan  # heads missing in some replicates: the level
     aged = measured[measured["metric"].str.startswith("steady_at_start_ages:")]  # (long runs' adult series)
