@@ -617,14 +617,10 @@ def test_resident_like_in_migrants_are_the_same_people_in_both_arms(monkeypatch)
     np.testing.assert_array_equal(baseline, other)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known gap (found 2026-12-06, evening): the run does not keep the start's "
-                   "couples. On 8 ten-year replicates at the default weights the share of adults with a partner falls "
-                   "from 58% to 47%, at every age (30-39: 73% to 63%; 50-64, where no partnership forms, 68% to 48%), "
-                   "so births per adult (partnered fertility is four times single; -9%) and partner abuse (incidents -15% "
-                   "per adult) thin with it (README, Domestic abuse, and Is the baseline steady?)")
 def test_the_run_keeps_the_share_of_adults_with_a_partner():
-    """Partnering, separation, widowhood and newcomers together hold the share of adults living with a partner that
-    the start draws: within 10% of it after ten years, on two replicates (a few thousand agents each)."""
+    """Partnering, separation, widowhood, moves and newcomers together hold the share of adults living with a partner
+    that the start draws: within 5% of it after ten years, on two replicates (a few thousand agents each). (Until
+    2026-12-06, night it fell from 58% to 47% in ten years: README, The run's couples.)"""
     from conftest import SMALL, load
     from sim.model import ReoffendingModel
     from sim.state.people import NO_ONE
@@ -641,4 +637,4 @@ def test_the_run_keeps_the_share_of_adults_with_a_partner():
             model.run(each_month=census)
     first = sum(s[0] for s in shares[0::10]) / sum(s[1] for s in shares[0::10])
     last = sum(s[0] for s in shares[9::10]) / sum(s[1] for s in shares[9::10])
-    assert last / first > 0.9, (first, last)
+    assert 0.95 < last / first < 1.05, (first, last)

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from ..state.people import COMMUNITY_START, FREE, NO_ONE
+from ..state.population import partnered_share, partners_of
 from ..state.rng import NEVER, hash_ids, uniform_at
 from ..state.schedule import distinct
 from .family import monthly
@@ -81,24 +82,23 @@ def home_parent(p, children: np.ndarray) -> np.ndarray:
 
 def step(model) -> None:
     """Deaths on their drawn month; moves away at a constant monthly probability for adults at liberty, except a
-    parent their dependent children live with (so children never move away)."""
+    parent their dependent children live with (so children never move away). A couple moves together, on the draw
+    of the partner with the smaller id, and only if both can move, so moves neither make nor break couples."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     schedule_new(model, p.new_rows("exits"))
     die = p.due("death_month", month)
     die = die[p.present[die]]
     candidates = p.due("move_next", month)
     p.schedule("move_next", candidates, month + 1 + draws.months_to_event("move", month, p.person_id[candidates], monthly(d.p_emigrate_per_year), 1))
-    adult_months = 12 * model.params.family.age_adult
-    movers = candidates[p.present[candidates] & (month - p.birth_month[candidates] >= adult_months) & (p.status[candidates] == FREE)
-                        & (p.death_month[candidates] != month)]
-    if len(movers):
-        # a parent their dependent children live with stays: nobody arrives with children, so families moving away
-        # would drain the youth band (about 1% a year; children convicted fell 10% in 10 years), where Essex's net
-        # migration of families with children is about nil (README, The model)
-        children = distinct(p.children.of(movers))
-        children = children[p.present[children] & (month - p.birth_month[children] < adult_months) & (p.death_month[children] != month)]
-        movers = movers[~np.isin(movers, home_parent(p, children))]  # so no child moves away either
-    leave = movers
+    mate = p.partner[candidates]
+    has_mate = mate >= 0
+    leads = ~has_mate | (p.person_id[candidates] < p.person_id[np.maximum(mate, 0)])
+    movers = candidates[leads & _can_move(model, candidates)]
+    mates = p.partner[movers]
+    with_mate = mates >= 0
+    ok = np.ones(len(movers), bool)
+    ok[with_mate] = _can_move(model, mates[with_mate])
+    leave = np.concatenate([movers[ok], mates[ok & with_mate]])
     for rows, event in ((die, "death"), (leave, "exit")):
         p.present[rows] = False
         model.events.add(event, rows, month)
@@ -109,6 +109,20 @@ def step(model) -> None:
     model.tally.add("deaths", p.weight[die].sum())
     model.tally.add("exits", p.weight[leave].sum())
     model.remove_agents(gone)
+
+
+def _can_move(model, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` could move away this month: present adults at liberty, not dying this month, and not the
+    parent a present dependent child lives with. Nobody arrives with children, so families moving away would drain
+    the youth band (about 1% a year; children convicted fell 10% in 10 years), where Essex's net migration of
+    families with children is about nil (README, The model)."""
+    p, month = model.people, model.month
+    adult_months = 12 * model.params.family.age_adult
+    ok = (p.present[rows] & (month - p.birth_month[rows] >= adult_months) & (p.status[rows] == FREE)
+          & (p.death_month[rows] != month))
+    children = distinct(p.children.of(rows[ok]))
+    children = children[p.present[children] & (month - p.birth_month[children] < adult_months) & (p.death_month[children] != month)]
+    return ok & ~np.isin(rows, home_parent(p, children))
 
 
 @dataclass(frozen=True)
@@ -136,14 +150,18 @@ def arrivals(model) -> np.ndarray:
     evenly over agents, so real people as the residents are), the rest are drawn from the general population. A
     steady Essex renews itself like with like: in-migrants drawn only from the general population thinned its
     offending per head over 40 years (README, Calibration). Their records come from their hazard
-    (``offending.record_past_convictions``).
+    (``offending.record_past_convictions``). Each arrives with a partner as often as residents of their age have
+    one (``population.partnered_share``), the partner made as the start makes partners (``partners_of``) and
+    counted among the month's ``arrivals_per_year``: people move as households, and in-migrants arriving single
+    thinned the run's couples (README, The run's couples).
 
-    Their ids derive from (month, arrival number), so they are the same people in every scenario.
+    Their ids derive from (month, arrival number), their partners' from theirs, so they are the same people in
+    every scenario.
     """
     p, month, draws, d, pop = model.people, model.month, model.draws, model.params.demography, model.params.population
     donors = model.arrival_donors
     like = d.arrivals_like_residents_share if len(donors.weight) else 0.0
-    real = d.arrivals_per_year / 12.0
+    real = d.arrivals_per_year / 12.0 / (1.0 + _arrival_partnered_mean(d, model.params.family.age_adult))
     k_general = _arrivals_count(draws, "arrivals", month, (1.0 - like) * real / pop.scale_general)
     k_like = _arrivals_count(draws, "arrivals_like_residents", month, like * real / donors.weight.mean()) if like > 0 else 0
     k = k_general + k_like
@@ -165,9 +183,57 @@ def arrivals(model) -> np.ndarray:
                               donors.needs[donor]]),
         status_at_start=COMMUNITY_START,
     )
+    rows = np.concatenate([rows, _arriving_partners(model, rows)])
     model.events.add("arrival", rows, month)
     model.tally.add("arrivals", p.weight[rows].sum())
     return rows
+
+
+_ARRIVAL_PARTNER_SALT = (1 << 40) + 1  # second part of an arriving partner's id (births use the birth order: small)
+
+
+def _arriving_partners(model, rows: np.ndarray) -> np.ndarray:
+    """Partners for those of the arrivals ``rows`` who have one (as often as residents of their sex and age:
+    ``partnered_share``), made as the start makes partners (``partners_of``), of their weight. Returns their rows."""
+    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
+    age = (month - p.birth_month[rows]) / 12.0
+    male = p.sex_male[rows]
+    gap = d.partner_age_gap_mean_years
+    share = np.where(male, partnered_share(age, d, model.params.family.age_adult, -gap),
+                     partnered_share(age, d, model.params.family.age_adult, gap))
+    rows = rows[draws.uniform("arrival_partnered", month, p.person_id[rows]) < share]
+    if len(rows) == 0:
+        return np.zeros(0, np.int64)
+    # (hashed twice, as partners from outside are: a single hash of an arrival's id can equal another arrival's)
+    ids = hash_ids(hash_ids(p.person_id[rows], month), _ARRIVAL_PARTNER_SALT)
+    gaps = gap + model.params.population.partner_age_gap_sd_years * draws.normal("arrival_partner_age_gap", month, ids)
+    sex, partner_age, propensity = partners_of(model.params, p.sex_male[rows], (month - p.birth_month[rows]) / 12.0,
+                                               p.innate_propensity[rows], gaps, draws.normal("arrival_partner_propensity", month, ids))
+    new = p.add(
+        len(rows),
+        person_id=ids,
+        sex_male=sex,
+        birth_month=month - np.rint(partner_age * 12).astype(np.int32),
+        weight=p.weight[rows],
+        propensity=propensity,
+        partner=rows,
+        needs=needs_at_prevalence(draws, "arrival_partner_needs", month, ids, model.params.needs.prevalence_general),
+        status_at_start=COMMUNITY_START,
+    )
+    p.partner[rows] = new
+    return new
+
+
+@lru_cache(maxsize=16)
+def _arrival_partnered_mean(d, age_adult: float) -> float:
+    """The mean share of arrivals who bring a partner (``partnered_share`` over the arrivals' even spread of ages
+    and their mix of sexes): arrivals are drawn as 1 / (1 + this) of ``arrivals_per_year``, so that with their
+    partners they number ``arrivals_per_year``."""
+    age = np.linspace(d.arrival_age_min, d.arrival_age_max, 401)
+    gap = d.partner_age_gap_mean_years
+    men = partnered_share(age, d, age_adult, -gap).mean()
+    women = partnered_share(age, d, age_adult, gap).mean()
+    return float(d.arrival_male_share * men + (1.0 - d.arrival_male_share) * women)
 
 
 def _arrivals_count(draws, stream: str, month: int, expected: float) -> int:

@@ -129,7 +129,7 @@ def partnering(model) -> None:
     chance is drawn ahead (``separate_next``, ``partner_next``) and taken if they are (still) in a position to.
     People of a stratum too small to hold a partner pool (the CJS families) who find no partner of their stratum in
     their bucket get one from the general population (``_partners_from_outside``), so they partner at the monthly
-    probability itself."""
+    probability itself. Others who find no partner in their bucket look again the next month."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     partner = p.partner
     _separate(p.due("separate_next", month), month, monthly(d.p_separate_per_year), p.person_id, p.present, partner,
@@ -156,10 +156,13 @@ def partnering(model) -> None:
                                      lottery[male], lottery[~male])
     partner[men] = women
     partner[women] = men
-    small = p.weight[cand] < model.params.population.scale_general
-    lonely = cand[small & (partner[cand] == NO_ONE) & (p.status[cand] != CUSTODY)]
-    if len(lonely):
-        _partners_from_outside(model, lonely)
+    unmatched = cand[(partner[cand] == NO_ONE) & (p.status[cand] != CUSTODY)]
+    small = p.weight[unmatched] < model.params.population.scale_general
+    if small.any():
+        _partners_from_outside(model, unmatched[small])
+    # those who found nobody in their bucket this month look again next month (rather than at their next chance,
+    # years away), so that people partner at p_partner_per_year where partners are to be had
+    p.partner_next[unmatched[~small]] = month + 1
 
 
 _OUTSIDE_PARTNER_SALT = 1 << 40  # second part of a partner from outside's id (births use the birth order: small)

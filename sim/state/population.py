@@ -9,6 +9,7 @@ a comparison that changes policy starts from the same people.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -498,13 +499,31 @@ def adult_age_targets(pop, d) -> tuple[np.ndarray, np.ndarray]:
     return grid, target
 
 
-def partnered_share(age: np.ndarray, d, age_adult: float) -> np.ndarray:
-    """The share of people of each age with a partner if they were single at ``age_adult`` and have partnered and
-    separated since at the model's own yearly rates ([demography]; no new partners after partnering_age_max)."""
-    join, part = -np.log1p(-min(d.p_partner_per_year, 1 - 1e-12)), -np.log1p(-min(d.p_separate_per_year, 1 - 1e-12))
-    t = np.clip(age, age_adult, d.partnering_age_max) - age_adult
-    share = join / (join + part) * -np.expm1(-(join + part) * t) if join + part > 0 else np.zeros_like(t)
-    return share * np.exp(-part * np.maximum(age - d.partnering_age_max, 0))
+def partnered_share(age: np.ndarray, d, age_adult: float, partner_older_years: float = 0.0) -> np.ndarray:
+    """The share of people of each age with a partner in the steady state of the run's own couple flows: single at
+    ``age_adult``, they find a partner at ``p_partner_per_year`` until ``partnering_age_max``, and a partnership ends
+    by separation (``p_separate_per_year``) or the partner's death (the Gompertz curve of [demography] at the
+    partner's age, ``partner_older_years`` older). In the run couples move away together and in-migrants arrive with
+    a partner at this share (``exits``), so moves neither make nor break couples."""
+    at, share = _partnered_by_month_of_age(d, float(age_adult), float(partner_older_years))
+    return np.interp(np.maximum(age, age_adult), at, share)
+
+
+@lru_cache(maxsize=32)
+def _partnered_by_month_of_age(d, age_adult: float, partner_older_years: float) -> tuple[np.ndarray, np.ndarray]:
+    """``partnered_share`` at each month of age from ``age_adult`` to 120, stepped month by month, each step the
+    exact solution of the two-state chain (single, partnered) over the month."""
+    at = age_adult + np.arange(int(12 * (120 - age_adult)) + 1) / 12.0
+    join = np.where(at < d.partnering_age_max, -np.log1p(-min(d.p_partner_per_year, 1 - 1e-12)), 0.0) / 12.0
+    partner_dies = np.minimum(d.mortality_gompertz_a * np.exp(d.mortality_gompertz_b * (at + partner_older_years)), 1 - 1e-12)
+    rate = join + (-np.log1p(-min(d.p_separate_per_year, 1 - 1e-12)) - np.log1p(-partner_dies)) / 12.0
+    stay = np.exp(-rate)
+    balance = np.divide(join, rate, out=np.zeros_like(rate), where=rate > 0)
+    share = np.zeros(len(at))
+    for k in range(len(at) - 1):
+        share[k + 1] = share[k] * stay[k] + balance[k] * (1.0 - stay[k])
+    share.setflags(write=False)
+    return at, share
 
 
 def _ages_filling(rng, grid: np.ndarray, shortfall: np.ndarray, weight: float) -> np.ndarray:
@@ -531,7 +550,7 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
         return np.histogram(ages, bins=edges, weights=weights)[0]
 
     women_age = _ages_filling(rng, grid, np.maximum(0.0, (1 - pop.other_adults_male_share) * target - there(age_now[~male], weight[~male])), w)
-    partnered = rng.random(len(women_age)) < partnered_share(women_age, d, params.family.age_adult)
+    partnered = rng.random(len(women_age)) < partnered_share(women_age, d, params.family.age_adult, d.partner_age_gap_mean_years)
     k = int(partnered.sum())
     husband_age = np.clip(women_age[partnered] + rng.normal(d.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k),
                           grid[0], pop.oldest_age_years - 1 / 12)
