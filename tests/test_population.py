@@ -3,8 +3,11 @@ partnering process leaves them, so that ageing alone does not change the baselin
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 
 from conftest import BASELINE, DRAWN_START
 from sim.state import population as pop_mod
@@ -93,7 +96,24 @@ def test_partnered_share_rises_to_its_balance_and_falls_after_partnering_stops()
     share = pop_mod.partnered_share(ages, d, params.family.age_adult)
     join, part = -np.log1p(-d.p_partner_per_year), -np.log1p(-d.p_separate_per_year)
     assert share[0] == 0 and share[1] < share[2] < join / (join + part)  # rising towards the balance of the two rates
-    assert 0 < share[4] < share[3]  # separations go on, new partnerships do not
+    assert 0 < share[4] < share[3]  # separations and partners' deaths go on, new partnerships do not
+
+
+def test_partnered_share_is_the_two_state_chain_and_partners_deaths_end_couples():
+    """Without deaths the month-by-month share is the closed form of a two-state chain with constant rates (single at
+    18: join / (join + part) (1 - exp(-(join + part) t)), then exp(-part t) after partnering stops); with deaths it
+    is lower, the more so the older the partner and the older the person."""
+    params = load_scenario(BASELINE)
+    d = dataclasses.replace(params.demography, mortality_gompertz_a=0.0)
+    ages = np.array([18.0, 21.5, 30.0, 44.25, d.partnering_age_max, 63.0, 80.0])
+    join, part = -np.log1p(-d.p_partner_per_year), -np.log1p(-d.p_separate_per_year)
+    t = np.minimum(ages, d.partnering_age_max) - 18.0
+    closed = join / (join + part) * -np.expm1(-(join + part) * t) * np.exp(-part * np.maximum(ages - d.partnering_age_max, 0))
+    assert_allclose(pop_mod.partnered_share(ages, d, 18.0), closed, atol=1e-9)
+    with_deaths = pop_mod.partnered_share(ages, params.demography, 18.0)
+    older_partner = pop_mod.partnered_share(ages, params.demography, 18.0, partner_older_years=5.0)
+    assert (with_deaths[1:] < closed[1:]).all() and (older_partner[1:] < with_deaths[1:]).all()
+    assert closed[-1] - with_deaths[-1] > 5 * (closed[2] - with_deaths[2])  # deaths end couples mostly late in life
 
 
 def test_people_start_with_the_records_their_age_and_propensity_give_them():
