@@ -22,9 +22,9 @@ from .state.scenario import realize, with_member
 #: proven offences as the run does, and sentencing reads convictions and cautions. Later that day: the parents of
 #: people with no parent in the model are drawn as the start draws its adults' pasts, with their own parents' effect.
 #: Then the drawn past followed needs and sentences month by month; then who of a partnering bucket's larger side waits
-#: was drawn by lottery, no longer by propensity. That night: couples move together, in-migrants bring partners, a
-#: single person with nobody in their bucket looks again the next month, and the start draws its couples from the
-#: steady state of these flows with partners' deaths.)
+#: was drawn by lottery, no longer by propensity. That night: in-migrants bring partners, a single person with
+#: nobody in their bucket looks again the next month, and the start draws its couples from the steady state of the
+#: run's couple flows, with partners' deaths and moves.)
 MODEL_REVISION = "2026-12-06 couples held"
 
 

@@ -100,18 +100,20 @@ def test_partnered_share_rises_to_its_balance_and_falls_after_partnering_stops()
 
 
 def test_partnered_share_is_the_two_state_chain_and_partners_deaths_end_couples():
-    """Without deaths the month-by-month share is the closed form of a two-state chain with constant rates (single at
+    """Without deaths and moves the month-by-month share is the closed form of a two-state chain with constant rates (single at
     18: join / (join + part) (1 - exp(-(join + part) t)), then exp(-part t) after partnering stops); with deaths it
-    is lower, the more so the older the partner and the older the person."""
+    is lower, the more so the older the partner and the older the person; with moves away, lower at every age."""
     params = load_scenario(BASELINE)
-    d = dataclasses.replace(params.demography, mortality_gompertz_a=0.0)
+    d = dataclasses.replace(params.demography, mortality_gompertz_a=0.0, p_emigrate_per_year=0.0)
     ages = np.array([18.0, 21.5, 30.0, 44.25, d.partnering_age_max, 63.0, 80.0])
     join, part = -np.log1p(-d.p_partner_per_year), -np.log1p(-d.p_separate_per_year)
     t = np.minimum(ages, d.partnering_age_max) - 18.0
     closed = join / (join + part) * -np.expm1(-(join + part) * t) * np.exp(-part * np.maximum(ages - d.partnering_age_max, 0))
     assert_allclose(pop_mod.partnered_share(ages, d, 18.0), closed, atol=1e-9)
-    with_deaths = pop_mod.partnered_share(ages, params.demography, 18.0)
-    older_partner = pop_mod.partnered_share(ages, params.demography, 18.0, partner_older_years=5.0)
+    deaths_only = dataclasses.replace(params.demography, p_emigrate_per_year=0.0)
+    with_deaths = pop_mod.partnered_share(ages, deaths_only, 18.0)
+    older_partner = pop_mod.partnered_share(ages, deaths_only, 18.0, partner_older_years=5.0)
+    assert (pop_mod.partnered_share(ages, params.demography, 18.0)[1:] < with_deaths[1:]).all()
     assert (with_deaths[1:] < closed[1:]).all() and (older_partner[1:] < with_deaths[1:]).all()
     assert closed[-1] - with_deaths[-1] > 5 * (closed[2] - with_deaths[2])  # deaths end couples mostly late in life
 

@@ -1,8 +1,9 @@
 """Exits and arrivals: deaths (Gompertz mortality, higher for people with convictions), moves out of the area,
 and adults moving in.
 
-People under CJS supervision do not move away; a child moves with the parent they live with (mother if present).
-Exits keep their row (``present = False``) so family links and the event log stay valid.
+People under CJS supervision do not move away, nor does a parent their dependent children live with, so no child
+does. In-migrants arrive with partners as often as residents of their age have one. Exits keep their row (``present = False``) so family links and the event log
+stay valid.
 """
 
 from __future__ import annotations
@@ -82,23 +83,25 @@ def home_parent(p, children: np.ndarray) -> np.ndarray:
 
 def step(model) -> None:
     """Deaths on their drawn month; moves away at a constant monthly probability for adults at liberty, except a
-    parent their dependent children live with (so children never move away). A couple moves together, on the draw
-    of the partner with the smaller id, and only if both can move, so moves neither make nor break couples."""
+    parent their dependent children live with (so children never move away). Someone who moves leaves their partner
+    single: the start's couples allow for it (``population.partnered_share``)."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     schedule_new(model, p.new_rows("exits"))
     die = p.due("death_month", month)
     die = die[p.present[die]]
     candidates = p.due("move_next", month)
     p.schedule("move_next", candidates, month + 1 + draws.months_to_event("move", month, p.person_id[candidates], monthly(d.p_emigrate_per_year), 1))
-    mate = p.partner[candidates]
-    has_mate = mate >= 0
-    leads = ~has_mate | (p.person_id[candidates] < p.person_id[np.maximum(mate, 0)])
-    movers = candidates[leads & _can_move(model, candidates)]
-    mates = p.partner[movers]
-    with_mate = mates >= 0
-    ok = np.ones(len(movers), bool)
-    ok[with_mate] = _can_move(model, mates[with_mate])
-    leave = np.concatenate([movers[ok], mates[ok & with_mate]])
+    adult_months = 12 * model.params.family.age_adult
+    movers = candidates[p.present[candidates] & (month - p.birth_month[candidates] >= adult_months) & (p.status[candidates] == FREE)
+                        & (p.death_month[candidates] != month)]
+    if len(movers):
+        # a parent their dependent children live with stays: nobody arrives with children, so families moving away
+        # would drain the youth band (about 1% a year; children convicted fell 10% in 10 years), where Essex's net
+        # migration of families with children is about nil (README, The model)
+        children = distinct(p.children.of(movers))
+        children = children[p.present[children] & (month - p.birth_month[children] < adult_months) & (p.death_month[children] != month)]
+        movers = movers[~np.isin(movers, home_parent(p, children))]  # so no child moves away either
+    leave = movers
     for rows, event in ((die, "death"), (leave, "exit")):
         p.present[rows] = False
         model.events.add(event, rows, month)
@@ -109,20 +112,6 @@ def step(model) -> None:
     model.tally.add("deaths", p.weight[die].sum())
     model.tally.add("exits", p.weight[leave].sum())
     model.remove_agents(gone)
-
-
-def _can_move(model, rows: np.ndarray) -> np.ndarray:
-    """Which of ``rows`` could move away this month: present adults at liberty, not dying this month, and not the
-    parent a present dependent child lives with. Nobody arrives with children, so families moving away would drain
-    the youth band (about 1% a year; children convicted fell 10% in 10 years), where Essex's net migration of
-    families with children is about nil (README, The model)."""
-    p, month = model.people, model.month
-    adult_months = 12 * model.params.family.age_adult
-    ok = (p.present[rows] & (month - p.birth_month[rows] >= adult_months) & (p.status[rows] == FREE)
-          & (p.death_month[rows] != month))
-    children = distinct(p.children.of(rows[ok]))
-    children = children[p.present[children] & (month - p.birth_month[children] < adult_months) & (p.death_month[children] != month)]
-    return ok & ~np.isin(rows, home_parent(p, children))
 
 
 @dataclass(frozen=True)

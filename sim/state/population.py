@@ -502,9 +502,10 @@ def adult_age_targets(pop, d) -> tuple[np.ndarray, np.ndarray]:
 def partnered_share(age: np.ndarray, d, age_adult: float, partner_older_years: float = 0.0) -> np.ndarray:
     """The share of people of each age with a partner in the steady state of the run's own couple flows: single at
     ``age_adult``, they find a partner at ``p_partner_per_year`` until ``partnering_age_max``, and a partnership ends
-    by separation (``p_separate_per_year``) or the partner's death (the Gompertz curve of [demography] at the
-    partner's age, ``partner_older_years`` older). In the run couples move away together and in-migrants arrive with
-    a partner at this share (``exits``), so moves neither make nor break couples."""
+    by separation (``p_separate_per_year``), the partner's death (the Gompertz curve of [demography] at the
+    partner's age, ``partner_older_years`` older) or the partner's move away (``p_emigrate_per_year``, as if every
+    partner could move). In-migrants arrive with a partner at this share (``exits.arrivals``), so they do not dilute
+    it."""
     at, share = _partnered_by_month_of_age(d, float(age_adult), float(partner_older_years))
     return np.interp(np.maximum(age, age_adult), at, share)
 
@@ -516,7 +517,8 @@ def _partnered_by_month_of_age(d, age_adult: float, partner_older_years: float) 
     at = age_adult + np.arange(int(12 * (120 - age_adult)) + 1) / 12.0
     join = np.where(at < d.partnering_age_max, -np.log1p(-min(d.p_partner_per_year, 1 - 1e-12)), 0.0) / 12.0
     partner_dies = np.minimum(d.mortality_gompertz_a * np.exp(d.mortality_gompertz_b * (at + partner_older_years)), 1 - 1e-12)
-    rate = join + (-np.log1p(-min(d.p_separate_per_year, 1 - 1e-12)) - np.log1p(-partner_dies)) / 12.0
+    ends = -np.log1p(-min(d.p_separate_per_year, 1 - 1e-12)) - np.log1p(-min(d.p_emigrate_per_year, 1 - 1e-12))
+    rate = join + (ends - np.log1p(-partner_dies)) / 12.0
     stay = np.exp(-rate)
     balance = np.divide(join, rate, out=np.zeros_like(rate), where=rate > 0)
     share = np.zeros(len(at))
