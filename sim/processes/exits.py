@@ -116,12 +116,17 @@ def step(model) -> None:
 
 @dataclass(frozen=True)
 class ArrivalDonors:
-    """The adults of the starting population of an in-migrant's age: whom a resident-like in-migrant resembles."""
+    """The adults of the starting population of an in-migrant's age: whom a resident-like in-migrant resembles, and
+    their partners (``partner_*``, where ``has_partner``): whom the in-migrant's partner resembles."""
 
     innate_propensity: np.ndarray
     sex_male: np.ndarray
     needs: np.ndarray
     weight: np.ndarray
+    has_partner: np.ndarray
+    partner_innate_propensity: np.ndarray
+    partner_needs: np.ndarray
+    partner_age_gap_years: np.ndarray  # the partner's age less the donor's
 
 
 def arrival_donors(model) -> ArrivalDonors:
@@ -130,7 +135,12 @@ def arrival_donors(model) -> ArrivalDonors:
     p, d = model.people, model.params.demography
     age = (model.month - p.birth_month[: p.n]) / 12.0
     rows = np.flatnonzero(p.present[: p.n] & (age >= d.arrival_age_min) & (age < d.arrival_age_max))
-    return ArrivalDonors(p.innate_propensity[rows].copy(), p.sex_male[rows].copy(), p.needs[rows].copy(), p.weight[rows].copy())
+    mate = p.partner[rows]
+    has = mate >= 0
+    mate = np.where(has, mate, rows)  # (a donor's own values where they have no partner: not used)
+    return ArrivalDonors(p.innate_propensity[rows].copy(), p.sex_male[rows].copy(), p.needs[rows].copy(), p.weight[rows].copy(),
+                         has, p.innate_propensity[mate].copy(), p.needs[mate].copy(),
+                         (p.birth_month[rows] - p.birth_month[mate]) / 12.0)
 
 
 def arrivals(model) -> np.ndarray:
@@ -139,10 +149,11 @@ def arrivals(model) -> np.ndarray:
     evenly over agents, so real people as the residents are), the rest are drawn from the general population. A
     steady Essex renews itself like with like: in-migrants drawn only from the general population thinned its
     offending per head over 40 years (README, Calibration). Their records come from their hazard
-    (``offending.record_past_convictions``). Each arrives with a partner as often as residents of their age have
-    one (``population.partnered_share``), the partner made as the start makes partners (``partners_of``) and
-    counted among the month's ``arrivals_per_year``: people move as households, and in-migrants arriving single
-    thinned the run's couples (README, The run's couples).
+    (``offending.record_past_convictions``). People move as households: a general-population in-migrant arrives
+    with a partner as often as residents of their age have one (``population.partnered_share``), made as the start
+    makes partners (``partners_of``); a resident-like one with a partner like their resident's, if that resident has
+    one. Partners count among the month's ``arrivals_per_year``: in-migrants arriving single thinned the run's
+    couples (README, The run's couples hold).
 
     Their ids derive from (month, arrival number), their partners' from theirs, so they are the same people in
     every scenario.
@@ -150,9 +161,11 @@ def arrivals(model) -> np.ndarray:
     p, month, draws, d, pop = model.people, model.month, model.draws, model.params.demography, model.params.population
     donors = model.arrival_donors
     like = d.arrivals_like_residents_share if len(donors.weight) else 0.0
-    real = d.arrivals_per_year / 12.0 / (1.0 + _arrival_partnered_mean(d, model.params.family.age_adult))
-    k_general = _arrivals_count(draws, "arrivals", month, (1.0 - like) * real / pop.scale_general)
-    k_like = _arrivals_count(draws, "arrivals_like_residents", month, like * real / donors.weight.mean()) if like > 0 else 0
+    real = d.arrivals_per_year / 12.0
+    k_general = _arrivals_count(draws, "arrivals", month,
+                                (1.0 - like) * (real / (1.0 + _arrival_partnered_mean(d, model.params.family.age_adult))) / pop.scale_general)
+    k_like = _arrivals_count(draws, "arrivals_like_residents", month,
+                             like * real / np.mean(donors.weight * (1.0 + donors.has_partner))) if like > 0 else 0
     k = k_general + k_like
     if k == 0:
         return np.zeros(0, np.int64)
@@ -172,7 +185,7 @@ def arrivals(model) -> np.ndarray:
                               donors.needs[donor]]),
         status_at_start=COMMUNITY_START,
     )
-    rows = np.concatenate([rows, _arriving_partners(model, rows)])
+    rows = np.concatenate([rows, _arriving_partners(model, rows[:k_general]), _resident_like_partners(model, rows[k_general:], donor)])
     model.events.add("arrival", rows, month)
     model.tally.add("arrivals", p.weight[rows].sum())
     return rows
@@ -181,32 +194,59 @@ def arrivals(model) -> np.ndarray:
 _ARRIVAL_PARTNER_SALT = (1 << 40) + 1  # second part of an arriving partner's id (births use the birth order: small)
 
 
+def _partner_ids(model, rows: np.ndarray) -> np.ndarray:
+    """Ids of the partners in-migrants ``rows`` bring (hashed twice, as partners from outside are: a single hash of
+    an arrival's id can equal another arrival's)."""
+    return hash_ids(hash_ids(model.people.person_id[rows], model.month), _ARRIVAL_PARTNER_SALT)
+
+
 def _arriving_partners(model, rows: np.ndarray) -> np.ndarray:
-    """Partners for those of the arrivals ``rows`` who have one (as often as residents of their sex and age:
-    ``partnered_share``), made as the start makes partners (``partners_of``), of their weight. Returns their rows."""
+    """Partners for those of the general-population arrivals ``rows`` who have one (as often as residents of their
+    sex and age: ``partnered_share``), made as the start makes partners (``partners_of``), of their weight. Returns
+    their rows."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     age = (month - p.birth_month[rows]) / 12.0
-    male = p.sex_male[rows]
     gap = d.partner_age_gap_mean_years
-    share = np.where(male, partnered_share(age, d, model.params.family.age_adult, -gap),
+    share = np.where(p.sex_male[rows], partnered_share(age, d, model.params.family.age_adult, -gap),
                      partnered_share(age, d, model.params.family.age_adult, gap))
     rows = rows[draws.uniform("arrival_partnered", month, p.person_id[rows]) < share]
     if len(rows) == 0:
         return np.zeros(0, np.int64)
-    # (hashed twice, as partners from outside are: a single hash of an arrival's id can equal another arrival's)
-    ids = hash_ids(hash_ids(p.person_id[rows], month), _ARRIVAL_PARTNER_SALT)
+    ids = _partner_ids(model, rows)
     gaps = gap + model.params.population.partner_age_gap_sd_years * draws.normal("arrival_partner_age_gap", month, ids)
     sex, partner_age, propensity = partners_of(model.params, p.sex_male[rows], (month - p.birth_month[rows]) / 12.0,
                                                p.innate_propensity[rows], gaps, draws.normal("arrival_partner_propensity", month, ids))
+    return _add_partners(model, rows, ids, sex, partner_age, propensity,
+                         needs_at_prevalence(draws, "arrival_partner_needs", month, ids, model.params.needs.prevalence_general))
+
+
+def _resident_like_partners(model, rows: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """Partners for those of the resident-like arrivals ``rows`` whose resident (``donor``) has one: like that
+    partner (propensity, needs, age gap), of the arrival's weight. Returns their rows."""
+    donors, p = model.arrival_donors, model.people
+    has = donors.has_partner[donor]
+    rows, donor = rows[has], donor[has]
+    if len(rows) == 0:
+        return np.zeros(0, np.int64)
+    age = np.maximum(model.params.family.age_adult,
+                     (model.month - p.birth_month[rows]) / 12.0 + donors.partner_age_gap_years[donor])
+    return _add_partners(model, rows, _partner_ids(model, rows), ~p.sex_male[rows], age,
+                         donors.partner_innate_propensity[donor], donors.partner_needs[donor])
+
+
+def _add_partners(model, rows, ids, sex_male, age_years, propensity, needs) -> np.ndarray:
+    """Add the partners (``ids``, sex, age, propensity, needs) of the arrivals ``rows``, linked both ways, of their
+    weight. Returns their rows."""
+    p = model.people
     new = p.add(
         len(rows),
         person_id=ids,
-        sex_male=sex,
-        birth_month=month - np.rint(partner_age * 12).astype(np.int32),
+        sex_male=sex_male,
+        birth_month=model.month - np.rint(age_years * 12).astype(np.int32),
         weight=p.weight[rows],
         propensity=propensity,
         partner=rows,
-        needs=needs_at_prevalence(draws, "arrival_partner_needs", month, ids, model.params.needs.prevalence_general),
+        needs=needs,
         status_at_start=COMMUNITY_START,
     )
     p.partner[rows] = new
@@ -215,9 +255,9 @@ def _arriving_partners(model, rows: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _arrival_partnered_mean(d, age_adult: float) -> float:
-    """The mean share of arrivals who bring a partner (``partnered_share`` over the arrivals' even spread of ages
-    and their mix of sexes): arrivals are drawn as 1 / (1 + this) of ``arrivals_per_year``, so that with their
-    partners they number ``arrivals_per_year``."""
+    """The mean share of general-population arrivals who bring a partner (``partnered_share`` over the arrivals'
+    even spread of ages and their mix of sexes): they are drawn as 1 / (1 + this) of their share of
+    ``arrivals_per_year``, so that with their partners they number it."""
     age = np.linspace(d.arrival_age_min, d.arrival_age_max, 401)
     gap = d.partner_age_gap_mean_years
     men = partnered_share(age, d, age_adult, -gap).mean()
