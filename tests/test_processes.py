@@ -642,8 +642,8 @@ def test_the_run_keeps_the_share_of_adults_with_a_partner():
 
 def test_in_migrants_arrive_with_partners_as_often_as_residents_of_their_age():
     """In-migrants come as households: each arrives with a partner (also an arrival, linked both ways, of the opposite
-    sex and the same weight) as often as the run's steady share of their age has one, more often at 40 than at 20;
-    with their partners they number ``arrivals_per_year``."""
+    sex and the same weight) with the probability the run's steady share of their age gives, more often at 40 than at
+    20; with their partners they number ``arrivals_per_year``. (Per person, not per household: see the next test.)"""
     from conftest import SMALL, load
     from sim.model import ReoffendingModel
     from sim.processes import exits
@@ -703,3 +703,31 @@ def test_single_people_with_nobody_in_their_bucket_look_again():
     nominal = family.monthly(params.demography.p_partner_per_year)
     assert counts[1] > 200, counts
     assert 0.65 < counts[1] / counts[0] / nominal < 1.05, counts[1] / counts[0] / nominal
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known gap (found 2026-12-06, night, by review): a partner is "
+                   "drawn per arriving person, not per household, so arriving adults aged 35-50 are partnered about 85% of "
+                   "the time, their partners counted, against the run's steady 74% (README, The run's couples hold)")
+def test_arriving_adults_are_partnered_as_often_as_residents_of_their_age():
+    """Counting their partners, the in-migrants aged 35-50 are partnered as often as the run's steady share of those
+    ages (``partnered_share``): people move as households, and the households of a given age are no more often
+    couples among movers than among residents."""
+    from conftest import SMALL, load
+    from sim.model import ReoffendingModel
+    from sim.processes import exits
+    from sim.state.population import partnered_share
+
+    params = load("run.years=1", *SMALL, "demography.arrivals_per_year=600000")
+    model = ReoffendingModel(params, seed=9)
+    p, d = model.people, params.demography
+    age, paired = [], []
+    for month in range(12):
+        model.month = month
+        rows = exits.arrivals(model)
+        age.append((month - p.birth_month[rows]) / 12.0)
+        paired.append(p.partner[rows] >= 0)
+    age, paired = np.concatenate(age), np.concatenate(paired)
+    band = (age >= 35) & (age < 50)
+    assert band.sum() > 300
+    steady = partnered_share(age[band], d, params.family.age_adult, 0.0).mean()
+    assert paired[band].mean() == pytest.approx(steady, abs=0.05), (paired[band].mean(), steady)

@@ -2,7 +2,8 @@
 and adults moving in.
 
 People under CJS supervision do not move away, nor does a parent their dependent children live with, so no child
-does. In-migrants arrive with partners as often as residents of their age have one. Exits keep their row (``present = False``) so family links and the event log
+does. In-migrants arrive with partners: each with the probability residents of their age have one, so that, their
+partners counted, arriving adults are partnered more often than residents (a known gap, README). Exits keep their row (``present = False``) so family links and the event log
 stay valid.
 """
 
@@ -150,9 +151,11 @@ def arrivals(model) -> np.ndarray:
     steady Essex renews itself like with like: in-migrants drawn only from the general population thinned its
     offending per head over 40 years (README, Calibration). Their records come from their hazard
     (``offending.record_past_convictions``). People move as households: a general-population in-migrant arrives
-    with a partner as often as residents of their age have one (``population.partnered_share``), made as the start
-    makes partners (``partners_of``); a resident-like one with a partner like their resident's, if that resident has
-    one. Partners count among the month's ``arrivals_per_year``: in-migrants arriving single thinned the run's
+    with the probability residents of their age have one (``population.partnered_share``), made as the start makes
+    partners (``partners_of``); a resident-like one with a partner like their resident's, if that resident has one
+    (whatever the in-migrant's own age). Drawn per person, not per household, this over-represents couples: their
+    partners counted, about 75% of arriving adults have a partner, against about 63% of residents of 18-64 (a known
+    gap, README, The run's couples hold; the fix is a partner with probability s / (2 - s)). Partners count among the month's ``arrivals_per_year``: in-migrants arriving single thinned the run's
     couples (README, The run's couples hold).
 
     Their ids derive from (month, arrival number), their partners' from theirs, so they are the same people in
@@ -195,14 +198,14 @@ _ARRIVAL_PARTNER_SALT = (1 << 40) + 1  # second part of an arriving partner's id
 
 
 def _partner_ids(model, rows: np.ndarray) -> np.ndarray:
-    """Ids of the partners in-migrants ``rows`` bring (hashed twice, as partners from outside are: a single hash of
-    an arrival's id can equal another arrival's)."""
+    """Ids of the partners in-migrants ``rows`` bring (hashed twice with a salt, as partners from outside are: a
+    single hash of (id, month) is the id a birth would get as that person's child number ``month``)."""
     return hash_ids(hash_ids(model.people.person_id[rows], model.month), _ARRIVAL_PARTNER_SALT)
 
 
 def _arriving_partners(model, rows: np.ndarray) -> np.ndarray:
-    """Partners for those of the general-population arrivals ``rows`` who have one (as often as residents of their
-    sex and age: ``partnered_share``), made as the start makes partners (``partners_of``), of their weight. Returns
+    """Partners for those of the general-population arrivals ``rows`` who have one (with the probability residents
+    of their sex and age have one: ``partnered_share``), made as the start makes partners (``partners_of``), of their weight. Returns
     their rows."""
     p, month, draws, d = model.people, model.month, model.draws, model.params.demography
     age = (month - p.birth_month[rows]) / 12.0

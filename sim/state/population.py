@@ -504,8 +504,10 @@ def partnered_share(age: np.ndarray, d, age_adult: float, partner_older_years: f
     ``age_adult``, they find a partner at ``p_partner_per_year`` until ``partnering_age_max``, and a partnership ends
     by separation (``p_separate_per_year``), the partner's death (the Gompertz curve of [demography] at the
     partner's age, ``partner_older_years`` older) or the partner's move away (``p_emigrate_per_year``, as if every
-    partner could move). In-migrants arrive with a partner at this share (``exits.arrivals``), so they do not dilute
-    it."""
+    partner could move; parents living with their children and people under supervision do not move). Left out:
+    separations after partner abuse (the DA scenario) and offenders' higher mortality. In-migrants arrive with a
+    partner with this probability each (``exits.arrivals``), so they do not dilute it (their couples are
+    over-represented, a known gap)."""
     at, share = _partnered_by_month_of_age(d, float(age_adult), float(partner_older_years))
     return np.interp(np.maximum(age, age_adult), at, share)
 
