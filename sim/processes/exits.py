@@ -17,10 +17,10 @@ import numpy as np
 from numba import njit
 
 from ..state.people import COMMUNITY_START, FREE, NO_ONE
-from ..state.population import partnered_share, partners_of
+from ..state.population import partnered_share
 from ..state.rng import NEVER, hash_ids, uniform_at
 from ..state.schedule import distinct
-from .family import monthly
+from .family import add_partners, monthly, partner_ids, partners_as_the_start_makes_them
 from .needs import needs_at_prevalence
 
 
@@ -155,8 +155,8 @@ def arrivals(model) -> np.ndarray:
     partners (``partners_of``); a resident-like one with a partner like their resident's, if that resident has one
     (whatever the in-migrant's own age). Drawn per person, not per household, this over-represents couples: their
     partners counted, about 75% of arriving adults have a partner, against about 63% of residents of 18-64 (a known
-    gap, README, The run's couples hold; the fix is a partner with probability s / (2 - s)). Partners count among the month's ``arrivals_per_year``: in-migrants arriving single thinned the run's
-    couples (README, The run's couples hold).
+    gap, README, The run's couples hold; the fix is a partner with probability s / (2 - s)). Partners count among
+    the month's ``arrivals_per_year``: in-migrants arriving single thinned the run's couples.
 
     Their ids derive from (month, arrival number), their partners' from theirs, so they are the same people in
     every scenario.
@@ -194,33 +194,22 @@ def arrivals(model) -> np.ndarray:
     return rows
 
 
-_ARRIVAL_PARTNER_SALT = (1 << 40) + 1  # second part of an arriving partner's id (births use the birth order: small)
-
-
-def _partner_ids(model, rows: np.ndarray) -> np.ndarray:
-    """Ids of the partners in-migrants ``rows`` bring (hashed twice with a salt, as partners from outside are: a
-    single hash of (id, month) is the id a birth would get as that person's child number ``month``)."""
-    return hash_ids(hash_ids(model.people.person_id[rows], model.month), _ARRIVAL_PARTNER_SALT)
+_ARRIVAL_PARTNER_SALT = (1 << 40) + 1  # an arriving partner's id: family.partner_ids (partners from outside: 1 << 40)
 
 
 def _arriving_partners(model, rows: np.ndarray) -> np.ndarray:
     """Partners for those of the general-population arrivals ``rows`` who have one (with the probability residents
-    of their sex and age have one: ``partnered_share``), made as the start makes partners (``partners_of``), of their weight. Returns
+    of their sex and age have one: ``partnered_share``), made as the start makes partners, of their weight. Returns
     their rows."""
-    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
+    p, month, d = model.people, model.month, model.params.demography
     age = (month - p.birth_month[rows]) / 12.0
     gap = d.partner_age_gap_mean_years
     share = np.where(p.sex_male[rows], partnered_share(age, d, model.params.family.age_adult, -gap),
                      partnered_share(age, d, model.params.family.age_adult, gap))
-    rows = rows[draws.uniform("arrival_partnered", month, p.person_id[rows]) < share]
+    rows = rows[model.draws.uniform("arrival_partnered", month, p.person_id[rows]) < share]
     if len(rows) == 0:
         return np.zeros(0, np.int64)
-    ids = _partner_ids(model, rows)
-    gaps = gap + model.params.population.partner_age_gap_sd_years * draws.normal("arrival_partner_age_gap", month, ids)
-    sex, partner_age, propensity = partners_of(model.params, p.sex_male[rows], (month - p.birth_month[rows]) / 12.0,
-                                               p.innate_propensity[rows], gaps, draws.normal("arrival_partner_propensity", month, ids))
-    return _add_partners(model, rows, ids, sex, partner_age, propensity,
-                         needs_at_prevalence(draws, "arrival_partner_needs", month, ids, model.params.needs.prevalence_general))
+    return partners_as_the_start_makes_them(model, rows, partner_ids(model, rows, _ARRIVAL_PARTNER_SALT), "arrival_partner")
 
 
 def _resident_like_partners(model, rows: np.ndarray, donor: np.ndarray) -> np.ndarray:
@@ -233,27 +222,8 @@ def _resident_like_partners(model, rows: np.ndarray, donor: np.ndarray) -> np.nd
         return np.zeros(0, np.int64)
     age = np.maximum(model.params.family.age_adult,
                      (model.month - p.birth_month[rows]) / 12.0 + donors.partner_age_gap_years[donor])
-    return _add_partners(model, rows, _partner_ids(model, rows), ~p.sex_male[rows], age,
-                         donors.partner_innate_propensity[donor], donors.partner_needs[donor])
-
-
-def _add_partners(model, rows, ids, sex_male, age_years, propensity, needs) -> np.ndarray:
-    """Add the partners (``ids``, sex, age, propensity, needs) of the arrivals ``rows``, linked both ways, of their
-    weight. Returns their rows."""
-    p = model.people
-    new = p.add(
-        len(rows),
-        person_id=ids,
-        sex_male=sex_male,
-        birth_month=model.month - np.rint(age_years * 12).astype(np.int32),
-        weight=p.weight[rows],
-        propensity=propensity,
-        partner=rows,
-        needs=needs,
-        status_at_start=COMMUNITY_START,
-    )
-    p.partner[rows] = new
-    return new
+    return add_partners(model, rows, partner_ids(model, rows, _ARRIVAL_PARTNER_SALT), ~p.sex_male[rows], age,
+                        donors.partner_innate_propensity[donor], donors.partner_needs[donor])
 
 
 @lru_cache(maxsize=16)

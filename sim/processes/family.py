@@ -183,29 +183,49 @@ def _partners_from_outside(model, rows: np.ndarray) -> np.ndarray:
     their men hardly ever find a partner and the stratum's births collapse. Ids derive from the person's id and the
     month, and every draw is keyed by them, so the same partner is made in every scenario where the person is single
     and due a chance that month. Returns the partners' rows."""
-    p, month, draws, d = model.people, model.month, model.draws, model.params.demography
-    # (hashed twice, the second time with an order no mother reaches: a single hash of (id, -(month + 1)) can equal an
-    # arrival's id, hash_ids being XOR-based)
-    ids = hash_ids(hash_ids(p.person_id[rows], month), _OUTSIDE_PARTNER_SALT)
-    gap = d.partner_age_gap_mean_years + model.params.population.partner_age_gap_sd_years * draws.normal(
-        "partner_outside_age_gap", month, ids)
-    fresh = draws.normal("partner_outside_propensity", month, ids)
-    male, age, propensity = partners_of(model.params, p.sex_male[rows], (month - p.birth_month[rows]) / 12.0,
-                                        p.innate_propensity[rows], gap, fresh)
+    new = partners_as_the_start_makes_them(model, rows, partner_ids(model, rows, _OUTSIDE_PARTNER_SALT), "partner_outside")
+    model.events.add("arrival", new, model.month)
+    model.tally.add("arrivals", model.people.weight[new].sum())
+    return new
+
+
+def partner_ids(model, rows: np.ndarray, salt: int) -> np.ndarray:
+    """Ids of partners made this month for ``rows``: from the person's id and the month, hashed again with ``salt``
+    (a single hash of (id, month) is the id a birth gets as that person's child number ``month``, hash_ids being
+    XOR-based), so the same person gets the same partner in every scenario."""
+    return hash_ids(hash_ids(model.people.person_id[rows], model.month), salt)
+
+
+def partners_as_the_start_makes_them(model, rows: np.ndarray, ids: np.ndarray, streams: str) -> np.ndarray:
+    """Partners ``ids`` for ``rows`` made as the start makes the partners of offenders (``population.partners_of``:
+    opposite sex, the usual age gap, a propensity correlated with theirs, the general population's needs), each draw
+    keyed by the partner's id on the streams ``<streams>_age_gap``, ``_propensity`` and ``_needs``. Returns their
+    rows (``add_partners``)."""
+    p, month, draws, params = model.people, model.month, model.draws, model.params
+    gap = params.demography.partner_age_gap_mean_years + params.population.partner_age_gap_sd_years * draws.normal(
+        f"{streams}_age_gap", month, ids)
+    male, age, propensity = partners_of(params, p.sex_male[rows], (month - p.birth_month[rows]) / 12.0,
+                                        p.innate_propensity[rows], gap, draws.normal(f"{streams}_propensity", month, ids))
+    return add_partners(model, rows, ids, male, age, propensity,
+                        needs_at_prevalence(draws, f"{streams}_needs", month, ids, params.needs.prevalence_general))
+
+
+def add_partners(model, rows: np.ndarray, ids: np.ndarray, sex_male, age_years, propensity, needs) -> np.ndarray:
+    """Add the partners (``ids``: sex, age in years, propensity, needs) of ``rows``, of their weight, linked both ways,
+    living in the community. Returns their rows."""
+    p = model.people
     new = p.add(
         len(rows),
         person_id=ids,
-        sex_male=male,
-        birth_month=month - np.rint(age * 12).astype(np.int32),
+        sex_male=sex_male,
+        birth_month=model.month - np.rint(age_years * 12).astype(np.int32),
         weight=p.weight[rows],
         propensity=propensity,
         partner=rows,
-        needs=needs_at_prevalence(draws, "partner_outside_needs", month, ids, model.params.needs.prevalence_general),
+        needs=needs,
         status_at_start=COMMUNITY_START,
     )
     p.partner[rows] = new
-    model.events.add("arrival", new, month)
-    model.tally.add("arrivals", p.weight[new].sum())
     return new
 
 
