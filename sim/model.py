@@ -24,8 +24,9 @@ from .state.scenario import realize, with_member
 #: Then the drawn past followed needs and sentences month by month; then who of a partnering bucket's larger side waits
 #: was drawn by lottery, no longer by propensity. That night: in-migrants bring partners, a single person with
 #: nobody in their bucket looks again the next month, and the start draws its couples from the steady state of the
-#: run's couple flows, with partners' deaths and moves.)
-MODEL_REVISION = "2026-12-06 couples held"
+#: run's couple flows, with partners' deaths and moves. Later still: in-migrants are drawn as households, a couple
+#: once; men partner two years later than women; the start's couples are set by men, partnered at the steady share.)
+MODEL_REVISION = "2026-12-06 households arrive"
 
 
 class ReoffendingModel(mesa.Model):

@@ -74,9 +74,11 @@ def test_adults_of_every_year_of_age_to_the_oldest(built):
         assert np.all(np.diff(old) < 0), old
 
 
-def test_other_adults_are_partnered_as_the_partnering_process_leaves_people(built):
-    """Couples are mutual and of opposite sex; among adults aged 35-45 (past the first years of partnering, before
-    it stops), the partnered share is near what the model's own partnering and separation rates give."""
+def test_men_are_partnered_as_the_partnering_process_leaves_them(built):
+    """Couples are mutual and of opposite sex; men of every age band from 25 to 75, whatever their stratum, are
+    partnered as often as the model's own partnering, separation, deaths and moves leave men of their age
+    (``partnered_share_by_sex``): the start is the steady state of the run's couples, which men set (the general
+    population holds more women than men: the CJS's men are in strata of their own)."""
     params, built_people = built
     for people in built_people:
         age, w, male, partner = _arrays(people)
@@ -84,9 +86,11 @@ def test_other_adults_are_partnered_as_the_partnering_process_leaves_people(buil
         rows = np.flatnonzero(has)
         assert np.array_equal(partner[partner[rows]], rows)
         assert np.all(male[rows] != male[partner[rows]])
-        mid = (age >= 35) & (age < 45) & (w == params.population.scale_general)
-        expected = np.average(pop_mod.partnered_share(age[mid], params.demography, params.family.age_adult), weights=w[mid])
-        assert np.average(has[mid], weights=w[mid]) == pytest.approx(expected, abs=0.08)
+        for lo in range(25, 75, 10):
+            band = male & (age >= lo) & (age < lo + 10)
+            expected = np.average(pop_mod.partnered_share_by_sex(age[band], True, params.demography, params.family.age_adult),
+                                  weights=w[band])
+            assert np.average(has[band], weights=w[band]) == pytest.approx(expected, abs=0.03), lo
 
 
 def test_partnered_share_rises_to_its_balance_and_falls_after_partnering_stops():
@@ -116,6 +120,9 @@ def test_partnered_share_is_the_two_state_chain_and_partners_deaths_end_couples(
     assert (pop_mod.partnered_share(ages, params.demography, 18.0)[1:] < with_deaths[1:]).all()
     assert (with_deaths[1:] < closed[1:]).all() and (older_partner[1:] < with_deaths[1:]).all()
     assert closed[-1] - with_deaths[-1] > 5 * (closed[2] - with_deaths[2])  # deaths end couples mostly late in life
+    # men partner from two years later and until two years later: the same curve, two years on
+    assert_allclose(pop_mod.partnered_share(ages + 2.0, d, 18.0, later_by_years=2.0), closed, atol=1e-9)
+    assert pop_mod.partnered_share(np.array([19.9]), d, 18.0, later_by_years=2.0)[0] == 0.0
 
 
 def test_people_start_with_the_records_their_age_and_propensity_give_them():

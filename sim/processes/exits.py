@@ -2,8 +2,8 @@
 and adults moving in.
 
 People under CJS supervision do not move away, nor does a parent their dependent children live with, so no child
-does. In-migrants arrive with partners: each with the probability residents of their age have one, so that, their
-partners counted, arriving adults are partnered more often than residents (a known gap, README). Exits keep their row (``present = False``) so family links and the event log
+does. In-migrants arrive as households: their partners counted, they are partnered as often as residents of their
+age. Exits keep their row (``present = False``) so family links and the event log
 stay valid.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from ..state.people import COMMUNITY_START, FREE, NO_ONE
-from ..state.population import partnered_share
+from ..state.population import partnered_share_by_sex
 from ..state.rng import NEVER, hash_ids, uniform_at
 from ..state.schedule import distinct
 from .family import add_partners, monthly, partner_ids, partners_as_the_start_makes_them
@@ -118,8 +118,12 @@ def step(model) -> None:
 @dataclass(frozen=True)
 class ArrivalDonors:
     """The adults of the starting population of an in-migrant's age: whom a resident-like in-migrant resembles, and
-    their partners (``partner_*``, where ``has_partner``): whom the in-migrant's partner resembles."""
+    their partners (``partner_*``, where ``has_partner``): whom the in-migrant's partner resembles. ``draw_cumulative``
+    is the running sum of each donor's chance to be drawn: a couple both of whose members are donors is drawn as
+    often as a single donor (so households, not people, are drawn evenly)."""
 
+    age_years: np.ndarray
+    draw_cumulative: np.ndarray
     innate_propensity: np.ndarray
     sex_male: np.ndarray
     needs: np.ndarray
@@ -139,7 +143,10 @@ def arrival_donors(model) -> ArrivalDonors:
     mate = p.partner[rows]
     has = mate >= 0
     mate = np.where(has, mate, rows)  # (a donor's own values where they have no partner: not used)
-    return ArrivalDonors(p.innate_propensity[rows].copy(), p.sex_male[rows].copy(), p.needs[rows].copy(), p.weight[rows].copy(),
+    donor = np.zeros(p.n, np.bool_)
+    donor[rows] = True
+    chance = 1.0 / (1.0 + (has & donor[mate]))
+    return ArrivalDonors(age[rows], np.cumsum(chance / chance.sum()), p.innate_propensity[rows].copy(), p.sex_male[rows].copy(), p.needs[rows].copy(), p.weight[rows].copy(),
                          has, p.innate_propensity[mate].copy(), p.needs[mate].copy(),
                          (p.birth_month[rows] - p.birth_month[mate]) / 12.0)
 
@@ -150,13 +157,13 @@ def arrivals(model) -> np.ndarray:
     evenly over agents, so real people as the residents are), the rest are drawn from the general population. A
     steady Essex renews itself like with like: in-migrants drawn only from the general population thinned its
     offending per head over 40 years (README, Calibration). Their records come from their hazard
-    (``offending.record_past_convictions``). People move as households: a general-population in-migrant arrives
-    with the probability residents of their age have one (``population.partnered_share``), made as the start makes
-    partners (``partners_of``); a resident-like one with a partner like their resident's, if that resident has one
-    (whatever the in-migrant's own age). Drawn per person, not per household, this over-represents couples: their
-    partners counted, about 75% of arriving adults have a partner, against about 63% of residents of 18-64 (a known
-    gap, README, The run's couples hold; the fix is a partner with probability s / (2 - s)). Partners count among
-    the month's ``arrivals_per_year``: in-migrants arriving single thinned the run's couples.
+    (``offending.record_past_convictions``). People move as households, a couple drawn once: a general-population
+    in-migrant arrives with a partner with probability s / (2 - s), where s is the share of residents of their sex
+    and age with one (``population.partnered_share_by_sex``), so that, their partners counted, arriving adults are
+    partnered as often as residents; the partner is made as the start makes partners (``partners_of``). A
+    resident-like in-migrant takes their resident's age and, if that resident has a partner, a partner like them;
+    a resident couple is drawn as often as a single resident. Partners count among the month's
+    ``arrivals_per_year``: in-migrants arriving single thinned the run's couples.
 
     Their ids derive from (month, arrival number), their partners' from theirs, so they are the same people in
     every scenario.
@@ -167,16 +174,16 @@ def arrivals(model) -> np.ndarray:
     real = d.arrivals_per_year / 12.0
     k_general = _arrivals_count(draws, "arrivals", month,
                                 (1.0 - like) * (real / (1.0 + _arrival_partnered_mean(d, model.params.family.age_adult))) / pop.scale_general)
-    k_like = _arrivals_count(draws, "arrivals_like_residents", month,
-                             like * real / np.mean(donors.weight * (1.0 + donors.has_partner))) if like > 0 else 0
+    k_like = _arrivals_count(draws, "arrivals_like_residents", month, like * real / _donor_household_mean(donors)) if like > 0 else 0
     k = k_general + k_like
     if k == 0:
         return np.zeros(0, np.int64)
     ids = hash_ids(np.full(k, -(month + 1)), np.arange(k))
-    age = d.arrival_age_min + draws.uniform("arrival_age", month, ids) * (d.arrival_age_max - d.arrival_age_min)
     z = draws.normal("arrival_propensity", month, ids[:k_general])
-    donor = np.minimum((draws.uniform("arrival_donor", month, ids[k_general:]) * len(donors.weight)).astype(np.int64),
+    donor = np.minimum(np.searchsorted(donors.draw_cumulative, draws.uniform("arrival_donor", month, ids[k_general:]), side="right"),
                        len(donors.weight) - 1)
+    age = np.concatenate([d.arrival_age_min + draws.uniform("arrival_age", month, ids[:k_general]) * (d.arrival_age_max - d.arrival_age_min),
+                          donors.age_years[donor]])
     rows = p.add(
         k,
         person_id=ids,
@@ -198,15 +205,12 @@ _ARRIVAL_PARTNER_SALT = (1 << 40) + 1  # an arriving partner's id: family.partne
 
 
 def _arriving_partners(model, rows: np.ndarray) -> np.ndarray:
-    """Partners for those of the general-population arrivals ``rows`` who have one (with the probability residents
-    of their sex and age have one: ``partnered_share``), made as the start makes partners, of their weight. Returns
-    their rows."""
+    """Partners for those of the general-population arrivals ``rows`` who have one, made as the start makes partners,
+    of their weight. Returns their rows. A couple is one draw, so an arrival has one with probability s / (2 - s)
+    (``_partner_chance``), s the share of residents of their sex and age with one (``partnered_share_by_sex``)."""
     p, month, d = model.people, model.month, model.params.demography
-    age = (month - p.birth_month[rows]) / 12.0
-    gap = d.partner_age_gap_mean_years
-    share = np.where(p.sex_male[rows], partnered_share(age, d, model.params.family.age_adult, -gap),
-                     partnered_share(age, d, model.params.family.age_adult, gap))
-    rows = rows[model.draws.uniform("arrival_partnered", month, p.person_id[rows]) < share]
+    share = partnered_share_by_sex((month - p.birth_month[rows]) / 12.0, p.sex_male[rows], d, model.params.family.age_adult)
+    rows = rows[model.draws.uniform("arrival_partnered", month, p.person_id[rows]) < _partner_chance(share)]
     if len(rows) == 0:
         return np.zeros(0, np.int64)
     return partners_as_the_start_makes_them(model, rows, partner_ids(model, rows, _ARRIVAL_PARTNER_SALT), "arrival_partner")
@@ -226,15 +230,27 @@ def _resident_like_partners(model, rows: np.ndarray, donor: np.ndarray) -> np.nd
                         donors.partner_innate_propensity[donor], donors.partner_needs[donor])
 
 
+def _partner_chance(share):
+    """The chance that an arriving household is a couple, for a partnered share ``share`` of adults: couples x among
+    households give 2x / (1 + x) of their adults partnered, which is ``share`` at x = share / (2 - share)."""
+    return share / (2.0 - share)
+
+
+def _donor_household_mean(donors: ArrivalDonors) -> float:
+    """The mean number of real people a resident-like arrival stands for: their weight, twice if they bring a
+    partner, over the donors' chances to be drawn."""
+    chance = np.diff(donors.draw_cumulative, prepend=0.0)
+    return float(np.sum(chance * donors.weight * (1.0 + donors.has_partner)))
+
+
 @lru_cache(maxsize=16)
 def _arrival_partnered_mean(d, age_adult: float) -> float:
-    """The mean share of general-population arrivals who bring a partner (``partnered_share`` over the arrivals'
+    """The mean chance that a general-population arrival brings a partner (``_partner_chance`` over the arrivals'
     even spread of ages and their mix of sexes): they are drawn as 1 / (1 + this) of their share of
     ``arrivals_per_year``, so that with their partners they number it."""
     age = np.linspace(d.arrival_age_min, d.arrival_age_max, 401)
-    gap = d.partner_age_gap_mean_years
-    men = partnered_share(age, d, age_adult, -gap).mean()
-    women = partnered_share(age, d, age_adult, gap).mean()
+    men = _partner_chance(partnered_share_by_sex(age, True, d, age_adult)).mean()
+    women = _partner_chance(partnered_share_by_sex(age, False, d, age_adult)).mean()
     return float(d.arrival_male_share * men + (1.0 - d.arrival_male_share) * women)
 
 

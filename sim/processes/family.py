@@ -136,10 +136,11 @@ def partnering(model) -> None:
               p.separate_next, draws.key("separation", month), p.ex_partner, p.separated_month)
     cand = p.due("partner_next", month)
     cand = cand[_partner_candidates(cand, month, monthly(d.p_partner_per_year), model.params.family.age_adult,
-                                    d.partnering_age_max, p.person_id, p.present, partner, p.birth_month, p.partner_next,
-                                    draws.key("partnering", month))]
+                                    d.partnering_age_max, d.partner_age_gap_mean_years, p.person_id, p.sex_male, p.present,
+                                    partner, p.birth_month, p.partner_next, draws.key("partnering", month))]
     age = (month - p.birth_month[cand]) / 12.0
-    # buckets: stratum (agent weight) x 5-year age band, men's ages shifted by the usual age gap
+    # buckets: stratum (agent weight) x 5-year age band, men's ages shifted by the usual age gap (as their partnering
+    # ages are, so that a bucket's men and women are of partnering age together)
     stratum = distinct_inverse(p.weight[cand])[1]
     band = np.floor((age - np.where(p.sex_male[cand], d.partner_age_gap_mean_years, 0.0)) / 5).astype(np.int64)
     bucket = stratum * 1000 + np.maximum(band, 0)
@@ -244,15 +245,15 @@ def _separate(due, month, p_month, person_id, present, partner, separate_next, k
 
 
 @njit(cache=True, nogil=True)
-def _partner_candidates(due, month, p_month, age_min, age_max, person_id, present, partner, birth_month, partner_next,
-                        key):
+def _partner_candidates(due, month, p_month, age_min, age_max, men_later, person_id, sex_male, present, partner,
+                        birth_month, partner_next, key):
     """The next chance to find a partner of the rows ``due`` (draw 1, from next month); returns which of them are
-    candidates this month: present, single and of partnering age."""
+    candidates this month: present, single and of partnering age (men's ``men_later`` years later than women's)."""
     ok = np.empty(len(due), np.bool_)
     for i in range(len(due)):
         r = due[i]
         partner_next[r] = next_month_at(person_id[r], key, 1, p_month, month + 1, month)
-        age = (month - birth_month[r]) / 12.0
+        age = (month - birth_month[r]) / 12.0 - (men_later if sex_male[r] else 0.0)
         ok[i] = present[r] and partner[r] == NO_ONE and age >= age_min and age < age_max
     return ok
 

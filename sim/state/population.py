@@ -499,25 +499,35 @@ def adult_age_targets(pop, d) -> tuple[np.ndarray, np.ndarray]:
     return grid, target
 
 
-def partnered_share(age: np.ndarray, d, age_adult: float, partner_older_years: float = 0.0) -> np.ndarray:
+def partnered_share(age: np.ndarray, d, age_adult: float, partner_older_years: float = 0.0,
+                    later_by_years: float = 0.0) -> np.ndarray:
     """The share of people of each age with a partner in the steady state of the run's own couple flows: single at
-    ``age_adult``, they find a partner at ``p_partner_per_year`` until ``partnering_age_max``, and a partnership ends
+    ``age_adult``, they find a partner at ``p_partner_per_year`` from ``age_adult`` until ``partnering_age_max``
+    (both ``later_by_years`` later: men's, by the usual age gap, ``family.partnering``), and a partnership ends
     by separation (``p_separate_per_year``), the partner's death (the Gompertz curve of [demography] at the
     partner's age, ``partner_older_years`` older) or the partner's move away (``p_emigrate_per_year``, as if every
     partner could move; parents living with their children and people under supervision do not move). Left out:
-    separations after partner abuse (the DA scenario) and offenders' higher mortality. In-migrants arrive with a
-    partner with this probability each (``exits.arrivals``), so they do not dilute it (their couples are
-    over-represented, a known gap)."""
-    at, share = _partnered_by_month_of_age(d, float(age_adult), float(partner_older_years))
+    separations after partner abuse (the DA scenario) and offenders' higher mortality. In-migrants arrive partnered
+    as often (``exits.arrivals``), so they do not dilute it."""
+    at, share = _partnered_by_month_of_age(d, float(age_adult), float(partner_older_years), float(later_by_years))
     return np.interp(np.maximum(age, age_adult), at, share)
 
 
+def partnered_share_by_sex(age: np.ndarray, sex_male: np.ndarray, d, age_adult: float) -> np.ndarray:
+    """``partnered_share`` for men and women of these ages: men's partners are younger by the usual age gap, and
+    men's partnering ages are that much later."""
+    gap = d.partner_age_gap_mean_years
+    return np.where(sex_male, partnered_share(age, d, age_adult, -gap, gap), partnered_share(age, d, age_adult, gap))
+
+
 @lru_cache(maxsize=32)
-def _partnered_by_month_of_age(d, age_adult: float, partner_older_years: float) -> tuple[np.ndarray, np.ndarray]:
+def _partnered_by_month_of_age(d, age_adult: float, partner_older_years: float,
+                               later_by_years: float) -> tuple[np.ndarray, np.ndarray]:
     """``partnered_share`` at each month of age from ``age_adult`` to 120, stepped month by month, each step the
     exact solution of the two-state chain (single, partnered) over the month."""
     at = age_adult + np.arange(int(12 * (120 - age_adult)) + 1) / 12.0
-    join = np.where(at < d.partnering_age_max, -np.log1p(-min(d.p_partner_per_year, 1 - 1e-12)), 0.0) / 12.0
+    window = (at >= age_adult + later_by_years) & (at < d.partnering_age_max + later_by_years)
+    join = np.where(window, -np.log1p(-min(d.p_partner_per_year, 1 - 1e-12)), 0.0) / 12.0
     partner_dies = np.minimum(d.mortality_gompertz_a * np.exp(d.mortality_gompertz_b * (at + partner_older_years)), 1 - 1e-12)
     ends = -np.log1p(-min(d.p_separate_per_year, 1 - 1e-12)) - np.log1p(-min(d.p_emigrate_per_year, 1 - 1e-12))
     rate = join + (ends - np.log1p(-partner_dies)) / 12.0
@@ -541,9 +551,13 @@ def _ages_filling(rng, grid: np.ndarray, shortfall: np.ndarray, weight: float) -
 
 def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     """Adults neither known to the CJS nor in the households with dependent children, as many at each year of age as
-    the population's age structure (``adult_age_targets``) has beyond the adults already there, by sex. Women are
-    partnered as often as the partnering process leaves people of their age (``partnered_share``), each with a man of
-    the usual age gap and a correlated propensity; the other men are single. Returns their rows."""
+    the population's age structure (``adult_age_targets``) has beyond the adults already there, by sex. Enough of the
+    men are partnered that men of each age are partnered as often as the partnering process leaves them
+    (``partnered_share_by_sex``, counting the men already there), each with a woman of the usual age gap and a
+    correlated propensity; the other women are single. Men, not women, set the
+    couples: men known to the CJS are agents of their own strata, whose partners are made for them
+    (``family.partnering``), so the general population holds more women than men of partnering age, and in the run
+    its men partner at the stated rate and its women less often. Returns their rows."""
     pop, d, w = params.population, params.demography, params.population.scale_general
     n = people.n
     grid, target = adult_age_targets(pop, d)
@@ -553,30 +567,36 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     def there(ages, weights):
         return np.histogram(ages, bins=edges, weights=weights)[0]
 
-    women_age = _ages_filling(rng, grid, np.maximum(0.0, (1 - pop.other_adults_male_share) * target - there(age_now[~male], weight[~male])), w)
-    partnered = rng.random(len(women_age)) < partnered_share(women_age, d, params.family.age_adult, d.partner_age_gap_mean_years)
+    men_target = pop.other_adults_male_share * target
+    men_short = np.maximum(0.0, men_target - there(age_now[male], weight[male]))
+    men_age = _ages_filling(rng, grid, men_short, w)
+    partnered_short = partnered_share_by_sex(grid + 0.5, True, d, params.family.age_adult) * men_target \
+        - there(age_now[male & (people.partner[:n] >= 0)], weight[male & (people.partner[:n] >= 0)])
+    chance = np.clip(np.divide(partnered_short, men_short, out=np.zeros_like(men_short), where=men_short > 0), 0.0, 1.0)
+    partnered = rng.random(len(men_age)) < chance[np.clip(np.floor(men_age - grid[0]).astype(np.int64), 0, len(grid) - 1)]
     k = int(partnered.sum())
-    husband_age = np.clip(women_age[partnered] + rng.normal(d.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k),
-                          grid[0], pop.oldest_age_years - 1 / 12)
-    men_short = pop.other_adults_male_share * target - there(age_now[male], weight[male]) - there(husband_age, np.full(k, w))
-    men_age = _ages_filling(rng, grid, np.maximum(0.0, men_short), w)
+    wife_age = np.minimum(men_age[partnered] - rng.normal(d.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k),
+                          pop.oldest_age_years - 1 / 12)
+    wife_age = np.where(wife_age < grid[0], grid[0] + rng.random(k), wife_age)  # (no wife under age: in her first adult year)
+    women_short = (1 - pop.other_adults_male_share) * target - there(age_now[~male], weight[~male]) - there(wife_age, np.full(k, w))
+    women_age = _ages_filling(rng, grid, np.maximum(0.0, women_short), w)
     median, sigma = pop.propensity_median_general, pop.propensity_sigma_general
-    women_z = rng.standard_normal(len(women_age))
-    husbands_z = partner_z(women_z[partnered], params.family.partner_propensity_correlation, rng.standard_normal(k))
+    men_z = rng.standard_normal(len(men_age))
+    wives_z = partner_z(men_z[partnered], params.family.partner_propensity_correlation, rng.standard_normal(k))
 
     def add(age, is_male, z):
         return people.add(len(age), sex_male=is_male, birth_month=-np.rint(age * 12).astype(np.int32), weight=w,
                           propensity=median * np.exp(sigma * z), status_at_start=P.COMMUNITY_START)
 
-    men_z = rng.standard_normal(len(men_age))
+    women_z = rng.standard_normal(len(women_age))
     mapped = general_adult_scores(pop)
     if mapped is not None:
-        women_z = mapped(women_z, women_age, np.zeros(len(women_age), bool))
-        husbands_z = mapped(husbands_z, husband_age, np.ones(k, bool))
         men_z = mapped(men_z, men_age, np.ones(len(men_age), bool))
-    women = add(women_age, False, women_z)
-    husbands = add(husband_age, True, husbands_z)
+        wives_z = mapped(wives_z, wife_age, np.zeros(k, bool))
+        women_z = mapped(women_z, women_age, np.zeros(len(women_age), bool))
     men = add(men_age, True, men_z)
-    people.partner[women[partnered]] = husbands
-    people.partner[husbands] = women[partnered]
-    return np.concatenate([women, husbands, men])
+    wives = add(wife_age, False, wives_z)
+    women = add(women_age, False, women_z)
+    people.partner[men[partnered]] = wives
+    people.partner[wives] = men[partnered]
+    return np.concatenate([men, wives, women])
