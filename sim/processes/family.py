@@ -125,7 +125,9 @@ def pair_within_buckets(men, women, men_bucket, women_bucket, men_key, women_key
 
 def partnering(model) -> None:
     """Couples separate, and unpartnered adults form couples (within their own stratum, i.e. agent weight, and age
-    band, and assortatively by propensity). Both happen at constant monthly probabilities, so each person's next
+    band, and assortatively by propensity). Men's ages count the usual age gap younger, in the bands and in the ages at
+    which people partner (``age_adult`` to ``partnering_age_max``), so a band's men and women are of partnering age
+    together. Both happen at constant monthly probabilities, so each person's next
     chance is drawn ahead (``separate_next``, ``partner_next``) and taken if they are (still) in a position to.
     People of a stratum too small to hold a partner pool (the CJS families) who find no partner of their stratum in
     their bucket get one from the general population (``_partners_from_outside``), so they partner at the monthly
