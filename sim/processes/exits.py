@@ -146,7 +146,8 @@ def arrival_donors(model) -> ArrivalDonors:
     donor = np.zeros(p.n, np.bool_)
     donor[rows] = True
     chance = 1.0 / (1.0 + (has & donor[mate]))
-    return ArrivalDonors(age[rows], np.cumsum(chance / chance.sum()), p.innate_propensity[rows].copy(), p.sex_male[rows].copy(), p.needs[rows].copy(), p.weight[rows].copy(),
+    return ArrivalDonors(age[rows], np.cumsum(chance / chance.sum()), p.innate_propensity[rows].copy(),
+                         p.sex_male[rows].copy(), p.needs[rows].copy(), p.weight[rows].copy(),
                          has, p.innate_propensity[mate].copy(), p.needs[mate].copy(),
                          (p.birth_month[rows] - p.birth_month[mate]) / 12.0)
 
