@@ -93,6 +93,23 @@ def test_men_are_partnered_as_the_partnering_process_leaves_them(built):
             assert np.average(has[band], weights=w[band]) == pytest.approx(expected, abs=0.03), lo
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known gap (found 2026-12-06, late night, by review): the "
+                   "start's wives whose drawn age gap would make them under 18 are all put at 18-19, so women of 18-19 "
+                   "start partnered about twice as often as the chain leaves them (25% against 11% here); the fix (a gap drawn from a normal cut off at "
+                   "the man's age less 18) changes the runs and waits for the ensembles' next recheck (README, The run's "
+                   "couples hold)")
+def test_young_women_start_partnered_no_more_often_than_the_partnering_process_leaves_them(built):
+    """Women of 18-19, few of them partnered in the steady state of the run's couples, start so: within 10 points of
+    ``partnered_share_by_sex`` for women of their age."""
+    params, built_people = built
+    for people in built_people:
+        age, w, male, partner = _arrays(people)
+        band = ~male & (age >= 18) & (age < 20)
+        expected = np.average(pop_mod.partnered_share_by_sex(age[band], False, params.demography, params.family.age_adult),
+                              weights=w[band])
+        assert np.average(partner[band] >= 0, weights=w[band]) < expected + 0.10
+
+
 def test_partnered_share_rises_to_its_balance_and_falls_after_partnering_stops():
     params = load_scenario(BASELINE)
     d = params.demography

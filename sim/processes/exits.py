@@ -2,8 +2,8 @@
 and adults moving in.
 
 People under CJS supervision do not move away, nor does a parent their dependent children live with, so no child
-does. In-migrants arrive as households: their partners counted, they are partnered as often as residents of their
-age. Exits keep their row (``present = False``) so family links and the event log
+does. In-migrants arrive as households: their partners counted, they are partnered at the steady share of people of
+their sex and age. Exits keep their row (``present = False``) so family links and the event log
 stay valid.
 """
 
@@ -154,14 +154,15 @@ def arrival_donors(model) -> ArrivalDonors:
 
 def arrivals(model) -> np.ndarray:
     """Adults moving into the area; returns their rows. A share ``arrivals_like_residents_share`` of them resemble
-    the starting population's adults of their age (propensity, sex, needs and the weight of one of them, drawn
-    evenly over agents, so real people as the residents are), the rest are drawn from the general population. A
+    the starting population's adults of their age (propensity, sex, needs, age and the weight of one of them, drawn
+    evenly over households of agents, so real people as the residents are), the rest are drawn from the general population. A
     steady Essex renews itself like with like: in-migrants drawn only from the general population thinned its
     offending per head over 40 years (README, Calibration). Their records come from their hazard
     (``offending.record_past_convictions``). People move as households, a couple drawn once: a general-population
-    in-migrant arrives with a partner with probability s / (2 - s), where s is the share of residents of their sex
-    and age with one (``population.partnered_share_by_sex``), so that, their partners counted, arriving adults are
-    partnered as often as residents; the partner is made as the start makes partners (``partners_of``). A
+    in-migrant arrives with a partner with probability s / (2 - s), where s is the steady share of people of their
+    sex and age with one (``population.partnered_share_by_sex``), so that, their partners counted, arriving adults are
+    partnered at that share (s / (2 - s) gives it for each sex because the men's curve is about the women's two years
+    on and ``arrival_male_share`` is about a half); the partner is made as the start makes partners (``partners_of``). A
     resident-like in-migrant takes their resident's age and, if that resident has a partner, a partner like them;
     a resident couple is drawn as often as a single resident. Partners count among the month's
     ``arrivals_per_year``: in-migrants arriving single thinned the run's couples.
