@@ -553,12 +553,17 @@ def test_in_migrants_resemble_the_starting_adults_of_their_age():
     people arrive a year. (On the start as drawn before 2026-12-05, whose offender
     groups lie beyond the general distribution: the shipped start draws them from it, so residents and the general
     population differ less.)"""
+    from types import SimpleNamespace
+
     from conftest import DRAWN_START, SMALL, load
 
     from sim.model import ReoffendingModel
     from sim.processes import exits
 
     def arrivals(share: float):
+        """The model and three years of arrivals: their weights, log propensities, whether innate, and (``seen``)
+        their ages at arrival, whether partnered, whether the one drawn (not a partner brought), and the partnered
+        share of the residents' households."""
         model = ReoffendingModel(load("run.years=1", *SMALL, *DRAWN_START, f"demography.arrivals_like_residents_share={share}",
                                       "demography.arrivals_per_year=600000"), seed=8)
         rows, age = [], []
@@ -571,20 +576,21 @@ def test_in_migrants_resemble_the_starting_adults_of_their_age():
         partner_of_other_age = mate[partner_of_other_age[~resident[mate[partner_of_other_age]]]]
         household = resident.copy()
         household[partner_of_other_age] = True
-        arrivals.resident_partnered = float((p.weight[: p.n] * (household & (mate >= 0))).sum() / (p.weight[: p.n] * household).sum())
+        resident_partnered = float((p.weight[: p.n] * (household & (mate >= 0))).sum() / (p.weight[: p.n] * household).sum())
         for month in range(36):  # the arrivals of three years, on the starting population
             model.month = month
             rows.append(exits.arrivals(model))
             age.append((month - p.birth_month[rows[-1]]) / 12.0)
-        rows, arrivals.age = np.concatenate(rows), np.concatenate(age)
-        arrivals.partnered = p.partner[rows] >= 0
-        arrivals.lead = ~arrivals.partnered | (rows < p.partner[rows])  # the in-migrant drawn, not the partner they bring
-        return model, p.weight[rows], np.log(p.propensity[rows]), p.propensity[rows] == p.innate_propensity[rows]
+        rows = np.concatenate(rows)
+        partnered = p.partner[rows] >= 0
+        seen = SimpleNamespace(age=np.concatenate(age), partnered=partnered, resident_partnered=resident_partnered,
+                               lead=~partnered | (rows < p.partner[rows]))  # lead: the in-migrant drawn, not a partner
+        return model, p.weight[rows], np.log(p.propensity[rows]), p.propensity[rows] == p.innate_propensity[rows], seen
 
     def weighted_mean(x, w):
         return float((x * w).sum() / w.sum())
 
-    model, w, log_prop, innate = arrivals(1.0)
+    model, w, log_prop, innate, seen = arrivals(1.0)
     donors, pop = model.arrival_donors, model.params.population
     cjs = donors.weight < pop.scale_general
     assert 0.03 < weighted_mean(cjs, donors.weight) < 0.3  # known offenders and families: a share of these ages
@@ -596,12 +602,12 @@ def test_in_migrants_resemble_the_starting_adults_of_their_age():
     # households, not people: as many of them partnered as of the residents' households (a couple drawn once), at the
     # residents' ages; drawn per person, as under the model's fifth revision, couples were over-represented (0.68
     # against 0.52 on that start)
-    assert weighted_mean(arrivals.partnered, w) == pytest.approx(arrivals.resident_partnered, abs=0.02)
-    lead = arrivals.lead  # (a resident couple is drawn half as often per member: weigh the residents so)
+    assert weighted_mean(seen.partnered, w) == pytest.approx(seen.resident_partnered, abs=0.02)
+    lead = seen.lead  # (a resident couple is drawn half as often per member: weigh the residents so)
     drawn = donors.weight * np.diff(donors.draw_cumulative, prepend=0.0)
-    assert weighted_mean(arrivals.age[lead], w[lead]) == pytest.approx(weighted_mean(donors.age_years, drawn), abs=0.3)
+    assert weighted_mean(seen.age[lead], w[lead]) == pytest.approx(weighted_mean(donors.age_years, drawn), abs=0.3)
 
-    _, w0, log_prop0, _ = arrivals(0.0)
+    _, w0, log_prop0, _, _ = arrivals(0.0)
     assert w0.sum() / 3 == pytest.approx(600000, rel=0.12)
     assert (w0 == pop.scale_general).all()
     assert weighted_mean(log_prop0, w0) == pytest.approx(np.log(pop.propensity_median_general), abs=0.08)
