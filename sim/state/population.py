@@ -563,6 +563,7 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     grid, target = adult_age_targets(pop, d)
     edges = np.r_[grid, grid[-1] + 1]
     age_now, weight, male = -people.birth_month[:n] / 12.0, people.weight[:n], people.sex_male[:n]
+    partnered_now = people.partner[:n] >= 0
 
     def there(ages, weights):
         return np.histogram(ages, bins=edges, weights=weights)[0]
@@ -571,7 +572,7 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     men_short = np.maximum(0.0, men_target - there(age_now[male], weight[male]))
     men_age = _ages_filling(rng, grid, men_short, w)
     partnered_short = partnered_share_by_sex(grid + 0.5, True, d, params.family.age_adult) * men_target \
-        - there(age_now[male & (people.partner[:n] >= 0)], weight[male & (people.partner[:n] >= 0)])
+        - there(age_now[male & partnered_now], weight[male & partnered_now])
     chance = np.clip(np.divide(partnered_short, men_short, out=np.zeros_like(men_short), where=men_short > 0), 0.0, 1.0)
     partnered = rng.random(len(men_age)) < chance[np.clip(np.floor(men_age - grid[0]).astype(np.int64), 0, len(grid) - 1)]
     k = int(partnered.sum())
