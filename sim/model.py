@@ -25,8 +25,9 @@ from .state.scenario import realize, with_member
 #: was drawn by lottery, no longer by propensity. That night: in-migrants bring partners, a single person with
 #: nobody in their bucket looks again the next month, and the start draws its couples from the steady state of the
 #: run's couple flows, with partners' deaths and moves. Later still: in-migrants are drawn as households, a couple
-#: once; men partner two years later than women; the start's couples are set by men, partnered at the steady share.)
-MODEL_REVISION = "2026-12-06 households arrive"
+#: once; men partner two years later than women; the start's couples are set by men, partnered at the steady share.
+#: Then: the start's wives' age gaps are drawn from the normal cut off at adult age, not piled at 18-19.)
+MODEL_REVISION = "2026-12-06 wives of age"
 
 
 class ReoffendingModel(mesa.Model):

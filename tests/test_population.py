@@ -93,11 +93,6 @@ def test_men_are_partnered_as_the_partnering_process_leaves_them(built):
             assert np.average(has[band], weights=w[band]) == pytest.approx(expected, abs=0.03), lo
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known gap (found 2026-12-06, late night, by review): the "
-                   "start's wives whose drawn age gap would make them under 18 are all put at 18-19, so women of 18-19 "
-                   "start partnered about twice as often as the chain leaves them (25% against 11% here); the fix (a gap drawn from a normal cut off at "
-                   "the man's age less 18) changes the runs and waits for the ensembles' next recheck (README, The run's "
-                   "couples hold)")
 def test_young_women_start_partnered_no_more_often_than_the_partnering_process_leaves_them(built):
     """Women of 18-19, few of them partnered in the steady state of the run's couples, start so: within 10 points of
     ``partnered_share_by_sex`` for women of their age."""
@@ -108,6 +103,22 @@ def test_young_women_start_partnered_no_more_often_than_the_partnering_process_l
         expected = np.average(pop_mod.partnered_share_by_sex(age[band], False, params.demography, params.family.age_adult),
                               weights=w[band])
         assert np.average(partner[band] >= 0, weights=w[band]) < expected + 0.10
+
+
+def test_wives_age_gaps_are_the_normal_cut_off_at_adult_age():
+    """The start's age gaps (man minus woman) are the normal of [demography] and [population] cut off where the wife
+    would be under adult age: never past the cut, and distributed as normal draws kept when under it (rejection, an
+    independent method); far from the cut, the plain normal."""
+    rng = np.random.default_rng(5)
+    mean, sd, n = 2.0, 3.5, 200_000
+    for most in (0.5, 2.0, 6.0, 60.0):
+        gaps = pop_mod._age_gaps_leaving_adults(rng, np.full(n, most), mean, sd)
+        assert gaps.max() <= most
+        normal = rng.normal(mean, sd, 4 * n)
+        kept = normal[normal <= most]
+        assert np.quantile(gaps, [0.1, 0.5, 0.9]) == pytest.approx(np.quantile(kept, [0.1, 0.5, 0.9]), abs=0.05)
+    far = pop_mod._age_gaps_leaving_adults(rng, np.full(n, 60.0), mean, sd)
+    assert far.mean() == pytest.approx(mean, abs=0.03) and far.std() == pytest.approx(sd, abs=0.03)
 
 
 def test_partnered_share_rises_to_its_balance_and_falls_after_partnering_stops():

@@ -549,6 +549,15 @@ def _ages_filling(rng, grid: np.ndarray, shortfall: np.ndarray, weight: float) -
     return grid[rng.choice(len(grid), size=n, p=shortfall / total)] + rng.random(n)
 
 
+def _age_gaps_leaving_adults(rng, most_years: np.ndarray, mean: float, sd: float) -> np.ndarray:
+    """Age gaps (man minus woman, years) from a normal of ``mean`` and ``sd`` cut off at ``most_years`` each, so that
+    no wife is younger than adult age: drawn by the inverse of the cut-off distribution, one uniform each."""
+    from scipy.special import ndtr, ndtri
+
+    below = ndtr((np.asarray(most_years, float) - mean) / sd)
+    return mean + sd * ndtri(np.maximum(rng.random(len(below)) * below, np.finfo(float).tiny))
+
+
 def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     """Adults neither known to the CJS nor in the households with dependent children, as many at each year of age as
     the population's age structure (``adult_age_targets``) has beyond the adults already there, by sex. Enough of the
@@ -576,9 +585,10 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     chance = np.clip(np.divide(partnered_short, men_short, out=np.zeros_like(men_short), where=men_short > 0), 0.0, 1.0)
     partnered = rng.random(len(men_age)) < chance[np.clip(np.floor(men_age - grid[0]).astype(np.int64), 0, len(grid) - 1)]
     k = int(partnered.sum())
-    wife_age = np.minimum(men_age[partnered] - rng.normal(d.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, k),
+    wife_age = np.minimum(men_age[partnered] - _age_gaps_leaving_adults(rng, men_age[partnered] - grid[0],
+                                                                        d.partner_age_gap_mean_years,
+                                                                        pop.partner_age_gap_sd_years),
                           pop.oldest_age_years - 1 / 12)
-    wife_age = np.where(wife_age < grid[0], grid[0] + rng.random(k), wife_age)  # (no wife under age: in her first adult year)
     women_short = (1 - pop.other_adults_male_share) * target - there(age_now[~male], weight[~male]) - there(wife_age, np.full(k, w))
     women_age = _ages_filling(rng, grid, np.maximum(0.0, women_short), w)
     median, sigma = pop.propensity_median_general, pop.propensity_sigma_general
