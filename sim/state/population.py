@@ -562,9 +562,9 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
     """Adults neither known to the CJS nor in the households with dependent children, as many at each year of age as
     the population's age structure (``adult_age_targets``) has beyond the adults already there, by sex. Enough of the
     men are partnered that men of each age are partnered as often as the partnering process leaves them
-    (``partnered_share_by_sex``, counting the men already there), each with a woman of the usual age gap and a
-    correlated propensity; the other women are single. Men, not women, set the
-    couples: men known to the CJS are agents of their own strata, whose partners are made for them
+    (``partnered_share_by_sex``, counting the men already there), each with a woman of the usual age gap, none under
+    adult age (``_age_gaps_leaving_adults``), and a correlated propensity; the other women are single. Men, not women,
+    set the couples: men known to the CJS are agents of their own strata, whose partners are made for them
     (``family.partnering``), so the general population holds more women than men of partnering age, and in the run
     its men partner at the stated rate and its women less often. Returns their rows."""
     pop, d, w = params.population, params.demography, params.population.scale_general
