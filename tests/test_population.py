@@ -106,19 +106,30 @@ def test_young_women_start_partnered_no_more_often_than_the_partnering_process_l
 
 
 def test_wives_age_gaps_are_the_normal_cut_off_at_adult_age():
-    """The start's age gaps (man minus woman) are the normal of [demography] and [population] cut off where the wife
-    would be under adult age: never past the cut, and distributed as normal draws kept when under it (rejection, an
-    independent method); far from the cut, the plain normal."""
+    """The start's age gaps (man minus woman) are a normal cut off where the wife would be under adult age: never
+    past each man's own cut, and distributed as normal draws kept when under it (rejection, an independent method);
+    far from the cut, the plain normal."""
     rng = np.random.default_rng(5)
     mean, sd, n = 2.0, 3.5, 200_000
-    for most in (0.5, 2.0, 6.0, 60.0):
-        gaps = pop_mod._age_gaps_leaving_adults(rng, np.full(n, most), mean, sd)
-        assert gaps.max() <= most
+    cuts = (0.5, 2.0, 6.0, 60.0)
+    most = np.repeat(cuts, n)  # each man his own cut, mixed in one call
+    gaps = pop_mod._age_gaps_leaving_adults(rng, most, mean, sd)
+    assert np.all(gaps <= most)
+    for cut in cuts:
+        drawn = gaps[most == cut]
         normal = rng.normal(mean, sd, 4 * n)
-        kept = normal[normal <= most]
-        assert np.quantile(gaps, [0.1, 0.5, 0.9]) == pytest.approx(np.quantile(kept, [0.1, 0.5, 0.9]), abs=0.05)
-    far = pop_mod._age_gaps_leaving_adults(rng, np.full(n, 60.0), mean, sd)
+        kept = normal[normal <= cut]
+        assert np.quantile(drawn, [0.1, 0.5, 0.9]) == pytest.approx(np.quantile(kept, [0.1, 0.5, 0.9]), abs=0.05), cut
+    far = gaps[most == 60.0]
     assert far.mean() == pytest.approx(mean, abs=0.03) and far.std() == pytest.approx(sd, abs=0.03)
+
+
+def test_start_has_no_partner_under_adult_age(built):
+    """Nobody at the start has a partner while under adult age (wives, and partners made for offenders)."""
+    params, built_people = built
+    for people in built_people:
+        age, w, male, partner = _arrays(people)
+        assert age[partner >= 0].min() >= params.family.age_adult - 1 / 24  # (ages are whole months)
 
 
 def test_partnered_share_rises_to_its_balance_and_falls_after_partnering_stops():

@@ -554,8 +554,12 @@ def _age_gaps_leaving_adults(rng, most_years: np.ndarray, mean: float, sd: float
     no wife is younger than adult age: drawn by the inverse of the cut-off distribution, one uniform each."""
     from scipy.special import ndtr, ndtri
 
-    below = ndtr((np.asarray(most_years, float) - mean) / sd)
-    return mean + sd * ndtri(np.maximum(rng.random(len(below)) * below, np.finfo(float).tiny))
+    most_years = np.asarray(most_years, float)
+    if sd <= 0:
+        return np.minimum(mean, most_years)
+    below = ndtr((most_years - mean) / sd)
+    gaps = mean + sd * ndtri(np.maximum(rng.random(len(below)) * below, np.finfo(float).tiny))
+    return np.minimum(gaps, most_years)  # (ndtri's rounding, and a cut far in the lower tail, where ndtr underflows)
 
 
 def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
