@@ -22,7 +22,8 @@ from sim.fitting.calibration import (compare_to_targets, load_steadiness_criteri
 
 #: ten-year replicates, each drawing one of the ensemble's members: 32 since the seventh recheck (2026-12-06, late
 #: night), whose 103 members 16 replicates sampled too thinly for the stocks' RMS (seed 2024: licence 0.056 on 16,
-#: 0.018 on 32, 0.026 on the README's 100 of seed 1007); about 20 s more of two workers
+#: 0.018 on 32, 0.026 on the README's 100 of seed 1007: the mean path's noise, which the RMS carries, shrinks as
+#: replicates rise); about 20 s more of two workers; make test-full reads half as many again
 REPS = 48 if FULL else 32
 LONG_REPS = 12 if FULL else 8
 WORKERS = min(2, os.cpu_count() or 1)

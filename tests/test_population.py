@@ -32,23 +32,29 @@ def _arrays(people):
     return -people.birth_month[:n] / 12.0, people.weight[:n], people.sex_male[:n], people.partner[:n]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known gap (2026-12-06, late night): the start's total is "
-                   "0.9-1.0% over Essex's, its children 2.9% over, because the offenders' families' children come on top "
-                   "of the general households' (general_households is not net of them); at the seventh revision's point "
-                   "seed 1 reads 1.0103 (1.0091 at the sixth's), over the 1%; the fix changes the runs and waits for the "
-                   "ensembles' next recheck (README, Who is in it)")
-def test_total_and_adult_age_bands_are_the_census_shares(built):
-    """Each adult band holds its share of the total population (within 1% of the total), and the whole adds up to
-    the total (within 1%)."""
+def test_adult_age_bands_are_the_census_shares(built):
+    """Each adult band holds its share of the total population (within 1% of the total)."""
     params, built_people = built
     pop = params.population
     bands = [*pop.adult_age_band_lower_years, pop.oldest_age_years]
     for people in built_people:
         age, w, _, _ = _arrays(people)
-        assert w.sum() == pytest.approx(pop.total_population, rel=0.01)
         counts = np.histogram(age, bins=bands, weights=w)[0]
         for (lo, hi), count, share in zip(zip(bands[:-1], bands[1:]), counts, pop.adult_age_band_share):
             assert count == pytest.approx(share * pop.total_population, abs=0.01 * pop.total_population), (lo, hi)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known gap (2026-12-06, late night): the start holds "
+                   "0.9-1.0% more people than Essex's (seed 1 1.03% at the seventh revision's point, 0.91% at the "
+                   "sixth's), its children 2.9% more (about 0.6 of the point) and women of 35-50 2-3.5% more, partly "
+                   "because the offenders' families come on top of the general households (general_households is not "
+                   "net of them); the fix changes the runs and waits for the ensembles' next recheck (README, Who is in it)")
+def test_total_is_essex(built):
+    """The whole adds up to Essex's total population (within 1%)."""
+    params, built_people = built
+    for people in built_people:
+        _, w, _, _ = _arrays(people)
+        assert w.sum() == pytest.approx(params.population.total_population, rel=0.01)
 
 
 def test_children_are_spread_evenly_over_the_years_of_childhood(built):
