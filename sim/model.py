@@ -26,8 +26,10 @@ from .state.scenario import realize, with_member
 #: nobody in their bucket looks again the next month, and the start draws its couples from the steady state of the
 #: run's couple flows, with partners' deaths and moves. Later still: in-migrants are drawn as households, a couple
 #: once; men partner two years later than women; the start's couples are set by men, partnered at the steady share.
-#: Then: the start's wives' age gaps are drawn from the normal cut off at adult age, not piled at 18-19.)
-MODEL_REVISION = "2026-12-06 wives of age"
+#: Then: the start's wives' age gaps are drawn from the normal cut off at adult age, not piled at 18-19. Then: the
+#: general population's households are as many as the Census children's share leaves beside the offenders'
+#: children, not a fixed 210,000 on top of them; partners made by partners_of have the cut-off age gap too.)
+MODEL_REVISION = "2026-12-07 Essex's total"
 
 
 class ReoffendingModel(mesa.Model):

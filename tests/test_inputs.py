@@ -16,7 +16,7 @@ from sim.state.scenario import MAX_AGE_YEARS, MAX_LOG_SD, MAX_MONTHS, MAX_YEARS,
 
 from conftest import BASELINE, SCENARIOS
 
-HEAD_COUNTS = ("custody_count", "licence_count", "probation_count", "community_count", "general_households", "total_population")
+HEAD_COUNTS = ("custody_count", "licence_count", "probation_count", "community_count", "total_population")
 
 
 def child(tmp_path, body: str, name: str = "child.toml"):

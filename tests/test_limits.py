@@ -67,7 +67,7 @@ def test_estimate_grows_with_size_and_length(baseline_params):
         ["population.scale_general=1e-12", "population.scale_cjs_families=1e-12"],
         ["population.scale_general=1e-300"],
         ["population.custody_count=1000000000"],
-        ["population.general_households=1e300"],
+        ["population.total_population=1e300"],
         ["population.children_per_parent_mean=1e300"],
         ["demography.arrivals_per_year=1e300"],
         ["run.years=1e8"],

@@ -205,10 +205,9 @@ def partners_as_the_start_makes_them(model, rows: np.ndarray, ids: np.ndarray, s
     keyed by the partner's id on the streams ``<streams>_age_gap``, ``_propensity`` and ``_needs``. Returns their
     rows (``add_partners``)."""
     p, month, draws, params = model.people, model.month, model.draws, model.params
-    gap = params.demography.partner_age_gap_mean_years + params.population.partner_age_gap_sd_years * draws.normal(
-        f"{streams}_age_gap", month, ids)
     male, age, propensity = partners_of(params, p.sex_male[rows], (month - p.birth_month[rows]) / 12.0,
-                                        p.innate_propensity[rows], gap, draws.normal(f"{streams}_propensity", month, ids))
+                                        p.innate_propensity[rows], draws.uniform(f"{streams}_age_gap", month, ids),
+                                        draws.normal(f"{streams}_propensity", month, ids))
     return add_partners(model, rows, ids, male, age, propensity,
                         needs_at_prevalence(draws, f"{streams}_needs", month, ids, params.needs.prevalence_general))
 

@@ -45,19 +45,42 @@ def partner_z(own_z: np.ndarray, correlation: float, fresh: np.ndarray) -> np.nd
     return correlation * own_z + np.sqrt(1.0 - correlation**2) * fresh
 
 
-def partners_of(params: Params, sex_male: np.ndarray, age_years: np.ndarray, propensity: np.ndarray, gap: np.ndarray,
-                fresh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def partners_of(params: Params, sex_male: np.ndarray, age_years: np.ndarray, propensity: np.ndarray,
+                gap_uniform: np.ndarray, fresh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Partners from the general population for people of the given sex, age (years) and propensity: the opposite
-    sex, ``gap`` years younger (for a man) or older (for a woman; ``gap``: man minus woman, drawn around
-    ``partner_age_gap_mean_years``) but adults, and a propensity whose score is correlated with theirs
-    (``partner_z`` with the standard normal ``fresh``). Returns (sex_male, age in years, propensity).
+    sex, an age gap (man minus woman) drawn from the normal of ``partner_age_gap_mean_years`` and
+    ``partner_age_gap_sd_years`` by the uniforms ``gap_uniform``, cut off so that the partner is an adult
+    (``partner_age_gaps``), and a propensity whose score is correlated with theirs (``partner_z`` with the standard
+    normal ``fresh``). Returns (sex_male, age in years, propensity).
     Used for the partners of offenders at the start and for partners found in the run by people of a stratum too
-    small to hold a partner pool (``sim.processes.family.partnering``)."""
-    pop = params.population
-    age = np.maximum(params.family.age_adult, age_years + np.where(sex_male, -gap, gap))
+    small to hold a partner pool (``sim.processes.family.partnering``). (Until 2026-12-07 the gap was drawn uncut
+    and a partner who came out under adult age was put at it.)"""
+    pop, adult = params.population, params.family.age_adult
+    sex_male, age_years = np.asarray(sex_male, bool), np.asarray(age_years, float)
+    least = np.where(sex_male, -np.inf, adult - age_years)  # a woman's partner no younger than adult age
+    most = np.where(sex_male, age_years - adult, np.inf)  # a man's no younger than adult age
+    gap = partner_age_gaps(gap_uniform, least, most, params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years)
+    age = np.maximum(adult, age_years + np.where(sex_male, -gap, gap))  # (rounding only)
     own_z = np.log(propensity / pop.propensity_median_general) / max(pop.propensity_sigma_general, 1e-9)
     z = partner_z(own_z, params.family.partner_propensity_correlation, fresh)
-    return ~np.asarray(sex_male, bool), age, pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z)
+    return ~sex_male, age, pop.propensity_median_general * np.exp(pop.propensity_sigma_general * z)
+
+
+def partner_age_gaps(uniform: np.ndarray, least_years: np.ndarray, most_years: np.ndarray, mean: float,
+                     sd: float) -> np.ndarray:
+    """Age gaps (man minus woman, years) from a normal of ``mean`` and ``sd`` cut to ``least_years`` ..
+    ``most_years`` each (so that neither partner is younger than adult age; infinite: no cut), by the inverse of the
+    cut distribution at the ``uniform`` draws, one each."""
+    from scipy.special import ndtr, ndtri
+
+    least_years, most_years = np.asarray(least_years, float), np.asarray(most_years, float)
+    if sd <= 0:
+        return np.clip(mean, least_years, most_years)
+    low, high = ndtr((least_years - mean) / sd), ndtr((most_years - mean) / sd)
+    u = low + np.asarray(uniform, float) * (high - low)
+    gaps = mean + sd * ndtri(np.clip(u, np.finfo(float).tiny, 1.0 - np.finfo(float).epsneg))
+    # (ndtri's rounding, and a cut far in a tail, where ndtr underflows)
+    return np.minimum(np.maximum(gaps, least_years), most_years)
 
 
 def _groups_on_general_scale(pop) -> tuple[float, list[tuple[float, float, float]]]:
@@ -400,10 +423,10 @@ def _partners_for(params: Params, rng, people: P.People, rows: np.ndarray, weigh
     the general population's needs; returns their rows. With ``living_apart`` they are the other parent of an
     offender's children who is no longer their partner (single, with the children)."""
     k = len(rows)
-    gap = rng.normal(params.demography.partner_age_gap_mean_years, params.population.partner_age_gap_sd_years, k)  # man minus woman
+    gap_uniform = rng.random(k)
     fresh = rng.standard_normal(k)
     male, age, propensity = partners_of(params, people.sex_male[rows], -people.birth_month[rows] / 12,
-                                        people.propensity[rows], gap, fresh)
+                                        people.propensity[rows], gap_uniform, fresh)
     new = people.add(k, sex_male=male, birth_month=-np.rint(age * 12).astype(np.int32), weight=weight,
                      propensity=propensity, partner=P.NO_ONE if living_apart else rows, status_at_start=P.COMMUNITY_START)
     people.needs[new] = draw_needs(rng, k, params.needs.prevalence_general)
@@ -432,14 +455,30 @@ def _households_by_parent_age(rng, n_children: np.ndarray, parent_age: np.ndarra
     return ages[child] * np.repeat(fit, counts), counts
 
 
+def general_households(params: Params, children_there: float) -> float:
+    """Households with dependent children the general population needs (real households): as many as hold the
+    children the Census age structure leaves for them, the whole population less its adult bands
+    (``adult_age_band_share``) less the ``children_there`` already made (the offenders' families'), at
+    ``children_per_parent_mean`` a household. (Until 2026-12-07 a fixed assumption, 210,000, on top of the
+    offenders' families: the start held about 1% more people than Essex's, its children 2.9% more.)"""
+    pop = params.population
+    children = pop.total_population * max(0.0, 1.0 - float(np.sum(pop.adult_age_band_share)))
+    return max(0.0, children - children_there) / pop.children_per_parent_mean
+
+
 def _add_general_population(params: Params, rng, people: P.People) -> None:
+    """Everyone else in the area: households with dependent children (``general_households``), their children's ages
+    uniform over childhood and the parents as old as the eldest requires, then the other adults
+    (``_add_other_adults``)."""
     pop = params.population
     w = pop.scale_general
-    h = _sample_count(rng, pop.general_households, w)
+    adult = params.family.age_adult
+    n = people.n
+    children_there = float(people.weight[:n][-people.birth_month[:n] < 12 * adult].sum())
+    h = _sample_count(rng, general_households(params, children_there), w)
     two_parent = rng.random(h) < pop.general_two_parent_share
     lone_is_mother = rng.random(h) < pop.lone_parent_mother_share
     n_children = 1 + rng.poisson(pop.children_per_parent_mean - 1, h)
-    adult = params.family.age_adult
     # every child's age uniform over childhood, as in a population with steady births (each year of age about as
     # many children); the household's parents are then as old as their eldest child requires
     child_ages = rng.random(int(n_children.sum())) * adult
@@ -551,15 +590,8 @@ def _ages_filling(rng, grid: np.ndarray, shortfall: np.ndarray, weight: float) -
 
 def _age_gaps_leaving_adults(rng, most_years: np.ndarray, mean: float, sd: float) -> np.ndarray:
     """Age gaps (man minus woman, years) from a normal of ``mean`` and ``sd`` cut off at ``most_years`` each, so that
-    no wife is younger than adult age: drawn by the inverse of the cut-off distribution, one uniform each."""
-    from scipy.special import ndtr, ndtri
-
-    most_years = np.asarray(most_years, float)
-    if sd <= 0:
-        return np.minimum(mean, most_years)
-    below = ndtr((most_years - mean) / sd)
-    gaps = mean + sd * ndtri(np.maximum(rng.random(len(below)) * below, np.finfo(float).tiny))
-    return np.minimum(gaps, most_years)  # (ndtri's rounding, and a cut far in the lower tail, where ndtr underflows)
+    no wife is younger than adult age (``partner_age_gaps``, one uniform each)."""
+    return partner_age_gaps(rng.random(len(np.asarray(most_years))), -np.inf, most_years, mean, sd)
 
 
 def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
