@@ -14,7 +14,7 @@ MULTI = ROOT / "scenarios" / "multi_agency.toml"
 
 @pytest.mark.parametrize("argv,says", [
     (["run", BASELINE, "--set", "population.custody_count=1000000000"], ["memory", "agents", "--max-memory"]),
-    (["run", BASELINE, "--set", "population.total_population=1000000000"], ["memory", "--max-memory"]),
+    (["run", BASELINE, "--set", "population.total_population=100000000000"], ["memory", "--max-memory"]),
     (["run", BASELINE, "--set", "run.years=1e9"], ["run.years"]),
     (["run", BASELINE, "--set", "run.years=1e6"], ["memory", "run.years"]),
     (["run", BASELINE, "--set", "population.scale_general=1e-9"], ["memory", "population.scale_general"]),

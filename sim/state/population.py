@@ -52,9 +52,10 @@ def partners_of(params: Params, sex_male: np.ndarray, age_years: np.ndarray, pro
     ``partner_age_gap_sd_years`` by the uniforms ``gap_uniform``, cut off so that the partner is an adult
     (``partner_age_gaps``), and a propensity whose score is correlated with theirs (``partner_z`` with the standard
     normal ``fresh``). Returns (sex_male, age in years, propensity).
-    Used for the partners of offenders at the start and for partners found in the run by people of a stratum too
-    small to hold a partner pool (``sim.processes.family.partnering``). (Until 2026-12-07 the gap was drawn uncut
-    and a partner who came out under adult age was put at it.)"""
+    Used for the partners of offenders at the start, of in-migrants who arrive as a couple (``sim.processes.exits``)
+    and for partners found in the run by people of a stratum too small to hold a partner pool
+    (``sim.processes.family.partnering``). (Until 2026-12-07 the gap was drawn uncut and a partner who came out
+    under adult age was put at it.)"""
     pop, adult = params.population, params.family.age_adult
     sex_male, age_years = np.asarray(sex_male, bool), np.asarray(age_years, float)
     least = np.where(sex_male, -np.inf, adult - age_years)  # a woman's partner no younger than adult age
@@ -73,12 +74,13 @@ def partner_age_gaps(uniform: np.ndarray, least_years: np.ndarray, most_years: n
     cut distribution at the ``uniform`` draws, one each."""
     from scipy.special import ndtr, ndtri
 
+    uniform = np.asarray(uniform, float)
     least_years, most_years = np.asarray(least_years, float), np.asarray(most_years, float)
     if sd <= 0:
-        return np.clip(mean, least_years, most_years)
+        return np.broadcast_to(np.clip(mean, least_years, most_years), uniform.shape).copy()
     low, high = ndtr((least_years - mean) / sd), ndtr((most_years - mean) / sd)
-    u = low + np.asarray(uniform, float) * (high - low)
-    gaps = mean + sd * ndtri(np.clip(u, np.finfo(float).tiny, 1.0 - np.finfo(float).epsneg))
+    u = low + uniform * (high - low)
+    gaps = mean + sd * ndtri(np.clip(u, 1e-12, 1.0 - 1e-12))  # (as draws.normal: no gap of tens of sd from a 0)
     # (ndtri's rounding, and a cut far in a tail, where ndtr underflows)
     return np.minimum(np.maximum(gaps, least_years), most_years)
 
