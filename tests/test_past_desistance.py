@@ -102,10 +102,13 @@ def test_the_start_s_records_carry_desistance_only_with_the_option():
         powers = np.round(np.log(ratio) / np.log(model.params.justice.desisted_propensity_multiplier))
         assert np.allclose(ratio, model.params.justice.desisted_propensity_multiplier ** powers) and (powers >= 1).all()
     assert (records[True] > 0).mean() == pytest.approx((records[False] > 0).mean(), abs=0.01)  # the first is the same
-    # careers with the run's courts, needs and orders are more concentrated than a Poisson count at today's hazard:
-    # more of the records are long, relative to their mean
-    dispersion = {on: r[r > 0].var() / r[r > 0].mean() for on, r in records.items()}
-    assert dispersion[True] > 1.2 * dispersion[False], dispersion
+    # careers that can end are shorter than a Poisson count at today's hazard, most in the longest records (whether
+    # they are more or less concentrated relative to their mean depends on the fitted desistance against the needs'
+    # and orders' state dependence, which the tests of the careers above check on their own: at the point of
+    # 2026-12-06 more, at that of 2026-12-07 less)
+    mean = {on: r[r > 0].mean() for on, r in records.items()}
+    longest = {on: np.quantile(r[r > 0], 0.99) for on, r in records.items()}
+    assert mean[True] < 0.9 * mean[False] and longest[True] < 0.9 * longest[False], (mean, longest)
 
 
 def test_each_conviction_may_end_the_career_with_the_courts_chance_given_the_record_before_it():
