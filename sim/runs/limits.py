@@ -33,6 +33,7 @@ import numpy as np
 
 from ..state.params import Dist, Params
 from ..state.people import FIELDS
+from ..state.population import general_households
 from ..state.scenario import DRAW_TAIL, ScenarioError, _map_uncertain
 
 # --- measured constants -------------------------------------------------------------------------------------------
@@ -176,12 +177,12 @@ def _estimate_concrete(params: Params, events: bool) -> Estimate:
     offenders = (f(pop.custody_count) + f(pop.licence_count) + f(pop.probation_count) + f(pop.community_count)) / w_cjs
     other_adults = f(pop.share_offenders_partnered) + f(pop.share_offenders_parents) * (1.0 - f(pop.share_offenders_partnered))
     cjs = offenders * (1.0 + other_adults + f(pop.share_offenders_parents) * m)
-    # children: the Census share of the total less the offenders' (sim.state.population.general_households), in
-    # households of m; adults: the Census adult share of the total, less the offenders and partners, and at least
-    # the households' parents
+    # children: the general households the synthesis draws beside the offenders' expected children, m each;
+    # adults: the Census adult share of the total, less the offenders and partners, and at least the households'
+    # parents
     adult_share = float(np.sum(pop.adult_age_band_share))
-    children = max(0.0, f(pop.total_population) * max(0.0, 1.0 - adult_share) - offenders * f(pop.share_offenders_parents) * m * w_cjs)
-    households = children / m if m > 0 else 0.0
+    households = general_households(params, offenders * f(pop.share_offenders_parents) * m * w_cjs)
+    children = households * m
     parents = households * (1.0 + f(pop.general_two_parent_share))
     cjs_adults = offenders * (1.0 + other_adults) * w_cjs
     adults = max(f(pop.total_population) * adult_share - cjs_adults, parents)
