@@ -28,8 +28,11 @@ from .state.scenario import realize, with_member
 #: once; men partner two years later than women; the start's couples are set by men, partnered at the steady share.
 #: Then: the start's wives' age gaps are drawn from the normal cut off at adult age, not piled at 18-19. Then: the
 #: general population's households are as many as the Census children's share leaves beside the offenders'
-#: children, not a fixed 210,000 on top of them; partners made by partners_of have the cut-off age gap too.)
-MODEL_REVISION = "2026-12-07 Essex's total"
+#: children, not a fixed 210,000 on top of them; partners made by partners_of have the cut-off age gap too. Then: the
+#: start's adults follow the general distribution in every year of age, the offenders' partners taken out of it and
+#: the known offender groups cut to it; children and the parents drawn outside have a known father as often as the
+#: run's births.)
+MODEL_REVISION = "2026-12-07 a father as often as births"
 
 
 class ReoffendingModel(mesa.Model):

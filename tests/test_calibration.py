@@ -168,7 +168,7 @@ def test_the_start_lies_within_the_general_distribution():
     from sim.state.scenario import load_scenario
 
     t = TARGETS["start_within_general_distribution"]
-    assert t.lower <= start_tail_excess(load_scenario(BASELINE).population) <= t.upper
+    assert t.lower <= start_tail_excess(load_scenario(BASELINE)) <= t.upper
 
 
 def _meets(r) -> bool:

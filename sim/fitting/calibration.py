@@ -114,7 +114,7 @@ def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
             "da_incidents_per_year": s["da_incidents_per_year"],
             "da_repeat_share": s["da_repeat_share"],
             "da_high_risk_victims_per_year": s["da_high_risk_victims_per_year"],
-            "start_tail_excess": start_tail_excess(params.population),
+            "start_tail_excess": start_tail_excess(params),
             "men_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=True),
             "women_10_52_ever_convicted_end": metrics.share_ever_convicted(model.people, model.month, male=False),
         }

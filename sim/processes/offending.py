@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
+from ..state.population import births_with_father_share
 from ..state.rng import NEVER, geometric_wait, hash_ids, next_month_at, poisson_at, poisson_quantile, uniform_at
 from ..state.schedule import distinct
 from . import family, intervention, needs
@@ -659,7 +660,7 @@ def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     mother 2i + 2, the person node 0), a generation at a time. Each parent's standard normal score of log
     propensity is drawn given the child's as inheritance makes them (with heritability h and partners' correlation
     rho: each parent's slope h (1 + rho) / 2 with two parents, h with the mother alone; the two parents correlated
-    rho - slope^2 given the child); the father is known with the probability a household has two parents. Then,
+    rho - slope^2 given the child); the father is known as often as the run's births have one (``births_with_father_share``). Then,
     from the oldest generation down, each ancestor's past is drawn as the start draws its adults' with
     ``population.desistance_in_past_records`` (``_past_careers``; without it, the same with no desistance):
     proven offences along the age-crime curve over a life up to the child's age plus the parent's age at the birth
@@ -686,12 +687,13 @@ def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     z, age, known = np.empty((n, nodes)), np.empty((n, nodes), np.int64), np.ones((n, nodes), bool)
     z[:, 0] = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / sigma
     age[:, 0] = month - p.birth_month[rows]
+    father_known_share = births_with_father_share(prm)  # as the run's births have one
     mother_age_at_birth = int(round(12 * pop.parent_age_at_first_child_mean_years))
     father_age_at_birth = mother_age_at_birth + int(round(12 * prm.demography.partner_age_gap_mean_years))
     for g in range(OUTSIDE_GENERATIONS):  # scores and ages, from the person up
         child, fathers, mothers = slice(2**g - 1, 2 ** (g + 1) - 1), slice(2 ** (g + 1) - 1, 2 ** (g + 2) - 1, 2), slice(2 ** (g + 1), 2 ** (g + 2) - 1, 2)
         child_ids, child_z = ids[:, child].ravel(), z[:, child].ravel()
-        father_known = draws.uniform("parent_outside_known", month, child_ids) < pop.general_two_parent_share
+        father_known = draws.uniform("parent_outside_known", month, child_ids) < father_known_share
         slope = np.minimum(np.where(father_known, h * (1.0 + rho) / 2.0, h), 0.999)
         residual = np.sqrt(1.0 - slope**2)
         mother_fresh = draws.normal("parent_outside_propensity", month, child_ids, draw=1)

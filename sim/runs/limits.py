@@ -33,7 +33,7 @@ import numpy as np
 
 from ..state.params import Dist, Params
 from ..state.people import FIELDS
-from ..state.population import general_households
+from ..state.population import general_households, general_parents_per_household
 from ..state.scenario import DRAW_TAIL, ScenarioError, _map_uncertain
 
 # --- measured constants -------------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def _estimate_concrete(params: Params, events: bool) -> Estimate:
     adult_share = float(np.sum(pop.adult_age_band_share))
     households = general_households(params, offenders * f(pop.share_offenders_parents) * m * w_cjs)
     children = households * m
-    parents = households * (1.0 + f(pop.general_two_parent_share))
+    parents = households * general_parents_per_household(params)
     cjs_adults = offenders * (1.0 + other_adults) * w_cjs
     adults = max(f(pop.total_population) * adult_share - cjs_adults, parents)
     general = (adults + children) / w_gen

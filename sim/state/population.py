@@ -97,75 +97,149 @@ def _groups_on_general_scale(pop) -> tuple[float, list[tuple[float, float, float
 
 
 _SCORES = np.linspace(-10.0, 14.0, 4801)  # standard normal scores on which the general adults' distribution is tabulated
+#: the width (years) of the age cells in which the start's adults are made to follow the general distribution: the
+#: known offenders are mostly in their twenties, so cells as wide as the Census bands (18-39, until 2026-12-07) left
+#: those ages' upper tail about 10% heavier than births make it and the late thirties' lighter; as the twenties aged,
+#: offending at fixed ages rose over decades (README)
+CELL_YEARS = 1
 
 
-def _cells(pop) -> tuple[np.ndarray, list[tuple[bool, float, float]]]:
-    """The adult age bands' edges (years) and the cells (men?, band's lower age, upper age) the start is made
-    consistent in: births give every sex and age the same distribution, so each cell must hold it."""
-    edges = np.r_[np.asarray(pop.adult_age_band_lower_years, float), pop.oldest_age_years + 1.0]
+def _cells(params: Params) -> tuple[np.ndarray, list[tuple[bool, float, float]]]:
+    """The adult age cells' edges (years, ``CELL_YEARS`` wide from the adult age to ``oldest_age_years``) and the
+    cells (men?, lower age, upper age) the start is made consistent in: births give every sex and age the same
+    distribution, so each cell must hold it."""
+    pop = params.population
+    edges = np.arange(float(pop.adult_age_band_lower_years[0]), pop.oldest_age_years + CELL_YEARS, CELL_YEARS)
     return edges, [(male, lo, hi) for male in (True, False) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
-def _general_and_groups(pop) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each cell of ``_cells`` (sex and adult age band), on ``_SCORES``: the density of its adults' scores (real
-    people) if they followed the general distribution, and that of the known offender groups' people in it (their
-    ages as drawn: a gamma above the adult age)."""
+def _partner_ages_in_cells(params: Params, offender_ages, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The share of the partners of men and of women offenders (ages ``offender_ages``, a scipy distribution) in
+    each age cell of ``edges``: the offender's age less (for a man's partner) or plus (a woman's) the usual age
+    gap, drawn from the normal cut off so that the partner is an adult (``partners_of``)."""
+    from scipy.stats import norm
+
+    pop, d = params.population, params.demography
+    adult, step = float(edges[0]), 0.1
+    a = np.arange(adult + step / 2, pop.oldest_age_years, step)
+    weight = offender_ages.pdf(a)
+    weight /= weight.sum()
+    mean, sd = d.partner_age_gap_mean_years, max(pop.partner_age_gap_sd_years, 1e-9)
+    lo, hi = edges[None, :-1], edges[None, 1:]
+    at = a[:, None]
+    # a man's partner is a - gap, the gap at most a - adult
+    most = (at - adult - mean) / sd
+    men = (norm.cdf(np.minimum((at - lo - mean) / sd, most)) - norm.cdf(np.minimum((at - hi - mean) / sd, most)))
+    men /= np.maximum(norm.cdf(most), 1e-300)
+    # a woman's partner is a + gap, the gap at least adult - a
+    least = (adult - at - mean) / sd
+    women = norm.sf(np.maximum((lo - at - mean) / sd, least)) - norm.sf(np.maximum((hi - at - mean) / sd, least))
+    women /= np.maximum(norm.sf(least), 1e-300)
+    return weight @ np.clip(men, 0.0, None), weight @ np.clip(women, 0.0, None)
+
+
+def _general_and_groups(params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """The start's adults' densities of scores, as (``shapes``, ``people``): on ``_SCORES``, the shape of the general
+    distribution, of each known offender group's scores (``_groups_on_general_scale``'s groups, as designed: normal)
+    and of each group's partners' and children's other parents' (``_add_offender_families``: their scores correlated
+    with the offender's, ``partner_z``), one row each (1 + 2 x groups rows); and for each cell of ``_cells`` (sex and
+    year of adult age) the real people each row stands for there: every adult of the cell if they followed the
+    general distribution, the group's people (their ages as drawn: a gamma above the adult age), and the partners (of
+    the opposite sex, the usual age gap away). A cell's density of a kind is its people times its shape."""
     from scipy.stats import gamma, norm
 
+    pop, f = params.population, params.family
     spread, groups = _groups_on_general_scale(pop)
     adult = float(pop.adult_age_band_lower_years[0])
     shape = ((pop.offender_age_mean_years - adult) / pop.offender_age_sd_years) ** 2
     ages = gamma(shape, loc=adult, scale=(pop.offender_age_mean_years - adult) / shape)
-    out = []
-    for (male, lo, hi), band_share in zip(_cells(pop)[1], list(pop.adult_age_band_share) * 2):
-        sex_share = pop.other_adults_male_share if male else 1.0 - pop.other_adults_male_share
-        everyone = pop.total_population * band_share * sex_share * norm.pdf(_SCORES)
-        in_band = ages.cdf(hi) - ages.cdf(lo)
-        groups_density = sum((n * (men if male else 1.0 - men) * in_band * norm.pdf(_SCORES, shift, spread)
-                              for n, men, shift in groups), np.zeros(len(_SCORES)))
-        out.append((everyone, groups_density))
-    return out
+    edges, cells = _cells(params)
+    grid, target = adult_age_targets(pop, params.demography)
+    everyone_by_age = np.interp(edges[:-1], grid, target) * CELL_YEARS  # real people of each cell's ages
+    in_cell = ages.cdf(edges[1:]) - ages.cdf(edges[:-1])
+    partners_of_men, partners_of_women = _partner_ages_in_cells(params, ages, edges)
+    per_offender = pop.share_offenders_partnered + pop.share_offenders_parents * (1.0 - pop.share_offenders_partnered)
+    rho = f.partner_propensity_correlation
+    partner_sd = np.sqrt(rho**2 * spread**2 + 1.0 - rho**2)
+    shapes = np.array([norm.pdf(_SCORES)] + [norm.pdf(_SCORES, shift, spread) for _, _, shift in groups]
+                      + [norm.pdf(_SCORES, rho * shift, partner_sd) for _, _, shift in groups])
+    people = np.zeros((len(cells), len(shapes)))
+    for k, (male, lo, hi) in enumerate(cells):
+        i = k % len(in_cell)
+        people[k, 0] = everyone_by_age[i] * (pop.other_adults_male_share if male else 1.0 - pop.other_adults_male_share)
+        for g, (n, men, _) in enumerate(groups):
+            people[k, 1 + g] = n * (men if male else 1.0 - men) * in_cell[i]
+            # a woman here partners a man offender, a man a woman offender
+            people[k, 1 + len(groups) + g] = n * per_offender * ((1.0 - men) * partners_of_women[i] if male else men * partners_of_men[i])
+    return shapes, people
 
 
-def start_tail_excess(pop) -> float:
-    """The share of the known offender groups' people that the general distribution of propensity cannot hold
-    among the adults of their sex and age band (where the groups' density exceeds it): people of high propensity at
-    the start that births, which give every sex and age the general distribution, do not replace, so that offending
-    per head thins as they age (README, Calibration). 0 when the groups lie wholly inside it."""
-    cells = _general_and_groups(pop)
-    total = sum(groups.sum() for _, groups in cells)
-    excess = sum(np.maximum(groups - everyone, 0.0).sum() for everyone, groups in cells)
+def start_tail_excess(params: Params) -> float:
+    """The share of the known offender groups' people and their partners that the general distribution of
+    propensity cannot hold among the adults of their sex and year of age (where their density exceeds it): the
+    groups as designed (their medians) reach beyond what births give every sex and age, and the start cuts them down
+    there (``offender_scores``). 0 when they lie wholly inside it. (Before 2026-12-07 the excess stayed in the start,
+    people of high propensity births do not replace, so that offending per head thinned as they aged: README.)"""
+    shapes, people = _general_and_groups(params)
+    total = float((people[:, 1:] * shapes[1:].sum(axis=1)).sum())
+    excess = sum(np.maximum(cell[1:] @ shapes[1:] - cell[0] * shapes[0], 0.0).sum() for cell in people)
     return float(excess / total) if total > 0 else 0.0
 
 
-def general_adult_scores(pop) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
-    """With ``propensity_groups_from_general``: a monotone map, by sex and adult age band, of the general adults'
-    standard normal scores of log propensity onto the general distribution with the known offender groups of that
-    sex and age taken out, so that in every cell general adults and groups together follow the general distribution
-    (partners' correlation by rank stays). Called with (scores, ages in years, men?). None when the option is off
-    (scores used as drawn). Limit: offenders' partners are drawn as before, not mapped."""
-    if not pop.propensity_groups_from_general:
-        return None
+def _cell_maps(params: Params, cdf_of) -> Callable:
+    """A monotone map of standard normal draws, in each cell of ``_cells`` (sex, year of adult age), onto the scores
+    of the CDF ``cdf_of(shapes, people of the cell)`` gives (one row, or one per group): computed for the cells the
+    draws are in, one at a time (a few kB each), not kept."""
     from scipy.special import ndtr
 
-    edges, cells = _cells(pop)
-    cdfs = []
-    for everyone, groups in _general_and_groups(pop):
-        rest = np.maximum(everyone - groups, 0.0)  # the general adults' density
-        rest += rest.max() * 1e-12  # a floor (about 7 sd out), so that the CDF increases everywhere and no score maps far
-        cdf = np.cumsum(rest)
-        cdfs.append(cdf / cdf[-1])
+    edges, _ = _cells(params)
+    shapes, people = _general_and_groups(params)
 
-    def mapped(z: np.ndarray, age_years: np.ndarray, male: np.ndarray) -> np.ndarray:
+    def mapped(z: np.ndarray, age_years: np.ndarray, male: np.ndarray, row: int = 0) -> np.ndarray:
         z, out = np.asarray(z, float), np.empty(len(z))
         band = np.clip(np.searchsorted(edges, age_years, side="right") - 1, 0, len(edges) - 2)
         cell = np.where(male, 0, len(edges) - 1) + band
-        for k, cdf in enumerate(cdfs):
-            here = cell == k
-            out[here] = np.interp(ndtr(z[here]), cdf, _SCORES)
+        u = ndtr(z)
+        order = np.argsort(cell, kind="stable")
+        cells, starts = np.unique(cell[order], return_index=True)
+        for k, lo, hi in zip(cells, starts, np.r_[starts[1:], len(z)]):
+            density = np.atleast_2d(cdf_of(shapes, people[k]))[row]
+            density = density + density.max() * 1e-12  # a floor (about 7 sd out): the CDF increases everywhere, no score maps far
+            cdf = np.cumsum(density)
+            here = order[lo:hi]
+            out[here] = np.interp(u[here], cdf / cdf[-1], _SCORES) if cdf[-1] > 0 else z[here]  # (nobody there: as drawn)
         return out
 
     return mapped
+
+
+def general_adult_scores(params: Params) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    """With ``propensity_groups_from_general``: a monotone map, by sex and year of adult age, of the general
+    adults' standard normal scores of log propensity onto the general distribution with the known offender groups
+    and their partners of that sex and age taken out, so that in every cell general adults, groups and partners
+    together follow the general distribution (partners' correlation by rank stays). Called with (scores, ages in
+    years, men?). None when the option is off (scores used as drawn)."""
+    if not params.population.propensity_groups_from_general:
+        return None
+    return _cell_maps(params, lambda shapes, people: np.maximum(people[0] * shapes[0] - people[1:] @ shapes[1:], 0.0))
+
+
+def offender_scores(params: Params) -> Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray] | None:
+    """With ``propensity_groups_from_general``: a monotone map, by sex and year of adult age, of standard normal
+    draws onto the scores of a known offender group (``_groups_on_general_scale``'s index: custody and licence 0,
+    probation 1, recent offenders 2), its designed normal cut down wherever the groups and their partners would
+    exceed every adult of the cell (``start_tail_excess``): nobody starts above what births give their sex and age.
+    Called with (draws, ages in years, men?, group). None when the option is off."""
+    if not params.population.propensity_groups_from_general:
+        return None
+    groups = len(_groups_on_general_scale(params.population)[1])
+
+    def held(shapes, people):
+        everyone, known = people[0] * shapes[0], people[1:] @ shapes[1:]
+        room = np.minimum(1.0, np.divide(everyone, known, out=np.ones(len(everyone)), where=known > 0))
+        return people[1:1 + groups, None] * shapes[1:1 + groups] * room
+
+    return _cell_maps(params, held)
 
 
 def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarray:
@@ -221,6 +295,7 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
         (P.COMMUNITY_START, pop.community_count, pop.male_share_community, pop.prev_convictions_mean_community, pop.propensity_median_community),
     )
     w_cjs = pop.scale_cjs_families
+    held = offender_scores(params)
     offender_rows = []
     for start_status, count, male_share, prev_mean, prop_median in groups:
         n = _sample_count(rng, count, w_cjs)
@@ -228,13 +303,18 @@ def synthesize(params: Params, rng: np.random.Generator, people: P.People) -> No
         shape = ((pop.offender_age_mean_years - adult) / pop.offender_age_sd_years) ** 2
         age = adult + rng.gamma(shape, (pop.offender_age_mean_years - adult) / shape, n)
         z = rng.standard_normal(n)
+        male = rng.random(n) < male_share
+        propensity = prop_median * np.exp(sigma * z)
+        if held is not None:  # the group's scores as the general distribution holds them in each sex and age
+            group = {P.CUSTODY_START: 0, P.LICENCE_START: 0, P.PROBATION_START: 1}.get(start_status, 2)
+            propensity = pop.propensity_median_general * np.exp(sigma * held(z, age, male, group))
         rows = people.add(
             n,
-            sex_male=rng.random(n) < male_share,
+            sex_male=male,
             birth_month=-np.rint(age * 12).astype(np.int32),
             weight=w_cjs,
-            propensity=prop_median * np.exp(sigma * z),
-            prev_convictions=previous_convictions(rng, prev_mean, sigma * z),
+            propensity=propensity,
+            prev_convictions=previous_convictions(rng, prev_mean, np.log(propensity / prop_median)),
             status_at_start=start_status,
         )
         people.needs[rows] = draw_needs(rng, n, params.needs.prevalence_offenders)
@@ -457,6 +537,43 @@ def _households_by_parent_age(rng, n_children: np.ndarray, parent_age: np.ndarra
     return ages[child] * np.repeat(fit, counts), counts
 
 
+def births_with_father_share(params: Params) -> float:
+    """The share of the run's births whose father is known (those to a partnered mother, ``family.births``) in the
+    steady state of its couple flows: women of each fertile age partnered at ``partnered_share_by_sex`` and giving
+    birth at the partnered or the single rate, every fertile age equally many (as the start's age structure has
+    them). The start gives its children a known father, and draws one for people with no parent in the model
+    (``offending.parents_outside``), this often: a father's record counts for a child whether or not he still lives
+    with them (``family.rr_father_convicted_*``), so a start that gave children a father only where two parents
+    live together (``general_two_parent_share``, 74%) had the share whose father's record counts rise towards the
+    run's (84%) as the children born in it grew up (until 2026-12-07; README)."""
+    d = params.demography
+    ages = np.arange(d.fertile_age_min, d.fertile_age_max, 1.0 / 12.0) + 1.0 / 24.0
+    partnered = partnered_share_by_sex(ages, np.zeros(len(ages), bool), d, params.family.age_adult)
+    with_partner = partnered * (1.0 - (1.0 - d.fertility_partnered_per_year) ** (1.0 / 12.0))
+    single = (1.0 - partnered) * (1.0 - (1.0 - d.fertility_single_per_year) ** (1.0 / 12.0))
+    total = float((with_partner + single).sum())
+    return float(with_partner.sum()) / total if total > 0 else 0.0
+
+
+def absent_father_share(params: Params) -> float:
+    """The share of the general population's lone mothers' households at the start whose children's father is known
+    though he lives apart (a couple that separated), so that with the two-parent households the start's children have
+    a known father as often as the run's births (``births_with_father_share``); a lone father's children's mother is
+    always known (every birth has one)."""
+    two = params.population.general_two_parent_share
+    return float(np.clip((births_with_father_share(params) - two) / max(1.0 - two, 1e-12), 0.0, 1.0))
+
+
+def general_parents_per_household(params: Params) -> float:
+    """The parents the start makes for a general household with dependent children on average: one at home, a second
+    in two-parent households, and a parent living apart where the children's other parent is known
+    (``absent_father_share`` of lone mothers', every lone father's)."""
+    pop = params.population
+    lone = 1.0 - pop.general_two_parent_share
+    return 1.0 + pop.general_two_parent_share + lone * (pop.lone_parent_mother_share * absent_father_share(params)
+                                                        + 1.0 - pop.lone_parent_mother_share)
+
+
 def general_households(params: Params, children_there: float) -> float:
     """Households with dependent children the general population needs (real households): as many as hold the
     children the Census age structure leaves for them, the whole population less its adult bands
@@ -488,15 +605,18 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     first_birth_age = rng.normal(pop.parent_age_at_first_child_mean_years, pop.parent_age_at_first_child_sd_years, h)
     mother_age = np.maximum(adult, eldest + np.maximum(first_birth_age, params.demography.fertile_age_min))
     father_age = np.maximum(adult, mother_age + rng.normal(params.demography.partner_age_gap_mean_years, pop.partner_age_gap_sd_years, h))
-    has_mother = two_parent | lone_is_mother
-    has_father = two_parent | ~lone_is_mother
+    # the children's other parent, living apart, where known: every lone father's children's mother, and the father of
+    # absent_father_share of lone mothers' (so that children have a known father as often as the run's births)
+    apart = ~two_parent & (~lone_is_mother | (rng.random(h) < absent_father_share(params)))
+    has_mother = two_parent | lone_is_mother | apart
+    has_father = two_parent | ~lone_is_mother | apart
     median, sigma = pop.propensity_median_general, pop.propensity_sigma_general
 
-    # standard normal scores of log propensity; a father's is correlated with the mother's in two-parent households
+    # standard normal scores of log propensity; a father's is correlated with the mother's where both are known
     mother_z = rng.standard_normal(h)
     fresh = rng.standard_normal(h)
-    father_z = np.where(two_parent, partner_z(mother_z, params.family.partner_propensity_correlation, fresh), fresh)
-    mapped = general_adult_scores(pop)
+    father_z = np.where(two_parent | apart, partner_z(mother_z, params.family.partner_propensity_correlation, fresh), fresh)
+    mapped = general_adult_scores(params)
     if mapped is not None:
         mother_z, father_z = mapped(mother_z, mother_age, np.zeros(h, bool)), mapped(father_z, father_age, np.ones(h, bool))
 
@@ -638,7 +758,7 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
                           propensity=median * np.exp(sigma * z), status_at_start=P.COMMUNITY_START)
 
     women_z = rng.standard_normal(len(women_age))
-    mapped = general_adult_scores(pop)
+    mapped = general_adult_scores(params)
     if mapped is not None:
         men_z = mapped(men_z, men_age, np.ones(len(men_age), bool))
         wives_z = mapped(wives_z, wife_age, np.zeros(k, bool))
