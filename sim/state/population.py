@@ -97,19 +97,15 @@ def _groups_on_general_scale(pop) -> tuple[float, list[tuple[float, float, float
 
 
 _SCORES = np.linspace(-10.0, 14.0, 4801)  # standard normal scores on which the general adults' distribution is tabulated
-#: the width (years) of the age cells in which the start's adults are made to follow the general distribution: the
-#: known offenders are mostly in their twenties, so cells as wide as the Census bands (18-39, until 2026-12-07) left
-#: those ages' upper tail about 10% heavier than births make it and the late thirties' lighter; as the twenties aged,
-#: offending at fixed ages rose over decades (README)
-CELL_YEARS = 1
-
-
 def _cells(params: Params) -> tuple[np.ndarray, list[tuple[bool, float, float]]]:
-    """The adult age cells' edges (years, ``CELL_YEARS`` wide from the adult age to ``oldest_age_years``) and the
-    cells (men?, lower age, upper age) the start is made consistent in: births give every sex and age the same
-    distribution, so each cell must hold it."""
-    pop = params.population
-    edges = np.arange(float(pop.adult_age_band_lower_years[0]), pop.oldest_age_years + CELL_YEARS, CELL_YEARS)
+    """The adult age cells' edges (every year of age from the adult age to ``oldest_age_years``, as
+    ``adult_age_targets`` counts them) and the cells (men?, lower age, upper age) the start is made consistent in:
+    births give every sex and age the same distribution, so each cell must hold it. (Until 2026-12-07 the cells were
+    the Census bands, 18-39, 40-59 and 60+: the known offenders are mostly in their twenties, so those ages started
+    with an upper tail about 10% heavier than births make it and the late thirties with a lighter one; as the
+    twenties aged, offending at fixed ages rose over decades: README.)"""
+    grid, _ = adult_age_targets(params.population, params.demography)
+    edges = np.r_[grid, grid[-1] + 1.0]
     return edges, [(male, lo, hi) for male in (True, False) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
@@ -154,8 +150,8 @@ def _general_and_groups(params: Params) -> tuple[np.ndarray, np.ndarray]:
     shape = ((pop.offender_age_mean_years - adult) / pop.offender_age_sd_years) ** 2
     ages = gamma(shape, loc=adult, scale=(pop.offender_age_mean_years - adult) / shape)
     edges, cells = _cells(params)
-    grid, target = adult_age_targets(pop, params.demography)
-    everyone_by_age = np.interp(edges[:-1], grid, target) * CELL_YEARS  # real people of each cell's ages
+    _, target = adult_age_targets(pop, params.demography)
+    everyone_by_age = target  # real people of each cell's year of age (``_cells`` is on the same grid)
     in_cell = ages.cdf(edges[1:]) - ages.cdf(edges[:-1])
     partners_of_men, partners_of_women = _partner_ages_in_cells(params, ages, edges)
     per_offender = pop.share_offenders_partnered + pop.share_offenders_parents * (1.0 - pop.share_offenders_partnered)
@@ -164,7 +160,7 @@ def _general_and_groups(params: Params) -> tuple[np.ndarray, np.ndarray]:
     shapes = np.array([norm.pdf(_SCORES)] + [norm.pdf(_SCORES, shift, spread) for _, _, shift in groups]
                       + [norm.pdf(_SCORES, rho * shift, partner_sd) for _, _, shift in groups])
     people = np.zeros((len(cells), len(shapes)))
-    for k, (male, lo, hi) in enumerate(cells):
+    for k, (male, _, _) in enumerate(cells):
         i = k % len(in_cell)
         people[k, 0] = everyone_by_age[i] * (pop.other_adults_male_share if male else 1.0 - pop.other_adults_male_share)
         for g, (n, men, _) in enumerate(groups):
@@ -186,10 +182,11 @@ def start_tail_excess(params: Params) -> float:
     return float(excess / total) if total > 0 else 0.0
 
 
-def _cell_maps(params: Params, cdf_of) -> Callable:
+def _cell_maps(params: Params, cdf_of, as_drawn=lambda z, row: z) -> Callable:
     """A monotone map of standard normal draws, in each cell of ``_cells`` (sex, year of adult age), onto the scores
     of the CDF ``cdf_of(shapes, people of the cell)`` gives (one row, or one per group): computed for the cells the
-    draws are in, one at a time (a few kB each), not kept."""
+    draws are in, one at a time (a few kB each), not kept. In a cell that holds nobody of the kind the scores are
+    ``as_drawn(z, row)``."""
     from scipy.special import ndtr
 
     edges, _ = _cells(params)
@@ -207,7 +204,7 @@ def _cell_maps(params: Params, cdf_of) -> Callable:
             density = density + density.max() * 1e-12  # a floor (about 7 sd out): the CDF increases everywhere, no score maps far
             cdf = np.cumsum(density)
             here = order[lo:hi]
-            out[here] = np.interp(u[here], cdf / cdf[-1], _SCORES) if cdf[-1] > 0 else z[here]  # (nobody there: as drawn)
+            out[here] = np.interp(u[here], cdf / cdf[-1], _SCORES) if cdf[-1] > 0 else as_drawn(z[here], row)
         return out
 
     return mapped
@@ -232,14 +229,18 @@ def offender_scores(params: Params) -> Callable[[np.ndarray, np.ndarray, np.ndar
     Called with (draws, ages in years, men?, group). None when the option is off."""
     if not params.population.propensity_groups_from_general:
         return None
-    groups = len(_groups_on_general_scale(params.population)[1])
+    spread, groups = _groups_on_general_scale(params.population)
+    k = len(groups)
 
     def held(shapes, people):
-        everyone, known = people[0] * shapes[0], people[1:] @ shapes[1:]
-        room = np.minimum(1.0, np.divide(everyone, known, out=np.ones(len(everyone)), where=known > 0))
-        return people[1:1 + groups, None] * shapes[1:1 + groups] * room
+        # what the general distribution leaves the groups beside the partners (who are not cut), shared in proportion
+        everyone, partners = people[0] * shapes[0], people[1 + k:] @ shapes[1 + k:]
+        designed = people[1:1 + k, None] * shapes[1:1 + k]
+        total = designed.sum(axis=0)
+        room = np.clip(np.divide(everyone - partners, total, out=np.ones(len(total)), where=total > 0), 0.0, 1.0)
+        return designed * room
 
-    return _cell_maps(params, held)
+    return _cell_maps(params, held, lambda z, row: groups[row][2] + spread * z)
 
 
 def draw_needs(rng: np.random.Generator, n: int, prevalence: tuple) -> np.ndarray:
@@ -557,11 +558,14 @@ def births_with_father_share(params: Params) -> float:
 
 def absent_father_share(params: Params) -> float:
     """The share of the general population's lone mothers' households at the start whose children's father is known
-    though he lives apart (a couple that separated), so that with the two-parent households the start's children have
-    a known father as often as the run's births (``births_with_father_share``); a lone father's children's mother is
-    always known (every birth has one)."""
-    two = params.population.general_two_parent_share
-    return float(np.clip((births_with_father_share(params) - two) / max(1.0 - two, 1e-12), 0.0, 1.0))
+    though he lives apart (a couple that separated), so that with the two-parent and the lone fathers' households the
+    start's children have a known father as often as the run's births (``births_with_father_share``); a lone
+    father's children's mother is always known (every birth has one). (Until 2026-12-07, afternoon, the lone fathers'
+    households were left out of it: 1.3 points too many fathers.)"""
+    pop = params.population
+    lone_mothers = (1.0 - pop.general_two_parent_share) * pop.lone_parent_mother_share
+    with_father = 1.0 - lone_mothers  # two-parent and lone fathers' households
+    return float(np.clip((births_with_father_share(params) - with_father) / max(lone_mothers, 1e-12), 0.0, 1.0))
 
 
 def general_parents_per_household(params: Params) -> float:
