@@ -301,11 +301,12 @@ def test_the_start_s_past_records_are_as_long_as_those_the_run_grows():
     record grown by the run) have about the same mean record. Before the drawn past carried state dependence its
     records were about 10% shorter at these ages (2.76 against 3.0 at 33-45, 20 years on); with its needs and orders
     switched off (``_past_needs_terms`` and ``_past_sentence_terms`` off in ``_draw_past_convictions``) this test
-    fails, 2.45 against 2.75."""
+    fails, 2.45 against 2.75. Six seeds pooled: three read from 0.91 to 1.04 of the start between triples of seeds
+    (2026-12-07), too noisy for the 6% asked."""
     from sim import ReoffendingModel
 
     means = {0: [], 120: []}
-    for seed in (11, 12, 13):
+    for seed in (11, 12, 13, 14, 15, 16):
         params = load_scenario(BASELINE, ["population.scale_general=40", "population.scale_cjs_families=2", "run.years=10",
                                           "run.calibration=point"])
 
