@@ -297,7 +297,7 @@ def test_an_order_s_start_raises_the_rate_for_the_months_after_it():
 
 def test_the_start_s_past_records_are_as_long_as_those_the_run_grows():
     """The drawn past (``_past_careers``, with the needs and orders of the run) against the run itself: adults aged
-    28-38 with a record at the start (records drawn, the last 8 years simulated) and ten years on (most of their adult
+    28-38 with a record at the start (records drawn, the last years simulated) and ten years on (most of their adult
     record grown by the run) have about the same mean record. Before the drawn past carried state dependence its
     records were about 10% shorter at these ages (2.76 against 3.0 at 33-45, 20 years on); with its needs and orders
     switched off (``_past_needs_terms`` and ``_past_sentence_terms`` off in ``_draw_past_convictions``) this test
