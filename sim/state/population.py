@@ -97,6 +97,8 @@ def _groups_on_general_scale(pop) -> tuple[float, list[tuple[float, float, float
 
 
 _SCORES = np.linspace(-10.0, 14.0, 4801)  # standard normal scores on which the general adults' distribution is tabulated
+
+
 def _cells(params: Params) -> tuple[np.ndarray, list[tuple[bool, float, float]]]:
     """The adult age cells' edges (every year of age from the adult age to ``oldest_age_years``, as
     ``adult_age_targets`` counts them) and the cells (men?, lower age, upper age) the start is made consistent in:
