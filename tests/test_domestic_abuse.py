@@ -131,7 +131,10 @@ def test_the_simulated_past_runs_partner_abuse_and_no_year_is_primed_over_it():
         q = start.people
         return q.weight[: q.n][np.isin(q.status[: q.n], [CUSTODY, LICENCE, PROBATION])].sum()
 
-    assert under_sentence(start_on) > 1.02 * under_sentence(start_off)
+    # pooled over four seeds: at these weights one seed's stocks move by 5-20% either way (on the ninth recheck's
+    # point seeds 7-12 read 1.00, 1.20, 1.00, 1.05, 0.96, 1.21 on / off; 7-10 pooled 1.07)
+    assert (sum(under_sentence(Start.build(on, s)) for s in (8, 9, 10)) + under_sentence(start_on)
+            > 1.02 * (sum(under_sentence(Start.build(off, s)) for s in (8, 9, 10)) + under_sentence(start_off)))
     model = ReoffendingModel(on, seed=7)  # (builds the same start for itself)
     for field in ("da_victim_last_month", "da_victim_run", "da_chain", "da_last_month", "da_exposed_month"):
         assert np.array_equal(getattr(model.people, field)[:n], getattr(p, field)[:n]), field  # nothing primed over it
