@@ -171,6 +171,19 @@ def test_the_start_lies_within_the_general_distribution():
     assert t.lower <= start_tail_excess(load_scenario(BASELINE)) <= t.upper
 
 
+def test_partner_abuse_targets_are_judged_only_where_partner_abuse_runs():
+    """A baseline without partner abuse reads 0 incidents: ``sim validate`` leaves the DA targets out there (until
+    2026-12-07 it printed them as failures) and keeps them, with every other target, for the DA scenario."""
+    from sim.state.scenario import load_scenario
+
+    needing = {name for name, t in TARGETS.items() if t.needs == "domestic_abuse"}
+    assert needing == {name for name in TARGETS if name.startswith("da_")}
+    base, da = load_scenario(BASELINE), load_scenario("scenarios/domestic_abuse.toml")
+    assert {name for name, t in TARGETS.items() if t.applies_to(base)} == set(TARGETS) - needing
+    assert all(t.applies_to(da) for t in TARGETS.values())
+    assert not TARGETS["da_incidents_per_year"].applies_to(load_scenario("scenarios/domestic_abuse.toml", ["domestic_abuse.incidents_per_month_base=0"]))
+
+
 def _meets(r) -> bool:
     """Within the band, or outside it by less than 1.645 Monte Carlo standard errors of the mean: the rule the
     ensemble's members were kept by (``sim.fitting.ensemble.CHECK_Z``): a target the ensemble sits at the edge of is

@@ -53,6 +53,12 @@ class Target:
     definition: str
     source: str
     known_gap: str = ""  # why the model does not reach it (empty: it should)
+    needs: str = ""  # a process the scenario must run for the target to be measured (empty: always measured)
+
+    def applies_to(self, params: Params) -> bool:
+        """Whether a scenario measures this target: partner abuse's targets only where partner abuse is on (a
+        baseline without it would read 0 incidents, not a miss)."""
+        return self.needs != "domestic_abuse" or params.domestic_abuse.incidents_per_month_base > 0
 
     @property
     def half_width(self) -> float:
@@ -62,7 +68,7 @@ class Target:
 def load_targets(path: Path = CALIBRATION_DIR / "targets.toml") -> list[Target]:
     data = tomllib.loads(Path(path).read_text())
     return [Target(name, float(t["value"]), float(t["lower"]), float(t["upper"]), float(t.get("weight", 1.0)), t["metric"],
-                   t["run"], t["definition"], t["source"], t.get("known_gap", "")) for name, t in data.items()]
+                   t["run"], t["definition"], t["source"], t.get("known_gap", ""), t.get("needs", "")) for name, t in data.items()]
 
 
 def load_free_parameters(path: Path = CALIBRATION_DIR / "free_parameters.toml") -> dict[str, dict]:
@@ -361,8 +367,9 @@ def validate(scenario: str | Path, reps: int, seed: int, workers: int, overrides
 
 def validate_all(scenario: str | Path, reps: int, seed: int, workers: int, overrides=(), long_reps: int | None = None
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``validate``'s table, and the steadiness of the same runs (``steadiness``)."""
-    targets = load_targets()
+    """``validate``'s table, and the steadiness of the same runs (``steadiness``); targets the scenario does not
+    measure (``Target.applies_to``) are left out."""
+    targets = [t for t in load_targets() if t.applies_to(load_scenario(scenario, overrides))]
     runs = {t.run for t in targets}
     measured = measure({run: scenario_for(run, scenario, overrides, VALIDATE_YEARS) for run in sorted(runs)}, reps, seed, workers,
                        long_reps)
