@@ -419,8 +419,10 @@ def test_sim_validate_ensemble_prints_each_fitted_target_with_the_members_interv
         line = next(row for row in printed.splitlines() if f" {t.name} " in row)
         assert f"members 5-95%: {across.loc[t.name, 'p05']:.3f} to {across.loc[t.name, 'p95']:.3f}" in line
         assert table.loc[t.name, "members_p95"] == pytest.approx(across.loc[t.name, "p95"])
-    secondary = [t.name for t in E.load_targets() if t.weight == 0]
+    baseline = load_scenario(BASELINE)
+    secondary = [t.name for t in E.load_targets() if t.weight == 0 and t.applies_to(baseline)]
     assert secondary and table.loc[secondary, "members_p05"].isna().all()
+    assert not any(name.startswith("da_") for name in table.index)  # partner abuse is off in the baseline
 
 
 def test_short_of_sets_inside_every_band_candidates_are_the_least_loss_sets_not_ruled_out(monkeypatch):
