@@ -513,6 +513,7 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
         m, x = since, months_of_age[since]
         k, c, f, mask = 0, 0, 1.0, 0
         last_conv, order_month, need_next, need_draws = -never, -never, never, 0
+        last_desist_draw = -never  # (experiment: one desistance draw per month, as the run's courts draw per court-month)
         started = not needs_on  # needs begin at coming of age
         wait = -math.log1p(-uniform_at(pid, wait_key, 0))  # exposure to the next proven offence
         at_month_start = True  # (changes due in a month happen at its start, once)
@@ -587,8 +588,9 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
                     p_order = _logistic(order_intercept + order_per_log_prev * math.log1p(record))
                     if not custody and uniform_at(pid, sentence_key, 3 * record + 2) < p_order:
                         order_month = m
-            if uniform_at(pid, desist_key, record + 1) < _logistic(desist_intercept + desist_per_log_prev * math.log1p(record)):
+            if m != last_desist_draw and uniform_at(pid, desist_key, record + 1) < _logistic(desist_intercept + desist_per_log_prev * math.log1p(record)):
                 f *= desisted_multiplier
+            last_desist_draw = m
             wait = -math.log1p(-uniform_at(pid, wait_key, record + 1))
         count[i], cautions[i], factor[i] = k, c, f
     return count, cautions, last, factor
