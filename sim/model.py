@@ -32,7 +32,7 @@ from .state.scenario import realize, with_member
 #: start's adults follow the general distribution in every year of age, the offenders' partners taken out of it and
 #: the known offender groups cut to it; children and the parents drawn outside have a known father as often as the
 #: run's births.)
-MODEL_REVISION = "2026-12-07 the start by year of age"
+MODEL_REVISION = "2026-12-07 desistance once a month in the drawn past"
 
 
 class ReoffendingModel(mesa.Model):

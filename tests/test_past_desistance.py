@@ -75,6 +75,17 @@ def test_desistance_shortens_records_and_the_longer_the_record_the_less_often_it
     assert np.allclose(factor, j.desisted_propensity_multiplier ** powers) and (powers <= count).all()
 
 
+def test_a_past_career_draws_desistance_at_most_once_a_month_as_the_courts_do():
+    """The run's courts draw desistance once per person and court-month, however many cases they sentence; a drawn
+    career with several proven offences in a month of age draws it once too (until 2026-12-07 it drew after every
+    offence, so the prolific reached the start more desisted than the run keeps them: README, What is left). With
+    certain desistance that barely lowers the rate, the factor counts the months with an offence, not the offences."""
+    count, _, factor = careers(rate=5.0, intercept=60.0, multiplier=0.99, start=50, stop=60, n=2_000)
+    draws_made = np.round(np.log(factor) / np.log(0.99)).astype(int)
+    assert count.min() > 20  # about 50 offences in 10 months each
+    assert (draws_made <= 10).all() and (draws_made >= 9).mean() > 0.99
+
+
 def test_the_start_s_records_carry_desistance_only_with_the_option():
     """Records as drawn (no simulated past): with the option, some of the people with a record start with their
     propensity lowered (by a power of the multiplier) and nobody without one does, and the general adults' records are

@@ -490,9 +490,10 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
     raises the rate as in the run (``offending.order_start_multiplier_initial``). So the past carries the run's state
     dependence: an offender's needs and orders make the next offence likelier. (Until 2026-12-06 a past career had
     neither: records drawn for the start were shorter and less concentrated than those the run then grew, and the
-    stocks they drive rose over decades; README.) Left out: custody's time away (a custodial sentence neither
-    removes the person nor gives needs on release), the run's one desistance draw per court-month, and no caution
-    under sentence. With ``first_conviction_only`` a career stops at its first conviction. Returns the convictions,
+    stocks they drive rose over decades; README.) Desistance is drawn at most once a month of age, as the run's
+    courts draw it once per person and court-month (until 2026-12-07 after every proven offence: the prolific reached
+    the start more desisted than the run keeps them). Left out: custody's time away (a custodial sentence neither
+    removes the person nor gives needs on release) and no caution under sentence. With ``first_conviction_only`` a career stops at its first conviction. Returns the convictions,
     the cautions, the month of age of the last conviction (-1 if none) and the factor desistance left on the
     propensity."""
     wait_key, desist_key, caution_key, needs_key, sentence_key = keys
@@ -513,7 +514,7 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
         m, x = since, months_of_age[since]
         k, c, f, mask = 0, 0, 1.0, 0
         last_conv, order_month, need_next, need_draws = -never, -never, never, 0
-        last_desist_draw = -never  # (experiment: one desistance draw per month, as the run's courts draw per court-month)
+        last_desist_draw = -never  # the month of age of the last desistance draw (one a month, as the courts')
         started = not needs_on  # needs begin at coming of age
         wait = -math.log1p(-uniform_at(pid, wait_key, 0))  # exposure to the next proven offence
         at_month_start = True  # (changes due in a month happen at its start, once)
