@@ -23,6 +23,7 @@ import pandas as pd
 
 from .. import metrics
 from ..model import ReoffendingModel
+from ..processes import domestic_abuse
 from ..runs.batch import replicate_seeds, write_atomic
 from ..runs.output import events_frame, people_frame, summarise, timeseries_frame
 from ..runs.paired import run_all
@@ -58,7 +59,7 @@ class Target:
     def applies_to(self, params: Params) -> bool:
         """Whether a scenario measures this target: partner abuse's targets only where partner abuse is on (a
         baseline without it would read 0 incidents, not a miss)."""
-        return self.needs != "domestic_abuse" or params.domestic_abuse.incidents_per_month_base > 0
+        return self.needs != "domestic_abuse" or domestic_abuse.is_on(params.domestic_abuse)
 
     @property
     def half_width(self) -> float:
