@@ -370,7 +370,8 @@ def validate_all(scenario: str | Path, reps: int, seed: int, workers: int, overr
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``validate``'s table, and the steadiness of the same runs (``steadiness``); targets the scenario does not
     measure (``Target.applies_to``) are left out."""
-    targets = [t for t in load_targets() if t.applies_to(load_scenario(scenario, overrides))]
+    params = load_scenario(scenario, overrides)
+    targets = [t for t in load_targets() if t.applies_to(params)]
     runs = {t.run for t in targets}
     measured = measure({run: scenario_for(run, scenario, overrides, VALIDATE_YEARS) for run in sorted(runs)}, reps, seed, workers,
                        long_reps)
