@@ -23,6 +23,7 @@ import pandas as pd
 
 from .. import metrics
 from ..model import ReoffendingModel
+from ..processes import domestic_abuse
 from ..runs.batch import replicate_seeds, write_atomic
 from ..runs.output import events_frame, people_frame, summarise, timeseries_frame
 from ..runs.paired import run_all
@@ -58,7 +59,7 @@ class Target:
     def applies_to(self, params: Params) -> bool:
         """Whether a scenario measures this target: partner abuse's targets only where partner abuse is on (a
         baseline without it would read 0 incidents, not a miss)."""
-        return self.needs != "domestic_abuse" or params.domestic_abuse.incidents_per_month_base > 0
+        return self.needs != "domestic_abuse" or domestic_abuse.is_on(params.domestic_abuse)
 
     @property
     def half_width(self) -> float:
@@ -369,7 +370,8 @@ def validate_all(scenario: str | Path, reps: int, seed: int, workers: int, overr
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``validate``'s table, and the steadiness of the same runs (``steadiness``); targets the scenario does not
     measure (``Target.applies_to``) are left out."""
-    targets = [t for t in load_targets() if t.applies_to(load_scenario(scenario, overrides))]
+    params = load_scenario(scenario, overrides)
+    targets = [t for t in load_targets() if t.applies_to(params)]
     runs = {t.run for t in targets}
     measured = measure({run: scenario_for(run, scenario, overrides, VALIDATE_YEARS) for run in sorted(runs)}, reps, seed, workers,
                        long_reps)
