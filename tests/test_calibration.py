@@ -683,14 +683,11 @@ def test_the_baseline_is_steady(validated):
     assert drifting.empty, drifting.to_string()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: over 45 years custody per adult at the first year's ages rises with "
-                   "some of the ensemble's members: on this seed's 8 replicates (ninth revision, 2026-12-07) custody "
-                   "reads 1.15 in year 23, RMS yearly deviation 0.106, and licence RMS 0.054, against the limit of 0.05; on "
-                   "24 replicates of the seed custody 1.12 (RMS 0.082), licence steady; on the README's 100 of seed "
-                   "1007 every series steady (custody 1.07, RMS 0.047) (README, Calibration, Is the baseline steady?)")
 def test_the_baseline_is_steady_per_head_over_45_years(validated):
     """Every steady series of the 45-year runs stays within its tolerance per head (the adult series per adult at the
-    first year's ages); the population on its projected path."""
+    first year's ages); the population on its projected path. (An expected failure until the model's tenth revision,
+    2026-12-07: on this seed custody per adult at the first year's ages rose to 1.15, RMS 0.106, while the drawn past
+    gave the prolific more chances to desist than the run's courts do; README, Is the baseline steady?)"""
     summary = steadiness_summary(validated[1])
     drifting = summary[(summary["run"] == "long") & ~summary["steady"]]
     assert drifting.empty, drifting.to_string()
