@@ -1,7 +1,7 @@
 """Calibration tests: the calibrated baseline reproduces the published targets, measured by their definitions
 from the simulated microdata; the measuring code is checked on hand-made logs; and a mis-set parameter fails.
 
-Replicates: 16 ten-year and 4 forty-five-year runs here (a couple of minutes at most); REOFFSIM_FULL=1 uses 32 and 8."""
+Replicates: 32 ten-year and 8 forty-five-year runs here (a few minutes); REOFFSIM_FULL=1 uses 48 and 12."""
 
 from __future__ import annotations
 
