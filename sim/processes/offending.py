@@ -684,29 +684,30 @@ def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     n, nodes = len(rows), 2 ** (OUTSIDE_GENERATIONS + 1) - 1
     if n == 0:
         return np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, bool)
-    ids = np.empty((n, nodes), np.int64)
-    ids[:, 0] = p.person_id[rows]
-    ids[:, 1:] = hash_ids(ids[:, :1], -np.arange(1, nodes))  # (negative: apart from births' ids, hash_ids(mother, k))
-    z, age, known = np.empty((n, nodes)), np.empty((n, nodes), np.int64), np.ones((n, nodes), bool)
-    z[:, 0] = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / sigma
-    age[:, 0] = month - p.birth_month[rows]
+    # (node-major: a generation's nodes are whole rows, so no column copies; each draw is keyed by its node's id)
+    ids = np.empty((nodes, n), np.int64)
+    ids[0] = p.person_id[rows]
+    ids[1:] = hash_ids(ids[:1], -np.arange(1, nodes)[:, None])  # (negative: apart from births' ids, hash_ids(mother, k))
+    z, age, known = np.empty((nodes, n)), np.empty((nodes, n), np.int64), np.ones((nodes, n), bool)
+    z[0] = np.log(p.innate_propensity[rows] / pop.propensity_median_general) / sigma
+    age[0] = month - p.birth_month[rows]
     father_known_share = births_with_father_share(prm)  # as the run's births have one
     mother_age_at_birth = int(round(12 * pop.parent_age_at_first_child_mean_years))
     father_age_at_birth = mother_age_at_birth + int(round(12 * prm.demography.partner_age_gap_mean_years))
     for g in range(OUTSIDE_GENERATIONS):  # scores and ages, from the person up
         child, fathers, mothers = slice(2**g - 1, 2 ** (g + 1) - 1), slice(2 ** (g + 1) - 1, 2 ** (g + 2) - 1, 2), slice(2 ** (g + 1), 2 ** (g + 2) - 1, 2)
-        child_ids, child_z = ids[:, child].ravel(), z[:, child].ravel()
+        child_ids, child_z = ids[child].ravel(), z[child].ravel()
         father_known = draws.uniform("parent_outside_known", month, child_ids) < father_known_share
         slope = np.minimum(np.where(father_known, h * (1.0 + rho) / 2.0, h), 0.999)
         residual = np.sqrt(1.0 - slope**2)
         mother_fresh = draws.normal("parent_outside_propensity", month, child_ids, draw=1)
         given = np.clip((rho - slope**2) / residual**2, -1.0, 1.0)  # the parents' correlation given the child
-        z[:, mothers] = (slope * child_z + residual * mother_fresh).reshape(n, -1)
-        z[:, fathers] = (slope * child_z + residual * (given * mother_fresh + np.sqrt(1.0 - given**2)
-                         * draws.normal("parent_outside_propensity", month, child_ids, draw=0))).reshape(n, -1)
-        known[:, fathers] = father_known.reshape(n, -1)
-        age[:, fathers] = age[:, child] + father_age_at_birth
-        age[:, mothers] = age[:, child] + mother_age_at_birth
+        z[mothers] = (slope * child_z + residual * mother_fresh).reshape(-1, n)
+        z[fathers] = (slope * child_z + residual * (given * mother_fresh + np.sqrt(1.0 - given**2)
+                      * draws.normal("parent_outside_propensity", month, child_ids, draw=0))).reshape(-1, n)
+        known[fathers] = father_known.reshape(-1, n)
+        age[fathers] = age[child] + father_age_at_birth
+        age[mothers] = age[child] + mother_age_at_birth
     prevalence = np.asarray(prm.needs.prevalence_general, float)
     masks = (np.arange(1 << len(prevalence))[:, None] >> np.arange(len(prevalence))) & 1
     needs_rr = float(np.prod(np.where(masks == 1, prevalence, 1.0 - prevalence), axis=1) @ needs_rr_table(tuple(prm.needs.offending_rr)))
@@ -719,28 +720,28 @@ def _parents_outside(model, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     is_father = np.arange(nodes) % 2 == 1
     rr = np.array([[f.rr_father_convicted_daughter, f.rr_mother_convicted_daughter],  # by the node's sex, then the parent's
                    [f.rr_father_convicted_son, f.rr_mother_convicted_son]])
-    convicted = np.zeros((n, nodes), bool)
+    convicted = np.zeros((nodes, n), bool)
     for g in range(OUTSIDE_GENERATIONS, 0, -1):  # records, from the oldest generation down
         level = np.arange(2**g - 1, 2 ** (g + 1) - 1)
-        son = is_father[level]
-        family_rr = np.ones((n, len(level)))
+        son = is_father[level][:, None]
+        family_rr = np.ones((len(level), n))
         if g < OUTSIDE_GENERATIONS:
             their_father, their_mother = 2 * level + 1, 2 * level + 2
-            family_rr = np.where(known[:, their_father] & convicted[:, their_father], rr[son.astype(int), 0], 1.0) \
-                * np.where(convicted[:, their_mother], rr[son.astype(int), 1], 1.0)
-        a, family_rr = age[:, level].ravel(), family_rr.ravel()
+            family_rr = np.where(known[their_father] & convicted[their_father], rr[son.astype(int), 0], 1.0) \
+                * np.where(convicted[their_mother], rr[son.astype(int), 1], 1.0)
+        a, family_rr = age[level].ravel(), family_rr.ravel()
         # a grandparent's convictions count while their child is under the family effect's age limit (the person's
         # own parents', to today: the person's hazard, or their outgrown multiplier, reads them now)
-        child_age = age[:, (level - 1) // 2].ravel()
+        child_age = age[(level - 1) // 2].ravel()
         end = a - (np.maximum(0, child_age - until) if g > 1 else 0)
-        rate = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z[:, level]) \
+        rate = o.offences_per_month_base * pop.propensity_median_general * np.exp(sigma * z[level]) \
             * np.where(son, 1.0, o.female_multiplier)
         count, _, _, _ = _past_careers(
-            ids[:, level].ravel(), rate.ravel() * needs_rr * _share_proven(o), since, end, months_of_age,
+            ids[level].ravel(), rate.ravel() * needs_rr * _share_proven(o), since, end, months_of_age,
             family_rr, until, keys, desist_terms, _past_caution_terms(prm), _past_needs_terms(prm, False),
             _past_sentence_terms(prm, False), True)
-        convicted[:, level] = (count > 0).reshape(n, -1)
-    return known[:, 1], convicted[:, 1], convicted[:, 2]
+        convicted[level] = (count > 0).reshape(-1, n)
+    return known[1], convicted[1], convicted[2]
 
 
 def already_in_cjs(status, awaiting_court, last_conviction_month, month: int, recent_months: int) -> np.ndarray:
