@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .runs import batch as _batch
 from .runs.batch import BatchStore, replicate_model, replicate_outputs, replicate_seeds, run_batch
 from .runs.output import git_commit
 from .state.scenario import ScenarioError, load_scenario
@@ -214,6 +215,122 @@ def time_batch(params, reps: int, workers: int) -> float:
         return time.perf_counter() - t0
 
 
+# --- where a replicate's time goes ------------------------------------------------------------------------------------
+
+#: what ``time_by_process`` times, as (row label, module, function): the month's processes (in the simulated past of
+#: the build too, where they run), the start's synthesis and drawn records, Mesa's bookkeeping of the agents, the
+#: monthly record and the outputs; each row's time excludes the time of the rows called inside it
+PROCESS_TIMERS = (
+    ("synthesis of the start", "sim.state.population", "synthesize"),
+    ("parents outside the area", "sim.processes.offending", "record_parents_outside"),
+    ("records drawn for newcomers", "sim.processes.offending", "record_past_convictions"),
+    ("justice", "sim.processes.justice", "step"),
+    ("intervention", "sim.processes.intervention", "step"),
+    ("needs", "sim.processes.needs", "step"),
+    ("offending", "sim.processes.offending", "step"),
+    ("domestic abuse", "sim.processes.domestic_abuse", "step"),
+    ("domestic abuse", "sim.processes.domestic_abuse", "past_month"),
+    ("courts", "sim.processes.courts", "step"),
+    ("exits (deaths, moves)", "sim.processes.exits", "step"),
+    ("family (partners, births)", "sim.processes.family", "step"),
+    ("arrivals", "sim.processes.exits", "arrivals"),
+    ("Mesa agents (register, remove, release)", "sim.model", "ReoffendingModel.add_agents"),
+    ("Mesa agents (register, remove, release)", "sim.model", "ReoffendingModel.remove_agents"),
+    ("Mesa agents (register, remove, release)", "sim.model", "ReoffendingModel.release"),
+    ("monthly record", "sim.model", "monthly_record"),
+    ("outputs (series, metrics, costs)", "sim.runs.batch", "replicate_outputs"),
+)
+
+
+class _Timers:
+    """Wraps each function of ``PROCESS_TIMERS`` in place (the modules' attributes, which the callers look up at each
+    call) to add its exclusive time to ``seconds[(phase, label)]``; ``restore`` puts the originals back."""
+
+    def __init__(self):
+        import importlib
+
+        self.phase = "build"
+        self.seconds: dict[tuple[str, str], float] = {}
+        self._stack: list[float] = []  # time spent in timed callees of each open call
+        self._saved = []
+        for label, module, name in PROCESS_TIMERS:
+            owner = importlib.import_module(module)
+            *path, attr = name.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            original = getattr(owner, attr)
+            self._saved.append((owner, attr, original))
+            setattr(owner, attr, self._wrap(label, original))
+
+    def _wrap(self, label: str, fn):
+        def timed(*args, **kwargs):
+            self._stack.append(0.0)
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - t0
+                inner = self._stack.pop()
+                key = (self.phase, label)
+                self.seconds[key] = self.seconds.get(key, 0.0) + elapsed - inner
+                if self._stack:
+                    self._stack[-1] += elapsed
+        return timed
+
+    def restore(self) -> None:
+        for owner, attr, original in reversed(self._saved):
+            setattr(owner, attr, original)
+
+
+@dataclass
+class ProcessTimes:
+    """One replicate's time by process (``time_by_process``): seconds by (phase, label), phase "build" or "run"
+    ("outputs" counted with the run), and each phase's whole time."""
+
+    seconds: dict
+    build: float
+    run: float
+
+    def rows(self) -> list[list[str]]:
+        """A row per label, the costliest first, then what no label covers (Python glue, the build's arrays) and the
+        whole."""
+        labels = list(dict.fromkeys(label for label, _, _ in PROCESS_TIMERS))
+        total = self.build + self.run
+        out = []
+        for label in sorted(labels, key=lambda lb: -(self.seconds.get(("build", lb), 0) + self.seconds.get(("run", lb), 0))):
+            b, r = self.seconds.get(("build", label), 0.0), self.seconds.get(("run", label), 0.0)
+            if b + r > 0:
+                out.append([label, f"{b:.2f} s", f"{r:.2f} s", f"{(b + r) / total:.0%}"])
+        other_b = self.build - sum(v for (ph, _), v in self.seconds.items() if ph == "build")
+        other_r = self.run - sum(v for (ph, _), v in self.seconds.items() if ph == "run")
+        out.append(["the rest (glue, arrays, copies)", f"{other_b:.2f} s", f"{other_r:.2f} s", f"{(other_b + other_r) / total:.0%}"])
+        out.append(["whole replicate", f"{self.build:.2f} s", f"{self.run:.2f} s", "100%"])
+        return out
+
+
+PROCESS_HEADER = ["where a replicate's time goes", "build (with the simulated past)", "run and outputs", "share"]
+
+
+def time_by_process(params, seed: int) -> ProcessTimes:
+    """One replicate (build, run, outputs, release) with each of ``PROCESS_TIMERS`` timed; the wrappers cost about a
+    microsecond a call (a few thousand calls), so the whole is a little slower than ``time_replicate``'s."""
+    gc.collect()
+    timers = _Timers()
+    try:
+        t0 = time.perf_counter()
+        model = replicate_model(params, seed)
+        build = time.perf_counter() - t0
+        timers.phase = "run"
+        t0 = time.perf_counter()
+        model.run()
+        _batch.replicate_outputs(model, seed, 0)
+        model.release()
+        run = time.perf_counter() - t0
+    finally:
+        timers.restore()
+    return ProcessTimes(timers.seconds, build, run)
+
+
 # --- the cases ------------------------------------------------------------------------------------------------------
 
 
@@ -291,6 +408,8 @@ class Results:
     reference_end_s: float | None = None
     #: the reference kernel beside the batch: the mean of its times just before and just after it
     batch_reference_s: float | None = None
+    #: one default-weights replicate timed by process (``time_by_process``; None: not run)
+    processes: ProcessTimes | None = None
 
     def case(self, key: str) -> Case:
         return next(c for c in self.cases if c.key == key)
@@ -403,6 +522,9 @@ def render_text(res: Results) -> str:
              "cohort metrics, cost ledger, the model released; write: its Parquet parts):",
              text_table(REPLICATE_HEADER, res.replicate_rows()), "", "Against the targets:",
              text_table(TARGET_HEADER, res.target_rows())]
+    if res.processes is not None:
+        parts += ["", "Where the time of one default-weights replicate goes (each process timed, the time of what it calls "
+                  "excluded):", text_table(PROCESS_HEADER, res.processes.rows())]
     notes = res.notes()
     return "\n".join(parts + ([""] + notes if notes else []))
 
@@ -411,6 +533,8 @@ def render_markdown(res: Results) -> str:
     """The README's block: the prose wrapped as the README is (115 columns), the tables as Markdown."""
     lines = [*textwrap.wrap(f"Measured {res.heading()}.", 115), "", markdown_table(REPLICATE_HEADER, res.replicate_rows()), "",
              markdown_table(TARGET_HEADER, res.target_rows())]
+    if res.processes is not None:
+        lines += ["", markdown_table(PROCESS_HEADER, res.processes.rows())]
     for note in res.notes():
         lines += ["", *textwrap.wrap(note, 115)]
     return "\n".join(lines)
@@ -484,7 +608,7 @@ def run_bench(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3
     workers = workers or os.cpu_count() or 1
     seed = replicate_seeds(1, 1)[0]  # replicate 0 of a batch with root seed 1
     todo = cases(scenario, years, repeats, quick)
-    n = 2 + len(todo)
+    n = 3 + len(todo)
     ref_repeats = 2 if quick else REFERENCE_REPEATS
     _stage(1, n, f"reference kernel, best of {ref_repeats}")
     ref, checksum = time_reference(ref_repeats)
@@ -509,6 +633,9 @@ def run_bench(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3
         _done(f"{t.total:.2f} s (build {t.build:.2f}, run {t.run:.2f}, outputs {t.outputs:.2f}, write {t.write:.2f})"
               + (f", peak memory {t.peak_rss_bytes / 1e9:.2f} GB" if t.peak_rss_bytes else ""))
     res = Results(ref, todo, years, workers, quick=quick, load_at_start=load)
+    _stage(n - 1, n, f"where the time goes: one replicate, {todo[0].label}, each process timed")
+    res.processes = time_by_process(load_scenario(scenario, todo[0].overrides), seed)
+    _done(f"{res.processes.build + res.processes.run:.2f} s with the timers")
     _stage(n, n, f"batch of {batch_reps:,} replicates, default weights, on {workers} worker(s)" if batch_reps else "batch: skipped (--batch-reps 0)")
     if batch_reps:
         res.batch_reps = batch_reps
@@ -551,6 +678,28 @@ def main(scenario: str | Path = "scenarios/baseline.toml", repeats: int = 3, bat
             print(f"sim: error: --update-readme: {readme} {exc}; nothing written", file=sys.stderr)
             return 2
         print(f"-> {readme}: Speed table between {README_START} and {README_END} rewritten", flush=True)
+    return 0
+
+
+def main_by_process(scenario: str | Path, quick: bool = False) -> int:
+    """``sim bench --by-process``: one replicate at the scenario's default weights (after a one-year warm-up: compiled
+    kernels, caches), each process timed (``time_by_process``), printed as a table: where to look first."""
+    try:
+        todo = cases(scenario, 1.0 if quick else 10.0, 1, quick)
+    except ScenarioError as exc:
+        print(f"sim: error: {exc}", file=sys.stderr)
+        return 2
+    params = load_scenario(scenario, todo[0].overrides)
+    seed = replicate_seeds(1, 1)[0]
+    _stage(1, 2, "warm-up: one replicate of a year")
+    with replicate_model(load_scenario(scenario, todo[0].overrides + ["run.years=1"]), seed) as model:
+        model.run()
+    _stage(2, 2, f"one replicate, {todo[0].label}, {_years(params.run.years)}, each process timed")
+    times = time_by_process(params, seed)
+    print(f"sim bench --by-process: {scenario}, {todo[0].label} (general {_weight(todo[0].general)}, CJS "
+          f"{_weight(todo[0].cjs)}), seed {seed}; each row's time excludes the rows it calls"
+          + ("; --quick (1-year run, tiny population)" if quick else ""))
+    print(text_table(PROCESS_HEADER, times.rows()), flush=True)
     return 0
 
 

@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: time this engine and the one in the checkout DIR in turn on --scenario (e.g. after git "
                             "worktree add DIR REV); other options but --rounds are ignored")
     bench.add_argument("--rounds", type=_pos_int, default=6, help="rounds of --against (default 6)")
+    bench.add_argument("--by-process", action="store_true",
+                       help="instead: one replicate at the default weights with each process timed (build and run), a table of "
+                            "where the time goes (seconds)")
     return parser
 
 
@@ -872,6 +875,13 @@ def cmd_bench(args) -> int:
     from .bench import main as bench_main
     from .bench import main_against
 
+    if args.by_process:
+        if args.update_readme or args.against is not None:
+            print("sim: error: --by-process is a table of its own: not with --update-readme or --against", file=sys.stderr)
+            return 2
+        from .bench import main_by_process
+
+        return main_by_process(args.scenario, quick=args.quick)
     if args.against is not None:
         if args.update_readme:
             print("sim: error: --against with --update-readme: a comparison is not the Speed table", file=sys.stderr)

@@ -134,7 +134,47 @@ def test_quick_bench_prints_every_row(capsys):
     assert "skipped (--no-full)" in lines["full scale, time"]
     assert "--quick" in out  # the figures say they are not benchmark figures
     stages = [line.split("]")[0] for line in captured.err.splitlines() if line.startswith("bench [")]
-    assert stages == [f"bench [{k}/5" for k in range(1, 6)]  # a progress line per stage
+    assert stages == [f"bench [{k}/6" for k in range(1, 7)]  # a progress line per stage
+    assert "offending" in lines and "whole replicate" in lines  # where the time goes
+
+
+def test_time_by_process_times_each_process_and_puts_everything_back():
+    """Each process of the month (in the build's simulated past too) has its own time, the times of what a timed
+    function calls are not counted twice (the rows add up to no more than the whole), and every wrapped function is
+    the original again afterwards, also after a failure."""
+    import importlib
+
+    from sim import load_scenario
+
+    def originals():
+        out = []
+        for _, module, name in bench.PROCESS_TIMERS:
+            owner = importlib.import_module(module)
+            *path, attr = name.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            out.append(getattr(owner, attr))
+        return out
+
+    before = originals()
+    quick = next(c for c in bench.cases(BASELINE, 1, 1, quick=True) if c.key == "default")
+    params = load_scenario(BASELINE, quick.overrides)
+    times = bench.time_by_process(params, seed=7)
+    assert originals() == before
+    for phase, label in (("build", "offending"), ("run", "offending"), ("build", "synthesis of the start"),
+                         ("run", "family (partners, births)"), ("run", "Mesa agents (register, remove, release)"),
+                         ("run", "outputs (series, metrics, costs)")):
+        assert times.seconds[(phase, label)] > 0, (phase, label)
+    assert ("build", "family (partners, births)") not in times.seconds  # the past has no births or partnerships
+    for phase, whole in (("build", times.build), ("run", times.run)):
+        assert sum(v for (ph, _), v in times.seconds.items() if ph == phase) <= whole
+    rows = {r[0]: r for r in times.rows()}
+    assert rows["whole replicate"][1:] == [f"{times.build:.2f} s", f"{times.run:.2f} s", "100%"]
+    assert "the rest (glue, arrays, copies)" in rows
+
+    with pytest.raises(Exception):
+        bench.time_by_process(load_scenario(BASELINE, quick.overrides + ["run.years=0.5"]), seed="not a seed")
+    assert originals() == before
 
 
 def test_one_replicate_in_a_fresh_process():
@@ -187,3 +227,18 @@ def test_against_stops_an_engine_that_hangs(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "AGAINST_TIMEOUT", 3)
     with pytest.raises(RuntimeError, match="took more than 3 s"):
         bench.compare_engines(other, BASELINE, rounds=1, repeats=1)
+
+
+def test_by_process_prints_where_the_time_goes(capsys):
+    assert cli_main(["bench", "--scenario", str(BASELINE), "--by-process", "--quick"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split("  ")[0]: line for line in out.splitlines()}
+    for row in ("offending", "needs", "courts", "synthesis of the start", "whole replicate"):
+        assert row in lines, row
+    assert lines["whole replicate"].rstrip().endswith("100%")
+
+
+@pytest.mark.parametrize("extra", [["--update-readme"], ["--against", "."]])
+def test_by_process_is_a_table_of_its_own(extra, capsys):
+    assert cli_main(["bench", "--by-process", "--quick", *extra]) == 2
+    assert "--by-process" in capsys.readouterr().err
