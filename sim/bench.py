@@ -19,10 +19,12 @@ The stages, each announced by a line on stderr as it starts (the whole takes a f
    ``repeats - 1``;
 4. full scale, every weight 1, once, in a fresh process (``python -m sim.bench --one``) so that its peak resident
    memory (``ru_maxrss``) is its own;
-5. a Monte Carlo batch of ``batch_reps`` replicates (default 100) on all cores, written to a temporary folder as
+5. one more replicate at the default weights with each process timed on its own (``time_by_process``, build and
+   run): where the time goes (``sim bench --by-process`` prints only this);
+6. a Monte Carlo batch of ``batch_reps`` replicates (default 100) on all cores, written to a temporary folder as
    ``sim run --reps`` writes it: seconds a replicate, and the time for 1,000 (projected from it unless 1,000 or
    more ran);
-6. the reference kernel again: how far it moved from stage 1 shows how steady the machine was. The heading also
+7. the reference kernel again: how far it moved from stage 1 shows how steady the machine was. The heading also
    gives the 1-minute load average as the benchmark started (other work on the cores).
 
 ``sim bench --against DIR`` instead times this engine and the one in another checkout in turn (``compare_engines``):
@@ -323,7 +325,7 @@ def time_by_process(params, seed: int) -> ProcessTimes:
         timers.phase = "run"
         t0 = time.perf_counter()
         model.run()
-        _batch.replicate_outputs(model, seed, 0)
+        _batch.replicate_outputs(model, seed, 0)  # (looked up on its module, so that its timer counts it)
         model.release()
         run = time.perf_counter() - t0
     finally:
