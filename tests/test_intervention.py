@@ -12,7 +12,7 @@ import pytest
 import sim.processes.intervention as intervention
 from sim import ReoffendingModel
 from sim.runs.batch import replicate_seeds
-from sim.runs.paired import compare, run_all
+from sim.runs.paired import compare, compare_arms, run_all
 from sim.processes.intervention import ACTIVE, LEFT, NONE, WAITING
 from sim.runs.output import events_frame, timeseries_frame
 from sim.state.people import CUSTODY, FREE, LICENCE, PROBATION
@@ -313,13 +313,13 @@ DOSE_COMMON = [*SMALL, "run.years=4", "run.calibration=point", *HELPFUL]
 
 @pytest.fixture(scope="module")
 def dose():
-    """Paired replicates (same seeds) of multi_agency at 0, 10 and 20 hours against it switched off."""
+    """Paired replicates (same seeds) of multi_agency at 0, 10 and 20 hours against it switched off, every arm of a
+    replicate from the one start (as a sweep runs its grid points)."""
     off = load(*DOSE_COMMON, "intervention.coverage=0", path=MULTI_AGENCY)
-    rows, base_runs = {}, None
-    for hours in (0, 10, 20):
-        iv = load(*DOSE_COMMON, f"intervention.intensity_hours_per_month={hours}", path=MULTI_AGENCY)
-        rows[hours], _, _, base_runs = compare(off, iv, DOSE_REPS, DOSE_ROOT, workers=1, baseline_runs=base_runs)
-    return off, rows
+    hours = (0, 10, 20)
+    arms = [load(*DOSE_COMMON, f"intervention.intensity_hours_per_month={h}", path=MULTI_AGENCY) for h in hours]
+    results, _ = compare_arms(off, arms, DOSE_REPS, DOSE_ROOT, workers=1)
+    return off, {h: rows for h, (rows, _, _) in zip(hours, results)}
 
 
 def mean_se(x) -> tuple[float, float]:
