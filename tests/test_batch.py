@@ -543,3 +543,21 @@ def test_a_signal_swallowed_in_a_finalizer_still_stops_the_run():
             batch._finish_each(ex, calls, lambda key, future: done.append(key), stall_timeout=60, window=2, cancel=True)
     assert stop.value.signal == "SIGTERM" and len(done) < 20
     assert signal.getsignal(signal.SIGTERM) is not None and not batch._STOP_REQUESTED
+
+
+_LOADED_AT_START = "[m for m in ('sim.model', 'sim.runs.batch', 'sim.runs.paired', 'pandas', 'numba', 'mesa') if m not in __import__('sys').modules]"
+
+
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(), reason="no forkserver here")
+def test_local_workers_start_with_the_model_imported():
+    """The forkserver imports the model once (``batch.WORKER_PRELOAD``), so a worker it forks has it before its first
+    task: ``eval`` (a builtin, whose unpickling imports nothing) finds every module there, and a replicate gives what
+    it gives in this process."""
+    with executor_for(workers=2) as pool:
+        assert pool.submit(eval, _LOADED_AT_START).result() == []
+        params = load_scenario(BASELINE, [*SMALL, "run.years=1"])
+        seed = replicate_seeds(3, 1)[0]
+        there = pool.submit(replicate_result, params, seed, 0).result()
+    here = replicate_result(params, seed, 0)
+    pd.testing.assert_frame_equal(there[0], here[0])
+    pd.testing.assert_series_equal(pd.Series(there[1]), pd.Series(here[1]))  # (NaN where a rate has no cohort)

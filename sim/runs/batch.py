@@ -205,6 +205,22 @@ class _ProcessPool(ProcessPoolExecutor):
         self.shutdown(wait=False)
 
 
+#: what the forkserver imports once, as it starts: every worker it forks then begins with the model, numpy, pandas,
+#: numba and Mesa imported (instead of importing them anew, about 1.5-2 s of a core a worker)
+WORKER_PRELOAD = ("sim.runs.batch", "sim.runs.paired")
+
+
+def process_context():
+    """The start method of local workers: forkserver where there is one (forking a process that already runs
+    threads, numpy's or pandas', can deadlock), its server preloaded with ``WORKER_PRELOAD`` (a server already
+    running keeps what it has: the workers are then as they were), else spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WORKER_PRELOAD))
+    return context
+
+
 @contextmanager
 def executor_for(workers: int | None = None, scheduler: str | None = None):
     """The executor for a batch: a Dask cluster by address, one process (workers=1) or local processes.
@@ -231,9 +247,7 @@ def executor_for(workers: int | None = None, scheduler: str | None = None):
     elif (workers or os.cpu_count() or 1) <= 1:
         yield InlineExecutor()
     else:
-        # forkserver: forking a process that already runs threads (numpy, pandas) can deadlock
-        context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-        pool = _ProcessPool(workers or os.cpu_count(), context)
+        pool = _ProcessPool(workers or os.cpu_count(), process_context())
         try:
             yield pool
         except BaseException:
