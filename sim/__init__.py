@@ -9,7 +9,6 @@ runs) does not import the model.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from importlib import import_module
 from pathlib import Path
@@ -17,15 +16,13 @@ from typing import TYPE_CHECKING
 
 
 def _numba_cache_dir() -> Path:
-    """Where numba keeps this version's compiled kernels: a folder named by a digest of every source file of the
-    package. Numba renews a kernel's cache when the kernel's own file changes, but not when a function it inlines from
-    another module does (``sim.state.rng``'s draws, say), so after an update or a change of branch a stale kernel could
-    give other random numbers; a folder per version of the sources cannot."""
-    package = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
-    return package / "__pycache__" / f"numba-{digest.hexdigest()[:16]}"
+    """Where numba keeps this version's compiled kernels: a folder named by ``sources_digest``. Numba renews a
+    kernel's cache when the kernel's own file changes, but not when a function it inlines from another module does
+    (``sim.state.rng``'s draws, say), so after an update or a change of branch a stale kernel could give other random
+    numbers; a folder per version of the sources cannot."""
+    from .state.sources import PACKAGE, sources_digest  # (hashlib and pathlib only: numba is not imported yet)
+
+    return PACKAGE / "__pycache__" / f"numba-{sources_digest()[:16]}"
 
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache_dir()))  # (before numba is first imported, by any module)

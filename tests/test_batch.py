@@ -561,3 +561,16 @@ def test_local_workers_start_with_the_model_imported():
     here = replicate_result(params, seed, 0)
     pd.testing.assert_frame_equal(there[0], here[0])
     pd.testing.assert_series_equal(pd.Series(there[1]), pd.Series(here[1]))  # (NaN where a rate has no cohort)
+
+
+def test_workers_are_spawned_afresh_once_the_sources_change(monkeypatch):
+    """After the package's sources change on disk in a running session, the forkserver's preloaded modules are stale:
+    local workers are then spawned, importing the sources as they are now."""
+    monkeypatch.setattr(batch, "_preloaded_sources", None)
+    monkeypatch.setattr(batch, "sources_digest", lambda: "before")
+    assert batch.process_context().get_start_method() in ("forkserver", "spawn")
+    first = batch.process_context().get_start_method()
+    monkeypatch.setattr(batch, "sources_digest", lambda: "after an edit")
+    assert batch.process_context().get_start_method() == "spawn"
+    if "forkserver" in __import__("multiprocessing").get_all_start_methods():
+        assert first == "forkserver"

@@ -58,6 +58,7 @@ from ..appraisal import costs as C
 from ..model import ReoffendingModel
 from ..state.params import Params
 from ..state.scenario import ScenarioError, load_scenario
+from ..state.sources import sources_digest
 from .outdir import claimed, read_manifest, remove_ours
 from .output import ensemble_record, git_commit, manifest, summarise, timeseries_frame, versions
 from .preflight import check_scheduler
@@ -210,11 +211,23 @@ class _ProcessPool(ProcessPoolExecutor):
 WORKER_PRELOAD = ("sim.runs.batch", "sim.runs.paired")
 
 
+#: the package's ``sources_digest`` when this process first asked for local workers (its forkserver's modules)
+_preloaded_sources: str | None = None
+
+
 def process_context():
     """The start method of local workers: forkserver where there is one (forking a process that already runs
     threads, numpy's or pandas', can deadlock), its server preloaded with ``WORKER_PRELOAD`` (a server already
-    running keeps what it has: the workers are then as they were), else spawn."""
+    running keeps what it has: the workers are then as they were), else spawn. Once the package's sources have
+    changed on disk since this process's first batch (an edit in a running notebook, say), the server's modules are
+    stale and its workers would run the old code: spawn then, whose workers import the sources afresh, as before."""
+    global _preloaded_sources
     if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    digest = sources_digest()
+    if _preloaded_sources is None:
+        _preloaded_sources = digest
+    elif digest != _preloaded_sources:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(WORKER_PRELOAD))

@@ -1,0 +1,18 @@
+"""The package's sources as they are on disk: a digest that names a version of the code (numba's cache folder, a
+local worker server's freshness)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+#: the package's folder
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def sources_digest() -> str:
+    """A digest of every source file of the package as it is on disk now (what a fresh import would run)."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
