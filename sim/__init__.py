@@ -16,13 +16,10 @@ from typing import TYPE_CHECKING
 
 
 def _numba_cache_dir() -> Path:
-    """Where numba keeps this version's compiled kernels: a folder named by ``sources_digest``. Numba renews a
-    kernel's cache when the kernel's own file changes, but not when a function it inlines from another module does
-    (``sim.state.rng``'s draws, say), so after an update or a change of branch a stale kernel could give other random
-    numbers; a folder per version of the sources cannot."""
-    from .state.sources import PACKAGE, sources_digest  # (hashlib and pathlib only: numba is not imported yet)
+    """Where numba keeps this version's compiled kernels (``sim.state.sources.numba_cache_dir``)."""
+    from .state.sources import numba_cache_dir, sources_digest  # (hashlib and pathlib only: numba is not imported yet)
 
-    return PACKAGE / "__pycache__" / f"numba-{sources_digest()[:16]}"
+    return numba_cache_dir(sources_digest())
 
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache_dir()))  # (before numba is first imported, by any module)

@@ -225,7 +225,7 @@ def time_batch(params, reps: int, workers: int) -> float:
 PROCESS_TIMERS = (
     ("synthesis of the start", "sim.state.population", "synthesize"),
     ("parents outside the area", "sim.processes.offending", "record_parents_outside"),
-    ("records drawn for newcomers", "sim.processes.offending", "record_past_convictions"),
+    ("drawn past records (start, newcomers)", "sim.processes.offending", "record_past_convictions"),
     ("justice", "sim.processes.justice", "step"),
     ("intervention", "sim.processes.intervention", "step"),
     ("needs", "sim.processes.needs", "step"),
@@ -255,14 +255,18 @@ class _Timers:
         self.seconds: dict[tuple[str, str], float] = {}
         self._stack: list[float] = []  # time spent in timed callees of each open call
         self._saved = []
-        for label, module, name in PROCESS_TIMERS:
-            owner = importlib.import_module(module)
-            *path, attr = name.split(".")
-            for part in path:
-                owner = getattr(owner, part)
-            original = getattr(owner, attr)
-            self._saved.append((owner, attr, original))
-            setattr(owner, attr, self._wrap(label, original))
+        try:
+            for label, module, name in PROCESS_TIMERS:
+                owner = importlib.import_module(module)
+                *path, attr = name.split(".")
+                for part in path:
+                    owner = getattr(owner, part)
+                original = getattr(owner, attr)
+                self._saved.append((owner, attr, original))
+                setattr(owner, attr, self._wrap(label, original))
+        except BaseException:  # (one that cannot be found: those already wrapped are put back)
+            self.restore()
+            raise
 
     def _wrap(self, label: str, fn):
         def timed(*args, **kwargs):

@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=_pos_int, default=6, help="rounds of --against (default 6)")
     bench.add_argument("--by-process", action="store_true",
                        help="instead: one replicate at the default weights with each process timed (build and run), a table of "
-                            "where the time goes (seconds)")
+                            "where the time goes (seconds); other options but --scenario and --quick are ignored")
     return parser
 
 

@@ -545,7 +545,7 @@ def test_a_signal_swallowed_in_a_finalizer_still_stops_the_run():
     assert signal.getsignal(signal.SIGTERM) is not None and not batch._STOP_REQUESTED
 
 
-_LOADED_AT_START = "[m for m in ('sim.model', 'sim.runs.batch', 'sim.runs.paired', 'pandas', 'numba', 'mesa') if m not in __import__('sys').modules]"
+_MISSING_AT_START = "[m for m in ('sim.model', 'sim.runs.batch', 'sim.runs.paired', 'pandas', 'numba', 'mesa') if m not in __import__('sys').modules]"
 
 
 @pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(), reason="no forkserver here")
@@ -554,7 +554,7 @@ def test_local_workers_start_with_the_model_imported():
     task: ``eval`` (a builtin, whose unpickling imports nothing) finds every module there, and a replicate gives what
     it gives in this process."""
     with executor_for(workers=2) as pool:
-        assert pool.submit(eval, _LOADED_AT_START).result() == []
+        assert pool.submit(eval, _MISSING_AT_START).result() == []
         params = load_scenario(BASELINE, [*SMALL, "run.years=1"])
         seed = replicate_seeds(3, 1)[0]
         there = pool.submit(replicate_result, params, seed, 0).result()
@@ -568,9 +568,25 @@ def test_workers_are_spawned_afresh_once_the_sources_change(monkeypatch):
     local workers are then spawned, importing the sources as they are now."""
     monkeypatch.setattr(batch, "_preloaded_sources", None)
     monkeypatch.setattr(batch, "sources_digest", lambda: "before")
-    assert batch.process_context().get_start_method() in ("forkserver", "spawn")
     first = batch.process_context().get_start_method()
+    again = batch.process_context().get_start_method()
     monkeypatch.setattr(batch, "sources_digest", lambda: "after an edit")
     assert batch.process_context().get_start_method() == "spawn"
     if "forkserver" in __import__("multiprocessing").get_all_start_methods():
-        assert first == "forkserver"
+        assert first == again == "forkserver"
+
+
+def test_workers_get_numba_s_cache_folder_of_the_sources_as_they_are(monkeypatch, tmp_path):
+    """Workers inherit NUMBA_CACHE_DIR: after an edit it names the new sources' folder, not the one ``sim`` chose on
+    import (a kernel that inlines an edited function would otherwise be read from the old folder); a folder the user
+    chose is left alone."""
+    from sim.state.sources import numba_cache_dir
+
+    monkeypatch.setattr(batch, "_preloaded_sources", None)
+    monkeypatch.setattr(batch, "sources_digest", lambda: "b" * 64)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(numba_cache_dir("a" * 64)))
+    batch.process_context()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(numba_cache_dir("b" * 64))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    batch.process_context()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")

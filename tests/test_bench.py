@@ -139,9 +139,9 @@ def test_quick_bench_prints_every_row(capsys):
 
 
 def test_time_by_process_times_each_process_and_puts_everything_back():
-    """Each process of the month (in the build's simulated past too) has its own time, the times of what a timed
-    function calls are not counted twice (the rows add up to no more than the whole), and every wrapped function is
-    the original again afterwards, also after a failure."""
+    """On a real replicate: each process of the month (in the build's simulated past too) has its own time, the rows
+    add up to no more than the whole, and every wrapped function is the original again afterwards (the exclusive
+    times and the failures: the two tests below)."""
     import importlib
 
     from sim import load_scenario
@@ -172,9 +172,56 @@ def test_time_by_process_times_each_process_and_puts_everything_back():
     assert rows["whole replicate"][1:] == [f"{times.build:.2f} s", f"{times.run:.2f} s", "100%"]
     assert "the rest (glue, arrays, copies)" in rows
 
-    with pytest.raises(Exception):
-        bench.time_by_process(load_scenario(BASELINE, quick.overrides + ["run.years=0.5"]), seed="not a seed")
-    assert originals() == before
+
+def test_timers_count_each_function_s_own_time_also_when_it_raises(monkeypatch):
+    """On a clock the functions move themselves: an outer function's time leaves out the inner one's it calls, an
+    inner call that raises is counted up to the raise, and afterwards the originals are back."""
+    import sys
+    import types
+
+    clock = [0.0]
+    fake = types.ModuleType("fake_processes")
+
+    def inner(fail=False):
+        clock[0] += 2.0
+        if fail:
+            raise RuntimeError("inner failed")
+
+    def outer():
+        clock[0] += 1.0
+        fake.inner()
+        clock[0] += 3.0
+        try:
+            fake.inner(fail=True)
+        except RuntimeError:
+            pass
+        clock[0] += 0.5
+
+    fake.inner, fake.outer = inner, outer
+    monkeypatch.setitem(sys.modules, "fake_processes", fake)
+    monkeypatch.setattr(bench, "PROCESS_TIMERS", (("outer", "fake_processes", "outer"), ("inner", "fake_processes", "inner")))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    timers = bench._Timers()
+    fake.outer()
+    timers.phase = "run"
+    with pytest.raises(RuntimeError):
+        fake.inner(fail=True)
+    timers.restore()
+    assert timers.seconds == {("build", "outer"): 4.5, ("build", "inner"): 4.0, ("run", "inner"): 2.0}
+    assert timers._stack == [] and fake.outer is outer and fake.inner is inner
+
+
+def test_timers_put_back_what_they_wrapped_when_one_cannot_be_found(monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("fake_processes")
+    fake.step = step = lambda: None
+    monkeypatch.setitem(sys.modules, "fake_processes", fake)
+    monkeypatch.setattr(bench, "PROCESS_TIMERS", (("step", "fake_processes", "step"), ("gone", "fake_processes", "no_such")))
+    with pytest.raises(AttributeError):
+        bench._Timers()
+    assert fake.step is step
 
 
 def test_one_replicate_in_a_fresh_process():

@@ -58,7 +58,7 @@ from ..appraisal import costs as C
 from ..model import ReoffendingModel
 from ..state.params import Params
 from ..state.scenario import ScenarioError, load_scenario
-from ..state.sources import sources_digest
+from ..state.sources import numba_cache_dir, sources_digest
 from .outdir import claimed, read_manifest, remove_ours
 from .output import ensemble_record, git_commit, manifest, summarise, timeseries_frame, versions
 from .preflight import check_scheduler
@@ -218,13 +218,18 @@ _preloaded_sources: str | None = None
 def process_context():
     """The start method of local workers: forkserver where there is one (forking a process that already runs
     threads, numpy's or pandas', can deadlock), its server preloaded with ``WORKER_PRELOAD`` (a server already
-    running keeps what it has: the workers are then as they were), else spawn. Once the package's sources have
-    changed on disk since this process's first batch (an edit in a running notebook, say), the server's modules are
-    stale and its workers would run the old code: spawn then, whose workers import the sources afresh, as before."""
+    running keeps what it has: the workers are then as they were), else spawn. The preloaded server runs the
+    threads numpy and pyarrow start as they are imported (idle, and fork-safe: both hold their locks across a fork),
+    so each fork is of a multi-threaded process, which Python 3.12 and later warn of when deprecation warnings are
+    shown. Once the package's sources have changed on disk since this process's first batch (an edit in a running
+    notebook, say), the server's modules are stale and its workers would run the old code: spawn then, whose workers
+    import the sources afresh (the old server idles until this process ends). Either way the workers get numba's
+    cache folder of the sources as they are now (``_numba_cache_of``)."""
     global _preloaded_sources
+    digest = sources_digest()
+    _numba_cache_of(digest)
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    digest = sources_digest()
     if _preloaded_sources is None:
         _preloaded_sources = digest
     elif digest != _preloaded_sources:
@@ -232,6 +237,16 @@ def process_context():
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(WORKER_PRELOAD))
     return context
+
+
+def _numba_cache_of(digest: str) -> None:
+    """Point ``NUMBA_CACHE_DIR``, which workers inherit, at the cache folder of the sources with ``digest``, where it
+    names one of this package's folders (``sim`` set it on import; a folder the user chose is left alone): kernels
+    compiled from sources edited since would otherwise be read from the old folder."""
+    folder = numba_cache_dir(digest)
+    current = os.environ.get("NUMBA_CACHE_DIR")
+    if current and current != str(folder) and Path(current).parent == folder.parent and Path(current).name.startswith("numba-"):
+        os.environ["NUMBA_CACHE_DIR"] = str(folder)
 
 
 @contextmanager

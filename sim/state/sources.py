@@ -10,6 +10,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
+def numba_cache_dir(digest: str) -> Path:
+    """Where numba keeps the compiled kernels of the sources with ``digest``: a folder per version of the sources.
+    Numba renews a kernel's cache when the kernel's own file changes, but not when a function it inlines from another
+    module does (``sim.state.rng``'s draws, say), so after an update or a change of branch a stale kernel could give
+    other random numbers; a folder per version cannot."""
+    return PACKAGE / "__pycache__" / f"numba-{digest[:16]}"
+
+
 def sources_digest() -> str:
     """A digest of every source file of the package as it is on disk now (what a fresh import would run)."""
     digest = hashlib.sha256()
