@@ -226,3 +226,19 @@ def chromium_or_skip(what: str) -> str:
         pytest.fail("Chromium is not installed and could not be installed (needs root and Debian's apt); "
                     "install it, or set REOFFSIM_SKIP_BROWSER=1 to skip this test on a machine without it")
     return browser
+
+
+@pytest.fixture(autouse=True)
+def _numba_cache_folder_left_as_found(request):
+    """A test must not leave NUMBA_CACHE_DIR pointing elsewhere: every worker and subprocess started later inherits
+    it, and a folder with no compiled kernels makes each of them compile afresh (slower, and more memory than the
+    estimates of sim.runs.limits allow). Restores it and fails the test that changed it."""
+    before = os.environ.get("NUMBA_CACHE_DIR")
+    yield
+    after = os.environ.get("NUMBA_CACHE_DIR")
+    if after != before:
+        if before is None:
+            os.environ.pop("NUMBA_CACHE_DIR", None)
+        else:
+            os.environ["NUMBA_CACHE_DIR"] = before
+        pytest.fail(f"{request.node.nodeid} left NUMBA_CACHE_DIR changed ({before!r} -> {after!r})")

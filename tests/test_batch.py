@@ -566,6 +566,7 @@ def test_local_workers_start_with_the_model_imported():
 def test_workers_are_spawned_afresh_once_the_sources_change(monkeypatch):
     """After the package's sources change on disk in a running session, the forkserver's preloaded modules are stale:
     local workers are then spawned, importing the sources as they are now."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", os.environ.get("NUMBA_CACHE_DIR", ""))  # (put back afterwards: it moves it)
     monkeypatch.setattr(batch, "_preloaded_sources", None)
     monkeypatch.setattr(batch, "sources_digest", lambda: "before")
     first = batch.process_context().get_start_method()
