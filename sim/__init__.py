@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import os
 from importlib import import_module
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-
-def _numba_cache_dir() -> Path:
-    """Where numba keeps this version's compiled kernels (``sim.state.sources.numba_cache_dir``)."""
-    from .state.sources import numba_cache_dir, sources_digest  # (hashlib and pathlib only: numba is not imported yet)
-
-    return numba_cache_dir(sources_digest())
+from .state.sources import numba_cache_dir, sources_digest
 
 
-os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache_dir()))  # (before numba is first imported, by any module)
+# numba's cache folder of this version of the sources (``sim.state.sources.numba_cache_dir``), set before numba is
+# first imported, by any module (sim.state.sources imports hashlib and pathlib only)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir(sources_digest())))
 
 if TYPE_CHECKING:
     from .model import ReoffendingModel

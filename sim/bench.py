@@ -244,23 +244,29 @@ PROCESS_TIMERS = (
 )
 
 
+def timed_place(module: str, name: str) -> tuple[object, str]:
+    """Where a ``PROCESS_TIMERS`` entry lives: the object holding it (the module, or a class in it) and its name there."""
+    import importlib
+
+    owner = importlib.import_module(module)
+    *path, attr = name.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, attr
+
+
 class _Timers:
     """Wraps each function of ``PROCESS_TIMERS`` in place (the modules' attributes, which the callers look up at each
     call) to add its exclusive time to ``seconds[(phase, label)]``; ``restore`` puts the originals back."""
 
     def __init__(self):
-        import importlib
-
         self.phase = "build"
         self.seconds: dict[tuple[str, str], float] = {}
         self._stack: list[float] = []  # time spent in timed callees of each open call
         self._saved = []
         try:
             for label, module, name in PROCESS_TIMERS:
-                owner = importlib.import_module(module)
-                *path, attr = name.split(".")
-                for part in path:
-                    owner = getattr(owner, part)
+                owner, attr = timed_place(module, name)
                 original = getattr(owner, attr)
                 self._saved.append((owner, attr, original))
                 setattr(owner, attr, self._wrap(label, original))

@@ -142,19 +142,10 @@ def test_time_by_process_times_each_process_and_puts_everything_back():
     """On a real replicate: each process of the month (in the build's simulated past too) has its own time, the rows
     add up to no more than the whole, and every wrapped function is the original again afterwards (the exclusive
     times and the failures: the two tests below)."""
-    import importlib
-
     from sim import load_scenario
 
     def originals():
-        out = []
-        for _, module, name in bench.PROCESS_TIMERS:
-            owner = importlib.import_module(module)
-            *path, attr = name.split(".")
-            for part in path:
-                owner = getattr(owner, part)
-            out.append(getattr(owner, attr))
-        return out
+        return [getattr(*bench.timed_place(module, name)) for _, module, name in bench.PROCESS_TIMERS]
 
     before = originals()
     quick = next(c for c in bench.cases(BASELINE, 1, 1, quick=True) if c.key == "default")

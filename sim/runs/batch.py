@@ -245,7 +245,7 @@ def _numba_cache_of(digest: str) -> None:
     compiled from sources edited since would otherwise be read from the old folder."""
     folder = numba_cache_dir(digest)
     current = os.environ.get("NUMBA_CACHE_DIR")
-    if current and current != str(folder) and Path(current).parent == folder.parent and Path(current).name.startswith("numba-"):
+    if current and Path(current).parent == folder.parent and Path(current).name.startswith("numba-"):
         os.environ["NUMBA_CACHE_DIR"] = str(folder)
 
 
