@@ -242,3 +242,27 @@ def _numba_cache_folder_left_as_found(request):
         else:
             os.environ["NUMBA_CACHE_DIR"] = before
         pytest.fail(f"{request.node.nodeid} left NUMBA_CACHE_DIR changed ({before!r} -> {after!r})")
+
+
+
+def pytest_configure(config):
+    """Before the test processes start (xdist's controller only), compile numba's kernels into the package's cache
+    folder for the sources as they are (a fresh clone, or sources just edited): each test process, and each worker
+    and subprocess a test starts, otherwise compiles them for itself until one has written them, a minute or more of
+    the cores at the start of a fresh clone's suite. Tiny replicates of every shipped scenario, from a simulated and
+    from a drawn start, reach the kernels; a file in the folder says it was done. (A folder of the user's own, set
+    by NUMBA_CACHE_DIR, is left alone.)"""
+    from sim.state.sources import numba_cache_dir, sources_digest
+
+    distributed = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    folder = numba_cache_dir(sources_digest())
+    done = folder / "compiled-by-tests"
+    if not distributed or os.environ.get("NUMBA_CACHE_DIR") != str(folder) or done.exists():
+        return
+    from sim.runs.paired import run_arms
+
+    tiny = ["run.years=1", *SMALL]
+    for start in ([], DRAWN_START):
+        arms = [load(*tiny, *start, path=p) for p in SCENARIOS]
+        run_arms(arms[0], arms[1:], seed=1)
+    done.touch()
