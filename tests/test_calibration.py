@@ -28,6 +28,8 @@ REPS = 48 if FULL else 32
 LONG_REPS = 12 if FULL else 8
 WORKERS = min(2, os.cpu_count() or 1)
 TARGETS = {t.name: t for t in load_targets()}
+#: coarse weights, for tests of the fitting machinery rather than of the fit (about a seventh of the default's agents)
+COARSE = ("population.scale_general=80", "population.scale_cjs_families=4")
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +104,7 @@ def test_a_longer_run_begins_as_the_shorter_one():
 
     frames = {}
     for years in (2, 3):
-        params = scenario_for("short", BASELINE, ["population.scale_general=80", "population.scale_cjs_families=4"],
-                              {"short": years})
+        params = scenario_for("short", BASELINE, COARSE, {"short": years})
         with ReoffendingModel(params, seed=11, record_offences=False) as model:
             model.run()
             frames[years] = timeseries_frame(model), events_frame(model)
@@ -228,11 +229,12 @@ def test_a_mis_set_parameter_fails_the_calibration_check():
 
 def test_calibrate_reports_the_best_point_it_saw_within_budget(tmp_path):
     """A (very) short fit: it stops at its budget, its values lie inside the bounds, and re-measuring at the values
-    it reports, on the same seeds, gives the loss it reports (so the record in fitted.toml is the point it claims)."""
+    it reports, on the same seeds, gives the loss it reports (so the record in fitted.toml is the point it claims).
+    (At coarse weights, ``--set`` as a fit can be run: the machinery, not the fit, is under test.)"""
     from sim.fitting.calibration import calibrate, load_free_parameters, loss, write_fitted
 
     seen = []
-    fit = calibrate(BASELINE, "short", reps=1, seed=5, maxfev=3, workers=1, log=seen.append)
+    fit = calibrate(BASELINE, "short", reps=1, seed=5, maxfev=3, workers=1, log=seen.append, overrides=COARSE)
     assert fit["evaluations"] == 3 == len(seen)
     logged = [float(line.split("loss")[1].split()[0]) for line in seen]
     assert fit["loss"] == pytest.approx(min(logged), abs=5e-4)  # the best point, not the first or the last
@@ -242,7 +244,7 @@ def test_calibrate_reports_the_best_point_it_saw_within_budget(tmp_path):
         assert free[key]["lower"] <= value <= free[key]["upper"], key
     overrides = [f"{k}={v!r}" for k, v in fit["values"].items()]
     targets = [t for t in TARGETS.values() if t.run == "short" and t.weight > 0]
-    again = compare_to_targets(measure({"short": scenario_for("short", BASELINE, overrides)}, 1, 5, 1), targets)
+    again = compare_to_targets(measure({"short": scenario_for("short", BASELINE, [*COARSE, *overrides])}, 1, 5, 1), targets)
     assert loss(again) == pytest.approx(fit["loss"], rel=1e-6)
 
     out = tmp_path / "fitted.toml"
@@ -336,10 +338,11 @@ def test_calibrate_only_moves_the_named_parameters_and_refuses_others():
     from sim.state.scenario import ScenarioError
 
     key = "offending.release_multiplier_initial"
-    fit = calibrate(BASELINE, "short", reps=1, seed=5, maxfev=2, workers=1, log=lambda _: None, only=[key])
+    fit = calibrate(BASELINE, "short", reps=1, seed=5, maxfev=2, workers=1, log=lambda _: None, only=[key], overrides=COARSE)
     assert set(fit["values"]) == {key} and fit["parameters"] == [key] and fit["evaluations"] == 2
     with pytest.raises(ScenarioError, match="family.rr_father_convicted_son"):
-        calibrate(BASELINE, "short", reps=1, seed=5, maxfev=2, workers=1, log=lambda _: None, only=["family.rr_father_convicted_son"])
+        calibrate(BASELINE, "short", reps=1, seed=5, maxfev=2, workers=1, log=lambda _: None, only=["family.rr_father_convicted_son"],
+                  overrides=COARSE)
 
 
 # --- is the baseline steady? -----------------------------------------------------------------------------------
