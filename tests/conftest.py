@@ -268,4 +268,5 @@ def pytest_configure(config):
     except Exception as error:  # (a scenario being edited, say): the tests that run it will say what is wrong
         config.issue_config_time_warning(pytest.PytestWarning(f"kernels not compiled before the tests: {error!r}"), 2)
         return
+    folder.mkdir(parents=True, exist_ok=True)
     done.touch()

@@ -591,3 +591,45 @@ def test_workers_get_numba_s_cache_folder_of_the_sources_as_they_are(monkeypatch
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     batch.process_context()
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_sources_own_folder(monkeypatch, tmp_path):
+    """tests/conftest.py's ``pytest_configure``: in xdist's controller it runs the tiny replicates once into the
+    sources' own numba folder and marks it done; an xdist worker, a suite in one process, a folder the user chose
+    (nothing written there) and a folder already marked are left alone; a failure warns and leaves no mark."""
+    import types
+
+    import conftest
+    from sim.runs import paired
+    from sim.state import sources
+
+    folder = tmp_path / "numba-sources"
+    monkeypatch.setattr(sources, "numba_cache_dir", lambda digest: folder)
+    runs, warnings = [], []
+    monkeypatch.setattr(paired, "run_arms", lambda base, arms, seed: runs.append((base, arms)))
+
+    def configure(numprocesses=2, worker=False):
+        config = types.SimpleNamespace(option=types.SimpleNamespace(numprocesses=numprocesses),
+                                       issue_config_time_warning=lambda warning, stacklevel: warnings.append(warning))
+        if worker:
+            config.workerinput = {}
+        conftest.pytest_configure(config)
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    configure()
+    assert runs == [] and not folder.exists()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(folder))
+    configure(worker=True)
+    configure(numprocesses=None)
+    configure(numprocesses=0)
+    assert runs == [] and not folder.exists()
+    monkeypatch.setattr(paired, "run_arms", lambda *a, **k: (_ for _ in ()).throw(ValueError("a broken scenario")))
+    configure()
+    assert runs == [] and not (folder / "compiled-by-tests").exists()
+    assert len(warnings) == 1 and "a broken scenario" in str(warnings[0])
+    monkeypatch.setattr(paired, "run_arms", lambda base, arms, seed: runs.append((base, arms)))
+    configure()
+    assert len(runs) == 2 and (folder / "compiled-by-tests").exists()  # a simulated and a drawn start
+    assert [len(arms) + 1 for _, arms in runs] == [len(conftest.SCENARIOS)] * 2  # every shipped scenario
+    configure()
+    assert len(runs) == 2
