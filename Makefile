@@ -1,7 +1,8 @@
 # `make run` and `make test` each build the virtual environment from scratch when it is missing or
-# pyproject.toml has changed, with uv (about 40 s where pip takes 60; pip if uv cannot be had), compiled to bytecode
-# as pip does (where PYTHONDONTWRITEBYTECODE is set, as here, every process would otherwise compile numpy, pandas and
-# the rest from source as it imports them: 3.5 s a process). PYTHON picks the interpreter (default: the machine's
+# pyproject.toml has changed, with uv (about 40 s where pip takes 60), compiled to bytecode as pip does (where
+# PYTHONDONTWRITEBYTECODE is set, as here, every process would otherwise compile numpy, pandas and the rest from
+# source as it imports them: 3.5 s a process). uv reads PyPI only, not pip's settings (local wheels or indexes): where
+# uv or PyPI cannot be had, pip installs instead, as it did before. PYTHON picks the interpreter (default: the machine's
 # python3); each Python version gets its own environment under .venv/, e.g. `PYENV_VERSION=3.12.1 make test` uses
 # .venv/py3.12.
 PYTHON ?= python3
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv && $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
 		-e '.[dev]' \
-		|| $(BIN)/python -m pip install --quiet -e '.[dev]'
+		|| { $(BIN)/python -m pip install --quiet --upgrade pip && $(BIN)/python -m pip install --quiet -e '.[dev]'; }
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,29 +245,47 @@ def _numba_cache_folder_left_as_found(request):
         pytest.fail(f"{request.node.nodeid} left NUMBA_CACHE_DIR changed ({before!r} -> {after!r})")
 
 
-def pytest_configure(config):
-    """Before the test processes start (xdist's controller only), compile numba's kernels into the package's cache
-    folder for the sources as they are (a fresh clone, or sources just edited): each test process, and each worker
-    and subprocess a test starts, otherwise compiles them for itself until one has written them, a minute or more of
-    the cores at the start of a fresh clone's suite. Tiny replicates of every shipped scenario, from a simulated and
-    from a drawn start, reach the kernels; a file in the folder says it was done. (A folder of the user's own, set
-    by NUMBA_CACHE_DIR, is left alone.)"""
-    from sim.state.sources import numba_cache_dir, sources_digest
-
-    distributed = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
-    folder = numba_cache_dir(sources_digest())
-    done = folder / "compiled-by-tests"
-    if not distributed or os.environ.get("NUMBA_CACHE_DIR") != str(folder) or done.exists():
-        return
+def compile_kernels() -> None:
+    """Tiny replicates of every shipped scenario, from a simulated and from a drawn start: they reach every compiled
+    kernel, which numba then keeps in the package's cache folder (run apart by ``pytest_configure``)."""
     from sim.runs.paired import run_arms
 
     tiny = ["run.years=1", *SMALL]
-    try:
-        for start in ([], DRAWN_START):
-            arms = [load(*tiny, *start, path=p) for p in SCENARIOS]
-            run_arms(arms[0], arms[1:], seed=1)
-    except Exception as error:  # (a scenario being edited, say): the tests that run it will say what is wrong
-        config.issue_config_time_warning(pytest.PytestWarning(f"kernels not compiled before the tests: {error!r}"), 2)
+    for start in ([], DRAWN_START):
+        arms = [load(*tiny, *start, path=p) for p in SCENARIOS]
+        run_arms(arms[0], arms[1:], seed=1)
+
+
+def _compile_kernels_apart() -> str | None:
+    """``compile_kernels`` in a process of its own (the controller keeps no compiler in memory): None if it worked,
+    else the last line it wrote."""
+    run = subprocess.run([sys.executable, "-c", "import conftest; conftest.compile_kernels()"], cwd=Path(__file__).parent,
+                         capture_output=True, text=True)
+    return None if run.returncode == 0 else ((run.stderr.strip().splitlines() or [f"exit {run.returncode}"])[-1])
+
+
+def pytest_configure(config):
+    """Before the test processes start (xdist's controller only), compile numba's kernels into the package's cache
+    folder for the sources as they are (a fresh clone, or sources just edited; about 25 s): each test process, and
+    each worker and subprocess a test starts, otherwise compiles them for itself until one has written them, a
+    minute or more of the cores at the start of a fresh clone's suite, and more memory than sim.runs.limits
+    estimates. A file in the folder says it was done. A folder of the user's own (NUMBA_CACHE_DIR), a suite in one
+    process, and --collect-only or --help are left alone; a failure (a scenario being edited, say) warns and leaves
+    the tests to say what is wrong."""
+    from sim.state.sources import numba_cache_dir, sources_digest
+
+    distributed = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    listing = getattr(config.option, "collectonly", False) or getattr(config.option, "help", False)
+    folder = numba_cache_dir(sources_digest())
+    done = folder / "compiled-by-tests"
+    if not distributed or listing or os.environ.get("NUMBA_CACHE_DIR") != str(folder) or done.exists():
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    done.touch()
+    problem = _compile_kernels_apart()
+    if problem is None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            done.touch()
+        except OSError as error:
+            problem = repr(error)
+    if problem is not None:
+        config.issue_config_time_warning(pytest.PytestWarning(f"kernels not compiled before the tests: {problem}"), 2)

@@ -594,9 +594,10 @@ def test_workers_get_numba_s_cache_folder_of_the_sources_as_they_are(monkeypatch
 
 
 def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_sources_own_folder(monkeypatch, tmp_path):
-    """tests/conftest.py's ``pytest_configure``: in xdist's controller it runs the tiny replicates once into the
-    sources' own numba folder and marks it done; an xdist worker, a suite in one process, a folder the user chose
-    (nothing written there) and a folder already marked are left alone; a failure warns and leaves no mark."""
+    """tests/conftest.py's ``pytest_configure``: in xdist's controller it compiles once (in a process of its own)
+    into the sources' own numba folder and marks it done; an xdist worker, a suite in one process, a listing, a folder
+    the user chose (nothing written there) and a folder already marked are left alone; a failure warns, no mark. The
+    compiling runs every shipped scenario from both kinds of start, and works."""
     import types
 
     import conftest
@@ -605,11 +606,11 @@ def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_s
 
     folder = tmp_path / "numba-sources"
     monkeypatch.setattr(sources, "numba_cache_dir", lambda digest: folder)
-    runs, warnings = [], []
-    monkeypatch.setattr(paired, "run_arms", lambda base, arms, seed: runs.append((base, arms)))
+    compiled, warnings = [], []
+    monkeypatch.setattr(conftest, "_compile_kernels_apart", lambda: compiled.append(1))
 
-    def configure(numprocesses=2, worker=False):
-        config = types.SimpleNamespace(option=types.SimpleNamespace(numprocesses=numprocesses),
+    def configure(numprocesses=2, worker=False, collectonly=False):
+        config = types.SimpleNamespace(option=types.SimpleNamespace(numprocesses=numprocesses, collectonly=collectonly),
                                        issue_config_time_warning=lambda warning, stacklevel: warnings.append(warning))
         if worker:
             config.workerinput = {}
@@ -617,19 +618,26 @@ def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_s
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     configure()
-    assert runs == [] and not folder.exists()
+    assert compiled == [] and not folder.exists()
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(folder))
     configure(worker=True)
     configure(numprocesses=None)
     configure(numprocesses=0)
-    assert runs == [] and not folder.exists()
-    monkeypatch.setattr(paired, "run_arms", lambda *a, **k: (_ for _ in ()).throw(ValueError("a broken scenario")))
+    configure(collectonly=True)
+    assert compiled == [] and not folder.exists()
+    monkeypatch.setattr(conftest, "_compile_kernels_apart", lambda: "ValueError: a broken scenario")
     configure()
-    assert runs == [] and not (folder / "compiled-by-tests").exists()
+    assert not (folder / "compiled-by-tests").exists()
     assert len(warnings) == 1 and "a broken scenario" in str(warnings[0])
-    monkeypatch.setattr(paired, "run_arms", lambda base, arms, seed: runs.append((base, arms)))
+    monkeypatch.setattr(conftest, "_compile_kernels_apart", lambda: compiled.append(1))
     configure()
-    assert len(runs) == 2 and (folder / "compiled-by-tests").exists()  # a simulated and a drawn start
-    assert [len(arms) + 1 for _, arms in runs] == [len(conftest.SCENARIOS)] * 2  # every shipped scenario
     configure()
-    assert len(runs) == 2
+    assert compiled == [1] and (folder / "compiled-by-tests").exists() and len(warnings) == 1
+
+    runs = []
+    monkeypatch.setattr(paired, "run_arms", lambda base, arms, seed: runs.append([base, *arms]))
+    conftest.compile_kernels()
+    assert [len(arms) for arms in runs] == [len(conftest.SCENARIOS)] * 2
+    assert [arms[0].population.history_years for arms in runs] == [2, 0]  # a simulated start, then a drawn one
+    monkeypatch.undo()
+    assert conftest._compile_kernels_apart() is None  # for real, in a process of its own (the kernels already cached)
