@@ -165,7 +165,7 @@ def test_app_replicates_on_a_dask_cluster_are_the_same(runner, quick_scenarios):
 
     base, iv = quick_scenarios
     local = runner.pairs(base, iv, 2, 5, on_pair=lambda p: None)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0") as cluster:
         remote = Runner(scheduler=cluster.scheduler_address)
         try:
             on_dask = remote.pairs(base, iv, 2, 5, on_pair=lambda p: None)

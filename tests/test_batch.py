@@ -118,7 +118,7 @@ def dask_cluster():
     """A real local Dask cluster of two worker processes, closed after the module."""
     from dask.distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0")
     try:
         yield cluster
     finally:

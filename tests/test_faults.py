@@ -317,10 +317,11 @@ def test_ranges():
 
 @pytest.fixture(scope="module")
 def workerless_cluster():
-    """A real Dask scheduler with no worker at all (as when every worker has died)."""
+    """A real Dask scheduler with no worker at all (as when every worker has died). Its HTTP server, which runs
+    even without a dashboard, on any free port: two test processes would otherwise both ask for 8787 (a warning)."""
     from dask.distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=":0")
     try:
         yield cluster
     finally:
