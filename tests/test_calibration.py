@@ -1,7 +1,8 @@
 """Calibration tests: the calibrated baseline reproduces the published targets, measured by their definitions
 from the simulated microdata; the measuring code is checked on hand-made logs; and a mis-set parameter fails.
 
-Replicates: 32 ten-year and 8 forty-five-year runs here (a few minutes); REOFFSIM_FULL=1 uses 48 and 12."""
+Replicates: 32 ten-year and 8 forty-five-year runs here (a few minutes; the long runs' first ten years are 8 of the
+ten-year replicates, so 24 ten-year runs are run); REOFFSIM_FULL=1 uses 48 and 12."""
 
 from __future__ import annotations
 
@@ -271,6 +272,29 @@ def test_measure_runs_its_own_number_of_long_replicates():
     short_seeds = seeds["proven_reoffending_prison"]
     assert len(short_seeds) == 3
     assert seeds["sons_convicted_by_40_father_convicted"] == short_seeds[:2]
+
+
+def test_a_long_run_gives_the_short_run_of_its_seed_and_it_is_not_run_again(monkeypatch):
+    """Where a long run begins as the short one (the same scenario but its length), ``measure`` reads the short
+    metrics of the long runs' seeds from the long runs as they pass the short run's months: the same rows, in the same
+    order, as the runs made apart, with fewer replicates run. Another scenario is not taken for the short run."""
+    from conftest import SMALL, load
+
+    from sim.fitting import calibration
+
+    short, long_ = load(*SMALL, "run.years=2"), load(*SMALL, "run.years=3")
+    apart = pd.concat([measure({"short": short}, 3, 4), measure({"long": long_}, 2, 4)], ignore_index=True)
+    tasks = []
+    run_all = calibration.run_all
+    monkeypatch.setattr(calibration, "run_all", lambda t, *a, **k: tasks.append(len(t)) or run_all(t, *a, **k))
+    together = measure({"short": short, "long": long_}, reps=3, seed=4, long_reps=2)
+    pd.testing.assert_frame_equal(together, apart)
+    assert tasks == [3]  # one short replicate and two long ones, not five
+    assert calibration.begins_as(long_, short) and not calibration.begins_as(short, long_)
+    other = load(*SMALL, "run.years=3", "offending.release_multiplier_initial=3.0")
+    assert not calibration.begins_as(other, short)
+    measure({"short": short, "long": other}, reps=3, seed=4, long_reps=2)
+    assert tasks == [3, 5]
 
 
 def test_reoffending_by_previous_offences_on_a_hand_made_log():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -80,13 +80,36 @@ def measure_one(params: Params, seed: int, run: str) -> dict[str, float]:
     """The target metrics of one replicate, a 10-year run ("short") or a 40-year (or longer) run ("long"), and its steady series
     year by year (``steady:<run>:<series>:<year>``, see ``steadiness``; a long run's adult series also per adult at the
     first year's ages, ``steady_at_start_ages:...``, see ``metrics.AdultsByAge``)."""
+    return measure_runs(params, seed, run)[run]
+
+
+def measure_runs(params: Params, seed: int, run: str, short: Params | None = None) -> dict[str, dict[str, float]]:
+    """``measure_one``'s metrics, by run: ``run``'s and, given ``short`` (a shorter run whose months this run's first
+    months are, event for event: ``begins_as``), the short run's too, read when this run has run its months. One run
+    then serves both (``measure`` runs a long replicate and the short one of the same seed so)."""
     by_age = metrics.AdultsByAge() if run == "long" else None  # the long runs' adult series at the start's ages too
+    measured = {}
     with ReoffendingModel(params, seed=seed, record_offences=False) as model:
+        if short is not None:
+            model.run(months=short.months, each_month=by_age)
+            measured["short"] = _metrics_now(model, short, "short")
         model.run(each_month=by_age)
-        steady = metrics.steady_metrics(timeseries_frame(model), run)
-        if by_age is not None:
-            steady |= by_age.steady_metrics(model, run)
-        return {**_target_metrics(model, params, run), **steady}
+        measured[run] = _metrics_now(model, params, run, by_age)
+    return measured
+
+
+def begins_as(longer: Params, shorter: Params) -> bool:
+    """Whether a run of ``longer`` begins as a run of ``shorter`` (of the same seed): the same scenario but for the
+    run's length, which nothing drawn up front depends on (tests/test_calibration.py checks that, event for event)."""
+    return longer.months > shorter.months and replace(longer, run=replace(longer.run, years=shorter.run.years)) == shorter
+
+
+def _metrics_now(model, params: Params, run: str, by_age=None) -> dict[str, float]:
+    """The target metrics and steady series of ``model`` as it stands, measured as a ``run`` of ``params``."""
+    steady = metrics.steady_metrics(timeseries_frame(model), run)
+    if by_age is not None:
+        steady |= by_age.steady_metrics(model, run)
+    return {**_target_metrics(model, params, run), **steady}
 
 
 def _target_metrics(model, params: Params, run: str) -> dict[str, float]:
@@ -137,15 +160,27 @@ def _measure_task(args):
     return measure_one(*args)
 
 
+def _measure_runs_task(args):
+    return measure_runs(*args)
+
+
 def measure(params_by_run: dict[str, Params], reps: int, seed: int, workers: int = 1, long_reps: int | None = None) -> pd.DataFrame:
     """Every target metric and steady series (``measure_one``) over ``reps`` replicates (``long_reps`` for the 40-year runs, default ``reps``): one row
-    per (metric, replicate). The long runs' seeds are the first ``long_reps`` of the short runs'."""
+    per (metric, replicate). The long runs' seeds are the first ``long_reps`` of the short runs'; where a long run
+    begins as the short one (``begins_as``), its replicate gives that seed's short metrics too, and the short run
+    is not run again (the rows are the same, in the same order)."""
     n_reps = {run: (reps if run != "long" or long_reps is None else long_reps) for run in params_by_run}
-    tasks = [(params_by_run[run], s, run) for run in params_by_run for s in replicate_seeds(seed, n_reps[run])]
-    results = run_all(tasks, workers, "calibration runs", task=_measure_task)
+    seeds = {run: replicate_seeds(seed, n_reps[run]) for run in params_by_run}
+    short, long_ = params_by_run.get("short"), params_by_run.get("long")
+    shared = set(seeds["long"]) & set(seeds["short"]) if short is not None and long_ is not None and begins_as(long_, short) else set()
+    tasks = [(params_by_run[run], s, run, short if run == "long" and s in shared else None)
+             for run in params_by_run for s in seeds[run] if not (run == "short" and s in shared)]
+    results = run_all(tasks, workers, "calibration runs", task=_measure_runs_task)
+    by_run_seed = {(run, s): metrics_of_run for (_, s, _, _), res in zip(tasks, results) for run, metrics_of_run in res.items()}
     rows = []
-    for (_, s, _), res in zip(tasks, results):
-        rows += [{"metric": m, "seed": s, "value": v} for m, v in res.items()]
+    for run in params_by_run:
+        for s in seeds[run]:
+            rows += [{"metric": m, "seed": s, "value": v} for m, v in by_run_seed[run, s].items()]
     return pd.DataFrame(rows)
 
 
