@@ -261,3 +261,29 @@ def test_rows_beyond_the_people_are_never_read(monkeypatch):
         assert n_junk == n > 1024  # the arrays grew during the build
         assert junk_ts.equals(clean_ts)
         assert all(np.array_equal(a, b) for a, b in zip(junk_events, clean_events))
+
+
+def test_values_kept_by_section_are_recomputed_when_their_sections_change():
+    """``params.by_sections`` keeps a value per the sections it names: the same sections give the value kept (one
+    computation, its arrays read-only), another value of a named section computes it again, and another value of a
+    section it does not name does not."""
+    import dataclasses
+
+    from sim.state.params import by_sections
+
+    calls = []
+
+    @by_sections("family")
+    def doubled(params, k):
+        calls.append(k)
+        return np.full(3, params.family.age_adult * k), params.family.age_adult
+
+    base = load("run.years=1")
+    first = doubled(base, 2)
+    assert doubled(base, 2) is first and len(calls) == 1
+    assert not first[0].flags.writeable
+    other_run = dataclasses.replace(base, run=dataclasses.replace(base.run, seed=base.run.seed + 1))
+    assert doubled(other_run, 2) is first and len(calls) == 1
+    older = dataclasses.replace(base, family=dataclasses.replace(base.family, age_adult=base.family.age_adult + 1))
+    assert doubled(older, 2)[1] == base.family.age_adult + 1 and len(calls) == 2
+    assert doubled(base, 3)[1] == base.family.age_adult and len(calls) == 3

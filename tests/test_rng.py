@@ -203,3 +203,15 @@ def test_poisson_quantile_is_the_inverse_cdf_for_small_and_large_means():
     u = np.random.default_rng(5).random(20_000)
     for lam in (0.3, 4.0, 29.0, 31.0, 39.5, 60.0, 250.0, 1_500.0):
         np.testing.assert_array_equal(poisson_quantile(u, np.full(len(u), lam), False), stats.poisson.ppf(u, lam))
+
+
+def test_a_stream_s_key_is_the_same_whichever_months_were_asked_before():
+    """``CounterRNG.key`` keeps the month's keys: asked again after other months and streams, it gives what a fresh
+    generator gives (so the draws do not depend on the order a model's processes ask in)."""
+    rng = CounterRNG(2024)
+    asked = [(s, m) for m in (5, 5, 6, 5, -12, 6) for s in ("offending", "needs", "offending")]
+    got = [rng.key(s, m) for s, m in asked]
+    fresh = [CounterRNG(2024).key(s, m) for s, m in asked]
+    assert got == fresh
+    assert len(set(got)) == 6  # two streams in three months: six keys
+    assert CounterRNG(2025).key("offending", 5) != rng.key("offending", 5)

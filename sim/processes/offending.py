@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
+from ..state.params import by_sections
 from ..state.population import births_with_father_share
 from ..state.rng import NEVER, geometric_wait, hash_ids, next_month_at, poisson_at, poisson_quantile, uniform_at
 from ..state.schedule import distinct
@@ -439,6 +440,7 @@ def _past_needs_terms(prm, on: bool) -> tuple:
             needs_rr_table(tuple(n.offending_rr)))
 
 
+@by_sections("justice", "offending")
 def _past_sentence_terms(prm, on: bool) -> tuple:
     """What ``_past_careers`` needs to sentence a past conviction as the courts do (``courts.p_custody``, ``p_order``)
     and raise the rate after an order's start: whether it should, the order's log-odds terms, custody's (intercept,
@@ -597,6 +599,7 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
     return count, cautions, last, factor
 
 
+@by_sections("offending", "family", maxsize=32)
 def _age_factor_by_month(prm, months: int) -> tuple[np.ndarray, np.ndarray]:
     """The age-crime factor for each month of age (at least ``months`` long, the last age's factor carried on), and
     its running sum: ``summed[a]`` is the factor summed over months of age 0..a-1, the months at a factor of 1 a
@@ -607,6 +610,7 @@ def _age_factor_by_month(prm, months: int) -> tuple[np.ndarray, np.ndarray]:
     return ages, np.concatenate([[0.0], np.cumsum(ages)])
 
 
+@lru_cache(maxsize=16)
 def _share_proven(o) -> float:
     """The share of offences that end in a conviction, over the offence types' mix."""
     cdf, p_proven = _type_tables(tuple(o.offence_type_share), tuple(o.offence_type_p_proven))

@@ -16,6 +16,33 @@ if TYPE_CHECKING:
     from .ensemble import Ensemble
 
 
+def by_sections(*names: str, maxsize: int = 8):
+    """Memoise ``fn(params, *args)`` on the named sections of ``params`` (and ``args``), for values a replicate's build
+    or month computes again and again from its parameters alone (tables, shares): the sections are frozen dataclasses,
+    so equal sections give the same value, whatever else the scenario sets. ``fn`` must read no other section, and its
+    callers must not change what it returns (arrays in it are made read-only)."""
+
+    def decorate(fn):
+        cache: dict = {}
+
+        def cached(params, *args):
+            key = (tuple(getattr(params, name) for name in names), args)
+            value = cache.get(key)
+            if value is None:
+                if len(cache) >= maxsize:
+                    cache.pop(next(iter(cache)))  # the oldest
+                value = cache[key] = fn(params, *args)
+                for a in value if isinstance(value, tuple) else (value,):
+                    if isinstance(a, np.ndarray):
+                        a.flags.writeable = False
+            return value
+
+        cached.__doc__, cached.__name__, cached.__wrapped__ = fn.__doc__, fn.__name__, fn
+        return cached
+
+    return decorate
+
+
 @dataclass(frozen=True)
 class Dist:
     """An uncertain value: a named distribution with its parameters, e.g. Dist("beta", (("mean", 0.4), ("sd", 0.05))).

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import people as P
-from .params import Params
+from .params import Params, by_sections
 from .scenario import ScenarioError
 
 
@@ -136,6 +136,7 @@ def _partner_ages_in_cells(params: Params, offender_ages, edges: np.ndarray) -> 
     return weight @ np.clip(men, 0.0, None), weight @ np.clip(women, 0.0, None)
 
 
+@by_sections("population", "family", "demography")
 def _general_and_groups(params: Params) -> tuple[np.ndarray, np.ndarray]:
     """The start's adults' densities of scores, as (``shapes``, ``people``): on ``_SCORES``, the shape of the general
     distribution, of each known offender group's scores (``_groups_on_general_scale``'s groups, as designed: normal)
@@ -184,15 +185,28 @@ def start_tail_excess(params: Params) -> float:
     return float(excess / total) if total > 0 else 0.0
 
 
-def _cell_maps(params: Params, cdf_of, as_drawn=lambda z, row: z) -> Callable:
+def _cell_maps(params: Params, cdf_of, as_drawn=lambda z, row: z, keep: bool = False) -> Callable:
     """A monotone map of standard normal draws, in each cell of ``_cells`` (sex, year of adult age), onto the scores
     of the CDF ``cdf_of(shapes, people of the cell)`` gives (one row, or one per group): computed for the cells the
-    draws are in, one at a time (a few kB each), not kept. In a cell that holds nobody of the kind the scores are
+    draws are in, one at a time (38 kB each), not kept unless ``keep`` (for a map called again and again: the map, and
+    what it keeps, goes when its caller drops it). In a cell that holds nobody of the kind the scores are
     ``as_drawn(z, row)``."""
     from scipy.special import ndtr
 
     edges, _ = _cells(params)
     shapes, people = _general_and_groups(params)
+
+    kept: dict[tuple[int, int], np.ndarray | None] = {}  # (cell, row) -> its CDF on _SCORES (None: nobody there)
+
+    def cdf_at(k: int, row: int) -> np.ndarray | None:
+        if (k, row) not in kept:
+            density = np.atleast_2d(cdf_of(shapes, people[k]))[row]
+            density = density + density.max() * 1e-12  # a floor (about 7 sd out): the CDF increases everywhere, no score maps far
+            cdf = np.cumsum(density)
+            if not keep:
+                return cdf / cdf[-1] if cdf[-1] > 0 else None
+            kept[k, row] = cdf / cdf[-1] if cdf[-1] > 0 else None
+        return kept[k, row]
 
     def mapped(z: np.ndarray, age_years: np.ndarray, male: np.ndarray, row: int = 0) -> np.ndarray:
         z, out = np.asarray(z, float), np.empty(len(z))
@@ -201,12 +215,10 @@ def _cell_maps(params: Params, cdf_of, as_drawn=lambda z, row: z) -> Callable:
         u = ndtr(z)
         order = np.argsort(cell, kind="stable")
         cells, starts = np.unique(cell[order], return_index=True)
-        for k, lo, hi in zip(cells, starts, np.r_[starts[1:], len(z)]):
-            density = np.atleast_2d(cdf_of(shapes, people[k]))[row]
-            density = density + density.max() * 1e-12  # a floor (about 7 sd out): the CDF increases everywhere, no score maps far
-            cdf = np.cumsum(density)
+        for k, lo, hi in zip(cells.tolist(), starts, np.r_[starts[1:], len(z)]):
+            cdf = cdf_at(k, row)
             here = order[lo:hi]
-            out[here] = np.interp(u[here], cdf / cdf[-1], _SCORES) if cdf[-1] > 0 else as_drawn(z[here], row)
+            out[here] = np.interp(u[here], cdf, _SCORES) if cdf is not None else as_drawn(z[here], row)
         return out
 
     return mapped
@@ -220,7 +232,8 @@ def general_adult_scores(params: Params) -> Callable[[np.ndarray, np.ndarray, np
     years, men?). None when the option is off (scores used as drawn)."""
     if not params.population.propensity_groups_from_general:
         return None
-    return _cell_maps(params, lambda shapes, people: np.maximum(people[0] * shapes[0] - people[1:] @ shapes[1:], 0.0))
+    return _cell_maps(params, lambda shapes, people: np.maximum(people[0] * shapes[0] - people[1:] @ shapes[1:], 0.0),
+                      keep=True)  # (the start maps its general adults in five calls, through most cells)
 
 
 def offender_scores(params: Params) -> Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray] | None:
@@ -540,6 +553,7 @@ def _households_by_parent_age(rng, n_children: np.ndarray, parent_age: np.ndarra
     return ages[child] * np.repeat(fit, counts), counts
 
 
+@by_sections("demography", "family")
 def births_with_father_share(params: Params) -> float:
     """The share of the run's births whose father is known (those to a partnered mother, ``family.births``) in the
     steady state of its couple flows: women of each fertile age partnered at ``partnered_share_by_sex`` and giving
@@ -644,7 +658,8 @@ def _add_general_population(params: Params, rng, people: P.People) -> None:
     people.partner[mothers[both]] = fathers[both]
     people.partner[fathers[both]] = mothers[both]
     _add_children(params, rng, people, fathers, mothers, n_children, w, child_ages)
-    others = _add_other_adults(params, rng, people)
+    others = _add_other_adults(params, rng, people, mapped)
+    del mapped  # (and the cells it kept)
     adult_rows = np.concatenate([mothers[has_mother], fathers[has_father], others])
     people.needs[adult_rows] = draw_needs(rng, len(adult_rows), params.needs.prevalence_general)
 
@@ -722,7 +737,7 @@ def _age_gaps_leaving_adults(rng, most_years: np.ndarray, mean: float, sd: float
     return partner_age_gaps(rng.random(len(np.asarray(most_years))), -np.inf, most_years, mean, sd)
 
 
-def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
+def _add_other_adults(params: Params, rng, people: P.People, mapped) -> np.ndarray:
     """Adults neither known to the CJS nor in the households with dependent children, as many at each year of age as
     the population's age structure (``adult_age_targets``) has beyond the adults already there, by sex. Enough of the
     men are partnered that men of each age are partnered as often as the partnering process leaves them
@@ -764,8 +779,7 @@ def _add_other_adults(params: Params, rng, people: P.People) -> np.ndarray:
                           propensity=median * np.exp(sigma * z), status_at_start=P.COMMUNITY_START)
 
     women_z = rng.standard_normal(len(women_age))
-    mapped = general_adult_scores(params)
-    if mapped is not None:
+    if mapped is not None:  # (``general_adult_scores``, the households' parents' map: its cells are computed once)
         men_z = mapped(men_z, men_age, np.ones(len(men_age), bool))
         wives_z = mapped(wives_z, wife_age, np.zeros(k, bool))
         women_z = mapped(women_z, women_age, np.zeros(len(women_age), bool))

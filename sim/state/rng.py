@@ -191,6 +191,8 @@ class CounterRNG:
     def __init__(self, seed: int):
         self.seed = int(seed) & _MASK64
         self._keys: dict[str, int] = {}  # stream -> its part of the key
+        self._month: int | None = None  # the month of the keys in _month_keys
+        self._month_keys: dict[str, np.uint64] = {}  # stream -> its key in that month (a month asks for each many times)
 
     def _prefix(self, stream: str, month: int) -> int:
         key = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
@@ -199,10 +201,15 @@ class CounterRNG:
     def key(self, stream: str, month: int) -> np.uint64:
         """The key of a stream's draws in a month (``_prefix`` as a numpy scalar, the stream's part computed once),
         for compiled kernels that draw with ``uniform_at``."""
-        stream_key = self._keys.get(stream)
-        if stream_key is None:
-            stream_key = self._keys[stream] = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
-        return np.uint64(_mix_int(stream_key ^ ((month + 1_000_000) & _MASK64)))
+        if month != self._month:
+            self._month, self._month_keys = month, {}
+        key = self._month_keys.get(stream)
+        if key is None:
+            stream_key = self._keys.get(stream)
+            if stream_key is None:
+                stream_key = self._keys[stream] = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
+            key = self._month_keys[stream] = np.uint64(_mix_int(stream_key ^ ((month + 1_000_000) & _MASK64)))
+        return key
 
     def uniform(self, stream: str, month: int, person_ids: np.ndarray, draw: int | np.ndarray = 0) -> np.ndarray:
         """One uniform in [0, 1) per person id; ``draw`` (scalar or array) indexes several draws per person.
