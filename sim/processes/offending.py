@@ -599,7 +599,6 @@ def _past_careers(ids, rate, since, end, months_of_age, family_rr, family_until,
     return count, cautions, last, factor
 
 
-@by_sections("offending", "family", maxsize=32)
 def _age_factor_by_month(prm, months: int) -> tuple[np.ndarray, np.ndarray]:
     """The age-crime factor for each month of age (at least ``months`` long, the last age's factor carried on), and
     its running sum: ``summed[a]`` is the factor summed over months of age 0..a-1, the months at a factor of 1 a

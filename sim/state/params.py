@@ -6,6 +6,8 @@ classes, so the schema lives in one place. Units and sources of the default valu
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
@@ -18,29 +20,35 @@ if TYPE_CHECKING:
 
 def by_sections(*names: str, maxsize: int = 8):
     """Memoise ``fn(params, *args)`` on the named sections of ``params`` (and ``args``), for values a replicate's build
-    or month computes again and again from its parameters alone (tables, shares): the sections are frozen dataclasses,
-    so equal sections give the same value, whatever else the scenario sets. ``fn`` must read no other section, and its
-    callers must not change what it returns (arrays in it are made read-only)."""
+    computes again and again from its parameters alone (tables, shares): the sections are frozen dataclasses, so equal
+    sections give the same value, whatever else the scenario sets. ``fn`` must read no other section
+    (``tests/test_engine.py`` checks each such function's reads), and its callers must not change what it returns
+    (the same objects are handed to every caller). The last ``maxsize`` values are kept; a replicate that draws
+    another calibration member or other uncertain values computes them afresh."""
 
     def decorate(fn):
         cache: dict = {}
+        lock = threading.Lock()  # (a Dask worker may run replicates in threads)
 
         def cached(params, *args):
             key = (tuple(getattr(params, name) for name in names), args)
-            value = cache.get(key)
-            if value is None:
-                if len(cache) >= maxsize:
-                    cache.pop(next(iter(cache)))  # the oldest
-                value = cache[key] = fn(params, *args)
-                for a in value if isinstance(value, tuple) else (value,):
-                    if isinstance(a, np.ndarray):
-                        a.flags.writeable = False
+            value = cache.get(key, _MISSING)
+            if value is _MISSING:
+                value = fn(params, *args)
+                with lock:
+                    if len(cache) >= maxsize:
+                        cache.pop(next(iter(cache)))  # the oldest
+                    cache[key] = value
             return value
 
-        cached.__doc__, cached.__name__, cached.__wrapped__ = fn.__doc__, fn.__name__, fn
+        functools.update_wrapper(cached, fn)
+        cached.sections = names
         return cached
 
     return decorate
+
+
+_MISSING = object()
 
 
 @dataclass(frozen=True)
