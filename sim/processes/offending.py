@@ -14,7 +14,6 @@ import numpy as np
 from numba import njit, vectorize
 
 from ..state.people import CUSTODY, FREE
-from ..state.params import by_sections
 from ..state.population import births_with_father_share
 from ..state.rng import NEVER, geometric_wait, hash_ids, next_month_at, poisson_at, poisson_quantile, uniform_at
 from ..state.schedule import distinct
@@ -440,7 +439,6 @@ def _past_needs_terms(prm, on: bool) -> tuple:
             needs_rr_table(tuple(n.offending_rr)))
 
 
-@by_sections("justice", "offending")
 def _past_sentence_terms(prm, on: bool) -> tuple:
     """What ``_past_careers`` needs to sentence a past conviction as the courts do (``courts.p_custody``, ``p_order``)
     and raise the rate after an order's start: whether it should, the order's log-odds terms, custody's (intercept,

@@ -199,14 +199,15 @@ def _cell_maps(params: Params, cdf_of, as_drawn=lambda z, row: z, keep: bool = F
     kept: dict[tuple[int, int], np.ndarray | None] = {}  # (cell, row) -> its CDF on _SCORES (None: nobody there)
 
     def cdf_at(k: int, row: int) -> np.ndarray | None:
-        if (k, row) not in kept:
-            density = np.atleast_2d(cdf_of(shapes, people[k]))[row]
-            density = density + density.max() * 1e-12  # a floor (about 7 sd out): the CDF increases everywhere, no score maps far
-            cdf = np.cumsum(density)
-            if not keep:
-                return cdf / cdf[-1] if cdf[-1] > 0 else None
-            kept[k, row] = cdf / cdf[-1] if cdf[-1] > 0 else None
-        return kept[k, row]
+        if (k, row) in kept:
+            return kept[k, row]
+        density = np.atleast_2d(cdf_of(shapes, people[k]))[row]
+        density = density + density.max() * 1e-12  # a floor (about 7 sd out): the CDF increases everywhere, no score maps far
+        cdf = np.cumsum(density)
+        cdf = cdf / cdf[-1] if cdf[-1] > 0 else None
+        if keep:
+            kept[k, row] = cdf
+        return cdf
 
     def mapped(z: np.ndarray, age_years: np.ndarray, male: np.ndarray, row: int = 0) -> np.ndarray:
         z, out = np.asarray(z, float), np.empty(len(z))
@@ -553,7 +554,6 @@ def _households_by_parent_age(rng, n_children: np.ndarray, parent_age: np.ndarra
     return ages[child] * np.repeat(fit, counts), counts
 
 
-@by_sections("demography", "family")
 def births_with_father_share(params: Params) -> float:
     """The share of the run's births whose father is known (those to a partnered mother, ``family.births``) in the
     steady state of its couple flows: women of each fertile age partnered at ``partnered_share_by_sex`` and giving

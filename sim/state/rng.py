@@ -194,13 +194,10 @@ class CounterRNG:
         self._month: int | None = None  # the month of the keys in _month_keys
         self._month_keys: dict[str, np.uint64] = {}  # stream -> its key in that month (a month asks for each many times)
 
-    def _prefix(self, stream: str, month: int) -> int:
-        key = _mix_int(self.seed ^ _mix_int(stream_id(stream)))
-        return _mix_int(key ^ ((month + 1_000_000) & _MASK64))
-
     def key(self, stream: str, month: int) -> np.uint64:
-        """The key of a stream's draws in a month (``_prefix`` as a numpy scalar, the stream's part computed once),
-        for compiled kernels that draw with ``uniform_at``."""
+        """The key of a stream's draws in a month, mix(mix(seed ^ mix(stream id)) ^ (month + 1,000,000)), as a numpy
+        scalar (the stream's part kept for good, the month's keys for the month), for compiled kernels that draw with
+        ``uniform_at``."""
         if month != self._month:
             self._month, self._month_keys = month, {}
         key = self._month_keys.get(stream)
