@@ -12,13 +12,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
-
-from .runs.batch import BatchError, BatchInterrupted, default_stall_timeout, replicate_seeds, run_batch
+from .runs.errors import BatchError, BatchInterrupted
 from .runs.limits import check_limits
 from .runs.outdir import check_path, claimed, is_png, read_manifest
 from .runs.preflight import check_scheduler
-from .state.scenario import ScenarioError, combine_scenarios, load_scenario, programme_on, sweep_grid
+from .state.scenario import ScenarioError, combine_scenarios, load_scenario, parse_grid, programme_on, sweep_grid
 
 EXIT_USAGE = 2
 
@@ -248,10 +246,7 @@ def _stall_option(p) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .appraisal.compare import channel_contributions, summary_table
     from .processes.intervention import CHANNELS
-    from .runs.output import write_comparison
-    from .runs.paired import compare
 
     if len(args.intervention) > 1:
         return cmd_portfolio(args)
@@ -269,6 +264,10 @@ def cmd_compare(args) -> int:
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
     arms = len(CHANNELS) if args.by_channel else 0
     stall = _stall_timeout(args, _preflight(args, [base, iv], (2 + arms) * args.reps, args.workers))
+    from .appraisal.compare import channel_contributions, summary_table  # (after the checks, as in cmd_run)
+    from .runs.output import write_comparison
+    from .runs.paired import compare
+
     with claimed(out, force=args.force):
         rows, series, ledger, _, *by_arm = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler,
                                                    stall_timeout=stall, channels=args.by_channel)
@@ -306,9 +305,7 @@ def _same_length(base, others: list) -> None:
 def cmd_portfolio(args) -> int:
     """``sim compare BASE A B [C ...]``: the baseline, each programme alone and their combination on the same
     seeds, and the interaction (the combination minus the sum of the programmes), with its report."""
-    from .appraisal.portfolio import portfolio_replicates, portfolio_table
-    from .runs.output import arm_file, write_portfolio
-    from .runs.paired import compare_portfolio
+    from .runs.output import arm_file
 
     if args.by_channel:
         raise ScenarioError("--by-channel: decomposes one programme; compare each programme with the baseline on its own for it")
@@ -335,6 +332,10 @@ def cmd_portfolio(args) -> int:
         taken[arm] = path
     out = args.out or Path("outputs") / f"portfolio_{'_'.join(arms[:-1])}_vs_{base.run.name}"
     stall = _stall_timeout(args, _preflight(args, [base, *programmes, combination], (len(arms) + 1) * args.reps, args.workers))
+    from .appraisal.portfolio import portfolio_replicates, portfolio_table  # (after the checks, as in cmd_run)
+    from .runs.output import write_portfolio
+    from .runs.paired import compare_portfolio
+
     with claimed(out, force=args.force):
         rows, series = compare_portfolio(base, {p.run.name: p for p in programmes} | {name: combination}, args.reps, args.seed, name,
                                          args.workers, args.scheduler, stall)
@@ -370,8 +371,6 @@ def _portfolio_text(base, combination, args, table, out: Path) -> str:
 
 
 def cmd_sweep(args) -> int:
-    from .runs.paired import parse_grid
-
     file_axes = sweep_grid(args.scenario)
     axes = file_axes + list(args.set)
     if not axes:
@@ -388,11 +387,8 @@ def cmd_sweep(args) -> int:
 
 def cmd_one_way(args) -> int:
     from .appraisal.one_way import is_idle, points, ranged_assumptions
-    from .state.scenario import at_means
-    from .present.figures import one_way_figure, save
-    from .runs.one_way import run_one_way
-
     from .processes import da_hub
+    from .state.scenario import at_means
 
     if args.resume and args.force:
         raise ScenarioError("--resume completes the analysis in --out and --force replaces it: give one of them")
@@ -431,6 +427,9 @@ def cmd_one_way(args) -> int:
     point_params = [params] + [ends[a.key, end] for a in assumptions for end in ("low", "high")]  # in the order of points()
     out = args.out or Path("outputs") / f"{params.run.name}_one_way"
     stall = _stall_timeout(args, _preflight(args, point_params, 2 * args.reps, args.workers))
+    from .present.figures import one_way_figure, save  # (after the checks, as in cmd_run)
+    from .runs.one_way import run_one_way
+
     identity = {"scenario_file": params.source_file, "overrides": overrides, "settings": settings,
                 "reps": args.reps, "seed": args.seed, "drawn": args.drawn}
     print(f"{len(assumptions)} assumptions at both ends of their plausible ranges: {len(settings)} points x {args.reps} "
@@ -450,10 +449,14 @@ def cmd_one_way(args) -> int:
 
 def _stall_timeout(args, estimate) -> float:
     """--stall-timeout, or its default for the costliest replicate (as ``run_batch`` chooses it)."""
+    from .runs.batch import default_stall_timeout
+
     return args.stall_timeout or default_stall_timeout(estimate.cpu_seconds)
 
 
 def _sweep(args, grid, points, years, out: Path, stall: float) -> int:
+    import pandas as pd
+
     from .appraisal.compare import summary_table, switched_off
     from .runs.output import write_sweep
     from .runs.paired import compare_arms
@@ -526,6 +529,8 @@ def _optimism_bias_rows(share, row) -> list[str]:
 
 
 def _comparison_text(base, iv, args, table, out: Path) -> str:
+    import pandas as pd
+
     t = table.set_index("metric")
 
     def row(metric, label, fmt="{:,.0f}", scale=1.0):
@@ -572,9 +577,6 @@ def _comparison_text(base, iv, args, table, out: Path) -> str:
 
 
 def cmd_run(args) -> int:
-    from .model import ReoffendingModel
-    from .runs.output import write_run
-
     overrides = list(args.set)
     if args.years is not None:
         overrides.append(f"run.years={args.years}")
@@ -594,6 +596,9 @@ def cmd_run(args) -> int:
     if batch_only:
         raise ScenarioError(f"{', '.join(batch_only)}: for batches only; add --reps N")
     _preflight(args, [params], 1, events=args.events)
+    from .model import ReoffendingModel  # (the model's imports after the checks: a refusal answers at once)
+    from .runs.output import write_run
+
     t0 = time.perf_counter()
     with claimed(out, force=args.force):
         model = ReoffendingModel(params, seed=seed, record_offences=args.events)
@@ -605,6 +610,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    import pandas as pd
+
     from .present import figures as F
 
     folder = args.folder
@@ -643,6 +650,8 @@ def cmd_plot(args) -> int:
 
 def _sensitivity(folder: Path):
     """The sensitivity table of a comparison folder; a clear error when it cannot be estimated."""
+    import pandas as pd
+
     from .present import figures as F
 
     rows = pd.read_csv(folder / "replicates.csv")
@@ -676,6 +685,8 @@ def _check_new_png(path: Path, force: bool) -> None:
 
 
 def cmd_calibrate(args) -> int:
+    import pandas as pd
+
     from .fitting.calibration import (
         calibrate,
         free_parameters_to_fit,
@@ -715,6 +726,8 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_ensemble(args) -> int:
+    import pandas as pd
+
     from .fitting import ensemble as E
     from .fitting.calibration import load_free_parameters
     from .state.ensemble import BASELINE_ENSEMBLE, VALUE, ensemble_path
@@ -768,6 +781,8 @@ def cmd_ensemble(args) -> int:
 
 def cmd_validate(args) -> int:
     import json
+
+    import pandas as pd
 
     from . import metrics
     from .fitting.calibration import CALIBRATION_DIR, STEADY_Z, steadiness_summary, validate_all, write_fitted
@@ -824,6 +839,8 @@ def cmd_validate(args) -> int:
 
 
 def cmd_batch(args, params, seed: int, out: Path, expected_replicate_seconds: float) -> int:
+    from .runs.batch import replicate_seeds, run_batch
+
     t0 = time.perf_counter()
     result = run_batch(params, args.reps, seed, workers=args.workers, scheduler=args.scheduler, out=out, resume=args.resume,
                        **({"precision": args.precision} if args.precision else {}), allow_failures=True, stall_timeout=args.stall_timeout,

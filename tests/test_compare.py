@@ -13,8 +13,8 @@ import pytest
 
 from sim.appraisal.compare import CHANNEL_METRICS, OUTCOMES, appraise, channel_contributions, channel_table, payback_year, summary_table, switched_off
 from sim.runs.batch import replicate_seeds
-from sim.runs.paired import compare, parse_grid
-from sim.state.scenario import ScenarioError, load_scenario, parse_override, sweep_grid
+from sim.runs.paired import compare
+from sim.state.scenario import ScenarioError, load_scenario, parse_grid, parse_override, sweep_grid
 
 from conftest import BASELINE, ROOT, SMALL, load
 

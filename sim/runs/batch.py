@@ -59,6 +59,7 @@ from ..model import ReoffendingModel
 from ..state.params import Params
 from ..state.scenario import ScenarioError, load_scenario
 from ..state.sources import numba_cache_dir, sources_digest
+from .errors import BatchBroken, BatchError, BatchInterrupted, BatchStalled  # noqa: F401  (raised here; callers import them from here too)
 from .outdir import claimed, read_manifest, remove_ours
 from .output import ensemble_record, git_commit, manifest, summarise, timeseries_frame, versions
 from .preflight import check_scheduler
@@ -73,31 +74,6 @@ def default_stall_timeout(expected_replicate_seconds: float | None) -> float:
     """How long a batch waits for the next replicate before calling it stalled: 600 s, or 20x a replicate's
     estimated time (``sim.runs.limits``) when that is longer."""
     return max(DEFAULT_STALL_TIMEOUT, 20 * (expected_replicate_seconds or 0))
-
-
-class BatchError(RuntimeError):
-    """A batch that stopped short or had failures; ``finished`` lists the replicates (or runs) that finished."""
-
-    def __init__(self, message: str, finished=()):
-        super().__init__(message)
-        self.finished = sorted(finished)
-
-
-class BatchStalled(BatchError):
-    """No replicate finished for ``stall_timeout`` seconds (workers dead, or a cluster with none)."""
-
-
-class BatchBroken(BatchError):
-    """The executor broke (a local worker process was killed, say): not the replicates' fault, so none is
-    recorded as failed; the batch stops rather than restarting the pool, and ``--resume`` runs the rest."""
-
-
-class BatchInterrupted(BatchError):
-    """SIGINT (Ctrl-C) or SIGTERM stopped the batch; ``signal`` is its name ("SIGINT" or "SIGTERM")."""
-
-    def __init__(self, message: str, finished=(), signal: str = "SIGINT"):
-        super().__init__(message, finished)
-        self.signal = signal
 
 
 class ReplicatesFailed(BatchError):

@@ -1,5 +1,5 @@
 """Paired replicates of a baseline and an intervention (same seeds, common random numbers), run on the batch's
-executor and appraised by ``sim.appraisal.compare``; and the product grid a sweep runs.
+executor and appraised by ``sim.appraisal.compare`` (a sweep's grid points are arms: ``compare_arms``).
 
 Replicate k of every scenario runs with the same seed, ``sim.runs.batch.replicate_seeds(root, N)[k]``, so
 replicate k's seed does not depend on how many replicates or workers there are. Every arm of replicate k starts
@@ -9,7 +9,6 @@ and shared by the arms run together (a programme or policy starts at month 0 and
 
 from __future__ import annotations
 
-import itertools
 
 import pandas as pd
 
@@ -183,28 +182,3 @@ def compare_portfolio(base_params, arms: dict, reps: int, root_seed: int, priced
                                **members(b, i), **draws})
             series.append(i["timeseries"].assign(scenario=name, replicate=k))
     return {name: pd.DataFrame(r) for name, r in rows.items()}, pd.concat(series, ignore_index=True)
-
-
-def parse_grid(settings: list[str]) -> list[list[str]]:
-    """``["a.b=1,2", "c.d=x"]`` -> the product grid as lists of ``section.key=value`` overrides.
-    Commas inside TOML lists ``[...]``, inline tables ``{...}`` or quoted strings do not split values."""
-    axes = []
-    for text in settings:
-        key, _, values = text.partition("=")
-        parts, depth, cur, quote = [], 0, "", None
-        for ch in values:
-            if quote:
-                quote = None if ch == quote else quote
-            elif ch in "\"'":
-                quote = ch
-            else:
-                depth += ch in "[{"
-                depth -= ch in "]}"
-            if ch == "," and depth == 0 and quote is None:
-                parts.append(cur)
-                cur = ""
-            else:
-                cur += ch
-        parts.append(cur)
-        axes.append([f"{key.strip()}={v.strip()}" for v in parts])
-    return [list(point) for point in itertools.product(*axes)]

@@ -9,6 +9,7 @@ the key, the value and what is allowed, before any work is done.
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from dataclasses import fields, replace
@@ -476,6 +477,31 @@ def with_member(params: Params, seed: int) -> tuple[Params, int]:
     except ScenarioError as exc:
         raise ScenarioError(f"replicate seed {seed}: ensemble member {member} breaks a rule: {exc}") from None
     return concrete, member
+
+
+def parse_grid(settings: list[str]) -> list[list[str]]:
+    """``["a.b=1,2", "c.d=x"]`` -> the product grid as lists of ``section.key=value`` overrides.
+    Commas inside TOML lists ``[...]``, inline tables ``{...}`` or quoted strings do not split values."""
+    axes = []
+    for text in settings:
+        key, _, values = text.partition("=")
+        parts, depth, cur, quote = [], 0, "", None
+        for ch in values:
+            if quote:
+                quote = None if ch == quote else quote
+            elif ch in "\"'":
+                quote = ch
+            else:
+                depth += ch in "[{"
+                depth -= ch in "]}"
+            if ch == "," and depth == 0 and quote is None:
+                parts.append(cur)
+                cur = ""
+            else:
+                cur += ch
+        parts.append(cur)
+        axes.append([f"{key.strip()}={v.strip()}" for v in parts])
+    return [list(point) for point in itertools.product(*axes)]
 
 
 def sweep_grid(path: str | Path) -> list[str]:
