@@ -134,3 +134,23 @@ def test_same_seed_same_outputs_across_processes(tmp_path):
     for name in ("timeseries.parquet", "events.parquet", "people.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(outs[0] / name), pd.read_parquet(outs[1] / name))
     assert len(pd.read_parquet(outs[0] / "events.parquet")) > 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"],
+    ["run", str(BASELINE), "--set", "justice.no_such_key=1"],
+    ["compare", str(BASELINE), str(ROOT / "scenarios" / "multi_agency.toml"), "--set", "intervention.coverage=2"],
+    ["sweep", str(ROOT / "scenarios" / "multi_agency.toml"), "--set", "intervention.coverage=2,3"],
+], ids=["help", "run", "compare", "sweep"])
+def test_help_and_refusals_answer_before_the_model_is_imported(tmp_path, argv):
+    """``sim --help`` and a refused input answer from the scenario layer alone (about 0.5 s, not the 2 s of importing
+    the model, Mesa, pandas and the batch machinery): what this process imported when it answered."""
+    probe = ("import sys\nfrom sim.cli import main\ntry:\n    code = main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+             "print(code, *(m in sys.modules for m in ('sim.model', 'mesa', 'pandas', 'sim.runs.batch')), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe, *argv, "--out", str(tmp_path / "out")] if argv != ["--help"]
+                            else [sys.executable, "-c", probe, *argv], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=120)
+    code, *imported = result.stderr.splitlines()[-1].split()
+    assert code == ("0" if argv == ["--help"] else "2"), result.stderr
+    assert imported == ["False"] * 4, result.stderr
+    assert not (tmp_path / "out").exists()
