@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .runs.errors import BatchError, BatchInterrupted
-from .runs.limits import check_limits
+from .runs.limits import check_limits, default_stall_timeout
 from .runs.outdir import check_path, claimed, is_png, read_manifest
 from .runs.preflight import check_scheduler
 from .state.scenario import ScenarioError, combine_scenarios, load_scenario, parse_grid, programme_on, sweep_grid
@@ -264,11 +264,11 @@ def cmd_compare(args) -> int:
     out = args.out or Path("outputs") / f"{iv.run.name}_vs_{base.run.name}"
     arms = len(CHANNELS) if args.by_channel else 0
     stall = _stall_timeout(args, _preflight(args, [base, iv], (2 + arms) * args.reps, args.workers))
-    from .appraisal.compare import channel_contributions, summary_table  # (after the checks, as in cmd_run)
-    from .runs.output import write_comparison
-    from .runs.paired import compare
-
     with claimed(out, force=args.force):
+        from .appraisal.compare import channel_contributions, summary_table  # (after the checks, as in cmd_run)
+        from .runs.output import write_comparison
+        from .runs.paired import compare
+
         rows, series, ledger, _, *by_arm = compare(base, iv, args.reps, args.seed, args.workers, scheduler=args.scheduler,
                                                    stall_timeout=stall, channels=args.by_channel)
         channels = channel_contributions(rows, by_arm[0]) if args.by_channel else None
@@ -332,11 +332,11 @@ def cmd_portfolio(args) -> int:
         taken[arm] = path
     out = args.out or Path("outputs") / f"portfolio_{'_'.join(arms[:-1])}_vs_{base.run.name}"
     stall = _stall_timeout(args, _preflight(args, [base, *programmes, combination], (len(arms) + 1) * args.reps, args.workers))
-    from .appraisal.portfolio import portfolio_replicates, portfolio_table  # (after the checks, as in cmd_run)
-    from .runs.output import write_portfolio
-    from .runs.paired import compare_portfolio
-
     with claimed(out, force=args.force):
+        from .appraisal.portfolio import portfolio_replicates, portfolio_table  # (after the checks, as in cmd_run)
+        from .runs.output import write_portfolio
+        from .runs.paired import compare_portfolio
+
         rows, series = compare_portfolio(base, {p.run.name: p for p in programmes} | {name: combination}, args.reps, args.seed, name,
                                          args.workers, args.scheduler, stall)
         long = portfolio_replicates(rows, arms[:-1], name)
@@ -449,8 +449,6 @@ def cmd_one_way(args) -> int:
 
 def _stall_timeout(args, estimate) -> float:
     """--stall-timeout, or its default for the costliest replicate (as ``run_batch`` chooses it)."""
-    from .runs.batch import default_stall_timeout
-
     return args.stall_timeout or default_stall_timeout(estimate.cpu_seconds)
 
 
@@ -596,11 +594,11 @@ def cmd_run(args) -> int:
     if batch_only:
         raise ScenarioError(f"{', '.join(batch_only)}: for batches only; add --reps N")
     _preflight(args, [params], 1, events=args.events)
-    from .model import ReoffendingModel  # (the model's imports after the checks: a refusal answers at once)
-    from .runs.output import write_run
-
-    t0 = time.perf_counter()
     with claimed(out, force=args.force):
+        from .model import ReoffendingModel  # (once the checks and the output folder have passed: refusals are quick)
+        from .runs.output import write_run
+
+        t0 = time.perf_counter()
         model = ReoffendingModel(params, seed=seed, record_offences=args.events)
         model.run()
         summary = write_run(model, out, with_events=args.events, force=args.force)

@@ -139,18 +139,28 @@ def test_same_seed_same_outputs_across_processes(tmp_path):
 @pytest.mark.parametrize("argv", [
     ["--help"],
     ["run", str(BASELINE), "--set", "justice.no_such_key=1"],
+    ["run", str(BASELINE), "--years", "1", "--out", "{existing}"],
     ["compare", str(BASELINE), str(ROOT / "scenarios" / "multi_agency.toml"), "--set", "intervention.coverage=2"],
+    ["compare", str(BASELINE), str(ROOT / "scenarios" / "multi_agency.toml"), "--years", "1", "--out", "{existing}"],
     ["sweep", str(ROOT / "scenarios" / "multi_agency.toml"), "--set", "intervention.coverage=2,3"],
-], ids=["help", "run", "compare", "sweep"])
+], ids=["help", "run-bad-key", "run-out-exists", "compare-bad-value", "compare-out-exists", "sweep-bad-value"])
 def test_help_and_refusals_answer_before_the_model_is_imported(tmp_path, argv):
-    """``sim --help`` and a refused input answer from the scenario layer alone (about 0.5 s, not the 2 s of importing
-    the model, Mesa, pandas and the batch machinery): what this process imported when it answered."""
+    """``sim --help`` and a refused input or output folder answer before the model, Mesa, pandas or the batch
+    machinery is imported (about 0.5 s, not the 2 s those imports take): what the process had imported when it
+    answered."""
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "mine.txt").write_text("not sim's")
+    argv = [a.format(existing=existing) for a in argv]
+    if argv[0] != "--help" and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
     probe = ("import sys\nfrom sim.cli import main\ntry:\n    code = main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-             "print(code, *(m in sys.modules for m in ('sim.model', 'mesa', 'pandas', 'sim.runs.batch')), file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", probe, *argv, "--out", str(tmp_path / "out")] if argv != ["--help"]
-                            else [sys.executable, "-c", probe, *argv], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+             "print('probe:', code, *(m in sys.modules for m in ('sim.model', 'mesa', 'pandas', 'sim.runs.batch')), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=120)
-    code, *imported = result.stderr.splitlines()[-1].split()
+    probed = [line.split()[1:] for line in result.stderr.splitlines() if line.startswith("probe:")]
+    assert probed, result.stderr
+    code, *imported = probed[-1]
     assert code == ("0" if argv == ["--help"] else "2"), result.stderr
     assert imported == ["False"] * 4, result.stderr
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and [p.name for p in existing.iterdir()] == ["mine.txt"]

@@ -59,22 +59,13 @@ from ..model import ReoffendingModel
 from ..state.params import Params
 from ..state.scenario import ScenarioError, load_scenario
 from ..state.sources import numba_cache_dir, sources_digest
-from .errors import BatchBroken, BatchError, BatchInterrupted, BatchStalled  # noqa: F401  (raised here; callers import them from here too)
+from .errors import BatchBroken, BatchError, BatchInterrupted, BatchStalled
+from .limits import DEFAULT_STALL_TIMEOUT, default_stall_timeout
 from .outdir import claimed, read_manifest, remove_ours
 from .output import ensemble_record, git_commit, manifest, summarise, timeseries_frame, versions
 from .preflight import check_scheduler
 from .progress import Progress
 from .worker import init_worker
-
-#: seconds without any replicate finishing after which a batch is declared stalled (unless told otherwise)
-DEFAULT_STALL_TIMEOUT = 600.0
-
-
-def default_stall_timeout(expected_replicate_seconds: float | None) -> float:
-    """How long a batch waits for the next replicate before calling it stalled: 600 s, or 20x a replicate's
-    estimated time (``sim.runs.limits``) when that is longer."""
-    return max(DEFAULT_STALL_TIMEOUT, 20 * (expected_replicate_seconds or 0))
-
 
 class ReplicatesFailed(BatchError):
     """Some replicates raised: ``failed`` maps each to its error, ``result`` is the BatchResult of the others."""

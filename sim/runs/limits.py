@@ -99,6 +99,8 @@ _REFERENCE_Q40 = 5e-5 * math.exp(0.085 * 40)  # the baseline's Gompertz curve at
 DEFAULT_MAX_HOURS = 2.0
 #: default memory limit: this share of the machine's physical memory
 DEFAULT_MEMORY_SHARE = 0.8
+#: seconds without any replicate finishing after which a batch is declared stalled (unless told otherwise)
+DEFAULT_STALL_TIMEOUT = 600.0
 
 #: bytes of one row of the ``people`` arrays
 ROW_ARRAY_BYTES = sum(np.dtype(dtype).itemsize for dtype, _ in FIELDS.values())
@@ -128,6 +130,12 @@ class Estimate:
         return (f"{_about(_count(self.agents_at_start))} agents at the start and {_count(self.agents_at_end)} at the end, "
                 f"{_count(self.months)} months; per replicate {_about(_gb(self.peak_memory_bytes))} of memory and "
                 f"{_duration(self.cpu_seconds)} of a core")
+
+
+def default_stall_timeout(expected_replicate_seconds: float | None) -> float:
+    """How long a batch waits for the next replicate before calling it stalled: 600 s, or 20x a replicate's
+    estimated time (``estimate``) when that is longer."""
+    return max(DEFAULT_STALL_TIMEOUT, 20 * (expected_replicate_seconds or 0))
 
 
 def _safe_float(x) -> float:

@@ -9,7 +9,6 @@ and shared by the arms run together (a programme or policy starts at month 0 and
 
 from __future__ import annotations
 
-
 import pandas as pd
 
 from .. import metrics
@@ -90,7 +89,7 @@ def run_all(tasks: list[tuple], workers: int = 1, label: str = "runs", scheduler
     executor that ``workers`` or
     ``scheduler`` give (see ``sim.runs.batch.run_calls``). A failing run raises its own error at once; SIGINT or
     SIGTERM, no run finishing for ``stall_timeout`` seconds (default 600) or a broken pool raise the matching
-    ``sim.runs.batch.BatchError``. Either way queued runs are cancelled and running ones not waited for."""
+    ``sim.runs.errors.BatchError``. Either way queued runs are cancelled and running ones not waited for."""
     progress = Progress(len(tasks), label)
     results: dict[int, dict] = {}
 

@@ -73,11 +73,11 @@ def read_ensemble(path: Path = ENSEMBLE) -> Ensemble:
 def _read(path: str, mtime_ns: int, size: int) -> Ensemble:  # (keyed by the file's time and size: a new file is reread)
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    table = pq.ParquetFile(path).read()  # (not read_table: its datasets layer imports pandas, 0.8 s more for a refusal)
     keys = [c[len(VALUE):] for c in table.column_names if c.startswith(VALUE)]
     if not keys or table.num_rows == 0:
         raise ValueError("no members, or no value: columns")
-    columns = [table.column(VALUE + k).to_numpy().astype(float) for k in keys]
+    columns = [np.array(table.column(VALUE + k).to_pylist(), float) for k in keys]  # (to_numpy would import pandas)
     if not all(np.isfinite(c).all() for c in columns):
         raise ValueError("a member's value is missing or not finite")
     return Ensemble(tuple(keys), tuple(zip(*(c.tolist() for c in columns))), path)
