@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .runs.errors import BatchError, BatchInterrupted
 from .runs.limits import check_limits, default_stall_timeout
-from .runs.outdir import check_path, claimed, is_png, read_manifest
+from .runs.outdir import arm_file, check_path, claimed, is_png, read_manifest
 from .runs.preflight import check_scheduler
 from .state.scenario import ScenarioError, combine_scenarios, load_scenario, parse_grid, programme_on, sweep_grid
 
@@ -305,8 +305,6 @@ def _same_length(base, others: list) -> None:
 def cmd_portfolio(args) -> int:
     """``sim compare BASE A B [C ...]``: the baseline, each programme alone and their combination on the same
     seeds, and the interaction (the combination minus the sum of the programmes), with its report."""
-    from .runs.output import arm_file
-
     if args.by_channel:
         raise ScenarioError("--by-channel: decomposes one programme; compare each programme with the baseline on its own for it")
     overrides = _compare_overrides(args)

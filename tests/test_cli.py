@@ -142,8 +142,11 @@ def test_same_seed_same_outputs_across_processes(tmp_path):
     ["run", str(BASELINE), "--years", "1", "--out", "{existing}"],
     ["compare", str(BASELINE), str(ROOT / "scenarios" / "multi_agency.toml"), "--set", "intervention.coverage=2"],
     ["compare", str(BASELINE), str(ROOT / "scenarios" / "multi_agency.toml"), "--years", "1", "--out", "{existing}"],
+    ["compare", str(BASELINE), str(ROOT / "scenarios" / "multi_agency.toml"), str(ROOT / "scenarios" / "multi_agency_lifetime.toml"),
+     "--years", "1", "--out", "{existing}"],
     ["sweep", str(ROOT / "scenarios" / "multi_agency.toml"), "--set", "intervention.coverage=2,3"],
-], ids=["help", "run-bad-key", "run-out-exists", "compare-bad-value", "compare-out-exists", "sweep-bad-value"])
+], ids=["help", "run-bad-key", "run-out-exists", "compare-bad-value", "compare-out-exists", "portfolio-out-exists",
+        "sweep-bad-value"])
 def test_help_and_refusals_answer_before_the_model_is_imported(tmp_path, argv):
     """``sim --help`` and a refused input or output folder answer before the model, Mesa, pandas or the batch
     machinery is imported (about 0.5 s, not the 2 s those imports take): what the process had imported when it
@@ -151,7 +154,7 @@ def test_help_and_refusals_answer_before_the_model_is_imported(tmp_path, argv):
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "mine.txt").write_text("not sim's")
-    argv = [a.format(existing=existing) for a in argv]
+    argv_given, argv = argv, [a.format(existing=existing) for a in argv]
     if argv[0] != "--help" and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     probe = ("import sys\nfrom sim.cli import main\ntry:\n    code = main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
@@ -163,4 +166,6 @@ def test_help_and_refusals_answer_before_the_model_is_imported(tmp_path, argv):
     code, *imported = probed[-1]
     assert code == ("0" if argv == ["--help"] else "2"), result.stderr
     assert imported == ["False"] * 4, result.stderr
+    if "{existing}" in argv_given:
+        assert "already exists" in result.stderr, result.stderr  # refused for the folder, not for something else
     assert not (tmp_path / "out").exists() and [p.name for p in existing.iterdir()] == ["mine.txt"]

@@ -95,6 +95,11 @@ def is_png(path: Path) -> bool:
         return fh.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
 
 
+def arm_file(name: str) -> str:
+    """The per-arm summary file of a portfolio arm: ``comparison_<name>.csv``, the name kept to safe characters."""
+    return "comparison_" + "".join(c if c.isalnum() or c in "+-_." else "_" for c in name) + ".csv"
+
+
 def foreign_entries(folder: Path) -> list[str]:
     """Entries of ``folder`` that our commands did not write, judged by its manifest (all of them if it has none)."""
     entries = sorted(p.name for p in folder.iterdir())

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import metrics
 from ..state.people import START_STATUS
 from ..state.rng import NEVER
-from .outdir import claimed
+from .outdir import arm_file, claimed
 
 
 def people_frame(model) -> pd.DataFrame:
@@ -253,11 +253,6 @@ def write_comparison(out_dir: Path, base, iv, root_seed: int, rows: pd.DataFrame
             "files": [*files, "manifest.json"],
         })
         (tmp / "manifest.json").write_text(json.dumps(info, indent=2, default=float))
-
-
-def arm_file(name: str) -> str:
-    """The per-arm summary file of a portfolio arm: ``comparison_<name>.csv``, the name kept to safe characters."""
-    return "comparison_" + "".join(c if c.isalnum() or c in "+-_." else "_" for c in name) + ".csv"
 
 
 def write_portfolio(out_dir: Path, base, programmes: list, combination, combination_given: bool, root_seed: int,
