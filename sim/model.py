@@ -178,6 +178,14 @@ class ReoffendingModel(mesa.Model):
         self.finished = True  # (step refuses to run)
         for name in ("step", "_user_step"):  # Mesa wraps step in bound methods the model holds itself: with them
             vars(self).pop(name, None)  # gone, nothing refers back to the model, so it goes as soon as it is dropped
+        # Mesa 3.5+ also points back from the model's scenario and from the event generators that schedule its steps
+        scenario = getattr(self, "scenario", None)
+        if getattr(scenario, "model", None) is self:
+            scenario.model = None
+        vars(self).pop("_default_schedule", None)
+        generators = vars(self).get("_event_generators")
+        if isinstance(generators, set):
+            generators.clear()
 
     def __enter__(self) -> "ReoffendingModel":
         """``with ReoffendingModel(...) as model:`` releases the model when the block ends (see ``release``)."""

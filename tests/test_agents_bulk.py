@@ -363,7 +363,7 @@ def test_release_takes_the_ordinary_path_when_mesa_is_not_as_expected(monkeypatc
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     agents_mod.release_agents(model)
     assert any(r.getMessage() == "removing every agent one by one: unknown Mesa (test)" for r in caplog.records)
-    assert len(model.agents) == 0 and not model._agents and len(model.agents_by_type[Person]) == 0
+    assert len(model.agents) == 0 and not vars(model).get("_agents") and len(model.agents_by_type[Person]) == 0  # (_agents: Mesa < 3.5)
 
 
 def test_a_released_model_is_freed_without_the_garbage_collector():
