@@ -425,14 +425,14 @@ def cmd_one_way(args) -> int:
     point_params = [params] + [ends[a.key, end] for a in assumptions for end in ("low", "high")]  # in the order of points()
     out = args.out or Path("outputs") / f"{params.run.name}_one_way"
     stall = _stall_timeout(args, _preflight(args, point_params, 2 * args.reps, args.workers))
-    from .present.figures import one_way_figure, save  # (after the checks, as in cmd_run)
-    from .runs.one_way import run_one_way
-
     identity = {"scenario_file": params.source_file, "overrides": overrides, "settings": settings,
                 "reps": args.reps, "seed": args.seed, "drawn": args.drawn}
     print(f"{len(assumptions)} assumptions at both ends of their plausible ranges: {len(settings)} points x {args.reps} "
           "paired replicates")
     with claimed(out, force=args.force, resume=args.resume, resumable=True) as folder:
+        from .present.figures import one_way_figure, save  # (after the checks and the output folder, as in cmd_run)
+        from .runs.one_way import run_one_way
+
         table, words = run_one_way(folder, assumptions, settings, point_params, identity, args.reps, args.seed, args.workers,
                                    args.scheduler, stall, args.force, args.resume,
                                    lambda t, path: save(one_way_figure(t, args.top), path))
