@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,22 +257,33 @@ def compile_kernels() -> None:
         run_arms(arms[0], arms[1:], seed=1)
 
 
-def _compile_kernels_apart() -> str | None:
-    """``compile_kernels`` in a process of its own (the controller keeps no compiler in memory): None if it worked,
-    else the last line it wrote."""
-    run = subprocess.run([sys.executable, "-c", "import conftest; conftest.compile_kernels()"], cwd=Path(__file__).parent,
-                         capture_output=True, text=True)
-    return None if run.returncode == 0 else ((run.stderr.strip().splitlines() or [f"exit {run.returncode}"])[-1])
+def _compile_kernels_apart() -> Callable[[], str | None]:
+    """Start ``compile_kernels`` in a process of its own (the controller keeps no compiler in memory); returns what
+    waits for it: None if it worked, else the last line it wrote."""
+    run = subprocess.Popen([sys.executable, "-c", "import conftest; conftest.compile_kernels()"], cwd=Path(__file__).parent,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def finished() -> str | None:
+        _, err = run.communicate()
+        return None if run.returncode == 0 else ((err.strip().splitlines() or [f"exit {run.returncode}"])[-1])
+
+    return finished
+
+
+#: where the controller keeps the wait for the kernels being compiled (``pytest_configure``)
+_COMPILING = pytest.StashKey[Callable[[], None]]()
 
 
 def pytest_configure(config):
-    """Before the test processes start (xdist's controller only), compile numba's kernels into the package's cache
-    folder for the sources as they are (a fresh clone, or sources just edited; about 25 s): each test process, and
+    """Before the tests start (xdist's controller only), compile numba's kernels into the package's cache folder for
+    the sources as they are (a fresh clone, or sources just edited; about 25 s of one core): each test process, and
     each worker and subprocess a test starts, otherwise compiles them for itself until one has written them, a
     minute or more of the cores at the start of a fresh clone's suite, and more memory than sim.runs.limits
-    estimates. A file in the folder says it was done. A folder of the user's own (NUMBA_CACHE_DIR), a suite in one
-    process, and --collect-only or --help are left alone; a failure (a scenario being edited, say) warns and leaves
-    the tests to say what is wrong."""
+    estimates. The compiling runs while the test processes start and collect the tests (about 10 s, which its one
+    core would otherwise leave the other idle through), and the first test waits for it
+    (``pytest_xdist_node_collection_finished``). A file in the folder says it was done. A folder of the user's own
+    (NUMBA_CACHE_DIR), a suite in one process, and --collect-only or --help are left alone; a failure (a scenario
+    being edited, say) warns and leaves the tests to say what is wrong."""
     from sim.state.sources import numba_cache_dir, sources_digest
 
     distributed = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
@@ -280,12 +292,37 @@ def pytest_configure(config):
     done = folder / "compiled-by-tests"
     if not distributed or listing or os.environ.get("NUMBA_CACHE_DIR") != str(folder) or done.exists():
         return
-    problem = _compile_kernels_apart()
-    if problem is None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            done.touch()
-        except OSError as error:
-            problem = repr(error)
-    if problem is not None:
-        config.issue_config_time_warning(pytest.PytestWarning(f"kernels not compiled before the tests: {problem}"), 2)
+    finished = _compile_kernels_apart()
+
+    def wait() -> None:
+        problem = finished()
+        if problem is None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                done.touch()
+            except OSError as error:
+                problem = repr(error)
+        if problem is not None:
+            config.issue_config_time_warning(pytest.PytestWarning(f"kernels not compiled before the tests: {problem}"), 2)
+
+    config.stash[_COMPILING] = wait
+
+
+def _wait_for_kernels(config) -> None:
+    """Wait for the kernels ``pytest_configure`` started compiling, once (then nothing)."""
+    wait = config.stash.get(_COMPILING, None)
+    if wait is not None:
+        del config.stash[_COMPILING]
+        wait()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """(xdist's controller) A test process has collected the tests: none is handed out before the kernels are
+    compiled."""
+    _wait_for_kernels(node.config)
+
+
+def pytest_unconfigure(config):
+    """The compiling waited for, had no test process finished collecting (so it is never left running)."""
+    _wait_for_kernels(config)

@@ -594,8 +594,9 @@ def test_workers_get_numba_s_cache_folder_of_the_sources_as_they_are(monkeypatch
 
 
 def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_sources_own_folder(monkeypatch, tmp_path):
-    """tests/conftest.py's ``pytest_configure``: in xdist's controller it compiles once (in a process of its own)
-    into the sources' own numba folder and marks it done; an xdist worker, a suite in one process, a listing, a folder
+    """tests/conftest.py's ``pytest_configure``: in xdist's controller it starts compiling once (in a process of its
+    own) into the sources' own numba folder, and the first test process to finish collecting waits for it (at the
+    latest, the end of the session), which marks it done; an xdist worker, a suite in one process, a listing, a folder
     the user chose (nothing written there) and a folder already marked are left alone; a failure warns, no mark. The
     compiling runs every shipped scenario from both kinds of start, and works."""
     import types
@@ -606,33 +607,51 @@ def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_s
 
     folder = tmp_path / "numba-sources"
     monkeypatch.setattr(sources, "numba_cache_dir", lambda digest: folder)
-    compiled, warnings = [], []
-    monkeypatch.setattr(conftest, "_compile_kernels_apart", lambda: compiled.append(1))
+    started, compiled, warnings = [], [], []
+
+    def compiling(problem=None):
+        started.append(1)
+        return lambda: compiled.append(1) or problem
+
+    monkeypatch.setattr(conftest, "_compile_kernels_apart", compiling)
 
     def configure(numprocesses=2, worker=False, collectonly=False):
         config = types.SimpleNamespace(option=types.SimpleNamespace(numprocesses=numprocesses, collectonly=collectonly),
-                                       issue_config_time_warning=lambda warning, stacklevel: warnings.append(warning))
+                                       issue_config_time_warning=lambda warning, stacklevel: warnings.append(warning),
+                                       stash=pytest.Stash())
         if worker:
             config.workerinput = {}
         conftest.pytest_configure(config)
+        return config
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     configure()
-    assert compiled == [] and not folder.exists()
+    assert started == [] and not folder.exists()
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(folder))
     configure(worker=True)
     configure(numprocesses=None)
     configure(numprocesses=0)
     configure(collectonly=True)
-    assert compiled == [] and not folder.exists()
-    monkeypatch.setattr(conftest, "_compile_kernels_apart", lambda: "ValueError: a broken scenario")
-    configure()
-    assert not (folder / "compiled-by-tests").exists()
+    assert started == [] and not folder.exists()
+    monkeypatch.setattr(conftest, "_compile_kernels_apart", lambda: compiling("ValueError: a broken scenario"))
+    config = configure()
+    assert started == [1] and compiled == [] and warnings == []  # started, not waited for
+    conftest.pytest_xdist_node_collection_finished(types.SimpleNamespace(config=config), [])
+    assert compiled == [1] and not (folder / "compiled-by-tests").exists()
     assert len(warnings) == 1 and "a broken scenario" in str(warnings[0])
-    monkeypatch.setattr(conftest, "_compile_kernels_apart", lambda: compiled.append(1))
-    configure()
-    configure()
-    assert compiled == [1] and (folder / "compiled-by-tests").exists() and len(warnings) == 1
+    monkeypatch.setattr(conftest, "_compile_kernels_apart", compiling)
+    config = configure()
+    assert not (folder / "compiled-by-tests").exists()
+    for node in range(2):  # each test process's collection finished, then the session's end: one wait
+        conftest.pytest_xdist_node_collection_finished(types.SimpleNamespace(config=config), [])
+    conftest.pytest_unconfigure(config)
+    assert compiled == [1, 1] and (folder / "compiled-by-tests").exists() and len(warnings) == 1
+    configure()  # a folder marked: nothing started
+    assert started == [1, 1]
+    (folder / "compiled-by-tests").unlink()
+    config = configure()  # no test process finished collecting (a collection error, say): the session's end waits
+    conftest.pytest_unconfigure(config)
+    assert started == compiled == [1, 1, 1] and (folder / "compiled-by-tests").exists()
 
     runs = []
     monkeypatch.setattr(paired, "run_arms", lambda base, arms, seed: runs.append([base, *arms]))
@@ -640,4 +659,4 @@ def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_s
     assert [len(arms) for arms in runs] == [len(conftest.SCENARIOS)] * 2
     assert [arms[0].population.history_years for arms in runs] == [2, 0]  # a simulated start, then a drawn one
     monkeypatch.undo()
-    assert conftest._compile_kernels_apart() is None  # for real, in a process of its own (the kernels already cached)
+    assert conftest._compile_kernels_apart()() is None  # for real, in a process of its own (the kernels already cached)

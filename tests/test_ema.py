@@ -15,9 +15,16 @@ from sim.ema import ScenarioFunction, ema_name, make_ema_model
 
 MULTI_AGENCY = ROOT / "scenarios" / "multi_agency.toml"
 
-with warnings.catch_warnings():  # the workbench warns about optional back ends it does not find
-    warnings.simplefilter("ignore")
-    from ema_workbench import IntegerParameter, Policy, RealParameter, Samplers, SequentialEvaluator, perform_experiments
+
+@pytest.fixture(scope="module")
+def workbench():
+    """The EMA workbench, imported here rather than at the top (it takes about 2 s: every test process would pay it
+    while collecting, not only the one that runs these tests)."""
+    with warnings.catch_warnings():  # the workbench warns about optional back ends it does not find
+        warnings.simplefilter("ignore")
+        import ema_workbench
+    return ema_workbench
+
 
 UNCERTAINTIES = {"intervention.p_engage": (0.5, 0.9), "intervention.offending_rr_at_full_dose": (0.7, 1.0)}
 LEVER = "intervention.intensity_hours_per_month"
@@ -32,17 +39,19 @@ def small_multi_agency(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def experiment(small_multi_agency):
+def experiment(small_multi_agency, workbench):
+    Policy, Samplers = workbench.Policy, workbench.Samplers
     model = make_ema_model(small_multi_agency, UNCERTAINTIES, OUTCOMES, levers={LEVER: (5.0, 40.0)}, seed=3, years=2,
                            compare_with_baseline=True)
     policies = [Policy("low", **{ema_name(LEVER): 8.0}), Policy("high", **{ema_name(LEVER): 32.0})]
-    with SequentialEvaluator(model) as evaluator:
-        experiments, outcomes = perform_experiments(model, scenarios=3, policies=policies, evaluator=evaluator,
+    with workbench.SequentialEvaluator(model) as evaluator:
+        experiments, outcomes = workbench.perform_experiments(model, scenarios=3, policies=policies, evaluator=evaluator,
                                                     uncertainty_sampling=Samplers.LHS)
     return model, experiments, outcomes
 
 
-def test_model_parameters_and_names(small_multi_agency):
+def test_model_parameters_and_names(small_multi_agency, workbench):
+    RealParameter, IntegerParameter = workbench.RealParameter, workbench.IntegerParameter
     model = make_ema_model(small_multi_agency, {"intervention.p_engage": (0.5, 0.9), "intervention.duration_months": (6, 12)},
                            ["offences_per_year"], levers={LEVER: (5, 40.0)})
     kinds = {p.name: type(p) for p in [*model.uncertainties, *model.levers]}
