@@ -13,9 +13,10 @@ STAMP  := $(VENV)/.installed
 # tests in as many processes as there are cores (at most 4: each can take 1.5 GB), a test module's tests kept together
 # so that its fixtures are built once; PYTEST_PARALLEL= runs them in one process
 PYTEST_PARALLEL ?= --numprocesses=auto --maxprocesses=4 --dist=loadscope
-# the tests write the bytecode of the package's and the tests' own sources (into their __pycache__ folders, git-ignored)
-# even where PYTHONDONTWRITEBYTECODE is set, as here: else each of the suite's 100-odd processes compiles the package
-# again, and each test process rewrites every test module's asserts again (about 5 s of its 10 s of collecting)
+# the suite's processes write the bytecode of what they import and find none for (the package's and the tests' own
+# sources: into their __pycache__ folders, git-ignored) even where PYTHONDONTWRITEBYTECODE is set, as here: else each
+# of its 100-odd processes compiles the package again, and each test process rewrites every test module's asserts
+# again (about 5 s of its 10 s of collecting)
 PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q
 
 .PHONY: run test app test-full bench bench-readme clean venv

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,28 +260,38 @@ def compile_kernels() -> None:
 
 def _compile_kernels_apart() -> Callable[[], str | None]:
     """Start ``compile_kernels`` in a process of its own (the controller keeps no compiler in memory); returns what
-    waits for it: None if it worked, else the last line it wrote."""
+    waits for it: None if it worked, else the last line it wrote (what it writes goes to a file, so that it never
+    waits for a reader). Interrupted while waiting (Ctrl-C), it stops the process."""
+    err = tempfile.TemporaryFile("w+")
     run = subprocess.Popen([sys.executable, "-c", "import conftest; conftest.compile_kernels()"], cwd=Path(__file__).parent,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.DEVNULL, stderr=err, text=True)
 
     def finished() -> str | None:
-        _, err = run.communicate()
-        return None if run.returncode == 0 else ((err.strip().splitlines() or [f"exit {run.returncode}"])[-1])
+        try:
+            run.wait()
+        except BaseException:
+            run.kill()
+            run.wait()
+            raise
+        with err:
+            err.seek(0)
+            lines = err.read().strip().splitlines()
+        return None if run.returncode == 0 else (lines or [f"exit {run.returncode}"])[-1]
 
     return finished
 
 
 #: where the controller keeps the wait for the kernels being compiled (``pytest_configure``)
-_COMPILING = pytest.StashKey[Callable[[], None]]()
+_COMPILING = pytest.StashKey[Callable[[bool], None]]()
 
 
 def pytest_configure(config):
     """Before the tests start (xdist's controller only), compile numba's kernels into the package's cache folder for
-    the sources as they are (a fresh clone, or sources just edited; about 25 s of one core): each test process, and
+    the sources as they are (a fresh clone, or sources just edited; about 25-29 s of one core): each test process, and
     each worker and subprocess a test starts, otherwise compiles them for itself until one has written them, a
     minute or more of the cores at the start of a fresh clone's suite, and more memory than sim.runs.limits
-    estimates. The compiling runs while the test processes start and collect the tests (about 10 s, which its one
-    core would otherwise leave the other idle through), and the first test waits for it
+    estimates. Started here, the compiling runs while the test processes start and collect the tests (about 5 s,
+    which its one core would otherwise leave the other idle through); no test is handed out until it has ended
     (``pytest_xdist_node_collection_finished``). A file in the folder says it was done. A folder of the user's own
     (NUMBA_CACHE_DIR), a suite in one process, and --collect-only or --help are left alone; a failure (a scenario
     being edited, say) warns and leaves the tests to say what is wrong."""
@@ -294,7 +305,7 @@ def pytest_configure(config):
         return
     finished = _compile_kernels_apart()
 
-    def wait() -> None:
+    def wait(at_the_end: bool) -> None:
         problem = finished()
         if problem is None:
             try:
@@ -302,27 +313,33 @@ def pytest_configure(config):
                 done.touch()
             except OSError as error:
                 problem = repr(error)
-        if problem is not None:
-            config.issue_config_time_warning(pytest.PytestWarning(f"kernels not compiled before the tests: {problem}"), 2)
+        if problem is None:
+            return
+        message = f"kernels not compiled before the tests: {problem}"
+        if at_the_end:  # (the warnings' summary is already written)
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            config.issue_config_time_warning(pytest.PytestWarning(message), 2)
 
     config.stash[_COMPILING] = wait
 
 
-def _wait_for_kernels(config) -> None:
+def _wait_for_kernels(config, at_the_end: bool = False) -> None:
     """Wait for the kernels ``pytest_configure`` started compiling, once (then nothing)."""
     wait = config.stash.get(_COMPILING, None)
     if wait is not None:
         del config.stash[_COMPILING]
-        wait()
+        wait(at_the_end)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node, ids):
-    """(xdist's controller) A test process has collected the tests: none is handed out before the kernels are
-    compiled."""
+    """(xdist's controller, as each test process has collected the tests) No test is handed out before the
+    compiling has ended (or failed): the first call waits for it."""
     _wait_for_kernels(node.config)
 
 
 def pytest_unconfigure(config):
-    """The compiling waited for, had no test process finished collecting (so it is never left running)."""
-    _wait_for_kernels(config)
+    """The compiling waited for, had no test process finished collecting (a collection error with -x, say), so that
+    it is never left running; a failure is then written to stderr."""
+    _wait_for_kernels(config, at_the_end=True)

@@ -593,12 +593,13 @@ def test_workers_get_numba_s_cache_folder_of_the_sources_as_they_are(monkeypatch
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
 
 
-def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_sources_own_folder(monkeypatch, tmp_path):
+def test_the_suite_compiles_the_kernels_once_while_its_processes_start_and_before_any_test(monkeypatch, tmp_path, capsys):
     """tests/conftest.py's ``pytest_configure``: in xdist's controller it starts compiling once (in a process of its
-    own) into the sources' own numba folder, and the first test process to finish collecting waits for it (at the
-    latest, the end of the session), which marks it done; an xdist worker, a suite in one process, a listing, a folder
-    the user chose (nothing written there) and a folder already marked are left alone; a failure warns, no mark. The
-    compiling runs every shipped scenario from both kinds of start, and works."""
+    own) into the sources' own numba folder, and the controller waits for it when the first test process has
+    collected the tests (at the latest, at the session's end), then marks it done; an xdist worker, a suite in one
+    process, a listing, a folder the user chose (nothing written there) and a folder already marked are left alone;
+    a failure warns (on stderr at the session's end), no mark. The compiling runs every shipped scenario from both
+    kinds of start, and works."""
     import types
 
     import conftest
@@ -642,7 +643,7 @@ def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_s
     monkeypatch.setattr(conftest, "_compile_kernels_apart", compiling)
     config = configure()
     assert not (folder / "compiled-by-tests").exists()
-    for node in range(2):  # each test process's collection finished, then the session's end: one wait
+    for _ in range(2):  # each test process's collection finished, then the session's end: one wait
         conftest.pytest_xdist_node_collection_finished(types.SimpleNamespace(config=config), [])
     conftest.pytest_unconfigure(config)
     assert compiled == [1, 1] and (folder / "compiled-by-tests").exists() and len(warnings) == 1
@@ -652,6 +653,14 @@ def test_the_suite_compiles_the_kernels_once_before_its_processes_start_in_the_s
     config = configure()  # no test process finished collecting (a collection error, say): the session's end waits
     conftest.pytest_unconfigure(config)
     assert started == compiled == [1, 1, 1] and (folder / "compiled-by-tests").exists()
+    (folder / "compiled-by-tests").unlink()
+    monkeypatch.setattr(conftest, "_compile_kernels_apart", lambda: compiling("ValueError: broken again"))
+    capsys.readouterr()
+    conftest.pytest_unconfigure(configure())  # a failure found then: on stderr (the warnings' summary is written)
+    assert "broken again" in capsys.readouterr().err and len(warnings) == 1
+    assert not (folder / "compiled-by-tests").exists()
+    # (a hook of xdist's: optional, so that a suite without xdist still runs)
+    assert conftest.pytest_xdist_node_collection_finished.pytest_impl.get("optionalhook") is True
 
     runs = []
     monkeypatch.setattr(paired, "run_arms", lambda base, arms, seed: runs.append([base, *arms]))

@@ -46,7 +46,7 @@ def experiment(small_multi_agency, workbench):
     policies = [Policy("low", **{ema_name(LEVER): 8.0}), Policy("high", **{ema_name(LEVER): 32.0})]
     with workbench.SequentialEvaluator(model) as evaluator:
         experiments, outcomes = workbench.perform_experiments(model, scenarios=3, policies=policies, evaluator=evaluator,
-                                                    uncertainty_sampling=Samplers.LHS)
+                                                              uncertainty_sampling=Samplers.LHS)
     return model, experiments, outcomes
 
 
