@@ -264,7 +264,7 @@ def _compile_kernels_apart() -> Callable[[], str | None]:
     waits for a reader). Interrupted while waiting (Ctrl-C), it stops the process."""
     err = tempfile.TemporaryFile("w+")
     run = subprocess.Popen([sys.executable, "-c", "import conftest; conftest.compile_kernels()"], cwd=Path(__file__).parent,
-                           stdout=subprocess.DEVNULL, stderr=err, text=True)
+                           stdout=subprocess.DEVNULL, stderr=err)
 
     def finished() -> str | None:
         try:
